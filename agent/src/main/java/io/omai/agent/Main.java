@@ -1,0 +1,13 @@
+package io.omai.agent;
+
+import io.omai.agent.cli.OmaiCommand;
+import picocli.CommandLine;
+
+/** Entry point of the {@code omai-agent} daemon and operator CLI. */
+public final class Main {
+    private Main() {}
+
+    public static void main(String[] args) {
+        System.exit(OmaiCommand.commandLine().execute(args));
+    }
+}
