@@ -1,0 +1,230 @@
+/* Prints every enum value, struct size and field offset that omai_cuda.h
+ * declares, one item a line. Built twice - against omai_cuda.h and against
+ * NVIDIA's cuda.h (-DOMAI_CHECK_WITH_CUDA_H) - and the two outputs must be
+ * identical (native/tools/cuda_check.mk). */
+#include <stddef.h>
+#include <stdio.h>
+
+#ifdef OMAI_CHECK_WITH_CUDA_H
+#include <cuda.h>
+#else
+#include "omai_cuda.h"
+#endif
+
+#define CONST(name) printf("const %s %lld\n", #name, (long long)(name))
+#define SIZE(type) printf("size %s %zu\n", #type, sizeof(type))
+#define FIELD(type, f) \
+    printf("field %s.%s %zu %zu\n", #type, #f, offsetof(type, f), sizeof(((type *)0)->f))
+
+static void scalars(void) {
+    SIZE(cuuint32_t);
+    SIZE(cuuint64_t);
+    SIZE(CUdeviceptr);
+    SIZE(CUdevice);
+    SIZE(CUmemGenericAllocationHandle);
+    SIZE(CUuuid);
+    CONST((long long)(size_t)CU_STREAM_LEGACY);
+    CONST((long long)(size_t)CU_STREAM_PER_THREAD);
+}
+
+static void errors(void) {
+    CONST(CUDA_SUCCESS);
+    CONST(CUDA_ERROR_INVALID_VALUE);
+    CONST(CUDA_ERROR_OUT_OF_MEMORY);
+    CONST(CUDA_ERROR_NOT_INITIALIZED);
+    CONST(CUDA_ERROR_DEINITIALIZED);
+    CONST(CUDA_ERROR_STUB_LIBRARY);
+    CONST(CUDA_ERROR_DEVICE_UNAVAILABLE);
+    CONST(CUDA_ERROR_NO_DEVICE);
+    CONST(CUDA_ERROR_INVALID_DEVICE);
+    CONST(CUDA_ERROR_INVALID_IMAGE);
+    CONST(CUDA_ERROR_INVALID_CONTEXT);
+    CONST(CUDA_ERROR_ALREADY_MAPPED);
+    CONST(CUDA_ERROR_NOT_MAPPED);
+    CONST(CUDA_ERROR_FILE_NOT_FOUND);
+    CONST(CUDA_ERROR_OPERATING_SYSTEM);
+    CONST(CUDA_ERROR_INVALID_HANDLE);
+    CONST(CUDA_ERROR_ILLEGAL_STATE);
+    CONST(CUDA_ERROR_NOT_FOUND);
+    CONST(CUDA_ERROR_NOT_READY);
+    CONST(CUDA_ERROR_ILLEGAL_ADDRESS);
+    CONST(CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES);
+    CONST(CUDA_ERROR_PRIMARY_CONTEXT_ACTIVE);
+    CONST(CUDA_ERROR_CONTEXT_IS_DESTROYED);
+    CONST(CUDA_ERROR_LAUNCH_FAILED);
+    CONST(CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE);
+    CONST(CUDA_ERROR_NOT_PERMITTED);
+    CONST(CUDA_ERROR_NOT_SUPPORTED);
+    CONST(CUDA_ERROR_UNKNOWN);
+}
+
+static void enums(void) {
+    CONST(CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK);
+    CONST(CU_DEVICE_ATTRIBUTE_WARP_SIZE);
+    CONST(CU_DEVICE_ATTRIBUTE_CLOCK_RATE);
+    CONST(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+    CONST(CU_DEVICE_ATTRIBUTE_INTEGRATED);
+    CONST(CU_DEVICE_ATTRIBUTE_COMPUTE_MODE);
+    CONST(CU_DEVICE_ATTRIBUTE_PCI_BUS_ID);
+    CONST(CU_DEVICE_ATTRIBUTE_PCI_DEVICE_ID);
+    CONST(CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING);
+    CONST(CU_DEVICE_ATTRIBUTE_PCI_DOMAIN_ID);
+    CONST(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
+    CONST(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
+    CONST(CU_DEVICE_ATTRIBUTE_MANAGED_MEMORY);
+    CONST(CU_DEVICE_ATTRIBUTE_CONCURRENT_MANAGED_ACCESS);
+    CONST(CU_DEVICE_ATTRIBUTE_COOPERATIVE_LAUNCH);
+    CONST(CU_DEVICE_ATTRIBUTE_COOPERATIVE_MULTI_DEVICE_LAUNCH);
+    CONST(CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED);
+    CONST(CU_DEVICE_ATTRIBUTE_MEMORY_POOLS_SUPPORTED);
+    CONST(CU_DEVICE_ATTRIBUTE_NUMA_ID);
+
+    CONST(CU_CTX_SCHED_AUTO);
+    CONST(CU_CTX_SCHED_SPIN);
+    CONST(CU_CTX_SCHED_YIELD);
+    CONST(CU_CTX_SCHED_BLOCKING_SYNC);
+    CONST(CU_CTX_SCHED_MASK);
+    CONST(CU_CTX_MAP_HOST);
+    CONST(CU_STREAM_DEFAULT);
+    CONST(CU_STREAM_NON_BLOCKING);
+    CONST(CU_EVENT_DEFAULT);
+    CONST(CU_EVENT_BLOCKING_SYNC);
+    CONST(CU_EVENT_DISABLE_TIMING);
+    CONST(CU_MEM_ATTACH_GLOBAL);
+    CONST(CU_MEM_ATTACH_HOST);
+    CONST(CU_MEM_ATTACH_SINGLE);
+
+    CONST(CU_AD_FORMAT_UNSIGNED_INT8);
+    CONST(CU_AD_FORMAT_UNSIGNED_INT16);
+    CONST(CU_AD_FORMAT_UNSIGNED_INT32);
+    CONST(CU_AD_FORMAT_SIGNED_INT8);
+    CONST(CU_AD_FORMAT_SIGNED_INT16);
+    CONST(CU_AD_FORMAT_SIGNED_INT32);
+    CONST(CU_AD_FORMAT_HALF);
+    CONST(CU_AD_FORMAT_FLOAT);
+    CONST(CUDA_ARRAY3D_LAYERED);
+
+    CONST(CU_MEM_LOCATION_TYPE_INVALID);
+    CONST(CU_MEM_LOCATION_TYPE_DEVICE);
+    CONST(CU_MEM_LOCATION_TYPE_HOST);
+    CONST(CU_MEM_LOCATION_TYPE_HOST_NUMA);
+    CONST(CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT);
+    CONST(CU_MEM_ALLOCATION_TYPE_INVALID);
+    CONST(CU_MEM_ALLOCATION_TYPE_PINNED);
+    CONST(CU_MEM_ALLOCATION_TYPE_MANAGED);
+    CONST(CU_MEM_HANDLE_TYPE_NONE);
+    CONST(CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
+    CONST(CU_MEM_HANDLE_TYPE_WIN32);
+    CONST(CU_MEM_HANDLE_TYPE_WIN32_KMT);
+    CONST(CU_MEM_HANDLE_TYPE_FABRIC);
+    CONST(CU_MEM_ACCESS_FLAGS_PROT_NONE);
+    CONST(CU_MEM_ACCESS_FLAGS_PROT_READ);
+    CONST(CU_MEM_ACCESS_FLAGS_PROT_READWRITE);
+    CONST(CU_MEM_ALLOC_GRANULARITY_MINIMUM);
+    CONST(CU_MEM_ALLOC_GRANULARITY_RECOMMENDED);
+
+    CONST(CU_LAUNCH_ATTRIBUTE_IGNORE);
+    CONST(CU_LAUNCH_ATTRIBUTE_COOPERATIVE);
+    CONST(CU_LAUNCH_ATTRIBUTE_PRIORITY);
+
+    CONST(CU_GET_PROC_ADDRESS_DEFAULT);
+    CONST(CU_GET_PROC_ADDRESS_LEGACY_STREAM);
+    CONST(CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM);
+    CONST(CU_GET_PROC_ADDRESS_SUCCESS);
+    CONST(CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND);
+    CONST(CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT);
+}
+
+static void structs(void) {
+    SIZE(CUDA_ARRAY_DESCRIPTOR);
+    FIELD(CUDA_ARRAY_DESCRIPTOR, Width);
+    FIELD(CUDA_ARRAY_DESCRIPTOR, Height);
+    FIELD(CUDA_ARRAY_DESCRIPTOR, Format);
+    FIELD(CUDA_ARRAY_DESCRIPTOR, NumChannels);
+
+    SIZE(CUDA_ARRAY3D_DESCRIPTOR);
+    FIELD(CUDA_ARRAY3D_DESCRIPTOR, Width);
+    FIELD(CUDA_ARRAY3D_DESCRIPTOR, Height);
+    FIELD(CUDA_ARRAY3D_DESCRIPTOR, Depth);
+    FIELD(CUDA_ARRAY3D_DESCRIPTOR, Format);
+    FIELD(CUDA_ARRAY3D_DESCRIPTOR, NumChannels);
+    FIELD(CUDA_ARRAY3D_DESCRIPTOR, Flags);
+
+    SIZE(CUmemLocation);
+    FIELD(CUmemLocation, type);
+    FIELD(CUmemLocation, id);
+
+    SIZE(CUmemAllocationProp);
+    FIELD(CUmemAllocationProp, type);
+    FIELD(CUmemAllocationProp, requestedHandleTypes);
+    FIELD(CUmemAllocationProp, location);
+    FIELD(CUmemAllocationProp, win32HandleMetaData);
+    FIELD(CUmemAllocationProp, allocFlags);
+    FIELD(CUmemAllocationProp, allocFlags.compressionType);
+    FIELD(CUmemAllocationProp, allocFlags.gpuDirectRDMACapable);
+    FIELD(CUmemAllocationProp, allocFlags.usage);
+    FIELD(CUmemAllocationProp, allocFlags.reserved);
+
+    SIZE(CUmemAccessDesc);
+    FIELD(CUmemAccessDesc, location);
+    FIELD(CUmemAccessDesc, flags);
+
+    SIZE(CUmemPoolProps);
+    FIELD(CUmemPoolProps, allocType);
+    FIELD(CUmemPoolProps, handleTypes);
+    FIELD(CUmemPoolProps, location);
+    FIELD(CUmemPoolProps, win32SecurityAttributes);
+    FIELD(CUmemPoolProps, maxSize);
+    FIELD(CUmemPoolProps, usage);
+    FIELD(CUmemPoolProps, reserved);
+
+    SIZE(CUlaunchAttributeValue);
+    FIELD(CUlaunchAttributeValue, cooperative);
+    FIELD(CUlaunchAttributeValue, priority);
+    SIZE(CUlaunchAttribute);
+    FIELD(CUlaunchAttribute, id);
+    FIELD(CUlaunchAttribute, value);
+
+    SIZE(CUlaunchConfig);
+    FIELD(CUlaunchConfig, gridDimX);
+    FIELD(CUlaunchConfig, gridDimY);
+    FIELD(CUlaunchConfig, gridDimZ);
+    FIELD(CUlaunchConfig, blockDimX);
+    FIELD(CUlaunchConfig, blockDimY);
+    FIELD(CUlaunchConfig, blockDimZ);
+    FIELD(CUlaunchConfig, sharedMemBytes);
+    FIELD(CUlaunchConfig, hStream);
+    FIELD(CUlaunchConfig, attrs);
+    FIELD(CUlaunchConfig, numAttrs);
+
+    SIZE(CUDA_LAUNCH_PARAMS);
+    FIELD(CUDA_LAUNCH_PARAMS, function);
+    FIELD(CUDA_LAUNCH_PARAMS, gridDimX);
+    FIELD(CUDA_LAUNCH_PARAMS, blockDimZ);
+    FIELD(CUDA_LAUNCH_PARAMS, sharedMemBytes);
+    FIELD(CUDA_LAUNCH_PARAMS, hStream);
+    FIELD(CUDA_LAUNCH_PARAMS, kernelParams);
+
+    SIZE(CUDA_KERNEL_NODE_PARAMS_v1);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v1, func);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v1, gridDimX);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v1, sharedMemBytes);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v1, kernelParams);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v1, extra);
+
+    SIZE(CUDA_KERNEL_NODE_PARAMS_v2);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v2, func);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v2, sharedMemBytes);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v2, kernelParams);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v2, extra);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v2, kern);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v2, ctx);
+}
+
+int main(void) {
+    scalars();
+    errors();
+    enums();
+    structs();
+    return 0;
+}
