@@ -9,7 +9,12 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         version = "omai-agent 0.1.0",
         description = "OMAI node agent: shares GPUs and InfiniBand VFs safely between containers.",
-        subcommands = {CommandLine.HelpCommand.class})
+        subcommands = {
+            CommandLine.HelpCommand.class,
+            InspectCommand.class,
+            AllocationCommands.Create.class,
+            AllocationCommands.Set.class,
+        })
 public final class OmaiCommand implements Runnable {
 
     @CommandLine.Spec
@@ -17,7 +22,13 @@ public final class OmaiCommand implements Runnable {
 
     /** A command line with every subcommand registered and errors reported without stack traces. */
     public static CommandLine commandLine() {
-        return new CommandLine(new OmaiCommand());
+        CommandLine cli = new CommandLine(new OmaiCommand());
+        // Bad input is an operator error: print the message, not a stack trace.
+        cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
+            commandLine.getErr().println(commandLine.getCommandName() + ": " + e.getMessage());
+            return e instanceof IllegalArgumentException || e instanceof java.io.IOException ? 2 : 1;
+        });
+        return cli;
     }
 
     @Override

@@ -1,0 +1,122 @@
+package io.omai.agent.quota.shm;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.channels.FileChannel;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.function.Consumer;
+
+/**
+ * One memory-mapped region file and the arena that owns its mapping. The only class here that opens, maps and
+ * unmaps; regions built on it translate FFM failures into {@link RegionFormatException} or
+ * {@link IllegalStateException} ("closed").
+ */
+final class MappedFile implements AutoCloseable {
+    private final Path path;
+    private final Arena arena;
+    private final MemorySegment segment;
+    private final boolean writable;
+
+    private MappedFile(Path path, Arena arena, MemorySegment segment, boolean writable) {
+        this.path = path;
+        this.arena = arena;
+        this.segment = segment;
+        this.writable = writable;
+    }
+
+    /**
+     * Maps an existing file. A file shorter than {@code minimumSize} is refused before mapping, so a truncated
+     * file never turns into a SIGBUS later.
+     */
+    static MappedFile open(Path path, boolean writable, long minimumSize, String kind) throws IOException {
+        if (!Files.isRegularFile(path)) {
+            throw new java.nio.file.NoSuchFileException(path.toString(), null, kind + " file does not exist");
+        }
+        Arena arena = Arena.ofShared();
+        boolean success = false;
+        try (FileChannel channel = writable
+                ? FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE)
+                : FileChannel.open(path, StandardOpenOption.READ)) {
+            long size = channel.size();
+            if (size < minimumSize) {
+                throw new RegionFormatException(path, RegionFormatException.Problem.TRUNCATED,
+                        kind + " file is " + size + " bytes, expected at least " + minimumSize);
+            }
+            MemorySegment segment = channel.map(
+                    writable ? FileChannel.MapMode.READ_WRITE : FileChannel.MapMode.READ_ONLY, 0, size, arena);
+            success = true;
+            return new MappedFile(path, arena, segment, writable);
+        } finally {
+            if (!success) {
+                arena.close();
+            }
+        }
+    }
+
+    /**
+     * Creates a zero-filled file of {@code size} bytes, lets {@code initializer} fill it while nobody else can
+     * see it, then renames it into place atomically: a reader sees either no file or a complete one.
+     */
+    static MappedFile create(Path path, long size, String permissions, Consumer<MemorySegment> initializer)
+            throws IOException {
+        Path dir = path.toAbsolutePath().getParent();
+        Path tmp = Files.createTempFile(dir, "." + path.getFileName() + ".", ".tmp");
+        Arena arena = Arena.ofShared();
+        boolean success = false;
+        try {
+            MemorySegment segment;
+            try (FileChannel channel = FileChannel.open(tmp, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+                channel.truncate(0);
+                channel.write(java.nio.ByteBuffer.allocate(1), size - 1);
+                segment = channel.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
+                initializer.accept(segment);
+                segment.force();
+            }
+            Files.setPosixFilePermissions(tmp, PosixFilePermissions.fromString(permissions));
+            try {
+                Files.move(tmp, path, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (AtomicMoveNotSupportedException e) {
+                throw new IOException("cannot create " + path + " atomically: " + e.getMessage(), e);
+            }
+            success = true;
+            return new MappedFile(path, arena, segment, true);
+        } finally {
+            if (!success) {
+                arena.close();
+                Files.deleteIfExists(tmp);
+            }
+        }
+    }
+
+    Path path() {
+        return path;
+    }
+
+    MemorySegment segment() {
+        return segment;
+    }
+
+    boolean writable() {
+        return writable;
+    }
+
+    /** Throws a clear error when a read-only mapping is asked to write. */
+    void requireWritable(String operation) {
+        if (!writable) {
+            throw new IllegalStateException(operation + " on " + path + ", which was opened read-only");
+        }
+    }
+
+    @Override
+    public void close() {
+        if (arena.scope().isAlive()) {
+            arena.close();
+        }
+    }
+}
