@@ -34,6 +34,7 @@ int main(void) {
     FIELD(omai_control_device, compute_quota_milli);
     FIELD(omai_control_device, compute_mode);
     FIELD(omai_control_device, host_index);
+    FIELD(omai_control_device, launch_cost_ns);
     FIELD(omai_control_device, uuid);
 
     SIZE(omai_control_file);
@@ -88,6 +89,7 @@ int main(void) {
     CONST(OMAI_UUID_LEN);
     CONST(OMAI_LABEL_LEN);
     CONST(OMAI_MEMORY_UNLIMITED);
+    CONST(OMAI_DEFAULT_LAUNCH_COST_NS);
     CONST(OMAI_COMPUTE_MODE_HARD_CAP);
     CONST(OMAI_COMPUTE_MODE_WORK_CONSERVING);
     CONST(OMAI_CONTROL_FLAG_COMPUTE_ENFORCED);

@@ -36,6 +36,9 @@
 #define OMAI_UUID_LEN    64u
 #define OMAI_LABEL_LEN   128u
 
+/* launch_cost_ns the shim charges while the agent has no estimate yet. */
+#define OMAI_DEFAULT_LAUNCH_COST_NS 100000ull
+
 /* memory_limit_bytes value meaning "no memory limit on this device". */
 #define OMAI_MEMORY_UNLIMITED UINT64_MAX
 
@@ -72,12 +75,17 @@ typedef struct omai_control_header {
 typedef struct omai_control_device {
     uint64_t memory_limit_bytes;  /*  0 OMAI_MEMORY_UNLIMITED or a byte limit */
     uint64_t token_grant_ns;      /*  8 monotonic cumulative GPU-time grant (ns) */
-    uint32_t compute_quota_milli; /* 16 share of this GPU, 0..1000 */
+    uint32_t compute_quota_milli; /* 16 share of this GPU, 1..1000 */
     uint32_t compute_mode;        /* 20 OMAI_COMPUTE_MODE_* */
     uint32_t host_index;          /* 24 NVML index on the host (informational) */
     uint32_t reserved0;           /* 28 zero */
-    char uuid[OMAI_UUID_LEN];     /* 32 "GPU-...", NUL-padded; the shim matches devices by it */
-} omai_control_device;            /* 96 */
+    uint64_t launch_cost_ns;      /* 32 agent's estimate of GPU time one launch costs; the shim
+                                   *    charges it per launch (0: OMAI_DEFAULT_LAUNCH_COST_NS) */
+    uint64_t reserved1;           /* 40 zero */
+    uint64_t reserved2;           /* 48 zero */
+    uint64_t reserved3;           /* 56 zero */
+    char uuid[OMAI_UUID_LEN];     /* 64 "GPU-...", NUL-padded; the shim matches devices by it */
+} omai_control_device;            /* 128 */
 
 typedef struct omai_control_file {
     omai_control_header header;
@@ -147,8 +155,8 @@ typedef struct omai_usage_file {
 
 /* The layout is part of the ABI: any change here is a new OMAI_ABI_VERSION. */
 _Static_assert(sizeof(omai_control_header) == 192, "control header size");
-_Static_assert(sizeof(omai_control_device) == 96, "control device size");
-_Static_assert(sizeof(omai_control_file) == 192 + 16 * 96, "control file size");
+_Static_assert(sizeof(omai_control_device) == 128, "control device size");
+_Static_assert(sizeof(omai_control_file) == 192 + 16 * 128, "control file size");
 _Static_assert(sizeof(omai_usage_header) == 64, "usage header size");
 _Static_assert(sizeof(omai_usage_device) == 64, "usage device size");
 _Static_assert(sizeof(omai_usage_slot_device) == 48, "usage slot device size");

@@ -46,6 +46,7 @@ public final class ControlRegion implements AutoCloseable {
     private static final long D_QUOTA = offset(CONTROL_DEVICE, "compute_quota_milli");
     private static final long D_MODE = offset(CONTROL_DEVICE, "compute_mode");
     private static final long D_HOST_INDEX = offset(CONTROL_DEVICE, "host_index");
+    private static final long D_LAUNCH_COST = offset(CONTROL_DEVICE, "launch_cost_ns");
     private static final long D_UUID = offset(CONTROL_DEVICE, "uuid");
 
     /**
@@ -175,6 +176,7 @@ public final class ControlRegion implements AutoCloseable {
                 if (!oldUuid.equals(d.uuid())) {
                     // A new device starts its grant at zero; a kept one keeps its monotonic grant.
                     LONG.setOpaque(seg, base + D_GRANT, 0L);
+                    LONG.setOpaque(seg, base + D_LAUNCH_COST, 0L);
                 }
                 LONG.setOpaque(seg, base + D_LIMIT, d.memoryLimitBytes());
                 INT.setOpaque(seg, base + D_QUOTA, d.computeQuotaMilli());
@@ -224,6 +226,19 @@ public final class ControlRegion implements AutoCloseable {
         return next;
     }
 
+    /**
+     * Publishes the controller's estimate of the GPU time one launch of this container costs on device record
+     * {@code index}; the shim charges it per launch. Outside the seqlock: one word, release store.
+     */
+    public void setLaunchCost(int index, long costNs) {
+        file.requireWritable("setLaunchCost");
+        checkIndex(index);
+        if (costNs <= 0) {
+            throw new IllegalArgumentException("launch cost " + costNs + " ns; expected > 0");
+        }
+        LONG.setRelease(seg, DEVICES + index * RECORD_SIZE + D_LAUNCH_COST, costNs);
+    }
+
     private void checkIndex(int index) {
         if (index < 0 || index >= ShmLayout.MAX_DEVICES) {
             throw new IndexOutOfBoundsException("device record " + index + " of " + file.path()
@@ -266,7 +281,8 @@ public final class ControlRegion implements AutoCloseable {
                         (int) INT.getOpaque(seg, base + D_QUOTA),
                         ComputeMode.ofCode(rawMode),
                         rawMode,
-                        (long) LONG.getAcquire(seg, base + D_GRANT)));
+                        (long) LONG.getAcquire(seg, base + D_GRANT),
+                        (long) LONG.getAcquire(seg, base + D_LAUNCH_COST)));
             }
             VarHandle.loadLoadFence();
             long after = (long) LONG.getOpaque(seg, EPOCH);

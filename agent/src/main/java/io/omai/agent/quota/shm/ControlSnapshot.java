@@ -32,6 +32,7 @@ public record ControlSnapshot(
      *
      * @param mode {@code null} when the file holds a mode value no {@link ComputeMode} has
      * @param rawMode the stored value, kept so that {@code inspect} can show what was there
+     * @param launchCostNs the agent's estimate of GPU time per launch, 0 while it has none
      */
     public record Device(
             int index,
@@ -41,7 +42,8 @@ public record ControlSnapshot(
             int computeQuotaMilli,
             ComputeMode mode,
             int rawMode,
-            long tokenGrantNs) {
+            long tokenGrantNs,
+            long launchCostNs) {
 
         public boolean memoryUnlimited() {
             return memoryLimitBytes == ShmLayout.MEMORY_UNLIMITED;

@@ -36,6 +36,8 @@ public final class ShmLayout {
     public static final int MAX_SLOTS = 128;
     public static final int UUID_LEN = 64;
     public static final int LABEL_LEN = 128;
+    /** {@code launch_cost_ns} the shim charges while the agent has no estimate yet. */
+    public static final long DEFAULT_LAUNCH_COST_NS = 100_000L;
     /** {@code memory_limit_bytes} meaning "no limit" (UINT64_MAX). */
     public static final long MEMORY_UNLIMITED = -1L;
     public static final int COMPUTE_MODE_HARD_CAP = 1;
@@ -68,6 +70,10 @@ public final class ShmLayout {
                     JAVA_INT.withName("compute_mode"),
                     JAVA_INT.withName("host_index"),
                     JAVA_INT.withName("reserved0"),
+                    JAVA_LONG.withName("launch_cost_ns"),
+                    JAVA_LONG.withName("reserved1"),
+                    JAVA_LONG.withName("reserved2"),
+                    JAVA_LONG.withName("reserved3"),
                     MemoryLayout.sequenceLayout(UUID_LEN, JAVA_BYTE).withName("uuid"))
             .withName("omai_control_device");
 

@@ -80,6 +80,10 @@ class ControlRegionTest {
             assertThat(region.addTokenGrant(1, 30_000_000)).isEqualTo(60_000_000);
             assertThat(region.tokenGrant(1)).isEqualTo(60_000_000);
             assertThatThrownBy(() -> region.addTokenGrant(1, -1)).hasMessageContaining("grants only grow");
+            assertThat(region.read().devices().get(1).launchCostNs()).isZero();
+            region.setLaunchCost(1, 250_000);
+            assertThat(region.read().devices().get(1).launchCostNs()).isEqualTo(250_000);
+            assertThatThrownBy(() -> region.setLaunchCost(1, 0)).hasMessageContaining("expected > 0");
             assertThatThrownBy(() -> region.tokenGrant(16)).hasMessageContaining("expected 0..15");
             long before = MonotonicClock.nanos();
             region.heartbeat();
@@ -126,7 +130,7 @@ class ControlRegionTest {
     void wrongRecordSizeIsRefused() throws IOException {
         Path file = created();
         patchInt(file, ShmLayout.offset(CONTROL_HEADER, "device_record_size"), 80);
-        assertRefused(file, RegionFormatException.Problem.BAD_FIELD, "device_record_size is 80, expected 96");
+        assertRefused(file, RegionFormatException.Problem.BAD_FIELD, "device_record_size is 80, expected 128");
     }
 
     @Test
@@ -147,9 +151,9 @@ class ControlRegionTest {
     @Test
     void fileCutInsideItsDeviceRecordsIsRefused() throws IOException {
         Path file = created();
-        truncate(file, 192 + 96 + 10);
+        truncate(file, 192 + 128 + 10);
         assertRefused(file, RegionFormatException.Problem.TRUNCATED,
-                "control file is 298 bytes, expected at least 384 for 2 device records");
+                "control file is 330 bytes, expected at least 448 for 2 device records");
     }
 
     @Test
