@@ -23,6 +23,9 @@ public final class OmaiCommand implements Runnable {
     /** A command line with every subcommand registered and errors reported without stack traces. */
     public static CommandLine commandLine() {
         CommandLine cli = new CommandLine(new OmaiCommand());
+        for (CommandExtension extension : java.util.ServiceLoader.load(CommandExtension.class)) {
+            cli.addSubcommand(extension.command());
+        }
         // Bad input is an operator error: print the message, not a stack trace.
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
             commandLine.getErr().println(commandLine.getCommandName() + ": " + e.getMessage());
