@@ -1,0 +1,145 @@
+package io.omai.agent.quota.compute;
+
+import io.omai.agent.quota.shm.ComputeMode;
+import io.omai.agent.quota.shm.ShmLayout;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The compute controller of one physical GPU. Once per period it turns what every container on the GPU did
+ * into new grants: GPU time each container's shim may spend before its launches wait.
+ *
+ * <p>The currency is GPU time, never SM or block counts, so no step depends on the GPU's size (the root of
+ * HAMi-core's oscillation, #274/#314). The shim cannot see how long an asynchronous kernel runs; it charges a
+ * per-launch cost, and the controller keeps that cost equal to the GPU time NVML measured per launch. A
+ * container whose kernels are longer than charged therefore pays more next period: that calibration is the
+ * feedback loop.
+ *
+ * <ul>
+ *   <li><b>Hard cap:</b> each period adds {@code quota × period} to the grant. The grant may run ahead of what
+ *       was consumed by at most one period's share, so an idle container cannot bank time for a burst.
+ *   <li><b>Work-conserving:</b> the same, plus a share of the GPU's idle time. The controller keeps a small
+ *       headroom of the period idle; borrowed time grows by half the excess idle time per period and is cut
+ *       multiplicatively (halved, minus the shortfall) as soon as the headroom is used, which returns it to
+ *       others within a few periods.
+ * </ul>
+ *
+ * <p>Not thread-safe: one control loop thread owns each controller.
+ */
+public final class ComputeController {
+    /** Fraction of the period kept idle so that a newcomer's kernels find the GPU free at once. */
+    static final double HEADROOM = 0.04;
+    /** Weight of the newest per-launch cost measurement. */
+    static final double COST_SMOOTHING = 0.3;
+    static final long MIN_LAUNCH_COST_NS = 1_000;
+
+    private final long periodNs;
+    private final Map<String, History> history = new HashMap<>();
+    /** GPU time per period lent to work-conserving containers, shared in proportion to their quotas. */
+    private long borrowedNs;
+
+    private static final class History {
+        long consumedNs;
+        long launches;
+        long throttledNs;
+        double launchCostNs = ShmLayout.DEFAULT_LAUNCH_COST_NS;
+        boolean seen;
+    }
+
+    public ComputeController(long periodNs) {
+        if (periodNs < 1_000_000) {
+            throw new IllegalArgumentException("control period " + periodNs + " ns is below 1 ms");
+        }
+        this.periodNs = periodNs;
+    }
+
+    public long periodNs() {
+        return periodNs;
+    }
+
+    /** GPU time per period currently lent to work-conserving containers. */
+    public long borrowedNs() {
+        return borrowedNs;
+    }
+
+    /** One control step over every container now on this GPU. Containers absent from the list are forgotten. */
+    public List<GrantDecision> tick(List<ContainerSample> samples) {
+        Set<String> present = new HashSet<>();
+        long busyNs = 0;
+        long borrowerShareNs = 0;
+        long hungryBorrowerQuota = 0;
+        List<Long> used = new ArrayList<>(samples.size());
+        for (ContainerSample s : samples) {
+            present.add(s.allocationId());
+            History h = history.computeIfAbsent(s.allocationId(), id -> new History());
+            long dConsumed = h.seen ? Math.max(0, s.consumedNs() - h.consumedNs) : 0;
+            long dLaunches = h.seen ? Math.max(0, s.launches() - h.launches) : 0;
+            long dThrottled = h.seen ? Math.max(0, s.throttledNs() - h.throttledNs) : 0;
+            long measured = s.measuredGpuNs() == ContainerSample.UNMEASURED ? dConsumed : s.measuredGpuNs();
+            if (s.measuredGpuNs() != ContainerSample.UNMEASURED && dLaunches > 0 && measured > 0) {
+                double perLaunch = Math.clamp((double) measured / dLaunches, MIN_LAUNCH_COST_NS, periodNs);
+                h.launchCostNs += COST_SMOOTHING * (perLaunch - h.launchCostNs);
+            }
+            h.consumedNs = s.consumedNs();
+            h.launches = s.launches();
+            h.throttledNs = s.throttledNs();
+            h.seen = true;
+            used.add(measured);
+            busyNs += measured;
+            if (s.mode() == ComputeMode.WORK_CONSERVING && dThrottled > 0) {
+                hungryBorrowerQuota += s.quotaMilli();
+                borrowerShareNs += share(s);
+            }
+        }
+        history.keySet().retainAll(present);
+        adjustBorrowing(busyNs, borrowerShareNs, hungryBorrowerQuota);
+
+        List<GrantDecision> decisions = new ArrayList<>(samples.size());
+        for (ContainerSample s : samples) {
+            History h = history.get(s.allocationId());
+            long target = share(s);
+            if (s.mode() == ComputeMode.WORK_CONSERVING && hungryBorrowerQuota > 0) {
+                target += borrowedNs * s.quotaMilli() / hungryBorrowerQuota;
+            }
+            // Never let the grant run more than one period's entitlement ahead of what was spent.
+            long ceiling = s.consumedNs() + target;
+            long grant = Math.max(s.grantNs(), Math.min(s.grantNs() + target, ceiling));
+            decisions.add(new GrantDecision(s.allocationId(), grant, Math.round(h.launchCostNs), target));
+        }
+        return decisions;
+    }
+
+    private long share(ContainerSample s) {
+        return periodNs * s.quotaMilli() / 1000;
+    }
+
+    /**
+     * Additive increase while more than the headroom stays idle, multiplicative decrease once it is used: a
+     * newcomer's demand shows up as the headroom disappearing, and the lent time halves every period until it
+     * is back. Only work-conserving containers that waited for tokens in the last period borrow.
+     */
+    private void adjustBorrowing(long busyNs, long borrowerShareNs, long hungryBorrowerQuota) {
+        long headroom = Math.round(periodNs * HEADROOM);
+        long idle = periodNs - busyNs;
+        // Others' unused shares are lendable too; their comeback shows up as the headroom being used.
+        long lendable = Math.max(0, periodNs - headroom - borrowerShareNs);
+        if (hungryBorrowerQuota == 0) {
+            borrowedNs = Math.min(borrowedNs, lendable);
+            if (busyNs > periodNs - headroom) {
+                borrowedNs /= 2;
+            }
+            return;
+        }
+        if (idle > headroom) {
+            borrowedNs += (idle - headroom) / 2;
+        } else if (idle < headroom / 2) {
+            borrowedNs = borrowedNs / 2 - (headroom - idle);
+        }
+        // Between half the headroom and the headroom: hold, so measurement jitter does not halve the loan.
+        borrowedNs = Math.clamp(borrowedNs, 0, lendable);
+    }
+}

@@ -1,0 +1,125 @@
+package io.omai.agent.quota.compute;
+
+import static io.omai.agent.quota.shm.ComputeMode.HARD_CAP;
+import static io.omai.agent.quota.shm.ComputeMode.WORK_CONSERVING;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+import io.omai.agent.quota.shm.ComputeMode;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The control law on the deterministic GPU model: saturating containers converge on their shares within 2 s and
+ * hold them for 10 s, whatever their kernel lengths; work-conserving containers borrow idle time and give it
+ * back. The model has no noise, so the bands are the issue's own (±3 points).
+ */
+class ComputeControllerTest {
+    private static final long MS = 1_000_000;
+    private static final long PERIOD = 100 * MS;
+
+    static List<Arguments> saturatingMixes() {
+        return List.of(
+                Arguments.of("300/700", new int[] {300, 700}, new long[] {1 * MS, 3 * MS}),
+                Arguments.of("200/300/500", new int[] {200, 300, 500}, new long[] {2 * MS, 500_000, 4 * MS}),
+                Arguments.of("250x4", new int[] {250, 250, 250, 250}, new long[] {1 * MS, 2 * MS, 300_000, 5 * MS}),
+                Arguments.of("300/700 equal kernels", new int[] {300, 700}, new long[] {2 * MS, 2 * MS}));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("saturatingMixes")
+    void saturatingHardCapContainersConvergeOnTheirShares(String name, int[] quotas, long[] kernels) {
+        ModelGpu gpu = new ModelGpu(PERIOD);
+        for (int i = 0; i < quotas.length; i++) {
+            gpu.add("c" + i, quotas[i], HARD_CAP, kernels[i], 0);
+        }
+        gpu.runWindow(2_000 * MS);
+        for (long t = 3_000; t <= 12_000; t += 1_000) {
+            double[] shares = gpu.runWindow(t * MS);
+            for (int i = 0; i < quotas.length; i++) {
+                assertThat(shares[i]).as("%s: container %d at %d ms: %s", name, i, t, Arrays.toString(shares))
+                        .isCloseTo(quotas[i] / 1000.0, within(0.03));
+            }
+        }
+    }
+
+    @Test
+    void aLoneHardCapContainerStaysAtItsShareOnAnIdleGpu() {
+        ModelGpu gpu = new ModelGpu(PERIOD);
+        gpu.add("alone", 300, HARD_CAP, 2 * MS, 0);
+        gpu.runWindow(2_000 * MS);
+        for (long t = 3_000; t <= 12_000; t += 1_000) {
+            assertThat(gpu.runWindow(t * MS)[0]).isCloseTo(0.30, within(0.03));
+        }
+    }
+
+    @Test
+    void aLoneWorkConservingContainerBorrowsTheIdleGpuAndGivesItBackWithinASecond() {
+        ModelGpu gpu = new ModelGpu(PERIOD);
+        gpu.add("borrower", 300, WORK_CONSERVING, 1 * MS, 0);
+        gpu.add("newcomer", 700, HARD_CAP, 2 * MS, 6_000 * MS);
+        gpu.runWindow(2_000 * MS);
+        for (long t = 3_000; t <= 6_000; t += 1_000) {
+            assertThat(gpu.runWindow(t * MS)[0]).as("alone at %d ms", t).isGreaterThanOrEqualTo(0.90);
+        }
+        // The newcomer arrives at 6 s; one second later the borrower is back to its share.
+        gpu.runWindow(7_000 * MS);
+        for (long t = 7_500; t <= 12_000; t += 500) {
+            double[] shares = gpu.runWindow(t * MS);
+            assertThat(shares[0]).as("borrower at %d ms: %s", t, Arrays.toString(shares))
+                    .isCloseTo(0.30, within(0.03));
+            assertThat(shares[1]).as("newcomer at %d ms: %s", t, Arrays.toString(shares))
+                    .isCloseTo(0.70, within(0.03));
+        }
+        assertThat(gpu.controller().borrowedNs()).isZero();
+    }
+
+    @Test
+    void workConservingContainersShareIdleTimeInProportionToTheirQuotas() {
+        ModelGpu gpu = new ModelGpu(PERIOD);
+        gpu.add("a", 200, WORK_CONSERVING, 1 * MS, 0);
+        gpu.add("b", 400, WORK_CONSERVING, 2 * MS, 0);
+        gpu.runWindow(3_000 * MS);
+        double[] shares = gpu.runWindow(8_000 * MS);
+        assertThat(shares[0] + shares[1]).as(Arrays.toString(shares)).isGreaterThanOrEqualTo(0.90);
+        assertThat(shares[1] / shares[0]).as(Arrays.toString(shares)).isCloseTo(2.0, within(0.25));
+    }
+
+    @Test
+    void anIdleContainerCannotBankTimeForABurst() {
+        ComputeController controller = new ComputeController(PERIOD);
+        long grant = 0;
+        for (int tick = 0; tick < 50; tick++) {
+            GrantDecision d = controller.tick(List.of(
+                    new ContainerSample("idle", 500, ComputeMode.HARD_CAP, grant, 0, 0, 0, 0))).getFirst();
+            grant = d.grantNs();
+        }
+        assertThat(grant).as("at most one period of its share ahead of what it spent").isEqualTo(50 * MS);
+    }
+
+    @Test
+    void launchCostFollowsTheMeasuredGpuTimePerLaunch() {
+        ComputeController controller = new ComputeController(PERIOD);
+        long launches = 0;
+        GrantDecision d = null;
+        for (int tick = 0; tick < 30; tick++) {
+            launches += 20;
+            d = controller.tick(List.of(new ContainerSample("c", 400, HARD_CAP, 0, 0, launches, 0, 40 * MS)))
+                    .getFirst();
+        }
+        assertThat(d.launchCostNs()).isCloseTo(2 * MS, within(20_000L));
+    }
+
+    @Test
+    void containersThatLeaveAreForgotten() {
+        ComputeController controller = new ComputeController(PERIOD);
+        controller.tick(List.of(new ContainerSample("a", 300, HARD_CAP, 0, 0, 0, 0, 0),
+                new ContainerSample("b", 300, HARD_CAP, 0, 0, 0, 0, 0)));
+        List<GrantDecision> next = controller.tick(List.of(new ContainerSample("b", 300, HARD_CAP, 0, 0, 0, 0, 0)));
+        assertThat(next).extracting(GrantDecision::allocationId).containsExactly("b");
+    }
+}
