@@ -9,12 +9,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.io.IOException;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -23,51 +19,6 @@ import org.junit.jupiter.api.io.TempDir;
 class UsageRegionTest {
     @TempDir
     Path dir;
-
-    /** Writes a usage file the way the shim does (claim by CAS, reserve-then-commit), from Java. */
-    static final class ShimLikeWriter implements AutoCloseable {
-        private final Arena arena = Arena.ofShared();
-        private final MemorySegment seg;
-
-        ShimLikeWriter(Path file) throws IOException {
-            try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-                seg = ch.map(FileChannel.MapMode.READ_WRITE, 0, ch.size(), arena);
-            }
-        }
-
-        int claim(int pid, long startTicks) {
-            for (int s = 0; s < ShmLayout.MAX_SLOTS; s++) {
-                long at = ShmLayout.USAGE_SLOTS_OFFSET + s * USAGE_SLOT.byteSize();
-                if (ShmLayout.INT.compareAndSet(seg, at + offset(USAGE_SLOT, "pid"), 0, pid)) {
-                    ShmLayout.INT.setRelease(seg, at + offset(USAGE_SLOT, "state"), ShmLayout.SLOT_CLAIMED);
-                    ShmLayout.LONG.setRelease(seg, at + offset(USAGE_SLOT, "start_time_ticks"), startTicks);
-                    ShmLayout.INT.setRelease(seg, at + offset(USAGE_SLOT, "state"), ShmLayout.SLOT_ACTIVE);
-                    return s;
-                }
-            }
-            throw new IllegalStateException("no free slot");
-        }
-
-        void allocate(int slot, int device, long bytes) {
-            long total = ShmLayout.USAGE_DEVICES_OFFSET + device * USAGE_DEVICE.byteSize()
-                    + offset(USAGE_DEVICE, "bytes_reserved");
-            ShmLayout.LONG.getAndAdd(seg, total, bytes);
-            long mine = ShmLayout.USAGE_SLOTS_OFFSET + slot * USAGE_SLOT.byteSize() + offset(USAGE_SLOT, "devices")
-                    + device * USAGE_SLOT_DEVICE.byteSize() + offset(USAGE_SLOT_DEVICE, "bytes_in_use");
-            ShmLayout.LONG.getAndAdd(seg, mine, bytes);
-        }
-
-        /** A reservation whose process died before committing it to its slot. */
-        void reserveOnly(int device, long bytes) {
-            ShmLayout.LONG.getAndAdd(seg, ShmLayout.USAGE_DEVICES_OFFSET + device * USAGE_DEVICE.byteSize()
-                    + offset(USAGE_DEVICE, "bytes_reserved"), bytes);
-        }
-
-        @Override
-        public void close() {
-            arena.close();
-        }
-    }
 
     @Test
     void createdFileIsEmptyAndWritableByAnyContainerUser() throws IOException {
