@@ -285,7 +285,12 @@ int main(int argc, char **argv) {
     if (i >= argc) usage("no operation given");
     CUresult rc = setup(context_mode);
     emit("op=init device=%d pid=%d status=%s", g_dev, (int)getpid(), status_name(rc));
-    if (rc != CUDA_SUCCESS) return 1;
+    if (rc != CUDA_SUCCESS) {
+        /* Shows what every later call gets after a failed cuInit. */
+        int count = 0;
+        emit("op=device-count status=%s", status_name(cuDeviceGetCount(&count)));
+        return 1;
+    }
 
     while (i < argc) {
         const char *op = argv[i++];
