@@ -416,6 +416,8 @@ CUresult cuStreamCreate(CUstream *phStream, unsigned int Flags);
 CUresult cuStreamDestroy_v2(CUstream hStream);
 CUresult cuStreamSynchronize(CUstream hStream);
 CUresult cuStreamSynchronize_ptsz(CUstream hStream);
+/* CUDA 12.8+; the shim uses it, when present, to charge cuMemAllocAsync to the stream's device. */
+CUresult cuStreamGetDevice(CUstream hStream, CUdevice *device);
 
 CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags);
 CUresult cuEventRecord(CUevent hEvent, CUstream hStream);

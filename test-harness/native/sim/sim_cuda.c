@@ -186,12 +186,32 @@ static CUresult counted_alloc(CUresult rc) {
 
 /* ------------------------------------------------------------ init, errors */
 
+/* A forked child is a new process: it must not act as its parent's slot or
+ * use its parent's handles. Until it calls cuInit itself every call answers
+ * CUDA_ERROR_NOT_INITIALIZED; cuInit then claims a slot of its own. */
+static void forget_parent_after_fork(void) {
+    pthread_mutex_init(&g_lock, NULL);
+    if (g_init_done == 1) g_init_done = 0;
+    g_proc = NULL;
+    g_last_end_ns = 0;
+    memset(g_objs, 0, sizeof g_objs);
+    memset(g_allocs, 0, sizeof g_allocs);
+    memset(g_primary, 0, sizeof g_primary);
+    memset(g_ctx_count, 0, sizeof g_ctx_count);
+    t_ctx_depth = 0;
+}
+
+static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_parent_after_fork); }
+
 EXPORT CUresult cuInit(unsigned int Flags) {
     if (Flags != 0) return CUDA_ERROR_INVALID_VALUE;
+    pthread_once(&g_atfork_once, register_atfork);
     pthread_mutex_lock(&g_lock);
     if (g_init_done == 0) {
         char err[1024];
-        sim_open_error e = sim_open(&g_rt, err, sizeof err);
+        /* After a fork the parent's mapping is inherited and still valid. */
+        sim_open_error e = g_rt.st != NULL ? SIM_OPEN_OK : sim_open(&g_rt, err, sizeof err);
         if (e == SIM_OPEN_OK) {
             sim_lock(g_rt.st);
             g_proc = sim_find_or_claim_proc_locked(g_rt.st);
@@ -586,6 +606,12 @@ EXPORT CUresult cuStreamCreate(CUstream *phStream, unsigned int Flags) {
     if (o == NULL) return CUDA_ERROR_OUT_OF_MEMORY;
     *phStream = (CUstream)o;
     return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuStreamGetDevice(CUstream hStream, CUdevice *device) {
+    REQUIRE_INIT();
+    if (device == NULL) return CUDA_ERROR_INVALID_VALUE;
+    return stream_device(hStream, device);
 }
 
 EXPORT CUresult cuStreamDestroy_v2(CUstream hStream) {
@@ -1488,6 +1514,7 @@ static const proc_entry k_procs[] = {
     {"cuModuleUnload", 2000, FN(cuModuleUnload), NULL},
     {"cuStreamCreate", 2000, FN(cuStreamCreate), NULL},
     {"cuStreamDestroy", 4000, FN(cuStreamDestroy_v2), NULL},
+    {"cuStreamGetDevice", 12080, FN(cuStreamGetDevice), NULL},
     {"cuStreamSynchronize", 2000, FN(cuStreamSynchronize), FN(cuStreamSynchronize_ptsz)},
     {"cuEventCreate", 2000, FN(cuEventCreate), NULL},
     {"cuEventRecord", 2000, FN(cuEventRecord), FN(cuEventRecord_ptsz)},

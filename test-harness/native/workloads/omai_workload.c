@@ -12,6 +12,7 @@
  *     duty ROUTE SECONDS PERCENT [PERIOD_MS]   busy PERCENT of every period for SECONDS
  *     sleep SECONDS              keep running (allocations stay held)
  *     counters                   the simulator's omaiSimGetCounters, if the driver has it
+ *     fork-alloc BYTES           fork; the child allocates BYTES (after its own cuInit) and exits
  *
  * Exit status: 0 if every operation succeeded, 1 if one failed, 2 on bad usage.
  */
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "omai_cuda.h"
@@ -68,7 +70,7 @@ static void usage(const char *why) {
     fprintf(stderr, "omai-workload: %s\n"
                     "usage: omai-workload [--device N] [--context primary|create] [--mip-levels L] OP...\n"
                     "  alloc ROUTE BYTES   (alloc pitch managed async pool vmm array array3d mipmap)\n"
-                    "  free | meminfo | totalmem | counters | sleep SECONDS\n"
+                    "  free | meminfo | totalmem | counters | sleep SECONDS | fork-alloc BYTES\n"
                     "  launch ROUTE COUNT USEC   (kernel kernel-ex cooperative multi-device graph ptsz)\n"
                     "  duty ROUTE SECONDS PERCENT [PERIOD_MS]\n",
             why);
@@ -373,6 +375,28 @@ int main(int argc, char **argv) {
             i++;
             sleep_until_ns(mono_ns() + (uint64_t)(seconds * 1e9));
             emit("op=sleep seconds=%g status=CUDA_SUCCESS", seconds);
+        } else if (strcmp(op, "fork-alloc") == 0) {
+            uint64_t bytes;
+            if (i >= argc || parse_size(argv[i], &bytes) != 0) usage("fork-alloc needs BYTES");
+            i++;
+            fflush(stdout);
+            pid_t child = fork();
+            if (child == 0) {
+                /* A forked child must cuInit again before it may use the driver. */
+                CUdeviceptr p = 0;
+                CUcontext ctx;
+                emit("op=fork-child-before-init pid=%d status=%s", (int)getpid(), status_name(cuMemAlloc_v2(&p, 1)));
+                CUresult crc = cuInit(0);
+                if (crc == CUDA_SUCCESS) crc = cuDevicePrimaryCtxRetain(&ctx, g_dev);
+                if (crc == CUDA_SUCCESS) crc = cuCtxSetCurrent(ctx);
+                if (crc == CUDA_SUCCESS) crc = cuMemAlloc_v2(&p, (size_t)bytes);
+                emit("op=fork-child-alloc pid=%d bytes=%" PRIu64 " status=%s", (int)getpid(), bytes, status_name(crc));
+                _exit(crc == CUDA_SUCCESS ? 0 : 1); /* exits holding the memory: it must be reaped */
+            }
+            int wstatus = 0;
+            rc = child > 0 && waitpid(child, &wstatus, 0) == child && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0
+                     ? CUDA_SUCCESS : CUDA_ERROR_OPERATING_SYSTEM;
+            emit("op=fork-alloc child=%d status=%s", (int)child, status_name(note(rc)));
         } else if (strcmp(op, "counters") == 0) {
             print_counters();
         } else {

@@ -116,6 +116,18 @@ class SimulatedDriverTest {
     }
 
     @Test
+    void aForkedChildIsItsOwnProcessAndItsMemoryIsReleasedWhenItExits() {
+        SimNode.Run run = node.run(RUN, "omai-workload", "alloc", "alloc", "1MiB", "fork-alloc", "100MiB",
+                "meminfo", "counters");
+
+        assertThat(run.first("fork-child-before-init").status()).isEqualTo("CUDA_ERROR_NOT_INITIALIZED");
+        assertThat(run.first("fork-child-alloc").status()).isEqualTo("CUDA_SUCCESS");
+        assertThat(run.first("fork-alloc").status()).isEqualTo("CUDA_SUCCESS");
+        assertThat(run.first("meminfo").getLong("free")).isEqualTo(GIB - MIB); // the exited child's 100 MiB is back
+        assertThat(run.first("counters").getLong("alloc_calls")).isEqualTo(1); // the child's call is not the parent's
+    }
+
+    @Test
     void nvmlProcessUtilisationMatchesTheKernelsEachProcessRan() {
         SimNode.Started a = node.start("omai-workload", "duty", "kernel", "3", "30");
         SimNode.Started b = node.start("omai-workload", "duty", "graph", "3", "60");
