@@ -1,10 +1,58 @@
-# The LD_PRELOAD shim. Everything is hidden except the hooked symbols (version script).
+# The LD_PRELOAD shim and its own native tests and tools.
+#   $(BUILD)/lib/libomai-shim.so   the shim (only the hooked symbols exported)
+#   $(BUILD)/bin/omai-shm-tool     create/inspect/set allocation files without Java
+#   $(BUILD)/bin/omai-shim-race    N processes racing for one quota (make check, Java tests)
+#   $(BUILD)/bin/omai-shim-bench   allocation/pass-through loop for callgrind
+# Everything symbol-shaped comes from cuda-intercept/hooks.def (see there).
 
+SHIM_DIR  := $(NATIVE_DIR)/cuda-intercept
 SHIM_LIB  := $(BUILD)/lib/libomai-shim.so
-SHIM_SRCS := $(wildcard $(NATIVE_DIR)/cuda-intercept/src/*.c)
-SHIM_HDRS := $(wildcard $(NATIVE_DIR)/cuda-intercept/src/*.h) $(wildcard $(INCLUDE)/*.h)
-ALL_TARGETS += $(SHIM_LIB)
+SHIM_LDS  := $(BUILD)/obj/shim.lds
+SHIM_SRCS := $(wildcard $(SHIM_DIR)/src/*.c)
+SHIM_HDRS := $(wildcard $(SHIM_DIR)/src/*.h) $(wildcard $(INCLUDE)/*.h) $(SHIM_DIR)/hooks.def
+SHIM_CFLAGS := $(CFLAGS_COMMON) -I$(SHIM_DIR) -fvisibility=hidden -ftls-model=initial-exec
 
-$(SHIM_LIB): $(SHIM_SRCS) $(SHIM_HDRS) $(NATIVE_DIR)/cuda-intercept/shim.lds | $(BUILD)/lib
-	$(CC) $(CFLAGS_COMMON) -fvisibility=hidden -shared -o $@ $(SHIM_SRCS) \
-	    -Wl,--version-script=$(NATIVE_DIR)/cuda-intercept/shim.lds -Wl,-z,defs -ldl -lpthread
+SHM_TOOL    := $(BUILD)/bin/omai-shm-tool
+SHIM_RACE   := $(BUILD)/bin/omai-shim-race
+SHIM_BENCH  := $(BUILD)/bin/omai-shim-bench
+RTLD_PROBE  := $(BUILD)/bin/omai-rtld-next-probe
+
+ALL_TARGETS += $(SHIM_LIB) $(SHM_TOOL) $(SHIM_RACE) $(SHIM_BENCH)
+CHECKS      += shim-exports shim-rtld-next
+
+# The version script is generated from the hook list, never edited by hand.
+$(SHIM_LDS): $(SHIM_DIR)/shim.lds.in $(SHIM_DIR)/hooks.def | $(BUILD)/obj
+	$(CC) -E -P -x c -I$(SHIM_DIR) $< -o $@
+
+$(SHIM_LIB): $(SHIM_SRCS) $(SHIM_HDRS) $(SHIM_LDS) | $(BUILD)/lib
+	$(CC) $(SHIM_CFLAGS) -shared -o $@ $(SHIM_SRCS) \
+	    -Wl,--version-script=$(SHIM_LDS) -Wl,-z,defs -Wl,-z,now -ldl -lpthread
+
+$(SHM_TOOL): $(SHIM_DIR)/tools/omai_shm_tool.c $(INCLUDE)/omai_shm.h $(INCLUDE)/omai_paths.h | $(BUILD)/bin
+	$(CC) $(CFLAGS_COMMON) -o $@ $<
+
+# Linked against the simulated driver like any CUDA program (-lcuda).
+$(SHIM_RACE): $(SHIM_DIR)/tests/shim_race.c $(INCLUDE)/omai_cuda.h $(BUILD)/sim/libcuda.so | $(BUILD)/bin
+	$(CC) $(CFLAGS_COMMON) -o $@ $< -L$(BUILD)/sim -lcuda
+
+$(SHIM_BENCH): $(SHIM_DIR)/tests/shim_bench.c $(INCLUDE)/omai_cuda.h $(BUILD)/sim/libcuda.so | $(BUILD)/bin
+	$(CC) $(CFLAGS_COMMON) -o $@ $< -L$(BUILD)/sim -lcuda
+
+$(RTLD_PROBE): $(SHIM_DIR)/tests/rtld_next_probe.c $(SHIM_DIR)/tests/rtld_next_lib.c | $(BUILD)/bin $(BUILD)/obj
+	$(CC) $(CFLAGS_COMMON) -shared -o $(BUILD)/obj/librtld-next-a.so $(SHIM_DIR)/tests/rtld_next_lib.c -DPROBE_VALUE=1 -ldl
+	$(CC) $(CFLAGS_COMMON) -shared -o $(BUILD)/obj/librtld-next-b.so $(SHIM_DIR)/tests/rtld_next_lib.c -DPROBE_VALUE=2 -ldl
+	$(CC) $(CFLAGS_COMMON) -o $@ $(SHIM_DIR)/tests/rtld_next_probe.c \
+	    -L$(BUILD)/obj -Wl,--no-as-needed -lrtld-next-a -lrtld-next-b -Wl,-rpath,$(BUILD)/obj -ldl
+
+.PHONY: shim-exports shim-rtld-next
+# Exactly the listed symbols leave the library: the hook list, nothing else.
+shim-exports: $(SHIM_LIB) $(SHIM_LDS)
+	@nm -D --defined-only $(SHIM_LIB) | awk '$$2 ~ /^[TW]$$/ {print $$3}' | sed 's/@.*//' | sort > $(BUILD)/obj/shim-exports.txt
+	@grep -o '^[A-Za-z_0-9]*;' $(SHIM_LDS) | tr -d ';' | sort > $(BUILD)/obj/shim-listed.txt
+	@if diff -u $(BUILD)/obj/shim-listed.txt $(BUILD)/obj/shim-exports.txt; then \
+	    echo "shim-exports: $$(wc -l < $(BUILD)/obj/shim-exports.txt) symbols, exactly the hook list"; \
+	else echo "shim-exports: FAILED: exported symbols differ from hooks.def (diff above)" >&2; exit 1; fi
+
+# Our dlsym must keep RTLD_NEXT relative to its caller (it tail-calls the real one).
+shim-rtld-next: $(SHIM_LIB) $(RTLD_PROBE)
+	@LD_PRELOAD=$(SHIM_LIB) $(RTLD_PROBE) && echo "shim-rtld-next: RTLD_NEXT through the shim's dlsym resolves after the caller"

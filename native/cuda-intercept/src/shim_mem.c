@@ -1,0 +1,416 @@
+/*
+ * shim_mem.c - device memory under the quota: every allocation route of the
+ * driver API, the frees that give it back, and the memory views.
+ *
+ * Allocation: reserve (never beyond the limit) -> driver -> commit, or undo if
+ * the driver failed. A breach returns CUDA_ERROR_OUT_OF_MEMORY without
+ * reaching the driver. Free: forget the entry -> driver -> give the bytes back
+ * (or remember it again if the driver refused the free).
+ *
+ * Device: the current context's device (cuMemAlloc*, managed, arrays, pool
+ * allocations), the stream's device where the driver can say
+ * (cuMemAllocAsync), the location in the properties (cuMemCreate).
+ */
+#include "shim.h"
+
+#define NEED_REAL(fn)                                  \
+    do {                                               \
+        if (OMAI_UNLIKELY(!omai_cuda_ready() || !omai_cu.fn)) { \
+            return CUDA_ERROR_NOT_FOUND;               \
+        }                                              \
+    } while (0)
+
+static CUresult context_device(CUdevice *dev) {
+    if (OMAI_UNLIKELY(!omai_cu.cuCtxGetDevice)) {
+        return CUDA_ERROR_NOT_FOUND;
+    }
+    return omai_cu.cuCtxGetDevice(dev);
+}
+
+static CUresult stream_device(CUstream stream, CUdevice *dev) {
+    if (omai_cu.cuStreamGetDevice && omai_cu.cuStreamGetDevice(stream, dev) == CUDA_SUCCESS) {
+        return CUDA_SUCCESS;
+    }
+    return context_device(dev);
+}
+
+/* After the driver's answer to an allocation: commit or undo. */
+static CUresult settle(CUresult r, const omai_charge *c, int kind, uint64_t key) {
+    if (OMAI_LIKELY(r == CUDA_SUCCESS)) {
+        omai_charge_commit(c, kind, key);
+    } else {
+        omai_charge_cancel(c);
+    }
+    return r;
+}
+
+/* After the driver's answer to a free of an entry we took out of the table. */
+static CUresult after_free(CUresult r, bool had, int kind, uint64_t key, int dev, uint64_t bytes) {
+    if (!had) {
+        return r;
+    }
+    if (OMAI_LIKELY(r == CUDA_SUCCESS)) {
+        omai_release(dev, bytes);
+    } else if (omai_ptrtab_reserve()) {
+        omai_ptrtab_insert(kind, key, dev, bytes); /* still allocated */
+    }
+    /* else: the table is full; the bytes stay counted (over, never under). */
+    return r;
+}
+
+/* ------------------------------------------------------ linear allocations */
+
+CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize) {
+    NEED_REAL(cuMemAlloc_v2);
+    if (!dptr || bytesize == 0) {
+        return omai_cu.cuMemAlloc_v2(dptr, bytesize); /* the driver's own error, nothing allocated */
+    }
+    CUdevice dev;
+    CUresult r = context_device(&dev);
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    omai_charge c;
+    if ((r = omai_charge_begin(dev, bytesize, &c)) != CUDA_SUCCESS) {
+        return r;
+    }
+    r = omai_cu.cuMemAlloc_v2(dptr, bytesize);
+    return settle(r, &c, OMAI_KIND_DEVPTR, r == CUDA_SUCCESS ? *dptr : 0);
+}
+
+CUresult cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize, unsigned int flags) {
+    NEED_REAL(cuMemAllocManaged);
+    if (!dptr || bytesize == 0) {
+        return omai_cu.cuMemAllocManaged(dptr, bytesize, flags);
+    }
+    CUdevice dev;
+    CUresult r = context_device(&dev);
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    omai_charge c;
+    if ((r = omai_charge_begin(dev, bytesize, &c)) != CUDA_SUCCESS) {
+        return r;
+    }
+    r = omai_cu.cuMemAllocManaged(dptr, bytesize, flags);
+    return settle(r, &c, OMAI_KIND_DEVPTR, r == CUDA_SUCCESS ? *dptr : 0);
+}
+
+CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes, size_t Height,
+                            unsigned int ElementSizeBytes) {
+    NEED_REAL(cuMemAllocPitch_v2);
+    if (!dptr || !pPitch || WidthInBytes == 0 || Height == 0) {
+        return omai_cu.cuMemAllocPitch_v2(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
+    }
+    CUdevice dev;
+    CUresult r = context_device(&dev);
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    /* The pitch is the driver's choice: reserve the least it can be (width x
+     * height), then settle on pitch x height once it is known. */
+    uint64_t least = omai_sat_mul(WidthInBytes, Height);
+    omai_charge c;
+    if ((r = omai_charge_begin(dev, least, &c)) != CUDA_SUCCESS) {
+        return r;
+    }
+    r = omai_cu.cuMemAllocPitch_v2(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
+    if (r != CUDA_SUCCESS) {
+        omai_charge_cancel(&c);
+        return r;
+    }
+    uint64_t actual = omai_sat_mul(*pPitch, Height);
+    if (actual > least && omai_charge_grow(&c, actual - least) != CUDA_SUCCESS) {
+        if (omai_cu.cuMemFree_v2) {
+            omai_cu.cuMemFree_v2(*dptr);
+        }
+        *dptr = 0;
+        omai_charge_cancel(&c);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (actual < least) {
+        omai_charge_shrink(&c, least - actual);
+    }
+    omai_charge_commit(&c, OMAI_KIND_DEVPTR, *dptr);
+    return CUDA_SUCCESS;
+}
+
+static CUresult alloc_async(__typeof__(&cuMemAllocAsync) real, CUdeviceptr *dptr, size_t bytesize,
+                            CUstream hStream) {
+    if (!dptr || bytesize == 0) {
+        return real(dptr, bytesize, hStream);
+    }
+    CUdevice dev;
+    CUresult r = stream_device(hStream, &dev);
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    omai_charge c;
+    if ((r = omai_charge_begin(dev, bytesize, &c)) != CUDA_SUCCESS) {
+        return r;
+    }
+    r = real(dptr, bytesize, hStream);
+    return settle(r, &c, OMAI_KIND_DEVPTR, r == CUDA_SUCCESS ? *dptr : 0);
+}
+
+CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream) {
+    NEED_REAL(cuMemAllocAsync);
+    return alloc_async(omai_cu.cuMemAllocAsync, dptr, bytesize, hStream);
+}
+
+CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStream) {
+    NEED_REAL(cuMemAllocAsync_ptsz);
+    return alloc_async(omai_cu.cuMemAllocAsync_ptsz, dptr, bytesize, hStream);
+}
+
+static CUresult alloc_from_pool(__typeof__(&cuMemAllocFromPoolAsync) real, CUdeviceptr *dptr,
+                                size_t bytesize, CUmemoryPool pool, CUstream hStream) {
+    if (!dptr || bytesize == 0) {
+        return real(dptr, bytesize, pool, hStream);
+    }
+    CUdevice dev;
+    CUresult r = stream_device(hStream, &dev);
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    omai_charge c;
+    if ((r = omai_charge_begin(dev, bytesize, &c)) != CUDA_SUCCESS) {
+        return r;
+    }
+    r = real(dptr, bytesize, pool, hStream);
+    return settle(r, &c, OMAI_KIND_DEVPTR, r == CUDA_SUCCESS ? *dptr : 0);
+}
+
+CUresult cuMemAllocFromPoolAsync(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
+                                 CUstream hStream) {
+    NEED_REAL(cuMemAllocFromPoolAsync);
+    return alloc_from_pool(omai_cu.cuMemAllocFromPoolAsync, dptr, bytesize, pool, hStream);
+}
+
+CUresult cuMemAllocFromPoolAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUmemoryPool pool,
+                                      CUstream hStream) {
+    NEED_REAL(cuMemAllocFromPoolAsync_ptsz);
+    return alloc_from_pool(omai_cu.cuMemAllocFromPoolAsync_ptsz, dptr, bytesize, pool, hStream);
+}
+
+/* ------------------------------------------------------------------- VMM */
+
+CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop,
+                     unsigned long long flags) {
+    NEED_REAL(cuMemCreate);
+    /* Only device-resident physical memory counts; host (NUMA) locations are not GPU memory. */
+    if (!handle || !prop || size == 0 || prop->location.type != CU_MEM_LOCATION_TYPE_DEVICE) {
+        return omai_cu.cuMemCreate(handle, size, prop, flags);
+    }
+    omai_charge c;
+    CUresult r = omai_charge_begin((CUdevice)prop->location.id, size, &c);
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    r = omai_cu.cuMemCreate(handle, size, prop, flags);
+    return settle(r, &c, OMAI_KIND_VMM, r == CUDA_SUCCESS ? *handle : 0);
+}
+
+/* ---------------------------------------------------------------- arrays */
+
+static uint64_t format_bytes(CUarray_format f) {
+    switch (f) {
+    case CU_AD_FORMAT_UNSIGNED_INT8:
+    case CU_AD_FORMAT_SIGNED_INT8:
+        return 1;
+    case CU_AD_FORMAT_UNSIGNED_INT16:
+    case CU_AD_FORMAT_SIGNED_INT16:
+    case CU_AD_FORMAT_HALF:
+        return 2;
+    case CU_AD_FORMAT_UNSIGNED_INT32:
+    case CU_AD_FORMAT_SIGNED_INT32:
+    case CU_AD_FORMAT_FLOAT:
+        return 4;
+    default:
+        return 8; /* a format this shim does not list: the widest channel, so over, never under */
+    }
+}
+
+static uint64_t at_least_1(uint64_t v) { return v ? v : 1; }
+
+/* Bytes of one level: width x height x depth x channels x channel size. */
+static uint64_t level_bytes(uint64_t w, uint64_t h, uint64_t d, unsigned channels, CUarray_format f) {
+    uint64_t b = omai_sat_mul(at_least_1(w), at_least_1(h));
+    b = omai_sat_mul(b, at_least_1(d));
+    b = omai_sat_mul(b, at_least_1(channels));
+    return omai_sat_mul(b, format_bytes(f));
+}
+
+static CUresult alloc_array(CUdevice *dev, uint64_t bytes, omai_charge *c) {
+    CUresult r = context_device(dev);
+    return r != CUDA_SUCCESS ? r : omai_charge_begin(*dev, bytes, c);
+}
+
+CUresult cuArrayCreate_v2(CUarray *pHandle, const CUDA_ARRAY_DESCRIPTOR *desc) {
+    NEED_REAL(cuArrayCreate_v2);
+    if (!pHandle || !desc) {
+        return omai_cu.cuArrayCreate_v2(pHandle, desc);
+    }
+    CUdevice dev;
+    omai_charge c;
+    CUresult r = alloc_array(&dev, level_bytes(desc->Width, desc->Height, 1, desc->NumChannels, desc->Format),
+                             &c);
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    r = omai_cu.cuArrayCreate_v2(pHandle, desc);
+    return settle(r, &c, OMAI_KIND_ARRAY, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0);
+}
+
+CUresult cuArray3DCreate_v2(CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *desc) {
+    NEED_REAL(cuArray3DCreate_v2);
+    if (!pHandle || !desc) {
+        return omai_cu.cuArray3DCreate_v2(pHandle, desc);
+    }
+    CUdevice dev;
+    omai_charge c;
+    CUresult r = alloc_array(
+        &dev, level_bytes(desc->Width, desc->Height, desc->Depth, desc->NumChannels, desc->Format), &c);
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    r = omai_cu.cuArray3DCreate_v2(pHandle, desc);
+    return settle(r, &c, OMAI_KIND_ARRAY, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0);
+}
+
+CUresult cuMipmappedArrayCreate(CUmipmappedArray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *desc,
+                                unsigned int numMipmapLevels) {
+    NEED_REAL(cuMipmappedArrayCreate);
+    if (!pHandle || !desc || numMipmapLevels == 0) {
+        return omai_cu.cuMipmappedArrayCreate(pHandle, desc, numMipmapLevels);
+    }
+    /* Each level halves width, height and (unless layered) depth, down to 1. */
+    bool layered = (desc->Flags & CUDA_ARRAY3D_LAYERED) != 0;
+    uint64_t total = 0;
+    uint64_t w = desc->Width, h = desc->Height, d = desc->Depth;
+    for (unsigned l = 0; l < numMipmapLevels && l < 64; l++) {
+        total = omai_sat_add(total, level_bytes(w, h, d, desc->NumChannels, desc->Format));
+        w = w > 1 ? w >> 1 : w;
+        h = h > 1 ? h >> 1 : h;
+        d = (!layered && d > 1) ? d >> 1 : d;
+    }
+    CUdevice dev;
+    omai_charge c;
+    CUresult r = alloc_array(&dev, total, &c);
+    if (r != CUDA_SUCCESS) {
+        return r;
+    }
+    r = omai_cu.cuMipmappedArrayCreate(pHandle, desc, numMipmapLevels);
+    return settle(r, &c, OMAI_KIND_MIPMAP, r == CUDA_SUCCESS ? (uint64_t)(uintptr_t)*pHandle : 0);
+}
+
+/* ----------------------------------------------------------------- frees */
+
+CUresult cuMemFree_v2(CUdeviceptr dptr) {
+    NEED_REAL(cuMemFree_v2);
+    int dev = 0;
+    uint64_t bytes = 0;
+    bool had = dptr && omai_ptrtab_take(OMAI_KIND_DEVPTR, dptr, &dev, &bytes);
+    return after_free(omai_cu.cuMemFree_v2(dptr), had, OMAI_KIND_DEVPTR, dptr, dev, bytes);
+}
+
+CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream) {
+    NEED_REAL(cuMemFreeAsync);
+    int dev = 0;
+    uint64_t bytes = 0;
+    bool had = dptr && omai_ptrtab_take(OMAI_KIND_DEVPTR, dptr, &dev, &bytes);
+    return after_free(omai_cu.cuMemFreeAsync(dptr, hStream), had, OMAI_KIND_DEVPTR, dptr, dev, bytes);
+}
+
+CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream) {
+    NEED_REAL(cuMemFreeAsync_ptsz);
+    int dev = 0;
+    uint64_t bytes = 0;
+    bool had = dptr && omai_ptrtab_take(OMAI_KIND_DEVPTR, dptr, &dev, &bytes);
+    return after_free(omai_cu.cuMemFreeAsync_ptsz(dptr, hStream), had, OMAI_KIND_DEVPTR, dptr, dev, bytes);
+}
+
+CUresult cuMemRelease(CUmemGenericAllocationHandle handle) {
+    NEED_REAL(cuMemRelease);
+    int dev = 0;
+    uint64_t bytes = 0;
+    bool had = omai_ptrtab_take(OMAI_KIND_VMM, handle, &dev, &bytes);
+    return after_free(omai_cu.cuMemRelease(handle), had, OMAI_KIND_VMM, handle, dev, bytes);
+}
+
+CUresult cuArrayDestroy(CUarray hArray) {
+    NEED_REAL(cuArrayDestroy);
+    int dev = 0;
+    uint64_t bytes = 0;
+    uint64_t key = (uint64_t)(uintptr_t)hArray;
+    bool had = hArray && omai_ptrtab_take(OMAI_KIND_ARRAY, key, &dev, &bytes);
+    return after_free(omai_cu.cuArrayDestroy(hArray), had, OMAI_KIND_ARRAY, key, dev, bytes);
+}
+
+CUresult cuMipmappedArrayDestroy(CUmipmappedArray hMipmappedArray) {
+    NEED_REAL(cuMipmappedArrayDestroy);
+    int dev = 0;
+    uint64_t bytes = 0;
+    uint64_t key = (uint64_t)(uintptr_t)hMipmappedArray;
+    bool had = hMipmappedArray && omai_ptrtab_take(OMAI_KIND_MIPMAP, key, &dev, &bytes);
+    return after_free(omai_cu.cuMipmappedArrayDestroy(hMipmappedArray), had, OMAI_KIND_MIPMAP, key, dev,
+                      bytes);
+}
+
+/* ----------------------------------------------------------------- views */
+
+/* total = limit, used = the container's reserved bytes, free = limit - used
+ * (saturating) but never more than the card really has free. Unlimited: the
+ * card's own numbers. Not in the control file or fail-closed: 0 and 0. */
+static void quota_view(bool known, uint64_t limit, uint64_t used, uint64_t real_free, uint64_t real_total,
+                       uint64_t *free_out, uint64_t *total_out) {
+    if (!known) {
+        *free_out = 0;
+        *total_out = 0;
+    } else if (limit == OMAI_MEMORY_UNLIMITED) {
+        *free_out = real_free;
+        *total_out = real_total;
+    } else {
+        uint64_t f = omai_sat_sub(limit, used);
+        *free_out = f < real_free ? f : real_free;
+        *total_out = limit;
+    }
+}
+
+void omai_quota_view_of(CUdevice ord, const char *uuid, uint64_t real_free, uint64_t real_total,
+                        uint64_t *free_out, uint64_t *total_out, uint64_t *used_out) {
+    uint64_t limit = 0, used = 0;
+    bool known = omai_quota_view(ord, uuid, &limit, &used);
+    quota_view(known, limit, used, real_free, real_total, free_out, total_out);
+    if (used_out) {
+        *used_out = known ? used : 0;
+    }
+}
+
+CUresult cuMemGetInfo_v2(size_t *free, size_t *total) {
+    NEED_REAL(cuMemGetInfo_v2);
+    CUresult r = omai_cu.cuMemGetInfo_v2(free, total);
+    if (r != CUDA_SUCCESS || !free || !total) {
+        return r;
+    }
+    CUdevice dev;
+    uint64_t f = 0, t = 0;
+    if (context_device(&dev) == CUDA_SUCCESS) {
+        omai_quota_view_of(dev, NULL, *free, *total, &f, &t, NULL);
+    }
+    *free = (size_t)f;
+    *total = (size_t)t;
+    return r;
+}
+
+CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev) {
+    NEED_REAL(cuDeviceTotalMem_v2);
+    CUresult r = omai_cu.cuDeviceTotalMem_v2(bytes, dev);
+    if (r != CUDA_SUCCESS || !bytes) {
+        return r;
+    }
+    uint64_t f, t;
+    omai_quota_view_of(dev, NULL, *bytes, *bytes, &f, &t, NULL);
+    *bytes = (size_t)t;
+    return r;
+}

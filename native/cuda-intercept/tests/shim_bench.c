@@ -1,0 +1,56 @@
+/*
+ * omai-shim-bench: a tight loop of one kind of driver call, for counting the
+ * instructions the shim adds (test-harness/bench/shim-callgrind.sh runs it
+ * with and without the shim, at two loop counts, under callgrind).
+ *
+ *   omai-shim-bench alloc N      N x (cuMemAlloc_v2 256 B + cuMemFree_v2): accounted
+ *   omai-shim-bench meminfo N    N x cuMemGetInfo_v2: hooked, virtualised view
+ *   omai-shim-bench passthru N   N x cuCtxGetDevice: not hooked, straight to the driver
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "omai_cuda.h"
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: omai-shim-bench alloc|meminfo|passthru N\n");
+        return 2;
+    }
+    long n = atol(argv[2]);
+    CUdevice dev;
+    CUcontext ctx;
+    CUresult rc = cuInit(0);
+    if (rc == CUDA_SUCCESS) rc = cuDeviceGet(&dev, 0);
+    if (rc == CUDA_SUCCESS) rc = cuDevicePrimaryCtxRetain(&ctx, dev);
+    if (rc == CUDA_SUCCESS) rc = cuCtxSetCurrent(ctx);
+    /* One warm-up call of each kind so one-time set-up is outside the loop. */
+    CUdeviceptr p;
+    if (rc == CUDA_SUCCESS) rc = cuMemAlloc_v2(&p, 256);
+    if (rc == CUDA_SUCCESS) rc = cuMemFree_v2(p);
+    size_t f, t;
+    if (rc == CUDA_SUCCESS) rc = cuMemGetInfo_v2(&f, &t);
+    if (rc != CUDA_SUCCESS) {
+        fprintf(stderr, "omai-shim-bench: set-up failed with CUresult %d\n", (int)rc);
+        return 1;
+    }
+    if (strcmp(argv[1], "alloc") == 0) {
+        for (long i = 0; i < n && rc == CUDA_SUCCESS; i++) {
+            rc = cuMemAlloc_v2(&p, 256);
+            if (rc == CUDA_SUCCESS) rc = cuMemFree_v2(p);
+        }
+    } else if (strcmp(argv[1], "meminfo") == 0) {
+        for (long i = 0; i < n && rc == CUDA_SUCCESS; i++) rc = cuMemGetInfo_v2(&f, &t);
+    } else if (strcmp(argv[1], "passthru") == 0) {
+        for (long i = 0; i < n && rc == CUDA_SUCCESS; i++) rc = cuCtxGetDevice(&dev);
+    } else {
+        fprintf(stderr, "omai-shim-bench: unknown mode %s (expected alloc, meminfo or passthru)\n", argv[1]);
+        return 2;
+    }
+    if (rc != CUDA_SUCCESS) {
+        fprintf(stderr, "omai-shim-bench: loop failed with CUresult %d\n", (int)rc);
+        return 1;
+    }
+    return 0;
+}
