@@ -24,6 +24,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatCode;
@@ -117,7 +118,7 @@ class IbVfManagerTest {
         assertThat(afterRestart.guids()).isEqualTo(first);
         assertThat(afterRestart.reconfigured()).hasSize(8);
         assertThat(restarted.discover().getFirst().vfs()).extracting(VirtualFunction::nodeGuid)
-                .containsExactlyElementsOf(first.values().stream().map(java.util.Optional::of).toList());
+                .containsExactlyElementsOf(first.values().stream().map(Optional::of).toList());
     }
 
     @Test

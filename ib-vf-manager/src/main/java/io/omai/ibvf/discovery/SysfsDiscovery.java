@@ -14,7 +14,6 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Optional;
-import java.util.OptionalInt;
 
 /**
  * Reads SR-IOV RDMA PFs and their VFs from sysfs. Stateless: every call reads the tree afresh, so callers poll it for
@@ -167,10 +166,5 @@ public final class SysfsDiscovery {
         return sysfs.list(SysfsLayout.pciAttribute(function, "net")).stream()
                 .filter(name -> !name.contains("."))
                 .findFirst();
-    }
-
-    /** Helper for callers that need a PF's NUMA node without a full discovery. */
-    public OptionalInt numaNodeOf(PciAddress function) {
-        return values.numaNode(SysfsLayout.pciAttribute(function, "numa_node"));
     }
 }

@@ -7,6 +7,7 @@ import io.omai.ibvf.model.LinkLayer;
 import io.omai.ibvf.model.PortState;
 
 import java.util.HexFormat;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.OptionalInt;
 
@@ -56,7 +57,7 @@ public final class SysfsValues {
         if (text.length() != 4 || !text.chars().allMatch(HexFormat::isHexDigit)) {
             throw new SysfsFormatException(path, text, "a 4-digit hexadecimal PCI device id without 0x, e.g. 101c");
         }
-        return text.toLowerCase(java.util.Locale.ROOT);
+        return text.toLowerCase(Locale.ROOT);
     }
 
     public LinkLayer linkLayer(String path) {

@@ -54,6 +54,7 @@ public final class ProcessIpLink implements IpLink {
                 process.destroyForcibly();
                 throw KernelErrors.of(Errno.ETIMEDOUT, commandLine, value);
             }
+            // ip prints a line or two on failure, far below the pipe buffer, so reading after exit cannot block
             String stderr = new String(process.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
             if (process.exitValue() != 0) {
                 throw KernelErrors.commandFailed(commandLine, value, stderr);

@@ -14,6 +14,7 @@ import io.omai.ibvf.model.PortState;
 import io.omai.ibvf.testing.FakeSysfs.FakeFunction;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.Optional;
@@ -243,7 +244,7 @@ public final class FakeKernel implements Sysfs, IpLink {
                 files.write(path, guid.toIpLinkFormat());
             }
             default -> {
-                VfLinkState state = java.util.Arrays.stream(VfLinkState.values())
+                VfLinkState state = Arrays.stream(VfLinkState.values())
                         .filter(s -> s.mlnxPolicy().equals(value.strip())).findFirst()
                         .orElseThrow(() -> KernelErrors.of(Errno.EINVAL, path, value));
                 pf.vfLinkStates.put(vfIndex, state);
