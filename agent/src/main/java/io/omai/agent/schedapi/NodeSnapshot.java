@@ -1,0 +1,70 @@
+package io.omai.agent.schedapi;
+
+import io.omai.agent.tenancy.NodeCapacity;
+import java.util.HashSet;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * An immutable, consistent picture of the node's GPUs and HCAs with their allocations (not reservations).
+ *
+ * @param generation the inventory's own change counter; grows on every change
+ */
+public record NodeSnapshot(String nodeName, long generation, List<GpuDevice> gpus, List<Hca> hcas)
+        implements NodeCapacity {
+    public NodeSnapshot {
+        Objects.requireNonNull(nodeName, "nodeName");
+        gpus = List.copyOf(gpus);
+        hcas = List.copyOf(hcas);
+        var uuids = new HashSet<String>();
+        for (GpuDevice gpu : gpus) {
+            if (!uuids.add(gpu.uuid())) {
+                throw new IllegalArgumentException("node " + nodeName + ": GPU " + gpu.uuid() + " listed twice");
+            }
+        }
+        var vfs = new HashSet<String>();
+        for (Hca hca : hcas) {
+            for (String vf : hca.vfIds()) {
+                if (!vfs.add(vf)) {
+                    throw new IllegalArgumentException("node " + nodeName + ": VF " + vf + " listed twice");
+                }
+            }
+        }
+    }
+
+    @Override
+    public Set<String> vfIds() {
+        var all = new LinkedHashSet<String>();
+        hcas.forEach(hca -> all.addAll(hca.vfIds()));
+        return all;
+    }
+
+    @Override
+    public Set<String> freeVfIds() {
+        var free = new LinkedHashSet<String>();
+        hcas.forEach(hca -> free.addAll(hca.freeVfIdsInOrder()));
+        return free;
+    }
+
+    /** Tenants with GPU allocations on the node, sorted. */
+    public Set<String> tenants() {
+        var tenants = new TreeSet<String>();
+        gpus.forEach(gpu -> tenants.addAll(gpu.tenants()));
+        return tenants;
+    }
+
+    public NodeSnapshot withGpus(List<GpuDevice> gpusNow) {
+        return new NodeSnapshot(nodeName, generation, gpusNow, hcas);
+    }
+
+    public NodeSnapshot withHcas(List<Hca> hcasNow) {
+        return new NodeSnapshot(nodeName, generation, gpus, hcasNow);
+    }
+
+    NodeSnapshot withGeneration(long generationNow) {
+        return new NodeSnapshot(nodeName, generationNow, gpus, hcas);
+    }
+}

@@ -1,0 +1,300 @@
+package io.omai.agent.tenancy;
+
+import java.time.Clock;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Consumer;
+import java.util.function.Predicate;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The one owner of reservation state on the node.
+ *
+ * <p>Every change (reserve, release, consume, expiry) runs under one lock and reads the node's capacity inside
+ * it, so two schedulers racing for the last share are serialised: exactly one wins. Readers never take the
+ * lock: they see an immutable copy of the reservations, filtered by the clock, so a lease is over the instant
+ * it ends even if {@link #expireDue()} has not run yet.
+ *
+ * <p>Idempotent by key: the same key with an equal request returns the reservation made first; with a
+ * different request it fails with {@link ReservationException.IdempotencyConflict}. One reservation per pod.
+ *
+ * <p>Listeners run on the thread that made the change, after the lock is released.
+ */
+public final class ReservationBook {
+    private static final Logger LOG = LoggerFactory.getLogger(ReservationBook.class);
+    private final Supplier<? extends NodeCapacity> capacity;
+    private final AntiAffinityPolicy policy;
+    private final Clock clock;
+    private final Object lock = new Object();
+    private final List<Runnable> listeners = new CopyOnWriteArrayList<>();
+
+    /** By idempotency key, in creation order. Replaced, never mutated: readers use it without the lock. */
+    private volatile Map<String, Reservation> byKey = Map.of();
+    private volatile long version;
+
+    /**
+     * @param capacity the node's devices and allocations; called under the book's lock, so it must not call
+     *     back into this book or wait on anything that does
+     */
+    public ReservationBook(Supplier<? extends NodeCapacity> capacity, AntiAffinityPolicy policy, Clock clock) {
+        this.capacity = Objects.requireNonNull(capacity, "capacity");
+        this.policy = Objects.requireNonNull(policy, "policy");
+        this.clock = Objects.requireNonNull(clock, "clock");
+    }
+
+    public AntiAffinityPolicy policy() {
+        return policy;
+    }
+
+    public Clock clock() {
+        return clock;
+    }
+
+    /** Grows on every change; lets observers tell whether anything happened. */
+    public long version() {
+        return version;
+    }
+
+    /**
+     * Holds devices for a pod, or returns the reservation an equal earlier request made.
+     *
+     * @throws ReservationException naming the container, device and reason when it cannot be held
+     */
+    public Reservation reserve(ReservationRequest request) {
+        Objects.requireNonNull(request, "request");
+        Reservation result;
+        boolean changed;
+        synchronized (lock) {
+            Instant now = clock.instant();
+            changed = dropExpired(now);
+            Reservation existing = byKey.get(request.idempotencyKey());
+            if (existing != null) {
+                if (existing.request().equals(request)) {
+                    result = existing;
+                } else {
+                    throw new ReservationException.IdempotencyConflict("idempotency key '"
+                            + request.idempotencyKey() + "' was used for a different reservation ("
+                            + existing.request().firstDifference(request) + "); use a new key, or release '"
+                            + request.idempotencyKey() + "' first");
+                }
+            } else {
+                refuseSecondReservationForPod(request);
+                NodeUsage usage = NodeUsage.of(capacity.get(), byKey.values());
+                List<ContainerReservation> resolved = holdAll(request, usage);
+                result = new Reservation(request, resolved, now, now.plus(request.lease()));
+                var next = new LinkedHashMap<>(byKey);
+                next.put(request.idempotencyKey(), result);
+                publish(next);
+                changed = true;
+            }
+        }
+        if (changed) {
+            notifyListeners();
+        }
+        return result;
+    }
+
+    private void refuseSecondReservationForPod(ReservationRequest request) {
+        for (Reservation other : byKey.values()) {
+            if (other.podUid().equals(request.podUid())) {
+                throw new ReservationException.PodAlreadyReserved("pod " + request.podUid()
+                        + " already holds reservation '" + other.idempotencyKey() + "' until " + other.expiresAt()
+                        + "; release it before reserving again");
+            }
+        }
+    }
+
+    /** Checks every container against the usage, adding each to it so later containers see earlier ones. */
+    private List<ContainerReservation> holdAll(ReservationRequest request, NodeUsage usage) {
+        var resolved = new ArrayList<ContainerReservation>(request.containers().size());
+        for (int i = 0; i < request.containers().size(); i++) {
+            ContainerReservation container = request.containers().get(i);
+            String where = "containers[" + i + "] ('" + container.name() + "')";
+            for (String uuid : container.gpuUuids()) {
+                GpuUsage gpu = usage.gpu(uuid).orElseThrow(() -> new ReservationException.UnknownDevice(
+                        where + ": node " + usage.nodeName() + " has no GPU " + uuid));
+                if (!gpu.gpu().healthy()) {
+                    throw new ReservationException.UnhealthyDevice(where + ": GPU " + uuid + " is unhealthy");
+                }
+                long memory = container.memoryBytes() > 0 ? container.memoryBytes()
+                        : MilliGpu.defaultMemory(container.milli(), gpu.gpu().memoryBytes());
+                String shortfall = gpu.capacityShortfall(container.milliPerGpu(), memory);
+                if (shortfall != null) {
+                    throw new ReservationException.InsufficientCapacity(where + ": GPU " + uuid + ": " + shortfall);
+                }
+                String tenant = request.tenant();
+                policy.refusal(tenant, uuid, gpu.tenants(), usage.nodeName(), usage.nodeTenants())
+                        .ifPresent(refusal -> {
+                            throw new ReservationException.AntiAffinityViolation(where + ": " + refusal);
+                        });
+                usage.hold(tenant, uuid, container.milliPerGpu(), memory);
+            }
+            for (String vf : container.vfIds()) {
+                if (!usage.knowsVf(vf)) {
+                    throw new ReservationException.UnknownDevice(where + ": node " + usage.nodeName()
+                            + " has no VF " + vf);
+                }
+                if (!usage.freeVfIds().contains(vf)) {
+                    throw new ReservationException.InsufficientCapacity(where + ": VF " + vf
+                            + " is allocated or reserved");
+                }
+                usage.holdVf(vf);
+            }
+            resolved.add(container.milli() == 0 ? container : container.withMemory(resolvedMemory(container, usage)));
+        }
+        return resolved;
+    }
+
+    /**
+     * The memory per GPU recorded for a container. With whole GPUs of different sizes and no explicit amount,
+     * the smallest card's memory: the quota every one of its GPUs can give.
+     */
+    private static long resolvedMemory(ContainerReservation container, NodeUsage usage) {
+        if (container.memoryBytes() > 0) {
+            return container.memoryBytes();
+        }
+        return container.gpuUuids().stream()
+                .map(uuid -> usage.gpu(uuid).orElseThrow().gpu().memoryBytes())
+                .mapToLong(card -> MilliGpu.defaultMemory(container.milli(), card))
+                .min().orElse(0);
+    }
+
+    public Optional<Reservation> releaseByKey(String idempotencyKey) {
+        return remove(reservation -> reservation.idempotencyKey().equals(idempotencyKey));
+    }
+
+    public Optional<Reservation> releaseByPod(String podUid) {
+        return remove(reservation -> reservation.podUid().equals(podUid));
+    }
+
+    /**
+     * Hands the pod's reservation to whoever turns it into an allocation (kubelet's Allocate, issue #7) and drops
+     * it. {@code recordAllocation} runs under the book's lock, before the reservation stops counting, so no
+     * concurrent reserve can see the capacity free in between. If it throws, the reservation stays.
+     *
+     * @throws ReservationException.NoSuchReservation if the pod has no live reservation
+     */
+    public Reservation consume(String podUid, Consumer<Reservation> recordAllocation) {
+        Reservation consumed;
+        synchronized (lock) {
+            Instant now = clock.instant();
+            dropExpired(now);
+            consumed = byKey.values().stream().filter(r -> r.podUid().equals(podUid)).findFirst().orElse(null);
+            if (consumed == null) {
+                throw new ReservationException.NoSuchReservation("pod " + podUid
+                        + " has no live reservation (never made, released or expired)");
+            }
+            recordAllocation.accept(consumed);
+            var next = new LinkedHashMap<>(byKey);
+            next.remove(consumed.idempotencyKey());
+            publish(next);
+        }
+        notifyListeners();
+        return consumed;
+    }
+
+    private Optional<Reservation> remove(Predicate<Reservation> which) {
+        Reservation removed;
+        boolean changed;
+        synchronized (lock) {
+            changed = dropExpired(clock.instant());
+            removed = byKey.values().stream().filter(which).findFirst().orElse(null);
+            if (removed != null) {
+                var next = new LinkedHashMap<>(byKey);
+                next.remove(removed.idempotencyKey());
+                publish(next);
+                changed = true;
+            }
+        }
+        if (changed) {
+            notifyListeners();
+        }
+        return Optional.ofNullable(removed);
+    }
+
+    /** Drops reservations whose lease has ended and tells listeners. Run periodically (or at {@link #nextExpiry}). */
+    public List<Reservation> expireDue() {
+        List<Reservation> expired;
+        synchronized (lock) {
+            Instant now = clock.instant();
+            expired = byKey.values().stream().filter(r -> !r.isLiveAt(now)).toList();
+            if (!expired.isEmpty()) {
+                dropExpired(now);
+            }
+        }
+        if (!expired.isEmpty()) {
+            notifyListeners();
+        }
+        return expired;
+    }
+
+    /** When the next lease ends, if any reservation is outstanding. */
+    public Optional<Instant> nextExpiry() {
+        return byKey.values().stream().map(Reservation::expiresAt).min(Comparator.naturalOrder());
+    }
+
+    /** Live reservations in creation order. Lock-free. */
+    public List<Reservation> outstanding() {
+        Instant now = clock.instant();
+        return byKey.values().stream().filter(r -> r.isLiveAt(now)).toList();
+    }
+
+    public Optional<Reservation> forPod(String podUid) {
+        return outstanding().stream().filter(r -> r.podUid().equals(podUid)).findFirst();
+    }
+
+    public Optional<Reservation> forKey(String idempotencyKey) {
+        Reservation reservation = byKey.get(idempotencyKey);
+        return reservation != null && reservation.isLiveAt(clock.instant()) ? Optional.of(reservation)
+                : Optional.empty();
+    }
+
+    /** Runs {@code listener} after every change. */
+    public Subscription onChange(Runnable listener) {
+        listeners.add(Objects.requireNonNull(listener, "listener"));
+        return () -> listeners.remove(listener);
+    }
+
+    /** Caller holds the lock. Returns whether anything was dropped. */
+    private boolean dropExpired(Instant now) {
+        Map<String, Reservation> current = byKey;
+        if (current.values().stream().allMatch(r -> r.isLiveAt(now))) {
+            return false;
+        }
+        var next = new LinkedHashMap<String, Reservation>();
+        current.forEach((key, reservation) -> {
+            if (reservation.isLiveAt(now)) {
+                next.put(key, reservation);
+            }
+        });
+        publish(next);
+        return true;
+    }
+
+    /** Caller holds the lock. */
+    private void publish(Map<String, Reservation> next) {
+        byKey = Collections.unmodifiableMap(next);
+        version++;
+    }
+
+    private void notifyListeners() {
+        for (Runnable listener : listeners) {
+            try {
+                listener.run();
+            } catch (RuntimeException e) {
+                // one broken observer must not stop the others or fail the change that already happened
+                LOG.warn("reservation change listener {} failed", listener, e);
+            }
+        }
+    }
+}
