@@ -84,6 +84,22 @@ class VfAllocationTest {
     }
 
     @Test
+    void resolve_neverInfersUverbsFromTheRdmaDeviceNumber() {
+        FakeSysfs shifted = FakeSysfs.create(root.resolve("shifted"));
+        shifted.softRoce();
+        FakePf pf = shifted.connectX6Ib(0, 4);
+        FakeKernel shiftedKernel = new FakeKernel(shifted);
+        shiftedKernel.write("bus/pci/devices/" + pf.address() + "/sriov_numvfs", "2");
+
+        VfAllocation allocation = new VfDeviceNodeResolver(shiftedKernel).resolve(pf.vfAddress(1));
+
+        assertThat(allocation.rdmaDevice()).isEqualTo("mlx5_2");
+        assertThat(allocation.env()).containsEntry(VfAllocation.ENV_UVERBS, "uverbs3");
+        assertThat(allocation.deviceNodes()).extracting(DeviceNode::hostPath).startsWith(
+                "/dev/infiniband/uverbs3", "/dev/infiniband/umad3", "/dev/infiniband/issm3");
+    }
+
+    @Test
     void resolve_withoutRdmaUcmLoaded_omitsRdmaCmAndSaysSo() {
         tree.delete("class/misc/rdma_cm");
 

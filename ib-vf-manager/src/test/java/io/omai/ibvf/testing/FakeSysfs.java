@@ -26,7 +26,7 @@ import java.util.Optional;
  * (see docs/ib.md and the shared ib-sriov reference, section I). The root of the tree stands for {@code /sys}.
  *
  * <p>Fixture vocabulary: {@link #connectX6Ib(int, int)}, {@link #connectX6Eth(int, int)}, {@link #gpuBeside(FakePf)},
- * {@link #gpuOnOwnHostBridge(int)}. Each PF sits behind its own PCIe switch; the first IB PF lands at
+ * {@link #gpuOnOwnHostBridge(int)}, {@link #softRoce()}. Each PF sits behind its own PCIe switch; the first IB PF lands at
  * {@code 0000:3b:00.0} under {@code pci0000:38}, like the reference tree. Kernel behaviour (errno, VF creation on
  * {@code sriov_numvfs} writes, rebinds) is {@link FakeKernel}'s job; this class only knows the layout.
  */
@@ -92,6 +92,26 @@ public final class FakeSysfs {
     /** A ConnectX-6 PF in Ethernet (RoCE) mode ({@code class 0x020000}), driver bound, no VFs enabled. */
     public FakePf connectX6Eth(int numaNode, int totalVfs) {
         return addPf(LinkLayer.ETHERNET, numaNode, totalVfs, false);
+    }
+
+    /**
+     * A soft-RoCE device {@code rxe0} (not a PCI function, under {@code devices/virtual}) that takes the lowest free
+     * {@code uverbs}/{@code umad} numbers. Call it before adding HCAs and every {@code mlx5_K} then gets
+     * {@code uverbs(K+1)}: code that infers the verbs node from the RDMA device name fails, as it would on real nodes.
+     */
+    public void softRoce() {
+        String dir = "devices/virtual/infiniband/rxe0";
+        writeFile(dir + "/node_type", "1: CA");
+        writeFile(dir + "/ports/1/link_layer", "Ethernet");
+        writeFile(dir + "/ports/1/state", PortState.ACTIVE.sysfsText());
+        symlink("class/infiniband/rxe0", dir);
+        int verbs = lowestFree("class/infiniband_verbs", "uverbs");
+        writeFile("devices/virtual/infiniband_verbs/uverbs" + verbs + "/ibdev", "rxe0");
+        symlink("class/infiniband_verbs/uverbs" + verbs, "devices/virtual/infiniband_verbs/uverbs" + verbs);
+        int mad = lowestFree("class/infiniband_mad", "umad");
+        writeFile("devices/virtual/infiniband_mad/umad" + mad + "/ibdev", "rxe0");
+        symlink("class/infiniband_mad/umad" + mad, "devices/virtual/infiniband_mad/umad" + mad);
+        symlink("class/infiniband_mad/issm" + mad, "devices/virtual/infiniband_mad/umad" + mad);
     }
 
     /** A GPU on the sibling downstream port of {@code pf}'s PCIe switch (an {@code nvidia-smi topo} PIX pair). */
