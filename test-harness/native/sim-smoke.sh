@@ -30,6 +30,10 @@ out=$("$BUILD/bin/omai-cudart-loader" --per-thread resolve cuLaunchKernel resolv
 expect "$out" "name=cuLaunchKernel version=12080 flags=2 status=0 symbol_status=0 symbol=cuLaunchKernel_ptsz" "per-thread lookup"
 expect "$out" "name=cuMemAlloc version=3000 flags=2 status=500 symbol_status=2 symbol=none" "version too old"
 
+"$BUILD/bin/omai-sim-ctl" die-holding-lock 2>/dev/null && fail "die-holding-lock survived"
+out=$(timeout 10 "$BUILD/bin/omai-workload" alloc alloc 1MiB) || fail "a lock held by a killed process blocked the next one"
+expect "$out" "op=alloc route=alloc bytes=1048576 status=CUDA_SUCCESS" "allocation after lock recovery"
+
 echo 'gpu uuid=GPU-00000000-0000-4000-8000-000000000001 memory=lots' > "$OMAI_SIM_CONFIG"
 out=$("$BUILD/bin/omai-workload" meminfo 2>&1 || true)
 expect "$out" "sim.conf:1: bad memory value 'lots'" "bad config names file, line and value"

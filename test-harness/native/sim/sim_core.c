@@ -207,7 +207,7 @@ static int parse_gpu(sim_config *cfg, const token *toks, int n, char *why, size_
                 errf(why, whylen, "bad uuid '%s': expected GPU- and 32 hex digits (dashes allowed), e.g. GPU-8f6d2c1e-0000-4000-8000-000000000000", v);
                 return -1;
             }
-            snprintf(g->uuid, sizeof g->uuid, "%s", v);
+            memcpy(g->uuid, v, strlen(v) + 1); /* uuid_valid checked the length */
             have_uuid = 1;
         } else if (strcmp(k, "name") == 0) {
             if (*v == '\0' || strlen(v) >= NVML_DEVICE_NAME_BUFFER_SIZE) {
@@ -299,7 +299,7 @@ static int parse_driver(sim_config *cfg, const token *toks, int n, char *why, si
                 errf(why, whylen, "bad version '%s': expected a driver version such as 570.124.06", toks[i].value);
                 return -1;
             }
-            snprintf(cfg->driver_version, sizeof cfg->driver_version, "%s", toks[i].value);
+            memcpy(cfg->driver_version, toks[i].value, strlen(toks[i].value) + 1); /* length checked above */
         } else {
             errf(why, whylen, "unknown key '%s' on the driver line: expected cuda or version", toks[i].key);
             return -1;

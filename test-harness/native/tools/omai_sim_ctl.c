@@ -7,8 +7,10 @@
  *   omai-sim-ctl reap              release the memory of dead processes now
  *   omai-sim-ctl inject-xid GPU XID  deliver an XID critical error to NVML event sets
  *   omai-sim-ctl lose-gpu GPU      NVML then answers GPU_IS_LOST for GPU (and XID 79 is raised)
+ *   omai-sim-ctl die-holding-lock  SIGKILL itself inside the state lock (tests lock recovery)
  */
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +20,7 @@
 
 static int usage(const char *why) {
     fprintf(stderr, "omai-sim-ctl: %s\n"
-                    "usage: omai-sim-ctl show | reset | reap | inject-xid GPU XID | lose-gpu GPU\n",
+                    "usage: omai-sim-ctl show | reset | reap | inject-xid GPU XID | lose-gpu GPU | die-holding-lock\n",
             why);
     return 2;
 }
@@ -95,6 +97,9 @@ int main(int argc, char **argv) {
         __atomic_store_n(&rt.st->gpus[gpu].lost, 1u, __ATOMIC_RELEASE);
         sim_inject_event(rt.st, gpu, nvmlEventTypeXidCriticalError, 79); /* "GPU has fallen off the bus" */
         printf("lost gpu=%d\n", gpu);
+    } else if (strcmp(cmd, "die-holding-lock") == 0 && argc == 2) {
+        sim_lock(rt.st);
+        raise(SIGKILL); /* the next locker must get EOWNERDEAD and carry on */
     } else {
         return usage("unknown command or wrong number of arguments");
     }

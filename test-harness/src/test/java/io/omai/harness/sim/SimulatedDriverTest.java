@@ -128,6 +128,16 @@ class SimulatedDriverTest {
     }
 
     @Test
+    void aProcessKilledInsideTheStateLockDoesNotBlockTheOthers() {
+        SimNode.Run dead = node.run(RUN, "omai-sim-ctl", "die-holding-lock");
+        assertThat(dead.exitCode()).isEqualTo(128 + 9); // SIGKILL, as reported by the JDK
+
+        SimNode.Run next = node.run(Duration.ofSeconds(10), "omai-workload", "alloc", "alloc", "1MiB", "meminfo");
+        assertThat(next.first("alloc").status()).isEqualTo("CUDA_SUCCESS");
+        assertThat(next.first("meminfo").getLong("free")).isEqualTo(GIB - MIB);
+    }
+
+    @Test
     void nvmlProcessUtilisationMatchesTheKernelsEachProcessRan() {
         SimNode.Started a = node.start("omai-workload", "duty", "kernel", "3", "30");
         SimNode.Started b = node.start("omai-workload", "duty", "graph", "3", "60");
