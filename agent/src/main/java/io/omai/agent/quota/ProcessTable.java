@@ -1,0 +1,20 @@
+package io.omai.agent.quota;
+
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * The processes of the node, as far as the dead-process reaper needs them. {@link LinuxProcessTable} reads
+ * {@code /proc}; tests use a fake.
+ */
+public interface ProcessTable {
+
+    /** The process with this pid in the agent's own pid namespace, if it exists and could be read. */
+    Optional<ProcStat> read(int pid);
+
+    /** Every process that could be read. Slower; used when a slot's pid is in another namespace. */
+    List<ProcStat> all();
+
+    /** Inode of the agent's own pid namespace: slots recorded in it can be checked by pid directly. */
+    long ownPidNamespaceInode();
+}
