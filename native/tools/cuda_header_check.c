@@ -23,6 +23,8 @@ static void scalars(void) {
     SIZE(CUdevice);
     SIZE(CUmemGenericAllocationHandle);
     SIZE(CUuuid);
+    FIELD(CUuuid, bytes);
+    SIZE(CUcontext);
     CONST((long long)(size_t)CU_STREAM_LEGACY);
     CONST((long long)(size_t)CU_STREAM_PER_THREAD);
 }
@@ -200,6 +202,10 @@ static void structs(void) {
     SIZE(CUDA_LAUNCH_PARAMS);
     FIELD(CUDA_LAUNCH_PARAMS, function);
     FIELD(CUDA_LAUNCH_PARAMS, gridDimX);
+    FIELD(CUDA_LAUNCH_PARAMS, gridDimY);
+    FIELD(CUDA_LAUNCH_PARAMS, gridDimZ);
+    FIELD(CUDA_LAUNCH_PARAMS, blockDimX);
+    FIELD(CUDA_LAUNCH_PARAMS, blockDimY);
     FIELD(CUDA_LAUNCH_PARAMS, blockDimZ);
     FIELD(CUDA_LAUNCH_PARAMS, sharedMemBytes);
     FIELD(CUDA_LAUNCH_PARAMS, hStream);
@@ -208,12 +214,23 @@ static void structs(void) {
     SIZE(CUDA_KERNEL_NODE_PARAMS_v1);
     FIELD(CUDA_KERNEL_NODE_PARAMS_v1, func);
     FIELD(CUDA_KERNEL_NODE_PARAMS_v1, gridDimX);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v1, gridDimY);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v1, gridDimZ);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v1, blockDimX);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v1, blockDimY);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v1, blockDimZ);
     FIELD(CUDA_KERNEL_NODE_PARAMS_v1, sharedMemBytes);
     FIELD(CUDA_KERNEL_NODE_PARAMS_v1, kernelParams);
     FIELD(CUDA_KERNEL_NODE_PARAMS_v1, extra);
 
     SIZE(CUDA_KERNEL_NODE_PARAMS_v2);
     FIELD(CUDA_KERNEL_NODE_PARAMS_v2, func);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v2, gridDimX);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v2, gridDimY);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v2, gridDimZ);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v2, blockDimX);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v2, blockDimY);
+    FIELD(CUDA_KERNEL_NODE_PARAMS_v2, blockDimZ);
     FIELD(CUDA_KERNEL_NODE_PARAMS_v2, sharedMemBytes);
     FIELD(CUDA_KERNEL_NODE_PARAMS_v2, kernelParams);
     FIELD(CUDA_KERNEL_NODE_PARAMS_v2, extra);

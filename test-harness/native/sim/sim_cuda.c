@@ -12,12 +12,10 @@
  * Handles are entries of a fixed per-process table, so a stale or foreign
  * handle is detected (CUDA_ERROR_INVALID_HANDLE) instead of dereferenced.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "omai_cuda.h"
