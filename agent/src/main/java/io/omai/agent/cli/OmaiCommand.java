@@ -14,6 +14,7 @@ import picocli.CommandLine.Command;
             InspectCommand.class,
             AllocationCommands.Create.class,
             AllocationCommands.Set.class,
+            RunCommand.class,
         })
 public final class OmaiCommand implements Runnable {
 

@@ -1,0 +1,70 @@
+package io.omai.agent.cli;
+
+import io.omai.agent.config.AgentConfig;
+import io.omai.agent.config.ConfigException;
+import io.omai.agent.config.ConfigLoader;
+import io.omai.agent.deviceplugin.AgentStartException;
+import io.omai.agent.deviceplugin.NodeAgent;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code omai-agent run}: the daemon. Reads the configuration, discovers the GPUs through NVML, opens the ledger,
+ * serves the device plugin and keeps it registered with kubelet until SIGTERM (or SIGINT), then stops cleanly.
+ */
+@Command(name = "run", mixinStandardHelpOptions = true,
+        description = "Run the node agent: milli-GPU device plugin, allocation ledger, GPU health.")
+final class RunCommand implements Callable<Integer> {
+    static final int EXIT_BAD_CONFIG = 2;
+    static final int EXIT_CANNOT_START = 3;
+
+    @Spec
+    picocli.CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--config", paramLabel = "FILE", defaultValue = "/etc/omai/agent.yaml",
+            description = "The agent's YAML configuration (default ${DEFAULT-VALUE}).")
+    Path config;
+
+    @Option(names = "--device-plugin-dir", paramLabel = "DIR",
+            description = "Overrides directories.devicePlugin (kubelet's device-plugin directory).")
+    Path devicePluginDir;
+
+    @Option(names = "--pod-resources-socket", paramLabel = "SOCKET",
+            description = "Overrides directories.podResourcesSocket.")
+    Path podResourcesSocket;
+
+    @Option(names = "--state-dir", paramLabel = "DIR", description = "Overrides directories.state.")
+    Path stateDir;
+
+    @Override
+    public Integer call() throws InterruptedException {
+        AgentConfig agentConfig;
+        try {
+            agentConfig = ConfigLoader.withDirectories(ConfigLoader.load(config), devicePluginDir,
+                    podResourcesSocket, stateDir);
+        } catch (ConfigException e) {
+            spec.commandLine().getErr().println("omai-agent run: bad configuration: " + e.getMessage());
+            spec.commandLine().getErr().flush();
+            return EXIT_BAD_CONFIG;
+        }
+        NodeAgent agent;
+        try {
+            agent = NodeAgent.start(agentConfig);
+        } catch (AgentStartException e) {
+            spec.commandLine().getErr().println("omai-agent run: " + e.getMessage());
+            spec.commandLine().getErr().flush();
+            return EXIT_CANNOT_START;
+        }
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(Thread.ofPlatform().name("omai-shutdown").unstarted(() -> {
+            agent.close();
+            stopped.countDown();
+        }));
+        stopped.await();
+        return 0;
+    }
+}

@@ -1,0 +1,88 @@
+package io.omai.agent.config;
+
+import io.omai.agent.quota.shm.ComputeMode;
+import java.nio.file.Path;
+import java.time.Duration;
+
+/**
+ * The agent's whole configuration, as read from one YAML file by {@link ConfigLoader} (every value validated
+ * there; these records only carry it). {@code docs/operations.md} lists every key with its default.
+ *
+ * @param nodeName the Kubernetes node this agent runs on (logs, pod lookups)
+ * @param resources the extended resource names the agent advertises
+ * @param directories where kubelet's sockets and the agent's state live
+ * @param sharing how a milli-GPU share becomes memory and compute quotas, and how devices reach containers
+ * @param shim where the CUDA shim lives on the host and in containers
+ * @param nvml how NVML is loaded and GPU health is judged
+ * @param kubelet registration and reconciliation timing
+ */
+public record AgentConfig(
+        String nodeName,
+        Resources resources,
+        Directories directories,
+        Sharing sharing,
+        Shim shim,
+        Nvml nvml,
+        Kubelet kubelet) {
+
+    /** The config format this agent reads ({@code version:} in the file). */
+    public static final int VERSION = 1;
+
+    /** @param milliGpu the resource of milli-GPU shares; 1000 per physical GPU */
+    public record Resources(String milliGpu) {}
+
+    /**
+     * @param devicePlugin kubelet's device-plugin directory (holds {@code kubelet.sock} and our socket)
+     * @param podResourcesSocket kubelet's PodResources socket
+     * @param state the agent's own state: ledger checkpoint, allocation files, the {@code ld.so.preload} file
+     * @param devRoot where the host's {@code /dev/nvidia*} nodes are (host paths of device specs)
+     */
+    public record Directories(Path devicePlugin, Path podResourcesSocket, Path state, Path devRoot) {}
+
+    /**
+     * @param memoryPolicy how a share's memory limit is derived
+     * @param computeMode the compute mode written into new allocations
+     * @param computeEnforced whether launches spend compute tokens
+     * @param computePeriodUs the compute controller's grant period
+     * @param cdiEnabled deliver GPUs as CDI device names instead of device specs
+     * @param cdiKind the CDI kind of the GPU devices, e.g. {@code nvidia.com/gpu}; names are {@code kind=uuid}
+     */
+    public record Sharing(MemoryPolicy memoryPolicy, ComputeMode computeMode, boolean computeEnforced,
+                          int computePeriodUs, boolean cdiEnabled, String cdiKind) {}
+
+    /** How a share's memory limit is derived. */
+    public enum MemoryPolicy {
+        /** share/1000 of the GPU's memory. */
+        PROPORTIONAL,
+        /** no memory limit (compute share only). */
+        UNLIMITED
+    }
+
+    /**
+     * @param hostLibrary the shim on the host, bind-mounted into containers
+     * @param containerLibrary where containers see it (also the content of the mounted {@code /etc/ld.so.preload})
+     * @param preloadFileMount whether to mount the agent's {@code ld.so.preload} at {@code /etc/ld.so.preload}
+     */
+    public record Shim(Path hostLibrary, Path containerLibrary, boolean preloadFileMount) {}
+
+    /**
+     * @param library the NVML library to load ({@code libnvidia-ml.so.1} or a path)
+     * @param healthChecks whether XID/NVML health checking runs at all
+     * @param recoveryDebounce how long a GPU must stay free of errors before it is Healthy again
+     * @param ignoredXids XIDs caused by applications, not the GPU, which never make a GPU unhealthy
+     */
+    public record Nvml(String library, boolean healthChecks, Duration recoveryDebounce,
+                       java.util.Set<Long> ignoredXids) {}
+
+    /**
+     * @param registrationBackoffMax the longest wait between failed registrations
+     * @param reconcileInterval how often allocations are compared with PodResources
+     * @param releaseGracePeriod an allocation younger than this is never released (kubelet records it late)
+     */
+    public record Kubelet(Duration registrationBackoffMax, Duration reconcileInterval, Duration releaseGracePeriod) {}
+
+    /** The plugin's socket file name in the device-plugin directory. */
+    public String pluginSocketName() {
+        return resources.milliGpu().replace('/', '-').replace('.', '-') + ".sock";
+    }
+}

@@ -1,0 +1,353 @@
+package io.omai.agent.config;
+
+import com.fasterxml.jackson.core.JacksonException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.MissingNode;
+import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import io.omai.agent.quota.shm.ComputeMode;
+import java.io.IOException;
+import java.net.InetAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * Reads the agent's YAML configuration file. Every key is checked: an unknown key, a value of the wrong type or
+ * outside its range is refused with the key, the value and what was expected, so a typo never silently falls
+ * back to a default. Absent keys take the defaults listed in {@code docs/operations.md}.
+ */
+public final class ConfigLoader {
+    public static final Path DEFAULT_DEVICE_PLUGIN_DIR = Path.of("/var/lib/kubelet/device-plugins");
+    public static final Path DEFAULT_POD_RESOURCES_SOCKET = Path.of("/var/lib/kubelet/pod-resources/kubelet.sock");
+    public static final Path DEFAULT_STATE_DIR = Path.of("/var/lib/omai");
+    public static final Path DEFAULT_SHIM_LIBRARY = Path.of("/usr/local/omai/lib/libomai-shim.so");
+    public static final Set<Long> DEFAULT_IGNORED_XIDS = Set.of(13L, 31L, 43L, 45L, 68L, 109L);
+
+    // Extended resource names: a DNS-subdomain prefix and a name, as kubelet's Register checks.
+    private static final Pattern RESOURCE_NAME =
+            Pattern.compile("[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?");
+    private static final Pattern CDI_KIND = Pattern.compile("[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-zA-Z0-9][-a-zA-Z0-9_.]*");
+    private static final Pattern DURATION = Pattern.compile("(\\d+)(ms|s|m|h)");
+    private static final Pattern NODE_NAME = Pattern.compile("[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?");
+
+    private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
+
+    private final String source;
+
+    private ConfigLoader(String source) {
+        this.source = source;
+    }
+
+    /** Reads and validates a configuration file. */
+    public static AgentConfig load(Path file) throws ConfigException {
+        String text;
+        try {
+            text = Files.readString(file);
+        } catch (IOException e) {
+            throw new ConfigException(file.toString(), "", "cannot be read (" + e + "); expected a YAML file");
+        }
+        return parse(file.toString(), text);
+    }
+
+    /** Validates configuration text; {@code source} names it in errors. */
+    public static AgentConfig parse(String source, String yaml) throws ConfigException {
+        ConfigLoader loader = new ConfigLoader(source);
+        JsonNode root;
+        try {
+            root = YAML.readTree(yaml);
+        } catch (JacksonException e) {
+            throw new ConfigException(source, "", "is not valid YAML: " + e.getOriginalMessage()
+                    + (e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr()));
+        } catch (IOException e) {
+            throw new ConfigException(source, "", "cannot be parsed: " + e.getMessage());
+        }
+        if (root == null || root.isMissingNode() || root.isNull()) {
+            throw new ConfigException(source, "version", "is missing; expected 'version: " + AgentConfig.VERSION
+                    + "' at the top of the file");
+        }
+        return loader.read(root);
+    }
+
+    /** The configuration an empty file (only {@code version: 1}) gives. */
+    public static AgentConfig defaults() {
+        try {
+            return parse("<defaults>", "version: " + AgentConfig.VERSION);
+        } catch (ConfigException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    /** Replaces the main directories, as the {@code run} command's flags do; null keeps the configured one. */
+    public static AgentConfig withDirectories(AgentConfig config, Path devicePluginDir, Path podResourcesSocket,
+                                              Path stateDir) {
+        AgentConfig.Directories d = config.directories();
+        AgentConfig.Directories replaced = new AgentConfig.Directories(
+                devicePluginDir == null ? d.devicePlugin() : devicePluginDir.toAbsolutePath(),
+                podResourcesSocket == null ? d.podResourcesSocket() : podResourcesSocket.toAbsolutePath(),
+                stateDir == null ? d.state() : stateDir.toAbsolutePath(),
+                d.devRoot());
+        return new AgentConfig(config.nodeName(), config.resources(), replaced, config.sharing(), config.shim(),
+                config.nvml(), config.kubelet());
+    }
+
+    private AgentConfig read(JsonNode root) throws ConfigException {
+        Section top = new Section("", root, "version", "nodeName", "resources", "directories", "sharing", "shim",
+                "nvml", "kubelet");
+        JsonNode version = top.node("version");
+        if (version.isMissingNode()) {
+            throw error("version", "is missing; expected 'version: " + AgentConfig.VERSION + "'");
+        }
+        if (!version.isInt() || version.intValue() != AgentConfig.VERSION) {
+            throw error("version", "'" + version.asText() + "' is not supported; expected " + AgentConfig.VERSION);
+        }
+        String nodeName = top.string("nodeName", null);
+        if (nodeName == null) {
+            nodeName = defaultNodeName();
+        } else if (!NODE_NAME.matcher(nodeName).matches()) {
+            throw error("nodeName", "'" + nodeName + "' is not a node name; expected a lower-case DNS subdomain");
+        }
+
+        Section resources = top.section("resources", "milliGpu");
+        String milliGpu = resources.string("milliGpu", "omai.io/milli-gpu");
+        if (!RESOURCE_NAME.matcher(milliGpu).matches() || milliGpu.startsWith("kubernetes.io/")) {
+            throw error("resources.milliGpu", "'" + milliGpu + "' is not an extended resource name; expected "
+                    + "<domain>/<name> outside kubernetes.io, e.g. omai.io/milli-gpu");
+        }
+        if (milliGpu.startsWith("nvidia.com/")) {
+            throw error("resources.milliGpu", "'" + milliGpu + "' would hijack NVIDIA's device plugin (kubelet "
+                    + "keeps the newest registration per name); expected a name in your own domain");
+        }
+
+        Section dirs = top.section("directories", "devicePlugin", "podResourcesSocket", "state", "devRoot");
+        AgentConfig.Directories directories = new AgentConfig.Directories(
+                dirs.absolutePath("devicePlugin", DEFAULT_DEVICE_PLUGIN_DIR),
+                dirs.absolutePath("podResourcesSocket", DEFAULT_POD_RESOURCES_SOCKET),
+                dirs.absolutePath("state", DEFAULT_STATE_DIR),
+                dirs.absolutePath("devRoot", Path.of("/dev")));
+
+        Section sharing = top.section("sharing", "memoryPolicy", "computeMode", "computeEnforced", "computePeriod",
+                "cdi");
+        AgentConfig.MemoryPolicy memoryPolicy = switch (sharing.string("memoryPolicy", "proportional")) {
+            case "proportional" -> AgentConfig.MemoryPolicy.PROPORTIONAL;
+            case "unlimited" -> AgentConfig.MemoryPolicy.UNLIMITED;
+            case String other -> throw error("sharing.memoryPolicy", "'" + other
+                    + "' is unknown; expected proportional or unlimited");
+        };
+        ComputeMode computeMode = switch (sharing.string("computeMode", "hard-cap")) {
+            case "hard-cap" -> ComputeMode.HARD_CAP;
+            case "work-conserving" -> ComputeMode.WORK_CONSERVING;
+            case String other -> throw error("sharing.computeMode", "'" + other
+                    + "' is unknown; expected hard-cap or work-conserving");
+        };
+        boolean computeEnforced = sharing.bool("computeEnforced", true);
+        Duration period = sharing.duration("computePeriod", Duration.ofMillis(100));
+        if (period.compareTo(Duration.ofMillis(1)) < 0 || period.compareTo(Duration.ofSeconds(10)) > 0) {
+            throw error("sharing.computePeriod", "'" + sharing.node("computePeriod").asText()
+                    + "' is outside 1ms..10s");
+        }
+        Section cdi = sharing.section("cdi", "enabled", "kind");
+        boolean cdiEnabled = cdi.bool("enabled", false);
+        String cdiKind = cdi.string("kind", "nvidia.com/gpu");
+        if (!CDI_KIND.matcher(cdiKind).matches()) {
+            throw error("sharing.cdi.kind", "'" + cdiKind + "' is not a CDI kind; expected vendor.com/class");
+        }
+
+        Section shim = top.section("shim", "hostLibrary", "containerLibrary", "preloadFileMount");
+        AgentConfig.Shim shimConfig = new AgentConfig.Shim(
+                shim.absolutePath("hostLibrary", DEFAULT_SHIM_LIBRARY),
+                shim.absolutePath("containerLibrary", DEFAULT_SHIM_LIBRARY),
+                shim.bool("preloadFileMount", true));
+
+        Section nvml = top.section("nvml", "library", "healthChecks", "recoveryDebounce", "ignoredXids");
+        String library = nvml.string("library", "libnvidia-ml.so.1");
+        if (library.isBlank()) {
+            throw error("nvml.library", "is empty; expected libnvidia-ml.so.1 or a path to it");
+        }
+        Duration debounce = nvml.duration("recoveryDebounce", Duration.ofSeconds(30));
+        Set<Long> ignoredXids = nvml.longSet("ignoredXids", DEFAULT_IGNORED_XIDS);
+
+        Section kubelet = top.section("kubelet", "registrationBackoffMax", "reconcileInterval", "releaseGracePeriod");
+        Duration backoffMax = kubelet.duration("registrationBackoffMax", Duration.ofSeconds(5));
+        if (backoffMax.compareTo(Duration.ofMillis(100)) < 0) {
+            throw error("kubelet.registrationBackoffMax", "'" + kubelet.node("registrationBackoffMax").asText()
+                    + "' is below 100ms");
+        }
+        Duration reconcileInterval = kubelet.duration("reconcileInterval", Duration.ofSeconds(30));
+        if (reconcileInterval.compareTo(Duration.ofMillis(100)) < 0) {
+            throw error("kubelet.reconcileInterval", "'" + kubelet.node("reconcileInterval").asText()
+                    + "' is below 100ms");
+        }
+        Duration grace = kubelet.duration("releaseGracePeriod", Duration.ofSeconds(60));
+
+        return new AgentConfig(nodeName,
+                new AgentConfig.Resources(milliGpu),
+                directories,
+                new AgentConfig.Sharing(memoryPolicy, computeMode, computeEnforced,
+                        Math.toIntExact(period.toNanos() / 1_000), cdiEnabled, cdiKind),
+                shimConfig,
+                new AgentConfig.Nvml(library, nvml.bool("healthChecks", true), debounce, ignoredXids),
+                new AgentConfig.Kubelet(backoffMax, reconcileInterval, grace));
+    }
+
+    private static String defaultNodeName() {
+        String env = System.getenv("NODE_NAME");
+        if (env != null && !env.isBlank()) {
+            return env;
+        }
+        try {
+            return InetAddress.getLocalHost().getHostName().toLowerCase(Locale.ROOT);
+        } catch (IOException e) {
+            return "localhost";
+        }
+    }
+
+    /** Parses durations as operators write them: {@code 250ms}, {@code 30s}, {@code 5m}, {@code 1h}. */
+    static Duration parseDuration(String text) {
+        var m = DURATION.matcher(text.trim());
+        if (!m.matches()) {
+            throw new IllegalArgumentException("'" + text + "' is not a duration; expected a whole number with "
+                    + "ms, s, m or h, e.g. 30s");
+        }
+        long amount = Long.parseLong(m.group(1));
+        return switch (m.group(2)) {
+            case "ms" -> Duration.ofMillis(amount);
+            case "s" -> Duration.ofSeconds(amount);
+            case "m" -> Duration.ofMinutes(amount);
+            case "h" -> Duration.ofHours(amount);
+            default -> throw new AssertionError(m.group(2));
+        };
+    }
+
+    private ConfigException error(String key, String problem) {
+        return new ConfigException(source, key, problem);
+    }
+
+    /** One mapping of the file: knows its path and its allowed keys. */
+    private final class Section {
+        private final String path;
+        private final JsonNode node;
+
+        Section(String path, JsonNode node, String... allowedKeys) throws ConfigException {
+            this.path = path;
+            this.node = node;
+            if (node.isMissingNode() || node.isNull()) {
+                return;
+            }
+            if (!node.isObject()) {
+                throw error(path, "is " + describe(node) + "; expected a mapping with keys "
+                        + String.join(", ", allowedKeys));
+            }
+            List<String> allowed = List.of(allowedKeys);
+            Iterator<Map.Entry<String, JsonNode>> fields = node.fields();
+            while (fields.hasNext()) {
+                String key = fields.next().getKey();
+                if (!allowed.contains(key)) {
+                    throw error(key(key), "is not a known key; expected one of " + String.join(", ", allowedKeys));
+                }
+            }
+        }
+
+        private String key(String name) {
+            return path.isEmpty() ? name : path + "." + name;
+        }
+
+        JsonNode node(String name) {
+            return node.isObject() && node.has(name) ? node.get(name) : MissingNode.getInstance();
+        }
+
+        Section section(String name, String... allowedKeys) throws ConfigException {
+            return new Section(key(name), node(name), allowedKeys);
+        }
+
+        String string(String name, String fallback) throws ConfigException {
+            JsonNode value = node(name);
+            if (value.isMissingNode() || value.isNull()) {
+                return fallback;
+            }
+            if (!value.isTextual()) {
+                throw error(key(name), "is " + describe(value) + "; expected a string");
+            }
+            return value.textValue();
+        }
+
+        boolean bool(String name, boolean fallback) throws ConfigException {
+            JsonNode value = node(name);
+            if (value.isMissingNode() || value.isNull()) {
+                return fallback;
+            }
+            if (!value.isBoolean()) {
+                throw error(key(name), "is " + describe(value) + "; expected true or false");
+            }
+            return value.booleanValue();
+        }
+
+        Path absolutePath(String name, Path fallback) throws ConfigException {
+            String text = string(name, null);
+            if (text == null) {
+                return fallback;
+            }
+            Path path = Path.of(text);
+            if (text.isBlank() || !path.isAbsolute()) {
+                throw error(key(name), "'" + text + "' is not an absolute path; expected e.g. " + fallback);
+            }
+            return path.normalize();
+        }
+
+        Duration duration(String name, Duration fallback) throws ConfigException {
+            String text = string(name, null);
+            if (text == null) {
+                return fallback;
+            }
+            try {
+                return parseDuration(text);
+            } catch (IllegalArgumentException e) {
+                throw error(key(name), e.getMessage());
+            }
+        }
+
+        Set<Long> longSet(String name, Set<Long> fallback) throws ConfigException {
+            JsonNode value = node(name);
+            if (value.isMissingNode() || value.isNull()) {
+                return fallback;
+            }
+            if (!value.isArray()) {
+                throw error(key(name), "is " + describe(value) + "; expected a list of whole numbers, e.g. [13, 31]");
+            }
+            Set<Long> result = new LinkedHashSet<>();
+            List<String> bad = new ArrayList<>();
+            for (JsonNode element : value) {
+                if (element.isIntegralNumber() && element.longValue() >= 0) {
+                    result.add(element.longValue());
+                } else {
+                    bad.add(element.asText());
+                }
+            }
+            if (!bad.isEmpty()) {
+                throw error(key(name), "has " + bad + "; expected whole numbers >= 0");
+            }
+            return Set.copyOf(result);
+        }
+    }
+
+    private static String describe(JsonNode value) {
+        if (value.isTextual()) {
+            return "'" + value.textValue() + "' (a string)";
+        }
+        if (value.isObject()) {
+            return "a mapping";
+        }
+        if (value.isArray()) {
+            return "a list";
+        }
+        return "'" + value.asText() + "' (" + value.getNodeType().name().toLowerCase(Locale.ROOT) + ")";
+    }
+}

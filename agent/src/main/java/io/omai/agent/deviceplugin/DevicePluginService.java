@@ -1,0 +1,122 @@
+package io.omai.agent.deviceplugin;
+
+import io.grpc.stub.StreamObserver;
+import io.omai.agent.deviceplugin.v1beta1.AllocateRequest;
+import io.omai.agent.deviceplugin.v1beta1.AllocateResponse;
+import io.omai.agent.deviceplugin.v1beta1.ContainerAllocateRequest;
+import io.omai.agent.deviceplugin.v1beta1.ContainerPreferredAllocationRequest;
+import io.omai.agent.deviceplugin.v1beta1.ContainerPreferredAllocationResponse;
+import io.omai.agent.deviceplugin.v1beta1.DevicePluginGrpc;
+import io.omai.agent.deviceplugin.v1beta1.DevicePluginOptions;
+import io.omai.agent.deviceplugin.v1beta1.Empty;
+import io.omai.agent.deviceplugin.v1beta1.ListAndWatchResponse;
+import io.omai.agent.deviceplugin.v1beta1.PreStartContainerRequest;
+import io.omai.agent.deviceplugin.v1beta1.PreStartContainerResponse;
+import io.omai.agent.deviceplugin.v1beta1.PreferredAllocationRequest;
+import io.omai.agent.deviceplugin.v1beta1.PreferredAllocationResponse;
+import io.omai.agent.ledger.Allocation;
+import io.omai.agent.ledger.AllocationLedger;
+import io.omai.agent.ledger.LedgerException;
+import io.omai.agent.ledger.MilliGpuId;
+import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The kubelet-facing DevicePlugin service for milli-GPU shares. Protocol only: decisions are the ledger's,
+ * container edits {@link ContainerEdits}', refusals are mapped by {@link GrpcStatusMapper}. Handlers never throw.
+ */
+final class DevicePluginService extends DevicePluginGrpc.DevicePluginImplBase {
+    private static final Logger log = LoggerFactory.getLogger(DevicePluginService.class);
+
+    static final DevicePluginOptions OPTIONS = DevicePluginOptions.newBuilder()
+            .setGetPreferredAllocationAvailable(true)
+            .setPreStartRequired(false)
+            .build();
+
+    private final AllocationLedger ledger;
+    private final ContainerEdits edits;
+    private final DeviceListPublisher devices;
+
+    DevicePluginService(AllocationLedger ledger, ContainerEdits edits, DeviceListPublisher devices) {
+        this.ledger = ledger;
+        this.edits = edits;
+        this.devices = devices;
+    }
+
+    @Override
+    public void getDevicePluginOptions(Empty request, StreamObserver<DevicePluginOptions> response) {
+        response.onNext(OPTIONS);
+        response.onCompleted();
+    }
+
+    @Override
+    public void listAndWatch(Empty request, StreamObserver<ListAndWatchResponse> response) {
+        devices.watch(response);
+    }
+
+    @Override
+    public void getPreferredAllocation(PreferredAllocationRequest request,
+                                       StreamObserver<PreferredAllocationResponse> response) {
+        if (request.getContainerRequestsCount() == 0) {
+            response.onError(GrpcStatusMapper.invalidRequest("container_requests is empty; expected one request per container"));
+            return;
+        }
+        PreferredAllocationResponse.Builder answer = PreferredAllocationResponse.newBuilder();
+        for (ContainerPreferredAllocationRequest container : request.getContainerRequestsList()) {
+            try {
+                List<MilliGpuId> chosen = ledger.preferredAllocation(container.getAvailableDeviceIDsList(),
+                        container.getMustIncludeDeviceIDsList(), container.getAllocationSize());
+                answer.addContainerResponses(ContainerPreferredAllocationResponse.newBuilder()
+                        .addAllDeviceIDs(chosen.stream().map(MilliGpuId::id).toList()));
+            } catch (LedgerException e) {
+                log.warn("event=preferred_allocation_refused size={} available={} reason=\"{}\"",
+                        container.getAllocationSize(), container.getAvailableDeviceIDsCount(), e.getMessage());
+                response.onError(GrpcStatusMapper.toException(e));
+                return;
+            }
+        }
+        response.onNext(answer.build());
+        response.onCompleted();
+    }
+
+    @Override
+    public void allocate(AllocateRequest request, StreamObserver<AllocateResponse> response) {
+        if (request.getContainerRequestsCount() == 0) {
+            response.onError(GrpcStatusMapper.invalidRequest("container_requests is empty; expected one request per container"));
+            return;
+        }
+        // Check every container first, so a bad one in a batch leaves the ledger as it was.
+        for (ContainerAllocateRequest container : request.getContainerRequestsList()) {
+            try {
+                ledger.checkAllocatable(container.getDevicesIdsList());
+            } catch (LedgerException e) {
+                log.warn("event=allocate_refused devices={} reason=\"{}\"", container.getDevicesIdsCount(), e.getMessage());
+                response.onError(GrpcStatusMapper.toException(e));
+                return;
+            }
+        }
+        AllocateResponse.Builder answer = AllocateResponse.newBuilder();
+        for (ContainerAllocateRequest container : request.getContainerRequestsList()) {
+            try {
+                Allocation allocation = ledger.allocate(container.getDevicesIdsList());
+                answer.addContainerResponses(edits.forAllocation(allocation));
+                log.info("event=allocate allocation={} owner=\"{}\" gpus={}", allocation.id(), allocation.owner(),
+                        allocation.milliPerGpu());
+            } catch (LedgerException e) {
+                log.warn("event=allocate_refused devices={} reason=\"{}\"", container.getDevicesIdsCount(), e.getMessage());
+                response.onError(GrpcStatusMapper.toException(e));
+                return;
+            }
+        }
+        response.onNext(answer.build());
+        response.onCompleted();
+    }
+
+    @Override
+    public void preStartContainer(PreStartContainerRequest request, StreamObserver<PreStartContainerResponse> response) {
+        // Not requested (pre_start_required=false); answer kindly if a kubelet calls anyway.
+        response.onNext(PreStartContainerResponse.getDefaultInstance());
+        response.onCompleted();
+    }
+}

@@ -1,0 +1,181 @@
+package io.omai.agent.deviceplugin;
+
+import io.omai.agent.config.AgentConfig;
+import io.omai.agent.gpu.GpuDevice;
+import io.omai.agent.gpu.GpuHealthMonitor;
+import io.omai.agent.gpu.GpuInventory;
+import io.omai.agent.gpu.NvmlException;
+import io.omai.agent.gpu.nvml.FfmNvmlLibrary;
+import io.omai.agent.gpu.nvml.NvmlDowncalls;
+import io.omai.agent.gpu.nvml.NvmlLibrary;
+import io.omai.agent.ledger.AllocationLedger;
+import io.omai.agent.ledger.LedgerCheckpointException;
+import io.omai.agent.ledger.LedgerException;
+import io.omai.agent.ledger.ReconcileReport;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The milli-GPU side of the agent on one node, wired and running: NVML discovery and health, the ledger
+ * (checkpoint loaded, reconciled with PodResources), the device-plugin server on its socket, registration with
+ * kubelet kept alive across kubelet restarts, and periodic reconciliation. {@code run} starts one; a
+ * {@code simulate} command or a test can start one in-process with {@link #start(AgentConfig, NvmlLibrary)}.
+ */
+public final class NodeAgent implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(NodeAgent.class);
+
+    private final AgentConfig config;
+    private final NvmlLibrary nvml;
+    private final GpuHealthMonitor health;
+    private final AllocationLedger ledger;
+    private final DeviceListPublisher devices;
+    private final PluginSocketServer server;
+    private final KubeletRegistrar registrar;
+    private final PodResourcesReconciler reconciler;
+
+    private NodeAgent(AgentConfig config, NvmlLibrary nvml, GpuHealthMonitor health, AllocationLedger ledger,
+                      DeviceListPublisher devices, PluginSocketServer server, KubeletRegistrar registrar,
+                      PodResourcesReconciler reconciler) {
+        this.config = config;
+        this.nvml = nvml;
+        this.health = health;
+        this.ledger = ledger;
+        this.devices = devices;
+        this.server = server;
+        this.registrar = registrar;
+        this.reconciler = reconciler;
+    }
+
+    /** Starts with the NVML library the configuration names ({@code nvml.library}). */
+    public static NodeAgent start(AgentConfig config) throws AgentStartException {
+        NvmlLibrary nvml;
+        try {
+            NvmlDowncalls.useLibrary(config.nvml().library());
+            nvml = FfmNvmlLibrary.instance();
+        } catch (LinkageError | IllegalStateException e) {
+            Throwable cause = e instanceof ExceptionInInitializerError init && init.getCause() != null ? init.getCause() : e;
+            throw new AgentStartException("cannot bind NVML: " + cause.getMessage(), cause);
+        }
+        return start(config, nvml);
+    }
+
+    /** Starts with a given NVML binding (tests: a fake, or the simulated driver). */
+    public static NodeAgent start(AgentConfig config, NvmlLibrary nvml) throws AgentStartException {
+        List<AutoCloseable> started = new ArrayList<>();
+        try {
+            GpuInventory inventory = new GpuInventory(nvml);
+            inventory.initialise();
+            started.add(nvml::nvmlShutdown);
+            List<GpuDevice> gpus = inventory.discover();
+            for (GpuDevice gpu : gpus) {
+                log.info("event=gpu_found gpu={} index={} name=\"{}\" minor={} memory_bytes={} numa={}", gpu.uuid(),
+                        gpu.index(), gpu.name(), gpu.minorNumber(), gpu.memoryBytes(), gpu.numaNode());
+            }
+            GpuHealthMonitor health = config.nvml().healthChecks()
+                    ? new GpuHealthMonitor(nvml, gpus, config.nvml().recoveryDebounce(), config.nvml().ignoredXids(),
+                            System::nanoTime)
+                    : GpuHealthMonitor.disabled(gpus);
+            started.add(health);
+
+            AllocationLedger ledger = AllocationLedger.open(gpus, config.sharing(), config.directories().state(),
+                    Clock.systemUTC());
+            ContainerEdits edits = new ContainerEdits(ledger, config);
+            edits.writePreloadFile();
+
+            PodResourcesReconciler reconciler = new PodResourcesReconciler(config.directories().podResourcesSocket(),
+                    config.resources().milliGpu(), ledger, config.kubelet().reconcileInterval(),
+                    config.kubelet().releaseGracePeriod());
+
+            KubeletRegistrar[] registrarRef = new KubeletRegistrar[1];
+            DeviceListPublisher devices = new DeviceListPublisher(gpus, health.current(),
+                    () -> registrarRef[0].streamEnded());
+            health.addListener(devices::healthChanged);
+            started.add(devices::terminate);
+            health.start();
+
+            Path socket = config.directories().devicePlugin().resolve(config.pluginSocketName());
+            PluginSocketServer server = new PluginSocketServer(socket,
+                    List.of(new DevicePluginService(ledger, edits, devices)));
+            server.ensureListening();
+            started.add(server);
+
+            KubeletRegistrar registrar = new KubeletRegistrar(config.directories().devicePlugin(),
+                    config.resources().milliGpu(), server, devices::watchers, config.kubelet().registrationBackoffMax());
+            registrarRef[0] = registrar;
+            registrar.start();
+            started.add(registrar);
+
+            reconciler.start(); // reconciles at once, then every interval
+            started.add(reconciler);
+            log.info("event=agent_started node={} resource={} gpus={} socket={} state={}", config.nodeName(),
+                    config.resources().milliGpu(), gpus.size(), socket, config.directories().state());
+            return new NodeAgent(config, nvml, health, ledger, devices, server, registrar, reconciler);
+        } catch (NvmlException e) {
+            closeAll(reversed(started));
+            throw new AgentStartException("cannot discover GPUs: " + e.getMessage(), e);
+        } catch (LedgerCheckpointException e) {
+            closeAll(reversed(started));
+            throw new AgentStartException(e.getMessage(), e);
+        } catch (IOException | RuntimeException e) {
+            closeAll(reversed(started));
+            throw new AgentStartException("cannot start: " + e, e);
+        }
+    }
+
+    public AgentConfig config() {
+        return config;
+    }
+
+    public AllocationLedger ledger() {
+        return ledger;
+    }
+
+    public GpuHealthMonitor health() {
+        return health;
+    }
+
+    /** The plugin's socket in the device-plugin directory. */
+    public Path pluginSocket() {
+        return server.socket();
+    }
+
+    /** Successful registrations with kubelet so far. */
+    public int registrations() {
+        return registrar.registrations();
+    }
+
+    /** Reconciles with PodResources now (instead of waiting for the interval). */
+    public ReconcileReport reconcileNow() throws LedgerException {
+        return reconciler.reconcileOnce();
+    }
+
+    /** Stops registration, reconciliation, the server and health checks; the ledger stays on disk. */
+    @Override
+    public void close() {
+        closeAll(List.of(registrar, reconciler, devices::terminate, server, health, nvml::nvmlShutdown));
+        log.info("event=agent_stopped node={}", config.nodeName());
+    }
+
+    /** Closes in the order given, logging (not throwing) failures so every resource gets its turn. */
+    private static void closeAll(List<AutoCloseable> inStopOrder) {
+        for (AutoCloseable resource : inStopOrder) {
+            try {
+                resource.close();
+            } catch (Exception e) {
+                log.warn("event=stop_failed error=\"{}\"", e.toString());
+            }
+        }
+    }
+
+    private static List<AutoCloseable> reversed(List<AutoCloseable> startOrder) {
+        List<AutoCloseable> stopOrder = new ArrayList<>(startOrder);
+        Collections.reverse(stopOrder);
+        return stopOrder;
+    }
+}

@@ -1,0 +1,126 @@
+package io.omai.agent.deviceplugin;
+
+import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
+import io.omai.agent.deviceplugin.podresources.v1.ContainerDevices;
+import io.omai.agent.deviceplugin.podresources.v1.ContainerResources;
+import io.omai.agent.deviceplugin.podresources.v1.ListPodResourcesRequest;
+import io.omai.agent.deviceplugin.podresources.v1.PodResources;
+import io.omai.agent.deviceplugin.podresources.v1.PodResourcesListerGrpc;
+import io.omai.agent.ledger.AllocationLedger;
+import io.omai.agent.ledger.HeldDevices;
+import io.omai.agent.ledger.LedgerException;
+import io.omai.agent.ledger.ReconcileReport;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Asks kubelet's PodResources List which containers hold which of our device IDs, and lets the ledger release
+ * what nobody holds (kubelet has no Deallocate) and adopt what it did not know. Runs once at start and then
+ * periodically; when kubelet cannot be asked, nothing is released.
+ */
+final class PodResourcesReconciler implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(PodResourcesReconciler.class);
+
+    private final Path socket;
+    private final String resourceName;
+    private final AllocationLedger ledger;
+    private final Duration interval;
+    private final Duration releaseGracePeriod;
+    private volatile boolean running;
+    private Thread thread;
+
+    PodResourcesReconciler(Path socket, String resourceName, AllocationLedger ledger, Duration interval,
+                           Duration releaseGracePeriod) {
+        this.socket = socket;
+        this.resourceName = resourceName;
+        this.ledger = ledger;
+        this.interval = interval;
+        this.releaseGracePeriod = releaseGracePeriod;
+    }
+
+    /** One reconciliation now. */
+    ReconcileReport reconcileOnce() throws LedgerException {
+        return ledger.reconcile(held(), releaseGracePeriod);
+    }
+
+    /** Every container holding our resource, as kubelet reports it. */
+    List<HeldDevices> held() {
+        ManagedChannel channel = UnixSocketGrpc.channel(socket);
+        try {
+            List<PodResources> pods = PodResourcesListerGrpc.newBlockingStub(channel)
+                    .withDeadlineAfter(5, TimeUnit.SECONDS)
+                    .list(ListPodResourcesRequest.getDefaultInstance())
+                    .getPodResourcesList();
+            List<HeldDevices> held = new ArrayList<>();
+            for (PodResources pod : pods) {
+                for (ContainerResources container : pod.getContainersList()) {
+                    List<String> ids = new ArrayList<>();
+                    for (ContainerDevices devices : container.getDevicesList()) {
+                        if (devices.getResourceName().equals(resourceName)) {
+                            ids.addAll(devices.getDeviceIdsList());
+                        }
+                    }
+                    if (!ids.isEmpty()) {
+                        held.add(new HeldDevices(pod.getNamespace() + "/" + pod.getName() + "/" + container.getName(), ids));
+                    }
+                }
+            }
+            return held;
+        } finally {
+            UnixSocketGrpc.close(channel);
+        }
+    }
+
+    synchronized void start() {
+        running = true;
+        thread = Thread.ofVirtual().name("pod-resources-reconciler").start(() -> {
+            while (running) {
+                tryReconcile();
+                try {
+                    Thread.sleep(interval);
+                } catch (InterruptedException e) {
+                    return;
+                }
+            }
+        });
+    }
+
+    /** Reconciles, logging instead of throwing: for the periodic loop and start-up. */
+    void tryReconcile() {
+        try {
+            ReconcileReport report = reconcileOnce();
+            if (report.changedAnything()) {
+                log.info("event=reconciled released={} adopted={} owners_learned={}", report.released().size(),
+                        report.adopted().size(), report.ownersLearned().size());
+            }
+        } catch (StatusRuntimeException e) {
+            log.warn("event=pod_resources_unavailable socket={} status={} detail=\"nothing released\"", socket,
+                    e.getStatus());
+        } catch (LedgerException e) {
+            log.error("event=reconcile_failed error=\"{}\"", e.getMessage());
+        }
+    }
+
+    @Override
+    public void close() {
+        Thread t;
+        synchronized (this) {
+            running = false;
+            t = thread;
+        }
+        if (t != null) {
+            t.interrupt();
+            try {
+                t.join(Duration.ofSeconds(5));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+}

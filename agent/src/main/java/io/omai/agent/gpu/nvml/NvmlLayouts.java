@@ -1,0 +1,30 @@
+package io.omai.agent.gpu.nvml;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.StructLayout;
+import java.lang.invoke.VarHandle;
+
+/** The NVML structs the agent reads, laid out as {@code omai_nvml.h} pins them (LP64). */
+public final class NvmlLayouts {
+    private NvmlLayouts() {}
+
+    /** {@code nvmlMemory_t}: total, free, used (bytes). 24 bytes. */
+    public static final StructLayout NVML_MEMORY = MemoryLayout.structLayout(
+            JAVA_LONG.withName("total"), JAVA_LONG.withName("free"), JAVA_LONG.withName("used"));
+    public static final VarHandle total$vh = NVML_MEMORY.varHandle(MemoryLayout.PathElement.groupElement("total"));
+
+    /** {@code nvmlEventData_t}: device, eventType, eventData, gpuInstanceId, computeInstanceId. 32 bytes. */
+    public static final StructLayout NVML_EVENT_DATA = MemoryLayout.structLayout(
+            ADDRESS.withName("device"), JAVA_LONG.withName("eventType"), JAVA_LONG.withName("eventData"),
+            JAVA_INT.withName("gpuInstanceId"), JAVA_INT.withName("computeInstanceId"));
+    public static final VarHandle device$vh =
+            NVML_EVENT_DATA.varHandle(MemoryLayout.PathElement.groupElement("device"));
+    public static final VarHandle eventType$vh =
+            NVML_EVENT_DATA.varHandle(MemoryLayout.PathElement.groupElement("eventType"));
+    public static final VarHandle eventData$vh =
+            NVML_EVENT_DATA.varHandle(MemoryLayout.PathElement.groupElement("eventData"));
+}

@@ -1,0 +1,436 @@
+package io.omai.agent.ledger;
+
+import io.omai.agent.config.AgentConfig;
+import io.omai.agent.gpu.GpuDevice;
+import io.omai.agent.quota.shm.AllocationFiles;
+import io.omai.agent.quota.shm.AllocationSpec;
+import io.omai.agent.quota.shm.DeviceQuota;
+import io.omai.agent.quota.shm.ShmLayout;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeSet;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The node's allocation state: which milli-GPU device IDs belong to which allocation, and each allocation's
+ * control and usage files. It is the only owner of that state; everything else asks it.
+ *
+ * <p>Every change is checkpointed before it is visible (see {@link LedgerCheckpoint}); a request the ledger
+ * refuses ({@link LedgerException}) changes nothing. Allocations are named by their device IDs, so a repeated
+ * Allocate of the same IDs returns the same allocation. kubelet has no Deallocate: {@link #reconcile} releases
+ * what no container holds any more.
+ *
+ * <p>Thread-safe: one lock; every operation is short (a few small files).
+ */
+public final class AllocationLedger {
+    private static final Logger log = LoggerFactory.getLogger(AllocationLedger.class);
+
+    /** The checkpoint's file name in the state directory. */
+    public static final String CHECKPOINT_FILE = "ledger.json";
+    /** The directory, in the state directory, holding one directory per allocation. */
+    public static final String ALLOCATIONS_DIR = "allocations";
+
+    private final List<GpuDevice> gpus;
+    private final Map<String, GpuDevice> gpusByUuid = new LinkedHashMap<>();
+    private final AgentConfig.Sharing sharing;
+    private final Path allocationsDir;
+    private final LedgerCheckpoint checkpoint;
+    private final Clock clock;
+
+    private final Object lock = new Object();
+    // guarded by lock
+    private final Map<String, Allocation> allocations = new LinkedHashMap<>();
+    // guarded by lock: device ID -> allocation id
+    private final Map<MilliGpuId, String> owners = new HashMap<>();
+
+    private AllocationLedger(List<GpuDevice> gpus, AgentConfig.Sharing sharing, Path stateDir, Clock clock) {
+        this.gpus = List.copyOf(gpus);
+        for (GpuDevice gpu : gpus) {
+            if (gpu.uuid().length() > MilliGpuId.maxUuidLength()) {
+                throw new IllegalArgumentException("GPU UUID " + gpu.uuid() + " is longer than "
+                        + MilliGpuId.maxUuidLength() + " characters; its device IDs would exceed the "
+                        + MilliGpuId.MAX_ID_LENGTH + " kubelet allows");
+            }
+            gpusByUuid.put(gpu.uuid(), gpu);
+        }
+        this.sharing = sharing;
+        this.allocationsDir = stateDir.resolve(ALLOCATIONS_DIR);
+        this.checkpoint = new LedgerCheckpoint(stateDir.resolve(CHECKPOINT_FILE));
+        this.clock = clock;
+    }
+
+    /**
+     * Opens the ledger of a state directory: reads the checkpoint (if any) and makes sure every recorded
+     * allocation's files exist.
+     *
+     * @throws LedgerCheckpointException when the checkpoint is corrupt (it is kept aside, see there)
+     * @throws IOException when the state directory cannot be prepared
+     */
+    public static AllocationLedger open(List<GpuDevice> gpus, AgentConfig.Sharing sharing, Path stateDir,
+                                        Clock clock) throws LedgerCheckpointException, IOException {
+        Files.createDirectories(stateDir.resolve(ALLOCATIONS_DIR));
+        AllocationLedger ledger = new AllocationLedger(gpus, sharing, stateDir, clock);
+        for (Allocation allocation : ledger.checkpoint.read()) {
+            ledger.record(allocation);
+            Optional<String> missingGpu = allocation.gpuUuids().stream()
+                    .filter(uuid -> !ledger.gpusByUuid.containsKey(uuid)).findFirst();
+            if (missingGpu.isPresent()) {
+                log.warn("event=allocation_gpu_missing allocation={} gpu={} owner=\"{}\" detail=\"kept until "
+                        + "PodResources shows it released\"", allocation.id(), missingGpu.get(), allocation.owner());
+                continue;
+            }
+            if (!Files.isRegularFile(ledger.directory(allocation).resolve(AllocationFiles.CONTROL))) {
+                ledger.writeFiles(allocation);
+                log.warn("event=allocation_files_recreated allocation={} owner=\"{}\"", allocation.id(),
+                        allocation.owner());
+            }
+        }
+        log.info("event=ledger_opened checkpoint={} allocations={} gpus={}", ledger.checkpoint.file(),
+                ledger.allocations.size(), gpus.size());
+        return ledger;
+    }
+
+    /** The GPUs the ledger shares out, in NVML index order. */
+    public List<GpuDevice> gpus() {
+        return gpus;
+    }
+
+    /** Every allocation, in the order they were made. */
+    public List<Allocation> allocations() {
+        synchronized (lock) {
+            return List.copyOf(allocations.values());
+        }
+    }
+
+    public Optional<Allocation> allocation(String allocationId) {
+        synchronized (lock) {
+            return Optional.ofNullable(allocations.get(allocationId));
+        }
+    }
+
+    /** The directory holding an allocation's control and usage files. */
+    public Path directory(Allocation allocation) {
+        return allocationsDir.resolve(allocation.id());
+    }
+
+    public Path checkpointFile() {
+        return checkpoint.file();
+    }
+
+    public GpuDevice gpu(String uuid) {
+        return gpusByUuid.get(uuid);
+    }
+
+    /**
+     * The IDs kubelet should allocate, chosen from its candidates (see {@link PreferredAllocationPolicy}).
+     *
+     * @throws LedgerException.InvalidRequest unknown IDs, a bad size, must-include IDs that would split a share
+     * @throws LedgerException.NoFit no GPU (or not enough whole GPUs) among the candidates can hold it
+     */
+    public List<MilliGpuId> preferredAllocation(Collection<String> available, Collection<String> mustInclude,
+                                                int size) throws LedgerException {
+        List<MilliGpuId> candidates = parseKnown("available_deviceIDs", available);
+        List<MilliGpuId> required = parseKnown("must_include_deviceIDs", mustInclude);
+        return PreferredAllocationPolicy.choose(gpus, candidates, required, size);
+    }
+
+    /**
+     * Records the allocation of these device IDs and creates its files. Idempotent: the same IDs again return the
+     * same allocation. IDs that kubelet hands out again belonged to a container that is gone (kubelet only hands
+     * out IDs it considers free); the stale allocation is released.
+     *
+     * @throws LedgerException.InvalidRequest unknown or malformed IDs, duplicates, a share spanning GPUs
+     * @throws LedgerException.StorageFailed the files or the checkpoint could not be written (nothing recorded)
+     */
+    public Allocation allocate(Collection<String> deviceIds) throws LedgerException {
+        List<MilliGpuId> ids = validateShape(deviceIds);
+        String id = allocationId(ids);
+        synchronized (lock) {
+            Allocation existing = allocations.get(id);
+            if (existing != null) {
+                ensureFiles(existing);
+                return existing;
+            }
+            Allocation created = new Allocation(id, ids, clock.instant(), "");
+            Set<String> stale = new TreeSet<>();
+            for (MilliGpuId device : ids) {
+                String holder = owners.get(device);
+                if (holder != null) {
+                    stale.add(holder);
+                }
+            }
+            try {
+                writeFiles(created);
+            } catch (IOException | RuntimeException e) {
+                deleteQuietly(directory(created));
+                throw new LedgerException.StorageFailed("cannot create the files of allocation " + id + " in "
+                        + directory(created) + ": " + e.getMessage(), e);
+            }
+            List<Allocation> next = new ArrayList<>(allocations.values());
+            next.removeIf(a -> stale.contains(a.id()));
+            next.add(created);
+            try {
+                checkpoint.write(next);
+            } catch (IOException | RuntimeException e) {
+                deleteQuietly(directory(created));
+                throw new LedgerException.StorageFailed("cannot checkpoint allocation " + id + " to "
+                        + checkpoint.file() + ": " + e.getMessage(), e);
+            }
+            for (String staleId : stale) {
+                Allocation released = forget(staleId);
+                deleteQuietly(directory(released));
+                log.warn("event=allocation_released reason=reassigned allocation={} owner=\"{}\" by={} "
+                        + "detail=\"kubelet handed its IDs to a new container\"", staleId, released.owner(), id);
+            }
+            record(created);
+            log.info("event=allocation_created allocation={} gpus={} milli={} devices={}", id,
+                    created.milliPerGpu(), created.milli(), ids.size());
+            return created;
+        }
+    }
+
+    /**
+     * Compares the ledger with what kubelet says containers hold: allocations no container holds (and older than
+     * the grace period, since kubelet records an allocation only after Allocate returns) are released and their
+     * files removed; allocations held but unknown are adopted; owners become known.
+     *
+     * @throws LedgerException.StorageFailed the checkpoint could not be written (nothing changed)
+     */
+    public ReconcileReport reconcile(List<HeldDevices> held, Duration releaseGracePeriod) throws LedgerException {
+        Instant now = clock.instant();
+        synchronized (lock) {
+            Map<MilliGpuId, String> heldBy = new HashMap<>();
+            List<List<MilliGpuId>> heldSets = new ArrayList<>();
+            List<String> heldOwners = new ArrayList<>();
+            for (HeldDevices container : held) {
+                List<MilliGpuId> ids = new ArrayList<>();
+                for (String raw : container.deviceIds()) {
+                    try {
+                        MilliGpuId id = MilliGpuId.parse(raw);
+                        ids.add(id);
+                        heldBy.put(id, container.owner());
+                    } catch (IllegalArgumentException e) {
+                        log.warn("event=reconcile_bad_id owner=\"{}\" id=\"{}\"", container.owner(), raw);
+                    }
+                }
+                heldSets.add(ids);
+                heldOwners.add(container.owner());
+            }
+            List<Allocation> released = new ArrayList<>();
+            List<Allocation> learned = new ArrayList<>();
+            Map<String, Allocation> next = new LinkedHashMap<>(allocations);
+            for (Allocation allocation : allocations.values()) {
+                String owner = allocation.deviceIds().stream().map(heldBy::get)
+                        .filter(o -> o != null).findFirst().orElse(null);
+                if (owner == null) {
+                    if (Duration.between(allocation.createdAt(), now).compareTo(releaseGracePeriod) >= 0) {
+                        released.add(allocation);
+                        next.remove(allocation.id());
+                    }
+                } else if (!owner.equals(allocation.owner())) {
+                    Allocation relabelled = allocation.withOwner(owner);
+                    learned.add(relabelled);
+                    next.put(allocation.id(), relabelled);
+                }
+            }
+            List<Allocation> adopted = new ArrayList<>();
+            for (int i = 0; i < heldSets.size(); i++) {
+                List<MilliGpuId> ids = heldSets.get(i);
+                if (ids.isEmpty() || ids.stream().anyMatch(owners::containsKey)) {
+                    continue;
+                }
+                try {
+                    List<MilliGpuId> valid = validateShape(ids.stream().map(MilliGpuId::id).toList());
+                    Allocation adoptedAllocation = new Allocation(allocationId(valid), valid, now, heldOwners.get(i));
+                    if (!next.containsKey(adoptedAllocation.id())) {
+                        adopted.add(adoptedAllocation);
+                        next.put(adoptedAllocation.id(), adoptedAllocation);
+                    }
+                } catch (LedgerException e) {
+                    log.warn("event=reconcile_not_adopted owner=\"{}\" reason=\"{}\"", heldOwners.get(i),
+                            e.getMessage());
+                }
+            }
+            ReconcileReport report = new ReconcileReport(List.copyOf(released), List.copyOf(adopted), List.copyOf(learned));
+            if (!report.changedAnything()) {
+                return report;
+            }
+            for (Allocation allocation : adopted) {
+                try {
+                    ensureFiles(allocation);
+                } catch (LedgerException.StorageFailed e) {
+                    log.error("event=adopt_files_failed allocation={} owner=\"{}\" error=\"{}\"", allocation.id(),
+                            allocation.owner(), e.getMessage());
+                }
+            }
+            try {
+                checkpoint.write(List.copyOf(next.values()));
+            } catch (IOException | RuntimeException e) {
+                throw new LedgerException.StorageFailed("cannot checkpoint the reconciled ledger to "
+                        + checkpoint.file() + ": " + e.getMessage(), e);
+            }
+            allocations.clear();
+            owners.clear();
+            next.values().forEach(this::record);
+            for (Allocation allocation : released) {
+                deleteQuietly(directory(allocation));
+                log.info("event=allocation_released reason=not_in_pod_resources allocation={} owner=\"{}\" gpus={}",
+                        allocation.id(), allocation.owner(), allocation.milliPerGpu());
+            }
+            for (Allocation allocation : adopted) {
+                log.info("event=allocation_adopted allocation={} owner=\"{}\" gpus={}", allocation.id(),
+                        allocation.owner(), allocation.milliPerGpu());
+            }
+            for (Allocation allocation : learned) {
+                log.info("event=allocation_owner allocation={} owner=\"{}\" gpus={}", allocation.id(),
+                        allocation.owner(), allocation.milliPerGpu());
+            }
+            return report;
+        }
+    }
+
+    /** What the allocation's control file says: per-GPU memory limit and compute quota. */
+    public AllocationSpec spec(Allocation allocation) {
+        List<DeviceQuota> quotas = new ArrayList<>();
+        allocation.milliPerGpu().forEach((uuid, milli) -> {
+            GpuDevice gpu = gpusByUuid.get(uuid);
+            long memory = switch (sharing.memoryPolicy()) {
+                case PROPORTIONAL -> Math.multiplyExact(gpu.memoryBytes(), (long) milli) / MilliGpuId.SLOTS_PER_GPU;
+                case UNLIMITED -> ShmLayout.MEMORY_UNLIMITED;
+            };
+            quotas.add(new DeviceQuota(uuid, gpu.index(), memory, milli, sharing.computeMode()));
+        });
+        quotas.sort((a, b) -> Integer.compare(a.hostIndex(), b.hostIndex()));
+        String label = allocation.owner().isEmpty() ? "allocation " + allocation.id() : allocation.owner();
+        return new AllocationSpec(label, quotas, sharing.computeEnforced(), sharing.computePeriodUs());
+    }
+
+    private List<MilliGpuId> parseKnown(String field, Collection<String> raw) throws LedgerException {
+        List<MilliGpuId> ids = new ArrayList<>(raw.size());
+        for (String text : raw) {
+            MilliGpuId id;
+            try {
+                id = MilliGpuId.parse(text);
+            } catch (IllegalArgumentException e) {
+                throw new LedgerException.InvalidRequest(field + ": " + e.getMessage());
+            }
+            if (!gpusByUuid.containsKey(id.uuid())) {
+                throw new LedgerException.InvalidRequest(field + ": device ID '" + text + "' names GPU " + id.uuid()
+                        + ", which this node does not have; expected one of " + gpusByUuid.keySet());
+            }
+            ids.add(id);
+        }
+        return ids;
+    }
+
+    /**
+     * Checks, without recording anything, that {@link #allocate} would accept these IDs' shape.
+     *
+     * @throws LedgerException.InvalidRequest as {@link #allocate} would
+     */
+    public void checkAllocatable(Collection<String> deviceIds) throws LedgerException {
+        validateShape(deviceIds);
+    }
+
+    /** Known, distinct IDs forming one share of one GPU or whole GPUs; sorted. */
+    private List<MilliGpuId> validateShape(Collection<String> raw) throws LedgerException {
+        if (raw.isEmpty()) {
+            throw new LedgerException.InvalidRequest("no device IDs; expected at least one <gpu-uuid>-m<slot>");
+        }
+        List<MilliGpuId> ids = parseKnown("devices_ids", raw);
+        Set<MilliGpuId> distinct = new HashSet<>();
+        for (MilliGpuId id : ids) {
+            if (!distinct.add(id)) {
+                throw new LedgerException.InvalidRequest("devices_ids: device ID '" + id + "' appears twice");
+            }
+        }
+        Map<String, Integer> perGpu = new LinkedHashMap<>();
+        ids.forEach(id -> perGpu.merge(id.uuid(), 1, Integer::sum));
+        if (perGpu.size() > 1 && perGpu.values().stream().anyMatch(n -> n != MilliGpuId.SLOTS_PER_GPU)) {
+            throw new LedgerException.InvalidRequest("devices_ids span GPUs " + perGpu + " (milli per GPU); a share "
+                    + "below " + MilliGpuId.SLOTS_PER_GPU + " must stay on one GPU and a larger one must take whole "
+                    + "GPUs (" + MilliGpuId.SLOTS_PER_GPU + " IDs each)");
+        }
+        if (perGpu.size() > ShmLayout.MAX_DEVICES) {
+            throw new LedgerException.InvalidRequest("devices_ids name " + perGpu.size() + " GPUs; at most "
+                    + ShmLayout.MAX_DEVICES + " fit one allocation");
+        }
+        List<MilliGpuId> sorted = new ArrayList<>(ids);
+        sorted.sort(null);
+        return sorted;
+    }
+
+    private void ensureFiles(Allocation allocation) throws LedgerException.StorageFailed {
+        if (Files.isRegularFile(directory(allocation).resolve(AllocationFiles.CONTROL))
+                && Files.isRegularFile(directory(allocation).resolve(AllocationFiles.USAGE))) {
+            return;
+        }
+        try {
+            writeFiles(allocation);
+        } catch (IOException | RuntimeException e) {
+            throw new LedgerException.StorageFailed("cannot create the files of allocation " + allocation.id()
+                    + " in " + directory(allocation) + ": " + e.getMessage(), e);
+        }
+    }
+
+    private void writeFiles(Allocation allocation) throws IOException {
+        try (AllocationFiles files = AllocationFiles.create(directory(allocation), spec(allocation))) {
+            files.control().heartbeat();
+        }
+    }
+
+    private void record(Allocation allocation) {
+        allocations.put(allocation.id(), allocation);
+        for (MilliGpuId device : allocation.deviceIds()) {
+            owners.put(device, allocation.id());
+        }
+    }
+
+    private Allocation forget(String allocationId) {
+        Allocation removed = allocations.remove(allocationId);
+        if (removed != null) {
+            removed.deviceIds().forEach(device -> owners.remove(device, allocationId));
+        }
+        return removed;
+    }
+
+    private static void deleteQuietly(Path directory) {
+        try {
+            AllocationFiles.delete(directory);
+        } catch (IOException e) {
+            log.warn("event=allocation_files_not_removed dir={} error=\"{}\"", directory, e.toString());
+        }
+    }
+
+    /** {@code a-} and the first 16 hex digits of SHA-256 over the sorted IDs: same IDs, same allocation. */
+    static String allocationId(List<MilliGpuId> sortedIds) {
+        try {
+            MessageDigest digest = MessageDigest.getInstance("SHA-256");
+            for (MilliGpuId id : sortedIds) {
+                digest.update(id.id().getBytes(StandardCharsets.US_ASCII));
+                digest.update((byte) '\n');
+            }
+            return "a-" + HexFormat.of().formatHex(digest.digest(), 0, 8);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}
