@@ -37,9 +37,10 @@ public final class Quantity {
         BigDecimal value = new BigDecimal(m.group(1).endsWith(".") ? m.group(1) + "0" : m.group(1));
         String suffix = m.group(2);
         if (suffix != null) {
-            value = suffix.startsWith("e") || suffix.startsWith("E")
-                    ? value.scaleByPowerOfTen(Integer.parseInt(suffix.substring(1)))
-                    : value.multiply(new BigDecimal(SUFFIXES.get(suffix)));
+            // "E" alone is exa, "Ei" exbi; only E followed by digits is an exponent
+            value = SUFFIXES.containsKey(suffix)
+                    ? value.multiply(new BigDecimal(SUFFIXES.get(suffix)))
+                    : value.scaleByPowerOfTen(Integer.parseInt(suffix.substring(1)));
         }
         try {
             return value.stripTrailingZeros().toBigIntegerExact().longValueExact();
