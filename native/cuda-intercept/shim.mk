@@ -3,6 +3,7 @@
 #   $(BUILD)/bin/omai-shm-tool     create/inspect/set allocation files without Java
 #   $(BUILD)/bin/omai-shim-race    N processes racing for one quota (make check, Java tests)
 #   $(BUILD)/bin/omai-shim-bench   allocation/pass-through loop for callgrind
+#   $(BUILD)/bin/omai-shim-dlsym-probe  dlopen+dlsym route: which library each pointer is in
 # Everything symbol-shaped comes from cuda-intercept/hooks.def (see there).
 
 SHIM_DIR  := $(NATIVE_DIR)/cuda-intercept
@@ -15,9 +16,10 @@ SHIM_CFLAGS := $(CFLAGS_COMMON) -I$(SHIM_DIR) -fvisibility=hidden -ftls-model=in
 SHM_TOOL    := $(BUILD)/bin/omai-shm-tool
 SHIM_RACE   := $(BUILD)/bin/omai-shim-race
 SHIM_BENCH  := $(BUILD)/bin/omai-shim-bench
+SHIM_DLSYM  := $(BUILD)/bin/omai-shim-dlsym-probe
 RTLD_PROBE  := $(BUILD)/bin/omai-rtld-next-probe
 
-ALL_TARGETS += $(SHIM_LIB) $(SHM_TOOL) $(SHIM_RACE) $(SHIM_BENCH)
+ALL_TARGETS += $(SHIM_LIB) $(SHM_TOOL) $(SHIM_RACE) $(SHIM_BENCH) $(SHIM_DLSYM)
 CHECKS      += shim-exports shim-rtld-next
 
 # The version script is generated from the hook list, never edited by hand.
@@ -37,6 +39,10 @@ $(SHIM_RACE): $(SHIM_DIR)/tests/shim_race.c $(INCLUDE)/omai_cuda.h $(BUILD)/sim/
 
 $(SHIM_BENCH): $(SHIM_DIR)/tests/shim_bench.c $(INCLUDE)/omai_cuda.h $(BUILD)/sim/libcuda.so | $(BUILD)/bin
 	$(CC) $(CFLAGS_COMMON) -o $@ $< -L$(BUILD)/sim -lcuda
+
+# Not linked against libcuda: it dlopens the driver, as frameworks do.
+$(SHIM_DLSYM): $(SHIM_DIR)/tests/shim_dlsym_probe.c $(INCLUDE)/omai_cuda.h | $(BUILD)/bin
+	$(CC) $(CFLAGS_COMMON) -o $@ $< -ldl
 
 $(RTLD_PROBE): $(SHIM_DIR)/tests/rtld_next_probe.c $(SHIM_DIR)/tests/rtld_next_lib.c | $(BUILD)/bin $(BUILD)/obj
 	$(CC) $(CFLAGS_COMMON) -shared -o $(BUILD)/obj/librtld-next-a.so $(SHIM_DIR)/tests/rtld_next_lib.c -DPROBE_VALUE=1 -ldl
