@@ -15,6 +15,7 @@ import picocli.CommandLine.Command;
             AllocationCommands.Create.class,
             AllocationCommands.Set.class,
             RunCommand.class,
+            IbCommand.class,
         })
 public final class OmaiCommand implements Runnable {
 

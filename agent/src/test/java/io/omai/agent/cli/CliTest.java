@@ -52,6 +52,26 @@ class CliTest {
     }
 
     @Test
+    void ibShowsPfsVfsAndQosFromASysfsTree() {
+        io.omai.ibvf.testing.FakeSysfs tree = io.omai.ibvf.testing.FakeSysfs.create(dir.resolve("sys"));
+        io.omai.ibvf.testing.FakePf ib = tree.connectX6Ib(0, 8);
+        tree.connectX6Eth(1, 4);
+        new io.omai.ibvf.testing.FakeKernel(tree).write("bus/pci/devices/" + ib.address() + "/sriov_numvfs", "2");
+
+        Run text = run("ib", "--sysfs-root", tree.root().toString());
+        assertThat(text.exit()).as(text.err()).isZero();
+        assertThat(text.out()).contains("0000:3b:00.0", "InfiniBand", "Ethernet");
+
+        Run json = run("ib", "--sysfs-root", tree.root().toString(), "--format", "json");
+        assertThat(json.exit()).as(json.err()).isZero();
+        assertThat(json.out()).startsWith("{").contains("0000:3b:00.0");
+
+        Run bad = run("ib", "--sysfs-root", tree.root().toString(), "--format", "yaml");
+        assertThat(bad.exit()).isNotZero();
+        assertThat(bad.err()).contains("yaml");
+    }
+
+    @Test
     void badInputIsRefusedWithWhatWasExpected() {
         Run badSize = run("create", dir.resolve("x").toString(), "--device", "uuid=GPU-a,memory=lots");
         assertThat(badSize.exit()).isEqualTo(2);
