@@ -1,0 +1,83 @@
+package io.omai.harness.e2e;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.omai.harness.kubelet.KubeletSimulator;
+import io.omai.harness.sim.SimNode;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * One simulated node for end-to-end tests: simulated GPUs ({@link SimNode}), a kubelet simulator, and the
+ * agent as a separate JVM configured to use them, all under one temporary directory.
+ */
+final class SimulatedGpuNode implements AutoCloseable {
+    static final String RESOURCE = "omai.io/milli-gpu";
+    static final long GPU_MEMORY = 16L << 30;
+
+    final Path root;
+    final SimNode sim;
+    final KubeletSimulator kubelet;
+    final Path config;
+    final Path stateDir;
+    private final List<AgentProcess> agents = new ArrayList<>();
+    private int starts;
+
+    SimulatedGpuNode(Path root, int gpus) throws IOException {
+        this.root = root;
+        this.sim = SimNode.create(root.resolve("sim"), gpus, GPU_MEMORY);
+        this.stateDir = root.resolve("state");
+        Path devicePlugins = root.resolve("device-plugins");
+        Path podResources = root.resolve("pod-resources/kubelet.sock");
+        Files.createDirectories(devicePlugins);
+        this.config = root.resolve("agent.yaml");
+        Files.writeString(config, """
+                version: 1
+                nodeName: sim-node
+                directories:
+                  devicePlugin: %s
+                  podResourcesSocket: %s
+                  state: %s
+                shim:
+                  hostLibrary: %s
+                nvml:
+                  library: %s
+                  recoveryDebounce: 1s
+                kubelet:
+                  registrationBackoffMax: 1s
+                  reconcileInterval: 300ms
+                  releaseGracePeriod: 2s
+                """.formatted(devicePlugins, podResources, stateDir,
+                sim.buildDir().resolve("lib/libomai-shim.so"), sim.buildDir().resolve("sim/libnvidia-ml.so.1")));
+        this.kubelet = KubeletSimulator.start(devicePlugins, podResources);
+    }
+
+    /** Starts the agent JVM and waits until kubelet has its registration and device list. */
+    AgentProcess startAgent() {
+        AgentProcess agent = AgentProcess.start(config, sim.env(), root.resolve("agent-" + (++starts) + ".log"));
+        agents.add(agent);
+        agent.awaitLog("event=agent_started", Duration.ofSeconds(60));
+        return agent;
+    }
+
+    /** The ledger checkpoint's allocations, as stored. */
+    JsonNode checkpointAllocations() throws IOException {
+        return new ObjectMapper().readTree(stateDir.resolve("ledger.json").toFile()).get("allocations");
+    }
+
+    Path allocationDir(String allocationId) {
+        return stateDir.resolve("allocations").resolve(allocationId);
+    }
+
+    @Override
+    public void close() throws Exception {
+        for (AgentProcess agent : agents) {
+            agent.close();
+        }
+        kubelet.close();
+    }
+}
