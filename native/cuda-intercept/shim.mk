@@ -10,6 +10,7 @@ SHIM_DIR  := $(NATIVE_DIR)/cuda-intercept
 SHIM_LIB  := $(BUILD)/lib/libomai-shim.so
 SHIM_LDS  := $(BUILD)/obj/shim.lds
 SHIM_SRCS := $(wildcard $(SHIM_DIR)/src/*.c)
+SHIM_UNITY := $(SHIM_DIR)/src/shim_unity.c
 SHIM_HDRS := $(wildcard $(SHIM_DIR)/src/*.h) $(wildcard $(INCLUDE)/*.h) $(SHIM_DIR)/hooks.def
 SHIM_CFLAGS := $(CFLAGS_COMMON) -I$(SHIM_DIR) -fvisibility=hidden -ftls-model=initial-exec
 
@@ -27,7 +28,7 @@ $(SHIM_LDS): $(SHIM_DIR)/shim.lds.in $(SHIM_DIR)/hooks.def | $(BUILD)/obj
 	$(CC) -E -P -x c -I$(SHIM_DIR) $< -o $@
 
 $(SHIM_LIB): $(SHIM_SRCS) $(SHIM_HDRS) $(SHIM_LDS) | $(BUILD)/lib
-	$(CC) $(SHIM_CFLAGS) -shared -o $@ $(SHIM_SRCS) \
+	$(CC) $(SHIM_CFLAGS) -shared -o $@ $(SHIM_UNITY) \
 	    -Wl,--version-script=$(SHIM_LDS) -Wl,-z,defs -Wl,-z,now -ldl -lpthread
 
 $(SHM_TOOL): $(SHIM_DIR)/tools/omai_shm_tool.c $(INCLUDE)/omai_shm.h $(INCLUDE)/omai_paths.h | $(BUILD)/bin

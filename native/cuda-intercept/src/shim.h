@@ -22,6 +22,7 @@
 #include "omai_shm.h"
 
 #define OMAI_HIDDEN __attribute__((visibility("hidden")))
+#define OMAI_ALWAYS_INLINE __attribute__((always_inline))
 #define OMAI_LIKELY(x) __builtin_expect(!!(x), 1)
 #define OMAI_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
@@ -93,19 +94,10 @@ typedef struct omai_charge {
     uint64_t limit; /* the limit it was reserved under */
 } omai_charge;
 
-/* Reserves bytes on the record of device ordinal ord: CUDA_SUCCESS, or
- * CUDA_ERROR_OUT_OF_MEMORY (quota, unknown device, unusable files, no slot,
- * full pointer table), counted as a denial. Never beyond the limit. */
-CUresult omai_charge_begin(CUdevice ord, uint64_t bytes, omai_charge *c) OMAI_HIDDEN;
-CUresult omai_charge_grow(omai_charge *c, uint64_t extra) OMAI_HIDDEN;
-void omai_charge_shrink(omai_charge *c, uint64_t fewer) OMAI_HIDDEN;
-/* The driver refused: undo the reservation. */
-void omai_charge_cancel(const omai_charge *c) OMAI_HIDDEN;
-/* The driver allocated: move the bytes into this process's slot and remember
- * them under (kind, key) for the free. */
-void omai_charge_commit(const omai_charge *c, int kind, uint64_t key) OMAI_HIDDEN;
-/* Gives back bytes of a freed allocation: own slot first, then the total. */
-void omai_release(int dev, uint64_t bytes) OMAI_HIDDEN;
+/* The accounting steps (omai_charge_begin/commit/cancel, omai_release,
+ * the allocation table) are static functions of shim_region.c and
+ * shim_ptrtab.c, inlined into the wrappers: the shim is built as one
+ * translation unit (shim_unity.c). */
 
 /* The quota view of a device (by ordinal, or by uuid when uuid != NULL):
  * its limit (maybe OMAI_MEMORY_UNLIMITED) and the container's bytes_reserved.
@@ -132,16 +124,7 @@ typedef enum omai_alloc_kind {
     OMAI_KIND_MIPMAP = 3, /* CUmipmappedArray */
 } omai_alloc_kind;
 
-/* Reserve room for one more live entry before calling the driver; false when
- * the table is full (the allocation is then refused). */
-bool omai_ptrtab_reserve(void) OMAI_HIDDEN;
-void omai_ptrtab_unreserve(void) OMAI_HIDDEN;
-/* Insert after a successful allocation (room reserved before). If the key is
- * still present (freed behind our back, e.g. by a context teardown), the stale
- * entry's bytes are released first. */
-void omai_ptrtab_insert(int kind, uint64_t key, int dev, uint64_t bytes) OMAI_HIDDEN;
-/* Removes key; true and its device and bytes if it was present. */
-bool omai_ptrtab_take(int kind, uint64_t key, int *dev, uint64_t *bytes) OMAI_HIDDEN;
+/* shim_ptrtab.c: has_room, insert, take (static; see above). */
 void omai_ptrtab_after_fork_child(void) OMAI_HIDDEN;
 
 /* ------------------------------------------------------------ arithmetic */

@@ -20,7 +20,25 @@
         }                                              \
     } while (0)
 
-static CUresult context_device(CUdevice *dev) {
+/* Devices the driver shows this process; 0 until known (needs cuInit). */
+static int visible_devices;
+
+/* The current context's device. With one visible GPU - the usual container -
+ * that is device 0 without asking the driver; if there is no current context
+ * the allocation itself then fails in the driver and the charge is undone. */
+OMAI_ALWAYS_INLINE static inline CUresult context_device(CUdevice *dev) {
+    int n = __atomic_load_n(&visible_devices, __ATOMIC_RELAXED);
+    if (OMAI_LIKELY(n == 1)) {
+        *dev = 0;
+        return CUDA_SUCCESS;
+    }
+    if (n == 0 && omai_cu.cuDeviceGetCount && omai_cu.cuDeviceGetCount(&n) == CUDA_SUCCESS && n > 0) {
+        __atomic_store_n(&visible_devices, n, __ATOMIC_RELAXED);
+        if (n == 1) {
+            *dev = 0;
+            return CUDA_SUCCESS;
+        }
+    }
     if (OMAI_UNLIKELY(!omai_cu.cuCtxGetDevice)) {
         return CUDA_ERROR_NOT_FOUND;
     }
@@ -35,7 +53,7 @@ static CUresult stream_device(CUstream stream, CUdevice *dev) {
 }
 
 /* After the driver's answer to an allocation: commit or undo. */
-static CUresult settle(CUresult r, const omai_charge *c, int kind, uint64_t key) {
+OMAI_ALWAYS_INLINE static inline CUresult settle(CUresult r, const omai_charge *c, int kind, uint64_t key) {
     if (OMAI_LIKELY(r == CUDA_SUCCESS)) {
         omai_charge_commit(c, kind, key);
     } else {
@@ -51,10 +69,9 @@ static CUresult after_free(CUresult r, bool had, int kind, uint64_t key, int dev
     }
     if (OMAI_LIKELY(r == CUDA_SUCCESS)) {
         omai_release(dev, bytes);
-    } else if (omai_ptrtab_reserve()) {
-        omai_ptrtab_insert(kind, key, dev, bytes); /* still allocated */
+    } else {
+        omai_ptrtab_insert(kind, key, dev, bytes); /* still allocated: remember it again */
     }
-    /* else: the table is full; the bytes stay counted (over, never under). */
     return r;
 }
 

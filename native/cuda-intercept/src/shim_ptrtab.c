@@ -6,9 +6,10 @@
  * once, on the first accounted allocation; never grown, never malloc'ed).
  * Lock-free: an entry is claimed by CAS on its key (EMPTY or TOMBSTONE -> key)
  * and removed by CAS (key -> TOMBSTONE), so two threads freeing one pointer
- * release its bytes once. A room counter taken BEFORE the driver call keeps a
- * fraction of the table empty, so every probe ends and an insert after a
- * successful allocation cannot fail.
+ * release its bytes once. Allocations are refused BEFORE the driver call
+ * once 7/8 of the table is live, so every probe ends and an insert after a
+ * successful allocation cannot fail. (Part of the one translation unit
+ * shim_unity.c: its static functions are used by shim_region.c/shim_mem.c.)
  *
  * Keys of different kinds (device pointers, VMM handles, array handles) are
  * kept apart by XOR with a per-kind constant.
@@ -35,7 +36,7 @@ typedef struct entry {
 
 static entry *tab;
 static int tab_state; /* 0 none, 1 mapping, 2 mapped, 3 failed */
-static uint64_t live; /* entries present + rooms reserved */
+static uint64_t live; /* entries present */
 
 static const uint64_t salt[4] = {
     0x0ull,                  /* device pointers as they are */
@@ -78,12 +79,14 @@ static bool table_ready(void) {
     return s == 2;
 }
 
-bool omai_ptrtab_reserve(void) {
-    if (OMAI_UNLIKELY(!table_ready())) {
+/* Room for one more entry? Checked before the driver call (a relaxed load:
+ * threads racing past it can overfill by at most their number, far less
+ * than the eighth of the table kept empty). */
+OMAI_ALWAYS_INLINE static inline bool omai_ptrtab_has_room(void) {
+    if (OMAI_UNLIKELY(__atomic_load_n(&tab_state, __ATOMIC_ACQUIRE) != 2) && !table_ready()) {
         return false;
     }
-    if (OMAI_UNLIKELY(__atomic_add_fetch(&live, 1, __ATOMIC_RELAXED) > PT_MAX_LIVE)) {
-        __atomic_sub_fetch(&live, 1, __ATOMIC_RELAXED);
+    if (OMAI_UNLIKELY(__atomic_load_n(&live, __ATOMIC_RELAXED) >= PT_MAX_LIVE)) {
         static int said;
         if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED)) {
             omai_log("%u live device allocations in this process: the allocation table is full; further "
@@ -94,9 +97,9 @@ bool omai_ptrtab_reserve(void) {
     return true;
 }
 
-void omai_ptrtab_unreserve(void) { __atomic_sub_fetch(&live, 1, __ATOMIC_RELAXED); }
+static void omai_release(int dev, uint64_t bytes);
 
-void omai_ptrtab_insert(int kind, uint64_t key, int dev, uint64_t bytes) {
+static void omai_ptrtab_insert(int kind, uint64_t key, int dev, uint64_t bytes) {
     uint64_t k = stored_key(kind, key);
     for (;;) {
         uint32_t i = home(k);
@@ -110,7 +113,6 @@ void omai_ptrtab_insert(int kind, uint64_t key, int dev, uint64_t bytes) {
                 uint64_t old_bytes = __atomic_exchange_n(&tab[i].bytes, bytes, __ATOMIC_RELAXED);
                 __atomic_store_n(&tab[i].dev, (uint32_t)dev, __ATOMIC_RELAXED);
                 omai_release((int)old_dev, old_bytes);
-                __atomic_sub_fetch(&live, 1, __ATOMIC_RELAXED); /* one entry, not two */
                 return;
             }
             if (cur == K_TOMB && tomb == PT_SIZE) {
@@ -123,6 +125,7 @@ void omai_ptrtab_insert(int kind, uint64_t key, int dev, uint64_t bytes) {
                                                 __ATOMIC_RELAXED)) {
                     __atomic_store_n(&tab[at].bytes, bytes, __ATOMIC_RELAXED);
                     __atomic_store_n(&tab[at].dev, (uint32_t)dev, __ATOMIC_RELEASE);
+                    __atomic_add_fetch(&live, 1, __ATOMIC_RELAXED);
                     return;
                 }
                 break; /* lost a race for that entry: probe again */
@@ -131,7 +134,7 @@ void omai_ptrtab_insert(int kind, uint64_t key, int dev, uint64_t bytes) {
     }
 }
 
-bool omai_ptrtab_take(int kind, uint64_t key, int *dev, uint64_t *bytes) {
+static bool omai_ptrtab_take(int kind, uint64_t key, int *dev, uint64_t *bytes) {
     if (__atomic_load_n(&tab_state, __ATOMIC_ACQUIRE) != 2) {
         return false;
     }

@@ -16,7 +16,8 @@
  * it (reclaim of dead slots, resetLeakedTotals when none is live).
  *
  * No locks, no syscalls, no allocation on the hot path. The first use (open,
- * map, validate, claim a slot) does syscalls once per process.
+ * map, validate, claim a slot) does syscalls once per process. Part of the
+ * one translation unit shim_unity.c (after shim_ptrtab.c, before shim_mem.c).
  */
 #include <errno.h>
 #include <sched.h>
@@ -272,12 +273,8 @@ static omai_usage_slot *claim_slot(void) {
     return NULL;
 }
 
-/* The own slot, claimed on first need; NULL when none is free (or at exit). */
-static omai_usage_slot *own_slot(void) {
+__attribute__((noinline)) static omai_usage_slot *own_slot_slow(void) {
     int s = __atomic_load_n(&slot_state, __ATOMIC_ACQUIRE);
-    if (OMAI_LIKELY(s == SLOT_HELD)) {
-        return slot;
-    }
     if (s == SLOT_NONE) {
         int expected = SLOT_NONE;
         if (__atomic_compare_exchange_n(&slot_state, &expected, SLOT_CLAIMING, false, __ATOMIC_ACQ_REL,
@@ -296,6 +293,14 @@ static omai_usage_slot *own_slot(void) {
         sched_yield();
     }
     return s == SLOT_HELD ? slot : NULL;
+}
+
+/* The own slot, claimed on first need; NULL when none is free (or at exit). */
+OMAI_ALWAYS_INLINE static inline omai_usage_slot *own_slot(void) {
+    if (OMAI_LIKELY(__atomic_load_n(&slot_state, __ATOMIC_ACQUIRE) == SLOT_HELD)) {
+        return slot;
+    }
+    return own_slot_slow();
 }
 
 /* ----------------------------------------------------- limits (seqlocked) */
@@ -449,14 +454,43 @@ static void count_denial(int idx) {
     }
 }
 
-CUresult omai_charge_begin(CUdevice ord, uint64_t bytes, omai_charge *c) {
+/* The hot path of lookup(): this ordinal's record was mapped under the
+ * current (even) epoch, so only its limit is read, and the epoch re-checked.
+ * Anything else - first use, a new epoch, an odd one - takes lookup(). */
+OMAI_ALWAYS_INLINE static inline bool fast_lookup(CUdevice ord, int *idx, uint64_t *limit) {
+    if (OMAI_UNLIKELY(__atomic_load_n(&region_state, __ATOMIC_ACQUIRE) != REGION_OK ||
+                      (unsigned)ord >= ORD_CACHE)) {
+        return false;
+    }
+    uint64_t e = __atomic_load_n(&ctl->header.epoch, __ATOMIC_ACQUIRE);
+    uint64_t w = __atomic_load_n(&ord_cache[ord], __ATOMIC_RELAXED);
+    unsigned code = (unsigned)(w & 0xff);
+    /* Entries are only ever written under an even epoch, so an odd one never matches. */
+    if (OMAI_UNLIKELY((w >> 8) != e || code == 0 || code > OMAI_MAX_DEVICES)) {
+        return false;
+    }
+    uint64_t l = __atomic_load_n(&ctl->devices[code - 1].memory_limit_bytes, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (OMAI_UNLIKELY(__atomic_load_n(&ctl->header.epoch, __ATOMIC_RELAXED) != e)) {
+        return false;
+    }
+    *idx = (int)code - 1;
+    *limit = l;
+    return true;
+}
+
+OMAI_ALWAYS_INLINE static inline CUresult omai_charge_begin(CUdevice ord, uint64_t bytes, omai_charge *c) {
     int idx;
     uint64_t limit;
-    if (OMAI_UNLIKELY(!lookup(ord, NULL, &idx, &limit))) {
+    if (OMAI_UNLIKELY(!fast_lookup(ord, &idx, &limit)) && !lookup(ord, NULL, &idx, &limit)) {
         count_denial(idx);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
     if (OMAI_UNLIKELY(!own_slot())) {
+        count_denial(idx);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    if (OMAI_UNLIKELY(!omai_ptrtab_has_room())) {
         count_denial(idx);
         return CUDA_ERROR_OUT_OF_MEMORY;
     }
@@ -473,11 +507,6 @@ CUresult omai_charge_begin(CUdevice ord, uint64_t bytes, omai_charge *c) {
         next = cur + bytes;
     } while (!__atomic_compare_exchange_n(&tot->bytes_reserved, &cur, next, true, __ATOMIC_ACQ_REL,
                                           __ATOMIC_RELAXED));
-    if (OMAI_UNLIKELY(!omai_ptrtab_reserve())) {
-        omai_atomic_sat_sub(&tot->bytes_reserved, bytes);
-        count_denial(idx);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
     uint64_t peak = __atomic_load_n(&tot->bytes_peak, __ATOMIC_RELAXED);
     while (peak < next && !__atomic_compare_exchange_n(&tot->bytes_peak, &peak, next, true,
                                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
@@ -488,19 +517,18 @@ CUresult omai_charge_begin(CUdevice ord, uint64_t bytes, omai_charge *c) {
     return CUDA_SUCCESS;
 }
 
-void omai_charge_cancel(const omai_charge *c) {
-    omai_ptrtab_unreserve();
+static void omai_charge_cancel(const omai_charge *c) {
     omai_atomic_sat_sub(&usg->devices[c->dev].bytes_reserved, c->bytes);
 }
 
-void omai_charge_commit(const omai_charge *c, int kind, uint64_t key) {
+OMAI_ALWAYS_INLINE static inline void omai_charge_commit(const omai_charge *c, int kind, uint64_t key) {
     __atomic_fetch_add(&slot->devices[c->dev].bytes_in_use, c->bytes, __ATOMIC_RELEASE);
     omai_ptrtab_insert(kind, key, c->dev, c->bytes);
 }
 
 /* Extra bytes for an allocation already made (a pitch known only afterwards),
  * under the limit the reservation was made with. */
-CUresult omai_charge_grow(omai_charge *c, uint64_t extra) {
+static CUresult omai_charge_grow(omai_charge *c, uint64_t extra) {
     omai_usage_device *tot = &usg->devices[c->dev];
     uint64_t cur = __atomic_load_n(&tot->bytes_reserved, __ATOMIC_RELAXED);
     do {
@@ -515,7 +543,7 @@ CUresult omai_charge_grow(omai_charge *c, uint64_t extra) {
 }
 
 /* Bytes reserved but not used (a pitch smaller than feared). */
-void omai_charge_shrink(omai_charge *c, uint64_t fewer) {
+static void omai_charge_shrink(omai_charge *c, uint64_t fewer) {
     if (fewer > c->bytes) {
         fewer = c->bytes;
     }
@@ -523,7 +551,7 @@ void omai_charge_shrink(omai_charge *c, uint64_t fewer) {
     c->bytes -= fewer;
 }
 
-void omai_release(int dev, uint64_t bytes) {
+static void omai_release(int dev, uint64_t bytes) {
     omai_usage_slot *s = own_slot();
     if (s) {
         omai_atomic_sat_sub(&s->devices[dev].bytes_in_use, bytes);
@@ -535,7 +563,7 @@ void omai_release(int dev, uint64_t bytes) {
 
 bool omai_quota_view(CUdevice ord, const char *uuid, uint64_t *limit, uint64_t *used) {
     int idx;
-    if (!lookup(ord, uuid, &idx, limit)) {
+    if ((uuid || !fast_lookup(ord, &idx, limit)) && !lookup(ord, uuid, &idx, limit)) {
         return false;
     }
     *used = __atomic_load_n(&usg->devices[idx].bytes_reserved, __ATOMIC_ACQUIRE);

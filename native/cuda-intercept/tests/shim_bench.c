@@ -3,7 +3,8 @@
  * instructions the shim adds (test-harness/bench/shim-callgrind.sh runs it
  * with and without the shim, at two loop counts, under callgrind).
  *
- *   omai-shim-bench alloc N      N x (cuMemAlloc_v2 256 B + cuMemFree_v2): accounted
+ *   omai-shim-bench alloc N      N x (cuMemAlloc_v2 256 B + cuMemFree_v2): accounted pair
+ *   omai-shim-bench alloc-only N N x cuMemAlloc_v2 256 B (freed after the loop, outside the count)
  *   omai-shim-bench meminfo N    N x cuMemGetInfo_v2: hooked, virtualised view
  *   omai-shim-bench passthru N   N x cuCtxGetDevice: not hooked, straight to the driver
  */
@@ -15,7 +16,7 @@
 
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: omai-shim-bench alloc|meminfo|passthru N\n");
+        fprintf(stderr, "usage: omai-shim-bench alloc|alloc-only|meminfo|passthru N\n");
         return 2;
     }
     long n = atol(argv[2]);
@@ -40,12 +41,14 @@ int main(int argc, char **argv) {
             rc = cuMemAlloc_v2(&p, 256);
             if (rc == CUDA_SUCCESS) rc = cuMemFree_v2(p);
         }
+    } else if (strcmp(argv[1], "alloc-only") == 0) {
+        for (long i = 0; i < n && rc == CUDA_SUCCESS; i++) rc = cuMemAlloc_v2(&p, 256);
     } else if (strcmp(argv[1], "meminfo") == 0) {
         for (long i = 0; i < n && rc == CUDA_SUCCESS; i++) rc = cuMemGetInfo_v2(&f, &t);
     } else if (strcmp(argv[1], "passthru") == 0) {
         for (long i = 0; i < n && rc == CUDA_SUCCESS; i++) rc = cuCtxGetDevice(&dev);
     } else {
-        fprintf(stderr, "omai-shim-bench: unknown mode %s (expected alloc, meminfo or passthru)\n", argv[1]);
+        fprintf(stderr, "omai-shim-bench: unknown mode %s (expected alloc, alloc-only, meminfo or passthru)\n", argv[1]);
         return 2;
     }
     if (rc != CUDA_SUCCESS) {
