@@ -70,6 +70,8 @@ bool omai_nvml_ready(void) OMAI_HIDDEN;
  * entry point; returns p unchanged when it is not one we wrap. */
 void *omai_wrap_cuda_pointer(void *p) OMAI_HIDDEN;
 void *omai_wrap_nvml_pointer(void *p) OMAI_HIDDEN;
+/* By the exported name dladdr gives p (same libcuda only); NULL if none. */
+void *omai_wrap_cuda_by_name(void *p) OMAI_HIDDEN;
 /* True when name is the name or the family (unversioned name) of an entry
  * point we wrap: an unknown pointer under such a name must not be handed out. */
 bool omai_is_guarded_name(const char *name) OMAI_HIDDEN;

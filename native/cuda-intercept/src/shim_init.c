@@ -207,6 +207,26 @@ static void *map_pointer(void *p, const hook_entry *hooks, size_t n, const void 
     return p;
 }
 
+/* Second opinion for a pointer that matched no real entry point: the
+ * exported symbol the dynamic linker says it is (dladdr), provided it lies in
+ * the same libcuda our table came from. A driver whose cuGetProcAddress hands
+ * out aliases of its exports is still mapped exactly; an unnamed internal
+ * function is not (the caller then refuses guarded names). */
+void *omai_wrap_cuda_by_name(void *p) {
+    Dl_info at, ours;
+    if (!p || __atomic_load_n(&omai_cuda_state, __ATOMIC_ACQUIRE) != 2 || !omai_cu.cuGetProcAddress_v2 ||
+        !dladdr(p, &at) || !at.dli_sname || !dladdr((void *)omai_cu.cuGetProcAddress_v2, &ours) ||
+        at.dli_fbase != ours.dli_fbase) {
+        return NULL;
+    }
+    for (size_t i = 0; i < sizeof cuda_hooks / sizeof cuda_hooks[0]; i++) {
+        if (strcmp(cuda_hooks[i].name, at.dli_sname) == 0) {
+            return cuda_hooks[i].wrapper;
+        }
+    }
+    return NULL;
+}
+
 void *omai_wrap_cuda_pointer(void *p) {
     if (!p || __atomic_load_n(&omai_cuda_state, __ATOMIC_ACQUIRE) != 2) {
         return p;

@@ -42,6 +42,9 @@ __attribute__((noinline)) static void *vet_dlsym(void *handle, const char *symbo
         if (w != p || omai_is_cuda_wrapper(p) || !omai_is_guarded_name(symbol)) {
             return w;
         }
+        if ((w = omai_wrap_cuda_by_name(p)) != NULL) {
+            return w;
+        }
         refuse_once("dlsym", symbol);
         return NULL;
     }
@@ -74,6 +77,10 @@ static CUresult vet_proc_address(CUresult r, const char *symbol, void **pfn,
     /* A driver whose own table binds through the global scope hands out our
      * exported wrapper directly: that is fine too. */
     if (w != *pfn || omai_is_cuda_wrapper(w) || !symbol || !omai_is_guarded_name(symbol)) {
+        *pfn = w;
+        return r;
+    }
+    if ((w = omai_wrap_cuda_by_name(*pfn)) != NULL) {
         *pfn = w;
         return r;
     }
