@@ -36,7 +36,7 @@ class NodeAgentServiceTest {
     private InProcessSchedulerApi api = new InProcessSchedulerApi(AntiAffinityPolicy.GPU);
 
     @AfterEach
-    void close() throws InterruptedException {
+    void close() {
         api.close();
     }
 
@@ -211,7 +211,7 @@ class NodeAgentServiceTest {
     }
 
     @Test
-    void fit_nodePolicyRefusesASecondTenantOnce() throws InterruptedException {
+    void fit_nodePolicyRefusesASecondTenantOnce() {
         api.close();
         api = new InProcessSchedulerApi(AntiAffinityPolicy.NODE);
         api.inventory.allocate(uuid(0), "team-a", 100, GIB);

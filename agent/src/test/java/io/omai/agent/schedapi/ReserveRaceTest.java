@@ -28,7 +28,7 @@ class ReserveRaceTest {
     private final ExecutorService pool = Executors.newFixedThreadPool(THREADS);
 
     @AfterEach
-    void close() throws InterruptedException {
+    void close() {
         pool.shutdownNow();
         api.close();
     }

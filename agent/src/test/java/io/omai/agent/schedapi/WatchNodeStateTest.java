@@ -26,7 +26,7 @@ class WatchNodeStateTest {
     private final InProcessSchedulerApi api = new InProcessSchedulerApi(AntiAffinityPolicy.GPU);
 
     @AfterEach
-    void close() throws InterruptedException {
+    void close() {
         api.close();
     }
 
