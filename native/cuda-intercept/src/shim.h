@@ -59,7 +59,7 @@ extern omai_dlsym_fn omai_real_dlsym OMAI_HIDDEN;
 /* True once the CUDA table is resolved (acquire load: one load on the hot
  * path). The slow path dlopens libcuda.so.1 if load_if_absent. */
 bool omai_cuda_resolve_slow(bool load_if_absent) OMAI_HIDDEN;
-extern int omai_cuda_state OMAI_HIDDEN; /* 0 unresolved, 1 resolving, 2 resolved */
+extern int omai_cuda_state OMAI_HIDDEN; /* 0 unresolved, 1 resolving, 2 resolved, 3 no library */
 static inline bool omai_cuda_ready(void) {
     return OMAI_LIKELY(__atomic_load_n(&omai_cuda_state, __ATOMIC_ACQUIRE) == 2) ||
            omai_cuda_resolve_slow(true);

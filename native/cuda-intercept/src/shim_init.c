@@ -138,7 +138,7 @@ static void fill_table(void *handle, void *table, const real_entry *e, size_t n)
 }
 
 /* Resolves one driver table exactly once. state: 0 unresolved, 1 resolving,
- * 2 resolved. Returns true when resolved. */
+ * 2 resolved, 3 the library cannot be loaded. Returns true when resolved. */
 static bool resolve_table(int *state, const char *soname, bool load_if_absent, void *table,
                           const real_entry *reals, size_t n) {
     int s = __atomic_load_n(state, __ATOMIC_ACQUIRE);
@@ -165,19 +165,23 @@ static bool resolve_table(int *state, const char *soname, bool load_if_absent, v
     }
     omai_resolving_here = 1;
     void *handle = dlopen(soname, RTLD_LAZY | RTLD_NOLOAD);
+    int next = 0; /* not loaded yet: try again when it is */
     if (!handle && load_if_absent) {
         handle = dlopen(soname, RTLD_NOW | RTLD_GLOBAL);
         if (!handle) {
             const char *why = dlerror();
-            omai_log("cannot load %s: %s", soname, why ? why : "unknown error");
+            omai_log("cannot load %s: %s; its hooked entry points return an error", soname,
+                     why ? why : "unknown error");
+            next = 3; /* there is none to load: do not try (and log) again on every call */
         }
     }
     if (handle) {
         fill_table(handle, table, reals, n);
         /* The handle is kept for the life of the process: the tables point into it. */
+        next = 2;
     }
     omai_resolving_here = 0;
-    __atomic_store_n(state, handle ? 2 : 0, __ATOMIC_RELEASE);
+    __atomic_store_n(state, next, __ATOMIC_RELEASE);
     return handle != NULL;
 }
 
@@ -262,6 +266,13 @@ bool omai_is_cuda_wrapper(const void *p) {
 /* --------------------------------------------------------------- lifecycle */
 
 static void after_fork_child(void) {
+    /* Only the forking thread lives on in the child: a resolution another
+     * thread had in progress will never finish there, so start it afresh. */
+    int resolving = 1;
+    __atomic_compare_exchange_n(&omai_cuda_state, &resolving, 0, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    resolving = 1;
+    __atomic_compare_exchange_n(&nvml_state, &resolving, 0, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    omai_resolving_here = 0;
     omai_region_after_fork_child();
     omai_ptrtab_after_fork_child();
 }

@@ -242,10 +242,19 @@ static uint64_t realtime_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* This process's identity, read once per process (again after fork). */
+static uint32_t self_pid;
+static uint64_t self_start, self_ns;
+
 static omai_usage_slot *claim_slot(void) {
-    uint32_t pid = (uint32_t)getpid();
-    uint64_t start = proc_self_start_ticks();
-    uint64_t ns = pid_ns_inode();
+    if (self_pid == 0) {
+        self_start = proc_self_start_ticks();
+        self_ns = pid_ns_inode();
+        self_pid = (uint32_t)getpid();
+    }
+    uint32_t pid = self_pid;
+    uint64_t start = self_start;
+    uint64_t ns = self_ns;
     for (uint32_t i = 0; i < OMAI_MAX_SLOTS; i++) {
         omai_usage_slot *s = &usg->slots[i];
         uint32_t expected = 0;
@@ -275,12 +284,14 @@ static omai_usage_slot *claim_slot(void) {
 
 __attribute__((noinline)) static omai_usage_slot *own_slot_slow(void) {
     int s = __atomic_load_n(&slot_state, __ATOMIC_ACQUIRE);
-    if (s == SLOT_NONE) {
-        int expected = SLOT_NONE;
+    if (s == SLOT_NONE || s == SLOT_UNAVAILABLE) {
+        /* None yet, or none was free last time (the agent may have reclaimed
+         * one since): a CAS scan of the slots, no syscall after the first. */
+        int expected = s;
         if (__atomic_compare_exchange_n(&slot_state, &expected, SLOT_CLAIMING, false, __ATOMIC_ACQ_REL,
                                         __ATOMIC_ACQUIRE)) {
             slot = claim_slot();
-            if (!slot) {
+            if (!slot && s == SLOT_NONE) {
                 omai_log("all %u usage slots of this container are taken; device memory allocations of "
                          "this process will be refused until the agent reclaims dead processes' slots",
                          OMAI_MAX_SLOTS);
@@ -574,9 +585,14 @@ bool omai_quota_view(CUdevice ord, const char *uuid, uint64_t *limit, uint64_t *
 
 void omai_region_after_fork_child(void) {
     /* The child is a new process: it claims its own slot on first need. The
-     * mappings and the per-epoch device cache stay valid. */
+     * mappings and the per-epoch device cache stay valid; an opening another
+     * thread had in progress will never finish here, so start it afresh. */
     slot = NULL;
+    self_pid = 0;
     __atomic_store_n(&slot_state, SLOT_NONE, __ATOMIC_RELAXED);
+    int opening = REGION_OPENING;
+    __atomic_compare_exchange_n(&region_state, &opening, REGION_UNOPENED, false, __ATOMIC_RELAXED,
+                                __ATOMIC_RELAXED);
 }
 
 void omai_region_at_exit(void) {
