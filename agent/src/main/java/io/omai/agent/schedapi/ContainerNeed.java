@@ -23,7 +23,7 @@ public record ContainerNeed(String name, int milli, long memoryBytes, int vfs, O
         return MilliGpu.gpuCount(milli);
     }
 
-    public long memoryOn(GpuDevice gpu) {
+    public long memoryOn(GpuSnapshot gpu) {
         return memoryBytes > 0 ? memoryBytes : MilliGpu.defaultMemory(milli, gpu.memoryBytes());
     }
 }

@@ -16,26 +16,26 @@ import java.util.Set;
 public final class DeviceAttributeOverlay {
     /** Which GPUs a rule applies to. */
     public sealed interface Selector {
-        boolean matches(GpuDevice gpu);
+        boolean matches(GpuSnapshot gpu);
 
         /** Every GPU on the node. */
         record All() implements Selector {
             @Override
-            public boolean matches(GpuDevice gpu) {
+            public boolean matches(GpuSnapshot gpu) {
                 return true;
             }
         }
 
         record ByUuid(String uuid) implements Selector {
             @Override
-            public boolean matches(GpuDevice gpu) {
+            public boolean matches(GpuSnapshot gpu) {
                 return gpu.uuid().equals(uuid);
             }
         }
 
         record ByIndex(int index) implements Selector {
             @Override
-            public boolean matches(GpuDevice gpu) {
+            public boolean matches(GpuSnapshot gpu) {
                 return gpu.index() == index;
             }
         }
@@ -43,7 +43,7 @@ public final class DeviceAttributeOverlay {
         /** Exact model name as NVML reports it, e.g. "NVIDIA H100 80GB HBM3". */
         record ByModel(String model) implements Selector {
             @Override
-            public boolean matches(GpuDevice gpu) {
+            public boolean matches(GpuSnapshot gpu) {
                 return gpu.model().equals(model);
             }
         }
@@ -68,7 +68,7 @@ public final class DeviceAttributeOverlay {
     }
 
     /** {@code reported} with every matching rule's attributes and tags merged in. */
-    public GpuDevice apply(GpuDevice reported) {
+    public GpuSnapshot apply(GpuSnapshot reported) {
         Map<String, String> attributes = null;
         Set<String> tags = null;
         for (Rule rule : rules) {

@@ -2,18 +2,18 @@ package io.omai.agent.schedapi;
 
 import java.util.Objects;
 
-/** A GPU's health and, when unhealthy, why (e.g. "XID 79", "NVML lost the device"). */
-public record GpuHealth(boolean healthy, String reason) {
-    public static final GpuHealth HEALTHY = new GpuHealth(true, "");
+/** A device's health and, when unhealthy, why (e.g. "XID 79", "NVML lost the device"). */
+public record DeviceHealth(boolean healthy, String reason) {
+    public static final DeviceHealth HEALTHY = new DeviceHealth(true, "");
 
-    public GpuHealth {
+    public DeviceHealth {
         Objects.requireNonNull(reason, "reason");
         if (!healthy && reason.isBlank()) {
-            throw new IllegalArgumentException("an unhealthy GPU needs a reason");
+            throw new IllegalArgumentException("an unhealthy device needs a reason");
         }
     }
 
-    public static GpuHealth unhealthy(String reason) {
-        return new GpuHealth(false, reason);
+    public static DeviceHealth unhealthy(String reason) {
+        return new DeviceHealth(false, reason);
     }
 }

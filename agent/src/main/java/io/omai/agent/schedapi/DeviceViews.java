@@ -7,7 +7,7 @@ import io.omai.agent.tenancy.GpuUsage;
 final class DeviceViews {
     private DeviceViews() {}
 
-    static Device of(GpuDevice gpu, GpuUsage usage) {
+    static Device of(GpuSnapshot gpu, GpuUsage usage) {
         return Device.newBuilder()
                 .setUuid(gpu.uuid())
                 .setIndex(gpu.index())

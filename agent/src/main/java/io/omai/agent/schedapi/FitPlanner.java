@@ -41,7 +41,7 @@ final class FitPlanner {
     static FitResult plan(FitQuery query, NodeSnapshot snapshot, List<Reservation> reservations,
                           AntiAffinityPolicy policy) {
         NodeUsage usage = NodeUsage.of(snapshot, reservations);
-        Map<String, GpuDevice> gpusByUuid = new HashMap<>();
+        Map<String, GpuSnapshot> gpusByUuid = new HashMap<>();
         snapshot.gpus().forEach(gpu -> gpusByUuid.put(gpu.uuid(), gpu));
         Map<String, Integer> vfNuma = new HashMap<>();
         snapshot.hcas().forEach(hca -> hca.vfIds().forEach(vf -> vfNuma.put(vf, hca.numaNode())));
@@ -53,7 +53,7 @@ final class FitPlanner {
         int vfContainersAligned = 0;
         for (ContainerNeed need : query.containers()) {
             var reasons = new ArrayList<FitResult.Reason>();
-            List<GpuDevice> chosen = List.of();
+            List<GpuSnapshot> chosen = List.of();
             if (need.milli() > 0) {
                 Optional<String> nodeRefusal = policy == AntiAffinityPolicy.NODE
                         ? policy.refusal(query.tenant(), "", Set.of(), usage.nodeName(), usage.nodeTenants())
@@ -61,7 +61,7 @@ final class FitPlanner {
                 if (nodeRefusal.isPresent()) {
                     return FitResult.infeasible(List.of(new FitResult.Reason(need.name(), "", nodeRefusal.get())));
                 }
-                List<GpuDevice> eligible = eligibleGpus(need, query.tenant(), snapshot, usage, policy, reasons);
+                List<GpuSnapshot> eligible = eligibleGpus(need, query.tenant(), snapshot, usage, policy, reasons);
                 chosen = need.gpuCount() == 1 && MilliGpu.isShare(need.milli())
                         ? bestFitShare(eligible, usage)
                         : wholeGpus(eligible, need.gpuCount());
@@ -71,7 +71,7 @@ final class FitPlanner {
                             : need.gpuCount() + " whole GPUs needed, " + eligible.size() + " eligible"));
                     return FitResult.infeasible(reasons);
                 }
-                for (GpuDevice gpu : chosen) {
+                for (GpuSnapshot gpu : chosen) {
                     usage.hold(query.tenant(), gpu.uuid(), MilliGpu.perGpu(need.milli()), need.memoryOn(gpu));
                     GpuUsage after = usage.gpu(gpu.uuid()).orElseThrow();
                     fullnessSum += (double) (gpu.milliCapacity() - after.milliFree()) / gpu.milliCapacity();
@@ -92,7 +92,7 @@ final class FitPlanner {
                 }
             }
             long memory = chosen.stream().mapToLong(need::memoryOn).min().orElse(0);
-            assignments.add(new ContainerReservation(need.name(), chosen.stream().map(GpuDevice::uuid).toList(),
+            assignments.add(new ContainerReservation(need.name(), chosen.stream().map(GpuSnapshot::uuid).toList(),
                     need.milli(), memory, vfs));
         }
         double packing = gpusChosen == 0 ? 0 : fullnessSum / gpusChosen;
@@ -101,11 +101,11 @@ final class FitPlanner {
         return new FitResult(true, score, assignments, List.of());
     }
 
-    private static List<GpuDevice> eligibleGpus(ContainerNeed need, String tenant, NodeSnapshot snapshot,
+    private static List<GpuSnapshot> eligibleGpus(ContainerNeed need, String tenant, NodeSnapshot snapshot,
                                                 NodeUsage usage, AntiAffinityPolicy policy,
                                                 List<FitResult.Reason> reasons) {
-        var eligible = new ArrayList<GpuDevice>();
-        for (GpuDevice gpu : snapshot.gpus()) {
+        var eligible = new ArrayList<GpuSnapshot>();
+        for (GpuSnapshot gpu : snapshot.gpus()) {
             GpuUsage load = usage.gpu(gpu.uuid()).orElseThrow();
             String why = whyNot(need, tenant, gpu, load, usage, policy);
             if (why == null) {
@@ -118,7 +118,7 @@ final class FitPlanner {
     }
 
     /** Cheapest checks first: the expression is evaluated only on GPUs that could take the container. */
-    private static String whyNot(ContainerNeed need, String tenant, GpuDevice gpu, GpuUsage load, NodeUsage usage,
+    private static String whyNot(ContainerNeed need, String tenant, GpuSnapshot gpu, GpuUsage load, NodeUsage usage,
                                  AntiAffinityPolicy policy) {
         if (!gpu.healthy()) {
             return "unhealthy: " + gpu.health().reason();
@@ -144,20 +144,20 @@ final class FitPlanner {
         return null;
     }
 
-    private static List<GpuDevice> bestFitShare(List<GpuDevice> eligible, NodeUsage usage) {
+    private static List<GpuSnapshot> bestFitShare(List<GpuSnapshot> eligible, NodeUsage usage) {
         return eligible.stream()
-                .min(Comparator.comparingInt((GpuDevice gpu) -> usage.gpu(gpu.uuid()).orElseThrow().milliFree())
-                        .thenComparingInt(GpuDevice::index))
+                .min(Comparator.comparingInt((GpuSnapshot gpu) -> usage.gpu(gpu.uuid()).orElseThrow().milliFree())
+                        .thenComparingInt(GpuSnapshot::index))
                 .map(List::of)
                 .orElse(List.of());
     }
 
-    private static List<GpuDevice> wholeGpus(List<GpuDevice> eligible, int count) {
+    private static List<GpuSnapshot> wholeGpus(List<GpuSnapshot> eligible, int count) {
         if (eligible.size() < count) {
             return List.of();
         }
-        Map<Integer, List<GpuDevice>> byNuma = eligible.stream()
-                .collect(Collectors.groupingBy(GpuDevice::numaNode, TreeMap::new, Collectors.toList()));
+        Map<Integer, List<GpuSnapshot>> byNuma = eligible.stream()
+                .collect(Collectors.groupingBy(GpuSnapshot::numaNode, TreeMap::new, Collectors.toList()));
         return byNuma.entrySet().stream()
                 .filter(group -> group.getKey() >= 0 && group.getValue().size() >= count)
                 .min(Comparator.comparingInt(group -> group.getValue().size()))

@@ -15,13 +15,13 @@ import java.util.Set;
  *     {@code device.class}
  * @param tenants tenants of the allocated containers on this GPU
  */
-public record GpuDevice(String uuid, int index, String model, long memoryBytes, int milliCapacity,
-                        int milliAllocated, long memoryAllocatedBytes, GpuHealth health, int numaNode,
+public record GpuSnapshot(String uuid, int index, String model, long memoryBytes, int milliCapacity,
+                        int milliAllocated, long memoryAllocatedBytes, DeviceHealth health, int numaNode,
                         Map<String, String> attributes, Set<String> tags, Set<String> tenants)
         implements GpuCapacity {
     public static final String CLASS_ATTRIBUTE = "class";
 
-    public GpuDevice {
+    public GpuSnapshot {
         Objects.requireNonNull(uuid, "uuid");
         Objects.requireNonNull(model, "model");
         Objects.requireNonNull(health, "health");
@@ -43,18 +43,18 @@ public record GpuDevice(String uuid, int index, String model, long memoryBytes, 
         return attributes.getOrDefault(CLASS_ATTRIBUTE, "");
     }
 
-    public GpuDevice withAllocation(int milli, long memoryBytes, Set<String> tenantsNow) {
-        return new GpuDevice(uuid, index, model, this.memoryBytes, milliCapacity, milli, memoryBytes, health,
+    public GpuSnapshot withAllocation(int milli, long memoryBytes, Set<String> tenantsNow) {
+        return new GpuSnapshot(uuid, index, model, this.memoryBytes, milliCapacity, milli, memoryBytes, health,
                 numaNode, attributes, tags, tenantsNow);
     }
 
-    public GpuDevice withHealth(GpuHealth healthNow) {
-        return new GpuDevice(uuid, index, model, memoryBytes, milliCapacity, milliAllocated, memoryAllocatedBytes,
+    public GpuSnapshot withHealth(DeviceHealth healthNow) {
+        return new GpuSnapshot(uuid, index, model, memoryBytes, milliCapacity, milliAllocated, memoryAllocatedBytes,
                 healthNow, numaNode, attributes, tags, tenants);
     }
 
-    public GpuDevice withLabels(Map<String, String> attributesNow, Set<String> tagsNow) {
-        return new GpuDevice(uuid, index, model, memoryBytes, milliCapacity, milliAllocated, memoryAllocatedBytes,
+    public GpuSnapshot withLabels(Map<String, String> attributesNow, Set<String> tagsNow) {
+        return new GpuSnapshot(uuid, index, model, memoryBytes, milliCapacity, milliAllocated, memoryAllocatedBytes,
                 health, numaNode, attributesNow, tagsNow, tenants);
     }
 }

@@ -13,20 +13,20 @@ import java.util.TreeSet;
  *
  * @param generation the inventory's own change counter; grows on every change
  */
-public record NodeSnapshot(String nodeName, long generation, List<GpuDevice> gpus, List<Hca> hcas)
+public record NodeSnapshot(String nodeName, long generation, List<GpuSnapshot> gpus, List<HcaSnapshot> hcas)
         implements NodeCapacity {
     public NodeSnapshot {
         Objects.requireNonNull(nodeName, "nodeName");
         gpus = List.copyOf(gpus);
         hcas = List.copyOf(hcas);
         var uuids = new HashSet<String>();
-        for (GpuDevice gpu : gpus) {
+        for (GpuSnapshot gpu : gpus) {
             if (!uuids.add(gpu.uuid())) {
                 throw new IllegalArgumentException("node " + nodeName + ": GPU " + gpu.uuid() + " listed twice");
             }
         }
         var vfs = new HashSet<String>();
-        for (Hca hca : hcas) {
+        for (HcaSnapshot hca : hcas) {
             for (String vf : hca.vfIds()) {
                 if (!vfs.add(vf)) {
                     throw new IllegalArgumentException("node " + nodeName + ": VF " + vf + " listed twice");
@@ -56,11 +56,11 @@ public record NodeSnapshot(String nodeName, long generation, List<GpuDevice> gpu
         return tenants;
     }
 
-    public NodeSnapshot withGpus(List<GpuDevice> gpusNow) {
+    public NodeSnapshot withGpus(List<GpuSnapshot> gpusNow) {
         return new NodeSnapshot(nodeName, generation, gpusNow, hcas);
     }
 
-    public NodeSnapshot withHcas(List<Hca> hcasNow) {
+    public NodeSnapshot withHcas(List<HcaSnapshot> hcasNow) {
         return new NodeSnapshot(nodeName, generation, gpus, hcasNow);
     }
 

@@ -30,7 +30,7 @@ final class ProtoMapping {
                 .setGeneration(generation)
                 .setIncarnation(incarnation)
                 .setAntiAffinity(antiAffinity(policy));
-        for (GpuDevice gpu : snapshot.gpus()) {
+        for (GpuSnapshot gpu : snapshot.gpus()) {
             GpuUsage load = usage.gpu(gpu.uuid()).orElseThrow();
             state.addGpus(GpuState.newBuilder()
                     .setUuid(gpu.uuid())
@@ -49,7 +49,7 @@ final class ProtoMapping {
                     .addAllTags(new TreeSet<>(gpu.tags()))
                     .addAllTenants(new TreeSet<>(load.tenants())));
         }
-        for (Hca hca : snapshot.hcas()) {
+        for (HcaSnapshot hca : snapshot.hcas()) {
             List<String> free = hca.freeVfIdsInOrder().stream().filter(usage.freeVfIds()::contains).toList();
             state.addHcas(HcaState.newBuilder()
                     .setName(hca.name())

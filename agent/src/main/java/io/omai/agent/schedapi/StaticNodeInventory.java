@@ -59,11 +59,11 @@ public final class StaticNodeInventory implements NodeInventory {
         return updateGpu(gpuUuid, gpu -> gpu.withAllocation(0, 0, Set.of()));
     }
 
-    public NodeSnapshot setHealth(String gpuUuid, GpuHealth health) {
+    public NodeSnapshot setHealth(String gpuUuid, DeviceHealth health) {
         return updateGpu(gpuUuid, gpu -> gpu.withHealth(health));
     }
 
-    private NodeSnapshot updateGpu(String gpuUuid, UnaryOperator<GpuDevice> change) {
+    private NodeSnapshot updateGpu(String gpuUuid, UnaryOperator<GpuSnapshot> change) {
         return update(snapshot -> {
             if (snapshot.gpus().stream().noneMatch(gpu -> gpu.uuid().equals(gpuUuid))) {
                 throw new IllegalArgumentException("no GPU " + gpuUuid + " on node " + snapshot.nodeName());

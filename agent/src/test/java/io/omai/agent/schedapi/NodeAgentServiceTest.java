@@ -73,7 +73,7 @@ class NodeAgentServiceTest {
     @Test
     void getNodeState_reportsGpusHcasAllocationsReservationsAndTenants() {
         api.inventory.allocate(uuid(1), "team-a", 250, 20 * GIB);
-        api.inventory.setHealth(uuid(7), GpuHealth.unhealthy("XID 79"));
+        api.inventory.setHealth(uuid(7), DeviceHealth.unhealthy("XID 79"));
         api.blocking.reserve(reserve("k1", "pod-1", "team-b", share("main", uuid(2), 500)));
 
         NodeState state = api.blocking.getNodeState(GetNodeStateRequest.getDefaultInstance());
@@ -167,7 +167,7 @@ class NodeAgentServiceTest {
             api.inventory.allocate(uuid(i), "team-a", 900, 10 * GIB);
         }
         api.inventory.allocate(uuid(6), "team-b", 100, GIB);
-        api.inventory.setHealth(uuid(7), GpuHealth.unhealthy("XID 48"));
+        api.inventory.setHealth(uuid(7), DeviceHealth.unhealthy("XID 48"));
 
         FitResponse response = api.blocking.fit(fit("team-a", need("main", 500)));
 
@@ -328,7 +328,7 @@ class NodeAgentServiceTest {
     @Test
     void reserve_refusalsMapToStatuses() {
         api.inventory.allocate(uuid(1), "team-b", 100, GIB);
-        api.inventory.setHealth(uuid(2), GpuHealth.unhealthy("XID 79"));
+        api.inventory.setHealth(uuid(2), DeviceHealth.unhealthy("XID 79"));
 
         assertThat(failure(() -> api.blocking.reserve(reserve("k1", "pod-1", "team-a", share("main", uuid(1), 100))))
                 .getStatus()).satisfies(status -> {

@@ -25,19 +25,19 @@ final class TestNodes {
      * HCAs (mlx5_0 on NUMA 0, mlx5_1 on NUMA 1) with four free VFs each.
      */
     static NodeSnapshot eightGpus() {
-        var gpus = new ArrayList<GpuDevice>();
+        var gpus = new ArrayList<GpuSnapshot>();
         for (int i = 0; i < 8; i++) {
             boolean train = i < 4;
-            gpus.add(new GpuDevice(uuid(i), i, MODEL, 80 * GIB, 1000, 0, 0, GpuHealth.HEALTHY, train ? 0 : 1,
+            gpus.add(new GpuSnapshot(uuid(i), i, MODEL, 80 * GIB, 1000, 0, 0, DeviceHealth.HEALTHY, train ? 0 : 1,
                     Map.of("class", train ? "train" : "infer", "compute_capability", "9.0"),
                     train ? Set.of("nvlink") : Set.of(), Set.of()));
         }
         return new NodeSnapshot("node-a", 1, gpus, List.of(hca(0), hca(1)));
     }
 
-    private static Hca hca(int number) {
+    private static HcaSnapshot hca(int number) {
         List<String> vfs = List.of(vf(number, 0), vf(number, 1), vf(number, 2), vf(number, 3));
-        return new Hca("mlx5_" + number, number == 0 ? "0000:3b:00.0" : "0000:d8:00.0", number, "InfiniBand", vfs,
+        return new HcaSnapshot("mlx5_" + number, number == 0 ? "0000:3b:00.0" : "0000:d8:00.0", number, "InfiniBand", vfs,
                 Set.copyOf(vfs), List.of());
     }
 }
