@@ -21,7 +21,7 @@ SHIM_DLSYM  := $(BUILD)/bin/omai-shim-dlsym-probe
 RTLD_PROBE  := $(BUILD)/bin/omai-rtld-next-probe
 
 ALL_TARGETS += $(SHIM_LIB) $(SHM_TOOL) $(SHIM_RACE) $(SHIM_BENCH) $(SHIM_DLSYM)
-CHECKS      += shim-exports shim-rtld-next
+CHECKS      += shim-exports shim-rtld-next shim-no-syscalls
 
 # The version script is generated from the hook list, never edited by hand.
 $(SHIM_LDS): $(SHIM_DIR)/shim.lds.in $(SHIM_DIR)/hooks.def | $(BUILD)/obj
@@ -36,7 +36,7 @@ $(SHM_TOOL): $(SHIM_DIR)/tools/omai_shm_tool.c $(INCLUDE)/omai_shm.h $(INCLUDE)/
 
 # Linked against the simulated driver like any CUDA program (-lcuda).
 $(SHIM_RACE): $(SHIM_DIR)/tests/shim_race.c $(INCLUDE)/omai_cuda.h $(BUILD)/sim/libcuda.so | $(BUILD)/bin
-	$(CC) $(CFLAGS_COMMON) -o $@ $< -L$(BUILD)/sim -lcuda
+	$(CC) $(CFLAGS_COMMON) -o $@ $< -L$(BUILD)/sim -lcuda -lpthread
 
 $(SHIM_BENCH): $(SHIM_DIR)/tests/shim_bench.c $(INCLUDE)/omai_cuda.h $(BUILD)/sim/libcuda.so | $(BUILD)/bin
 	$(CC) $(CFLAGS_COMMON) -o $@ $< -L$(BUILD)/sim -lcuda
@@ -51,7 +51,7 @@ $(RTLD_PROBE): $(SHIM_DIR)/tests/rtld_next_probe.c $(SHIM_DIR)/tests/rtld_next_l
 	$(CC) $(CFLAGS_COMMON) -o $@ $(SHIM_DIR)/tests/rtld_next_probe.c \
 	    -L$(BUILD)/obj -Wl,--no-as-needed -lrtld-next-a -lrtld-next-b -Wl,-rpath,$(BUILD)/obj -ldl
 
-.PHONY: shim-exports shim-rtld-next
+.PHONY: shim-exports shim-rtld-next shim-no-syscalls
 # Exactly the listed symbols leave the library: the hook list, nothing else.
 shim-exports: $(SHIM_LIB) $(SHIM_LDS)
 	@nm -D --defined-only $(SHIM_LIB) | awk '$$2 ~ /^[TW]$$/ {print $$3}' | sed 's/@.*//' | sort > $(BUILD)/obj/shim-exports.txt
@@ -63,3 +63,7 @@ shim-exports: $(SHIM_LIB) $(SHIM_LDS)
 # Our dlsym must keep RTLD_NEXT relative to its caller (it tail-calls the real one).
 shim-rtld-next: $(SHIM_LIB) $(RTLD_PROBE)
 	@LD_PRELOAD=$(SHIM_LIB) $(RTLD_PROBE) && echo "shim-rtld-next: RTLD_NEXT through the shim's dlsym resolves after the caller"
+
+# The hot path makes no system call (counted by strace, as libeatmydata's tests do).
+shim-no-syscalls: $(SHIM_LIB) $(SHIM_BENCH) $(SHM_TOOL)
+	@$(SHIM_DIR)/tests/no_syscalls.sh $(BUILD)

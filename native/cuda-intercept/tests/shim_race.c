@@ -3,17 +3,19 @@
  * times. Run under the shim (LD_PRELOAD) with the allocation files named by
  * OMAI_CONTROL_FILE / OMAI_USAGE_FILE and the simulated driver.
  *
- *   omai-shim-race PROCS REPS CHUNK_BYTES LIMIT_BYTES
+ *   omai-shim-race PROCS REPS CHUNK_BYTES LIMIT_BYTES [THREADS]
  *
- * Each rep forks PROCS children. Each child initialises CUDA, then allocates
- * CHUNK_BYTES with cuMemAlloc_v2 until the first refusal, reports how many it
- * got and holds them until every child has reported (so all allocations are
- * live at once), then exits. The parent checks, every rep, that together they
+ * Each rep forks PROCS children. Each child initialises CUDA, then THREADS
+ * threads (default 1) each allocate CHUNK_BYTES with cuMemAlloc_v2 until their
+ * first refusal; the child reports how many it got, holds them until every
+ * child has reported (so all allocations are live at once), frees them from
+ * all its threads at once, and exits. The parent checks, every rep, that together they
  * got exactly LIMIT/CHUNK chunks: never more (the quota held under the race)
  * and never fewer (no spurious refusal). Prints one `result` line per failure
  * and a summary; exit 0 only if every rep was exact.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,41 +28,78 @@
 
 #define MAX_PROCS 32
 #define MAX_CHUNKS 4096
+#define MAX_THREADS 16
 
-static int child(uint64_t chunk, int report_fd, int hold_fd) {
-    CUdevice dev;
+typedef struct worker {
     CUcontext ctx;
+    uint64_t chunk;
+    int32_t got;
+    CUresult last;
+    CUdeviceptr held[MAX_CHUNKS];
+} worker;
+
+static void *grab(void *arg) {
+    worker *w = arg;
+    w->last = cuCtxSetCurrent(w->ctx);
+    while (w->last == CUDA_SUCCESS && w->got < MAX_CHUNKS) {
+        w->last = cuMemAlloc_v2(&w->held[w->got], (size_t)w->chunk);
+        if (w->last == CUDA_SUCCESS) w->got++;
+    }
+    return NULL;
+}
+
+static void *release(void *arg) {
+    worker *w = arg;
+    cuCtxSetCurrent(w->ctx);
+    for (int32_t i = 0; i < w->got; i++) {
+        if (cuMemFree_v2(w->held[i]) != CUDA_SUCCESS) w->last = CUDA_ERROR_UNKNOWN;
+    }
+    return NULL;
+}
+
+static int child(uint64_t chunk, int threads, int report_fd, int hold_fd) {
+    CUdevice dev;
+    CUcontext ctx = NULL;
     CUresult rc = cuInit(0);
     if (rc == CUDA_SUCCESS) rc = cuDeviceGet(&dev, 0);
     if (rc == CUDA_SUCCESS) rc = cuDevicePrimaryCtxRetain(&ctx, dev);
-    if (rc == CUDA_SUCCESS) rc = cuCtxSetCurrent(ctx);
+    static worker workers[MAX_THREADS];
+    pthread_t tids[MAX_THREADS];
     int32_t got = 0;
-    CUresult last = rc;
-    static CUdeviceptr held[MAX_CHUNKS];
-    while (rc == CUDA_SUCCESS && got < MAX_CHUNKS) {
-        last = cuMemAlloc_v2(&held[got], (size_t)chunk);
-        if (last != CUDA_SUCCESS) break;
-        got++;
+    int bad = rc != CUDA_SUCCESS;
+    for (int t = 0; t < threads && !bad; t++) {
+        workers[t] = (worker){.ctx = ctx, .chunk = chunk};
+        if (pthread_create(&tids[t], NULL, grab, &workers[t]) != 0) bad = 1, threads = t;
     }
-    /* Refused by anything but the quota (or setup failed): report as -code. */
-    int32_t report = (rc != CUDA_SUCCESS || last != CUDA_ERROR_OUT_OF_MEMORY) ? -(int32_t)(rc ? rc : last) : got;
+    for (int t = 0; t < threads && rc == CUDA_SUCCESS; t++) {
+        pthread_join(tids[t], NULL);
+        got += workers[t].got;
+        /* Refused by anything but the quota? */
+        if (workers[t].last != CUDA_ERROR_OUT_OF_MEMORY) bad = 1, rc = workers[t].last;
+    }
+    int32_t report = bad ? -(int32_t)(rc ? rc : CUDA_ERROR_UNKNOWN) : got;
     if (write(report_fd, &report, sizeof report) != (ssize_t)sizeof report) return 3;
     char go;
     if (read(hold_fd, &go, 1) != 1) return 4; /* hold until the parent has counted everyone */
-    for (int32_t i = 0; i < got; i++) cuMemFree_v2(held[i]);
+    for (int t = 0; t < threads && rc == CUDA_SUCCESS; t++) pthread_create(&tids[t], NULL, release, &workers[t]);
+    for (int t = 0; t < threads && rc == CUDA_SUCCESS; t++) {
+        pthread_join(tids[t], NULL);
+        if (workers[t].last == CUDA_ERROR_UNKNOWN) return 5; /* a free failed */
+    }
     return 0;
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: omai-shim-race PROCS REPS CHUNK_BYTES LIMIT_BYTES\n");
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: omai-shim-race PROCS REPS CHUNK_BYTES LIMIT_BYTES [THREADS]\n");
         return 2;
     }
-    int procs = atoi(argv[1]), reps = atoi(argv[2]);
+    int procs = atoi(argv[1]), reps = atoi(argv[2]), threads = argc == 6 ? atoi(argv[5]) : 1;
     uint64_t chunk = strtoull(argv[3], NULL, 10), limit = strtoull(argv[4], NULL, 10);
-    if (procs < 1 || procs > MAX_PROCS || reps < 1 || chunk == 0 || limit / chunk > MAX_CHUNKS) {
-        fprintf(stderr, "omai-shim-race: PROCS must be 1..%d, REPS >= 1, CHUNK > 0 and LIMIT/CHUNK <= %d\n",
-                MAX_PROCS, MAX_CHUNKS);
+    if (procs < 1 || procs > MAX_PROCS || reps < 1 || chunk == 0 || limit / chunk > MAX_CHUNKS || threads < 1 ||
+        threads > MAX_THREADS) {
+        fprintf(stderr, "omai-shim-race: PROCS must be 1..%d, REPS >= 1, CHUNK > 0, LIMIT/CHUNK <= %d and "
+                        "THREADS 1..%d\n", MAX_PROCS, MAX_CHUNKS, MAX_THREADS);
         return 2;
     }
     int64_t expected = (int64_t)(limit / chunk);
@@ -85,7 +124,7 @@ int main(int argc, char **argv) {
                 close(hold[1]);
                 /* exit, not _exit: a normal end runs the shim's destructor,
                  * which frees the slot (a killed process is the agent's job). */
-                exit(child(chunk, report[1], hold[0]) == 0 ? 0 : 1);
+                exit(child(chunk, threads, report[1], hold[0]) == 0 ? 0 : 1);
             }
         }
         close(report[1]);
@@ -123,8 +162,8 @@ int main(int argc, char **argv) {
             bad++;
         }
     }
-    printf("result op=race-summary procs=%d reps=%d expected_chunks=%" PRId64 " min_chunks=%" PRId64
+    printf("result op=race-summary procs=%d threads=%d reps=%d expected_chunks=%" PRId64 " min_chunks=%" PRId64
            " max_chunks=%" PRId64 " bad_reps=%d status=%s\n",
-           procs, reps, expected, min_seen, max_seen, bad, bad ? "FAILED" : "OK");
+           procs, threads, reps, expected, min_seen, max_seen, bad, bad ? "FAILED" : "OK");
     return bad ? 1 : 0;
 }

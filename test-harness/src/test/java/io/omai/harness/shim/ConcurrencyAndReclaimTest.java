@@ -40,6 +40,20 @@ class ConcurrencyAndReclaimTest {
     }
 
     @Test
+    void fourProcessesOfFourThreadsEachGetExactlyTheLimitEveryTime() {
+        try (ShimFixture f = ShimFixture.create(tmp, 1, LIMIT)) {
+            // Threads of one process race on its allocation table and its slot claim, processes on the total.
+            SimNode.Run run = f.run("omai-shim-race", "4", "50", Long.toString(MiB), Long.toString(LIMIT), "4");
+
+            SimNode.Result summary = run.first("race-summary");
+            assertThat(summary.get("status")).as(run.stdout() + run.stderr()).isEqualTo("OK");
+            assertThat(summary.getLong("max_chunks")).isEqualTo(64);
+            assertThat(f.usage().devices().get(0).bytesPeak()).isEqualTo(LIMIT);
+            assertThat(f.reserved(0)).as("every free from every thread gave its bytes back once").isZero();
+        }
+    }
+
+    @Test
     void aKilledProcessesMemoryIsReclaimedByTheAgent() {
         try (ShimFixture f = ShimFixture.create(tmp, 1, LIMIT);
                 DeadProcessReaper reaper = new DeadProcessReaper(new LinuxProcessTable(), () -> List.of(f.files))) {
