@@ -194,6 +194,16 @@ class NodeAgentServiceTest {
     }
 
     @Test
+    void fit_expressionErrorOnADeviceIsAReasonNotAFailure() {
+        FitResponse response = api.blocking.fit(fit("team-a", need("main", 500).toBuilder()
+                .setExpression("device.attributes['rack'] == 'r12'").build()));
+
+        assertThat(response.getFeasible()).isFalse();
+        assertThat(response.getReasons(0).getMessage())
+                .startsWith("expression failed: this device has no key or attribute 'rack'");
+    }
+
+    @Test
     void fit_vfsComeFromTheHcaOnTheGpusNumaNode() {
         FitResponse response = api.blocking.fit(fit("team-a", need("main", 1000).toBuilder()
                 .setExpression("device.numa == 1").setVfs(2).build()));
