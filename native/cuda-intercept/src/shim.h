@@ -108,8 +108,9 @@ bool omai_quota_view(CUdevice ord, const char *uuid, uint64_t *limit, uint64_t *
 
 /* The virtualised view: free/total as cuMemGetInfo reports them, and the
  * container's used bytes (0/0/0 when fail-closed or the device is unknown). */
-void omai_quota_view_of(CUdevice ord, const char *uuid, uint64_t real_free, uint64_t real_total,
-                        uint64_t *free_out, uint64_t *total_out, uint64_t *used_out) OMAI_HIDDEN;
+enum { OMAI_VIEW_NONE = 0, OMAI_VIEW_QUOTA = 1, OMAI_VIEW_CARD = 2 };
+int omai_quota_view_of(CUdevice ord, const char *uuid, uint64_t real_free, uint64_t real_total,
+                       uint64_t *free_out, uint64_t *total_out, uint64_t *used_out) OMAI_HIDDEN;
 
 void omai_region_after_fork_child(void) OMAI_HIDDEN;
 void omai_region_at_exit(void) OMAI_HIDDEN;

@@ -378,30 +378,25 @@ CUresult cuMipmappedArrayDestroy(CUmipmappedArray hMipmappedArray) {
 
 /* total = limit, used = the container's reserved bytes, free = limit - used
  * (saturating) but never more than the card really has free. Unlimited: the
- * card's own numbers. Not in the control file or fail-closed: 0 and 0. */
-static void quota_view(bool known, uint64_t limit, uint64_t used, uint64_t real_free, uint64_t real_total,
-                       uint64_t *free_out, uint64_t *total_out) {
-    if (!known) {
-        *free_out = 0;
-        *total_out = 0;
-    } else if (limit == OMAI_MEMORY_UNLIMITED) {
+ * card's own numbers. Not in the control file or fail-closed: 0 and 0.
+ * Returns OMAI_VIEW_QUOTA, OMAI_VIEW_CARD or OMAI_VIEW_NONE accordingly. */
+int omai_quota_view_of(CUdevice ord, const char *uuid, uint64_t real_free, uint64_t real_total,
+                       uint64_t *free_out, uint64_t *total_out, uint64_t *used_out) {
+    uint64_t limit = 0, used = 0;
+    if (!omai_quota_view(ord, uuid, &limit, &used)) {
+        *free_out = *total_out = *used_out = 0;
+        return OMAI_VIEW_NONE;
+    }
+    *used_out = used;
+    if (limit == OMAI_MEMORY_UNLIMITED) {
         *free_out = real_free;
         *total_out = real_total;
-    } else {
-        uint64_t f = omai_sat_sub(limit, used);
-        *free_out = f < real_free ? f : real_free;
-        *total_out = limit;
+        return OMAI_VIEW_CARD;
     }
-}
-
-void omai_quota_view_of(CUdevice ord, const char *uuid, uint64_t real_free, uint64_t real_total,
-                        uint64_t *free_out, uint64_t *total_out, uint64_t *used_out) {
-    uint64_t limit = 0, used = 0;
-    bool known = omai_quota_view(ord, uuid, &limit, &used);
-    quota_view(known, limit, used, real_free, real_total, free_out, total_out);
-    if (used_out) {
-        *used_out = known ? used : 0;
-    }
+    uint64_t f = omai_sat_sub(limit, used);
+    *free_out = f < real_free ? f : real_free;
+    *total_out = limit;
+    return OMAI_VIEW_QUOTA;
 }
 
 CUresult cuMemGetInfo_v2(size_t *free, size_t *total) {
@@ -411,9 +406,9 @@ CUresult cuMemGetInfo_v2(size_t *free, size_t *total) {
         return r;
     }
     CUdevice dev;
-    uint64_t f = 0, t = 0;
+    uint64_t f = 0, t = 0, u;
     if (context_device(&dev) == CUDA_SUCCESS) {
-        omai_quota_view_of(dev, NULL, *free, *total, &f, &t, NULL);
+        omai_quota_view_of(dev, NULL, *free, *total, &f, &t, &u);
     }
     *free = (size_t)f;
     *total = (size_t)t;
@@ -426,8 +421,8 @@ CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice dev) {
     if (r != CUDA_SUCCESS || !bytes) {
         return r;
     }
-    uint64_t f, t;
-    omai_quota_view_of(dev, NULL, *bytes, *bytes, &f, &t, NULL);
+    uint64_t f, t, u;
+    omai_quota_view_of(dev, NULL, *bytes, *bytes, &f, &t, &u);
     *bytes = (size_t)t;
     return r;
 }

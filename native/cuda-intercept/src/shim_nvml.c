@@ -5,14 +5,14 @@
 #include "shim.h"
 
 /* Quota view of an NVML device, matched to the control file by its UUID. */
-static void nvml_view(nvmlDevice_t device, uint64_t real_free, uint64_t real_total, uint64_t *f,
-                      uint64_t *t, uint64_t *u) {
+static int nvml_view(nvmlDevice_t device, uint64_t real_free, uint64_t real_total, uint64_t *f, uint64_t *t,
+                     uint64_t *u) {
     char uuid[NVML_DEVICE_UUID_V2_BUFFER_SIZE];
     if (!omai_nv.nvmlDeviceGetUUID || omai_nv.nvmlDeviceGetUUID(device, uuid, sizeof uuid) != NVML_SUCCESS) {
         *f = *t = *u = 0; /* cannot tell which GPU: fail-closed view */
-        return;
+        return OMAI_VIEW_NONE;
     }
-    omai_quota_view_of(0, uuid, real_free, real_total, f, t, u);
+    return omai_quota_view_of(0, uuid, real_free, real_total, f, t, u);
 }
 
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) {
@@ -24,8 +24,7 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) 
         return r;
     }
     uint64_t f, t, u;
-    nvml_view(device, memory->free, memory->total, &f, &t, &u);
-    if (t == memory->total && f == memory->free) {
+    if (nvml_view(device, memory->free, memory->total, &f, &t, &u) == OMAI_VIEW_CARD) {
         return r; /* unlimited: the card's own numbers */
     }
     memory->total = t;
@@ -43,8 +42,7 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *me
         return r;
     }
     uint64_t f, t, u;
-    nvml_view(device, memory->free, memory->total, &f, &t, &u);
-    if (t == memory->total && f == memory->free) {
+    if (nvml_view(device, memory->free, memory->total, &f, &t, &u) == OMAI_VIEW_CARD) {
         return r;
     }
     memory->total = t;

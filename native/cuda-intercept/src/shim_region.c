@@ -419,6 +419,7 @@ static bool limit_at(int idx, uint64_t e, uint64_t *limit) {
 
 /* Record and limit for a key (an ordinal, or a uuid when uuid != NULL). */
 static bool lookup(CUdevice ord, const char *uuid, int *idx, uint64_t *limit) {
+    *idx = -1;
     if (!omai_region_ready()) {
         return false;
     }
