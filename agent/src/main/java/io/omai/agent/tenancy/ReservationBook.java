@@ -12,6 +12,7 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Consumer;
+import java.util.function.Function;
 import java.util.function.Predicate;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -201,6 +202,26 @@ public final class ReservationBook {
         }
         notifyListeners();
         return consumed;
+    }
+
+    /**
+     * Runs {@code ledgerChange} under the book's lock with the live reservations, for allocations made without
+     * a reservation (pods placed by a stock kube-scheduler). The ledger can check the request against
+     * {@link NodeUsage#of} the node and these reservations (capacity, {@link AntiAffinityPolicy#refusal}) and
+     * record the allocation before any Reserve reads the node's capacity again, so reserved capacity is never
+     * handed out twice. Like the capacity supplier, {@code ledgerChange} must not call back into the book.
+     */
+    public <T> T atomically(Function<List<Reservation>, T> ledgerChange) {
+        T result;
+        boolean changed;
+        synchronized (lock) {
+            changed = dropExpired(clock.instant());
+            result = ledgerChange.apply(List.copyOf(byKey.values()));
+        }
+        if (changed) {
+            notifyListeners();
+        }
+        return result;
     }
 
     private Optional<Reservation> remove(Predicate<Reservation> which) {

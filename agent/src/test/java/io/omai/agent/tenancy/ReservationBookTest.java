@@ -256,6 +256,28 @@ class ReservationBookTest {
     }
 
     @Test
+    void atomically_letsTheLedgerRefuseCapacityThatReservationsHold() {
+        ReservationBook book = book(AntiAffinityPolicy.GPU);
+        book.reserve(share("k1", "pod-1", "team-a", "GPU-0", 700));
+
+        String shortfall = book.atomically(reservations -> NodeUsage.of(node.get(), reservations)
+                .gpu("GPU-0").orElseThrow().capacityShortfall(500, GIB));
+
+        assertThat(shortfall).isEqualTo("500 milli requested, 300 free");
+    }
+
+    @Test
+    void atomically_dropsExpiredReservationsFirst() {
+        ReservationBook book = book(AntiAffinityPolicy.GPU);
+        book.reserve(share("k1", "pod-1", "team-a", "GPU-0", 700));
+        clock.advance(Duration.ofSeconds(30));
+
+        int live = book.atomically(List::size);
+
+        assertThat(live).isZero();
+    }
+
+    @Test
     void race_exactlyOneOf16ThreadsGetsTheLastGpu() throws Exception {
         ExecutorService pool = Executors.newFixedThreadPool(16);
         try {
