@@ -20,8 +20,21 @@ SHIM_BENCH  := $(BUILD)/bin/omai-shim-bench
 SHIM_DLSYM  := $(BUILD)/bin/omai-shim-dlsym-probe
 RTLD_PROBE  := $(BUILD)/bin/omai-rtld-next-probe
 
-ALL_TARGETS += $(SHIM_LIB) $(SHM_TOOL) $(SHIM_RACE) $(SHIM_BENCH) $(SHIM_DLSYM)
-CHECKS      += shim-exports shim-rtld-next shim-no-syscalls
+# The simulated driver linked the way NVIDIA links libcuda (-Bsymbolic): its
+# cuGetProcAddress hands out its own entry points, not whatever the global
+# scope (our preloaded wrappers) binds, so tests exercise the shim's
+# pointer-identity mapping on that route too. Built from the simulator's
+# sources, unchanged.
+SYMSIM      := $(BUILD)/symsim/libcuda.so.1
+SIM_SOURCES := $(wildcard $(ROOT_DIR)/test-harness/native/sim/sim_cuda.c $(ROOT_DIR)/test-harness/native/sim/sim_core.c)
+
+ALL_TARGETS += $(SHIM_LIB) $(SHM_TOOL) $(SHIM_DLSYM)
+CHECKS      += shim-exports shim-rtld-next
+# The programs that run against the simulated driver need it (test-harness/native).
+ifneq ($(SIM_SOURCES),)
+ALL_TARGETS += $(SHIM_RACE) $(SHIM_BENCH) $(SYMSIM)
+CHECKS      += shim-no-syscalls
+endif
 
 # The version script is generated from the hook list, never edited by hand.
 $(SHIM_LDS): $(SHIM_DIR)/shim.lds.in $(SHIM_DIR)/hooks.def | $(BUILD)/obj
@@ -40,6 +53,11 @@ $(SHIM_RACE): $(SHIM_DIR)/tests/shim_race.c $(INCLUDE)/omai_cuda.h $(BUILD)/sim/
 
 $(SHIM_BENCH): $(SHIM_DIR)/tests/shim_bench.c $(INCLUDE)/omai_cuda.h $(BUILD)/sim/libcuda.so | $(BUILD)/bin
 	$(CC) $(CFLAGS_COMMON) -o $@ $< -L$(BUILD)/sim -lcuda
+
+$(SYMSIM): $(SIM_SOURCES) $(BUILD)/sim/libcuda.so
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_COMMON) $(SIM_INC) -fvisibility=hidden -shared -Wl,-soname,libcuda.so.1 -Wl,-Bsymbolic \
+	    -Wl,-z,defs -o $@ $(HARNESS_DIR)/sim/sim_cuda.c $(SIM_CORE) -lpthread
 
 # Not linked against libcuda: it dlopens the driver, as frameworks do.
 $(SHIM_DLSYM): $(SHIM_DIR)/tests/shim_dlsym_probe.c $(INCLUDE)/omai_cuda.h | $(BUILD)/bin

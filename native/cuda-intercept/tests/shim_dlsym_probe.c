@@ -4,6 +4,9 @@
  * pointer it got belongs to, so tests can see the pointer-identity mapping.
  *
  *   omai-shim-dlsym-probe NAME...     result op=dlsym name=NAME lib=FILE symbol=SYM
+ *   omai-shim-dlsym-probe --getproc VERSION FLAGS NAME...
+ *                                     the same for what cuGetProcAddress_v2 (found by
+ *                                     dlsym) returns: result op=getproc name=... lib=...
  *   omai-shim-dlsym-probe --alloc BYTES...   cuMemAlloc_v2 through dlsym, in order
  */
 #include <dlfcn.h>
@@ -20,6 +23,20 @@ typedef CUresult (*dev_get_fn)(CUdevice *, int);
 typedef CUresult (*retain_fn)(CUcontext *, CUdevice);
 typedef CUresult (*set_fn)(CUcontext);
 typedef CUresult (*alloc_fn)(CUdeviceptr *, size_t);
+typedef CUresult (*getproc_fn)(const char *, void **, int, cuuint64_t, CUdriverProcAddressQueryResult *);
+
+/* Prints which library and symbol p is. */
+static void where(const char *op, const char *name, void *p) {
+    Dl_info info;
+    if (!p || !dladdr(p, &info) || !info.dli_fname) {
+        printf("result op=%s name=%s lib=none symbol=none\n", op, name);
+        return;
+    }
+    char file[4096];
+    snprintf(file, sizeof file, "%s", info.dli_fname);
+    printf("result op=%s name=%s lib=%s symbol=%s\n", op, name, basename(file),
+           info.dli_sname ? info.dli_sname : "none");
+}
 
 int main(int argc, char **argv) {
     void *h = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
@@ -47,17 +64,30 @@ int main(int argc, char **argv) {
         }
         return rc == CUDA_SUCCESS ? 0 : 1;
     }
-    for (int i = 1; i < argc; i++) {
-        void *p = dlsym(h, argv[i]);
-        Dl_info info;
-        if (!p || !dladdr(p, &info) || !info.dli_fname) {
-            printf("result op=dlsym name=%s lib=none symbol=none\n", argv[i]);
-            continue;
+    if (argc > 3 && strcmp(argv[1], "--getproc") == 0) {
+        getproc_fn getproc = (getproc_fn)dlsym(h, "cuGetProcAddress_v2");
+        init_fn init = (init_fn)dlsym(h, "cuInit");
+        if (!getproc || !init || init(0) != CUDA_SUCCESS) {
+            fprintf(stderr, "omai-shim-dlsym-probe: no cuGetProcAddress_v2/cuInit, or cuInit failed\n");
+            return 1;
         }
-        char file[4096];
-        snprintf(file, sizeof file, "%s", info.dli_fname);
-        printf("result op=dlsym name=%s lib=%s symbol=%s\n", argv[i], basename(file),
-               info.dli_sname ? info.dli_sname : "none");
+        int version = atoi(argv[2]);
+        cuuint64_t flags = strtoull(argv[3], NULL, 0);
+        for (int i = 4; i < argc; i++) {
+            void *p = NULL;
+            CUdriverProcAddressQueryResult st = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+            CUresult rc = getproc(argv[i], &p, version, flags, &st);
+            if (rc != CUDA_SUCCESS) {
+                printf("result op=getproc name=%s status=%d symbol_status=%d lib=none symbol=none\n", argv[i],
+                       (int)rc, (int)st);
+            } else {
+                where("getproc", argv[i], p);
+            }
+        }
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        where("dlsym", argv[i], dlsym(h, argv[i]));
     }
     return 0;
 }
