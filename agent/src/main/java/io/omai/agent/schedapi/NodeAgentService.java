@@ -15,6 +15,7 @@ import io.omai.agent.schedapi.v1.WatchNodeStateRequest;
 import io.omai.agent.tenancy.Reservation;
 import io.omai.agent.tenancy.ReservationBook;
 import io.omai.agent.tenancy.ReservationException;
+import java.util.List;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -59,7 +60,10 @@ final class NodeAgentService extends NodeAgentGrpc.NodeAgentImplBase {
         answer(response, () -> {
             FitQuery query = validator.fitQuery(request);
             long generation = publisher.current().getGeneration();
-            FitResult result = FitPlanner.plan(query, inventory.snapshot(), book.outstanding(), book.policy());
+            List<Reservation> counted = book.outstanding().stream()
+                    .filter(reservation -> query.podUid().map(pod -> !pod.equals(reservation.podUid())).orElse(true))
+                    .toList();
+            FitResult result = FitPlanner.plan(query, inventory.snapshot(), counted, book.policy());
             return ProtoMapping.fitResponse(result, generation);
         });
     }

@@ -33,6 +33,7 @@ public final class RequestValidator {
     // namespaces, label values, or "org/team": letters, digits and . _ - : / inside, alphanumeric at both ends
     private static final Pattern TENANT = Pattern.compile("[A-Za-z0-9]([A-Za-z0-9._:/-]{0,251}[A-Za-z0-9])?");
     private static final Pattern POD_UID = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+    private static final String POD_UID_EXPECTED = "a pod UID: letters, digits, '.', '_' or '-', at most 128";
     private static final Pattern KEY = Pattern.compile("[\\x21-\\x7e]{1,256}");
     private static final Pattern DEVICE_ID = Pattern.compile("[\\x21-\\x7e]{1,128}");
 
@@ -50,7 +51,9 @@ public final class RequestValidator {
         for (int i = 0; i < request.getContainersCount(); i++) {
             needs.add(containerNeed(request.getContainers(i), "containers[" + i + "]", names));
         }
-        return new FitQuery(tenant, needs);
+        Optional<String> podUid = request.getPodUid().isEmpty() ? Optional.empty()
+                : Optional.of(text(request.getPodUid(), "pod_uid", POD_UID, POD_UID_EXPECTED));
+        return new FitQuery(tenant, needs, podUid);
     }
 
     private ContainerNeed containerNeed(ContainerRequirement c, String path, Set<String> names) {
@@ -83,8 +86,7 @@ public final class RequestValidator {
     public ReservationRequest reservationRequest(ReserveRequest request) {
         String key = text(request.getIdempotencyKey(), "idempotency_key", KEY,
                 "1 to 256 printable ASCII characters without spaces");
-        String podUid = text(request.getPodUid(), "pod_uid", POD_UID,
-                "a pod UID: letters, digits, '.', '_' or '-', at most 128");
+        String podUid = text(request.getPodUid(), "pod_uid", POD_UID, POD_UID_EXPECTED);
         String tenant = tenant(request.getTenant());
         requireContainers(request.getContainersCount());
         var names = new HashSet<String>();
@@ -137,7 +139,7 @@ public final class RequestValidator {
 
     public ReleaseTarget releaseTarget(ReleaseRequest request) {
         return switch (request.getSelectorCase()) {
-            case POD_UID -> new ReleaseTarget.ByPod(text(request.getPodUid(), "pod_uid", POD_UID, "a pod UID"));
+            case POD_UID -> new ReleaseTarget.ByPod(text(request.getPodUid(), "pod_uid", POD_UID, POD_UID_EXPECTED));
             case IDEMPOTENCY_KEY -> new ReleaseTarget.ByKey(text(request.getIdempotencyKey(), "idempotency_key",
                     KEY, "1 to 256 printable ASCII characters without spaces"));
             case SELECTOR_NOT_SET -> throw new InvalidRequestException("selector",

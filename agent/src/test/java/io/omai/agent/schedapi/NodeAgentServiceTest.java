@@ -283,7 +283,9 @@ class NodeAgentServiceTest {
                 Arguments.of(fit("team-a", need("main", 500).toBuilder().setVfs(-1).build()),
                         "containers[0].vfs: -1 is not between 0 and 64"),
                 Arguments.of(fit("team-a", need("main", 0).toBuilder().setExpression("true").build()),
-                        "containers[0].expression: selects GPUs but milli is 0"));
+                        "containers[0].expression: selects GPUs but milli is 0"),
+                Arguments.of(fit("team-a", need("main", 500)).toBuilder().setPodUid("pod 1").build(),
+                        "pod_uid: 'pod 1' is not a pod UID"));
     }
 
     @ParameterizedTest
@@ -310,6 +312,16 @@ class NodeAgentServiceTest {
                 reserve("k2", "pod-2", "team-a", share("main", uuid(0), 400))));
         assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
         assertThat(e.getStatus().getDescription()).contains(uuid(0)).contains("400 milli requested, 300 free");
+    }
+
+    @Test
+    void fit_withPodUidIgnoresThatPodsOwnReservation() {
+        api.blocking.reserve(reserve("k1", "pod-1", "team-a", share("main", uuid(0), 700)));
+        FitRequest refit = fit("team-a", need("main", 700).toBuilder().setExpression("device.index == 0").build());
+
+        assertThat(api.blocking.fit(refit).getFeasible()).isFalse();
+        assertThat(api.blocking.fit(refit.toBuilder().setPodUid("pod-1").build()).getFeasible()).isTrue();
+        assertThat(api.blocking.fit(refit.toBuilder().setPodUid("pod-2").build()).getFeasible()).isFalse();
     }
 
     @Test
