@@ -104,7 +104,9 @@ public final class DeadProcessReaper implements AutoCloseable {
                 continue; // being claimed (pid just written) or being released by its own process
             }
             boolean dead;
-            if (slot.startTimeTicks() == 0) {
+            if (lookup.unreadable) {
+                continue; // this pass cannot prove anyone dead
+            } else if (slot.startTimeTicks() == 0) {
                 // Claimed but identity not written yet: the shim writes it right after the claim, so a slot
                 // that stays like this died between the two stores.
                 String key = usage.path() + "#" + slot.index() + "#" + slot.pid();
@@ -112,7 +114,13 @@ public final class DeadProcessReaper implements AutoCloseable {
                 long since = halfClaimedSince.computeIfAbsent(key, k -> nanoClock.getAsLong());
                 dead = nanoClock.getAsLong() - since >= CLAIM_GRACE.toNanos();
             } else {
-                dead = !lookup.isLive(slot);
+                try {
+                    dead = !lookup.isLive(slot);
+                } catch (ProcessUnreadableException e) {
+                    lookup.unreadable = true;
+                    LOG.warn("not reclaiming slots of {} in this pass: {}", usage.path(), e.getMessage());
+                    continue;
+                }
             }
             if (!dead) {
                 continue;
@@ -140,6 +148,8 @@ public final class DeadProcessReaper implements AutoCloseable {
     private final class Lookup {
         private final long ownNs = processes.ownPidNamespaceInode();
         private List<ProcStat> all;
+        /** Set once some process could not be read: nothing is reclaimed for the rest of the pass. */
+        boolean unreadable;
 
         boolean isLive(UsageSnapshot.Slot slot) {
             if (slot.hostPid() != 0 && matches(processes.read(slot.hostPid()), slot)) {

@@ -14,9 +14,10 @@ import java.util.Optional;
  * {@link ProcessTable} over a procfs mount ({@code /proc}, or another root in tests).
  *
  * <p>Per process it reads {@code stat} (state, field 3; start time, field 22), {@code status} (the NSpid line)
- * and the {@code ns/pid} link ({@code pid:[inode]}). A process that vanishes while being read, or whose files the
- * agent may not read, is simply absent: for a slot that means "not proven alive" only if no other read succeeds,
- * so the agent needs read access to every container's {@code /proc/pid/ns} (it runs as root with hostPID).
+ * and the {@code ns/pid} link ({@code pid:[inode]}). A process that vanishes while being read is absent. If only
+ * {@code status} or {@code ns/pid} is denied, those fields are unknown and match any slot (never taken for dead);
+ * a process whose {@code stat} cannot be read throws {@link ProcessUnreadableException}, because "unreadable"
+ * must never be taken for "dead".
  */
 public final class LinuxProcessTable implements ProcessTable {
     private final Path proc;
@@ -37,16 +38,28 @@ public final class LinuxProcessTable implements ProcessTable {
         Path dir = proc.resolve(Integer.toString(pid));
         try {
             String stat = Files.readString(dir.resolve("stat"), StandardCharsets.US_ASCII);
-            String status = Files.readString(dir.resolve("status"), StandardCharsets.UTF_8);
-            long ns = parseNsLink(Files.readSymbolicLink(dir.resolve("ns").resolve("pid")).toString());
+            // status and ns/pid may be denied (ptrace rules, another user namespace): then unknown, which
+            // ProcStat.isLive treats as "could be the slot's process".
+            String status = readOrNull(dir.resolve("status"));
+            long ns = 0;
+            try {
+                ns = parseNsLink(Files.readSymbolicLink(dir.resolve("ns").resolve("pid")).toString());
+            } catch (java.nio.file.AccessDeniedException e) {
+                ns = 0;
+            }
             return Optional.of(parse(pid, stat, status, ns));
         } catch (NoSuchFileException e) {
             return Optional.empty(); // gone
         } catch (IOException | RuntimeException e) {
-            return Optional.empty(); // unreadable or torn mid-exit
+            if (!Files.exists(dir)) {
+                return Optional.empty(); // it exited while being read
+            }
+            // There, but not readable (permissions, a format we do not know): it cannot be proven dead.
+            throw new ProcessUnreadableException(dir, e);
         }
     }
 
+    /** {@inheritDoc} Throws {@link ProcessUnreadableException} if any existing process cannot be read. */
     @Override
     public List<ProcStat> all() {
         List<ProcStat> out = new ArrayList<>();
@@ -72,7 +85,18 @@ public final class LinuxProcessTable implements ProcessTable {
         }
     }
 
-    /** Parses one process's {@code stat} and {@code status} texts; package-private for tests. */
+    private static String readOrNull(Path file) throws IOException {
+        try {
+            return Files.readString(file, StandardCharsets.UTF_8);
+        } catch (java.nio.file.AccessDeniedException e) {
+            return null;
+        }
+    }
+
+    /**
+     * Parses one process's {@code stat} and {@code status} texts ({@code status} null if unreadable: the pid in
+     * its own namespace is then unknown, -1); package-private for tests.
+     */
     static ProcStat parse(int pid, String stat, String status, long pidNsInode) {
         // Field 2 (comm) is in parentheses and may itself hold spaces and ')': fields 3.. follow the LAST ')'.
         int close = stat.lastIndexOf(')');
@@ -87,8 +111,8 @@ public final class LinuxProcessTable implements ProcessTable {
         }
         boolean zombie = fields[0].equals("Z") || fields[0].equals("X");
         long start = Long.parseUnsignedLong(fields[19]);
-        int nsPid = pid;
-        for (String line : status.split("\n")) {
+        int nsPid = status == null ? -1 : pid;
+        for (String line : status == null ? new String[0] : status.split("\n")) {
             if (line.startsWith("NSpid:")) {
                 String[] pids = line.substring("NSpid:".length()).trim().split("\\s+");
                 nsPid = Integer.parseInt(pids[pids.length - 1]);

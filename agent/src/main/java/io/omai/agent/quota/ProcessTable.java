@@ -9,10 +9,18 @@ import java.util.Optional;
  */
 public interface ProcessTable {
 
-    /** The process with this pid in the agent's own pid namespace, if it exists and could be read. */
+    /**
+     * The process with this pid in the agent's own pid namespace; empty if there is none.
+     *
+     * @throws ProcessUnreadableException if it exists but cannot be read (it must then not be taken for dead)
+     */
     Optional<ProcStat> read(int pid);
 
-    /** Every process that could be read. Slower; used when a slot's pid is in another namespace. */
+    /**
+     * Every process. Slower; used when a slot's pid is in another namespace.
+     *
+     * @throws ProcessUnreadableException if some existing process cannot be read
+     */
     List<ProcStat> all();
 
     /** Inode of the agent's own pid namespace: slots recorded in it can be checked by pid directly. */

@@ -123,6 +123,18 @@ class DeadProcessReaperTest {
     }
 
     @Test
+    void aProcessThatCannotBeReadIsNotTakenForDead() {
+        int slot = shim.claim(100, 5000);
+        shim.allocate(slot, 0, 64);
+        processes.unreadable = true;
+
+        assertThat(reaper.reapOnce()).isEqualTo(DeadProcessReaper.Result.NONE);
+        assertThat(files.usage().read().devices().get(0).bytesReserved()).isEqualTo(64);
+        processes.unreadable = false;
+        assertThat(reaper.reapOnce().bytesReclaimed()).as("readable again: it is gone").isEqualTo(64);
+    }
+
+    @Test
     void procStatParsingCopesWithHostileCommandNames() {
         String stat = "4242 (evil) (name) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         String status = "Name:\tevil\nNSpid:\t4242\t17\nPPid:\t1\n";
@@ -134,6 +146,9 @@ class DeadProcessReaperTest {
         assertThat(p.isLive(NS, 4242, 987654)).as("slots hold the pid of the process's own namespace").isFalse();
         assertThat(p.isLive(NS + 1, 17, 987654)).as("another namespace").isFalse();
         assertThat(p.isLive(0, 17, 987654)).as("namespace unknown: pid and start time decide").isTrue();
+        ProcStat veiled = LinuxProcessTable.parse(4242, stat, null, 0);
+        assertThat(veiled.isLive(NS, 17, 987654)).as("status and ns/pid denied: it may be the owner").isTrue();
+        assertThat(veiled.isLive(NS, 17, 987653)).as("but not with another start time").isFalse();
         assertThatThrownBy(() -> LinuxProcessTable.parse(1, "1 (x) S 1", status, NS))
                 .hasMessageContaining("expected at least 22");
         assertThatThrownBy(() -> LinuxProcessTable.parseNsLink("mnt:[1]")).hasMessageContaining("pid:[inode]");
@@ -148,6 +163,7 @@ class DeadProcessReaperTest {
 
         assertThat(me).isPresent();
         assertThat(me.get().pidNsInode()).isEqualTo(table.ownPidNamespaceInode()).isNotZero();
+        assertThat(me.get().nsPid()).isEqualTo(self);
         assertThat(me.get().startTimeTicks()).isPositive();
         assertThat(me.get().zombie()).isFalse();
         assertThat(table.all()).extracting(ProcStat::pid).contains(self);
@@ -157,6 +173,7 @@ class DeadProcessReaperTest {
     /** A process table whose contents the test decides. */
     private static final class FakeProcesses implements ProcessTable {
         private final List<ProcStat> procs = new ArrayList<>();
+        boolean unreadable;
 
         void add(ProcStat p) {
             procs.add(p);
@@ -169,6 +186,9 @@ class DeadProcessReaperTest {
 
         @Override
         public List<ProcStat> all() {
+            if (unreadable) {
+                throw new ProcessUnreadableException(Path.of("/proc/4242"), new java.nio.file.AccessDeniedException("ns/pid"));
+            }
             return List.copyOf(procs);
         }
 
