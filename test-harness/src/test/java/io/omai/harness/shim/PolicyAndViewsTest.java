@@ -101,7 +101,12 @@ class PolicyAndViewsTest {
                 f.files.control().update(spec(128 * MiB));
                 return p.finish(Duration.ofSeconds(30));
             }
-            Thread.onSpinWait();
+            try {
+                Thread.sleep(10);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new AssertionError("interrupted", e);
+            }
         }
         throw new AssertionError("the program never reached its second phase");
     }
