@@ -1,7 +1,7 @@
 package io.omai.agent.schedapi;
 
-import static io.omai.agent.schedapi.TestNodes.GIB;
-import static io.omai.agent.schedapi.TestNodes.uuid;
+import static io.omai.agent.schedapi.NodeFixtures.GIB;
+import static io.omai.agent.schedapi.NodeFixtures.uuid;
 
 import io.grpc.ManagedChannel;
 import io.grpc.inprocess.InProcessChannelBuilder;
@@ -42,7 +42,7 @@ public class FitBenchmark {
 
     @Setup(Level.Trial)
     public void start() {
-        var inventory = new StaticNodeInventory(TestNodes.eightGpus());
+        var inventory = new StaticNodeInventory(NodeFixtures.eightGpus());
         inventory.allocate(uuid(0), "team-a", 500, 40 * GIB);
         inventory.allocate(uuid(1), "team-b", 250, 20 * GIB);
         inventory.allocate(uuid(4), "team-a", 750, 60 * GIB);

@@ -73,36 +73,34 @@ public final class ReservationBook {
      */
     public Reservation reserve(ReservationRequest request) {
         Objects.requireNonNull(request, "request");
-        Reservation result;
-        boolean changed;
-        synchronized (lock) {
-            Instant now = clock.instant();
-            changed = dropExpired(now);
-            Reservation existing = byKey.get(request.idempotencyKey());
-            if (existing != null) {
-                if (existing.request().equals(request)) {
-                    result = existing;
-                } else {
+        long versionBefore = version;
+        try {
+            synchronized (lock) {
+                Instant now = clock.instant();
+                dropExpired(now);
+                Reservation existing = byKey.get(request.idempotencyKey());
+                if (existing != null) {
+                    if (existing.request().equals(request)) {
+                        return existing;
+                    }
                     throw new ReservationException.IdempotencyConflict("idempotency key '"
                             + request.idempotencyKey() + "' was used for a different reservation ("
                             + existing.request().firstDifference(request) + "); use a new key, or release '"
                             + request.idempotencyKey() + "' first");
                 }
-            } else {
                 refuseSecondReservationForPod(request);
                 NodeUsage usage = NodeUsage.of(capacity.get(), byKey.values());
                 List<ContainerReservation> resolved = holdAll(request, usage);
-                result = new Reservation(request, resolved, now, now.plus(request.lease()));
+                Reservation made = new Reservation(request, resolved, now, now.plus(request.lease()));
                 var next = new LinkedHashMap<>(byKey);
-                next.put(request.idempotencyKey(), result);
+                next.put(request.idempotencyKey(), made);
                 publish(next);
-                changed = true;
+                return made;
             }
+        } finally {
+            // also after a refusal: leases that ended on the way in must still reach watchers
+            notifyIfChangedSince(versionBefore);
         }
-        if (changed) {
-            notifyListeners();
-        }
-        return result;
     }
 
     private void refuseSecondReservationForPod(ReservationRequest request) {
@@ -186,22 +184,22 @@ public final class ReservationBook {
      * @throws ReservationException.NoSuchReservation if the pod has no live reservation
      */
     public Reservation consume(String podUid, Consumer<Reservation> recordAllocation) {
-        Reservation consumed;
-        synchronized (lock) {
-            Instant now = clock.instant();
-            dropExpired(now);
-            consumed = byKey.values().stream().filter(r -> r.podUid().equals(podUid)).findFirst().orElse(null);
-            if (consumed == null) {
-                throw new ReservationException.NoSuchReservation("pod " + podUid
-                        + " has no live reservation (never made, released or expired)");
+        long versionBefore = version;
+        try {
+            synchronized (lock) {
+                dropExpired(clock.instant());
+                Reservation consumed = byKey.values().stream().filter(r -> r.podUid().equals(podUid)).findFirst()
+                        .orElseThrow(() -> new ReservationException.NoSuchReservation("pod " + podUid
+                                + " has no live reservation (never made, released or expired)"));
+                recordAllocation.accept(consumed);
+                var next = new LinkedHashMap<>(byKey);
+                next.remove(consumed.idempotencyKey());
+                publish(next);
+                return consumed;
             }
-            recordAllocation.accept(consumed);
-            var next = new LinkedHashMap<>(byKey);
-            next.remove(consumed.idempotencyKey());
-            publish(next);
+        } finally {
+            notifyIfChangedSince(versionBefore);
         }
-        notifyListeners();
-        return consumed;
     }
 
     /**
@@ -212,51 +210,48 @@ public final class ReservationBook {
      * handed out twice. Like the capacity supplier, {@code ledgerChange} must not call back into the book.
      */
     public <T> T atomically(Function<List<Reservation>, T> ledgerChange) {
-        T result;
-        boolean changed;
-        synchronized (lock) {
-            changed = dropExpired(clock.instant());
-            result = ledgerChange.apply(List.copyOf(byKey.values()));
+        long versionBefore = version;
+        try {
+            synchronized (lock) {
+                dropExpired(clock.instant());
+                return ledgerChange.apply(List.copyOf(byKey.values()));
+            }
+        } finally {
+            notifyIfChangedSince(versionBefore);
         }
-        if (changed) {
-            notifyListeners();
-        }
-        return result;
     }
 
     private Optional<Reservation> remove(Predicate<Reservation> which) {
-        Reservation removed;
-        boolean changed;
-        synchronized (lock) {
-            changed = dropExpired(clock.instant());
-            removed = byKey.values().stream().filter(which).findFirst().orElse(null);
-            if (removed != null) {
-                var next = new LinkedHashMap<>(byKey);
-                next.remove(removed.idempotencyKey());
-                publish(next);
-                changed = true;
+        long versionBefore = version;
+        try {
+            synchronized (lock) {
+                dropExpired(clock.instant());
+                Optional<Reservation> removed = byKey.values().stream().filter(which).findFirst();
+                removed.ifPresent(reservation -> {
+                    var next = new LinkedHashMap<>(byKey);
+                    next.remove(reservation.idempotencyKey());
+                    publish(next);
+                });
+                return removed;
             }
+        } finally {
+            notifyIfChangedSince(versionBefore);
         }
-        if (changed) {
-            notifyListeners();
-        }
-        return Optional.ofNullable(removed);
     }
 
     /** Drops reservations whose lease has ended and tells listeners. Run periodically (or at {@link #nextExpiry}). */
     public List<Reservation> expireDue() {
-        List<Reservation> expired;
-        synchronized (lock) {
-            Instant now = clock.instant();
-            expired = byKey.values().stream().filter(r -> !r.isLiveAt(now)).toList();
-            if (!expired.isEmpty()) {
+        long versionBefore = version;
+        try {
+            synchronized (lock) {
+                Instant now = clock.instant();
+                List<Reservation> expired = byKey.values().stream().filter(r -> !r.isLiveAt(now)).toList();
                 dropExpired(now);
+                return expired;
             }
+        } finally {
+            notifyIfChangedSince(versionBefore);
         }
-        if (!expired.isEmpty()) {
-            notifyListeners();
-        }
-        return expired;
     }
 
     /** When the next lease ends, if any reservation is outstanding. */
@@ -286,11 +281,11 @@ public final class ReservationBook {
         return () -> listeners.remove(listener);
     }
 
-    /** Caller holds the lock. Returns whether anything was dropped. */
-    private boolean dropExpired(Instant now) {
+    /** Caller holds the lock. */
+    private void dropExpired(Instant now) {
         Map<String, Reservation> current = byKey;
         if (current.values().stream().allMatch(r -> r.isLiveAt(now))) {
-            return false;
+            return;
         }
         var next = new LinkedHashMap<String, Reservation>();
         current.forEach((key, reservation) -> {
@@ -299,13 +294,22 @@ public final class ReservationBook {
             }
         });
         publish(next);
-        return true;
     }
 
     /** Caller holds the lock. */
     private void publish(Map<String, Reservation> next) {
         byKey = Collections.unmodifiableMap(next);
         version++;
+    }
+
+    /**
+     * Tells listeners when the version moved since {@code before}. Called outside the lock; a concurrent change
+     * may be reported by both callers, which listeners tolerate (they re-read state, they do not count).
+     */
+    private void notifyIfChangedSince(long before) {
+        if (version != before) {
+            notifyListeners();
+        }
     }
 
     private void notifyListeners() {

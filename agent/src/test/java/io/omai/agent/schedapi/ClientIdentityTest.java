@@ -14,8 +14,8 @@ import org.junit.jupiter.api.io.TempDir;
 class ClientIdentityTest {
     @Test
     void of_provesTheCommonNameAndDnsAndUriSans(@TempDir Path directory) throws Exception {
-        var pki = new TestCertificates(directory);
-        TestCertificates.Party party = pki.issue("scheduler", "omai-scheduler",
+        var pki = new ThrowawayPki(directory);
+        ThrowawayPki.Party party = pki.issue("scheduler", "omai-scheduler",
                 "dns:scheduler.kube-system.svc,uri:spiffe://cluster/ns/kube-system/sa/omai-scheduler,ip:10.0.0.7");
         X509Certificate certificate;
         try (InputStream in = Files.newInputStream(party.certificateChain())) {

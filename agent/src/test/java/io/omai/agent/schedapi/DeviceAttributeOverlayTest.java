@@ -10,14 +10,14 @@ import java.util.Set;
 import org.junit.jupiter.api.Test;
 
 class DeviceAttributeOverlayTest {
-    private final NodeSnapshot reported = TestNodes.eightGpus();
+    private final NodeSnapshot reported = NodeFixtures.eightGpus();
 
     @Test
     void apply_laterRulesWinPerKeyAndTagsAccumulate() {
         var overlay = new DeviceAttributeOverlay(List.of(
                 new Rule(new Selector.All(), Map.of("rack", "r12", "class", "batch"), Set.of("dc-west")),
                 new Rule(new Selector.ByIndex(2), Map.of("class", "infer"), Set.of("spare")),
-                new Rule(new Selector.ByUuid(TestNodes.uuid(3)), Map.of("compute_capability", "9.0a"), Set.of()),
+                new Rule(new Selector.ByUuid(NodeFixtures.uuid(3)), Map.of("compute_capability", "9.0a"), Set.of()),
                 new Rule(new Selector.ByModel("NVIDIA A100-SXM4-40GB"), Map.of("class", "never"), Set.of())));
 
         NodeSnapshot labelled = overlay.apply(reported);
@@ -39,8 +39,8 @@ class DeviceAttributeOverlayTest {
 
         GpuSnapshot labelled = overlay.apply(reported.gpus().get(0));
 
-        assertThat(labelled.uuid()).isEqualTo(TestNodes.uuid(0));
-        assertThat(labelled.model()).isEqualTo(TestNodes.MODEL);
+        assertThat(labelled.uuid()).isEqualTo(NodeFixtures.uuid(0));
+        assertThat(labelled.model()).isEqualTo(NodeFixtures.MODEL);
         assertThat(labelled.memoryBytes()).isEqualTo(reported.gpus().get(0).memoryBytes());
         assertThat(labelled.attributes()).containsEntry("model", "fake");
     }

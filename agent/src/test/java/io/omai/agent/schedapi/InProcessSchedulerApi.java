@@ -24,7 +24,7 @@ final class InProcessSchedulerApi implements AutoCloseable {
     final NodeAgentGrpc.NodeAgentStub async;
 
     InProcessSchedulerApi(AntiAffinityPolicy policy) {
-        this(policy, TestNodes.eightGpus());
+        this(policy, NodeFixtures.eightGpus());
     }
 
     InProcessSchedulerApi(AntiAffinityPolicy policy, NodeSnapshot node) {

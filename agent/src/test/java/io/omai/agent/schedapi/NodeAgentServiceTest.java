@@ -1,8 +1,8 @@
 package io.omai.agent.schedapi;
 
-import static io.omai.agent.schedapi.TestNodes.GIB;
-import static io.omai.agent.schedapi.TestNodes.uuid;
-import static io.omai.agent.schedapi.TestNodes.vf;
+import static io.omai.agent.schedapi.NodeFixtures.GIB;
+import static io.omai.agent.schedapi.NodeFixtures.uuid;
+import static io.omai.agent.schedapi.NodeFixtures.vf;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -83,7 +83,7 @@ class NodeAgentServiceTest {
         assertThat(state.getGpusCount()).isEqualTo(8);
         GpuState first = gpu(state, 0);
         assertThat(first.getUuid()).isEqualTo(uuid(0));
-        assertThat(first.getModel()).isEqualTo(TestNodes.MODEL);
+        assertThat(first.getModel()).isEqualTo(NodeFixtures.MODEL);
         assertThat(first.getMemoryBytes()).isEqualTo(80 * GIB);
         assertThat(first.getMilliCapacity()).isEqualTo(1000);
         assertThat(first.getNumaNode()).isZero();

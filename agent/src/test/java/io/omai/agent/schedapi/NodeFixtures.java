@@ -6,11 +6,11 @@ import java.util.Map;
 import java.util.Set;
 
 /** Fixture vocabulary: the node shapes the scheduler API tests talk about. */
-final class TestNodes {
+final class NodeFixtures {
     static final long GIB = 1L << 30;
     static final String MODEL = "NVIDIA H100 80GB HBM3";
 
-    private TestNodes() {}
+    private NodeFixtures() {}
 
     static String uuid(int index) {
         return "GPU-0000000" + index;

@@ -9,23 +9,23 @@ import java.util.Set;
 import org.junit.jupiter.api.Test;
 
 class NodeSnapshotTest {
-    private final NodeSnapshot node = TestNodes.eightGpus();
+    private final NodeSnapshot node = NodeFixtures.eightGpus();
 
     @Test
     void vfs_freeOnesInHcaOrder() {
         NodeSnapshot oneTaken = node.withHcas(List.of(new HcaSnapshot("mlx5_0", "0000:3b:00.0", 0, "InfiniBand",
-                List.of(TestNodes.vf(0, 0), TestNodes.vf(0, 1)), Set.of(TestNodes.vf(0, 1)), List.of())));
+                List.of(NodeFixtures.vf(0, 0), NodeFixtures.vf(0, 1)), Set.of(NodeFixtures.vf(0, 1)), List.of())));
 
-        assertThat(oneTaken.vfIds()).containsExactly(TestNodes.vf(0, 0), TestNodes.vf(0, 1));
-        assertThat(oneTaken.freeVfIds()).containsExactly(TestNodes.vf(0, 1));
+        assertThat(oneTaken.vfIds()).containsExactly(NodeFixtures.vf(0, 0), NodeFixtures.vf(0, 1));
+        assertThat(oneTaken.freeVfIds()).containsExactly(NodeFixtures.vf(0, 1));
     }
 
     @Test
     void construction_refusesDuplicateGpusAndVfs() {
         assertThatThrownBy(() -> node.withGpus(List.of(node.gpus().get(0), node.gpus().get(0))))
-                .hasMessage("node node-a: GPU " + TestNodes.uuid(0) + " listed twice");
+                .hasMessage("node node-a: GPU " + NodeFixtures.uuid(0) + " listed twice");
         assertThatThrownBy(() -> node.withHcas(List.of(node.hcas().get(0), node.hcas().get(0))))
-                .hasMessageContaining("VF " + TestNodes.vf(0, 0) + " listed twice");
+                .hasMessageContaining("VF " + NodeFixtures.vf(0, 0) + " listed twice");
         assertThatThrownBy(() -> new HcaSnapshot("mlx5_0", "0000:3b:00.0", 0, "InfiniBand", List.of("a"),
                 Set.of("b"), List.of())).hasMessage("HCA mlx5_0: free VFs [b] not among [a]");
     }
@@ -35,10 +35,10 @@ class NodeSnapshotTest {
         var inventory = new StaticNodeInventory(node);
         var notified = new java.util.concurrent.atomic.AtomicInteger();
         Subscription subscription = inventory.onChange(notified::incrementAndGet);
-        inventory.allocate(TestNodes.uuid(0), "team-a", 100, 1L << 30);
-        inventory.setHealth(TestNodes.uuid(1), DeviceHealth.unhealthy("XID 79"));
+        inventory.allocate(NodeFixtures.uuid(0), "team-a", 100, 1L << 30);
+        inventory.setHealth(NodeFixtures.uuid(1), DeviceHealth.unhealthy("XID 79"));
         subscription.close();
-        inventory.freeAll(TestNodes.uuid(0));
+        inventory.freeAll(NodeFixtures.uuid(0));
 
         assertThat(inventory.snapshot().generation()).isEqualTo(node.generation() + 3);
         assertThat(notified).hasValue(2);

@@ -1,7 +1,7 @@
 package io.omai.agent.schedapi;
 
-import static io.omai.agent.schedapi.TestNodes.GIB;
-import static io.omai.agent.schedapi.TestNodes.uuid;
+import static io.omai.agent.schedapi.NodeFixtures.GIB;
+import static io.omai.agent.schedapi.NodeFixtures.uuid;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.grpc.ChannelCredentials;
@@ -64,12 +64,12 @@ class SchedulerApiOverTcpTest {
 
     @BeforeAll
     void start(@TempDir Path certificates) throws IOException, InterruptedException {
-        var pki = new TestCertificates(certificates);
-        TestCertificates.Party agent = pki.issue("agent", "omai-agent", "dns:localhost,ip:127.0.0.1");
-        TestCertificates.Party allowed = pki.issue("scheduler", SCHEDULER, "");
-        TestCertificates.Party other = pki.issue("intruder", "someone-else", "dns:someone-else.example");
+        var pki = new ThrowawayPki(certificates);
+        ThrowawayPki.Party agent = pki.issue("agent", "omai-agent", "dns:localhost,ip:127.0.0.1");
+        ThrowawayPki.Party allowed = pki.issue("scheduler", SCHEDULER, "");
+        ThrowawayPki.Party other = pki.issue("intruder", "someone-else", "dns:someone-else.example");
 
-        inventory = new StaticNodeInventory(TestNodes.eightGpus());
+        inventory = new StaticNodeInventory(NodeFixtures.eightGpus());
         var book = new ReservationBook(inventory::snapshot, AntiAffinityPolicy.GPU, Clock.systemUTC());
         var tls = new TlsSettings(agent.certificateChain(), agent.privateKey(), pki.ca());
         server = new SchedulerApiServer(SchedulerApiServer.tcp(new InetSocketAddress("127.0.0.1", 0),
@@ -78,7 +78,7 @@ class SchedulerApiOverTcpTest {
         intruder = channel(other, pki.ca());
     }
 
-    private ManagedChannel channel(TestCertificates.Party client, Path ca) throws IOException {
+    private ManagedChannel channel(ThrowawayPki.Party client, Path ca) throws IOException {
         ChannelCredentials credentials = TlsChannelCredentials.newBuilder()
                 .keyManager(client.certificateChain().toFile(), client.privateKey().toFile())
                 .trustManager(ca.toFile())

@@ -16,7 +16,7 @@ import java.util.concurrent.TimeUnit;
  * A throw-away CA and certificates for TLS tests, made with the JDK's keytool (no extra dependency). Private
  * keys are written as PKCS#8 PEM, certificates as PEM, as a Kubernetes TLS secret holds them.
  */
-final class TestCertificates {
+final class ThrowawayPki {
     private static final String PASSWORD = "test-only";
 
     private final Path directory;
@@ -24,7 +24,7 @@ final class TestCertificates {
     /** Where one party's PEM files are. */
     record Party(Path certificateChain, Path privateKey) {}
 
-    TestCertificates(Path directory) throws IOException, InterruptedException {
+    ThrowawayPki(Path directory) throws IOException, InterruptedException {
         this.directory = directory;
         keytool("-genkeypair", "-keystore", store("ca"), "-alias", "ca", "-dname", "CN=omai-test-ca",
                 "-ext", "bc:c");

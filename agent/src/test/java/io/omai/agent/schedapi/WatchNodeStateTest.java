@@ -1,7 +1,7 @@
 package io.omai.agent.schedapi;
 
-import static io.omai.agent.schedapi.TestNodes.GIB;
-import static io.omai.agent.schedapi.TestNodes.uuid;
+import static io.omai.agent.schedapi.NodeFixtures.GIB;
+import static io.omai.agent.schedapi.NodeFixtures.uuid;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 

@@ -6,7 +6,7 @@ import java.util.List;
 import java.util.Set;
 
 /** A hand-built node for reservation tests: GPUs with given allocations and a few VFs. */
-record TestCapacity(String nodeName, List<Gpu> gpus, Set<String> vfIds, Set<String> freeVfIds)
+record FakeNodeCapacity(String nodeName, List<Gpu> gpus, Set<String> vfIds, Set<String> freeVfIds)
         implements NodeCapacity {
     static final long GIB = 1L << 30;
 
@@ -26,17 +26,17 @@ record TestCapacity(String nodeName, List<Gpu> gpus, Set<String> vfIds, Set<Stri
         }
     }
 
-    static TestCapacity idleGpus(int count) {
+    static FakeNodeCapacity idleGpus(int count) {
         var gpus = new ArrayList<Gpu>();
         for (int i = 0; i < count; i++) {
             gpus.add(Gpu.idle("GPU-" + i));
         }
         var vfs = new LinkedHashSet<>(List.of("0000:3b:00.2", "0000:3b:00.3"));
-        return new TestCapacity("node-a", gpus, vfs, vfs);
+        return new FakeNodeCapacity("node-a", gpus, vfs, vfs);
     }
 
-    TestCapacity with(Gpu replacement) {
-        return new TestCapacity(nodeName, gpus.stream()
+    FakeNodeCapacity with(Gpu replacement) {
+        return new FakeNodeCapacity(nodeName, gpus.stream()
                 .map(gpu -> gpu.uuid().equals(replacement.uuid()) ? replacement : gpu).toList(), vfIds, freeVfIds);
     }
 

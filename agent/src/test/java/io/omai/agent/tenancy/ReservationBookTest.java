@@ -1,6 +1,6 @@
 package io.omai.agent.tenancy;
 
-import static io.omai.agent.tenancy.TestCapacity.GIB;
+import static io.omai.agent.tenancy.FakeNodeCapacity.GIB;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -18,7 +18,7 @@ import org.junit.jupiter.api.Test;
 
 class ReservationBookTest {
     private final MutableClock clock = new MutableClock(Instant.parse("2026-11-29T08:00:00Z"));
-    private final AtomicReference<TestCapacity> node = new AtomicReference<>(TestCapacity.idleGpus(2));
+    private final AtomicReference<FakeNodeCapacity> node = new AtomicReference<>(FakeNodeCapacity.idleGpus(2));
 
     private ReservationBook book(AntiAffinityPolicy policy) {
         return new ReservationBook(node::get, policy, clock);
@@ -201,6 +201,21 @@ class ReservationBookTest {
     }
 
     @Test
+    void lease_endedDuringARefusedReserveStillReachesListeners() {
+        ReservationBook book = book(AntiAffinityPolicy.GPU);
+        book.reserve(share("k1", "pod-1", "team-a", "GPU-0", 500));
+        var changes = new AtomicInteger();
+        book.onChange(changes::incrementAndGet);
+        clock.advance(Duration.ofSeconds(30));
+
+        assertThatThrownBy(() -> book.reserve(share("k2", "pod-2", "team-a", "GPU-9", 500)))
+                .isInstanceOf(ReservationException.UnknownDevice.class);
+
+        assertThat(changes).hasValue(1);
+        assertThat(book.expireDue()).isEmpty();
+    }
+
+    @Test
     void lease_expiredKeyCanBeReusedForANewReservation() {
         ReservationBook book = book(AntiAffinityPolicy.GPU);
         Reservation first = book.reserve(share("k1", "pod-1", "team-a", "GPU-0", 500));
@@ -282,7 +297,7 @@ class ReservationBookTest {
         ExecutorService pool = Executors.newFixedThreadPool(16);
         try {
             for (int round = 0; round < 50; round++) {
-                node.set(TestCapacity.idleGpus(1));
+                node.set(FakeNodeCapacity.idleGpus(1));
                 ReservationBook book = book(AntiAffinityPolicy.NONE);
                 var start = new CountDownLatch(1);
                 var outcomes = new ArrayList<Future<Boolean>>();
