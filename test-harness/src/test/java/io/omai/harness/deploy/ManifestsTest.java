@@ -446,6 +446,66 @@ class ManifestsTest {
     }
 
     // ----------------------------------------------------------------------------------------------------------
+    // The image: daemonset/Dockerfile against the build's outputs and the DaemonSet.
+
+    @Test
+    void theImageShipsWhatTheBuildProducesWhereTheDaemonSetExpectsIt() throws Exception {
+        String dockerfile = read(DAEMONSET.resolve("Dockerfile"));
+        // Build-stage copies: `cp <build output> /out/<dir>/`; /out/ becomes /opt/omai/ in the runtime image.
+        assertThat(dockerfile).contains("COPY --from=build /out/ /opt/omai/");
+        Matcher copies = Pattern.compile("cp (?:-r )?([\\w./*-]+) /out/([\\w/]*)").matcher(dockerfile);
+        Map<String, String> imagePaths = new LinkedHashMap<>();
+        while (copies.find()) {
+            String source = copies.group(1);
+            Path built = ROOT.resolve(source.replace("/*.jar", ""));
+            assertThat(built).as("the build produces %s (run through ./mvnw package)", source).exists();
+            if (source.endsWith("/*.jar")) {
+                try (Stream<Path> jars = Files.list(built)) {
+                    assertThat(jars.anyMatch(j -> j.toString().endsWith(".jar"))).as("jars in %s", built).isTrue();
+                }
+            }
+            imagePaths.put(source, "/opt/omai/" + copies.group(2) + Path.of(source).getFileName());
+        }
+        assertThat(imagePaths).containsKeys("agent/target/omai-agent.jar", "agent/target/lib/*.jar",
+                "native/build/lib/libomai-shim.so");
+
+        // The launcher runs the jar where it was copied, with FFM allowed.
+        String jar = imagePaths.get("agent/target/omai-agent.jar");
+        assertThat(dockerfile).contains("--enable-native-access=ALL-UNNAMED -jar " + jar)
+                .contains("> /usr/local/bin/omai-agent");
+        Container agent = agentContainer();
+        assertThat(agent.getCommand()).containsExactly("/usr/local/bin/omai-agent");
+        // The image's own entry point runs the same command line as the DaemonSet.
+        Matcher entrypoint = Pattern.compile("(?m)^ENTRYPOINT (\\[.*])$").matcher(dockerfile);
+        assertThat(entrypoint.find()).as("exec-form ENTRYPOINT").isTrue();
+        List<String> argv = new ArrayList<>(agent.getCommand());
+        argv.addAll(agent.getArgs());
+        assertThat(JSON.readValue(entrypoint.group(1), String[].class)).containsExactlyElementsOf(argv);
+
+        // The init container copies the shim from where the image has it.
+        Container init = daemonSet().getSpec().getTemplate().getSpec().getInitContainers().getFirst();
+        assertThat(String.join("\n", init.getCommand())).contains("cp " + imagePaths.get("native/build/lib/libomai-shim.so") + " ");
+    }
+
+    @Test
+    void theDockerBuildContextKeepsTheSourcesAndDropsHostBuildOutputs() {
+        List<String> ignored = read(ROOT.resolve(".dockerignore")).lines().map(String::strip)
+                .filter(l -> !l.isEmpty() && !l.startsWith("#")).toList();
+        assertThat(ignored).as("host-built jars and libraries must not reach the build")
+                .contains("**/target", "native/build");
+        for (String needed : List.of("pom.xml", "mvnw", ".mvn", "native", "agent", "ib-vf-manager", "test-harness",
+                "*", "**")) {
+            assertThat(ignored).as("the build needs %s", needed).doesNotContain(needed, needed + "/", "/" + needed);
+        }
+        // Every Maven module the reactor lists must be in the context, or -pl agent -am cannot even start.
+        String rootPom = read(ROOT.resolve("pom.xml"));
+        Matcher modules = Pattern.compile("<module>([^<]+)</module>").matcher(rootPom);
+        while (modules.find()) {
+            assertThat(ignored).as("module %s", modules.group(1)).doesNotContain(modules.group(1));
+        }
+    }
+
+    // ----------------------------------------------------------------------------------------------------------
     // Grafana dashboard and the metric list in docs/operations.md.
 
     @Test
