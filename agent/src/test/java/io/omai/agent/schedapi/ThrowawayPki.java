@@ -79,6 +79,8 @@ final class ThrowawayPki {
     private void keytool(String... arguments) throws IOException, InterruptedException {
         var command = new ArrayList<String>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "keytool").toString());
+        // each call is a short-lived JVM: skip the optimising compiler and the parallel GC's start-up
+        command.addAll(List.of("-J-XX:TieredStopAtLevel=1", "-J-XX:+UseSerialGC"));
         command.addAll(List.of(arguments));
         command.addAll(List.of("-storetype", "PKCS12", "-storepass", PASSWORD, "-noprompt"));
         if (arguments[0].equals("-genkeypair")) {
