@@ -661,7 +661,12 @@ class ManifestsTest {
                 if (documents != 1) {
                     throw new AssertionError(name + ": " + documents + " YAML documents; expected exactly one object");
                 }
-                Object parsed = K8S.unmarshal(text);
+                Object parsed;
+                try {
+                    parsed = K8S.unmarshal(text);
+                } catch (RuntimeException e) {
+                    throw new AssertionError(name + ": does not deserialize into the Kubernetes model: " + e.getMessage(), e);
+                }
                 if (!(parsed instanceof KubernetesResource resource)) {
                     throw new AssertionError(name + ": not a Kubernetes object: " + parsed);
                 }
