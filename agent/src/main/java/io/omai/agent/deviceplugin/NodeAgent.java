@@ -85,6 +85,7 @@ public final class NodeAgent implements AutoCloseable {
 
             AllocationLedger ledger = AllocationLedger.open(gpus, config.sharing(), config.directories().state(),
                     Clock.systemUTC());
+            started.add(ledger);
             ContainerEdits edits = new ContainerEdits(ledger, config);
             edits.writePreloadFile();
 
@@ -158,7 +159,7 @@ public final class NodeAgent implements AutoCloseable {
     /** Stops registration, reconciliation, the server and health checks; the ledger stays on disk. */
     @Override
     public void close() {
-        closeAll(List.of(registrar, reconciler, devices::terminate, server, health, nvml::nvmlShutdown));
+        closeAll(List.of(registrar, reconciler, devices::terminate, server, ledger, health, nvml::nvmlShutdown));
         log.info("event=agent_stopped node={}", config.nodeName());
     }
 

@@ -40,7 +40,7 @@ public final class UnixSocketGrpc {
                 .channelType(EpollServerDomainSocketChannel.class)
                 .bossEventLoopGroup(EVENT_LOOPS)
                 .workerEventLoopGroup(EVENT_LOOPS)
-                .executor(CALLS);
+                .executor(CALLS); // handlers touch files: never on the event loop
         services.forEach(builder::addService);
         return builder.build().start();
     }

@@ -33,27 +33,37 @@ import org.slf4j.LoggerFactory;
  * The node's allocation state: which milli-GPU device IDs belong to which allocation, and each allocation's
  * control and usage files. It is the only owner of that state; everything else asks it.
  *
- * <p>Every change is checkpointed before it is visible (see {@link LedgerCheckpoint}); a request the ledger
- * refuses ({@link LedgerException}) changes nothing. Allocations are named by their device IDs, so a repeated
+ * <p>Every change is checkpointed (see {@link LedgerCheckpoint}), off the request path by {@link CheckpointWriter};
+ * a request the ledger refuses ({@link LedgerException}) changes nothing. Allocations are named by their device IDs, so a repeated
  * Allocate of the same IDs returns the same allocation. kubelet has no Deallocate: {@link #reconcile} releases
  * what no container holds any more.
  *
  * <p>Thread-safe: one lock; every operation is short (a few small files).
  */
-public final class AllocationLedger {
+public final class AllocationLedger implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(AllocationLedger.class);
 
     /** The checkpoint's file name in the state directory. */
     public static final String CHECKPOINT_FILE = "ledger.json";
     /** The directory, in the state directory, holding one directory per allocation. */
     public static final String ALLOCATIONS_DIR = "allocations";
+    /** The directory, in the state directory, of pre-created allocation files. */
+    public static final String SPARES_DIR = "spares";
+    /** The directory, in the state directory, where released allocations wait to be deleted. */
+    public static final String DISCARDED_DIR = "discarded";
+    private static final int SPARES = 4;
 
     private final List<GpuDevice> gpus;
     private final Map<String, GpuDevice> gpusByUuid = new LinkedHashMap<>();
+    // every valid device ID of this node, so requests of thousands of IDs are looked up, not parsed
+    private final Map<String, MilliGpuId> knownIds = new HashMap<>();
     private final AgentConfig.Sharing sharing;
     private final Path allocationsDir;
     private final LedgerCheckpoint checkpoint;
     private final Clock clock;
+    private CheckpointWriter writer;
+    private SpareAllocationFiles spares;
+    private DiscardedDirectories discarded;
 
     private final Object lock = new Object();
     // guarded by lock
@@ -70,6 +80,10 @@ public final class AllocationLedger {
                         + MilliGpuId.MAX_ID_LENGTH + " kubelet allows");
             }
             gpusByUuid.put(gpu.uuid(), gpu);
+            for (int slot = 0; slot < MilliGpuId.SLOTS_PER_GPU; slot++) {
+                MilliGpuId id = new MilliGpuId(gpu.uuid(), slot);
+                knownIds.put(id.id(), id);
+            }
         }
         this.sharing = sharing;
         this.allocationsDir = stateDir.resolve(ALLOCATIONS_DIR);
@@ -103,6 +117,9 @@ public final class AllocationLedger {
                         allocation.owner());
             }
         }
+        ledger.writer = new CheckpointWriter(ledger.checkpoint);
+        ledger.spares = new SpareAllocationFiles(stateDir.resolve(SPARES_DIR), SPARES);
+        ledger.discarded = new DiscardedDirectories(stateDir.resolve(DISCARDED_DIR));
         log.info("event=ledger_opened checkpoint={} allocations={} gpus={}", ledger.checkpoint.file(),
                 ledger.allocations.size(), gpus.size());
         return ledger;
@@ -158,7 +175,7 @@ public final class AllocationLedger {
      * out IDs it considers free); the stale allocation is released.
      *
      * @throws LedgerException.InvalidRequest unknown or malformed IDs, duplicates, a share spanning GPUs
-     * @throws LedgerException.StorageFailed the files or the checkpoint could not be written (nothing recorded)
+     * @throws LedgerException.StorageFailed the files could not be created (nothing recorded)
      */
     public Allocation allocate(Collection<String> deviceIds) throws LedgerException {
         List<MilliGpuId> ids = validateShape(deviceIds);
@@ -177,30 +194,25 @@ public final class AllocationLedger {
                     stale.add(holder);
                 }
             }
+            Path directory = directory(created);
             try {
-                writeFiles(created);
+                discarded.discard(directory); // left over by a crash before its checkpoint, if there
+                if (!spares.claim(directory, spec(created))) {
+                    writeFiles(created);
+                }
             } catch (IOException | RuntimeException e) {
-                deleteQuietly(directory(created));
+                deleteQuietly(directory);
                 throw new LedgerException.StorageFailed("cannot create the files of allocation " + id + " in "
-                        + directory(created) + ": " + e.getMessage(), e);
-            }
-            List<Allocation> next = new ArrayList<>(allocations.values());
-            next.removeIf(a -> stale.contains(a.id()));
-            next.add(created);
-            try {
-                checkpoint.write(next);
-            } catch (IOException | RuntimeException e) {
-                deleteQuietly(directory(created));
-                throw new LedgerException.StorageFailed("cannot checkpoint allocation " + id + " to "
-                        + checkpoint.file() + ": " + e.getMessage(), e);
+                        + directory + ": " + e.getMessage(), e);
             }
             for (String staleId : stale) {
                 Allocation released = forget(staleId);
-                deleteQuietly(directory(released));
+                discarded.discard(directory(released));
                 log.warn("event=allocation_released reason=reassigned allocation={} owner=\"{}\" by={} "
                         + "detail=\"kubelet handed its IDs to a new container\"", staleId, released.owner(), id);
             }
             record(created);
+            writer.submit(List.copyOf(allocations.values()));
             log.info("event=allocation_created allocation={} gpus={} milli={} devices={}", id,
                     created.milliPerGpu(), created.milli(), ids.size());
             return created;
@@ -212,7 +224,7 @@ public final class AllocationLedger {
      * the grace period, since kubelet records an allocation only after Allocate returns) are released and their
      * files removed; allocations held but unknown are adopted; owners become known.
      *
-     * @throws LedgerException.StorageFailed the checkpoint could not be written (nothing changed)
+     * @throws LedgerException.StorageFailed when the ledger cannot record the result
      */
     public ReconcileReport reconcile(List<HeldDevices> held, Duration releaseGracePeriod) throws LedgerException {
         Instant now = clock.instant();
@@ -281,17 +293,12 @@ public final class AllocationLedger {
                             allocation.owner(), e.getMessage());
                 }
             }
-            try {
-                checkpoint.write(List.copyOf(next.values()));
-            } catch (IOException | RuntimeException e) {
-                throw new LedgerException.StorageFailed("cannot checkpoint the reconciled ledger to "
-                        + checkpoint.file() + ": " + e.getMessage(), e);
-            }
             allocations.clear();
             owners.clear();
             next.values().forEach(this::record);
+            writer.submit(List.copyOf(allocations.values()));
             for (Allocation allocation : released) {
-                deleteQuietly(directory(allocation));
+                discarded.discard(directory(allocation));
                 log.info("event=allocation_released reason=not_in_pod_resources allocation={} owner=\"{}\" gpus={}",
                         allocation.id(), allocation.owner(), allocation.milliPerGpu());
             }
@@ -305,6 +312,28 @@ public final class AllocationLedger {
             }
             return report;
         }
+    }
+
+    /**
+     * Waits until every change so far is in the checkpoint file.
+     *
+     * @return false when that did not happen within {@code timeout}
+     */
+    public boolean flush(Duration timeout) throws InterruptedException {
+        return writer.flush(timeout);
+    }
+
+    /** Pre-created allocation directories ready now (tests). */
+    int sparesReady() {
+        return spares.ready();
+    }
+
+    /** Writes the pending checkpoint and stops the ledger's background work. */
+    @Override
+    public void close() {
+        spares.close();
+        writer.close();
+        discarded.close();
     }
 
     /** What the allocation's control file says: per-GPU memory limit and compute quota. */
@@ -326,6 +355,11 @@ public final class AllocationLedger {
     private List<MilliGpuId> parseKnown(String field, Collection<String> raw) throws LedgerException {
         List<MilliGpuId> ids = new ArrayList<>(raw.size());
         for (String text : raw) {
+            MilliGpuId known = text == null ? null : knownIds.get(text);
+            if (known != null) {
+                ids.add(known);
+                continue;
+            }
             MilliGpuId id;
             try {
                 id = MilliGpuId.parse(text);

@@ -2,6 +2,7 @@ package io.omai.agent.ledger;
 
 import io.omai.agent.gpu.GpuDevice;
 import java.util.ArrayList;
+import java.util.BitSet;
 import java.util.Collection;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
@@ -33,15 +34,15 @@ final class PreferredAllocationPolicy {
         if (size <= 0) {
             throw new LedgerException.InvalidRequest("allocation_size " + size + " is not positive");
         }
-        Map<String, TreeSet<Integer>> free = new LinkedHashMap<>();
+        Map<String, BitSet> free = new LinkedHashMap<>();
         for (GpuDevice gpu : gpus) {
-            free.put(gpu.uuid(), new TreeSet<>());
+            free.put(gpu.uuid(), new BitSet(MilliGpuId.SLOTS_PER_GPU));
         }
         for (MilliGpuId id : available) {
-            free.get(id.uuid()).add(id.slot());
+            free.get(id.uuid()).set(id.slot());
         }
         for (MilliGpuId id : mustInclude) {
-            free.get(id.uuid()).add(id.slot()); // kubelet lists picked IDs among the available; be sure
+            free.get(id.uuid()).set(id.slot()); // kubelet lists picked IDs among the available; be sure
         }
         if (mustInclude.size() > size) {
             throw new LedgerException.InvalidRequest("must_include_deviceIDs has " + mustInclude.size()
@@ -58,7 +59,7 @@ final class PreferredAllocationPolicy {
                 + "one must be a multiple of " + MilliGpuId.SLOTS_PER_GPU + " (whole GPUs)");
     }
 
-    private static List<MilliGpuId> shareOfOneGpu(List<GpuDevice> gpus, Map<String, TreeSet<Integer>> free,
+    private static List<MilliGpuId> shareOfOneGpu(List<GpuDevice> gpus, Map<String, BitSet> free,
                                                   Collection<MilliGpuId> mustInclude, int size) throws LedgerException {
         Set<String> mustGpus = mustInclude.stream().map(MilliGpuId::uuid).collect(Collectors.toCollection(TreeSet::new));
         if (mustGpus.size() > 1) {
@@ -67,12 +68,12 @@ final class PreferredAllocationPolicy {
         }
         Map<Integer, Integer> freeByNuma = new TreeMap<>();
         for (GpuDevice gpu : gpus) {
-            freeByNuma.merge(gpu.numaNode(), free.get(gpu.uuid()).size(), Integer::sum);
+            freeByNuma.merge(gpu.numaNode(), free.get(gpu.uuid()).cardinality(), Integer::sum);
         }
         GpuDevice best = gpus.stream()
-                .filter(gpu -> free.get(gpu.uuid()).size() >= size)
+                .filter(gpu -> free.get(gpu.uuid()).cardinality() >= size)
                 .filter(gpu -> mustGpus.isEmpty() || mustGpus.contains(gpu.uuid()))
-                .min(Comparator.<GpuDevice>comparingInt(gpu -> free.get(gpu.uuid()).size())
+                .min(Comparator.<GpuDevice>comparingInt(gpu -> free.get(gpu.uuid()).cardinality())
                         .thenComparingInt(gpu -> freeByNuma.get(gpu.numaNode()))
                         .thenComparingInt(GpuDevice::index))
                 .orElseThrow(() -> new LedgerException.NoFit("no single GPU has " + size
@@ -82,19 +83,17 @@ final class PreferredAllocationPolicy {
         for (MilliGpuId id : mustInclude) {
             slots.add(id.slot());
         }
-        for (int slot : free.get(best.uuid())) {
-            if (slots.size() == size) {
-                break;
-            }
+        BitSet bestFree = free.get(best.uuid());
+        for (int slot = bestFree.nextSetBit(0); slot >= 0 && slots.size() < size; slot = bestFree.nextSetBit(slot + 1)) {
             slots.add(slot);
         }
         return slots.stream().map(slot -> new MilliGpuId(best.uuid(), slot)).sorted().toList();
     }
 
-    private static List<MilliGpuId> wholeGpus(List<GpuDevice> gpus, Map<String, TreeSet<Integer>> free,
+    private static List<MilliGpuId> wholeGpus(List<GpuDevice> gpus, Map<String, BitSet> free,
                                               Collection<MilliGpuId> mustInclude, int count) throws LedgerException {
         List<GpuDevice> wholeFree = gpus.stream()
-                .filter(gpu -> free.get(gpu.uuid()).size() == MilliGpuId.SLOTS_PER_GPU)
+                .filter(gpu -> free.get(gpu.uuid()).cardinality() == MilliGpuId.SLOTS_PER_GPU)
                 .toList();
         Set<String> mustGpus = mustInclude.stream().map(MilliGpuId::uuid).collect(Collectors.toCollection(TreeSet::new));
         List<GpuDevice> chosen = new ArrayList<>();
@@ -155,8 +154,8 @@ final class PreferredAllocationPolicy {
         return ids;
     }
 
-    private static String describeFree(List<GpuDevice> gpus, Map<String, TreeSet<Integer>> free) {
-        return gpus.stream().map(gpu -> gpu.uuid() + "=" + free.get(gpu.uuid()).size())
+    private static String describeFree(List<GpuDevice> gpus, Map<String, BitSet> free) {
+        return gpus.stream().map(gpu -> gpu.uuid() + "=" + free.get(gpu.uuid()).cardinality())
                 .collect(Collectors.joining(", "));
     }
 }

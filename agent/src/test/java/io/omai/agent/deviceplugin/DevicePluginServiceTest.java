@@ -76,6 +76,9 @@ class DevicePluginServiceTest {
         if (server != null) {
             server.shutdownNow();
         }
+        if (ledger != null) {
+            ledger.close();
+        }
     }
 
     private static List<String> ids(int gpu, int count) {
@@ -201,6 +204,7 @@ class DevicePluginServiceTest {
         plugin.allocate(AllocateRequest.newBuilder()
                 .addContainerRequests(ContainerAllocateRequest.newBuilder().addAllDevicesIds(ids(0, 100))).build());
         List<Allocation> before = ledger.allocations();
+        assertThat(ledger.flush(java.time.Duration.ofSeconds(10))).isTrue();
         byte[] checkpoint = Files.readAllBytes(ledger.checkpointFile());
         List<String> spanning = new java.util.ArrayList<>(ids(0, 300).subList(200, 300));
         spanning.addAll(ids(1, 100));
@@ -221,6 +225,7 @@ class DevicePluginServiceTest {
                     });
         }
         assertThat(ledger.allocations()).isEqualTo(before);
+        assertThat(ledger.flush(java.time.Duration.ofSeconds(10))).isTrue();
         assertThat(Files.readAllBytes(ledger.checkpointFile())).isEqualTo(checkpoint);
     }
 

@@ -62,11 +62,30 @@ class AllocationLedgerTest {
         }
     }
 
+    private final List<AllocationLedger> opened = new ArrayList<>();
+
+    /** Opens the ledger of {@code state}, closing (and so flushing) any opened before, as an agent restart does. */
     private AllocationLedger open() throws Exception {
-        return AllocationLedger.open(gpus(2), sharing(), state, clock);
+        closeAll();
+        AllocationLedger ledger = AllocationLedger.open(gpus(2), sharing(), state, clock);
+        opened.add(ledger);
+        return ledger;
+    }
+
+    @org.junit.jupiter.api.AfterEach
+    void closeAll() {
+        opened.forEach(AllocationLedger::close);
+        opened.clear();
     }
 
     private byte[] checkpointBytes() throws IOException {
+        for (AllocationLedger ledger : opened) {
+            try {
+                assertThat(ledger.flush(Duration.ofSeconds(10))).isTrue();
+            } catch (InterruptedException e) {
+                throw new AssertionError(e);
+            }
+        }
         Path file = state.resolve(AllocationLedger.CHECKPOINT_FILE);
         return Files.exists(file) ? Files.readAllBytes(file) : new byte[0];
     }
@@ -95,7 +114,9 @@ class AllocationLedgerTest {
     void unlimitedMemoryPolicyWritesNoMemoryLimit() throws Exception {
         AgentConfig.Sharing unlimited = new AgentConfig.Sharing(AgentConfig.MemoryPolicy.UNLIMITED,
                 ComputeMode.WORK_CONSERVING, true, 100_000, false, "nvidia.com/gpu");
+        closeAll();
         AllocationLedger ledger = AllocationLedger.open(gpus(1), unlimited, state, clock);
+        opened.add(ledger);
         Allocation allocation = ledger.allocate(ids(0, 0, 500));
         assertThat(control(ledger, allocation).devices().getFirst().memoryLimitBytes())
                 .isEqualTo(ShmLayout.MEMORY_UNLIMITED);
@@ -189,6 +210,7 @@ class AllocationLedgerTest {
     @Test
     void aCorruptCheckpointIsRefusedAndKeptAside() throws Exception {
         open().allocate(ids(0, 0, 250));
+        closeAll();
         Path checkpoint = state.resolve(AllocationLedger.CHECKPOINT_FILE);
         String tampered = Files.readString(checkpoint).replace("-m249", "-m999");
         Files.writeString(checkpoint, tampered);
@@ -209,6 +231,7 @@ class AllocationLedgerTest {
     @Test
     void aCheckpointThatIsNotJsonIsRefused() throws Exception {
         Files.writeString(state.resolve(AllocationLedger.CHECKPOINT_FILE), "{ not json");
+        closeAll();
         assertThatThrownBy(this::open)
                 .isInstanceOf(LedgerCheckpointException.class)
                 .hasMessageContaining("is not a ledger checkpoint");
@@ -246,5 +269,24 @@ class AllocationLedgerTest {
         });
         Allocation adopted = ledger.allocations().getFirst();
         assertThat(control(ledger, adopted).devices().getFirst().computeQuotaMilli()).isEqualTo(400);
+    }
+
+    @Test
+    void sharesUseTheSpareFilesAndStillGetTheirOwnLimits() throws Exception {
+        AllocationLedger ledger = open();
+        org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(10)).until(() -> ledger.sparesReady() == 4);
+        List<Allocation> made = new ArrayList<>();
+        for (int i = 0; i < 8; i++) { // more than the spares kept, so both paths run
+            made.add(ledger.allocate(ids(i % 2, (i / 2) * 100, 50 + i)));
+        }
+        for (Allocation allocation : made) {
+            ControlSnapshot control = control(ledger, allocation);
+            assertThat(control.label()).isEqualTo("allocation " + allocation.id());
+            assertThat(control.devices()).singleElement().satisfies(device -> {
+                assertThat(device.uuid()).isEqualTo(allocation.gpuUuids().getFirst());
+                assertThat(device.computeQuotaMilli()).isEqualTo(allocation.milli());
+                assertThat(device.memoryLimitBytes()).isEqualTo(GPU_MEMORY * allocation.milli() / 1000);
+            });
+        }
     }
 }

@@ -1,4 +1,4 @@
-package io.omai.harness.e2e;
+package io.omai.harness.launcher;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -11,43 +11,53 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The agent as a real separate JVM: {@code java -cp ... io.omai.agent.Main run --config FILE}, its log in a file.
- * {@link #kill()} is SIGKILL (no shutdown hook runs), {@link #stop()} SIGTERM.
+ * The agent as a real separate JVM: {@code java -cp <this JVM's classpath> io.omai.agent.Main run --config FILE},
+ * its output appended to a log file. {@link #kill()} is SIGKILL (no shutdown hook runs), {@link #stop()} SIGTERM.
+ * For end-to-end tests, benchmarks and the {@code simulate} command.
  */
-final class AgentProcess implements AutoCloseable {
+public final class AgentJvm implements AutoCloseable {
     private final Process process;
     private final Path log;
 
-    private AgentProcess(Process process, Path log) {
+    private AgentJvm(Process process, Path log) {
         this.process = process;
         this.log = log;
     }
 
-    static AgentProcess start(Path config, Map<String, String> env, Path log) {
+    /** JVM options for tests: small heap, quick start (C1 only). */
+    public static final List<String> QUICK_START = List.of("-Xmx256m", "-XX:TieredStopAtLevel=1");
+
+    /**
+     * Starts {@code omai-agent run --config config} in a new JVM with {@code env} added to this process's
+     * environment (e.g. the simulator's variables).
+     */
+    public static AgentJvm start(Path config, Map<String, String> env, Path log, List<String> jvmOptions) {
+        // Under Surefire java.class.path is a manifest-only booter jar; the real classpath is in this property.
         String classpath = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
-        List<String> command = new ArrayList<>(List.of(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-Xmx256m", "-XX:TieredStopAtLevel=1",
-                "-cp", classpath, "io.omai.agent.Main", "run", "--config", config.toString()));
+        List<String> command = new ArrayList<>();
+        command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        command.add("--enable-native-access=ALL-UNNAMED");
+        command.addAll(jvmOptions);
+        command.addAll(List.of("-cp", classpath, "io.omai.agent.Main", "run", "--config", config.toString()));
         ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
         builder.environment().putAll(env);
         try {
-            return new AgentProcess(builder.start(), log);
+            return new AgentJvm(builder.start(), log);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot start the agent JVM", e);
         }
     }
 
-    long pid() {
+    public long pid() {
         return process.pid();
     }
 
-    boolean alive() {
+    public boolean alive() {
         return process.isAlive();
     }
 
-    String log() {
+    public String log() {
         try {
             return Files.readString(log);
         } catch (IOException e) {
@@ -56,7 +66,7 @@ final class AgentProcess implements AutoCloseable {
     }
 
     /** Waits until the log contains {@code text}; fails with the log if the agent exits or time runs out. */
-    void awaitLog(String text, Duration timeout) {
+    public void awaitLog(String text, Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
         while (System.nanoTime() < deadline) {
             if (log().contains(text)) {
@@ -77,13 +87,13 @@ final class AgentProcess implements AutoCloseable {
     }
 
     /** SIGKILL: the agent gets no chance to clean up. */
-    void kill() throws InterruptedException {
+    public void kill() throws InterruptedException {
         process.destroyForcibly();
         process.waitFor(20, TimeUnit.SECONDS);
     }
 
     /** SIGTERM and wait; returns the exit status. */
-    int stop() throws InterruptedException {
+    public int stop() throws InterruptedException {
         process.destroy();
         if (!process.waitFor(30, TimeUnit.SECONDS)) {
             process.destroyForcibly();

@@ -1,11 +1,8 @@
 package io.omai.harness.e2e;
 
-import static io.omai.harness.e2e.SimulatedGpuNode.RESOURCE;
-import static org.assertj.core.api.Assertions.assertThat;
-import static org.awaitility.Awaitility.await;
-
 import com.fasterxml.jackson.databind.JsonNode;
 import io.omai.harness.kubelet.KubeletSimulator;
+import io.omai.harness.launcher.AgentJvm;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -13,6 +10,9 @@ import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import static io.omai.harness.e2e.SimulatedGpuNode.RESOURCE;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
 
 /** The agent SIGKILLed and restarted keeps its ledger; pods that left PodResources are then released. */
 class AgentRestartTest {
@@ -28,7 +28,7 @@ class AgentRestartTest {
     @Test
     void afterSigkillAndRestartTheLedgerIsIdenticalAndAVanishedPodIsReleased() throws Exception {
         try (SimulatedGpuNode node = new SimulatedGpuNode(dir, 2)) {
-            AgentProcess first = node.startAgent();
+            AgentJvm first = node.startAgent();
             node.kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
             node.kubelet.awaitDevices(RESOURCE, list -> list.size() == 2000, Duration.ofSeconds(10));
             KubeletSimulator.Admission a = node.kubelet.admit("team-a", "infer-0", "main", RESOURCE, 250);
@@ -40,7 +40,7 @@ class AgentRestartTest {
 
             first.kill();
             assertThat(first.alive()).isFalse();
-            AgentProcess second = node.startAgent();
+            AgentJvm second = node.startAgent();
             node.kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
             second.awaitLog("event=ledger_opened", Duration.ofSeconds(5));
             assertThat(second.log()).contains("allocations=2");

@@ -1,9 +1,7 @@
 package io.omai.harness.e2e;
 
-import static io.omai.harness.e2e.SimulatedGpuNode.RESOURCE;
-import static org.assertj.core.api.Assertions.assertThat;
-
 import io.omai.harness.kubelet.Registration;
+import io.omai.harness.launcher.AgentJvm;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -11,6 +9,8 @@ import java.util.List;
 import java.util.LongSummaryStatistics;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import static io.omai.harness.e2e.SimulatedGpuNode.RESOURCE;
+import static org.assertj.core.api.Assertions.assertThat;
 
 /** kubelet restarts wipe the plugin's socket and recreate kubelet.sock; the agent must come back every time. */
 class KubeletRestartTest {
@@ -20,7 +20,7 @@ class KubeletRestartTest {
     @Test
     void twentyKubeletRestartsAreEachFollowedByANewRegistrationAndAFullDeviceList() throws Exception {
         try (SimulatedGpuNode node = new SimulatedGpuNode(dir, 2)) {
-            AgentProcess agent = node.startAgent();
+            AgentJvm agent = node.startAgent();
             node.kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
             List<Long> millis = new ArrayList<>();
             for (int restart = 1; restart <= 20; restart++) {
@@ -37,6 +37,21 @@ class KubeletRestartTest {
             assertThat(millis).allMatch(ms -> ms < 5_000);
             assertThat(agent.alive()).isTrue();
             assertThat(node.kubelet.refusedRegistrations()).isEmpty();
+        }
+    }
+
+    @Test
+    void anAgentStartedBeforeKubeletWaitsForKubeletSockAndThenRegisters() throws Exception {
+        try (SimulatedGpuNode node = new SimulatedGpuNode(dir, 1, false)) {
+            AgentJvm agent = node.startAgent();
+            agent.awaitLog("event=waiting_for_kubelet", Duration.ofSeconds(10));
+            assertThat(agent.log()).doesNotContain("event=registration_failed");
+            node.startKubelet();
+            Registration registration = node.kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(10));
+            assertThat(registration.kubeletGeneration()).isZero();
+            assertThat(node.kubelet.awaitDevices(RESOURCE, list -> list.size() == 1000, Duration.ofSeconds(5)))
+                    .allMatch(d -> d.getHealth().equals("Healthy"));
+            assertThat(node.kubelet.registrations()).hasSize(1);
         }
     }
 }

@@ -3,6 +3,7 @@ package io.omai.harness.e2e;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.omai.harness.kubelet.KubeletSimulator;
+import io.omai.harness.launcher.AgentJvm;
 import io.omai.harness.sim.SimNode;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -21,18 +22,25 @@ final class SimulatedGpuNode implements AutoCloseable {
 
     final Path root;
     final SimNode sim;
-    final KubeletSimulator kubelet;
+    KubeletSimulator kubelet;
+    private final Path devicePlugins;
+    private final Path podResources;
     final Path config;
     final Path stateDir;
-    private final List<AgentProcess> agents = new ArrayList<>();
+    private final List<AgentJvm> agents = new ArrayList<>();
     private int starts;
 
     SimulatedGpuNode(Path root, int gpus) throws IOException {
+        this(root, gpus, true);
+    }
+
+    /** @param startKubelet false to start the kubelet later ({@link #startKubelet}) */
+    SimulatedGpuNode(Path root, int gpus, boolean startKubelet) throws IOException {
         this.root = root;
         this.sim = SimNode.create(root.resolve("sim"), gpus, GPU_MEMORY);
         this.stateDir = root.resolve("state");
-        Path devicePlugins = root.resolve("device-plugins");
-        Path podResources = root.resolve("pod-resources/kubelet.sock");
+        this.devicePlugins = root.resolve("device-plugins");
+        this.podResources = root.resolve("pod-resources/kubelet.sock");
         Files.createDirectories(devicePlugins);
         this.config = root.resolve("agent.yaml");
         Files.writeString(config, """
@@ -53,12 +61,19 @@ final class SimulatedGpuNode implements AutoCloseable {
                   releaseGracePeriod: 2s
                 """.formatted(devicePlugins, podResources, stateDir,
                 sim.buildDir().resolve("lib/libomai-shim.so"), sim.buildDir().resolve("sim/libnvidia-ml.so.1")));
-        this.kubelet = KubeletSimulator.start(devicePlugins, podResources);
+        if (startKubelet) {
+            startKubelet();
+        }
+    }
+
+    KubeletSimulator startKubelet() {
+        kubelet = KubeletSimulator.start(devicePlugins, podResources);
+        return kubelet;
     }
 
     /** Starts the agent JVM and waits until kubelet has its registration and device list. */
-    AgentProcess startAgent() {
-        AgentProcess agent = AgentProcess.start(config, sim.env(), root.resolve("agent-" + (++starts) + ".log"));
+    AgentJvm startAgent() {
+        AgentJvm agent = AgentJvm.start(config, sim.env(), root.resolve("agent-" + (++starts) + ".log"), AgentJvm.QUICK_START);
         agents.add(agent);
         agent.awaitLog("event=agent_started", Duration.ofSeconds(60));
         return agent;
@@ -75,9 +90,11 @@ final class SimulatedGpuNode implements AutoCloseable {
 
     @Override
     public void close() throws Exception {
-        for (AgentProcess agent : agents) {
+        for (AgentJvm agent : agents) {
             agent.close();
         }
-        kubelet.close();
+        if (kubelet != null) {
+            kubelet.close();
+        }
     }
 }

@@ -1,0 +1,90 @@
+package io.omai.agent.ledger;
+
+import io.omai.agent.quota.shm.AllocationFiles;
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Duration;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Removes released allocations' directories off the request path. Unlinking files can take milliseconds (block
+ * freeing, online discard); a rename into a trash directory on the same file system is atomic and immediate, so
+ * the allocation is gone from where containers and the agent look at once, and a background thread deletes it.
+ * Leftovers from a previous run are deleted at start.
+ */
+final class DiscardedDirectories implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(DiscardedDirectories.class);
+    private static final Path STOP = Path.of("");
+
+    private final Path trash;
+    private final LinkedBlockingQueue<Path> queue = new LinkedBlockingQueue<>();
+    private final AtomicLong sequence = new AtomicLong();
+    private final Thread remover;
+
+    DiscardedDirectories(Path trash) throws IOException {
+        this.trash = trash;
+        Files.createDirectories(trash);
+        try (DirectoryStream<Path> leftovers = Files.newDirectoryStream(trash)) {
+            for (Path leftover : leftovers) {
+                queue.add(leftover);
+            }
+        }
+        this.remover = Thread.ofVirtual().name("discarded-allocation-remover").start(this::run);
+    }
+
+    /** Moves {@code directory} (if it exists) out of the way and schedules its deletion. */
+    void discard(Path directory) {
+        if (!Files.exists(directory)) {
+            return;
+        }
+        Path target = trash.resolve(directory.getFileName() + "-" + sequence.incrementAndGet());
+        try {
+            Files.move(directory, target, StandardCopyOption.ATOMIC_MOVE);
+            queue.add(target);
+        } catch (IOException e) {
+            log.warn("event=discard_rename_failed dir={} error=\"{}\" detail=\"deleting in place\"", directory,
+                    e.toString());
+            delete(directory);
+        }
+    }
+
+    private void run() {
+        while (true) {
+            Path next;
+            try {
+                next = queue.take();
+            } catch (InterruptedException e) {
+                return;
+            }
+            if (next == STOP) {
+                return;
+            }
+            delete(next);
+        }
+    }
+
+    private static void delete(Path directory) {
+        try {
+            AllocationFiles.delete(directory);
+        } catch (IOException e) {
+            log.warn("event=allocation_files_not_removed dir={} error=\"{}\"", directory, e.toString());
+        }
+    }
+
+    /** Deletes what is queued, then stops. */
+    @Override
+    public void close() {
+        queue.add(STOP);
+        try {
+            remover.join(Duration.ofSeconds(10));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}
