@@ -255,6 +255,23 @@ static omai_usage_slot *claim_slot(void) {
     uint32_t pid = self_pid;
     uint64_t start = self_start;
     uint64_t ns = self_ns;
+    /* A slot with exactly our identity was claimed by this very process
+     * before it exec'd: take it over rather than leak it. Its bytes stay
+     * counted (the driver may or may not have let go of that memory at exec;
+     * over, never under) until the process exits and the slot is released. */
+    for (uint32_t i = 0; i < OMAI_MAX_SLOTS && start != 0; i++) {
+        omai_usage_slot *s = &usg->slots[i];
+        uint32_t active = OMAI_SLOT_ACTIVE;
+        if (__atomic_load_n(&s->pid, __ATOMIC_ACQUIRE) != pid ||
+            __atomic_load_n(&s->start_time_ticks, __ATOMIC_RELAXED) != start ||
+            __atomic_load_n(&s->pid_ns_inode, __ATOMIC_RELAXED) != ns ||
+            !__atomic_compare_exchange_n(&s->state, &active, OMAI_SLOT_CLAIMED, false, __ATOMIC_ACQ_REL,
+                                         __ATOMIC_RELAXED)) {
+            continue;
+        }
+        __atomic_store_n(&s->state, OMAI_SLOT_ACTIVE, __ATOMIC_RELEASE);
+        return s;
+    }
     for (uint32_t i = 0; i < OMAI_MAX_SLOTS; i++) {
         omai_usage_slot *s = &usg->slots[i];
         uint32_t expected = 0;

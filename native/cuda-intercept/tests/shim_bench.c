@@ -7,10 +7,14 @@
  *   omai-shim-bench alloc-only N N x cuMemAlloc_v2 256 B (freed after the loop, outside the count)
  *   omai-shim-bench meminfo N    N x cuMemGetInfo_v2: hooked, virtualised view
  *   omai-shim-bench passthru N   N x cuCtxGetDevice: not hooked, straight to the driver
+ *   omai-shim-bench exec-after-alloc BYTES
+ *                                allocate BYTES, then exec itself (alloc 1): the same process,
+ *                                a new image; for the shim's slot take-over test
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "omai_cuda.h"
 
@@ -34,6 +38,17 @@ int main(int argc, char **argv) {
     if (rc == CUDA_SUCCESS) rc = cuMemGetInfo_v2(&f, &t);
     if (rc != CUDA_SUCCESS) {
         fprintf(stderr, "omai-shim-bench: set-up failed with CUresult %d\n", (int)rc);
+        return 1;
+    }
+    if (strcmp(argv[1], "exec-after-alloc") == 0) {
+        CUdeviceptr held;
+        rc = cuMemAlloc_v2(&held, (size_t)n);
+        printf("result op=alloc bytes=%ld status=%d\n", n, (int)rc);
+        fflush(stdout);
+        if (rc != CUDA_SUCCESS) return 1;
+        char *again[] = {argv[0], "alloc", "1", NULL};
+        execv("/proc/self/exe", again);
+        perror("omai-shim-bench: execv /proc/self/exe");
         return 1;
     }
     if (strcmp(argv[1], "alloc") == 0) {

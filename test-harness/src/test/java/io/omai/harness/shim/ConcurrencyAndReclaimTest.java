@@ -95,6 +95,21 @@ class ConcurrencyAndReclaimTest {
     }
 
     @Test
+    void aProcessThatExecsKeepsOneSlotAndItsBytesUntilItExits() {
+        try (ShimFixture f = ShimFixture.create(tmp, 1, LIMIT)) {
+            // Allocates 8 MiB, then execs itself (same pid and start time, a new image) and allocates again.
+            SimNode.Run run = f.run("omai-shim-bench", "exec-after-alloc", Long.toString(8 * MiB));
+
+            assertThat(run.exitCode()).as(run.stdout() + run.stderr()).isZero();
+            assertThat(f.usage().devices().get(0).bytesPeak())
+                    .as("the new image took over the old slot with its 8 MiB still counted (over, never under)")
+                    .isGreaterThan(8 * MiB);
+            assertThat(f.usage().slots()).as("one slot, released at exit, none leaked").isEmpty();
+            assertThat(f.reserved(0)).isZero();
+        }
+    }
+
+    @Test
     void aForkedChildClaimsItsOwnSlotAndIsReapedOnItsOwn() {
         try (ShimFixture f = ShimFixture.create(tmp, 1, LIMIT);
                 DeadProcessReaper reaper = new DeadProcessReaper(new LinuxProcessTable(), () -> List.of(f.files))) {
