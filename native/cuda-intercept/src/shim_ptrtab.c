@@ -14,6 +14,7 @@
  * Keys of different kinds (device pointers, VMM handles, array handles) are
  * kept apart by XOR with a per-kind constant.
  */
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -75,6 +76,7 @@ static bool table_ready(void) {
         }
     }
     while ((s = __atomic_load_n(&tab_state, __ATOMIC_ACQUIRE)) == 1) {
+        sched_yield(); /* another thread maps the table: one mmap */
     }
     return s == 2;
 }
