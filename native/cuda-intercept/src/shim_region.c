@@ -252,6 +252,16 @@ static omai_usage_slot *claim_slot(void) {
         self_ns = pid_ns_inode();
         self_pid = (uint32_t)getpid();
     }
+    if (self_start == 0) {
+        /* Without a start time the agent could not tell this process from a
+         * dead one and would reclaim its bytes while it runs: refuse instead. */
+        static int said;
+        if (!__atomic_exchange_n(&said, 1, __ATOMIC_RELAXED)) {
+            omai_log("cannot read this process's start time from /proc/self/stat (is /proc mounted?); device "
+                     "memory allocations will be refused (fail-closed)");
+        }
+        return NULL;
+    }
     uint32_t pid = self_pid;
     uint64_t start = self_start;
     uint64_t ns = self_ns;
@@ -259,7 +269,7 @@ static omai_usage_slot *claim_slot(void) {
      * before it exec'd: take it over rather than leak it. Its bytes stay
      * counted (the driver may or may not have let go of that memory at exec;
      * over, never under) until the process exits and the slot is released. */
-    for (uint32_t i = 0; i < OMAI_MAX_SLOTS && start != 0; i++) {
+    for (uint32_t i = 0; i < OMAI_MAX_SLOTS; i++) {
         omai_usage_slot *s = &usg->slots[i];
         uint32_t active = OMAI_SLOT_ACTIVE;
         if (__atomic_load_n(&s->pid, __ATOMIC_ACQUIRE) != pid ||
@@ -308,7 +318,7 @@ __attribute__((noinline)) static omai_usage_slot *own_slot_slow(void) {
         if (__atomic_compare_exchange_n(&slot_state, &expected, SLOT_CLAIMING, false, __ATOMIC_ACQ_REL,
                                         __ATOMIC_ACQUIRE)) {
             slot = claim_slot();
-            if (!slot && s == SLOT_NONE) {
+            if (!slot && s == SLOT_NONE && self_start != 0) {
                 omai_log("all %u usage slots of this container are taken; device memory allocations of "
                          "this process will be refused until the agent reclaims dead processes' slots",
                          OMAI_MAX_SLOTS);
