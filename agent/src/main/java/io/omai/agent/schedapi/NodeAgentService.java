@@ -49,6 +49,7 @@ final class NodeAgentService extends NodeAgentGrpc.NodeAgentImplBase {
     @Override
     public void watchNodeState(WatchNodeStateRequest request, StreamObserver<NodeState> response) {
         try {
+            validator.checkWatch(request);
             NodeStateWatch.start(request, (ServerCallStreamObserver<NodeState>) response, publisher);
         } catch (RuntimeException e) {
             response.onError(GrpcStatusMapper.toStatus(e).asException());

@@ -35,7 +35,7 @@ final class NodeStateWatch implements NodeStatePublisher.Observer {
         boolean sameIncarnation = request.getIncarnation().isEmpty()
                 || request.getIncarnation().equals(publisher.incarnation());
         // a client from another incarnation gets the current state whatever generation it names
-        long clientGeneration = sameIncarnation ? Math.max(0, request.getAfterGeneration()) : 0;
+        long clientGeneration = sameIncarnation ? request.getAfterGeneration() : 0;
         var watch = new NodeStateWatch(call, publisher, clientGeneration);
         call.setOnReadyHandler(watch::drain);
         call.setOnCancelHandler(watch::stop);

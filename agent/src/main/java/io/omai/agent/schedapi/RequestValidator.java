@@ -8,6 +8,7 @@ import io.omai.agent.schedapi.v1.ContainerRequirement;
 import io.omai.agent.schedapi.v1.FitRequest;
 import io.omai.agent.schedapi.v1.ReleaseRequest;
 import io.omai.agent.schedapi.v1.ReserveRequest;
+import io.omai.agent.schedapi.v1.WatchNodeStateRequest;
 import io.omai.agent.tenancy.ContainerReservation;
 import io.omai.agent.tenancy.MilliGpu;
 import io.omai.agent.tenancy.ReservationRequest;
@@ -28,6 +29,8 @@ public final class RequestValidator {
     public static final int MAX_LEASE_SECONDS = 3600;
     static final int MAX_CONTAINERS = 64;
     static final int MAX_VFS_PER_CONTAINER = 64;
+    // incarnations are UUIDs (36 characters); anything much longer is not one of ours
+    private static final int MAX_INCARNATION_LENGTH = 64;
 
     private static final Pattern DNS_LABEL = Pattern.compile("[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?");
     // namespaces, label values, or "org/team": letters, digits and . _ - : / inside, alphanumeric at both ends
@@ -128,6 +131,18 @@ public final class RequestValidator {
             }
         }
         return new ContainerReservation(name, c.getGpuUuidsList(), milli, memory, c.getVfIdsList());
+    }
+
+    public void checkWatch(WatchNodeStateRequest request) {
+        if (request.getAfterGeneration() < 0) {
+            throw new InvalidRequestException("after_generation", request.getAfterGeneration()
+                    + " is negative; pass 0 for none or the generation of the last state received");
+        }
+        if (request.getIncarnation().length() > MAX_INCARNATION_LENGTH) {
+            throw new InvalidRequestException("incarnation", "is " + request.getIncarnation().length()
+                    + " characters long; pass back the incarnation of a state received (at most "
+                    + MAX_INCARNATION_LENGTH + ")");
+        }
     }
 
     /** The reservation a release names: by pod UID or by idempotency key. */

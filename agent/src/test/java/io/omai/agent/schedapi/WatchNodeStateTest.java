@@ -5,9 +5,12 @@ import static io.omai.agent.schedapi.NodeFixtures.uuid;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
 import io.omai.agent.schedapi.v1.ContainerAssignment;
 import io.omai.agent.schedapi.v1.GetNodeStateRequest;
 import io.omai.agent.schedapi.v1.NodeState;
@@ -112,6 +115,32 @@ class WatchNodeStateTest {
                 .setIncarnation("agent-before-restart").build());
 
         assertThat(recorder.next()).isEqualTo(current());
+    }
+
+    @Test
+    void watch_negativeGenerationIsInvalidArgument() {
+        var failures = new LinkedBlockingQueue<Throwable>();
+        api.async.watchNodeState(WatchNodeStateRequest.newBuilder().setAfterGeneration(-3).build(),
+                new StreamObserver<>() {
+                    @Override
+                    public void onNext(NodeState state) {
+                        failures.add(new AssertionError("got a state for a malformed request"));
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        failures.add(t);
+                    }
+
+                    @Override
+                    public void onCompleted() {}
+                });
+
+        assertThat(failures.poll()).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+            assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+            assertThat(e.getStatus().getDescription()).startsWith("after_generation: -3 is negative");
+        });
+        assertThat(api.server.publisher().observerCount()).isZero();
     }
 
     @Test
