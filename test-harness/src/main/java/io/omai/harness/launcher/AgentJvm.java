@@ -86,6 +86,15 @@ public final class AgentJvm implements AutoCloseable {
         throw new AssertionError("agent did not log '" + text + "' within " + timeout + ":\n" + log());
     }
 
+    /** Waits for the agent to exit by itself (SIGKILL after {@code timeout}); returns its exit status. */
+    public int waitFor(Duration timeout) throws InterruptedException {
+        if (!process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+            process.destroyForcibly();
+            process.waitFor(10, TimeUnit.SECONDS);
+        }
+        return process.exitValue();
+    }
+
     /** SIGKILL: the agent gets no chance to clean up. */
     public void kill() throws InterruptedException {
         process.destroyForcibly();

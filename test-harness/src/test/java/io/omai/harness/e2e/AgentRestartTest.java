@@ -50,7 +50,9 @@ class AgentRestartTest {
             String gone = a.response().getEnvsMap().get("OMAI_ALLOCATION_ID");
             String kept = b.response().getEnvsMap().get("OMAI_ALLOCATION_ID");
             node.kubelet.podResources().removePod("team-a", "infer-0");
-            await().atMost(Duration.ofSeconds(20)).until(() -> !Files.exists(node.allocationDir(gone)));
+            // The directory goes at once; the checkpoint follows on the ledger's writer thread.
+            await().atMost(Duration.ofSeconds(20)).until(() -> !Files.exists(node.allocationDir(gone))
+                    && node.checkpointAllocations().size() == 1);
             JsonNode after = node.checkpointAllocations();
             assertThat(after).hasSize(1);
             assertThat(after.get(0).get("id").asText()).isEqualTo(kept);
@@ -59,6 +61,27 @@ class AgentRestartTest {
 
             assertThat(second.stop()).as("SIGTERM: graceful stop").isIn(0, 143);
             assertThat(second.log()).contains("event=agent_stopped");
+        }
+    }
+
+    @Test
+    void aCorruptCheckpointStopsTheAgentWithExitThreeAndIsKeptAside() throws Exception {
+        try (SimulatedGpuNode node = new SimulatedGpuNode(dir, 1)) {
+            Files.createDirectories(node.stateDir);
+            Path checkpoint = node.stateDir.resolve("ledger.json");
+            Files.writeString(checkpoint, "{\"version\":1,\"checksum\":\"sha256:00\",\"allocations\":[]}");
+            AgentJvm agent = AgentJvm.start(node.config, node.sim.env(), dir.resolve("corrupt.log"), AgentJvm.QUICK_START);
+            assertThat(agent.waitFor(Duration.ofSeconds(60))).isEqualTo(3);
+            assertThat(agent.log()).contains("ledger checkpoint " + checkpoint + " is unusable", "does not match",
+                    "kept aside as " + node.stateDir.resolve("ledger.json.corrupt-"));
+            assertThat(checkpoint).doesNotExist();
+            try (var files = Files.list(node.stateDir)) {
+                assertThat(files.map(f -> f.getFileName().toString()))
+                        .anyMatch(name -> name.startsWith("ledger.json.corrupt-"));
+            }
+            // The next start has no checkpoint: it starts empty and registers.
+            node.startAgent();
+            node.kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
         }
     }
 }
