@@ -180,13 +180,154 @@ CUresult cuMemAllocAsync_ptsz(CUdeviceptr *dptr, size_t bytesize, CUstream hStre
     return alloc_async(omai_cu.cuMemAllocAsync_ptsz, dptr, bytesize, hStream);
 }
 
+/* ------------------------------------------------------ where pools live */
+
+/* Memory pools seen being created or handed out, and where they live: a
+ * small lock-free open-addressing table (pools are few), key = the handle. */
+#define POOL_SLOTS 512u
+#define POOL_EMPTY 0u
+#define POOL_GONE 1u
+#define POOL_HOST (-2) /* host-located pool: pinned host memory, not GPU memory */
+#define POOL_UNKNOWN (-1)
+
+static struct {
+    uintptr_t key;
+    int where; /* device ordinal, POOL_HOST */
+} pools[POOL_SLOTS];
+
+static uint32_t pool_home(uintptr_t k) { return (uint32_t)((k * 0x9E3779B97F4A7C15ull) >> 55) % POOL_SLOTS; }
+
+static void pool_record(CUmemoryPool pool, int where, bool keep_known) {
+    uintptr_t k = (uintptr_t)pool;
+    if (k <= POOL_GONE) {
+        return;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        uint32_t i = pool_home(k);
+        for (uint32_t n = 0; n < POOL_SLOTS; n++, i = (i + 1) % POOL_SLOTS) {
+            uintptr_t cur = __atomic_load_n(&pools[i].key, __ATOMIC_ACQUIRE);
+            if (cur == k) {
+                if (!keep_known) {
+                    __atomic_store_n(&pools[i].where, where, __ATOMIC_RELEASE);
+                }
+                return;
+            }
+            if (cur == POOL_EMPTY || (attempt == 1 && cur == POOL_GONE)) {
+                /* First pass looks for the key up to the first empty entry;
+                 * the second may reuse a freed one. */
+                if (attempt == 0) {
+                    break;
+                }
+                uintptr_t expected = cur;
+                if (__atomic_compare_exchange_n(&pools[i].key, &expected, k, false, __ATOMIC_ACQ_REL,
+                                                __ATOMIC_RELAXED)) {
+                    /* After the claim: the thread that won the entry writes it. */
+                    __atomic_store_n(&pools[i].where, where, __ATOMIC_RELEASE);
+                    return;
+                }
+            }
+        }
+    }
+    /* Full (512 live pools): the pool stays unknown and is charged to the stream's device. */
+}
+
+static int pool_where(CUmemoryPool pool) {
+    uintptr_t k = (uintptr_t)pool;
+    uint32_t i = pool_home(k);
+    for (uint32_t n = 0; n < POOL_SLOTS && k > POOL_GONE; n++, i = (i + 1) % POOL_SLOTS) {
+        uintptr_t cur = __atomic_load_n(&pools[i].key, __ATOMIC_ACQUIRE);
+        if (cur == k) {
+            return __atomic_load_n(&pools[i].where, __ATOMIC_ACQUIRE);
+        }
+        if (cur == POOL_EMPTY) {
+            break;
+        }
+    }
+    return POOL_UNKNOWN;
+}
+
+static void pool_forget(CUmemoryPool pool) {
+    uintptr_t k = (uintptr_t)pool;
+    uint32_t i = pool_home(k);
+    for (uint32_t n = 0; n < POOL_SLOTS && k > POOL_GONE; n++, i = (i + 1) % POOL_SLOTS) {
+        uintptr_t cur = __atomic_load_n(&pools[i].key, __ATOMIC_ACQUIRE);
+        if (cur == k) {
+            __atomic_compare_exchange_n(&pools[i].key, &cur, POOL_GONE, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED);
+            return;
+        }
+        if (cur == POOL_EMPTY) {
+            return;
+        }
+    }
+}
+
+static int location_where(const CUmemLocation *loc) {
+    switch (loc->type) {
+    case CU_MEM_LOCATION_TYPE_DEVICE:
+        return loc->id;
+    case CU_MEM_LOCATION_TYPE_HOST:
+    case CU_MEM_LOCATION_TYPE_HOST_NUMA:
+    case CU_MEM_LOCATION_TYPE_HOST_NUMA_CURRENT:
+        return POOL_HOST;
+    default:
+        return POOL_UNKNOWN;
+    }
+}
+
+CUresult cuMemPoolCreate(CUmemoryPool *pool, const CUmemPoolProps *poolProps) {
+    NEED_REAL(cuMemPoolCreate);
+    CUresult r = omai_cu.cuMemPoolCreate(pool, poolProps);
+    if (r == CUDA_SUCCESS && pool && poolProps) {
+        int where = location_where(&poolProps->location);
+        if (where != POOL_UNKNOWN) {
+            pool_record(*pool, where, false);
+        }
+    }
+    return r;
+}
+
+CUresult cuMemPoolDestroy(CUmemoryPool pool) {
+    NEED_REAL(cuMemPoolDestroy);
+    CUresult r = omai_cu.cuMemPoolDestroy(pool);
+    if (r == CUDA_SUCCESS) {
+        pool_forget(pool);
+    }
+    return r;
+}
+
+CUresult cuDeviceGetDefaultMemPool(CUmemoryPool *pool_out, CUdevice dev) {
+    NEED_REAL(cuDeviceGetDefaultMemPool);
+    CUresult r = omai_cu.cuDeviceGetDefaultMemPool(pool_out, dev);
+    if (r == CUDA_SUCCESS && pool_out) {
+        pool_record(*pool_out, dev, false);
+    }
+    return r;
+}
+
+CUresult cuDeviceGetMemPool(CUmemoryPool *pool, CUdevice dev) {
+    NEED_REAL(cuDeviceGetMemPool);
+    CUresult r = omai_cu.cuDeviceGetMemPool(pool, dev);
+    if (r == CUDA_SUCCESS && pool) {
+        pool_record(*pool, dev, true); /* a pool created elsewhere keeps what its creation said */
+    }
+    return r;
+}
+
 static CUresult alloc_from_pool(__typeof__(&cuMemAllocFromPoolAsync) real, CUdeviceptr *dptr,
                                 size_t bytesize, CUmemoryPool pool, CUstream hStream) {
     if (!dptr || bytesize == 0) {
         return real(dptr, bytesize, pool, hStream);
     }
-    CUdevice dev;
-    CUresult r = stream_device(hStream, &dev);
+    /* The pool's device, as its creation (or the driver, for a device's own
+     * pools) said; a pool the shim never saw (imported from another process)
+     * is charged to the stream's device. Host pools are not GPU memory. */
+    int where = pool_where(pool);
+    if (where == POOL_HOST) {
+        return real(dptr, bytesize, pool, hStream);
+    }
+    CUdevice dev = where;
+    CUresult r = where >= 0 ? CUDA_SUCCESS : stream_device(hStream, &dev);
     if (r != CUDA_SUCCESS) {
         return r;
     }

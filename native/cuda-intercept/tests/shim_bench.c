@@ -7,6 +7,9 @@
  *   omai-shim-bench alloc-only N N x cuMemAlloc_v2 256 B (freed after the loop, outside the count)
  *   omai-shim-bench meminfo N    N x cuMemGetInfo_v2: hooked, virtualised view
  *   omai-shim-bench passthru N   N x cuCtxGetDevice: not hooked, straight to the driver
+ *   omai-shim-bench pool-on DEVICE BYTES
+ *                                with device 0 current, cuMemAllocFromPoolAsync BYTES from a pool
+ *                                created on DEVICE: which device's quota pays
  *   omai-shim-bench exec-after-alloc BYTES
  *                                allocate BYTES, then exec itself (alloc 1): the same process,
  *                                a new image; for the shim's slot take-over test
@@ -19,7 +22,7 @@
 #include "omai_cuda.h"
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
+    if (argc != 3 && !(argc == 4 && strcmp(argv[1], "pool-on") == 0)) {
         fprintf(stderr, "usage: omai-shim-bench alloc|alloc-only|meminfo|passthru N\n");
         return 2;
     }
@@ -30,6 +33,25 @@ int main(int argc, char **argv) {
     if (rc == CUDA_SUCCESS) rc = cuDeviceGet(&dev, 0);
     if (rc == CUDA_SUCCESS) rc = cuDevicePrimaryCtxRetain(&ctx, dev);
     if (rc == CUDA_SUCCESS) rc = cuCtxSetCurrent(ctx);
+    if (rc == CUDA_SUCCESS && strcmp(argv[1], "pool-on") == 0) {
+        if (argc != 4) {
+            fprintf(stderr, "usage: omai-shim-bench pool-on DEVICE BYTES\n");
+            return 2;
+        }
+        CUmemPoolProps props;
+        memset(&props, 0, sizeof props);
+        props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+        props.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+        props.location.id = (int)n;
+        CUmemoryPool pool;
+        CUdeviceptr p;
+        rc = cuMemPoolCreate(&pool, &props);
+        if (rc == CUDA_SUCCESS) rc = cuMemAllocFromPoolAsync(&p, (size_t)strtoull(argv[3], NULL, 10), pool, NULL);
+        printf("result op=pool-alloc device=%ld status=%d\n", n, (int)rc);
+        if (rc == CUDA_SUCCESS) rc = cuMemFreeAsync(p, NULL);
+        if (rc == CUDA_SUCCESS) rc = cuStreamSynchronize(NULL);
+        return rc == CUDA_SUCCESS ? 0 : 1;
+    }
     /* One warm-up call of each kind so one-time set-up is outside the loop. */
     CUdeviceptr p;
     if (rc == CUDA_SUCCESS) rc = cuMemAlloc_v2(&p, 256);

@@ -34,7 +34,7 @@ final class DeviceListPublisher {
     private final List<GpuDevice> gpus;
     private final Map<String, List<Device>> healthyDevices = new LinkedHashMap<>();
     private final Map<String, List<Device>> unhealthyDevices = new LinkedHashMap<>();
-    private final Runnable onStreamEnded;
+    private volatile Runnable onStreamEnded = () -> {};
 
     private final Object watchLock = new Object();
     // guarded by watchLock
@@ -44,12 +44,8 @@ final class DeviceListPublisher {
     // guarded by watchLock
     private boolean terminated;
 
-    /**
-     * @param onStreamEnded told whenever kubelet's stream ends (cancelled or failed): kubelet may have restarted
-     */
-    DeviceListPublisher(List<GpuDevice> gpus, Map<String, GpuHealth> initialHealth, Runnable onStreamEnded) {
+    DeviceListPublisher(List<GpuDevice> gpus, Map<String, GpuHealth> initialHealth) {
         this.gpus = List.copyOf(gpus);
-        this.onStreamEnded = onStreamEnded;
         for (GpuDevice gpu : gpus) {
             healthyDevices.put(gpu.uuid(), devices(gpu, HEALTHY));
             unhealthyDevices.put(gpu.uuid(), devices(gpu, UNHEALTHY));
@@ -77,6 +73,11 @@ final class DeviceListPublisher {
             response.addAllDevices(healthy ? healthyDevices.get(gpu.uuid()) : unhealthyDevices.get(gpu.uuid()));
         }
         return response.build();
+    }
+
+    /** {@code listener} is told whenever kubelet's stream ends (cancelled or failed): kubelet may have restarted. */
+    void onStreamEnded(Runnable listener) {
+        this.onStreamEnded = listener;
     }
 
     /** The list every new stream starts with. */

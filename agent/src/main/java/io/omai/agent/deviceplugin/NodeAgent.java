@@ -93,9 +93,7 @@ public final class NodeAgent implements AutoCloseable {
                     config.resources().milliGpu(), ledger, config.kubelet().reconcileInterval(),
                     config.kubelet().releaseGracePeriod());
 
-            KubeletRegistrar[] registrarRef = new KubeletRegistrar[1];
-            DeviceListPublisher devices = new DeviceListPublisher(gpus, health.current(),
-                    () -> registrarRef[0].streamEnded());
+            DeviceListPublisher devices = new DeviceListPublisher(gpus, health.current());
             health.addListener(devices::healthChanged);
             started.add(devices::terminate);
             health.start();
@@ -108,7 +106,7 @@ public final class NodeAgent implements AutoCloseable {
 
             KubeletRegistrar registrar = new KubeletRegistrar(config.directories().devicePlugin(),
                     config.resources().milliGpu(), server, devices::watchers, config.kubelet().registrationBackoffMax());
-            registrarRef[0] = registrar;
+            devices.onStreamEnded(registrar::streamEnded);
             registrar.start();
             started.add(registrar);
 

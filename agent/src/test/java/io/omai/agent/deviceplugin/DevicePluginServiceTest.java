@@ -52,7 +52,7 @@ class DevicePluginServiceTest {
     private ManagedChannel channel;
     private AllocationLedger ledger;
     private DeviceListPublisher devices;
-    private int streamsEnded;
+    private final java.util.concurrent.atomic.AtomicInteger streamsEnded = new java.util.concurrent.atomic.AtomicInteger();
 
     private DevicePluginGrpc.DevicePluginBlockingStub start(String extraYaml) throws Exception {
         AgentConfig config = ConfigLoader.withDirectories(ConfigLoader.parse("test", "version: 1\n" + extraYaml),
@@ -60,7 +60,8 @@ class DevicePluginServiceTest {
         ledger = AllocationLedger.open(GPUS, config.sharing(), state, Clock.systemUTC());
         ContainerEdits edits = new ContainerEdits(ledger, config);
         edits.writePreloadFile();
-        devices = new DeviceListPublisher(GPUS, Map.of(), () -> streamsEnded++);
+        devices = new DeviceListPublisher(GPUS, Map.of());
+        devices.onStreamEnded(streamsEnded::incrementAndGet);
         String name = InProcessServerBuilder.generateName();
         server = InProcessServerBuilder.forName(name).directExecutor()
                 .addService(new DevicePluginService(ledger, edits, devices)).build().start();
@@ -129,7 +130,7 @@ class DevicePluginServiceTest {
         assertThat(devices.watchers()).isEqualTo(1);
 
         channel.shutdownNow(); // kubelet goes away: the stream is cancelled and the registrar told
-        await().until(() -> devices.watchers() == 0 && streamsEnded == 1);
+        await().until(() -> devices.watchers() == 0 && streamsEnded.get() == 1);
     }
 
     @Test

@@ -106,6 +106,21 @@ class MemoryQuotaRoutesTest {
     }
 
     @Test
+    void aPoolAllocationIsChargedToThePoolsDeviceNotTheStreams() {
+        // GPU 0 (current, 64 MiB) and GPU 1 (16 MiB); the pool lives on GPU 1.
+        try (ShimFixture f = ShimFixture.create(tmp, 2, LIMIT, 16 * MiB)) {
+            SimNode.Run over = f.run("omai-shim-bench", "pool-on", "1", Long.toString(32 * MiB));
+            SimNode.Run fits = f.run("omai-shim-bench", "pool-on", "1", Long.toString(16 * MiB));
+
+            assertThat(over.first("pool-alloc").status()).as(over.stdout() + over.stderr())
+                    .isEqualTo("2"); // CUDA_ERROR_OUT_OF_MEMORY: GPU 1's quota, although GPU 0 has room
+            assertThat(fits.first("pool-alloc").status()).isEqualTo("0");
+            assertThat(f.usage().devices().get(1).bytesPeak()).isEqualTo(16 * MiB);
+            assertThat(f.usage().devices().get(0).bytesPeak()).as("nothing charged to the stream's device").isZero();
+        }
+    }
+
+    @Test
     void unlimitedDevicesAreCountedButNotCapped() {
         try (ShimFixture f = ShimFixture.create(tmp, 1, -1L)) {
             SimNode.Run run = f.run("omai-workload", "alloc", "alloc", Long.toString(1L << 30), "meminfo", "sleep", "0");
