@@ -5,6 +5,12 @@ import io.omai.agent.config.ConfigException;
 import io.omai.agent.config.ConfigLoader;
 import io.omai.agent.deviceplugin.AgentStartException;
 import io.omai.agent.deviceplugin.NodeAgent;
+import io.omai.agent.gpu.nvml.FfmNvmlLibrary;
+import io.omai.agent.metrics.AgentMetrics;
+import io.omai.agent.metrics.MetricsServer;
+import io.omai.agent.metrics.NodeAgentSources;
+import io.omai.agent.metrics.TenantLookup;
+import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -51,17 +57,33 @@ final class RunCommand implements Callable<Integer> {
             spec.commandLine().getErr().flush();
             return EXIT_BAD_CONFIG;
         }
+        // Probes answer from the start (readiness: "starting"), so a slow start is not taken for a dead one.
+        AgentMetrics metrics = AgentMetrics.create(agentConfig.nodeName());
+        MetricsServer metricsServer;
         NodeAgent agent;
         try {
-            agent = NodeAgent.start(agentConfig);
-        } catch (AgentStartException e) {
+            metricsServer = MetricsServer.start(agentConfig.metrics(), metrics);
+        } catch (UncheckedIOException e) {
             spec.commandLine().getErr().println("omai-agent run: " + e.getMessage());
             spec.commandLine().getErr().flush();
             return EXIT_CANNOT_START;
         }
+        try {
+            agent = NodeAgent.start(agentConfig, metrics.rpcLatency());
+        } catch (AgentStartException e) {
+            metricsServer.close();
+            spec.commandLine().getErr().println("omai-agent run: " + e.getMessage());
+            spec.commandLine().getErr().flush();
+            return EXIT_CANNOT_START;
+        }
+        NodeAgentSources.bind(metrics, agent, FfmNvmlLibrary.instance(), TenantLookup.UNKNOWN);
+        metrics.health().markStarted();
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(Thread.ofPlatform().name("omai-shutdown").unstarted(() -> {
+            metrics.health().markStopping();
             agent.close();
+            metricsServer.close();
+            metrics.close();
             stopped.countDown();
         }));
         stopped.await();

@@ -15,6 +15,7 @@ import java.time.Duration;
  * @param shim where the CUDA shim lives on the host and in containers
  * @param nvml how NVML is loaded and GPU health is judged
  * @param kubelet registration and reconciliation timing
+ * @param metrics where {@code /metrics}, {@code /healthz} and {@code /readyz} are served
  */
 public record AgentConfig(
         String nodeName,
@@ -23,7 +24,8 @@ public record AgentConfig(
         Sharing sharing,
         Shim shim,
         Nvml nvml,
-        Kubelet kubelet) {
+        Kubelet kubelet,
+        Metrics metrics) {
 
     /** The config format this agent reads ({@code version:} in the file). */
     public static final int VERSION = 1;
@@ -80,6 +82,12 @@ public record AgentConfig(
      * @param releaseGracePeriod an allocation younger than this is never released (kubelet records it late)
      */
     public record Kubelet(Duration registrationBackoffMax, Duration reconcileInterval, Duration releaseGracePeriod) {}
+
+    /**
+     * @param address the IP address the metrics and health server listens on ({@code 0.0.0.0}: every interface)
+     * @param port its TCP port; the DaemonSet's {@code metrics} container port and probes name the same port
+     */
+    public record Metrics(String address, int port) {}
 
     /** The plugin's socket file name in the device-plugin directory. */
     public String pluginSocketName() {

@@ -96,12 +96,12 @@ public final class ConfigLoader {
                 stateDir == null ? d.state() : stateDir.toAbsolutePath(),
                 d.devRoot());
         return new AgentConfig(config.nodeName(), config.resources(), replaced, config.sharing(), config.shim(),
-                config.nvml(), config.kubelet());
+                config.nvml(), config.kubelet(), config.metrics());
     }
 
     private AgentConfig read(JsonNode root) throws ConfigException {
         Section top = new Section("", root, "version", "nodeName", "resources", "directories", "sharing", "shim",
-                "nvml", "kubelet");
+                "nvml", "kubelet", "metrics");
         JsonNode version = top.node("version");
         if (version.isMissingNode()) {
             throw error("version", "is missing; expected 'version: " + AgentConfig.VERSION + "'");
@@ -188,6 +188,21 @@ public final class ConfigLoader {
         }
         Duration grace = kubelet.duration("releaseGracePeriod", Duration.ofSeconds(60));
 
+        Section metrics = top.section("metrics", "address", "port");
+        String metricsAddress = metrics.string("address", "0.0.0.0");
+        try {
+            InetAddress.ofLiteral(metricsAddress); // a literal only: binding must not depend on DNS at start
+        } catch (IllegalArgumentException e) {
+            throw error("metrics.address", "'" + metricsAddress + "' is not an IP address; expected e.g. 0.0.0.0 "
+                    + "(every interface), 127.0.0.1 or ::");
+        }
+        JsonNode metricsPort = metrics.node("port");
+        if (!metricsPort.isMissingNode() && !metricsPort.isNull()
+                && (!metricsPort.isInt() || metricsPort.intValue() < 1 || metricsPort.intValue() > 65535)) {
+            throw error("metrics.port", "'" + metricsPort.asText() + "' is not a TCP port; expected a whole number "
+                    + "1..65535 (the DaemonSet's 'metrics' containerPort, 9400)");
+        }
+
         return new AgentConfig(nodeName,
                 new AgentConfig.Resources(milliGpu),
                 directories,
@@ -195,7 +210,8 @@ public final class ConfigLoader {
                         Math.toIntExact(period.toNanos() / 1_000), cdiEnabled, cdiKind),
                 shimConfig,
                 new AgentConfig.Nvml(library, nvml.bool("healthChecks", true), debounce, ignoredXids),
-                new AgentConfig.Kubelet(backoffMax, reconcileInterval, grace));
+                new AgentConfig.Kubelet(backoffMax, reconcileInterval, grace),
+                new AgentConfig.Metrics(metricsAddress, metricsPort.isInt() ? metricsPort.intValue() : 9400));
     }
 
     private static String defaultNodeName() {

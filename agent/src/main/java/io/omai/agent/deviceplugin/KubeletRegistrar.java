@@ -47,6 +47,7 @@ final class KubeletRegistrar implements AutoCloseable {
     private final Semaphore wakeUp = new Semaphore(0);
     private final AtomicBoolean streamEnded = new AtomicBoolean();
     private final AtomicInteger registrations = new AtomicInteger();
+    private final AtomicInteger kubeletRestarts = new AtomicInteger();
     private volatile boolean running;
     private volatile long lastRegisteredNanos;
     private Thread loop;
@@ -74,6 +75,11 @@ final class KubeletRegistrar implements AutoCloseable {
     /** Successful Register calls so far. */
     int registrations() {
         return registrations.get();
+    }
+
+    /** Re-registrations after kubelet restarted (a new kubelet.sock, or our socket removed), for metrics. */
+    int kubeletRestarts() {
+        return kubeletRestarts.get();
     }
 
     /** kubelet's stream ended: if no stream is left open soon, register again. */
@@ -156,6 +162,9 @@ final class KubeletRegistrar implements AutoCloseable {
                 register();
                 registeredWith = kubeletKey;
                 backoff = INITIAL_BACKOFF;
+                if (registrations.get() > 1 && !reason.equals("stream_lost")) {
+                    kubeletRestarts.incrementAndGet();
+                }
                 log.info("event=registered resource={} endpoint={} registration={} reason={} took_ms={}", resourceName,
                         server.socket().getFileName(), registrations.get(),
                         reason,

@@ -1,5 +1,8 @@
 package io.omai.agent.deviceplugin;
 
+import io.grpc.BindableService;
+import io.grpc.ServerInterceptor;
+import io.grpc.ServerInterceptors;
 import io.omai.agent.config.AgentConfig;
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.gpu.GpuHealthMonitor;
@@ -52,8 +55,12 @@ public final class NodeAgent implements AutoCloseable {
         this.reconciler = reconciler;
     }
 
-    /** Starts with the NVML library the configuration names ({@code nvml.library}). */
-    public static NodeAgent start(AgentConfig config) throws AgentStartException {
+    /**
+     * Starts with the NVML library the configuration names ({@code nvml.library}); {@code pluginInterceptors}
+     * wrap the device-plugin service (the metrics' latency timer).
+     */
+    public static NodeAgent start(AgentConfig config, ServerInterceptor... pluginInterceptors)
+            throws AgentStartException {
         NvmlLibrary nvml;
         try {
             NvmlDowncalls.useLibrary(config.nvml().library());
@@ -62,11 +69,12 @@ public final class NodeAgent implements AutoCloseable {
             Throwable cause = e instanceof ExceptionInInitializerError init && init.getCause() != null ? init.getCause() : e;
             throw new AgentStartException("cannot bind NVML: " + cause.getMessage(), cause);
         }
-        return start(config, nvml);
+        return start(config, nvml, pluginInterceptors);
     }
 
     /** Starts with a given NVML binding (tests: a fake, or the simulated driver). */
-    public static NodeAgent start(AgentConfig config, NvmlLibrary nvml) throws AgentStartException {
+    public static NodeAgent start(AgentConfig config, NvmlLibrary nvml, ServerInterceptor... pluginInterceptors)
+            throws AgentStartException {
         List<AutoCloseable> started = new ArrayList<>();
         try {
             GpuInventory inventory = new GpuInventory(nvml);
@@ -100,7 +108,7 @@ public final class NodeAgent implements AutoCloseable {
 
             Path socket = config.directories().devicePlugin().resolve(config.pluginSocketName());
             PluginSocketServer server = new PluginSocketServer(socket,
-                    List.of(new DevicePluginService(ledger, edits, devices)));
+                    List.of(intercepted(new DevicePluginService(ledger, edits, devices), pluginInterceptors)));
             server.ensureListening();
             started.add(server);
 
@@ -149,6 +157,11 @@ public final class NodeAgent implements AutoCloseable {
         return registrar.registrations();
     }
 
+    /** kubelet restarts noticed (and re-registered after) so far. */
+    public int kubeletRestarts() {
+        return registrar.kubeletRestarts();
+    }
+
     /** Reconciles with PodResources now (instead of waiting for the interval). */
     public ReconcileReport reconcileNow() throws LedgerException {
         return reconciler.reconcileOnce();
@@ -170,6 +183,10 @@ public final class NodeAgent implements AutoCloseable {
                 log.warn("event=stop_failed error=\"{}\"", e.toString());
             }
         }
+    }
+
+    private static BindableService intercepted(BindableService service, ServerInterceptor... interceptors) {
+        return () -> ServerInterceptors.intercept(service, interceptors);
     }
 
     private static List<AutoCloseable> reversed(List<AutoCloseable> startOrder) {

@@ -185,7 +185,8 @@ class ManifestsTest {
                 .isFalse();
         // Every key is written out (so the file is the reference), not left to the defaults.
         assertThat(fieldNames(tree)).containsExactlyInAnyOrder("version", "resources", "directories", "sharing",
-                "shim", "nvml", "kubelet");
+                "shim", "nvml", "kubelet", "metrics");
+        assertThat(fieldNames(tree.get("metrics"))).containsExactlyInAnyOrder("address", "port");
         assertThat(fieldNames(tree.get("directories")))
                 .containsExactlyInAnyOrder("devicePlugin", "podResourcesSocket", "state", "devRoot");
         assertThat(fieldNames(tree.get("sharing")))
@@ -324,6 +325,8 @@ class ManifestsTest {
         Map<String, Integer> ports = new LinkedHashMap<>();
         agent.getPorts().forEach(p -> ports.put(p.getName(), p.getContainerPort()));
         assertThat(ports).containsEntry("metrics", 9400).containsEntry("sched-api", 9401);
+        assertThat(shippedConfig().metrics().port()).as("metrics.port in configmap.yaml vs the 'metrics' port")
+                .isEqualTo(ports.get("metrics"));
         Map<String, Probe> probes = new LinkedHashMap<>();
         probes.put("startup", agent.getStartupProbe());
         probes.put("liveness", agent.getLivenessProbe());

@@ -10,6 +10,7 @@ import java.util.Map;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.function.LongConsumer;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -29,6 +30,7 @@ public final class ComputeControlLoop implements AutoCloseable {
     private ScheduledExecutorService executor;
     private volatile long lastTickNanos;
     private volatile long ticks;
+    private volatile LongConsumer tickDurationListener = nanos -> { };
 
     /**
      * @param targetsByGpu the containers on each GPU now (GPU UUID → targets); asked every tick
@@ -69,6 +71,7 @@ public final class ComputeControlLoop implements AutoCloseable {
         }
         lastTickNanos = System.nanoTime() - started;
         ticks++;
+        tickDurationListener.accept(lastTickNanos);
     }
 
     private void tickGpu(String uuid, List<ComputeTarget> targets) {
@@ -133,6 +136,11 @@ public final class ComputeControlLoop implements AutoCloseable {
             busy += busyByPid.getOrDefault(slot.hostPid(), 0L);
         }
         return busy;
+    }
+
+    /** Told each tick's duration in nanoseconds, on the loop's thread (the controller-tick histogram). */
+    public void onTick(LongConsumer durationNanosListener) {
+        this.tickDurationListener = durationNanosListener;
     }
 
     /** Duration of the last tick, for the controller-tick metric. */

@@ -1,0 +1,107 @@
+package io.omai.agent.metrics;
+
+import io.omai.agent.deviceplugin.NodeAgent;
+import io.omai.agent.gpu.GpuDevice;
+import io.omai.agent.gpu.GpuHealth;
+import io.omai.agent.gpu.nvml.NvmlLibrary;
+import io.omai.agent.ledger.Allocation;
+import io.omai.agent.ledger.AllocationLedger;
+import io.omai.agent.ledger.MilliGpuId;
+import io.omai.agent.metrics.AllocationMetricsSource.TrackedAllocation;
+import io.omai.agent.metrics.GpuMetricsSource.GpuReading;
+import io.omai.agent.quota.shm.DeviceQuota;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.Supplier;
+
+/**
+ * The daemon's sources: GPUs and allocations from the {@link AllocationLedger} (the one owner of allocation
+ * state), health from the GPU health monitor, live memory and utilisation from NVML, registrations from the
+ * kubelet registrar; and readiness from the plugin's registration and socket.
+ */
+public final class NodeAgentSources {
+    private NodeAgentSources() {}
+
+    /**
+     * Binds a started agent's GPU, allocation and kubelet series and its readiness checks.
+     *
+     * @param nvml the NVML binding the agent uses (the daemon's: {@code FfmNvmlLibrary.instance()})
+     * @param tenants the tenant of each pod, {@link TenantLookup#UNKNOWN} where the agent knows none
+     */
+    public static void bind(AgentMetrics metrics, NodeAgent agent, NvmlLibrary nvml, TenantLookup tenants) {
+        bind(metrics, agent, new NvmlGpuReadings(nvml, NvmlGpuReadings.UtilizationRates.link()), tenants);
+    }
+
+    static void bind(AgentMetrics metrics, NodeAgent agent, NvmlGpuReadings nvml, TenantLookup tenants) {
+        AllocationLedger ledger = agent.ledger();
+        metrics.bindGpus(gpus(ledger, () -> agent.health().current(), nvml));
+        metrics.bindAllocations(allocations(ledger, tenants));
+        metrics.bindKubelet(new KubeletMetricsSource() {
+            @Override
+            public long registrations() {
+                return agent.registrations();
+            }
+
+            @Override
+            public long kubeletRestarts() {
+                return agent.kubeletRestarts();
+            }
+        });
+        metrics.health().addReadiness("kubelet", () -> agent.registrations() > 0 ? Optional.empty()
+                : Optional.of("not registered with kubelet yet (kubelet.sock in "
+                        + agent.config().directories().devicePlugin() + ")"));
+        metrics.health().addReadiness("plugin-socket", () -> Files.exists(agent.pluginSocket()) ? Optional.empty()
+                : Optional.of("plugin socket " + agent.pluginSocket() + " is missing (kubelet restarted; rebinding)"));
+    }
+
+    /** Every GPU of the ledger, with what its allocations hold on it. */
+    static GpuMetricsSource gpus(AllocationLedger ledger, Supplier<Map<String, GpuHealth>> health,
+                                 NvmlGpuReadings nvml) {
+        return () -> {
+            Map<String, Integer> milli = new HashMap<>();
+            Map<String, Long> memory = new HashMap<>();
+            for (Allocation allocation : ledger.allocations()) {
+                allocation.milliPerGpu().forEach((uuid, share) -> milli.merge(uuid, share, Integer::sum));
+                if (allocation.gpuUuids().stream().allMatch(uuid -> ledger.gpu(uuid) != null)) {
+                    for (DeviceQuota quota : ledger.spec(allocation).devices()) {
+                        if (!quota.memoryUnlimited()) {
+                            memory.merge(quota.uuid(), quota.memoryLimitBytes(), Long::sum);
+                        }
+                    }
+                }
+            }
+            Map<String, GpuHealth> healthNow = health.get();
+            List<GpuReading> readings = new ArrayList<>();
+            for (GpuDevice gpu : ledger.gpus()) {
+                NvmlGpuReadings.Reading live = nvml.read(gpu);
+                GpuHealth gpuHealth = healthNow.get(gpu.uuid());
+                readings.add(new GpuReading(gpu.index(), gpu.uuid(), gpu.name(), gpu.memoryBytes(),
+                        memory.getOrDefault(gpu.uuid(), 0L), live.memoryUsedBytes(),
+                        milli.getOrDefault(gpu.uuid(), 0), MilliGpuId.SLOTS_PER_GPU, live.utilization(),
+                        gpuHealth != null && gpuHealth.healthy()));
+            }
+            return readings;
+        };
+    }
+
+    /** Every allocation of the ledger, its owner ({@code namespace/pod/container}) split into labels. */
+    static AllocationMetricsSource allocations(AllocationLedger ledger, TenantLookup tenants) {
+        return () -> {
+            List<TrackedAllocation> tracked = new ArrayList<>();
+            for (Allocation allocation : ledger.allocations()) {
+                String[] owner = allocation.owner().split("/", 3);
+                boolean known = owner.length == 3;
+                String namespace = known ? owner[0] : "";
+                String pod = known ? owner[1] : "";
+                tracked.add(new TrackedAllocation(allocation.id(), allocation.createdAt(), namespace, pod,
+                        known ? owner[2] : "", known ? tenants.tenantOf(namespace, pod) : "",
+                        ledger.directory(allocation)));
+            }
+            return tracked;
+        };
+    }
+}
