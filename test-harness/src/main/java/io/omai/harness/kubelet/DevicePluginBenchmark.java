@@ -62,8 +62,11 @@ public final class DevicePluginBenchmark {
                   library: %s
                 kubelet:
                   reconcileInterval: 1h
+                metrics:
+                  address: 127.0.0.1
+                  port: %d
                 """.formatted(devicePlugins, podResources, root.resolve("state"),
-                sim.buildDir().resolve("sim/libnvidia-ml.so.1")));
+                sim.buildDir().resolve("sim/libnvidia-ml.so.1"), freePort()));
         try (KubeletSimulator kubelet = KubeletSimulator.start(devicePlugins, podResources);
              AgentJvm agent = AgentJvm.start(config, sim.env(), root.resolve("agent.log"), List.of("-Xmx512m"))) {
             agent.awaitLog("event=agent_started", Duration.ofSeconds(60));
@@ -139,6 +142,12 @@ public final class DevicePluginBenchmark {
             measure(allocate, warmup, null);
             report("ledger only: allocate paced, one per " + PACE_MS + " ms", measure(allocate, paced, pace));
             report("ledger only: allocate back to back", measure(allocate, iterations, null));
+        }
+    }
+
+    private static int freePort() throws IOException {
+        try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return socket.getLocalPort();
         }
     }
 

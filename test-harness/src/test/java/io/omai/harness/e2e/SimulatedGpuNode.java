@@ -59,8 +59,12 @@ final class SimulatedGpuNode implements AutoCloseable {
                   registrationBackoffMax: 1s
                   reconcileInterval: 300ms
                   releaseGracePeriod: 2s
+                metrics:
+                  address: 127.0.0.1
+                  port: %d
                 """.formatted(devicePlugins, podResources, stateDir,
-                sim.buildDir().resolve("lib/libomai-shim.so"), sim.buildDir().resolve("sim/libnvidia-ml.so.1")));
+                sim.buildDir().resolve("lib/libomai-shim.so"), sim.buildDir().resolve("sim/libnvidia-ml.so.1"),
+                freePort()));
         if (startKubelet) {
             startKubelet();
         }
@@ -69,6 +73,13 @@ final class SimulatedGpuNode implements AutoCloseable {
     KubeletSimulator startKubelet() {
         kubelet = KubeletSimulator.start(devicePlugins, podResources);
         return kubelet;
+    }
+
+    /** A TCP port nobody listens on now, for the agent's metrics server (several agents may run at once). */
+    static int freePort() throws IOException {
+        try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return socket.getLocalPort();
+        }
     }
 
     /** Starts the agent JVM and waits until kubelet has its registration and device list. */
