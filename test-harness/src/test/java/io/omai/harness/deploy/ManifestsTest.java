@@ -320,7 +320,7 @@ class ManifestsTest {
     }
 
     @Test
-    void probesUseTheNamedMetricsPort() {
+    void probesUseTheNamedMetricsPort() throws Exception {
         Container agent = agentContainer();
         Map<String, Integer> ports = new LinkedHashMap<>();
         agent.getPorts().forEach(p -> ports.put(p.getName(), p.getContainerPort()));
