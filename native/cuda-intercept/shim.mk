@@ -33,7 +33,7 @@ CHECKS      += shim-exports shim-rtld-next
 # The programs that run against the simulated driver need it (test-harness/native).
 ifneq ($(SIM_SOURCES),)
 ALL_TARGETS += $(SHIM_RACE) $(SHIM_BENCH) $(SYMSIM)
-CHECKS      += shim-no-syscalls
+CHECKS      += shim-no-syscalls shim-launch
 endif
 
 # The version script is generated from the hook list, never edited by hand.
@@ -69,7 +69,7 @@ $(RTLD_PROBE): $(SHIM_DIR)/tests/rtld_next_probe.c $(SHIM_DIR)/tests/rtld_next_l
 	$(CC) $(CFLAGS_COMMON) -o $@ $(SHIM_DIR)/tests/rtld_next_probe.c \
 	    -L$(BUILD)/obj -Wl,--no-as-needed -lrtld-next-a -lrtld-next-b -Wl,-rpath,$(BUILD)/obj -ldl
 
-.PHONY: shim-exports shim-rtld-next shim-no-syscalls
+.PHONY: shim-exports shim-rtld-next shim-no-syscalls shim-launch
 # Exactly the listed symbols leave the library: the hook list, nothing else.
 shim-exports: $(SHIM_LIB) $(SHIM_LDS)
 	@nm -D --defined-only $(SHIM_LIB) | awk '$$2 ~ /^[TW]$$/ {print $$3}' | sed 's/@.*//' | sort > $(BUILD)/obj/shim-exports.txt
@@ -85,3 +85,7 @@ shim-rtld-next: $(SHIM_LIB) $(RTLD_PROBE)
 # The hot path makes no system call (counted by strace, as libeatmydata's tests do).
 shim-no-syscalls: $(SHIM_LIB) $(SHIM_BENCH) $(SHM_TOOL)
 	@$(SHIM_DIR)/tests/no_syscalls.sh $(BUILD)
+
+# Every launch route spends tokens; a launch without tokens waits for its grant.
+shim-launch: $(SHIM_LIB) $(SHM_TOOL) $(BUILD)/bin/omai-workload
+	@$(SHIM_DIR)/tests/launch_throttle.sh $(BUILD)

@@ -7,6 +7,7 @@
  *   shim_region.c  control/usage files: seqlocked limits, slot claim, reserve/commit
  *   shim_ptrtab.c  lock-free table of live allocations (key -> bytes, device)
  *   shim_mem.c     the CUDA memory wrappers and memory views
+ *   shim_launch.c  the launch wrappers: compute tokens spent per launch
  *   shim_nvml.c    the NVML memory views
  */
 #ifndef OMAI_SHIM_H

@@ -9,4 +9,5 @@
 #include "shim_ptrtab.c"
 #include "shim_region.c"
 #include "shim_mem.c"
+#include "shim_launch.c"
 #include "shim_nvml.c"

@@ -7,6 +7,18 @@
  *   omai-shm-tool create DIR UUID=LIMIT [UUID=LIMIT...]   LIMIT: bytes, 4GiB, 512MiB, "unlimited"
  *   omai-shm-tool show DIR
  *   omai-shm-tool set-limit DIR INDEX LIMIT              seqlocked update of one device's limit
+ *   omai-shm-tool set-compute DIR INDEX QUOTA MODE       enforce compute: QUOTA milli-GPU 1..1000,
+ *                                                        MODE hard-cap | work-conserving
+ *   omai-shm-tool grant DIR INDEX NS                     add NS of GPU time to the device's grant
+ *   omai-shm-tool agent PERIOD_MS SECONDS COST_NS DIR... a minimal stand-in for the agent's compute
+ *                                                        loop where no Java runs (real-GPU checks)
+ *
+ * The real compute controller is the Java agent's ComputeControlLoop: it
+ * measures each container's GPU time through NVML and calibrates the launch
+ * cost. `agent` measures nothing: every PERIOD_MS it grants each enforced
+ * device quota x period (never more than one period ahead of what was spent,
+ * as the hard cap does), sets the launch cost to COST_NS (the caller's known
+ * kernel length) and writes the heartbeat.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +39,9 @@ static int usage(const char *why) {
             "usage: omai-shm-tool create DIR UUID=LIMIT [UUID=LIMIT...]\n"
             "       omai-shm-tool show DIR\n"
             "       omai-shm-tool set-limit DIR INDEX LIMIT\n"
+            "       omai-shm-tool set-compute DIR INDEX QUOTA hard-cap|work-conserving\n"
+            "       omai-shm-tool grant DIR INDEX NS\n"
+            "       omai-shm-tool agent PERIOD_MS SECONDS COST_NS DIR...\n"
             "  LIMIT: a byte count with an optional KiB/MiB/GiB/TiB suffix, or \"unlimited\"\n",
             why);
     return 2;
@@ -175,9 +190,16 @@ static int cmd_show(const char *dir) {
         const omai_usage_device *t = &u->devices[d];
         printf("device %u uuid=%.*s limit=", d, (int)OMAI_UUID_LEN, c->devices[d].uuid);
         print_limit(c->devices[d].memory_limit_bytes);
-        printf(" reserved=%" PRIu64 " peak=%" PRIu64 " denied=%" PRIu64 "\n",
-               __atomic_load_n(&t->bytes_reserved, __ATOMIC_ACQUIRE), __atomic_load_n(&t->bytes_peak, __ATOMIC_ACQUIRE),
-               __atomic_load_n(&t->denied_allocs, __ATOMIC_ACQUIRE));
+        printf(" reserved=%" PRIu64 " peak=%" PRIu64 " denied=%" PRIu64, __atomic_load_n(&t->bytes_reserved, __ATOMIC_ACQUIRE),
+               __atomic_load_n(&t->bytes_peak, __ATOMIC_ACQUIRE), __atomic_load_n(&t->denied_allocs, __ATOMIC_ACQUIRE));
+        printf(" compute=%s quota=%u mode=%u grant_ns=%" PRIu64 " cost_ns=%" PRIu64 " consumed_ns=%" PRIu64
+               " launches=%" PRIu64 " throttled_ns=%" PRIu64 "\n",
+               (c->header.flags & OMAI_CONTROL_FLAG_COMPUTE_ENFORCED) ? "enforced" : "off",
+               c->devices[d].compute_quota_milli, c->devices[d].compute_mode,
+               __atomic_load_n(&c->devices[d].token_grant_ns, __ATOMIC_ACQUIRE),
+               __atomic_load_n(&c->devices[d].launch_cost_ns, __ATOMIC_ACQUIRE),
+               __atomic_load_n(&t->tokens_consumed_ns, __ATOMIC_ACQUIRE), __atomic_load_n(&t->launches, __ATOMIC_ACQUIRE),
+               __atomic_load_n(&t->throttled_ns, __ATOMIC_ACQUIRE));
     }
     for (uint32_t s = 0; s < OMAI_MAX_SLOTS; s++) {
         const omai_usage_slot *sl = &u->slots[s];
@@ -215,9 +237,113 @@ static int cmd_set_limit(const char *dir, const char *index, const char *limit_t
     return 0;
 }
 
+static int parse_index(const omai_control_file *c, const char *index, unsigned long *out) {
+    char *end;
+    errno = 0;
+    unsigned long i = strtoul(index, &end, 10);
+    if (errno || end == index || *end || i >= c->header.device_count) {
+        fprintf(stderr, "omai-shm-tool: device index '%s' is not 0..%u\n", index, c->header.device_count - 1);
+        return -1;
+    }
+    *out = i;
+    return 0;
+}
+
+static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+static int cmd_set_compute(const char *dir, const char *index, const char *quota_text, const char *mode_text) {
+    omai_control_file *c = map(dir, "control", sizeof *c, 1);
+    if (!c) return 1;
+    unsigned long i;
+    uint64_t quota;
+    uint32_t mode;
+    if (parse_index(c, index, &i) != 0) return 2;
+    if (parse_u64(quota_text, 1, 1000, &quota) != 0) return usage("QUOTA must be 1..1000 (milli-GPU)");
+    if (strcmp(mode_text, "hard-cap") == 0) mode = OMAI_COMPUTE_MODE_HARD_CAP;
+    else if (strcmp(mode_text, "work-conserving") == 0) mode = OMAI_COMPUTE_MODE_WORK_CONSERVING;
+    else return usage("MODE must be hard-cap or work-conserving");
+    uint64_t e = __atomic_load_n(&c->header.epoch, __ATOMIC_ACQUIRE);
+    if (e & 1) e++;
+    __atomic_store_n(&c->header.epoch, e + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    __atomic_store_n(&c->devices[i].compute_quota_milli, (uint32_t)quota, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->devices[i].compute_mode, mode, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->header.flags, c->header.flags | OMAI_CONTROL_FLAG_COMPUTE_ENFORCED, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->header.epoch, e + 2, __ATOMIC_RELEASE);
+    printf("device %lu compute quota %" PRIu64 " %s, enforced; epoch %" PRIu64 "\n", i, quota, mode_text, e + 2);
+    return 0;
+}
+
+static int cmd_grant(const char *dir, const char *index, const char *ns_text) {
+    omai_control_file *c = map(dir, "control", sizeof *c, 1);
+    if (!c) return 1;
+    unsigned long i;
+    uint64_t ns;
+    if (parse_index(c, index, &i) != 0) return 2;
+    if (parse_u64(ns_text, 0, UINT64_MAX / 2, &ns) != 0) return usage("NS must be a count of nanoseconds");
+    /* The grant only grows (a lower one would read as a debt): one writer adds. */
+    uint64_t g = __atomic_add_fetch(&c->devices[i].token_grant_ns, ns, __ATOMIC_RELEASE);
+    __atomic_store_n(&c->header.heartbeat_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELEASE);
+    printf("device %lu grant %" PRIu64 " ns\n", i, g);
+    return 0;
+}
+
+static int cmd_agent(int argc, char **argv) {
+    uint64_t period_ms, seconds, cost;
+    if (parse_u64(argv[0], 1, 10000, &period_ms) != 0 || parse_u64(argv[1], 1, 86400, &seconds) != 0 ||
+        parse_u64(argv[2], 1, 1000000000, &cost) != 0)
+        return usage("agent needs PERIOD_MS (1..10000) SECONDS (1..86400) COST_NS (1..1e9) DIR...");
+    int n = argc - 3;
+    omai_control_file *c[64];
+    const omai_usage_file *u[64];
+    if (n < 1 || n > 64) return usage("agent takes 1..64 allocation directories");
+    for (int k = 0; k < n; k++) {
+        c[k] = map(argv[3 + k], "control", sizeof *c[k], 1);
+        u[k] = map(argv[3 + k], "usage", sizeof *u[k], 0);
+        if (!c[k] || !u[k]) return 1;
+    }
+    uint64_t period = period_ms * 1000000ull, t0 = now_ns(CLOCK_MONOTONIC), end = t0 + seconds * 1000000000ull;
+    for (uint64_t tick = 1; t0 + tick * period <= end; tick++) {
+        uint64_t at = t0 + tick * period;
+        struct timespec ts = {.tv_sec = (time_t)(at / 1000000000ull), .tv_nsec = (long)(at % 1000000000ull)};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+        }
+        for (int k = 0; k < n; k++) {
+            uint32_t devs = c[k]->header.device_count > OMAI_MAX_DEVICES ? OMAI_MAX_DEVICES : c[k]->header.device_count;
+            for (uint32_t d = 0; d < devs && (c[k]->header.flags & OMAI_CONTROL_FLAG_COMPUTE_ENFORCED); d++) {
+                omai_control_device *dev = &c[k]->devices[d];
+                uint64_t share = period * __atomic_load_n(&dev->compute_quota_milli, __ATOMIC_RELAXED) / 1000;
+                uint64_t grant = __atomic_load_n(&dev->token_grant_ns, __ATOMIC_RELAXED);
+                uint64_t spent = __atomic_load_n(&u[k]->devices[d].tokens_consumed_ns, __ATOMIC_ACQUIRE);
+                uint64_t next = grant + share < spent + share ? grant + share : spent + share;
+                __atomic_store_n(&dev->launch_cost_ns, cost, __ATOMIC_RELEASE);
+                if (next > grant) __atomic_store_n(&dev->token_grant_ns, next, __ATOMIC_RELEASE);
+            }
+            __atomic_store_n(&c[k]->header.heartbeat_ns, now_ns(CLOCK_MONOTONIC), __ATOMIC_RELEASE);
+        }
+    }
+    for (int k = 0; k < n; k++) {
+        printf("agent %s consumed_ns=%" PRIu64 " launches=%" PRIu64 " throttled_ns=%" PRIu64 "\n", argv[3 + k],
+               __atomic_load_n(&u[k]->devices[0].tokens_consumed_ns, __ATOMIC_ACQUIRE),
+               __atomic_load_n(&u[k]->devices[0].launches, __ATOMIC_ACQUIRE),
+               __atomic_load_n(&u[k]->devices[0].throttled_ns, __ATOMIC_ACQUIRE));
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[1], "create") == 0) return cmd_create(argv[2], argc - 3, argv + 3);
     if (argc == 3 && strcmp(argv[1], "show") == 0) return cmd_show(argv[2]);
     if (argc == 5 && strcmp(argv[1], "set-limit") == 0) return cmd_set_limit(argv[2], argv[3], argv[4]);
+    if (argc == 6 && strcmp(argv[1], "set-compute") == 0) return cmd_set_compute(argv[2], argv[3], argv[4], argv[5]);
+    if (argc == 5 && strcmp(argv[1], "grant") == 0) return cmd_grant(argv[2], argv[3], argv[4]);
+    if (argc >= 6 && strcmp(argv[1], "agent") == 0) return cmd_agent(argc - 2, argv + 2);
     return usage("unknown command or wrong number of arguments");
 }
