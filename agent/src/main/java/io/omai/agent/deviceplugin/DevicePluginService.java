@@ -101,7 +101,8 @@ final class DevicePluginService extends DevicePluginGrpc.DevicePluginImplBase {
             try {
                 Allocation allocation = ledger.allocate(container.getDevicesIdsList());
                 answer.addContainerResponses(edits.forAllocation(allocation));
-                log.info("event=allocate allocation={} owner=\"{}\" gpus={}", allocation.id(), allocation.owner(),
+                // The ledger logs the allocation once, when it is created; repeats are routine.
+                log.debug("event=allocate allocation={} owner=\"{}\" gpus={}", allocation.id(), allocation.owner(),
                         allocation.milliPerGpu());
             } catch (LedgerException e) {
                 log.warn("event=allocate_refused devices={} reason=\"{}\"", container.getDevicesIdsCount(), e.getMessage());

@@ -88,6 +88,11 @@ public final class DevicePluginBenchmark {
             };
             System.out.printf(Locale.ROOT, "%d GPUs, %d device IDs; %d CPUs, load average %s%n",
                     GPUS, all.size(), Runtime.getRuntime().availableProcessors(), loadAverage());
+            IntConsumer roundTrip = i -> plugin.fetchOptions();
+            measure(roundTrip, warmup, null);
+            report("GetDevicePluginOptions (the socket round trip alone)", measure(roundTrip, iterations, null));
+            report("GetDevicePluginOptions paced, one per " + PACE_MS + " ms (threads wake from idle)",
+                    measure(roundTrip, paced, pace));
             measure(preferred, warmup, null);
             report("GetPreferredAllocation (" + all.size() + " candidate IDs, size " + SHARE + ")",
                     measure(preferred, iterations, null));

@@ -97,6 +97,11 @@ public final class PluginEndpoint implements AutoCloseable {
         return devices.get();
     }
 
+    /** Asks the plugin for its options again (a round trip with no work behind it). */
+    public DevicePluginOptions fetchOptions() {
+        return stub.withDeadlineAfter(10, TimeUnit.SECONDS).getDevicePluginOptions(Empty.getDefaultInstance());
+    }
+
     /** GetPreferredAllocation for one container. */
     public List<String> preferredAllocation(Collection<String> available, Collection<String> mustInclude, int size) {
         return stub.withDeadlineAfter(10, TimeUnit.SECONDS).getPreferredAllocation(PreferredAllocationRequest.newBuilder()
