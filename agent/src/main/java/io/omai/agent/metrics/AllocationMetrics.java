@@ -142,16 +142,17 @@ final class AllocationMetrics implements ScrapeRefresh {
                     SeriesKey key = new SeriesKey(allocation.namespace(),
                             allocation.ownerKnown() ? allocation.pod() : allocation.id(), allocation.container(),
                             allocation.tenant(), Integer.toString(quota.hostIndex()));
+                    // one container holds one allocation; should two ever share labels, the first keeps them
                     readings.putIfAbsent(key, new DeviceReading(
                             quota.memoryUnlimited() ? Double.POSITIVE_INFINITY : quota.memoryLimitBytes(),
                             totals.bytesReserved(), quota.computeQuotaMilli() / 1000.0,
                             achievedShare(key, filesKey, now, totals.tokensConsumedNs()),
                             totals.throttledNs(), totals.deniedAllocs()));
                 }
+                unreadable.remove(filesKey);
             } catch (IOException | RuntimeException e) {
-                // a damaged or half-removed file: skip it this scrape, never fail the whole scrape
-                log.warn("event=allocation_metrics_unreadable allocation={} dir={} error=\"{}\"", allocation.id(),
-                        allocation.directory(), e.toString());
+                // a damaged or half-removed file: skip it this scrape (reopened next time), never fail the scrape
+                warnOnce(allocation, filesKey, e);
                 close(filesKey);
             }
         }
@@ -190,15 +191,19 @@ final class AllocationMetrics implements ScrapeRefresh {
         try {
             files = AllocationFiles.openReadOnly(allocation.directory());
         } catch (IOException | RuntimeException e) {
-            if (unreadable.add(key)) { // once per allocation: a missing file stays missing between scrapes
-                log.warn("event=allocation_metrics_unreadable allocation={} dir={} error=\"{}\"", allocation.id(),
-                        allocation.directory(), e.toString());
-            }
+            warnOnce(allocation, key, e);
             return null;
         }
-        unreadable.remove(key);
         openFiles.put(key, files);
         return files;
+    }
+
+    /** Once per allocation until it reads again: a broken file usually stays broken between scrapes. */
+    private void warnOnce(TrackedAllocation allocation, FilesKey key, Exception e) {
+        if (unreadable.add(key)) {
+            log.warn("event=allocation_metrics_unreadable allocation={} dir={} error=\"{}\" detail=\"its series "
+                    + "are left out until it reads again\"", allocation.id(), allocation.directory(), e.toString());
+        }
     }
 
     private void closeGone(Set<FilesKey> live) {

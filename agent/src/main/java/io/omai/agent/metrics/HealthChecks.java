@@ -3,7 +3,6 @@ package io.omai.agent.metrics;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.LongSupplier;
@@ -96,12 +95,6 @@ public final class HealthChecks {
                                 + count + "; limit " + maxStall.toMillis() + " ms)");
             }
         };
-    }
-
-    /** The names of the checks, for logs. */
-    Map<String, List<String>> names() {
-        return Map.of("liveness", liveness.stream().map(Named::name).toList(),
-                "readiness", readiness.stream().map(Named::name).toList());
     }
 
     private static String requireName(String name) {

@@ -70,9 +70,4 @@ final class SeriesSet<K, V> {
             }
         });
     }
-
-    /** The keys with series now. */
-    synchronized List<K> keys() {
-        return List.copyOf(groups.keySet());
-    }
 }
