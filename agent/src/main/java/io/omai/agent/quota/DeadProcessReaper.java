@@ -31,6 +31,9 @@ import org.slf4j.LoggerFactory;
  * already in the process table when it is looked up. When no slot of an allocation is left,
  * {@link UsageRegion#resetLeakedTotals} clears what a crash inside the shim's reserve/commit window over-counted.
  *
+ * <p>For every live slot whose host pid is not known yet the reaper records the pid it found the process under
+ * ({@link UsageRegion#setHostPid}): NVML reports host pids, and the compute controller matches them to slots.
+ *
  * <p>A slot caught half-claimed (pid written, identity not yet) is given a grace period before it is treated as
  * the claim of a process that died at that instruction.
  *
@@ -115,7 +118,12 @@ public final class DeadProcessReaper implements AutoCloseable {
                 dead = nanoClock.getAsLong() - since >= CLAIM_GRACE.toNanos();
             } else {
                 try {
-                    dead = !lookup.isLive(slot);
+                    ProcStat owner = lookup.liveOwner(slot);
+                    dead = owner == null;
+                    if (!dead && slot.hostPid() == 0 && slot.state() == ShmLayout.SLOT_ACTIVE) {
+                        // The compute controller matches NVML's host pids to slots through this.
+                        usage.setHostPid(slot.index(), slot.pid(), owner.pid());
+                    }
                 } catch (ProcessUnreadableException e) {
                     lookup.unreadable = true;
                     LOG.warn("not reclaiming slots of {} in this pass: {}", usage.path(), e.getMessage());
@@ -151,26 +159,30 @@ public final class DeadProcessReaper implements AutoCloseable {
         /** Set once some process could not be read: nothing is reclaimed for the rest of the pass. */
         boolean unreadable;
 
-        boolean isLive(UsageSnapshot.Slot slot) {
-            if (slot.hostPid() != 0 && matches(processes.read(slot.hostPid()), slot)) {
-                return true;
+        /** The live process that owns the slot (its pid is the agent's view, the host pid), or null if none. */
+        ProcStat liveOwner(UsageSnapshot.Slot slot) {
+            if (slot.hostPid() != 0) {
+                ProcStat p = matching(processes.read(slot.hostPid()), slot);
+                if (p != null) {
+                    return p;
+                }
             }
             if (slot.pidNsInode() != 0 && slot.pidNsInode() == ownNs) {
-                return matches(processes.read(slot.pid()), slot);
+                return matching(processes.read(slot.pid()), slot);
             }
             if (all == null) {
                 all = processes.all();
             }
             for (ProcStat p : all) {
                 if (p.isLive(slot.pidNsInode(), slot.pid(), slot.startTimeTicks())) {
-                    return true;
+                    return p;
                 }
             }
-            return false;
+            return null;
         }
 
-        private boolean matches(Optional<ProcStat> p, UsageSnapshot.Slot slot) {
-            return p.isPresent() && p.get().isLive(slot.pidNsInode(), slot.pid(), slot.startTimeTicks());
+        private ProcStat matching(Optional<ProcStat> p, UsageSnapshot.Slot slot) {
+            return p.filter(proc -> proc.isLive(slot.pidNsInode(), slot.pid(), slot.startTimeTicks())).orElse(null);
         }
     }
 

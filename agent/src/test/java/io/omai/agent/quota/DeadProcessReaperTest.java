@@ -69,6 +69,23 @@ class DeadProcessReaperTest {
     }
 
     @Test
+    void theHostPidOfEachLiveSlotIsRecordedForTheComputeController() {
+        int inContainer = shim.claim(7, 5000); // pid 7 in its own namespace, 4107 on the host
+        int sameNamespace = shim.claim(4200, 6000);
+        shim.claim(9, 7000); // gone: reclaimed, no host pid to record
+        processes.add(new ProcStat(4107, 7, NS + 1, 5000, false));
+        processes.add(new ProcStat(4200, 4200, NS, 6000, false));
+        processes.add(new ProcStat(4300, 4300, NS, 1, false)); // nobody's
+
+        reaper.reapOnce();
+
+        assertThat(files.usage().read().slots())
+                .extracting(UsageSnapshot.Slot::index, UsageSnapshot.Slot::hostPid)
+                .containsExactlyInAnyOrder(org.assertj.core.groups.Tuple.tuple(inContainer, 4107),
+                        org.assertj.core.groups.Tuple.tuple(sameNamespace, 4200));
+    }
+
+    @Test
     void aReusedPidIsNotTheSameProcess() {
         int slot = shim.claim(100, 5000);
         shim.allocate(slot, 0, 64);

@@ -38,6 +38,9 @@ public final class FfmNvmlLibrary implements NvmlLibrary {
     private static final MethodHandle nvmlDeviceGetMemoryInfo$mh = link("nvmlDeviceGetMemoryInfo", INT_PTR_PTR);
     private static final MethodHandle nvmlDeviceGetNumaNodeId$mh =
             NvmlDowncalls.optional(LOOKUP, "nvmlDeviceGetNumaNodeId", INT_PTR_PTR).orElse(null);
+    private static final MethodHandle nvmlDeviceGetProcessUtilization$mh = NvmlDowncalls.optional(LOOKUP,
+            "nvmlDeviceGetProcessUtilization", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG))
+            .orElse(null);
     private static final MethodHandle nvmlEventSetCreate$mh = link("nvmlEventSetCreate", INT_PTR);
     private static final MethodHandle nvmlDeviceRegisterEvents$mh =
             link("nvmlDeviceRegisterEvents", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS));
@@ -167,6 +170,20 @@ public final class FfmNvmlLibrary implements NvmlLibrary {
             return (int) nvmlDeviceGetNumaNodeId$mh.invokeExact(device, node);
         } catch (Throwable t) {
             throw new AssertionError("nvmlDeviceGetNumaNodeId", t);
+        }
+    }
+
+    @Override
+    public int nvmlDeviceGetProcessUtilization(MemorySegment device, MemorySegment utilization,
+            MemorySegment processSamplesCount, long lastSeenTimeStamp) {
+        if (nvmlDeviceGetProcessUtilization$mh == null) {
+            return NVML_ERROR_FUNCTION_NOT_FOUND;
+        }
+        try {
+            return (int) nvmlDeviceGetProcessUtilization$mh.invokeExact(device, utilization, processSamplesCount,
+                    lastSeenTimeStamp);
+        } catch (Throwable t) {
+            throw new AssertionError("nvmlDeviceGetProcessUtilization", t);
         }
     }
 

@@ -27,4 +27,19 @@ public final class NvmlLayouts {
             NVML_EVENT_DATA.varHandle(MemoryLayout.PathElement.groupElement("eventType"));
     public static final VarHandle eventData$vh =
             NVML_EVENT_DATA.varHandle(MemoryLayout.PathElement.groupElement("eventData"));
+
+    /**
+     * {@code nvmlProcessUtilizationSample_t}: pid, timeStamp (CPU time, µs), smUtil, memUtil, encUtil, decUtil
+     * (percent). 32 bytes.
+     */
+    public static final StructLayout NVML_PROCESS_UTILIZATION_SAMPLE = MemoryLayout.structLayout(
+            JAVA_INT.withName("pid"), MemoryLayout.paddingLayout(4), JAVA_LONG.withName("timeStamp"),
+            JAVA_INT.withName("smUtil"), JAVA_INT.withName("memUtil"), JAVA_INT.withName("encUtil"),
+            JAVA_INT.withName("decUtil"));
+    public static final long SAMPLE_PID_OFFSET =
+            NVML_PROCESS_UTILIZATION_SAMPLE.byteOffset(MemoryLayout.PathElement.groupElement("pid"));
+    public static final long SAMPLE_TIMESTAMP_OFFSET =
+            NVML_PROCESS_UTILIZATION_SAMPLE.byteOffset(MemoryLayout.PathElement.groupElement("timeStamp"));
+    public static final long SAMPLE_SM_UTIL_OFFSET =
+            NVML_PROCESS_UTILIZATION_SAMPLE.byteOffset(MemoryLayout.PathElement.groupElement("smUtil"));
 }

@@ -14,6 +14,7 @@ public interface NvmlLibrary {
     int NVML_ERROR_INVALID_ARGUMENT = 2;
     int NVML_ERROR_NOT_SUPPORTED = 3;
     int NVML_ERROR_NOT_FOUND = 6;
+    int NVML_ERROR_INSUFFICIENT_SIZE = 7;
     int NVML_ERROR_TIMEOUT = 10;
     int NVML_ERROR_FUNCTION_NOT_FOUND = 13;
     int NVML_ERROR_GPU_IS_LOST = 15;
@@ -61,6 +62,17 @@ public interface NvmlLibrary {
      * it answer {@link #NVML_ERROR_FUNCTION_NOT_FOUND}.
      */
     int nvmlDeviceGetNumaNodeId(MemorySegment device, MemorySegment node);
+
+    /**
+     * {@code nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device, nvmlProcessUtilizationSample_t
+     * *utilization, unsigned int *processSamplesCount, unsigned long long lastSeenTimeStamp)}; samples are laid out
+     * as {@link NvmlLayouts#NVML_PROCESS_UTILIZATION_SAMPLE}. Used by the compute controller; a library (or fake)
+     * without it answers {@link #NVML_ERROR_FUNCTION_NOT_FOUND}.
+     */
+    default int nvmlDeviceGetProcessUtilization(MemorySegment device, MemorySegment utilization,
+            MemorySegment processSamplesCount, long lastSeenTimeStamp) {
+        return NVML_ERROR_FUNCTION_NOT_FOUND;
+    }
 
     /** {@code nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *set)} */
     int nvmlEventSetCreate(MemorySegment set);
