@@ -14,6 +14,7 @@
  */
 #include <pthread.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -202,6 +203,8 @@ static void forget_parent_after_fork(void) {
 static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
 static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_parent_after_fork); }
 
+static void parse_visible_devices(void);
+
 EXPORT CUresult cuInit(unsigned int Flags) {
     if (Flags != 0) return CUDA_ERROR_INVALID_VALUE;
     pthread_once(&g_atfork_once, register_atfork);
@@ -219,6 +222,7 @@ EXPORT CUresult cuInit(unsigned int Flags) {
                         SIM_MAX_PROCS, g_rt.state_path);
                 g_init_result = CUDA_ERROR_OPERATING_SYSTEM;
             } else {
+                parse_visible_devices();
                 g_init_result = CUDA_SUCCESS;
             }
         } else {
@@ -307,7 +311,61 @@ EXPORT CUresult omaiSimGetCounters(omai_sim_counters *out, size_t size) {
 
 /* ------------------------------------------------------------------ devices */
 
-static int valid_device(CUdevice dev) { return dev >= 0 && dev < g_rt.cfg.gpu_count; }
+/*
+ * CUDA_VISIBLE_DEVICES, as the real driver reads it at cuInit: a comma list of
+ * indices or UUIDs ("GPU-..." or a unique prefix of one); the list ends at the
+ * first entry that names no GPU; unset means every GPU. A CUdevice stays the
+ * GPU's index in the simulator's config (handles are opaque to programs), so
+ * only enumeration and validity change.
+ */
+static int g_visible[SIM_MAX_GPUS];
+static int g_visible_count = -1; /* -1: not parsed yet */
+
+static int gpu_by_visible_entry(const char *entry, size_t len) {
+    if (len == 0) return -1;
+    char *end = NULL;
+    char digits[16];
+    if (len < sizeof digits && entry[0] >= '0' && entry[0] <= '9') {
+        memcpy(digits, entry, len);
+        digits[len] = '\0';
+        long index = strtol(digits, &end, 10);
+        return (*end == '\0' && index >= 0 && index < g_rt.cfg.gpu_count) ? (int)index : -1;
+    }
+    int match = -1;
+    for (int i = 0; i < g_rt.cfg.gpu_count; i++) {
+        if (strncmp(g_rt.cfg.gpus[i].uuid, entry, len) == 0) {
+            if (match >= 0) return -1; /* an ambiguous prefix names no GPU */
+            match = i;
+        }
+    }
+    return match;
+}
+
+static void parse_visible_devices(void) {
+    const char *list = getenv("CUDA_VISIBLE_DEVICES");
+    g_visible_count = 0;
+    if (list == NULL) {
+        for (int i = 0; i < g_rt.cfg.gpu_count; i++) g_visible[g_visible_count++] = i;
+        return;
+    }
+    while (*list != '\0' && g_visible_count < g_rt.cfg.gpu_count) {
+        size_t len = strcspn(list, ",");
+        int gpu = gpu_by_visible_entry(list, len);
+        if (gpu < 0) break;
+        bool seen = false;
+        for (int k = 0; k < g_visible_count; k++) seen = seen || g_visible[k] == gpu;
+        if (!seen) g_visible[g_visible_count++] = gpu;
+        list += len;
+        if (*list == ',') list++;
+    }
+}
+
+static int valid_device(CUdevice dev) {
+    for (int k = 0; k < g_visible_count; k++) {
+        if (g_visible[k] == dev) return 1;
+    }
+    return 0;
+}
 
 #define REQUIRE_DEVICE(dev)                                   \
     do {                                                      \
@@ -318,15 +376,15 @@ static int valid_device(CUdevice dev) { return dev >= 0 && dev < g_rt.cfg.gpu_co
 EXPORT CUresult cuDeviceGetCount(int *count) {
     REQUIRE_INIT();
     if (count == NULL) return CUDA_ERROR_INVALID_VALUE;
-    *count = g_rt.cfg.gpu_count;
+    *count = g_visible_count;
     return CUDA_SUCCESS;
 }
 
 EXPORT CUresult cuDeviceGet(CUdevice *device, int ordinal) {
     REQUIRE_INIT();
     if (device == NULL) return CUDA_ERROR_INVALID_VALUE;
-    if (!valid_device(ordinal)) return CUDA_ERROR_INVALID_DEVICE;
-    *device = ordinal;
+    if (ordinal < 0 || ordinal >= g_visible_count) return CUDA_ERROR_INVALID_DEVICE;
+    *device = g_visible[ordinal];
     return CUDA_SUCCESS;
 }
 
@@ -410,7 +468,7 @@ EXPORT CUresult cuDeviceGetByPCIBusId(CUdevice *dev, const char *pciBusId) {
     if (sscanf(pciBusId, "%x:%x:%x.%x", &d, &b, &v, &f) < 3) return CUDA_ERROR_INVALID_VALUE;
     for (int i = 0; i < g_rt.cfg.gpu_count; i++) {
         const sim_gpu_config *g = &g_rt.cfg.gpus[i];
-        if (g->pci_domain == d && g->pci_bus == b && g->pci_device == v && g->pci_function == f) {
+        if (valid_device(i) && g->pci_domain == d && g->pci_bus == b && g->pci_device == v && g->pci_function == f) {
             *dev = i;
             return CUDA_SUCCESS;
         }

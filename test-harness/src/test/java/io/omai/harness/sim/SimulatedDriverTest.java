@@ -54,6 +54,39 @@ class SimulatedDriverTest {
         }
     }
 
+    /** As the real driver: indices or (prefixes of) UUIDs, enumeration in list order, ending at a bad entry. */
+    @Test
+    void cudaVisibleDevicesSelectsAndReordersGpus(@TempDir Path scratch) {
+        SimNode two = SimNode.create(scratch.resolve("two-gpus"), List.of(
+                new SimNode.Gpu("GPU-aaaaaaaa-0000-4000-8000-000000000000", "NVIDIA H100", GIB, "0000:17:00.0", 0, 132),
+                new SimNode.Gpu("GPU-bbbbbbbb-0000-4000-8000-000000000000", "NVIDIA H100", 2 * GIB, "0000:18:00.0", 0,
+                        132)));
+        String second = two.gpus().get(1).uuid();
+
+        assertThat(totalMemory(two, second, 0)).isEqualTo(2 * GIB);
+        assertThat(totalMemory(two, "1,0", 0)).isEqualTo(2 * GIB);
+        assertThat(totalMemory(two, "1,0", 1)).isEqualTo(GIB);
+        assertThat(totalMemory(two, "GPU-bbbb", 0)).as("a unique UUID prefix").isEqualTo(2 * GIB);
+        SimNode.Run ambiguous = two.start(Map.of("CUDA_VISIBLE_DEVICES", "GPU-"), "omai-workload", "totalmem")
+                .finish(RUN);
+        assertThat(ambiguous.exitCode()).as("a prefix of both UUIDs names no GPU").isNotZero();
+
+        SimNode.Run cut = two.start(Map.of("CUDA_VISIBLE_DEVICES", "1,bogus,0"), "omai-workload", "--device", "1",
+                "totalmem").finish(RUN);
+        assertThat(cut.first("init").status()).as("the list ends at 'bogus': one device, ordinal 1 is invalid")
+                .isEqualTo("CUDA_ERROR_INVALID_DEVICE");
+
+        SimNode.Run none = two.start(Map.of("CUDA_VISIBLE_DEVICES", ""), "omai-workload", "totalmem").finish(RUN);
+        assertThat(none.exitCode()).isNotZero();
+    }
+
+    private static long totalMemory(SimNode node, String visible, int ordinal) {
+        SimNode.Run run = node.start(Map.of("CUDA_VISIBLE_DEVICES", visible), "omai-workload",
+                "--device", Integer.toString(ordinal), "totalmem").finish(RUN);
+        assertThat(run.first("totalmem").status()).as(run.stdout() + run.stderr()).isEqualTo("CUDA_SUCCESS");
+        return run.first("totalmem").getLong("total");
+    }
+
     @Test
     void everyAllocationRouteIsChargedAndReleased() {
         SimNode.Run run = node.run(RUN, "omai-workload",
