@@ -60,6 +60,8 @@ public final class AgentMetrics implements AutoCloseable {
     private final HealthChecks health = new HealthChecks();
     private final List<ScrapeRefresh> refreshes = new CopyOnWriteArrayList<>();
     private final List<AllocationMetrics> allocationBinders = new CopyOnWriteArrayList<>();
+    // Micrometer holds a function counter's state object weakly; these keep the kubelet sources alive
+    private final List<KubeletMetricsSource> kubeletSources = new CopyOnWriteArrayList<>();
     private final RpcLatencyInterceptor rpcLatency;
     private final Timer controllerTicks;
     private final AuditMetrics audit;
@@ -123,6 +125,7 @@ public final class AgentMetrics implements AutoCloseable {
 
     /** The registration and restart counters, read from {@code source} at every scrape. */
     public void bindKubelet(KubeletMetricsSource source) {
+        kubeletSources.add(source);
         FunctionCounter.builder(KUBELET_REGISTRATIONS, source, s -> s.registrations())
                 .description("Registrations with kubelet")
                 .register(registry);

@@ -63,6 +63,27 @@ class AgentMetricsTest {
     }
 
     @Test
+    void aKubeletSourceNobodyElseHoldsKeepsCounting() {
+        metrics.bindKubelet(new KubeletMetricsSource() { // as NodeAgentSources binds it: no other reference
+            @Override
+            public long registrations() {
+                return 5;
+            }
+
+            @Override
+            public long kubeletRestarts() {
+                return 4;
+            }
+        });
+        for (int i = 0; i < 3; i++) {
+            System.gc(); // Micrometer holds function-counter state weakly: it must not be the only holder
+        }
+        Scrape scrape = Scrape.of(metrics);
+        assertThat(scrape.get("omai_kubelet_registrations_total")).isEqualTo(5);
+        assertThat(scrape.get("omai_kubelet_restarts_total")).isEqualTo(4);
+    }
+
+    @Test
     void allocatePreferredAllocationAndFitAreTimedOnTheirServersOtherCallsAreNot() throws Exception {
         BindableService plugin = new DevicePluginGrpc.DevicePluginImplBase() {
             @Override
