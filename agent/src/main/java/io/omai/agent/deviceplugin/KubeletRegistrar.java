@@ -19,6 +19,7 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.IntSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -48,6 +49,7 @@ final class KubeletRegistrar implements AutoCloseable {
     private final AtomicBoolean streamEnded = new AtomicBoolean();
     private final AtomicInteger registrations = new AtomicInteger();
     private final AtomicInteger kubeletRestarts = new AtomicInteger();
+    private final AtomicLong loopPasses = new AtomicLong();
     private volatile boolean running;
     private volatile long lastRegisteredNanos;
     private Thread loop;
@@ -80,6 +82,11 @@ final class KubeletRegistrar implements AutoCloseable {
     /** Re-registrations after kubelet restarted (a new kubelet.sock, or our socket removed), for metrics. */
     int kubeletRestarts() {
         return kubeletRestarts.get();
+    }
+
+    /** Passes of the registration loop (at least one a second while it is not stuck), for liveness. */
+    long loopPasses() {
+        return loopPasses.get();
     }
 
     /** kubelet's stream ended: if no stream is left open soon, register again. */
@@ -128,6 +135,7 @@ final class KubeletRegistrar implements AutoCloseable {
         Duration backoff = INITIAL_BACKOFF;
         boolean waitingLogged = false;
         while (running) {
+            loopPasses.incrementAndGet();
             try {
                 wakeUp.tryAcquire(1, TimeUnit.SECONDS);
                 wakeUp.drainPermits();

@@ -157,6 +157,11 @@ public final class NodeAgent implements AutoCloseable {
         return registrar.registrations();
     }
 
+    /** Passes of the kubelet registration loop so far; it passes at least once a second unless stuck. */
+    public long registrationLoopPasses() {
+        return registrar.loopPasses();
+    }
+
     /** kubelet restarts noticed (and re-registered after) so far. */
     public int kubeletRestarts() {
         return registrar.kubeletRestarts();

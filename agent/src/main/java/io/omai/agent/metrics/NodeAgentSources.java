@@ -11,6 +11,7 @@ import io.omai.agent.metrics.AllocationMetricsSource.TrackedAllocation;
 import io.omai.agent.metrics.GpuMetricsSource.GpuReading;
 import io.omai.agent.quota.shm.DeviceQuota;
 import java.nio.file.Files;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -51,6 +52,12 @@ public final class NodeAgentSources {
                 return agent.kubeletRestarts();
             }
         });
+        // A pass waits up to 1 s, a Register call up to 5 s and a failure up to the back-off: far beyond that,
+        // the loop that keeps the plugin registered is stuck and a restart is the way out.
+        Duration maxStall = Duration.ofSeconds(30).plus(agent.config().kubelet().registrationBackoffMax()
+                .multipliedBy(2));
+        metrics.health().addLiveness("kubelet-registration",
+                HealthChecks.progress(agent::registrationLoopPasses, maxStall, System::nanoTime));
         metrics.health().addReadiness("kubelet", () -> agent.registrations() > 0 ? Optional.empty()
                 : Optional.of("not registered with kubelet yet (kubelet.sock in "
                         + agent.config().directories().devicePlugin() + ")"));
