@@ -314,9 +314,10 @@ EXPORT CUresult omaiSimGetCounters(omai_sim_counters *out, size_t size) {
 /*
  * CUDA_VISIBLE_DEVICES, as the real driver reads it at cuInit: a comma list of
  * indices or UUIDs ("GPU-..." or a unique prefix of one); the list ends at the
- * first entry that names no GPU; unset means every GPU. A CUdevice stays the
- * GPU's index in the simulator's config (handles are opaque to programs), so
- * only enumeration and validity change.
+ * first entry that names no GPU; unset means every GPU. As with the real
+ * driver, a CUdevice is the ordinal among the visible GPUs: it is turned into
+ * the GPU's index in the config (its "physical" index) at the API boundary,
+ * and back when a device is handed out.
  */
 static int g_visible[SIM_MAX_GPUS];
 static int g_visible_count = -1; /* -1: not parsed yet */
@@ -360,17 +361,24 @@ static void parse_visible_devices(void) {
     }
 }
 
-static int valid_device(CUdevice dev) {
-    for (int k = 0; k < g_visible_count; k++) {
-        if (g_visible[k] == dev) return 1;
-    }
-    return 0;
+/* Config index of a visible ordinal, or -1. */
+static int to_physical(CUdevice ordinal) {
+    return ordinal >= 0 && ordinal < g_visible_count ? g_visible[ordinal] : -1;
 }
 
-#define REQUIRE_DEVICE(dev)                                   \
-    do {                                                      \
-        REQUIRE_INIT();                                       \
-        if (!valid_device(dev)) return CUDA_ERROR_INVALID_DEVICE; \
+/* Visible ordinal of a config index, or -1 when that GPU is not visible. */
+static int to_ordinal(int physical) {
+    for (int k = 0; k < g_visible_count; k++) {
+        if (g_visible[k] == physical) return k;
+    }
+    return -1;
+}
+
+/* Validates the ordinal parameter `dev` and turns it into the config index. */
+#define REQUIRE_DEVICE(dev)                                            \
+    do {                                                               \
+        REQUIRE_INIT();                                                \
+        if (((dev) = to_physical(dev)) < 0) return CUDA_ERROR_INVALID_DEVICE; \
     } while (0)
 
 EXPORT CUresult cuDeviceGetCount(int *count) {
@@ -383,8 +391,8 @@ EXPORT CUresult cuDeviceGetCount(int *count) {
 EXPORT CUresult cuDeviceGet(CUdevice *device, int ordinal) {
     REQUIRE_INIT();
     if (device == NULL) return CUDA_ERROR_INVALID_VALUE;
-    if (ordinal < 0 || ordinal >= g_visible_count) return CUDA_ERROR_INVALID_DEVICE;
-    *device = g_visible[ordinal];
+    if (to_physical(ordinal) < 0) return CUDA_ERROR_INVALID_DEVICE;
+    *device = ordinal;
     return CUDA_SUCCESS;
 }
 
@@ -468,8 +476,9 @@ EXPORT CUresult cuDeviceGetByPCIBusId(CUdevice *dev, const char *pciBusId) {
     if (sscanf(pciBusId, "%x:%x:%x.%x", &d, &b, &v, &f) < 3) return CUDA_ERROR_INVALID_VALUE;
     for (int i = 0; i < g_rt.cfg.gpu_count; i++) {
         const sim_gpu_config *g = &g_rt.cfg.gpus[i];
-        if (valid_device(i) && g->pci_domain == d && g->pci_bus == b && g->pci_device == v && g->pci_function == f) {
-            *dev = i;
+        if (to_ordinal(i) >= 0 && g->pci_domain == d && g->pci_bus == b && g->pci_device == v &&
+            g->pci_function == f) {
+            *dev = to_ordinal(i);
             return CUDA_SUCCESS;
         }
     }
@@ -621,7 +630,10 @@ EXPORT CUresult cuCtxPopCurrent_v2(CUcontext *pctx) {
 EXPORT CUresult cuCtxGetDevice(CUdevice *device) {
     REQUIRE_INIT();
     if (device == NULL) return CUDA_ERROR_INVALID_VALUE;
-    return current_device(device);
+    int physical;
+    CUresult rc = current_device(&physical);
+    if (rc == CUDA_SUCCESS) *device = to_ordinal(physical);
+    return rc;
 }
 
 /* Waits for every kernel this process has queued. */
@@ -667,7 +679,10 @@ EXPORT CUresult cuStreamCreate(CUstream *phStream, unsigned int Flags) {
 EXPORT CUresult cuStreamGetDevice(CUstream hStream, CUdevice *device) {
     REQUIRE_INIT();
     if (device == NULL) return CUDA_ERROR_INVALID_VALUE;
-    return stream_device(hStream, device);
+    int physical;
+    CUresult rc = stream_device(hStream, &physical);
+    if (rc == CUDA_SUCCESS) *device = to_ordinal(physical);
+    return rc;
 }
 
 EXPORT CUresult cuStreamDestroy_v2(CUstream hStream) {
@@ -887,9 +902,10 @@ EXPORT CUresult cuMemPoolCreate(CUmemoryPool *pool, const CUmemPoolProps *poolPr
     if (pool == NULL || poolProps == NULL || poolProps->allocType != CU_MEM_ALLOCATION_TYPE_PINNED ||
         poolProps->location.type != CU_MEM_LOCATION_TYPE_DEVICE)
         return CUDA_ERROR_INVALID_VALUE;
-    if (!valid_device(poolProps->location.id)) return CUDA_ERROR_INVALID_DEVICE;
+    int physical = to_physical(poolProps->location.id);
+    if (physical < 0) return CUDA_ERROR_INVALID_DEVICE;
     pthread_mutex_lock(&g_lock);
-    sim_obj *o = obj_new(OBJ_POOL, poolProps->location.id);
+    sim_obj *o = obj_new(OBJ_POOL, physical);
     pthread_mutex_unlock(&g_lock);
     if (o == NULL) return CUDA_ERROR_OUT_OF_MEMORY;
     *pool = (CUmemoryPool)o;
@@ -924,8 +940,8 @@ EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, c
     if (handle == NULL || prop == NULL || flags != 0 || size == 0 || size % SIM_VMM_GRANULARITY != 0 ||
         prop->type != CU_MEM_ALLOCATION_TYPE_PINNED || prop->location.type != CU_MEM_LOCATION_TYPE_DEVICE)
         return counted_alloc(CUDA_ERROR_INVALID_VALUE);
-    int dev = prop->location.id;
-    if (!valid_device(dev)) return counted_alloc(CUDA_ERROR_INVALID_DEVICE);
+    int dev = to_physical(prop->location.id);
+    if (dev < 0) return counted_alloc(CUDA_ERROR_INVALID_DEVICE);
     if (sim_reserve(g_rt.st, g_proc, dev, size) != 0) return counted_alloc(CUDA_ERROR_OUT_OF_MEMORY);
     pthread_mutex_lock(&g_lock);
     sim_alloc *a = alloc_slot();
@@ -1025,7 +1041,7 @@ EXPORT CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDe
     REQUIRE_INIT();
     if (desc == NULL || count == 0 || size == 0) return CUDA_ERROR_INVALID_VALUE;
     for (size_t i = 0; i < count; i++) {
-        if (desc[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || !valid_device(desc[i].location.id))
+        if (desc[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || to_physical(desc[i].location.id) < 0)
             return CUDA_ERROR_INVALID_DEVICE;
         if (desc[i].flags != CU_MEM_ACCESS_FLAGS_PROT_NONE && desc[i].flags != CU_MEM_ACCESS_FLAGS_PROT_READ &&
             desc[i].flags != CU_MEM_ACCESS_FLAGS_PROT_READWRITE)
