@@ -34,13 +34,19 @@ gpu() { echo "gpu index=$1 uuid=$2 name=\"bench\" memory=85899345920 pci=0000:1$
 gpu 0 $U0 > "$WORK/one.conf"
 { gpu 0 $U0; gpu 1 $U1; } > "$WORK/two.conf"
 "$B/bin/omai-shm-tool" create "$WORK/alloc" "$U0=64GiB" "$U1=64GiB" > /dev/null
+# Launches: compute enforced with a grant that never runs out (the hot path: tokens available), and an
+# allocation without compute enforcement (launches pass through after the flag check).
+"$B/bin/omai-shm-tool" create "$WORK/compute" "$U0=64GiB" "$U1=64GiB" > /dev/null
+"$B/bin/omai-shm-tool" set-compute "$WORK/compute" 0 500 hard-cap > /dev/null
+"$B/bin/omai-shm-tool" grant "$WORK/compute" 0 4000000000000000000 > /dev/null
 export OMAI_SIM_STATE=$WORK LD_LIBRARY_PATH=$B/sim
-export OMAI_CONTROL_FILE=$WORK/alloc/control OMAI_USAGE_FILE=$WORK/alloc/usage
+ALLOC=alloc
 
 # run CONF PRELOAD MODE N -> callgrind output file path
 run() {
-    local out=$WORK/cg.$1.$2.$3.$4
+    local out=$WORK/cg.$ALLOC.$1.$2.$3.$4
     rm -f "$WORK"/sim-state
+    export OMAI_CONTROL_FILE=$WORK/$ALLOC/control OMAI_USAGE_FILE=$WORK/$ALLOC/usage
     if [[ $2 == yes ]]; then
         OMAI_SIM_CONFIG=$WORK/$1.conf LD_PRELOAD=$B/lib/libomai-shim.so \
             valgrind --tool=callgrind --callgrind-out-file="$out" "$B/bin/omai-shim-bench" "$3" "$4" 2>> "$WORK/vg.log"
@@ -65,4 +71,8 @@ row "cuMemAlloc_v2, accounted (2 GPUs: +cuCtxGetDevice)" two alloc-only
 row "cuMemAlloc_v2 + cuMemFree_v2, accounted (1 GPU)"  one alloc
 row "cuMemGetInfo_v2, virtualised view (1 GPU)"        one meminfo
 row "cuCtxGetDevice, passed through (not hooked)"      one passthru
+row "cuLaunchKernel, compute not enforced (1 GPU)"     one launch
+ALLOC=compute
+row "cuLaunchKernel, charged, tokens left (1 GPU)"     one launch
+row "cuLaunchKernel, charged (2 GPUs: +cuCtxGetDevice)" two launch
 echo "(instructions per loop iteration, loops of $N1 and $N2 calls; $(valgrind --version))"

@@ -13,10 +13,11 @@
  * order. A launch that then fails in the driver keeps its charge (over, never
  * under), as does one killed while waiting.
  *
- * Hot path (tokens available): the seqlocked record lookup cached per epoch,
- * the flags, four relaxed fetch-adds (total and own slot: tokens, launches)
- * and one acquire load of the grant. No syscall, lock or log line; the clock
- * is read only once a launch has to wait.
+ * Hot path (one GPU visible, tokens available): the record cached for the
+ * control file's epoch, the flags, the grant and the total spent, four relaxed
+ * fetch-adds (total and own slot: tokens, launches), then a tail jump to the
+ * driver. No call, syscall, lock or log line; the clock is read only once a
+ * launch has to wait.
  *
  * Agent gone (heartbeat older than max(2 s, 20 periods)): launches go on at
  * the quota's rate - the grant is extended by quota_milli/1000 of the time
@@ -153,64 +154,110 @@ OMAI_ALWAYS_INLINE static inline void launch_charge(CUdevice ord) {
 
 /* The current context's device pays (one GPU visible: device 0, no driver
  * call). If there is none the driver's launch fails and nothing was charged. */
-OMAI_ALWAYS_INLINE static inline void charge_context_device(void) {
+static void charge_context_device(void) {
     CUdevice dev;
-    if (OMAI_LIKELY(context_device(&dev) == CUDA_SUCCESS)) {
+    if (context_device(&dev) == CUDA_SUCCESS) {
         launch_charge(dev);
     }
 }
 
+/* The common case in one piece and without a single call, so that each
+ * wrapper can jump straight to the driver with its arguments untouched: one
+ * visible GPU (device 0), its record cached for the current epoch, and either
+ * compute not enforced or tokens left. Then the launch is charged (or not) and
+ * true returned. False: nothing was charged, and the wrapper's slow path does
+ * the whole job (first use, several GPUs, a new epoch, no tokens left - which
+ * takes a ticket and waits). A launch that finds tokens left goes even if a
+ * concurrent one takes the last of them meanwhile: the overshoot is at most one
+ * charge per concurrently launching thread, and the next grant absorbs it. */
+OMAI_ALWAYS_INLINE static inline bool launch_fast(void) {
+    if (OMAI_UNLIKELY(__atomic_load_n(&omai_cuda_state, __ATOMIC_ACQUIRE) != 2 ||
+                      __atomic_load_n(&visible_devices, __ATOMIC_RELAXED) != 1 ||
+                      __atomic_load_n(&region_state, __ATOMIC_ACQUIRE) != REGION_OK)) {
+        return false;
+    }
+    uint64_t e = __atomic_load_n(&ctl->header.epoch, __ATOMIC_ACQUIRE);
+    uint64_t w = __atomic_load_n(&ord_cache[0], __ATOMIC_RELAXED);
+    unsigned code = (unsigned)(w & 0xff);
+    if (OMAI_UNLIKELY((w >> 8) != e || code == 0 || code > OMAI_MAX_DEVICES)) {
+        return false;
+    }
+    uint32_t flags = __atomic_load_n(&ctl->header.flags, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    if (OMAI_UNLIKELY(__atomic_load_n(&ctl->header.epoch, __ATOMIC_RELAXED) != e)) {
+        return false;
+    }
+    if (!(flags & OMAI_CONTROL_FLAG_COMPUTE_ENFORCED)) {
+        return true;
+    }
+    if (OMAI_UNLIKELY(__atomic_load_n(&slot_state, __ATOMIC_ACQUIRE) != SLOT_HELD)) {
+        return false;
+    }
+    unsigned idx = code - 1;
+    const omai_control_device *rec = &ctl->devices[idx];
+    omai_usage_device *tot = &usg->devices[idx];
+    uint64_t grant = __atomic_load_n(&rec->token_grant_ns, __ATOMIC_ACQUIRE);
+    if (OMAI_UNLIKELY(__atomic_load_n(&tot->tokens_consumed_ns, __ATOMIC_RELAXED) >= grant)) {
+        return false;
+    }
+    uint64_t cost = __atomic_load_n(&rec->launch_cost_ns, __ATOMIC_RELAXED);
+    if (OMAI_UNLIKELY(cost == 0)) {
+        cost = OMAI_DEFAULT_LAUNCH_COST_NS;
+    }
+    omai_usage_slot_device *own = &slot->devices[idx];
+    __atomic_fetch_add(&tot->tokens_consumed_ns, cost, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&tot->launches, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&own->tokens_consumed_ns, cost, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&own->launches, 1, __ATOMIC_RELAXED);
+    return true;
+}
+
 /* --------------------------------------------------------------- launches */
 
-CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ,
-                        unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ,
-                        unsigned int sharedMemBytes, CUstream hStream, void **kernelParams, void **extra) {
-    NEED_REAL(cuLaunchKernel);
-    charge_context_device();
-    return omai_cu.cuLaunchKernel(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ,
-                                  sharedMemBytes, hStream, kernelParams, extra);
-}
+/* Each wrapper: the fast path, then a tail jump to the driver; otherwise its
+ * slow twin (never inlined, so the fast path keeps no frame) charges the
+ * launch in full - waiting for tokens if need be - and calls the driver. */
+#define OMAI_LAUNCH_WRAPPER(name, params, args)                            \
+    __attribute__((noinline)) static CUresult slow_##name params {        \
+        NEED_REAL(name);                                                   \
+        charge_context_device();                                           \
+        return omai_cu.name args;                                          \
+    }                                                                      \
+    CUresult name params {                                                 \
+        if (OMAI_LIKELY(launch_fast() && omai_cu.name != NULL)) {          \
+            return omai_cu.name args;                                      \
+        }                                                                  \
+        return slow_##name args;                                           \
+    }
 
-CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ,
-                             unsigned int blockDimX, unsigned int blockDimY, unsigned int blockDimZ,
-                             unsigned int sharedMemBytes, CUstream hStream, void **kernelParams, void **extra) {
-    NEED_REAL(cuLaunchKernel_ptsz);
-    charge_context_device();
-    return omai_cu.cuLaunchKernel_ptsz(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ,
-                                       sharedMemBytes, hStream, kernelParams, extra);
-}
+#define OMAI_GRID_PARAMS                                                                                   \
+    (CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, \
+     unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream,          \
+     void **kernelParams, void **extra)
+#define OMAI_GRID_ARGS \
+    (f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams, extra)
+#define OMAI_COOP_PARAMS                                                                                   \
+    (CUfunction f, unsigned int gridDimX, unsigned int gridDimY, unsigned int gridDimZ, unsigned int blockDimX, \
+     unsigned int blockDimY, unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream,          \
+     void **kernelParams)
+#define OMAI_COOP_ARGS \
+    (f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes, hStream, kernelParams)
 
-CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra) {
-    NEED_REAL(cuLaunchKernelEx);
-    charge_context_device();
-    return omai_cu.cuLaunchKernelEx(config, f, kernelParams, extra);
-}
-
-CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra) {
-    NEED_REAL(cuLaunchKernelEx_ptsz);
-    charge_context_device();
-    return omai_cu.cuLaunchKernelEx_ptsz(config, f, kernelParams, extra);
-}
-
-CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
-                                   unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY,
-                                   unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream,
-                                   void **kernelParams) {
-    NEED_REAL(cuLaunchCooperativeKernel);
-    charge_context_device();
-    return omai_cu.cuLaunchCooperativeKernel(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ,
-                                             sharedMemBytes, hStream, kernelParams);
-}
-
-CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
-                                        unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY,
-                                        unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream,
-                                        void **kernelParams) {
-    NEED_REAL(cuLaunchCooperativeKernel_ptsz);
-    charge_context_device();
-    return omai_cu.cuLaunchCooperativeKernel_ptsz(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY,
-                                                  blockDimZ, sharedMemBytes, hStream, kernelParams);
-}
+OMAI_LAUNCH_WRAPPER(cuLaunchKernel, OMAI_GRID_PARAMS, OMAI_GRID_ARGS)
+OMAI_LAUNCH_WRAPPER(cuLaunchKernel_ptsz, OMAI_GRID_PARAMS, OMAI_GRID_ARGS)
+OMAI_LAUNCH_WRAPPER(cuLaunchKernelEx,
+                    (const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra),
+                    (config, f, kernelParams, extra))
+OMAI_LAUNCH_WRAPPER(cuLaunchKernelEx_ptsz,
+                    (const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra),
+                    (config, f, kernelParams, extra))
+OMAI_LAUNCH_WRAPPER(cuLaunchCooperativeKernel, OMAI_COOP_PARAMS, OMAI_COOP_ARGS)
+OMAI_LAUNCH_WRAPPER(cuLaunchCooperativeKernel_ptsz, OMAI_COOP_PARAMS, OMAI_COOP_ARGS)
+/* A graph may hold many kernels, but its launch is charged once: the agent
+ * sets launch_cost_ns to the GPU time NVML measured per launch, so a container
+ * that launches graphs pays their real GPU time on average (docs/shim.md). */
+OMAI_LAUNCH_WRAPPER(cuGraphLaunch, (CUgraphExec hGraphExec, CUstream hStream), (hGraphExec, hStream))
+OMAI_LAUNCH_WRAPPER(cuGraphLaunch_ptsz, (CUgraphExec hGraphExec, CUstream hStream), (hGraphExec, hStream))
 
 /* One kernel per device: each device's container record pays for its own,
  * on the device of the entry's stream. */
@@ -224,19 +271,4 @@ CUresult cuLaunchCooperativeKernelMultiDevice(CUDA_LAUNCH_PARAMS *launchParamsLi
         }
     }
     return omai_cu.cuLaunchCooperativeKernelMultiDevice(launchParamsList, numDevices, flags);
-}
-
-/* A graph may hold many kernels, but its launch is charged once: the agent
- * sets launch_cost_ns to the GPU time NVML measured per launch, so a container
- * that launches graphs pays their real GPU time on average (docs/shim.md). */
-CUresult cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream) {
-    NEED_REAL(cuGraphLaunch);
-    charge_context_device();
-    return omai_cu.cuGraphLaunch(hGraphExec, hStream);
-}
-
-CUresult cuGraphLaunch_ptsz(CUgraphExec hGraphExec, CUstream hStream) {
-    NEED_REAL(cuGraphLaunch_ptsz);
-    charge_context_device();
-    return omai_cu.cuGraphLaunch_ptsz(hGraphExec, hStream);
 }

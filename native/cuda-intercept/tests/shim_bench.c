@@ -7,6 +7,7 @@
  *   omai-shim-bench alloc-only N N x cuMemAlloc_v2 256 B (freed after the loop, outside the count)
  *   omai-shim-bench meminfo N    N x cuMemGetInfo_v2: hooked, virtualised view
  *   omai-shim-bench passthru N   N x cuCtxGetDevice: not hooked, straight to the driver
+ *   omai-shim-bench launch N     N x cuLaunchKernel of a 0 us kernel: hooked, one compute charge each
  *   omai-shim-bench pool-on DEVICE BYTES
  *                                with device 0 current, cuMemAllocFromPoolAsync BYTES from a pool
  *                                created on DEVICE: which device's quota pays
@@ -23,7 +24,7 @@
 
 int main(int argc, char **argv) {
     if (argc != 3 && !(argc == 4 && strcmp(argv[1], "pool-on") == 0)) {
-        fprintf(stderr, "usage: omai-shim-bench alloc|alloc-only|meminfo|passthru N\n");
+        fprintf(stderr, "usage: omai-shim-bench alloc|alloc-only|meminfo|passthru|launch N\n");
         return 2;
     }
     long n = atol(argv[2]);
@@ -58,6 +59,15 @@ int main(int argc, char **argv) {
     if (rc == CUDA_SUCCESS) rc = cuMemFree_v2(p);
     size_t f, t;
     if (rc == CUDA_SUCCESS) rc = cuMemGetInfo_v2(&f, &t);
+    /* The simulator runs any function for the microseconds in its first parameter: 0 here. */
+    static const char image[] = "omai-shim-bench";
+    CUmodule module;
+    CUfunction fn;
+    unsigned int usec = 0;
+    void *params[] = {&usec};
+    if (rc == CUDA_SUCCESS) rc = cuModuleLoadData(&module, image);
+    if (rc == CUDA_SUCCESS) rc = cuModuleGetFunction(&fn, module, "spin");
+    if (rc == CUDA_SUCCESS) rc = cuLaunchKernel(fn, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL);
     if (rc != CUDA_SUCCESS) {
         fprintf(stderr, "omai-shim-bench: set-up failed with CUresult %d\n", (int)rc);
         return 1;
@@ -82,10 +92,12 @@ int main(int argc, char **argv) {
         for (long i = 0; i < n && rc == CUDA_SUCCESS; i++) rc = cuMemAlloc_v2(&p, 256);
     } else if (strcmp(argv[1], "meminfo") == 0) {
         for (long i = 0; i < n && rc == CUDA_SUCCESS; i++) rc = cuMemGetInfo_v2(&f, &t);
+    } else if (strcmp(argv[1], "launch") == 0) {
+        for (long i = 0; i < n && rc == CUDA_SUCCESS; i++) rc = cuLaunchKernel(fn, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL);
     } else if (strcmp(argv[1], "passthru") == 0) {
         for (long i = 0; i < n && rc == CUDA_SUCCESS; i++) rc = cuCtxGetDevice(&dev);
     } else {
-        fprintf(stderr, "omai-shim-bench: unknown mode %s (expected alloc, alloc-only, meminfo or passthru)\n", argv[1]);
+        fprintf(stderr, "omai-shim-bench: unknown mode %s (expected alloc, alloc-only, meminfo, passthru or launch)\n", argv[1]);
         return 2;
     }
     if (rc != CUDA_SUCCESS) {
