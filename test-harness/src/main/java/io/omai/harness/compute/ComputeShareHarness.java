@@ -104,7 +104,7 @@ public final class ComputeShareHarness {
         List<String> cases = List.of("300/700", "200/300/500", "250x4", "wc", "hc");
         double settle = 2;
         double hold = 10;
-        double kernelMs = 2;
+        double kernelMs = 4;
         int processes = 2;
         double band = 3;
         double wcMin = 90;
