@@ -37,18 +37,21 @@ public final class NodeAgent implements AutoCloseable {
     private final NvmlLibrary nvml;
     private final GpuHealthMonitor health;
     private final AllocationLedger ledger;
+    private final QuotaEnforcement quotas;
     private final DeviceListPublisher devices;
     private final PluginSocketServer server;
     private final KubeletRegistrar registrar;
     private final PodResourcesReconciler reconciler;
 
     private NodeAgent(AgentConfig config, NvmlLibrary nvml, GpuHealthMonitor health, AllocationLedger ledger,
+                      QuotaEnforcement quotas,
                       DeviceListPublisher devices, PluginSocketServer server, KubeletRegistrar registrar,
                       PodResourcesReconciler reconciler) {
         this.config = config;
         this.nvml = nvml;
         this.health = health;
         this.ledger = ledger;
+        this.quotas = quotas;
         this.devices = devices;
         this.server = server;
         this.registrar = registrar;
@@ -96,6 +99,9 @@ public final class NodeAgent implements AutoCloseable {
             started.add(ledger);
             ContainerEdits edits = new ContainerEdits(ledger, config);
             edits.writePreloadFile();
+            QuotaEnforcement quotas = new QuotaEnforcement(ledger, nvml, config.sharing().computePeriodUs() * 1_000L);
+            quotas.start();
+            started.add(quotas);
 
             PodResourcesReconciler reconciler = new PodResourcesReconciler(config.directories().podResourcesSocket(),
                     config.resources().milliGpu(), ledger, config.kubelet().reconcileInterval(),
@@ -122,7 +128,7 @@ public final class NodeAgent implements AutoCloseable {
             started.add(reconciler);
             log.info("event=agent_started node={} resource={} gpus={} socket={} state={}", config.nodeName(),
                     config.resources().milliGpu(), gpus.size(), socket, config.directories().state());
-            return new NodeAgent(config, nvml, health, ledger, devices, server, registrar, reconciler);
+            return new NodeAgent(config, nvml, health, ledger, quotas, devices, server, registrar, reconciler);
         } catch (NvmlException e) {
             closeAll(reversed(started));
             throw new AgentStartException("cannot discover GPUs: " + e.getMessage(), e);
@@ -145,6 +151,16 @@ public final class NodeAgent implements AutoCloseable {
 
     public GpuHealthMonitor health() {
         return health;
+    }
+
+    /** The compute controller granting GPU time to every allocation's shims. */
+    public io.omai.agent.quota.compute.ComputeControlLoop computeLoop() {
+        return quotas.computeLoop();
+    }
+
+    /** The reaper releasing dead processes' bytes and mapping live ones to host pids. */
+    public io.omai.agent.quota.DeadProcessReaper reaper() {
+        return quotas.reaper();
     }
 
     /** The plugin's socket in the device-plugin directory. */
@@ -175,7 +191,8 @@ public final class NodeAgent implements AutoCloseable {
     /** Stops registration, reconciliation, the server and health checks; the ledger stays on disk. */
     @Override
     public void close() {
-        closeAll(List.of(registrar, reconciler, devices::terminate, server, ledger, health, nvml::nvmlShutdown));
+        closeAll(List.of(registrar, reconciler, devices::terminate, server, quotas, ledger, health,
+                nvml::nvmlShutdown));
         log.info("event=agent_stopped node={}", config.nodeName());
     }
 

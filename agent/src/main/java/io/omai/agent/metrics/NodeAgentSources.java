@@ -58,6 +58,10 @@ public final class NodeAgentSources {
                 .multipliedBy(2));
         metrics.health().addLiveness("kubelet-registration",
                 HealthChecks.progress(agent::registrationLoopPasses, maxStall, System::nanoTime));
+        // The compute controller ticks every period; ten seconds without a tick means grants stopped growing.
+        agent.computeLoop().onTick(metrics.controllerTickRecorder());
+        metrics.health().addLiveness("compute-control",
+                HealthChecks.progress(agent.computeLoop()::ticks, Duration.ofSeconds(10), System::nanoTime));
         metrics.health().addReadiness("kubelet", () -> agent.registrations() > 0 ? Optional.empty()
                 : Optional.of("not registered with kubelet yet (kubelet.sock in "
                         + agent.config().directories().devicePlugin() + ")"));

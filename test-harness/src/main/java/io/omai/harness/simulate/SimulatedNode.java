@@ -5,12 +5,6 @@ import io.omai.agent.config.ConfigLoader;
 import io.omai.agent.deviceplugin.NodeAgent;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
-import io.omai.agent.quota.DeadProcessReaper;
-import io.omai.agent.quota.LinuxProcessTable;
-import io.omai.agent.quota.compute.ComputeControlLoop;
-import io.omai.agent.quota.compute.ComputeTarget;
-import io.omai.agent.quota.compute.NvmlProcessGpuTime;
-import io.omai.agent.gpu.nvml.FfmNvmlLibrary;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.harness.kubelet.KubeletSimulator;
 import io.omai.harness.launcher.ContainerLauncher;
@@ -55,8 +49,6 @@ final class SimulatedNode implements AutoCloseable {
     private final IbVfMonitor vfMonitor;
     private final FakeSysfs sysfs;
     private final Map<String, AllocationFiles> openFiles = new HashMap<>();
-    private final ComputeControlLoop computeLoop;
-    private final DeadProcessReaper reaper;
     private final List<RunningPod> pods = new ArrayList<>();
     private final int metricsPort;
 
@@ -116,11 +108,7 @@ final class SimulatedNode implements AutoCloseable {
         kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
         kubelet.awaitDevices(RESOURCE, devices -> devices.size() == 2000, Duration.ofSeconds(30));
 
-        this.computeLoop = new ComputeControlLoop(config.sharing().computePeriodUs() * 1_000L, this::computeTargets,
-                new NvmlProcessGpuTime(FfmNvmlLibrary.instance()));
-        computeLoop.start();
-        this.reaper = new DeadProcessReaper(new LinuxProcessTable(), this::liveFiles);
-        reaper.start(DeadProcessReaper.DEFAULT_PERIOD);
+        // The agent runs the compute controller and the reaper itself; the table reads what they write.
     }
 
     /** Admits the pod through the kubelet simulator and starts its workload under the shim. */
@@ -173,11 +161,7 @@ final class SimulatedNode implements AutoCloseable {
         return metricsPort;
     }
 
-    ComputeControlLoop computeLoop() {
-        return computeLoop;
-    }
-
-    /** The allocation's files, opened once and kept for the controller, the reaper and the table. */
+    /** The allocation's files, opened once and kept for the table. */
     synchronized Optional<AllocationFiles> files(String allocationId) {
         AllocationFiles files = openFiles.get(allocationId);
         if (files != null) {
@@ -197,31 +181,6 @@ final class SimulatedNode implements AutoCloseable {
         return Optional.of(files);
     }
 
-    private synchronized List<AllocationFiles> liveFiles() {
-        List<AllocationFiles> live = new ArrayList<>();
-        for (Allocation allocation : agent.ledger().allocations()) {
-            files(allocation.id()).ifPresent(live::add);
-        }
-        return live;
-    }
-
-    private Map<String, List<ComputeTarget>> computeTargets() {
-        Map<String, List<ComputeTarget>> byGpu = new LinkedHashMap<>();
-        for (Allocation allocation : agent.ledger().allocations()) {
-            Optional<AllocationFiles> files = files(allocation.id());
-            if (files.isEmpty()) {
-                continue;
-            }
-            // Device records are in the order the ledger wrote them into the control file.
-            List<io.omai.agent.quota.shm.DeviceQuota> records = agent.ledger().spec(allocation).devices();
-            for (int i = 0; i < records.size(); i++) {
-                byGpu.computeIfAbsent(records.get(i).uuid(), u -> new ArrayList<>())
-                        .add(new ComputeTarget(allocation.id(), files.get(), i));
-            }
-        }
-        return byGpu;
-    }
-
     @Override
     public void close() {
         for (RunningPod pod : pods()) {
@@ -237,8 +196,6 @@ final class SimulatedNode implements AutoCloseable {
                 pod.process().destroyForcibly();
             }
         }
-        reaper.close();
-        computeLoop.close();
         agent.close();
         kubelet.close();
         synchronized (this) {
