@@ -15,6 +15,12 @@
 #    - PyTorch three times (default caching allocator, expandable_segments =
 #      cuMemCreate/VMM, backend:cudaMallocAsync = pools): mem_get_info shows
 #      the quota and allocating past it raises torch.cuda.OutOfMemoryError;
+#    - compute: two CUDA processes (compute_share.cu, nvcc) with hard caps of
+#      300 and 700 milli-GPU share GPU 0; omai-shm-tool's minimal grant loop
+#      plays the agent (the real controller is the Java ComputeControlLoop,
+#      which measures through NVML; here the launch cost is the kernel length
+#      measured alone), and each process's kernel rate over its rate alone is
+#      the share it achieved (goal: within 5 points of its quota);
 # 4. prints a short report and the usage file (omai-shm-tool show).
 # Exit 0 only if nothing FAILED.
 set -uo pipefail
@@ -100,8 +106,61 @@ for conf in "" "expandable_segments:True" "backend:cudaMallocAsync"; do
     fi
 done
 
+# 3d. compute quota: 300/700 between two processes on GPU 0
+say "-- compute quota: two CUDA processes, hard caps 300 and 700 on GPU 0"
+if [[ -z $NVCC ]]; then
+    tally <<< "compute-share status=SKIPPED reason=no-nvcc"
+elif ! "$NVCC" -O2 -std=c++17 -o "$WORK/compute_share" "$ROOT/test-harness/gpu/compute_share.cu" \
+        > "$WORK/nvcc-compute.log" 2>&1; then
+    tail -20 "$WORK/nvcc-compute.log"
+    tally <<< "compute-share status=FAIL reason=nvcc-compile-failed"
+else
+    # Alone and without the shim: kernels of about 2 ms, and the rate that is 100 % of the GPU.
+    CAL=$(timeout 60 "$WORK/compute_share" calibrate 2000 | grep '^result op=calibrate')
+    say "  alone: ${CAL#result }"
+    ITERS=$(sed -n 's/.* iters=\([0-9]*\).*/\1/p' <<< "$CAL")
+    KERNEL_NS=$(sed -n 's/.* kernel_ns=\([0-9]*\).*/\1/p' <<< "$CAL")
+    RATE_ALONE=$(sed -n 's/.* rate=\([0-9.]*\).*/\1/p' <<< "$CAL")
+    if [[ -z $ITERS || -z $KERNEL_NS || -z $RATE_ALONE ]]; then
+        tally <<< "compute-share status=FAIL reason=calibration-failed"
+    else
+        for q in 300 700; do
+            "$B/bin/omai-shm-tool" create "$WORK/compute$q" "$UUID=$LIMIT_TEXT" > /dev/null \
+                && "$B/bin/omai-shm-tool" set-compute "$WORK/compute$q" 0 $q hard-cap > /dev/null \
+                || die "omai-shm-tool could not set up the compute allocation $q"
+        done
+        "$B/bin/omai-shm-tool" agent 100 14 "$KERNEL_NS" "$WORK/compute300" "$WORK/compute700" > "$WORK/agent.log" 2>&1 &
+        AGENT=$!
+        sleep 0.3
+        RUNS=()
+        for q in 300 700; do
+            OMAI_CONTROL_FILE=$WORK/compute$q/control OMAI_USAGE_FILE=$WORK/compute$q/usage LD_PRELOAD=$SHIM \
+                timeout 60 "$WORK/compute_share" run 10 "$ITERS" > "$WORK/run$q.out" 2> "$WORK/run$q.err" &
+            RUNS+=($!)
+        done
+        wait "${RUNS[@]}"
+        wait "$AGENT"
+        for q in 300 700; do
+            RUN=$(grep '^result op=run' "$WORK/run$q.out")
+            grep -h 'omai-shim' "$WORK/run$q.err" | sed 's/^/  stderr: /' | tee -a "$REPORT"
+            RATE=$(sed -n 's/.* rate=\([0-9.]*\).*/\1/p' <<< "$RUN")
+            if [[ -z $RATE ]]; then
+                tally <<< "compute-share quota=$q status=FAIL reason=run-failed"
+                continue
+            fi
+            tally < <(awk -v r="$RATE" -v a="$RATE_ALONE" -v q=$q 'BEGIN {
+                share = 100 * r / a; err = share - q / 10; if (err < 0) err = -err
+                printf "compute-share quota=%d achieved=%.1f%% rate=%s rate_alone=%s status=%s\n", q, share, r, a,
+                       err <= 5 ? "PASS" : "FAIL" }')
+        done
+        sed 's/^/  /' "$WORK/agent.log" | tee -a "$REPORT"
+    fi
+fi
+
 # 4. report
 say "-- usage file after the runs"
-"$B/bin/omai-shm-tool" show "$WORK/alloc" | sed 's/^/  /' | tee -a "$REPORT"
+for dir in "$WORK/alloc" "$WORK"/compute300 "$WORK"/compute700; do
+    [[ -e $dir/control ]] && "$B/bin/omai-shm-tool" show "$dir" | sed 's/^/  /' | tee -a "$REPORT"
+done
 say "== PASS=$PASS FAIL=$FAIL SKIPPED=$SKIP in $(( $(date +%s) - START )) s; report: $REPORT"
 [[ $FAIL -eq 0 ]]
