@@ -1,6 +1,7 @@
 package io.omai.agent.quota.compute;
 
 import io.omai.agent.quota.shm.ControlSnapshot;
+import io.omai.agent.quota.shm.MonotonicClock;
 import io.omai.agent.quota.shm.RegionFormatException;
 import io.omai.agent.quota.shm.UsageSnapshot;
 import java.util.ArrayList;
@@ -21,6 +22,9 @@ import org.slf4j.LoggerFactory;
  */
 public final class ComputeControlLoop implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(ComputeControlLoop.class);
+    /** The shim's rule for "agent gone" (docs/shim.md): heartbeat older than max(2 s, 20 periods). */
+    static final long STALE_MIN_NS = 2_000_000_000L;
+    static final long STALE_PERIODS = 20;
 
     private final long periodNs;
     private final Supplier<Map<String, List<ComputeTarget>>> targetsByGpu;
@@ -66,6 +70,14 @@ public final class ComputeControlLoop implements AutoCloseable {
         long started = System.nanoTime();
         Map<String, List<ComputeTarget>> byGpu = targetsByGpu.get();
         controllers.keySet().retainAll(byGpu.keySet());
+        // Before any heartbeat of this tick: a control file whose heartbeat is stale had shims running on their
+        // own (at their quota) and those spendings must not be a debt to the grants that follow.
+        long now = MonotonicClock.nanos();
+        for (List<ComputeTarget> targets : byGpu.values()) {
+            for (ComputeTarget target : targets) {
+                grantWhatTheShimSpentAlone(target, now);
+            }
+        }
         for (Map.Entry<String, List<ComputeTarget>> gpu : byGpu.entrySet()) {
             tickGpu(gpu.getKey(), gpu.getValue());
         }
@@ -118,6 +130,35 @@ public final class ComputeControlLoop implements AutoCloseable {
         for (ComputeTarget target : targets) {
             target.files().control().heartbeat();
         }
+    }
+
+    /**
+     * While the heartbeat was stale the shim let the container run at its quota on its own, extending the grant
+     * by quota/1000 of the time since the heartbeat went stale. The same amount is added to the grant here, once,
+     * so that a restarted (or stalled) agent takes over without holding the container back for as long as it
+     * was gone.
+     */
+    private void grantWhatTheShimSpentAlone(ComputeTarget target, long now) {
+        ControlSnapshot control;
+        try {
+            control = target.files().control().read();
+        } catch (RegionFormatException e) {
+            return; // reported by the tick itself
+        }
+        long heartbeat = control.heartbeatNs();
+        if (!control.computeEnforced() || heartbeat == 0 || target.deviceIndex() >= control.devices().size()) {
+            return;
+        }
+        long threshold = Math.max(STALE_MIN_NS, STALE_PERIODS * control.computePeriodUs() * 1_000L);
+        long staleFor = now - heartbeat - threshold;
+        if (staleFor <= 0) {
+            return;
+        }
+        int quota = Math.clamp(control.devices().get(target.deviceIndex()).computeQuotaMilli(), 0, 1000);
+        long owed = staleFor / 1000 * quota + staleFor % 1000 * quota / 1000;
+        target.files().control().addTokenGrant(target.deviceIndex(), owed);
+        log.info("allocation={} device={} heartbeat was {} ms old; granted the {} ms its shims could spend meanwhile",
+                target.allocationId(), target.deviceIndex(), (now - heartbeat) / 1_000_000, owed / 1_000_000);
     }
 
     /**

@@ -7,6 +7,7 @@ import io.omai.agent.quota.shm.AllocationSpec;
 import io.omai.agent.quota.shm.ComputeMode;
 import io.omai.agent.quota.shm.ControlSnapshot;
 import io.omai.agent.quota.shm.DeviceQuota;
+import io.omai.agent.quota.shm.MonotonicClock;
 import io.omai.agent.quota.shm.ShimLikeWriter;
 import io.omai.agent.quota.shm.ShmLayout;
 import java.nio.file.Path;
@@ -26,6 +27,24 @@ class ComputeControlLoopTest {
     private AllocationFiles allocation(String name, int quota, boolean compute) throws Exception {
         return AllocationFiles.create(dir.resolve(name), new AllocationSpec("ns/" + name + "/main",
                 List.of(new DeviceQuota(GPU, 0, 1L << 30, quota, ComputeMode.HARD_CAP)), compute, 100_000));
+    }
+
+    @Test
+    void whatShimsSpentWhileTheHeartbeatWasStaleIsGrantedOnceNotOwed() throws Exception {
+        try (AllocationFiles a = allocation("a", 300, true)) {
+            // The agent was gone for 5 s: its shims ran on their own for the 3 s after the 2 s staleness limit.
+            a.control().heartbeat(MonotonicClock.nanos() - 5_000 * MS);
+            ComputeControlLoop loop = new ComputeControlLoop(100 * MS,
+                    () -> Map.of(GPU, List.of(new ComputeTarget("a", a, 0))), uuid -> Map.of());
+
+            loop.tick();
+            long grant = a.control().read().devices().getFirst().tokenGrantNs();
+            assertThat(grant).as("30 % of 3 s, and a little more for the time the test itself took")
+                    .isBetween(900 * MS, 1_000 * MS);
+            loop.tick();
+            assertThat(a.control().read().devices().getFirst().tokenGrantNs())
+                    .as("the heartbeat is fresh again: nothing more, and nothing was spent").isEqualTo(grant);
+        }
     }
 
     @Test
