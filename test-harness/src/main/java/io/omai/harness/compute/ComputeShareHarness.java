@@ -42,14 +42,20 @@ public final class ComputeShareHarness {
     record Options(List<String> cases, double settle, double hold, double kernelMs, int processes, double band,
             double wcMin) {}
 
+    private static final String USAGE = "usage: ComputeShareHarness [--cases 300/700,200/300/500,250x4,wc,hc]"
+            + " [--settle S] [--hold S] [--kernel-ms MS] [--processes N] [--band POINTS] [--wc-min PERCENT]";
+
     public static void main(String[] args) throws Exception {
+        if (List.of(args).contains("--help")) {
+            System.out.println(USAGE);
+            return;
+        }
         Options o;
         try {
             o = parse(args);
         } catch (IllegalArgumentException e) {
             System.err.println("compute-share: " + e.getMessage());
-            System.err.println("usage: ComputeShareHarness [--cases 300/700,200/300/500,250x4,wc,hc] [--settle S]"
-                    + " [--hold S] [--kernel-ms MS] [--processes N] [--band POINTS] [--wc-min PERCENT]");
+            System.err.println(USAGE);
             System.exit(2);
             return;
         }
