@@ -5,13 +5,13 @@
  * The agent (ComputeControlLoop) is the one controller per GPU: it measures
  * each container's GPU time through NVML, sets launch_cost_ns to the GPU time
  * one launch really costs, and raises token_grant_ns each period. The shim
- * only spends: per launch it takes a ticket by fetch-add of launch_cost_ns on
- * the container's tokens_consumed_ns; the launch may go while the ticket (the
- * total before its own charge) is below the grant, else it waits in bounded
- * sleeps re-reading the grant. One atomic add decides, so concurrent
- * processes never spend the same token twice and waiters are served in ticket
- * order. A launch that then fails in the driver keeps its charge (over, never
- * under), as does one killed while waiting.
+ * only spends: a launch goes while the container's tokens_consumed_ns is
+ * below the grant, adding launch_cost_ns to it. With none left it takes a
+ * ticket (the total before its own fetch-add) and waits in bounded sleeps,
+ * re-reading the grant, until the grant passes the ticket: waiters of all the
+ * container's processes are served in ticket order. A launch that then fails
+ * in the driver keeps its charge (over, never under), as does one killed while
+ * waiting.
  *
  * Hot path (one GPU visible, tokens available): the record cached for the
  * control file's epoch, the flags, the grant and the total spent, four relaxed
