@@ -16,6 +16,7 @@ import java.time.Duration;
  * @param nvml how NVML is loaded and GPU health is judged
  * @param kubelet registration and reconciliation timing
  * @param metrics where {@code /metrics}, {@code /healthz} and {@code /readyz} are served
+ * @param schedulerApi the scheduler-facing gRPC API (node state, watch, fit, reservations)
  */
 public record AgentConfig(
         String nodeName,
@@ -25,7 +26,8 @@ public record AgentConfig(
         Shim shim,
         Nvml nvml,
         Kubelet kubelet,
-        Metrics metrics) {
+        Metrics metrics,
+        SchedulerApi schedulerApi) {
 
     /** The config format this agent reads ({@code version:} in the file). */
     public static final int VERSION = 1;
@@ -88,6 +90,40 @@ public record AgentConfig(
      * @param port its TCP port; the DaemonSet's {@code metrics} container port and probes name the same port
      */
     public record Metrics(String address, int port) {}
+
+    /**
+     * @param enabled whether the agent serves the scheduler API at all
+     * @param address the IP address it listens on
+     * @param port its TCP port; the DaemonSet's {@code sched-api} container port
+     * @param tls mutual TLS material; {@code null} serves plaintext (development only)
+     * @param allowedClients certificate identities (subject CN, DNS or URI SAN) allowed to Reserve and Release;
+     *     empty only without TLS, where anyone may (the agent warns)
+     * @param deviceLabels attributes and tags merged into what NVML reports, for resource expressions
+     */
+    public record SchedulerApi(boolean enabled, String address, int port, Tls tls, java.util.Set<String> allowedClients,
+                               java.util.List<DeviceLabels> deviceLabels) {
+        public SchedulerApi {
+            allowedClients = java.util.Set.copyOf(allowedClients);
+            deviceLabels = java.util.List.copyOf(deviceLabels);
+        }
+    }
+
+    /** Server certificate chain and key, and the CA that signs scheduler clients' certificates. */
+    public record Tls(Path certificateChain, Path privateKey, Path clientCa) {}
+
+    /**
+     * Labels for the GPUs a selector matches.
+     *
+     * @param selectorKind {@code all}, {@code uuid}, {@code index} or {@code model}
+     * @param selectorValue the UUID, index or exact model name; empty for {@code all}
+     */
+    public record DeviceLabels(String selectorKind, String selectorValue, java.util.Map<String, String> attributes,
+                               java.util.Set<String> tags) {
+        public DeviceLabels {
+            attributes = java.util.Map.copyOf(attributes);
+            tags = java.util.Set.copyOf(tags);
+        }
+    }
 
     /** The plugin's socket file name in the device-plugin directory. */
     public String pluginSocketName() {

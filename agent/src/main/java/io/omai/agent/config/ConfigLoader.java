@@ -96,12 +96,12 @@ public final class ConfigLoader {
                 stateDir == null ? d.state() : stateDir.toAbsolutePath(),
                 d.devRoot());
         return new AgentConfig(config.nodeName(), config.resources(), replaced, config.sharing(), config.shim(),
-                config.nvml(), config.kubelet(), config.metrics());
+                config.nvml(), config.kubelet(), config.metrics(), config.schedulerApi());
     }
 
     private AgentConfig read(JsonNode root) throws ConfigException {
         Section top = new Section("", root, "version", "nodeName", "resources", "directories", "sharing", "shim",
-                "nvml", "kubelet", "metrics");
+                "nvml", "kubelet", "metrics", "schedulerApi");
         JsonNode version = top.node("version");
         if (version.isMissingNode()) {
             throw error("version", "is missing; expected 'version: " + AgentConfig.VERSION + "'");
@@ -211,7 +211,127 @@ public final class ConfigLoader {
                 shimConfig,
                 new AgentConfig.Nvml(library, nvml.bool("healthChecks", true), debounce, ignoredXids),
                 new AgentConfig.Kubelet(backoffMax, reconcileInterval, grace),
-                new AgentConfig.Metrics(metricsAddress, metricsPort.isInt() ? metricsPort.intValue() : 9400));
+                new AgentConfig.Metrics(metricsAddress, metricsPort.isInt() ? metricsPort.intValue() : 9400),
+                schedulerApi(top.section("schedulerApi", "enabled", "address", "port", "tls", "allowedClients",
+                        "deviceLabels")));
+    }
+
+    private AgentConfig.SchedulerApi schedulerApi(Section api) throws ConfigException {
+        boolean enabled = api.bool("enabled", true);
+        String address = api.string("address", "0.0.0.0");
+        try {
+            InetAddress.ofLiteral(address);
+        } catch (IllegalArgumentException e) {
+            throw error("schedulerApi.address", "'" + address + "' is not an IP address; expected e.g. 0.0.0.0");
+        }
+        JsonNode port = api.node("port");
+        if (!port.isMissingNode() && !port.isNull() && (!port.isInt() || port.intValue() < 1 || port.intValue() > 65535)) {
+            throw error("schedulerApi.port", "'" + port.asText() + "' is not a TCP port; expected a whole number "
+                    + "1..65535 (the DaemonSet's 'sched-api' containerPort, 9401)");
+        }
+        Section tlsSection = api.section("tls", "certificateChain", "privateKey", "clientCa");
+        Path chain = tlsSection.absolutePath("certificateChain", null);
+        Path key = tlsSection.absolutePath("privateKey", null);
+        Path ca = tlsSection.absolutePath("clientCa", null);
+        AgentConfig.Tls tls = null;
+        if (chain != null || key != null || ca != null) {
+            if (chain == null || key == null || ca == null) {
+                throw error("schedulerApi.tls", "names " + (chain == null ? "" : "certificateChain ")
+                        + (key == null ? "" : "privateKey ") + (ca == null ? "" : "clientCa ")
+                        + "only; expected all three of certificateChain, privateKey and clientCa (mutual TLS)");
+            }
+            tls = new AgentConfig.Tls(chain, key, ca);
+        }
+        Set<String> clients = new LinkedHashSet<>();
+        JsonNode allowed = api.node("allowedClients");
+        if (!allowed.isMissingNode() && !allowed.isNull()) {
+            if (!allowed.isArray()) {
+                throw error("schedulerApi.allowedClients", "is " + describe(allowed)
+                        + "; expected a list of certificate identities, e.g. [omai-scheduler]");
+            }
+            for (JsonNode client : allowed) {
+                if (!client.isTextual() || client.textValue().isBlank()) {
+                    throw error("schedulerApi.allowedClients", "has " + describe(client)
+                            + "; expected non-empty certificate identities (CN, DNS or URI SAN)");
+                }
+                clients.add(client.textValue());
+            }
+        }
+        if (tls == null && !clients.isEmpty()) {
+            throw error("schedulerApi.allowedClients", "names clients but schedulerApi.tls is not set; identities "
+                    + "come from client certificates, so mutual TLS is required");
+        }
+        if (tls != null && clients.isEmpty()) {
+            throw error("schedulerApi.allowedClients", "is empty; with TLS, name the identities allowed to Reserve "
+                    + "and Release, e.g. [omai-scheduler]");
+        }
+        return new AgentConfig.SchedulerApi(enabled, address, port.isInt() ? port.intValue() : 9401, tls, clients,
+                deviceLabels(api.node("deviceLabels")));
+    }
+
+    private List<AgentConfig.DeviceLabels> deviceLabels(JsonNode list) throws ConfigException {
+        List<AgentConfig.DeviceLabels> rules = new ArrayList<>();
+        if (list.isMissingNode() || list.isNull()) {
+            return rules;
+        }
+        if (!list.isArray()) {
+            throw error("schedulerApi.deviceLabels", "is " + describe(list)
+                    + "; expected a list of {select: {model|uuid|index: ...} or all, attributes: {...}, tags: [...]}");
+        }
+        for (int i = 0; i < list.size(); i++) {
+            String path = "schedulerApi.deviceLabels[" + i + "]";
+            Section rule = new Section(path, list.get(i), "select", "attributes", "tags");
+            JsonNode select = rule.node("select");
+            String kind;
+            String value = "";
+            if (select.isTextual() && select.textValue().equals("all")) {
+                kind = "all";
+            } else if (select.isObject() && select.size() == 1) {
+                kind = select.fieldNames().next();
+                JsonNode v = select.get(kind);
+                if (!List.of("model", "uuid", "index").contains(kind)) {
+                    throw error(path + ".select", "selects by '" + kind + "'; expected model, uuid, index or all");
+                }
+                if (kind.equals("index") ? !v.isInt() || v.intValue() < 0 : !v.isTextual() || v.textValue().isBlank()) {
+                    throw error(path + ".select." + kind, "is " + describe(v) + "; expected "
+                            + (kind.equals("index") ? "a GPU index >= 0" : "a non-empty string"));
+                }
+                value = v.asText();
+            } else {
+                throw error(path + ".select", "is " + describe(select)
+                        + "; expected 'all' or one of {model: ...}, {uuid: ...}, {index: ...}");
+            }
+            Map<String, String> attributes = new java.util.LinkedHashMap<>();
+            JsonNode attrs = rule.node("attributes");
+            if (!attrs.isMissingNode() && !attrs.isNull()) {
+                if (!attrs.isObject()) {
+                    throw error(path + ".attributes", "is " + describe(attrs) + "; expected a mapping of strings");
+                }
+                for (Iterator<Map.Entry<String, JsonNode>> it = attrs.fields(); it.hasNext();) {
+                    Map.Entry<String, JsonNode> e = it.next();
+                    if (!e.getValue().isValueNode() || e.getValue().isNull()) {
+                        throw error(path + ".attributes." + e.getKey(), "is " + describe(e.getValue())
+                                + "; expected a string, number or boolean");
+                    }
+                    attributes.put(e.getKey(), e.getValue().asText());
+                }
+            }
+            Set<String> tags = new LinkedHashSet<>();
+            JsonNode tagList = rule.node("tags");
+            if (!tagList.isMissingNode() && !tagList.isNull()) {
+                if (!tagList.isArray()) {
+                    throw error(path + ".tags", "is " + describe(tagList) + "; expected a list of strings");
+                }
+                for (JsonNode tag : tagList) {
+                    if (!tag.isTextual() || tag.textValue().isBlank()) {
+                        throw error(path + ".tags", "has " + describe(tag) + "; expected non-empty strings");
+                    }
+                    tags.add(tag.textValue());
+                }
+            }
+            rules.add(new AgentConfig.DeviceLabels(kind, value, attributes, tags));
+        }
+        return rules;
     }
 
     private static String defaultNodeName() {

@@ -38,13 +38,14 @@ public final class NodeAgent implements AutoCloseable {
     private final GpuHealthMonitor health;
     private final AllocationLedger ledger;
     private final QuotaEnforcement quotas;
+    private final SchedulerFacing scheduler;
     private final DeviceListPublisher devices;
     private final PluginSocketServer server;
     private final KubeletRegistrar registrar;
     private final PodResourcesReconciler reconciler;
 
     private NodeAgent(AgentConfig config, NvmlLibrary nvml, GpuHealthMonitor health, AllocationLedger ledger,
-                      QuotaEnforcement quotas,
+                      QuotaEnforcement quotas, SchedulerFacing scheduler,
                       DeviceListPublisher devices, PluginSocketServer server, KubeletRegistrar registrar,
                       PodResourcesReconciler reconciler) {
         this.config = config;
@@ -52,6 +53,7 @@ public final class NodeAgent implements AutoCloseable {
         this.health = health;
         this.ledger = ledger;
         this.quotas = quotas;
+        this.scheduler = scheduler;
         this.devices = devices;
         this.server = server;
         this.registrar = registrar;
@@ -126,9 +128,13 @@ public final class NodeAgent implements AutoCloseable {
 
             reconciler.start(); // reconciles at once, then every interval
             started.add(reconciler);
+
+            SchedulerFacing scheduler = SchedulerFacing.start(config, ledger, health, pluginInterceptors);
+            started.add(scheduler);
             log.info("event=agent_started node={} resource={} gpus={} socket={} state={}", config.nodeName(),
                     config.resources().milliGpu(), gpus.size(), socket, config.directories().state());
-            return new NodeAgent(config, nvml, health, ledger, quotas, devices, server, registrar, reconciler);
+            return new NodeAgent(config, nvml, health, ledger, quotas, scheduler, devices, server, registrar,
+                    reconciler);
         } catch (NvmlException e) {
             closeAll(reversed(started));
             throw new AgentStartException("cannot discover GPUs: " + e.getMessage(), e);
@@ -151,6 +157,16 @@ public final class NodeAgent implements AutoCloseable {
 
     public GpuHealthMonitor health() {
         return health;
+    }
+
+    /** Reservations the scheduler API made; the device plugin consumes them at Allocate. */
+    public io.omai.agent.tenancy.ReservationBook reservations() {
+        return scheduler.reservations();
+    }
+
+    /** The scheduler API's TCP port, or -1 when it is disabled. */
+    public int schedulerApiPort() {
+        return scheduler.port();
     }
 
     /** The compute controller granting GPU time to every allocation's shims. */
@@ -191,7 +207,7 @@ public final class NodeAgent implements AutoCloseable {
     /** Stops registration, reconciliation, the server and health checks; the ledger stays on disk. */
     @Override
     public void close() {
-        closeAll(List.of(registrar, reconciler, devices::terminate, server, quotas, ledger, health,
+        closeAll(List.of(scheduler, registrar, reconciler, devices::terminate, server, quotas, ledger, health,
                 nvml::nvmlShutdown));
         log.info("event=agent_stopped node={}", config.nodeName());
     }

@@ -51,6 +51,10 @@ public final class AllocationLedger implements AutoCloseable {
     public static final String SPARES_DIR = "spares";
     /** The directory, in the state directory, where released allocations wait to be deleted. */
     public static final String DISCARDED_DIR = "discarded";
+
+    private final List<Runnable> changeListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final java.util.concurrent.ExecutorService changeNotifier = java.util.concurrent.Executors
+            .newSingleThreadExecutor(Thread.ofPlatform().name("ledger-changes").daemon().factory());
     private static final int SPARES = 4;
 
     private final List<GpuDevice> gpus;
@@ -213,6 +217,7 @@ public final class AllocationLedger implements AutoCloseable {
             }
             record(created);
             writer.submit(List.copyOf(allocations.values()));
+            changed();
             log.info("event=allocation_created allocation={} gpus={} milli={} devices={}", id,
                     created.milliPerGpu(), created.milli(), ids.size());
             return created;
@@ -297,6 +302,7 @@ public final class AllocationLedger implements AutoCloseable {
             owners.clear();
             next.values().forEach(this::record);
             writer.submit(List.copyOf(allocations.values()));
+            changed();
             for (Allocation allocation : released) {
                 discarded.discard(directory(allocation));
                 log.info("event=allocation_released reason=not_in_pod_resources allocation={} owner=\"{}\" gpus={}",
@@ -311,6 +317,28 @@ public final class AllocationLedger implements AutoCloseable {
                         allocation.owner(), allocation.milliPerGpu());
             }
             return report;
+        }
+    }
+
+    /**
+     * Runs {@code listener} after every change of the allocations (created, released, adopted, owner learned), on
+     * the ledger's notifier thread: never under the ledger's lock, so a listener may read the ledger. Close the
+     * returned handle to stop.
+     */
+    public AutoCloseable onChange(Runnable listener) {
+        changeListeners.add(listener);
+        return () -> changeListeners.remove(listener);
+    }
+
+    private void changed() {
+        for (Runnable listener : changeListeners) {
+            changeNotifier.execute(() -> {
+                try {
+                    listener.run();
+                } catch (RuntimeException e) {
+                    log.warn("event=ledger_listener_failed error=\"{}\"", e.toString());
+                }
+            });
         }
     }
 
@@ -331,6 +359,7 @@ public final class AllocationLedger implements AutoCloseable {
     /** Writes the pending checkpoint and stops the ledger's background work. */
     @Override
     public void close() {
+        changeNotifier.shutdownNow();
         spares.close();
         writer.close();
         discarded.close();

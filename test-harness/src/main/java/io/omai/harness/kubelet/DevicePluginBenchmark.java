@@ -65,8 +65,11 @@ public final class DevicePluginBenchmark {
                 metrics:
                   address: 127.0.0.1
                   port: %d
+                schedulerApi:
+                  address: 127.0.0.1
+                  port: %d
                 """.formatted(devicePlugins, podResources, root.resolve("state"),
-                sim.buildDir().resolve("sim/libnvidia-ml.so.1"), freePort()));
+                sim.buildDir().resolve("sim/libnvidia-ml.so.1"), freePort(), freePort()));
         try (KubeletSimulator kubelet = KubeletSimulator.start(devicePlugins, podResources);
              AgentJvm agent = AgentJvm.start(config, sim.env(), root.resolve("agent.log"), List.of("-Xmx512m"))) {
             agent.awaitLog("event=agent_started", Duration.ofSeconds(60));

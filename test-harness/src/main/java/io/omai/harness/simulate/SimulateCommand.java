@@ -42,6 +42,11 @@ public final class SimulateCommand implements Callable<Integer> {
             defaultValue = "9400")
     int metricsPort;
 
+    @Option(names = "--sched-api-port", paramLabel = "PORT",
+            description = "Port of the scheduler gRPC API on 127.0.0.1; 0 picks a free one (default ${DEFAULT-VALUE}).",
+            defaultValue = "9401")
+    int schedulerApiPort;
+
     @Option(names = "--work-dir", paramLabel = "DIR",
             description = "Where the simulated node lives (default: a new temporary directory, removed at exit).")
     Path workDir;
@@ -57,15 +62,18 @@ public final class SimulateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        if (metricsPort < 0 || metricsPort > 65535) {
-            throw new CommandLine.ParameterException(new CommandLine(this),
-                    "--metrics-port " + metricsPort + " is not a TCP port; expected 0..65535");
+        for (int[] port : new int[][] {{metricsPort}, {schedulerApiPort}}) {
+            if (port[0] < 0 || port[0] > 65535) {
+                throw new CommandLine.ParameterException(new CommandLine(this),
+                        "port " + port[0] + " is not a TCP port; expected 0..65535");
+            }
         }
         if (refresh.isNegative() || refresh.isZero()) {
             throw new CommandLine.ParameterException(new CommandLine(this), "--refresh must be positive");
         }
         Path root = workDir != null ? Files.createDirectories(workDir) : Files.createTempDirectory("omai-simulate-");
         int port = metricsPort == 0 ? freePort() : metricsPort;
+        int apiPort = schedulerApiPort == 0 ? freePort() : schedulerApiPort;
         PrintStream out = System.out;
         boolean redraw = !plain && System.console() != null;
         CountDownLatch stopped = new CountDownLatch(1);
@@ -79,7 +87,9 @@ public final class SimulateCommand implements Callable<Integer> {
                 AgentLog.redirectTo(root.resolve("agent.log"));
                 out.println("simulate: agent log in " + root.resolve("agent.log"));
             }
-            holder[0] = new SimulatedNode(root, port);
+            holder[0] = new SimulatedNode(root, port, apiPort);
+            out.printf(Locale.ROOT, "simulate: scheduler API (omai.scheduler.v1, plaintext) on 127.0.0.1:%d%n",
+                    holder[0].schedulerApiPort());
             Duration workloadTime = duration != null ? duration.plusSeconds(30) : Duration.ofDays(1);
             for (SamplePod pod : SamplePod.defaults()) {
                 SimulatedNode.RunningPod running = holder[0].admit(pod, workloadTime);

@@ -55,7 +55,7 @@ final class SimulatedNode implements AutoCloseable {
     /** A sample pod, its allocation and its workload process. */
     record RunningPod(SamplePod spec, String allocationId, List<String> gpuUuids, Process process, Path log) {}
 
-    SimulatedNode(Path root, int metricsPort) throws Exception {
+    SimulatedNode(Path root, int metricsPort, int schedulerApiPort) throws Exception {
         this.root = root;
         this.metricsPort = metricsPort;
         this.sim = SimNode.create(root.resolve("sim"), List.of(SimNode.Gpu.h100(0, GPU_MEMORY),
@@ -101,9 +101,16 @@ final class SimulatedNode implements AutoCloseable {
                 metrics:
                   address: 127.0.0.1
                   port: %d
+                schedulerApi:
+                  address: 127.0.0.1
+                  port: %d
+                  deviceLabels:
+                    - select: all
+                      attributes: {class: train}
+                      tags: [simulated]
                 """.formatted(devicePlugins, podResources, root.resolve("state"),
                 sim.buildDir().resolve("lib/libomai-shim.so"), sim.buildDir().resolve("sim/libnvidia-ml.so.1"),
-                metricsPort));
+                metricsPort, schedulerApiPort));
         this.agent = NodeAgent.start(config);
         kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
         kubelet.awaitDevices(RESOURCE, devices -> devices.size() == 2000, Duration.ofSeconds(30));
@@ -159,6 +166,10 @@ final class SimulatedNode implements AutoCloseable {
 
     int metricsPort() {
         return metricsPort;
+    }
+
+    int schedulerApiPort() {
+        return agent.schedulerApiPort();
     }
 
     /** The allocation's files, opened once and kept for the table. */

@@ -185,8 +185,11 @@ class ManifestsTest {
                 .isFalse();
         // Every key is written out (so the file is the reference), not left to the defaults.
         assertThat(fieldNames(tree)).containsExactlyInAnyOrder("version", "resources", "directories", "sharing",
-                "shim", "nvml", "kubelet", "metrics");
+                "shim", "nvml", "kubelet", "metrics", "schedulerApi");
         assertThat(fieldNames(tree.get("metrics"))).containsExactlyInAnyOrder("address", "port");
+        // tls and allowedClients are documented, commented out: the default is plaintext (see the comment there).
+        assertThat(fieldNames(tree.get("schedulerApi")))
+                .containsExactlyInAnyOrder("enabled", "address", "port", "deviceLabels");
         assertThat(fieldNames(tree.get("directories")))
                 .containsExactlyInAnyOrder("devicePlugin", "podResourcesSocket", "state", "devRoot");
         assertThat(fieldNames(tree.get("sharing")))
@@ -325,6 +328,8 @@ class ManifestsTest {
         Map<String, Integer> ports = new LinkedHashMap<>();
         agent.getPorts().forEach(p -> ports.put(p.getName(), p.getContainerPort()));
         assertThat(ports).containsEntry("metrics", 9400).containsEntry("sched-api", 9401);
+        assertThat(shippedConfig().schedulerApi().port()).as("schedulerApi.port in configmap.yaml vs 'sched-api'")
+                .isEqualTo(ports.get("sched-api"));
         assertThat(shippedConfig().metrics().port()).as("metrics.port in configmap.yaml vs the 'metrics' port")
                 .isEqualTo(ports.get("metrics"));
         Map<String, Probe> probes = new LinkedHashMap<>();

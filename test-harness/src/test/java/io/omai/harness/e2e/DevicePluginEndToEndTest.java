@@ -145,6 +145,11 @@ class DevicePluginEndToEndTest {
     void bogusAllocateRequestsAreInvalidArgumentAndTheLedgerIsUnchanged() throws Exception {
         KubeletSimulator.Admission admission = admitQuarterShare();
         PluginEndpoint plugin = node.kubelet.plugin(RESOURCE);
+        // The checkpoint is written just after Allocate answers, on the ledger's writer thread.
+        String allocationId = admission.response().getEnvsOrThrow("OMAI_ALLOCATION_ID");
+        org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(10)).until(() ->
+                Files.exists(node.stateDir.resolve("ledger.json"))
+                        && Files.readString(node.stateDir.resolve("ledger.json")).contains(allocationId));
         byte[] ledgerBefore = Files.readAllBytes(node.stateDir.resolve("ledger.json"));
         String gpu0 = SimNode.uuidOf(0);
         List<String> spanning = new ArrayList<>();

@@ -62,9 +62,12 @@ final class SimulatedGpuNode implements AutoCloseable {
                 metrics:
                   address: 127.0.0.1
                   port: %d
+                schedulerApi:
+                  address: 127.0.0.1
+                  port: %d
                 """.formatted(devicePlugins, podResources, stateDir,
                 sim.buildDir().resolve("lib/libomai-shim.so"), sim.buildDir().resolve("sim/libnvidia-ml.so.1"),
-                freePort()));
+                freePort(), freePort()));
         if (startKubelet) {
             startKubelet();
         }

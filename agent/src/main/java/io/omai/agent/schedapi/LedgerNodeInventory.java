@@ -1,0 +1,124 @@
+package io.omai.agent.schedapi;
+
+import io.omai.agent.gpu.GpuDevice;
+import io.omai.agent.gpu.GpuHealth;
+import io.omai.agent.ledger.Allocation;
+import io.omai.agent.ledger.AllocationLedger;
+import io.omai.agent.quota.shm.DeviceQuota;
+import io.omai.agent.tenancy.Subscription;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.Function;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The node's allocation state for the scheduler API, read from the allocation ledger: one immutable snapshot,
+ * rebuilt when the ledger, GPU health or the VF inventory changes (never on the read path, which the reservation
+ * book calls under its lock), with a generation that grows on every rebuild.
+ */
+public final class LedgerNodeInventory implements NodeInventory, AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(LedgerNodeInventory.class);
+
+    private final String nodeName;
+    private final AllocationLedger ledger;
+    private final Supplier<Map<String, GpuHealth>> health;
+    private final DeviceAttributeOverlay overlay;
+    private final Supplier<List<HcaSnapshot>> hcas;
+    private final Function<Allocation, String> tenantOf;
+    private final List<Runnable> listeners = new CopyOnWriteArrayList<>();
+    private final AutoCloseable ledgerSubscription;
+    private long generation;
+    private volatile NodeSnapshot current;
+
+    /**
+     * @param health each GPU's health by UUID, as the health monitor judges it now
+     * @param hcas the HCAs and their VFs now (empty when the VF plugin is off)
+     * @param tenantOf the tenant an allocation belongs to ("" when not known yet)
+     */
+    public LedgerNodeInventory(String nodeName, AllocationLedger ledger, Supplier<Map<String, GpuHealth>> health,
+                               DeviceAttributeOverlay overlay, Supplier<List<HcaSnapshot>> hcas,
+                               Function<Allocation, String> tenantOf) {
+        this.nodeName = nodeName;
+        this.ledger = ledger;
+        this.health = health;
+        this.overlay = overlay;
+        this.hcas = hcas;
+        this.tenantOf = tenantOf;
+        rebuild();
+        this.ledgerSubscription = ledger.onChange(this::changed);
+    }
+
+    /** The tenant of an allocation by the default identity rule: the namespace of its "namespace/pod/container". */
+    public static String namespaceOf(Allocation allocation) {
+        String owner = allocation.owner();
+        int slash = owner.indexOf('/');
+        return slash > 0 ? owner.substring(0, slash) : "";
+    }
+
+    @Override
+    public NodeSnapshot snapshot() {
+        return current;
+    }
+
+    @Override
+    public Subscription onChange(Runnable listener) {
+        listeners.add(listener);
+        return () -> listeners.remove(listener);
+    }
+
+    /** Rebuilds the snapshot and tells the listeners; call when health or the VF inventory changed. */
+    public void changed() {
+        rebuild();
+        for (Runnable listener : listeners) {
+            try {
+                listener.run();
+            } catch (RuntimeException e) {
+                log.warn("event=node_state_listener_failed error=\"{}\"", e.toString());
+            }
+        }
+    }
+
+    private synchronized void rebuild() {
+        Map<String, Integer> milli = new HashMap<>();
+        Map<String, Long> memory = new HashMap<>();
+        Map<String, Set<String>> tenants = new HashMap<>();
+        for (Allocation allocation : ledger.allocations()) {
+            String tenant = tenantOf.apply(allocation);
+            for (DeviceQuota quota : ledger.spec(allocation).devices()) {
+                milli.merge(quota.uuid(), quota.computeQuotaMilli(), Integer::sum);
+                GpuDevice gpu = ledger.gpu(quota.uuid());
+                long bytes = quota.memoryUnlimited() ? gpu.memoryBytes() * quota.computeQuotaMilli() / 1000
+                        : quota.memoryLimitBytes();
+                memory.merge(quota.uuid(), bytes, Long::sum);
+                if (!tenant.isEmpty()) {
+                    tenants.computeIfAbsent(quota.uuid(), u -> new LinkedHashSet<>()).add(tenant);
+                }
+            }
+        }
+        Map<String, GpuHealth> healthNow = health.get();
+        List<GpuSnapshot> gpus = new ArrayList<>();
+        for (GpuDevice gpu : ledger.gpus()) {
+            GpuHealth h = healthNow.get(gpu.uuid());
+            DeviceHealth deviceHealth = h == null || h.healthy() ? DeviceHealth.HEALTHY
+                    : DeviceHealth.unhealthy(h.reason().isBlank() ? "unhealthy" : h.reason());
+            gpus.add(overlay.apply(new GpuSnapshot(gpu.uuid(), gpu.index(), gpu.name(), gpu.memoryBytes(), 1000,
+                    milli.getOrDefault(gpu.uuid(), 0), memory.getOrDefault(gpu.uuid(), 0L), deviceHealth,
+                    gpu.hasNumaNode() ? gpu.numaNode() : -1, Map.of(), Set.of(),
+                    tenants.getOrDefault(gpu.uuid(), Set.of()))));
+        }
+        current = new NodeSnapshot(nodeName, ++generation, gpus, hcas.get());
+    }
+
+    @Override
+    public void close() throws Exception {
+        ledgerSubscription.close();
+        listeners.clear();
+    }
+}
