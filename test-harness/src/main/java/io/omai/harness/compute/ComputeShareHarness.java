@@ -211,12 +211,12 @@ public final class ComputeShareHarness {
         List<ShareExperiment.Window> windows = experiment.run(name, containers, seconds, 1.0);
 
         System.out.printf(Locale.ROOT, "%ncase %s: %s; %d process(es) per container, kernels %s ms, control "
-                + "period %d ms, 1 s windows, achieved %% of the GPU%n", name, description, o.processes(),
+                + "period %d ms, 1 s windows: achieved %% of the GPU, and ms per second its launches waited for tokens%n", name, description, o.processes(),
                 fmt(o.kernelMs()), ShareExperiment.CONTROL_PERIOD.toMillis());
         StringBuilder header = new StringBuilder(String.format(Locale.ROOT, "  %-9s", "window"));
         for (ShareExperiment.Container c : containers) {
-            header.append(String.format(Locale.ROOT, " %14s", c.name() + " " + c.quotaMilli() + " "
-                    + (c.mode() == ComputeMode.HARD_CAP ? "HC" : "WC")));
+            header.append(String.format(Locale.ROOT, " %14s %6s", c.name() + " " + c.quotaMilli() + " "
+                    + (c.mode() == ComputeMode.HARD_CAP ? "HC" : "WC"), "waited"));
         }
         System.out.println(header.append(String.format(Locale.ROOT, " %8s", "GPU busy")));
         double worst = 0;
@@ -227,11 +227,13 @@ public final class ComputeShareHarness {
             double total = 0;
             for (ShareExperiment.Container c : containers) {
                 double a = w.achievedPercent().get(c.name());
+                double waited = w.throttledMsPerSecond().get(c.name());
                 total += a;
-                row.append(String.format(Locale.ROOT, " %14.1f", a));
+                row.append(String.format(Locale.ROOT, " %14.1f %6.0f", a, waited));
                 System.out.printf(Locale.ROOT, "result op=window case=%s start_s=%s end_s=%s container=%s quota=%d "
-                        + "mode=%s achieved=%.2f%n", name, fmt(w.startSeconds()), fmt(w.endSeconds()), c.name(),
-                        c.quotaMilli(), c.mode().name().toLowerCase(Locale.ROOT), a);
+                        + "mode=%s achieved=%.2f waited_ms_per_s=%.1f%n", name, fmt(w.startSeconds()),
+                        fmt(w.endSeconds()), c.name(), c.quotaMilli(), c.mode().name().toLowerCase(Locale.ROOT), a,
+                        waited);
             }
             System.out.println(row.append(String.format(Locale.ROOT, " %8.1f", total)));
             if (w.startSeconds() < o.settle() - 1e-9) {

@@ -32,8 +32,13 @@ public final class ShareExperiment {
     /** A container: its quota, mode and when (seconds after the start) its process starts. */
     public record Container(String name, int quotaMilli, ComputeMode mode, double startAfterSeconds) {}
 
-    /** Shares achieved in one window, by container name (percent of the GPU). */
-    public record Window(double startSeconds, double endSeconds, Map<String, Double> achievedPercent) {}
+    /**
+     * One window, by container name: the share of the GPU achieved (percent), and the time its launches waited
+     * for tokens (ms per second of wall time, summed over its processes' threads). A container below its share
+     * that did not wait was held back by something else than its grant (on these cores: waiting for a CPU).
+     */
+    public record Window(double startSeconds, double endSeconds, Map<String, Double> achievedPercent,
+            Map<String, Double> throttledMsPerSecond) {}
 
     public static final Duration CONTROL_PERIOD = Duration.ofMillis(100);
 
@@ -100,6 +105,7 @@ public final class ShareExperiment {
         try {
             Map<Long, Long> previousBusy = busyByPid();
             long previousAt = System.nanoTime();
+            Map<String, Long> previousThrottled = throttled(files);
             int windowCount = (int) Math.round(seconds / windowSeconds);
             for (int w = 1; w <= windowCount; w++) {
                 double windowStart = (w - 1) * windowSeconds;
@@ -108,17 +114,22 @@ public final class ShareExperiment {
                 long before = System.nanoTime();
                 Map<Long, Long> busy = busyByPid();
                 long at = (before + System.nanoTime()) / 2;
+                Map<String, Long> throttled = throttled(files);
                 Map<String, Double> achieved = new LinkedHashMap<>();
+                Map<String, Double> waited = new LinkedHashMap<>();
                 for (Container c : containers) {
                     long delta = 0;
                     for (SimNode.Started s : started.getOrDefault(c.name(), List.of())) {
                         delta += busy.getOrDefault(s.pid(), 0L) - previousBusy.getOrDefault(s.pid(), 0L);
                     }
                     achieved.put(c.name(), 100.0 * delta / (at - previousAt));
+                    waited.put(c.name(), 1000.0 * (throttled.get(c.name()) - previousThrottled.get(c.name()))
+                            / (at - previousAt));
                 }
-                windows.add(new Window(windowStart, w * windowSeconds, achieved));
+                windows.add(new Window(windowStart, w * windowSeconds, achieved, waited));
                 previousBusy = busy;
                 previousAt = at;
+                previousThrottled = throttled;
             }
             return windows;
         } finally {
@@ -147,6 +158,12 @@ public final class ShareExperiment {
             }
             started.put(c.name(), processes);
         }
+    }
+
+    private static Map<String, Long> throttled(Map<String, AllocationFiles> files) {
+        Map<String, Long> out = new HashMap<>();
+        files.forEach((name, f) -> out.put(name, f.usage().read().devices().getFirst().throttledNs()));
+        return out;
     }
 
     /** Busy nanoseconds per pid as the simulator counts them (kernel time, charged when launched). */

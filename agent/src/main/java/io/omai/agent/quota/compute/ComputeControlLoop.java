@@ -31,6 +31,8 @@ public final class ComputeControlLoop implements AutoCloseable {
     private final ProcessGpuTime gpuTime;
     private final Map<String, ComputeController> controllers = new HashMap<>();
     private final Map<String, String> lastGpuTimeError = new HashMap<>();
+    /** System.nanoTime of each GPU's previous step: the controller grants for the time that really passed. */
+    private final Map<String, Long> lastStepAt = new HashMap<>();
     private ScheduledExecutorService executor;
     private volatile long lastTickNanos;
     private volatile long ticks;
@@ -59,17 +61,26 @@ public final class ComputeControlLoop implements AutoCloseable {
 
     private void tickSafely() {
         try {
-            tick();
+            step(true);
         } catch (RuntimeException e) {
             log.error("compute control tick failed; grants keep their last values", e);
         }
     }
 
-    /** One control step over every GPU; public so tests and the simulator can drive it deterministically. */
+    /**
+     * One control step over every GPU, taken to be exactly one period after the previous one; public so tests and
+     * the simulator can drive it deterministically. The loop's own thread ({@link #start}) grants instead for the
+     * time that really passed since the previous step, so late steps lose no container's time.
+     */
     public synchronized void tick() {
+        step(false);
+    }
+
+    private synchronized void step(boolean timed) {
         long started = System.nanoTime();
         Map<String, List<ComputeTarget>> byGpu = targetsByGpu.get();
         controllers.keySet().retainAll(byGpu.keySet());
+        lastStepAt.keySet().retainAll(byGpu.keySet());
         // Before any heartbeat of this tick: a control file whose heartbeat is stale had shims running on their
         // own (at their quota) and those spendings must not be a debt to the grants that follow.
         long now = MonotonicClock.nanos();
@@ -79,14 +90,14 @@ public final class ComputeControlLoop implements AutoCloseable {
             }
         }
         for (Map.Entry<String, List<ComputeTarget>> gpu : byGpu.entrySet()) {
-            tickGpu(gpu.getKey(), gpu.getValue());
+            tickGpu(gpu.getKey(), gpu.getValue(), timed);
         }
         lastTickNanos = System.nanoTime() - started;
         ticks++;
         tickDurationListener.accept(lastTickNanos);
     }
 
-    private void tickGpu(String uuid, List<ComputeTarget> targets) {
+    private void tickGpu(String uuid, List<ComputeTarget> targets, boolean timed) {
         Map<Integer, Long> busyByPid = null;
         try {
             busyByPid = gpuTime.busySinceLastSample(uuid);
@@ -117,7 +128,10 @@ public final class ComputeControlLoop implements AutoCloseable {
             }
         }
         ComputeController controller = controllers.computeIfAbsent(uuid, id -> new ComputeController(periodNs));
-        List<GrantDecision> decisions = controller.tick(samples);
+        long stepAt = System.nanoTime();
+        Long previous = lastStepAt.put(uuid, stepAt);
+        List<GrantDecision> decisions =
+                controller.tick(samples, timed && previous != null ? stepAt - previous : periodNs);
         for (int i = 0; i < decisions.size(); i++) {
             ComputeTarget target = sampled.get(i);
             GrantDecision decision = decisions.get(i);

@@ -20,8 +20,9 @@ import java.util.Set;
  * feedback loop.
  *
  * <ul>
- *   <li><b>Hard cap:</b> each period adds {@code quota × period} to the grant. The grant may run ahead of what
- *       was consumed by at most one period's share, so an idle container cannot bank time for a burst.
+ *   <li><b>Hard cap:</b> each period adds {@code quota × period} to the grant (for a late step, quota × the time
+ *       that passed, up to two periods). The grant may run ahead of what was consumed by at most one step's
+ *       share, so an idle container cannot bank time for a burst.
  *   <li><b>Work-conserving:</b> the same, plus a share of the GPU's idle time. The controller keeps a small
  *       headroom of the period idle; borrowed time grows by half the excess idle time per period and is cut
  *       multiplicatively (halved, minus the shortfall) as soon as the headroom is used, which returns it to
@@ -36,11 +37,15 @@ public final class ComputeController {
     /** Weight of the newest per-launch cost measurement. */
     static final double COST_SMOOTHING = 0.3;
     static final long MIN_LAUNCH_COST_NS = 1_000;
+    /** A tick later than this many periods grants for this many: a long stall is not banked as a burst. */
+    static final double MAX_CATCH_UP = 2.0;
 
     private final long periodNs;
     private final Map<String, History> history = new HashMap<>();
     /** GPU time per period lent to work-conserving containers, shared in proportion to their quotas. */
     private long borrowedNs;
+    /** Consecutive periods in which less than half the headroom stayed idle. */
+    private int tightPeriods;
 
     private static final class History {
         long consumedNs;
@@ -66,8 +71,21 @@ public final class ComputeController {
         return borrowedNs;
     }
 
-    /** One control step over every container now on this GPU. Containers absent from the list are forgotten. */
+    /** One control step, exactly one period after the previous one. */
     public List<GrantDecision> tick(List<ContainerSample> samples) {
+        return tick(samples, periodNs);
+    }
+
+    /**
+     * One control step over every container now on this GPU. Containers absent from the list are forgotten.
+     *
+     * @param elapsedNs time since the previous step, the window the samples cover. A late step grants for the
+     *     time that really passed (up to {@link #MAX_CATCH_UP} periods) and the catch-up step a scheduler runs
+     *     right after it for the little that passed since, so a stalled control thread neither loses containers'
+     *     time nor reads a long window's busy time as an overloaded period (which would cut loans).
+     */
+    public List<GrantDecision> tick(List<ContainerSample> samples, long elapsedNs) {
+        double scale = Math.clamp((double) elapsedNs / periodNs, 0.0, MAX_CATCH_UP);
         Set<String> present = new HashSet<>();
         long busyNs = 0;
         long borrowerShareNs = 0;
@@ -96,7 +114,9 @@ public final class ComputeController {
             }
         }
         history.keySet().retainAll(present);
-        adjustBorrowing(busyNs, borrowerShareNs, hungryBorrowerQuota);
+        if (scale >= 0.5) {
+            adjustBorrowing(Math.round(busyNs / scale), borrowerShareNs, hungryBorrowerQuota);
+        } // else: too short a window to judge the GPU's idle time by; the loan holds
 
         List<GrantDecision> decisions = new ArrayList<>(samples.size());
         for (ContainerSample s : samples) {
@@ -105,6 +125,7 @@ public final class ComputeController {
             if (s.mode() == ComputeMode.WORK_CONSERVING && hungryBorrowerQuota > 0) {
                 target += borrowedNs * s.quotaMilli() / hungryBorrowerQuota;
             }
+            target = Math.round(target * scale);
             // Never let the grant run more than one period's entitlement ahead of what was spent.
             long ceiling = s.consumedNs() + target;
             long grant = Math.max(s.grantNs(), Math.min(s.grantNs() + target, ceiling));
@@ -134,9 +155,13 @@ public final class ComputeController {
             }
             return;
         }
+        tightPeriods = idle < headroom / 2 ? tightPeriods + 1 : 0;
         if (idle > headroom) {
             borrowedNs += (idle - headroom) / 2;
-        } else if (idle < headroom / 2) {
+        } else if (tightPeriods >= 2) {
+            // Twice in a row: one period's busy time varies by a kernel or so around the headroom (the grant lets
+            // a launch start with any token left), and halving the loan on that alone costs the borrower ~5 %.
+            // A newcomer keeps the GPU busy every period, so it gets its share back one period later.
             borrowedNs = borrowedNs / 2 - (headroom - idle);
         }
         // Between half the headroom and the headroom: hold, so measurement jitter does not halve the loan.

@@ -115,6 +115,24 @@ class ComputeControllerTest {
     }
 
     @Test
+    void aLateStepGrantsForTheTimeThatPassedAndTheCatchUpStepForTheLittleSince() {
+        ComputeController controller = new ComputeController(PERIOD);
+        long grant = controller.tick(List.of(new ContainerSample("c", 300, HARD_CAP, 0, 0, 0, 0, 0)))
+                .getFirst().grantNs();
+        assertThat(grant).isEqualTo(30 * MS);
+        // Spent it all; the next step comes 250 ms late: 1.5 periods of the share, never more than 2.
+        grant = controller.tick(List.of(new ContainerSample("c", 300, HARD_CAP, grant, grant, 10, 0, 30 * MS)),
+                150 * MS).getFirst().grantNs();
+        assertThat(grant).isEqualTo(75 * MS);
+        grant = controller.tick(List.of(new ContainerSample("c", 300, HARD_CAP, grant, grant, 25, 0, 45 * MS)),
+                1_000 * MS).getFirst().grantNs();
+        assertThat(grant).as("a 1 s stall grants two periods, not ten").isEqualTo(135 * MS);
+        // The scheduler's catch-up step right after: almost no time passed, almost nothing more.
+        assertThat(controller.tick(List.of(new ContainerSample("c", 300, HARD_CAP, grant, grant, 45, 0, 60 * MS)),
+                1 * MS).getFirst().grantNs()).isEqualTo(135 * MS + 300_000);
+    }
+
+    @Test
     void containersThatLeaveAreForgotten() {
         ComputeController controller = new ComputeController(PERIOD);
         controller.tick(List.of(new ContainerSample("a", 300, HARD_CAP, 0, 0, 0, 0, 0),
