@@ -25,8 +25,8 @@ import java.util.Set;
  *       share, so an idle container cannot bank time for a burst.
  *   <li><b>Work-conserving:</b> the same, plus a share of the GPU's idle time. The controller keeps a small
  *       headroom of the period idle; borrowed time grows by half the excess idle time per period and is cut
- *       multiplicatively (halved, minus the shortfall) as soon as the headroom is used, which returns it to
- *       others within a few periods.
+ *       multiplicatively (halved, minus the shortfall) as soon as the headroom is used while a container that
+ *       does not borrow runs, which returns it to others within a few periods.
  * </ul>
  *
  * <p>Not thread-safe: one control loop thread owns each controller.
@@ -44,8 +44,6 @@ public final class ComputeController {
     private final Map<String, History> history = new HashMap<>();
     /** GPU time per period lent to work-conserving containers, shared in proportion to their quotas. */
     private long borrowedNs;
-    /** Consecutive periods in which less than half the headroom stayed idle. */
-    private int tightPeriods;
 
     private static final class History {
         long consumedNs;
@@ -88,6 +86,7 @@ public final class ComputeController {
         double scale = Math.clamp((double) elapsedNs / periodNs, 0.0, MAX_CATCH_UP);
         Set<String> present = new HashSet<>();
         long busyNs = 0;
+        long borrowersBusyNs = 0;
         long borrowerShareNs = 0;
         long hungryBorrowerQuota = 0;
         List<Long> used = new ArrayList<>(samples.size());
@@ -111,11 +110,13 @@ public final class ComputeController {
             if (s.mode() == ComputeMode.WORK_CONSERVING && dThrottled > 0) {
                 hungryBorrowerQuota += s.quotaMilli();
                 borrowerShareNs += share(s);
+                borrowersBusyNs += measured;
             }
         }
         history.keySet().retainAll(present);
         if (scale >= 0.5) {
-            adjustBorrowing(Math.round(busyNs / scale), borrowerShareNs, hungryBorrowerQuota);
+            adjustBorrowing(Math.round(busyNs / scale), Math.round((busyNs - borrowersBusyNs) / scale),
+                    borrowerShareNs, hungryBorrowerQuota);
         } // else: too short a window to judge the GPU's idle time by; the loan holds
 
         List<GrantDecision> decisions = new ArrayList<>(samples.size());
@@ -143,7 +144,7 @@ public final class ComputeController {
      * newcomer's demand shows up as the headroom disappearing, and the lent time halves every period until it
      * is back. Only work-conserving containers that waited for tokens in the last period borrow.
      */
-    private void adjustBorrowing(long busyNs, long borrowerShareNs, long hungryBorrowerQuota) {
+    private void adjustBorrowing(long busyNs, long othersBusyNs, long borrowerShareNs, long hungryBorrowerQuota) {
         long headroom = Math.round(periodNs * HEADROOM);
         long idle = periodNs - busyNs;
         // Others' unused shares are lendable too; their comeback shows up as the headroom being used.
@@ -155,13 +156,11 @@ public final class ComputeController {
             }
             return;
         }
-        tightPeriods = idle < headroom / 2 ? tightPeriods + 1 : 0;
         if (idle > headroom) {
             borrowedNs += (idle - headroom) / 2;
-        } else if (tightPeriods >= 2) {
-            // Twice in a row: one period's busy time varies by a kernel or so around the headroom (the grant lets
-            // a launch start with any token left), and halving the loan on that alone costs the borrower ~5 %.
-            // A newcomer keeps the GPU busy every period, so it gets its share back one period later.
+        } else if (idle < headroom / 2 && othersBusyNs > 0) {
+            // Only for someone else: borrowers alone overshoot the headroom by a kernel or so now and then (a
+            // launch may start with any token left), and there is nobody to give the time back to.
             borrowedNs = borrowedNs / 2 - (headroom - idle);
         }
         // Between half the headroom and the headroom: hold, so measurement jitter does not halve the loan.

@@ -133,6 +133,22 @@ class ComputeControllerTest {
     }
 
     @Test
+    void aLoneBorrowerOvershootingTheHeadroomKeepsItsLoanAndGivesItBackWhenSomeoneElseRuns() {
+        ComputeController controller = new ComputeController(PERIOD);
+        for (int tick = 1; tick <= 30; tick++) { // hungry (it waits), 40 % of the GPU idle: the loan grows
+            controller.tick(List.of(new ContainerSample("b", 300, WORK_CONSERVING, 0, 0, 0, tick * MS, 60 * MS)));
+        }
+        assertThat(controller.borrowedNs()).as("all but the headroom and its own share").isEqualTo(66 * MS);
+        // Its own kernels leave less than half the headroom idle: nobody else wants the time, the loan stays.
+        controller.tick(List.of(new ContainerSample("b", 300, WORK_CONSERVING, 0, 0, 0, 31 * MS, 99 * MS)));
+        assertThat(controller.borrowedNs()).isEqualTo(66 * MS);
+        // Someone else ran: the loan is halved.
+        controller.tick(List.of(new ContainerSample("b", 300, WORK_CONSERVING, 0, 0, 0, 32 * MS, 79 * MS),
+                new ContainerSample("n", 700, HARD_CAP, 0, 0, 0, 0, 20 * MS)));
+        assertThat(controller.borrowedNs()).isLessThanOrEqualTo(33 * MS);
+    }
+
+    @Test
     void containersThatLeaveAreForgotten() {
         ComputeController controller = new ComputeController(PERIOD);
         controller.tick(List.of(new ContainerSample("a", 300, HARD_CAP, 0, 0, 0, 0, 0),
