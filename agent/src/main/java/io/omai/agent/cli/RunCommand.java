@@ -77,6 +77,17 @@ final class RunCommand implements Callable<Integer> {
             return EXIT_CANNOT_START;
         }
         NodeAgentSources.bind(metrics, agent, FfmNvmlLibrary.instance(), TenantLookup.UNKNOWN);
+        agent.vfPlugin().ifPresent(vfs -> metrics.bindVfs(new io.omai.agent.metrics.VfMetricsSource() {
+            @Override
+            public io.omai.ibvf.inventory.InventorySnapshot inventory() {
+                return vfs.monitor().current();
+            }
+
+            @Override
+            public java.util.Set<io.omai.ibvf.model.PciAddress> allocatedVfs() {
+                return vfs.allocatedVfs();
+            }
+        }));
         metrics.health().markStarted();
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(Thread.ofPlatform().name("omai-shutdown").unstarted(() -> {

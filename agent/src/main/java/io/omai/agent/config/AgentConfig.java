@@ -17,6 +17,7 @@ import java.time.Duration;
  * @param kubelet registration and reconciliation timing
  * @param metrics where {@code /metrics}, {@code /healthz} and {@code /readyz} are served
  * @param schedulerApi the scheduler-facing gRPC API (node state, watch, fit, reservations)
+ * @param ib the {@code omai.io/ib-vf} device plugin for InfiniBand/RoCE SR-IOV VFs
  */
 public record AgentConfig(
         String nodeName,
@@ -27,7 +28,8 @@ public record AgentConfig(
         Nvml nvml,
         Kubelet kubelet,
         Metrics metrics,
-        SchedulerApi schedulerApi) {
+        SchedulerApi schedulerApi,
+        Ib ib) {
 
     /** The config format this agent reads ({@code version:} in the file). */
     public static final int VERSION = 1;
@@ -122,6 +124,35 @@ public record AgentConfig(
         public DeviceLabels {
             attributes = java.util.Map.copyOf(attributes);
             tags = java.util.Set.copyOf(tags);
+        }
+    }
+
+    /**
+     * The VF device plugin.
+     *
+     * @param enabled whether the agent advertises VFs at all
+     * @param resourceName the extended resource, one unit per VF
+     * @param sysfsRoot where sysfs is mounted ({@code /sys}; a fake tree in tests)
+     * @param guidRange this node's block of VF GUIDs; required when enabled
+     * @param desiredVfs VF count per PF (PCI address); PFs not named keep their count unless
+     *                   {@code desiredVfsEveryPf} is set
+     * @param desiredVfsEveryPf one VF count for every managed PF, when configured as a single number
+     * @param vfLinkState {@code AUTO} (follow the PF port) or {@code ENABLE}
+     * @param pollInterval how often sysfs is re-read for VFs appearing, disappearing or changing health
+     * @param rebindLock the node-wide lock file taken around VF rebinds (shared with a CNI plugin)
+     */
+    public record Ib(boolean enabled, String resourceName, Path sysfsRoot,
+                     java.util.Optional<io.omai.ibvf.guid.GuidRange> guidRange,
+                     java.util.Map<io.omai.ibvf.model.PciAddress, Integer> desiredVfs,
+                     java.util.OptionalInt desiredVfsEveryPf, io.omai.ibvf.kernel.VfLinkState vfLinkState,
+                     Duration pollInterval, Path rebindLock) {
+        public Ib {
+            desiredVfs = java.util.Map.copyOf(desiredVfs);
+        }
+
+        /** The VF plugin's socket file name in the device-plugin directory. */
+        public String socketName() {
+            return resourceName.replace('/', '-').replace('.', '-') + ".sock";
         }
     }
 

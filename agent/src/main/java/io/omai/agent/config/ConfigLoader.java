@@ -96,12 +96,12 @@ public final class ConfigLoader {
                 stateDir == null ? d.state() : stateDir.toAbsolutePath(),
                 d.devRoot());
         return new AgentConfig(config.nodeName(), config.resources(), replaced, config.sharing(), config.shim(),
-                config.nvml(), config.kubelet(), config.metrics(), config.schedulerApi());
+                config.nvml(), config.kubelet(), config.metrics(), config.schedulerApi(), config.ib());
     }
 
     private AgentConfig read(JsonNode root) throws ConfigException {
         Section top = new Section("", root, "version", "nodeName", "resources", "directories", "sharing", "shim",
-                "nvml", "kubelet", "metrics", "schedulerApi");
+                "nvml", "kubelet", "metrics", "schedulerApi", "ib");
         JsonNode version = top.node("version");
         if (version.isMissingNode()) {
             throw error("version", "is missing; expected 'version: " + AgentConfig.VERSION + "'");
@@ -213,7 +213,8 @@ public final class ConfigLoader {
                 new AgentConfig.Kubelet(backoffMax, reconcileInterval, grace),
                 new AgentConfig.Metrics(metricsAddress, metricsPort.isInt() ? metricsPort.intValue() : 9400),
                 schedulerApi(top.section("schedulerApi", "enabled", "address", "port", "tls", "allowedClients",
-                        "deviceLabels")));
+                        "deviceLabels")),
+                readIb(top, milliGpu));
     }
 
     private AgentConfig.SchedulerApi schedulerApi(Section api) throws ConfigException {
@@ -332,6 +333,76 @@ public final class ConfigLoader {
             rules.add(new AgentConfig.DeviceLabels(kind, value, attributes, tags));
         }
         return rules;
+    }
+
+    private AgentConfig.Ib readIb(Section top, String milliGpu) throws ConfigException {
+        Section ib = top.section("ib", "enabled", "resourceName", "sysfsRoot", "guidRange", "desiredVfs",
+                "vfLinkState", "pollInterval", "rebindLock");
+        boolean enabled = ib.bool("enabled", false);
+        String resourceName = ib.string("resourceName", "omai.io/ib-vf");
+        if (!RESOURCE_NAME.matcher(resourceName).matches() || resourceName.startsWith("kubernetes.io/")
+                || resourceName.startsWith("nvidia.com/")) {
+            throw error("ib.resourceName", "'" + resourceName + "' is not an extended resource name of your own; "
+                    + "expected <domain>/<name> outside kubernetes.io and nvidia.com, e.g. omai.io/ib-vf");
+        }
+        if (resourceName.equals(milliGpu)) {
+            throw error("ib.resourceName", "'" + resourceName + "' is also resources.milliGpu; expected a name of "
+                    + "its own (kubelet keeps one plugin per name)");
+        }
+        Path sysfsRoot = ib.absolutePath("sysfsRoot", Path.of("/sys"));
+        String rangeText = ib.string("guidRange", "");
+        java.util.Optional<io.omai.ibvf.guid.GuidRange> guidRange = java.util.Optional.empty();
+        if (!rangeText.isBlank()) {
+            try {
+                guidRange = java.util.Optional.of(io.omai.ibvf.guid.GuidRange.parse(rangeText.strip()));
+            } catch (IllegalArgumentException e) {
+                throw error("ib.guidRange", e.getMessage());
+            }
+        } else if (enabled) {
+            throw error("ib.guidRange", "is empty but ib.enabled is true; expected this node's own block of VF "
+                    + "GUIDs, e.g. 02:00:00:07:00:00:00:00-02:00:00:07:00:00:ff:ff");
+        }
+        java.util.Map<io.omai.ibvf.model.PciAddress, Integer> desiredByPf = new java.util.TreeMap<>();
+        java.util.OptionalInt desiredEveryPf = java.util.OptionalInt.empty();
+        JsonNode desired = ib.node("desiredVfs");
+        if (desired.isIntegralNumber()) {
+            desiredEveryPf = java.util.OptionalInt.of(vfCount("ib.desiredVfs", desired));
+        } else if (desired.isObject()) {
+            Iterator<Map.Entry<String, JsonNode>> entries = desired.fields();
+            while (entries.hasNext()) {
+                Map.Entry<String, JsonNode> entry = entries.next();
+                String key = "ib.desiredVfs." + entry.getKey();
+                if (!io.omai.ibvf.model.PciAddress.isPciAddress(entry.getKey())) {
+                    throw error(key, "'" + entry.getKey() + "' is not a PF PCI address; expected the form "
+                            + "0000:3b:00.0 (lower-case hex, as in /sys/bus/pci/devices)");
+                }
+                desiredByPf.put(io.omai.ibvf.model.PciAddress.of(entry.getKey()), vfCount(key, entry.getValue()));
+            }
+        } else if (!desired.isMissingNode() && !desired.isNull()) {
+            throw error("ib.desiredVfs", "is " + describe(desired) + "; expected a VF count for every PF (e.g. 8) "
+                    + "or a mapping of PF PCI address to count (e.g. {\"0000:3b:00.0\": 8})");
+        }
+        io.omai.ibvf.kernel.VfLinkState linkState = switch (ib.string("vfLinkState", "auto")) {
+            case "auto" -> io.omai.ibvf.kernel.VfLinkState.AUTO;
+            case "enable" -> io.omai.ibvf.kernel.VfLinkState.ENABLE;
+            case String other -> throw error("ib.vfLinkState", "'" + other + "' is unknown; expected auto (the "
+                    + "VF port follows the PF port) or enable");
+        };
+        Duration pollInterval = ib.duration("pollInterval", Duration.ofSeconds(5));
+        if (pollInterval.compareTo(Duration.ofMillis(100)) < 0) {
+            throw error("ib.pollInterval", "'" + ib.node("pollInterval").asText() + "' is below 100ms");
+        }
+        return new AgentConfig.Ib(enabled, resourceName, sysfsRoot, guidRange, desiredByPf, desiredEveryPf,
+                linkState, pollInterval, ib.absolutePath("rebindLock", Path.of("/run/omai/ib-vf-rebind.lock")));
+    }
+
+    /** A VF count as the kernel's {@code sriov_numvfs} takes it (a u16); {@code sriov_totalvfs} is checked later. */
+    private int vfCount(String key, JsonNode value) throws ConfigException {
+        if (!value.isIntegralNumber() || value.longValue() < 0 || value.longValue() > 65535) {
+            throw error(key, "is " + describe(value) + "; expected a VF count, a whole number 0..65535 (at most "
+                    + "the PF's sriov_totalvfs)");
+        }
+        return value.intValue();
     }
 
     private static String defaultNodeName() {

@@ -24,7 +24,8 @@ import org.slf4j.LoggerFactory;
  * The ListAndWatch side of the plugin, modelled on grpc's HealthServiceImpl.watch: a new stream gets the current
  * full list first, then every change; streams live in an identity set under one lock and leave it when cancelled
  * (cancel handler and Context listener both). Every message is the complete list: kubelet replaces its view with
- * each one. A GPU that recovers is advertised Healthy again.
+ * each one. A GPU that recovers is advertised Healthy again. The milli-GPU plugin builds its lists from GPU health
+ * here; another plugin (the VF plugin) builds its own and hands each to {@link #publish}.
  */
 final class DeviceListPublisher {
     static final String HEALTHY = "Healthy";
@@ -51,6 +52,12 @@ final class DeviceListPublisher {
             unhealthyDevices.put(gpu.uuid(), devices(gpu, UNHEALTHY));
         }
         this.current = build(initialHealth);
+    }
+
+    /** A publisher whose lists are built by its owner: {@code initial} first, then each {@link #publish}. */
+    DeviceListPublisher(ListAndWatchResponse initial) {
+        this.gpus = List.of();
+        this.current = initial;
     }
 
     private static List<Device> devices(GpuDevice gpu, String health) {
@@ -89,7 +96,11 @@ final class DeviceListPublisher {
 
     /** Pushes the list for a new health state to every stream. */
     void healthChanged(Map<String, GpuHealth> health) {
-        ListAndWatchResponse next = build(health);
+        publish(build(health));
+    }
+
+    /** Pushes {@code next} to every stream, unless it equals the list they have. */
+    void publish(ListAndWatchResponse next) {
         synchronized (watchLock) {
             if (next.equals(current)) {
                 return;

@@ -24,6 +24,28 @@ public final class GrpcStatusMapper {
         return toStatus(e).asException();
     }
 
+    /**
+     * Why a VF cannot be handed out now, as the VF manager reported it. Every kind means the device is not in a
+     * usable state at this moment (not a bad request), so all map to {@code FAILED_PRECONDITION}; the switch is
+     * exhaustive so a new kind has to be placed here.
+     */
+    public static StatusException toException(io.omai.ibvf.error.IbVfException e) {
+        Status status = switch (e) {
+            case io.omai.ibvf.error.VfNotReadyException notReady -> Status.FAILED_PRECONDITION;
+            case io.omai.ibvf.error.SysfsMissingException missing -> Status.FAILED_PRECONDITION;
+            case io.omai.ibvf.error.SysfsFormatException malformed -> Status.FAILED_PRECONDITION;
+            case io.omai.ibvf.error.KernelRejectedException rejected -> Status.FAILED_PRECONDITION;
+            case io.omai.ibvf.error.GuidAssignmentException guid -> Status.FAILED_PRECONDITION;
+            case io.omai.ibvf.error.QosUnsupportedException qos -> Status.FAILED_PRECONDITION;
+        };
+        return status.withDescription(e.getMessage()).withCause(e).asException();
+    }
+
+    /** A device that exists but must not be handed out now (advertised Unhealthy). */
+    public static StatusException unusableDevice(String message) {
+        return Status.FAILED_PRECONDITION.withDescription(message).asException();
+    }
+
     /** A request the adapter itself refuses before reaching the ledger (malformed message). */
     public static StatusException invalidRequest(String message) {
         return Status.INVALID_ARGUMENT.withDescription(message).asException();

@@ -43,6 +43,7 @@ public final class NodeAgent implements AutoCloseable {
     private final PluginSocketServer server;
     private final KubeletRegistrar registrar;
     private final PodResourcesReconciler reconciler;
+    private VfDevicePlugin vfPlugin; // null unless ib.enabled; set once in start, before the agent is returned
 
     private NodeAgent(AgentConfig config, NvmlLibrary nvml, GpuHealthMonitor health, AllocationLedger ledger,
                       QuotaEnforcement quotas, SchedulerFacing scheduler,
@@ -126,6 +127,17 @@ public final class NodeAgent implements AutoCloseable {
             registrar.start();
             started.add(registrar);
 
+            VfDevicePlugin vfPlugin = null;
+            if (config.ib().enabled()) {
+                try {
+                    vfPlugin = startVfPlugin(config, ledger, pluginInterceptors);
+                } catch (AgentStartException e) {
+                    closeAll(reversed(started));
+                    throw e;
+                }
+                started.add(vfPlugin);
+            }
+
             reconciler.start(); // reconciles at once, then every interval
             started.add(reconciler);
 
@@ -133,8 +145,10 @@ public final class NodeAgent implements AutoCloseable {
             started.add(scheduler);
             log.info("event=agent_started node={} resource={} gpus={} socket={} state={}", config.nodeName(),
                     config.resources().milliGpu(), gpus.size(), socket, config.directories().state());
-            return new NodeAgent(config, nvml, health, ledger, quotas, scheduler, devices, server, registrar,
-                    reconciler);
+            NodeAgent agent = new NodeAgent(config, nvml, health, ledger, quotas, scheduler, devices, server,
+                    registrar, reconciler);
+            agent.vfPlugin = vfPlugin;
+            return agent;
         } catch (NvmlException e) {
             closeAll(reversed(started));
             throw new AgentStartException("cannot discover GPUs: " + e.getMessage(), e);
@@ -204,9 +218,28 @@ public final class NodeAgent implements AutoCloseable {
         return reconciler.reconcileOnce();
     }
 
+    /** The {@code omai.io/ib-vf} plugin, when {@code ib.enabled}. */
+    public java.util.Optional<VfDevicePlugin> vfPlugin() {
+        return java.util.Optional.ofNullable(vfPlugin);
+    }
+
+    /** The VF plugin over the host's sysfs and {@code ip}, preferring VFs near the newest milli-GPU allocation. */
+    private static VfDevicePlugin startVfPlugin(AgentConfig config, AllocationLedger ledger,
+                                                ServerInterceptor... pluginInterceptors) throws AgentStartException {
+        return VfDevicePlugin.start(config, new io.omai.ibvf.kernel.FileSysfs(config.ib().sysfsRoot()),
+                io.omai.ibvf.kernel.ProcessIpLink.system(),
+                sysfs -> new RecentGpuAllocation(ledger, RecentGpuAllocation.NVIDIA_GPUS,
+                        gpu -> sysfs.exists(io.omai.ibvf.kernel.SysfsLayout.pciDevice(gpu)), Clock.systemUTC(),
+                        RecentGpuAllocation.WINDOW),
+                pluginInterceptors);
+    }
+
     /** Stops registration, reconciliation, the server and health checks; the ledger stays on disk. */
     @Override
     public void close() {
+        if (vfPlugin != null) {
+            vfPlugin.close();
+        }
         closeAll(List.of(scheduler, registrar, reconciler, devices::terminate, server, quotas, ledger, health,
                 nvml::nvmlShutdown));
         log.info("event=agent_stopped node={}", config.nodeName());

@@ -40,9 +40,12 @@ public final class VfPreference {
     }
 
     private PciLocation locate(GpuPlacement gpu) {
-        PciLocation fromSysfs = topology.locate(gpu.address());
+        if (gpu.address().isEmpty()) {
+            return new PciLocation(null, List.of(), gpu.numaNode()); // no PCIe position: it can only match by NUMA
+        }
+        PciLocation fromSysfs = topology.locate(gpu.address().get());
         OptionalInt numa = gpu.numaNode().isPresent() ? gpu.numaNode() : fromSysfs.numaNode();
-        return new PciLocation(gpu.address(), fromSysfs.upstream(), numa);
+        return new PciLocation(gpu.address().get(), fromSysfs.upstream(), numa);
     }
 
     private static RankedVf rank(PciLocation vf, List<PciLocation> gpus) {

@@ -162,4 +162,18 @@ class VfAllocationTest {
                 org.assertj.core.groups.Tuple.tuple(ib.vfAddress(1), Affinity.SAME_NUMA_NODE),
                 org.assertj.core.groups.Tuple.tuple(ib.vfAddress(0), Affinity.NONE));
     }
+
+    @Test
+    void preference_gpuKnownOnlyByNumaNode_ranksByNumaAlone() {
+        VfPreference preference = new VfPreference(new PciTopology(kernel));
+        List<PciAddress> candidates = List.of(ib.vfAddress(0), eth.vfAddress(0));
+
+        List<RankedVf> ranked = preference.order(candidates, List.of(GpuPlacement.onNumaNode(1)));
+
+        assertThat(ranked).extracting(RankedVf::vf, RankedVf::affinity).containsExactly(
+                org.assertj.core.groups.Tuple.tuple(eth.vfAddress(0), Affinity.SAME_NUMA_NODE),
+                org.assertj.core.groups.Tuple.tuple(ib.vfAddress(0), Affinity.NONE));
+        assertThatThrownBy(() -> new GpuPlacement(java.util.Optional.empty(), OptionalInt.empty()))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("neither");
+    }
 }

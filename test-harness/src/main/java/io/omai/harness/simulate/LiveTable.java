@@ -81,10 +81,16 @@ final class LiveTable {
             }
         }
         InventorySnapshot vfs = node.vfMonitor().poll();
-        out.append(String.format(Locale.ROOT, "%n%-14s %-14s %-10s %s%n", "VF", "PF", "RDMA", "HEALTH"));
+        Set<io.omai.ibvf.model.PciAddress> handedOut = node.agent().vfPlugin()
+                .map(plugin -> plugin.allocatedVfs()).orElse(Set.of());
+        Map<String, String> holders = new HashMap<>();
+        pods.forEach(pod -> pod.vfs().forEach(vf -> holders.put(vf, pod.spec().name())));
+        out.append(String.format(Locale.ROOT, "%n%-14s %-14s %-10s %-22s %s%n", "VF", "PF", "RDMA", "ALLOCATED",
+                "HEALTH"));
         vfs.pfs().forEach(pf -> pf.vfs().forEach(status -> out.append(String.format(Locale.ROOT,
-                "%-14s %-14s %-10s %s%n", status.vf().address(), pf.pf().address(),
-                status.vf().rdmaDevice().orElse("-"), status.health()))));
+                "%-14s %-14s %-10s %-22s %s%n", status.vf().address(), pf.pf().address(),
+                status.vf().rdmaDevice().orElse("-"), !handedOut.contains(status.vf().address()) ? "-"
+                        : holders.getOrDefault(status.vf().address().value(), "yes"), status.health()))));
         return out.toString();
     }
 }

@@ -93,8 +93,9 @@ public final class SimulateCommand implements Callable<Integer> {
             Duration workloadTime = duration != null ? duration.plusSeconds(30) : Duration.ofDays(1);
             for (SamplePod pod : SamplePod.defaults()) {
                 SimulatedNode.RunningPod running = holder[0].admit(pod, workloadTime);
-                out.printf(Locale.ROOT, "simulate: admitted %s (tenant %s, %d milli) as allocation %s on %s%n",
-                        pod.name(), pod.tenant(), pod.milli(), running.allocationId(), running.gpuUuids());
+                out.printf(Locale.ROOT, "simulate: admitted %s (tenant %s, %d milli) as allocation %s on %s%s%n",
+                        pod.name(), pod.tenant(), pod.milli(), running.allocationId(), running.gpuUuids(),
+                        running.vfs().isEmpty() ? "" : " with VF " + String.join(",", running.vfs()));
             }
             LiveTable table = new LiveTable(holder[0]);
             while (duration == null || System.nanoTime() - started < duration.toNanos()) {

@@ -39,6 +39,8 @@ import java.util.Optional;
  */
 final class SimulatedNode implements AutoCloseable {
     static final String RESOURCE = "omai.io/milli-gpu";
+    static final String VF_RESOURCE = "omai.io/ib-vf";
+    static final String GUID_RANGE = "02:00:00:07:00:00:00:00-02:00:00:07:00:00:ff:ff";
     static final long GPU_MEMORY = 80L << 30;
     static final int DESIRED_VFS = 4;
 
@@ -52,8 +54,9 @@ final class SimulatedNode implements AutoCloseable {
     private final List<RunningPod> pods = new ArrayList<>();
     private final int metricsPort;
 
-    /** A sample pod, its allocation and its workload process. */
-    record RunningPod(SamplePod spec, String allocationId, List<String> gpuUuids, Process process, Path log) {}
+    /** A sample pod, its allocation, the VFs it holds and its workload process. */
+    record RunningPod(SamplePod spec, String allocationId, List<String> gpuUuids, List<String> vfs, Process process,
+                      Path log) {}
 
     SimulatedNode(Path root, int metricsPort, int schedulerApiPort) throws Exception {
         this.root = root;
@@ -70,11 +73,13 @@ final class SimulatedNode implements AutoCloseable {
         this.sysfs = FakeSysfs.create(root.resolve("sys"));
         FakePf hca = sysfs.connectX6Ib(0, 8);
         FakeKernel kernel = new FakeKernel(sysfs);
-        IbVfManager vfs = new IbVfManager(new IbVfManagerConfig("sim-node",
-                GuidRange.parse("02:00:00:07:00:00:00:00-02:00:00:07:00:00:ff:ff"), VfLinkState.AUTO,
-                new ReadinessPolicy(3, Duration.ZERO)),
-                kernel, kernel, new FileGuidStore(root.resolve("ib/guids")), new NodeRebindLock(root.resolve("ib/lock")),
-                duration -> { });
+        // The fake kernel creates the VFs and sets their GUIDs, as provisioning would; the agent's own reconcile
+        // (same node, range and GUID file) then finds them as desired and only advertises them.
+        Files.createDirectories(root.resolve("state"));
+        IbVfManager vfs = new IbVfManager(new IbVfManagerConfig("sim-node", GuidRange.parse(GUID_RANGE),
+                VfLinkState.AUTO, new ReadinessPolicy(3, Duration.ZERO)),
+                kernel, kernel, new FileGuidStore(root.resolve("state/ib-vf-guids")),
+                new NodeRebindLock(root.resolve("ib/lock")), duration -> { });
         vfs.reconcile(hca.address(), DESIRED_VFS);
         this.vfMonitor = vfs.newMonitor();
         vfMonitor.poll();
@@ -108,12 +113,21 @@ final class SimulatedNode implements AutoCloseable {
                     - select: all
                       attributes: {class: train}
                       tags: [simulated]
+                ib:
+                  enabled: true
+                  sysfsRoot: %s
+                  guidRange: %s
+                  desiredVfs: %d
+                  pollInterval: 1s
+                  rebindLock: %s
                 """.formatted(devicePlugins, podResources, root.resolve("state"),
                 sim.buildDir().resolve("lib/libomai-shim.so"), sim.buildDir().resolve("sim/libnvidia-ml.so.1"),
-                metricsPort, schedulerApiPort));
+                metricsPort, schedulerApiPort, root.resolve("sys"), GUID_RANGE, DESIRED_VFS, root.resolve("ib/lock")));
         this.agent = NodeAgent.start(config);
         kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
         kubelet.awaitDevices(RESOURCE, devices -> devices.size() == 2000, Duration.ofSeconds(30));
+        kubelet.awaitRegistration(VF_RESOURCE, Duration.ofSeconds(30));
+        kubelet.awaitDevices(VF_RESOURCE, devices -> devices.size() == DESIRED_VFS, Duration.ofSeconds(30));
 
         // The agent runs the compute controller and the reaper itself; the table reads what they write.
     }
@@ -125,6 +139,9 @@ final class SimulatedNode implements AutoCloseable {
         String allocationId = admission.response().getEnvsMap().getOrDefault("OMAI_ALLOCATION_ID", "");
         Allocation allocation = agent.ledger().allocation(allocationId).orElseThrow(() -> new IllegalStateException(
                 "the agent has no allocation " + allocationId + " for " + pod.name()));
+        // The workload only uses the GPU; the VFs' device nodes exist in the fake sysfs, not in /dev.
+        List<String> vfIds = pod.ibVfs() == 0 ? List.of()
+                : kubelet.admit(pod.namespace(), pod.pod(), pod.container(), VF_RESOURCE, pod.ibVfs()).deviceIds();
         Map<String, String> runtimeEnv = new LinkedHashMap<>(sim.env());
         runtimeEnv.put("PATH", System.getenv().getOrDefault("PATH", "/usr/bin:/bin"));
         List<String> command = List.of(sim.program("omai-workload").toString(),
@@ -135,7 +152,7 @@ final class SimulatedNode implements AutoCloseable {
                 .prepare(admission.response(), ContainerLauncher.Isolation.HOST_PATHS, runtimeEnv, command);
         Path log = root.resolve("containers/" + pod.namespace() + "_" + pod.pod() + ".log");
         Process process = launch.process().redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        RunningPod running = new RunningPod(pod, allocationId, allocation.gpuUuids(), process, log);
+        RunningPod running = new RunningPod(pod, allocationId, allocation.gpuUuids(), vfIds, process, log);
         synchronized (pods) {
             pods.add(running);
         }

@@ -185,7 +185,9 @@ class ManifestsTest {
                 .isFalse();
         // Every key is written out (so the file is the reference), not left to the defaults.
         assertThat(fieldNames(tree)).containsExactlyInAnyOrder("version", "resources", "directories", "sharing",
-                "shim", "nvml", "kubelet", "metrics", "schedulerApi");
+                "shim", "nvml", "kubelet", "metrics", "schedulerApi", "ib");
+        assertThat(fieldNames(tree.get("ib"))).containsExactlyInAnyOrder("enabled", "resourceName", "sysfsRoot",
+                "guidRange", "desiredVfs", "vfLinkState", "pollInterval", "rebindLock");
         assertThat(fieldNames(tree.get("metrics"))).containsExactlyInAnyOrder("address", "port");
         // tls and allowedClients are documented, commented out: the default is plaintext (see the comment there).
         assertThat(fieldNames(tree.get("schedulerApi")))

@@ -67,6 +67,12 @@ class SimulateCommandTest {
         assertThat(last).containsPattern("4.00 GiB/40.00 GiB");
         assertThat(List.of(last.split("\n")).stream().filter(l -> l.contains("Healthy")).count())
                 .as("4 VFs of the simulated HCA").isEqualTo(4);
+        // The trainer took one VF through the agent's omai.io/ib-vf plugin; the table names it as its holder.
+        assertThat(out).containsPattern("simulate: admitted team-a/trainer-0 .* with VF (0000:3b:\\S+)");
+        assertThat(List.of(last.split("\n")).stream().filter(l -> l.matches("0000:3b:\\S+\\s+0000:3b:00\\.0\\s+"
+                + "mlx5_\\d+\\s+team-a/trainer-0\\s+Healthy\\s*")).count())
+                .as("one VF row allocated to the trainer in%n%s", last).isEqualTo(1);
+        assertThat(last).containsPattern("\\nVF\\s+PF\\s+RDMA\\s+ALLOCATED\\s+HEALTH");
 
         assertThat(out).contains("simulate: stopped; removed " + work);
         assertThat(work).doesNotExist();

@@ -1,0 +1,64 @@
+package io.omai.agent.deviceplugin;
+
+import io.omai.ibvf.model.PciAddress;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+
+/**
+ * Which VFs are handed out, for metrics and for balancing: recorded at Allocate, and compared with what kubelet's
+ * PodResources says containers hold (kubelet has no Deallocate). A VF nobody holds is released once it is older than
+ * the grace period (kubelet records an allocation only after Allocate returns); one held that we did not record
+ * (after an agent restart) is adopted.
+ */
+final class VfAllocations {
+    private final Clock clock;
+    // guarded by this
+    private final Map<PciAddress, Instant> allocatedAt = new TreeMap<>();
+
+    VfAllocations(Clock clock) {
+        this.clock = clock;
+    }
+
+    synchronized void allocated(Collection<PciAddress> vfs) {
+        Instant now = clock.instant();
+        vfs.forEach(vf -> allocatedAt.put(vf, now));
+    }
+
+    synchronized Set<PciAddress> current() {
+        return new TreeSet<>(allocatedAt.keySet());
+    }
+
+    /**
+     * Makes the record match kubelet's: {@code heldIds} are every device ID of our resource some container holds.
+     *
+     * @return the VFs released
+     */
+    synchronized List<PciAddress> reconcile(Collection<String> heldIds, Duration releaseGracePeriod) {
+        Set<PciAddress> held = new TreeSet<>();
+        for (String id : heldIds) {
+            if (PciAddress.isPciAddress(id)) {
+                held.add(PciAddress.of(id));
+            }
+        }
+        Instant now = clock.instant();
+        List<PciAddress> released = new ArrayList<>();
+        allocatedAt.entrySet().removeIf(entry -> {
+            boolean gone = !held.contains(entry.getKey())
+                    && entry.getValue().plus(releaseGracePeriod).isBefore(now);
+            if (gone) {
+                released.add(entry.getKey());
+            }
+            return gone;
+        });
+        held.forEach(vf -> allocatedAt.putIfAbsent(vf, now));
+        return released;
+    }
+}
