@@ -27,6 +27,7 @@ import io.omai.ibvf.inventory.VfStatus;
 import io.omai.ibvf.kernel.IpLink;
 import io.omai.ibvf.kernel.Sysfs;
 import io.omai.ibvf.kernel.TimeLimitedSysfs;
+import io.omai.ibvf.model.LinkLayer;
 import io.omai.ibvf.model.PciAddress;
 import io.omai.ibvf.model.PhysicalFunction;
 import java.io.IOException;
@@ -34,10 +35,13 @@ import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -115,7 +119,7 @@ public final class VfDevicePlugin implements AutoCloseable {
 
             Map<PciAddress, Integer> desired = new HashMap<>();
             for (PhysicalFunction pf : manager.discover()) {
-                if (pf.linkLayer() == io.omai.ibvf.model.LinkLayer.INFINIBAND || pf.rdmaDevice().isPresent()) {
+                if (pf.linkLayer() == LinkLayer.INFINIBAND || pf.rdmaDevice().isPresent()) {
                     // Unconfigured PFs keep the count they have now, also after a driver reload wiped their VFs.
                     desired.put(pf.address(), ib.desiredVfs().getOrDefault(pf.address(),
                             ib.desiredVfsEveryPf().orElse(pf.numVfs())));
@@ -167,7 +171,7 @@ public final class VfDevicePlugin implements AutoCloseable {
 
     /** Brings every managed PF to its desired VF count, GUIDs and link policy; a failing PF is logged, not fatal. */
     private void reconcileAll() {
-        for (Map.Entry<PciAddress, Integer> pf : new java.util.TreeMap<>(desiredVfs).entrySet()) {
+        for (Map.Entry<PciAddress, Integer> pf : new TreeMap<>(desiredVfs).entrySet()) {
             try {
                 IbVfManager.ReconcileResult result = manager.reconcile(pf.getKey(), pf.getValue());
                 log.info("event=ib_vf_reconciled pf={} vfs_before={} vfs={} guids_set={}", pf.getKey(),
@@ -250,7 +254,7 @@ public final class VfDevicePlugin implements AutoCloseable {
                     }
                 }
             }
-            Set<PciAddress> gone = new java.util.TreeSet<>(lastHealth.keySet());
+            Set<PciAddress> gone = new TreeSet<>(lastHealth.keySet());
             gone.removeAll(health.keySet());
             if (!gone.isEmpty()) {
                 log.warn("event=ib_vf_gone vfs={}", gone);
@@ -303,7 +307,7 @@ public final class VfDevicePlugin implements AutoCloseable {
     /** Closes in reverse start order, logging failures so every resource gets its turn. */
     private static void closeAll(List<AutoCloseable> startOrder) {
         List<AutoCloseable> stopOrder = new ArrayList<>(startOrder);
-        java.util.Collections.reverse(stopOrder);
+        Collections.reverse(stopOrder);
         for (AutoCloseable resource : stopOrder) {
             try {
                 resource.close();

@@ -37,6 +37,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -228,7 +229,7 @@ final class VfPluginService extends DevicePluginGrpc.DevicePluginImplBase {
                 throw GrpcStatusMapper.toException(e);
             }
             allocation.deviceNodes().forEach(node -> nodes.putIfAbsent(node.containerPath(), node)); // rdma_cm is shared
-            new java.util.TreeMap<>(allocation.env()).forEach((name, value) ->
+            new TreeMap<>(allocation.env()).forEach((name, value) ->
                     env.computeIfAbsent(name, k -> new ArrayList<>()).add(value));
             if (!allocation.rdmaCmAvailable()) {
                 log.warn("event=vf_rdma_cm_missing vf={} detail=\"rdma_ucm is not loaded: RDMA-CM will not work in "
