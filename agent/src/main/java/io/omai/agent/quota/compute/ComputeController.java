@@ -51,6 +51,10 @@ public final class ComputeController {
         long throttledNs;
         double launchCostNs = ShmLayout.DEFAULT_LAUNCH_COST_NS;
         boolean seen;
+        /** Its entitlement per period at the last step, loan included. */
+        long lastPeriodTargetNs;
+        /** Wants more than its share: it waited for tokens, or used up a loan it had. */
+        boolean hungry;
     }
 
     public ComputeController(long periodNs) {
@@ -107,7 +111,13 @@ public final class ComputeController {
             h.seen = true;
             used.add(measured);
             busyNs += measured;
-            if (s.mode() == ComputeMode.WORK_CONSERVING && dThrottled > 0) {
+            // A borrower that spent its whole loan without waiting still wants it: dropping the loan then would
+            // make it wait next period and borrow again, halving what it gets for nothing.
+            long perPeriod = scale > 0 ? Math.round(measured / scale) : measured;
+            boolean spentItsLoan = h.lastPeriodTargetNs > share(s)
+                    && perPeriod >= h.lastPeriodTargetNs - Math.round(periodNs * HEADROOM);
+            h.hungry = s.mode() == ComputeMode.WORK_CONSERVING && (dThrottled > 0 || spentItsLoan);
+            if (h.hungry) {
                 hungryBorrowerQuota += s.quotaMilli();
                 borrowerShareNs += share(s);
                 borrowersBusyNs += measured;
@@ -122,11 +132,12 @@ public final class ComputeController {
         List<GrantDecision> decisions = new ArrayList<>(samples.size());
         for (ContainerSample s : samples) {
             History h = history.get(s.allocationId());
-            long target = share(s);
-            if (s.mode() == ComputeMode.WORK_CONSERVING && hungryBorrowerQuota > 0) {
-                target += borrowedNs * s.quotaMilli() / hungryBorrowerQuota;
+            long perPeriod = share(s);
+            if (h.hungry && hungryBorrowerQuota > 0) {
+                perPeriod += borrowedNs * s.quotaMilli() / hungryBorrowerQuota;
             }
-            target = Math.round(target * scale);
+            h.lastPeriodTargetNs = perPeriod;
+            long target = Math.round(perPeriod * scale);
             // Never let the grant run more than one period's entitlement ahead of what was spent.
             long ceiling = s.consumedNs() + target;
             long grant = Math.max(s.grantNs(), Math.min(s.grantNs() + target, ceiling));
@@ -142,7 +153,8 @@ public final class ComputeController {
     /**
      * Additive increase while more than the headroom stays idle, multiplicative decrease once it is used: a
      * newcomer's demand shows up as the headroom disappearing, and the lent time halves every period until it
-     * is back. Only work-conserving containers that waited for tokens in the last period borrow.
+     * is back. Only work-conserving containers that waited for tokens in the last period, or spent all of a loan
+     * they had, borrow.
      */
     private void adjustBorrowing(long busyNs, long othersBusyNs, long borrowerShareNs, long hungryBorrowerQuota) {
         long headroom = Math.round(periodNs * HEADROOM);
