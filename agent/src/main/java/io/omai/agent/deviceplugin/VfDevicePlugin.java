@@ -26,6 +26,7 @@ import io.omai.ibvf.inventory.PfStatus;
 import io.omai.ibvf.inventory.VfStatus;
 import io.omai.ibvf.kernel.IpLink;
 import io.omai.ibvf.kernel.Sysfs;
+import io.omai.ibvf.kernel.SysfsLayout;
 import io.omai.ibvf.kernel.TimeLimitedSysfs;
 import io.omai.ibvf.model.LinkLayer;
 import io.omai.ibvf.model.PciAddress;
@@ -99,6 +100,10 @@ public final class VfDevicePlugin implements AutoCloseable {
     public static VfDevicePlugin start(AgentConfig config, Sysfs sysfs, IpLink ipLink, GpuPairingSource gpus,
                                        ServerInterceptor... interceptors) throws AgentStartException {
         AgentConfig.Ib ib = config.ib();
+        if (!sysfs.exists(SysfsLayout.PCI_DEVICES)) {
+            throw new AgentStartException("ib.sysfsRoot " + ib.sysfsRoot() + " has no " + SysfsLayout.PCI_DEVICES
+                    + "; expected the host's sysfs (/sys, mounted read-write by components/ib-sriov)", null);
+        }
         List<AutoCloseable> started = new ArrayList<>();
         try {
             IbVfManager manager = new IbVfManager(new IbVfManagerConfig(config.nodeName(),
@@ -124,6 +129,10 @@ public final class VfDevicePlugin implements AutoCloseable {
                     desired.put(pf.address(), ib.desiredVfs().getOrDefault(pf.address(),
                             ib.desiredVfsEveryPf().orElse(pf.numVfs())));
                 }
+            }
+            if (desired.isEmpty()) {
+                log.warn("event=ib_no_pfs sysfs={} detail=\"no InfiniBand or RoCE PF with SR-IOV: nothing to "
+                        + "advertise until one appears\"", ib.sysfsRoot());
             }
             ib.desiredVfs().keySet().stream().filter(pf -> !desired.containsKey(pf)).forEach(pf ->
                     log.warn("event=ib_pf_not_found pf={} detail=\"ib.desiredVfs names a PF that is not an SR-IOV "

@@ -1,6 +1,7 @@
 package io.omai.agent.deviceplugin;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.grpc.ManagedChannel;
 import io.omai.agent.config.AgentConfig;
@@ -9,6 +10,8 @@ import io.omai.agent.deviceplugin.v1beta1.Device;
 import io.omai.agent.deviceplugin.v1beta1.DevicePluginGrpc;
 import io.omai.agent.deviceplugin.v1beta1.Empty;
 import io.omai.agent.deviceplugin.v1beta1.ListAndWatchResponse;
+import io.omai.ibvf.kernel.FileSysfs;
+import io.omai.ibvf.kernel.ProcessIpLink;
 import io.omai.ibvf.model.Guid;
 import io.omai.ibvf.model.VirtualFunction;
 import io.omai.ibvf.testing.FakeKernel;
@@ -101,6 +104,20 @@ class VfDevicePluginTest {
                 .containsExactlyInAnyOrder(ib.vfAddress(0).value(), ib.vfAddress(1).value(), ib.vfAddress(2).value());
         assertThat(guidsByVf(plugin.manager().discover().getFirst().vfs())).as("the same GUIDs as before")
                 .isEqualTo(guids);
+    }
+
+    @Test
+    void aSysfsRootWithoutPciDevicesStopsTheStartNamingTheKey() throws Exception {
+        Path nowhere = dir.resolve("not-sysfs");
+
+        AgentConfig config = config("  sysfsRoot: " + nowhere + "\n");
+
+        assertThatThrownBy(() -> VfDevicePlugin.start(config, new FileSysfs(config.ib().sysfsRoot()),
+                ProcessIpLink.system(), sysfs -> GpuPairing.UNKNOWN))
+                .isInstanceOf(AgentStartException.class)
+                .hasMessage("ib.sysfsRoot " + nowhere + " has no bus/pci/devices; expected the host's sysfs (/sys, "
+                        + "mounted read-write by components/ib-sriov)");
+        assertThat(dir.resolve("dp/omai-io-ib-vf.sock")).doesNotExist();
     }
 
     private static List<Device> healthy(ListAndWatchResponse list) {

@@ -26,8 +26,8 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "simulate", mixinStandardHelpOptions = true,
         description = {"Run the agent on a simulated node: 2 simulated GPUs, one InfiniBand HCA with VFs in a fake "
-                + "sysfs, an in-process kubelet simulator. Admits sample pods of two tenants, runs their workloads "
-                + "under the shim and shows a live table. Ctrl-C stops everything and removes what it created."})
+                + "sysfs, an in-process kubelet simulator. Admits sample pods of two tenants (one also takes a VF through "
+                + "the agent's omai.io/ib-vf plugin), runs their workloads under the shim and shows a live table. Ctrl-C stops everything and removes what it created."})
 public final class SimulateCommand implements Callable<Integer> {
     @Option(names = "--duration", paramLabel = "TIME", converter = DurationConverter.class,
             description = "Stop after this long (e.g. 30s, 2m); default: run until Ctrl-C.")
