@@ -89,40 +89,20 @@ public final class ControlRegion implements AutoCloseable {
     }
 
     private static ControlRegion openChecked(Path path, boolean writable) throws IOException {
-        MappedFile file = MappedFile.open(path, writable, HEADER_SIZE, "control");
-        boolean success = false;
-        try {
-            validate(file);
-            ControlRegion region = new ControlRegion(file);
-            if (writable) {
-                region.repairTornEpoch();
-            }
-            success = true;
-            return region;
-        } finally {
-            if (!success) {
-                file.close();
-            }
+        ControlRegion region = new ControlRegion(
+                MappedFile.openChecked(path, writable, HEADER_SIZE, "control", ControlRegion::validate));
+        if (writable) {
+            region.repairTornEpoch();
         }
+        return region;
     }
 
     private static void validate(MappedFile file) throws RegionFormatException {
         MemorySegment seg = file.segment();
         Path path = file.path();
-        long magic = (long) LONG.getAcquire(seg, MAGIC);
-        if (magic != ShmLayout.CONTROL_MAGIC) {
-            throw new RegionFormatException(path, RegionFormatException.Problem.BAD_MAGIC, String.format(
-                    "magic is 0x%016x, expected 0x%016x (\"OMAICTL1\"): not an OMAI control file",
-                    magic, ShmLayout.CONTROL_MAGIC));
-        }
-        int version = (int) INT.get(seg, ABI_VERSION);
-        if (version != ShmLayout.ABI_VERSION) {
-            throw new RegionFormatException(path, RegionFormatException.Problem.UNSUPPORTED_VERSION,
-                    "ABI version is " + Integer.toUnsignedString(version) + ", this agent speaks version "
-                            + ShmLayout.ABI_VERSION);
-        }
-        requireField(file, "header_size", (int) INT.get(seg, HEADER_SIZE_FIELD), HEADER_SIZE);
-        requireField(file, "device_record_size", (int) INT.get(seg, RECORD_SIZE_FIELD), RECORD_SIZE);
+        file.requireIdentity(ShmLayout.CONTROL_MAGIC, "OMAICTL1", "control");
+        file.requireField("header_size", HEADER_SIZE_FIELD, HEADER_SIZE);
+        file.requireField("device_record_size", RECORD_SIZE_FIELD, RECORD_SIZE);
         int count = (int) INT.get(seg, DEVICE_COUNT);
         if (count < 0 || count > ShmLayout.MAX_DEVICES) {
             throw new RegionFormatException(path, RegionFormatException.Problem.BAD_FIELD,
@@ -137,12 +117,6 @@ public final class ControlRegion implements AutoCloseable {
         }
     }
 
-    static void requireField(MappedFile file, String field, int actual, long expected) throws RegionFormatException {
-        if (actual != expected) {
-            throw new RegionFormatException(file.path(), RegionFormatException.Problem.BAD_FIELD,
-                    field + " is " + Integer.toUnsignedString(actual) + ", expected " + expected);
-        }
-    }
 
     /** An agent that died mid-update leaves the epoch odd; the next owner finishes the update. */
     private synchronized void repairTornEpoch() {

@@ -59,6 +59,58 @@ final class MappedFile implements AutoCloseable {
         }
     }
 
+    /** A region's own checks of a freshly mapped file. */
+    @FunctionalInterface
+    interface Validator {
+        void validate(MappedFile file) throws RegionFormatException;
+    }
+
+    /** {@link #open} and then the region's checks; the mapping is released when a check fails. */
+    static MappedFile openChecked(Path path, boolean writable, long minimumSize, String kind, Validator validator)
+            throws IOException {
+        MappedFile file = open(path, writable, minimumSize, kind);
+        boolean success = false;
+        try {
+            validator.validate(file);
+            success = true;
+            return file;
+        } finally {
+            if (!success) {
+                file.close();
+            }
+        }
+    }
+
+    /**
+     * Checks what every region file starts with: its magic (u64 at 0) and the ABI version (u32 at 8) — the same
+     * offsets in both headers, as the header probe test pins.
+     *
+     * @param magicText the magic as text, for the message ("OMAICTL1")
+     */
+    void requireIdentity(long expectedMagic, String magicText, String kind) throws RegionFormatException {
+        long magic = (long) ShmLayout.LONG.getAcquire(segment, 0L);
+        if (magic != expectedMagic) {
+            throw new RegionFormatException(path, RegionFormatException.Problem.BAD_MAGIC, String.format(
+                    "magic is 0x%016x, expected 0x%016x (\"%s\"): not an OMAI %s file", magic, expectedMagic,
+                    magicText, kind));
+        }
+        int version = (int) ShmLayout.INT.get(segment, 8L);
+        if (version != ShmLayout.ABI_VERSION) {
+            throw new RegionFormatException(path, RegionFormatException.Problem.UNSUPPORTED_VERSION,
+                    "ABI version is " + Integer.toUnsignedString(version) + ", this agent speaks version "
+                            + ShmLayout.ABI_VERSION);
+        }
+    }
+
+    /** A header field that must hold exactly {@code expected}. */
+    void requireField(String field, long offset, long expected) throws RegionFormatException {
+        int actual = (int) ShmLayout.INT.get(segment, offset);
+        if (actual != expected) {
+            throw new RegionFormatException(path, RegionFormatException.Problem.BAD_FIELD,
+                    field + " is " + Integer.toUnsignedString(actual) + ", expected " + expected);
+        }
+    }
+
     /**
      * Creates a zero-filled file of {@code size} bytes, lets {@code initializer} fill it while nobody else can
      * see it, then renames it into place atomically: a reader sees either no file or a complete one.

@@ -105,42 +105,19 @@ public final class UsageRegion implements AutoCloseable {
     }
 
     private static UsageRegion openChecked(Path path, boolean writable) throws IOException {
-        MappedFile file = MappedFile.open(path, writable, HEADER_SIZE, "usage");
-        boolean success = false;
-        try {
-            validate(file);
-            success = true;
-            return new UsageRegion(file);
-        } finally {
-            if (!success) {
-                file.close();
-            }
-        }
+        return new UsageRegion(MappedFile.openChecked(path, writable, HEADER_SIZE, "usage", UsageRegion::validate));
     }
 
     private static void validate(MappedFile file) throws RegionFormatException {
         MemorySegment seg = file.segment();
         Path path = file.path();
-        long magic = (long) LONG.getAcquire(seg, MAGIC);
-        if (magic != ShmLayout.USAGE_MAGIC) {
-            throw new RegionFormatException(path, RegionFormatException.Problem.BAD_MAGIC, String.format(
-                    "magic is 0x%016x, expected 0x%016x (\"OMAIUSG1\"): not an OMAI usage file",
-                    magic, ShmLayout.USAGE_MAGIC));
-        }
-        int version = (int) INT.get(seg, ABI_VERSION);
-        if (version != ShmLayout.ABI_VERSION) {
-            throw new RegionFormatException(path, RegionFormatException.Problem.UNSUPPORTED_VERSION,
-                    "ABI version is " + Integer.toUnsignedString(version) + ", this agent speaks version "
-                            + ShmLayout.ABI_VERSION);
-        }
-        ControlRegion.requireField(file, "header_size", (int) INT.get(seg, HEADER_SIZE_FIELD), HEADER_SIZE);
-        ControlRegion.requireField(file, "device_record_size", (int) INT.get(seg, DEVICE_SIZE_FIELD), DEVICE_SIZE);
-        ControlRegion.requireField(file, "slot_size", (int) INT.get(seg, SLOT_SIZE_FIELD), SLOT_SIZE);
-        ControlRegion.requireField(file, "slot_count", (int) INT.get(seg, SLOT_COUNT), ShmLayout.MAX_SLOTS);
-        ControlRegion.requireField(file, "devices_offset", (int) INT.get(seg, DEVICES_OFFSET),
-                ShmLayout.USAGE_DEVICES_OFFSET);
-        ControlRegion.requireField(file, "slots_offset", (int) INT.get(seg, SLOTS_OFFSET),
-                ShmLayout.USAGE_SLOTS_OFFSET);
+        file.requireIdentity(ShmLayout.USAGE_MAGIC, "OMAIUSG1", "usage");
+        file.requireField("header_size", HEADER_SIZE_FIELD, HEADER_SIZE);
+        file.requireField("device_record_size", DEVICE_SIZE_FIELD, DEVICE_SIZE);
+        file.requireField("slot_size", SLOT_SIZE_FIELD, SLOT_SIZE);
+        file.requireField("slot_count", SLOT_COUNT, ShmLayout.MAX_SLOTS);
+        file.requireField("devices_offset", DEVICES_OFFSET, ShmLayout.USAGE_DEVICES_OFFSET);
+        file.requireField("slots_offset", SLOTS_OFFSET, ShmLayout.USAGE_SLOTS_OFFSET);
         int count = (int) INT.get(seg, DEVICE_COUNT);
         if (count < 1 || count > ShmLayout.MAX_DEVICES) {
             throw new RegionFormatException(path, RegionFormatException.Problem.BAD_FIELD,
