@@ -64,6 +64,7 @@ public final class VfDevicePlugin implements AutoCloseable {
     public static final String GUID_FILE = "ib-vf-guids";
     private static final Logger log = LoggerFactory.getLogger(VfDevicePlugin.class);
     private static final Duration SYSFS_WRITE_TIMEOUT = Duration.ofMinutes(2);
+    private static final Duration RECONCILE_RETRY_MAX = Duration.ofMinutes(5);
 
     private final AgentConfig config;
     private final IbVfManager manager;
@@ -76,6 +77,9 @@ public final class VfDevicePlugin implements AutoCloseable {
     private final ExecutorService reconciling;
     private final Map<PciAddress, Integer> desiredVfs = new ConcurrentHashMap<>();
     private final AtomicBoolean reconcilePending = new AtomicBoolean();
+    // written by the reconciling thread (and once before the plugin runs); read by the count check
+    private volatile long reconcileNotBeforeNanos = System.nanoTime();
+    private volatile Duration reconcileRetry;
     private final List<AutoCloseable> started;
 
     private VfDevicePlugin(AgentConfig config, IbVfManager manager, IbVfMonitor monitor, VfAllocations allocations,
@@ -151,7 +155,8 @@ public final class VfDevicePlugin implements AutoCloseable {
             VfDevicePlugin plugin = new VfDevicePlugin(config, manager, monitor, allocations, devices, server,
                     registrar, polling, reconciling, started);
             plugin.desiredVfs.putAll(desired);
-            plugin.reconcileAll(); // before advertising: counts, GUIDs, link policy
+            plugin.reconcileRetry = ib.pollInterval();
+            plugin.recordReconcile(plugin.reconcileAll()); // before advertising: counts, GUIDs, link policy
             monitor.poll();
             started.add(monitor.subscribe(plugin.new InventoryListener())); // publishes the first list at once
             monitor.start(polling, ib.pollInterval());
@@ -163,6 +168,14 @@ public final class VfDevicePlugin implements AutoCloseable {
             started.add(registrar);
             polling.scheduleWithFixedDelay(plugin::reconcileAllocations, 0,
                     config.kubelet().reconcileInterval().toMillis(), TimeUnit.MILLISECONDS);
+            // Also without an inventory change: a reconcile that failed (PF driver not back yet) is tried again.
+            polling.scheduleWithFixedDelay(() -> {
+                try {
+                    plugin.reconcileIfCountsDiffer(monitor.current());
+                } catch (RuntimeException e) { // a periodic task that throws is never run again
+                    log.error("event=ib_vf_count_check_failed error=\"{}\"", e.toString());
+                }
+            }, ib.pollInterval().toMillis(), ib.pollInterval().toMillis(), TimeUnit.MILLISECONDS);
             log.info("event=ib_vf_plugin_started resource={} vfs={} socket={} sysfs={}", ib.resourceName(),
                     VfDeviceList.managedVfs(monitor.current()).size(), socket, ib.sysfsRoot());
             return plugin;
@@ -178,8 +191,13 @@ public final class VfDevicePlugin implements AutoCloseable {
         GpuPairing pairing(Sysfs sysfs);
     }
 
-    /** Brings every managed PF to its desired VF count, GUIDs and link policy; a failing PF is logged, not fatal. */
-    private void reconcileAll() {
+    /**
+     * Brings every managed PF to its desired VF count, GUIDs and link policy; a failing PF is logged, not fatal.
+     *
+     * @return true when every PF reconciled
+     */
+    private boolean reconcileAll() {
+        boolean allReconciled = true;
         for (Map.Entry<PciAddress, Integer> pf : new TreeMap<>(desiredVfs).entrySet()) {
             try {
                 IbVfManager.ReconcileResult result = manager.reconcile(pf.getKey(), pf.getValue());
@@ -189,18 +207,50 @@ public final class VfDevicePlugin implements AutoCloseable {
                 // Its VFs stay Unhealthy (count, GUID or state not as desired) and are not offered; the rest go on.
                 log.error("event=ib_vf_reconcile_failed pf={} desired_vfs={} error=\"{}\"", pf.getKey(), pf.getValue(),
                         e.getMessage());
+                allReconciled = false;
             }
         }
+        return allReconciled;
     }
 
-    /** Reconciles on the reconcile thread, at most one pending at a time. */
-    private void reconcileLater() {
-        if (reconcilePending.compareAndSet(false, true)) {
-            reconciling.execute(() -> {
-                reconcilePending.set(false);
-                reconcileAll();
-                monitor.poll();
-            });
+    /** After a failure the next attempt waits, doubling up to 5 minutes; a success resets the wait. */
+    private void recordReconcile(boolean allReconciled) {
+        Duration pollInterval = config.ib().pollInterval();
+        if (allReconciled) {
+            reconcileRetry = pollInterval;
+            reconcileNotBeforeNanos = System.nanoTime();
+            return;
+        }
+        reconcileNotBeforeNanos = System.nanoTime() + reconcileRetry.toNanos();
+        log.warn("event=ib_vf_reconcile_retry in_ms={}", reconcileRetry.toMillis());
+        Duration doubled = reconcileRetry.multipliedBy(2);
+        reconcileRetry = doubled.compareTo(RECONCILE_RETRY_MAX) > 0 ? RECONCILE_RETRY_MAX : doubled;
+    }
+
+    /**
+     * Reconciles on the reconcile thread when a managed PF's VF count differs from the desired one (a driver reload
+     * or firmware reset wiped them), at most one at a time and not before a failed attempt's wait is over. Only
+     * counts trigger this: rebinding a VF to fix its GUID would renumber {@code uverbsN} under a running pod.
+     */
+    private void reconcileIfCountsDiffer(InventorySnapshot snapshot) {
+        for (PfStatus pf : VfDeviceList.managedPfs(snapshot)) {
+            Integer wanted = desiredVfs.get(pf.pf().address());
+            if (wanted == null || pf.pf().numVfs() == wanted) {
+                continue;
+            }
+            if (System.nanoTime() - reconcileNotBeforeNanos >= 0 && reconcilePending.compareAndSet(false, true)) {
+                log.warn("event=ib_vf_count_changed pf={} vfs={} desired={} detail=\"reconciling\"",
+                        pf.pf().address(), pf.pf().numVfs(), wanted);
+                reconciling.execute(() -> {
+                    try {
+                        recordReconcile(reconcileAll());
+                        monitor.poll();
+                    } finally {
+                        reconcilePending.set(false);
+                    }
+                });
+            }
+            return;
         }
     }
 
@@ -269,15 +319,7 @@ public final class VfDevicePlugin implements AutoCloseable {
                 log.warn("event=ib_vf_gone vfs={}", gone);
             }
             lastHealth = health;
-            for (PfStatus pf : VfDeviceList.managedPfs(snapshot)) {
-                Integer wanted = desiredVfs.get(pf.pf().address());
-                if (wanted != null && pf.pf().numVfs() != wanted) {
-                    log.warn("event=ib_vf_count_changed pf={} vfs={} desired={} detail=\"reconciling\"",
-                            pf.pf().address(), pf.pf().numVfs(), wanted);
-                    reconcileLater();
-                    break;
-                }
-            }
+            reconcileIfCountsDiffer(snapshot);
         }
 
         @Override

@@ -107,6 +107,30 @@ class VfDevicePluginTest {
     }
 
     @Test
+    void aReconcileThatFailsIsTriedAgainOnceThePfCanTakeIt() throws Exception {
+        FakeSysfs tree = FakeSysfs.create(dir.resolve("sys"));
+        FakePf ib = tree.connectX6Ib(0, 8);
+        FakeKernel kernel = new FakeKernel(tree);
+        // Without its driver the PF refuses sriov_numvfs (ENOENT): the reconcile at start fails.
+        kernel.write("bus/pci/drivers/mlx5_core/unbind", ib.address().value());
+
+        plugin = VfDevicePlugin.start(config("  desiredVfs: 2\n"), kernel, kernel, sysfs -> GpuPairing.UNKNOWN);
+        channel = UnixSocketGrpc.channel(plugin.pluginSocket());
+        Iterator<ListAndWatchResponse> stream = DevicePluginGrpc.newBlockingStub(channel)
+                .withDeadlineAfter(2, TimeUnit.MINUTES).listAndWatch(Empty.getDefaultInstance());
+        assertThat(stream.next().getDevicesList()).as("nothing to advertise yet").isEmpty();
+
+        kernel.write("bus/pci/drivers/mlx5_core/bind", ib.address().value());
+
+        ListAndWatchResponse list = stream.next();
+        while (healthy(list).size() < 2) {
+            list = stream.next();
+        }
+        assertThat(list.getDevicesList()).extracting(Device::getID)
+                .containsExactlyInAnyOrder(ib.vfAddress(0).value(), ib.vfAddress(1).value());
+    }
+
+    @Test
     void aSysfsRootWithoutPciDevicesStopsTheStartNamingTheKey() throws Exception {
         Path nowhere = dir.resolve("not-sysfs");
 
