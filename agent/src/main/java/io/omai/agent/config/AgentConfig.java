@@ -16,6 +16,7 @@ import java.time.Duration;
  * @param nvml how NVML is loaded and GPU health is judged
  * @param kubelet registration and reconciliation timing
  * @param metrics where {@code /metrics}, {@code /healthz} and {@code /readyz} are served
+ * @param tenancy tenant identity, anti-affinity, coexistence with NVIDIA's plugin and the NVML audit
  * @param schedulerApi the scheduler-facing gRPC API (node state, watch, fit, reservations)
  * @param ib the {@code omai.io/ib-vf} device plugin for InfiniBand/RoCE SR-IOV VFs
  */
@@ -28,6 +29,7 @@ public record AgentConfig(
         Nvml nvml,
         Kubelet kubelet,
         Metrics metrics,
+        Tenancy tenancy,
         SchedulerApi schedulerApi,
         Ib ib) {
 
@@ -155,6 +157,34 @@ public record AgentConfig(
             return resourceName.replace('/', '-').replace('.', '-') + ".sock";
         }
     }
+
+    /**
+     * @param policy how tenants are kept apart
+     * @param tenantLabel the pod label naming a pod's tenant; pods without it belong to their namespace
+     * @param kubernetesApi whether to watch pods, publish the node's tenants and raise events
+     * @param identifyWait how long Allocate waits for the pod informer to show the pod being admitted
+     * @param gpus the GPUs this agent shares (UUIDs, or NVML indices as decimal strings); empty: all
+     * @param otherGpuResource another plugin's whole-GPU resource; GPUs kubelet reports under it are withdrawn
+     * @param audit what the NVML audit does with processes on shared GPUs that run without the shim or beyond
+     *     their quota
+     * @param auditInterval how often the audit looks
+     */
+    public record Tenancy(AntiAffinity policy, String tenantLabel, KubernetesApi kubernetesApi, Duration identifyWait,
+                          java.util.List<String> gpus, String otherGpuResource, AuditAction audit,
+                          Duration auditInterval) {
+        public Tenancy {
+            gpus = java.util.List.copyOf(gpus);
+        }
+    }
+
+    /** {@code tenancy.policy}. */
+    public enum AntiAffinity { GPU, NODE, NONE }
+
+    /** {@code tenancy.kubernetesApi}: {@code auto} uses it when running in a cluster (in-cluster service env). */
+    public enum KubernetesApi { AUTO, ON, OFF }
+
+    /** {@code tenancy.audit}. */
+    public enum AuditAction { OFF, REPORT, KILL }
 
     /** The plugin's socket file name in the device-plugin directory. */
     public String pluginSocketName() {

@@ -37,6 +37,9 @@ public final class ConfigLoader {
             Pattern.compile("[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?");
     private static final Pattern CDI_KIND = Pattern.compile("[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-zA-Z0-9][-a-zA-Z0-9_.]*");
     private static final Pattern DURATION = Pattern.compile("(\\d+)(ms|s|m|h)");
+    private static final Pattern LABEL_KEY = Pattern.compile(
+            "([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                    + "[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?");
     private static final Pattern NODE_NAME = Pattern.compile("[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?");
 
     private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
@@ -96,12 +99,12 @@ public final class ConfigLoader {
                 stateDir == null ? d.state() : stateDir.toAbsolutePath(),
                 d.devRoot());
         return new AgentConfig(config.nodeName(), config.resources(), replaced, config.sharing(), config.shim(),
-                config.nvml(), config.kubelet(), config.metrics(), config.schedulerApi(), config.ib());
+                config.nvml(), config.kubelet(), config.metrics(), config.tenancy(), config.schedulerApi(), config.ib());
     }
 
     private AgentConfig read(JsonNode root) throws ConfigException {
         Section top = new Section("", root, "version", "nodeName", "resources", "directories", "sharing", "shim",
-                "nvml", "kubelet", "metrics", "schedulerApi", "ib");
+                "nvml", "kubelet", "metrics", "tenancy", "schedulerApi", "ib");
         JsonNode version = top.node("version");
         if (version.isMissingNode()) {
             throw error("version", "is missing; expected 'version: " + AgentConfig.VERSION + "'");
@@ -212,6 +215,8 @@ public final class ConfigLoader {
                 new AgentConfig.Nvml(library, nvml.bool("healthChecks", true), debounce, ignoredXids),
                 new AgentConfig.Kubelet(backoffMax, reconcileInterval, grace),
                 new AgentConfig.Metrics(metricsAddress, metricsPort.isInt() ? metricsPort.intValue() : 9400),
+                tenancy(top.section("tenancy", "policy", "tenantLabel", "kubernetesApi", "identifyWait", "gpus",
+                        "otherGpuResource", "audit", "auditInterval"), milliGpu),
                 schedulerApi(top.section("schedulerApi", "enabled", "address", "port", "tls", "allowedClients",
                         "deviceLabels")),
                 readIb(top, milliGpu));
@@ -403,6 +408,75 @@ public final class ConfigLoader {
                     + "the PF's sriov_totalvfs)");
         }
         return value.intValue();
+    }
+
+    private AgentConfig.Tenancy tenancy(Section tenancy, String milliGpu) throws ConfigException {
+        AgentConfig.AntiAffinity policy = switch (tenancy.string("policy", "gpu")) {
+            case "gpu" -> AgentConfig.AntiAffinity.GPU;
+            case "node" -> AgentConfig.AntiAffinity.NODE;
+            case "none" -> AgentConfig.AntiAffinity.NONE;
+            case String other -> throw error("tenancy.policy", "'" + other + "' is unknown; expected gpu (two tenants "
+                    + "never share a GPU), node (one tenant per node) or none");
+        };
+        String label = tenancy.string("tenantLabel", "omai.io/tenant");
+        if (!LABEL_KEY.matcher(label).matches() || label.length() > 317) {
+            throw error("tenancy.tenantLabel", "'" + label + "' is not a Kubernetes label key; expected "
+                    + "[prefix/]name, e.g. omai.io/tenant");
+        }
+        // YAML 1.1 reads an unquoted on/off as a boolean
+        JsonNode apiNode = tenancy.node("kubernetesApi");
+        String apiText = apiNode.isBoolean() ? (apiNode.booleanValue() ? "on" : "off")
+                : tenancy.string("kubernetesApi", "auto");
+        AgentConfig.KubernetesApi api = switch (apiText) {
+            case "auto" -> AgentConfig.KubernetesApi.AUTO;
+            case "on" -> AgentConfig.KubernetesApi.ON;
+            case "off" -> AgentConfig.KubernetesApi.OFF;
+            case String other -> throw error("tenancy.kubernetesApi", "'" + other + "' is unknown; expected auto "
+                    + "(use it inside a cluster), on or off");
+        };
+        Duration identifyWait = tenancy.duration("identifyWait", Duration.ofSeconds(2));
+        if (identifyWait.compareTo(Duration.ofSeconds(5)) > 0) {
+            throw error("tenancy.identifyWait", "'" + tenancy.node("identifyWait").asText() + "' is above 5s; "
+                    + "kubelet's admission waits for Allocate, so keep it short");
+        }
+        java.util.List<String> gpus = new ArrayList<>();
+        JsonNode gpuList = tenancy.node("gpus");
+        if (!gpuList.isMissingNode() && !gpuList.isNull()) {
+            if (!gpuList.isArray()) {
+                throw error("tenancy.gpus", "is " + describe(gpuList) + "; expected a list of GPU UUIDs or "
+                        + "indices, e.g. [0, 1] or [GPU-8f6c...]; empty means all");
+            }
+            for (JsonNode gpu : gpuList) {
+                if (gpu.isIntegralNumber() && gpu.longValue() >= 0 && gpu.longValue() < 1024) {
+                    gpus.add(Long.toString(gpu.longValue()));
+                } else if (gpu.isTextual() && gpu.textValue().matches("(GPU|MIG)-[0-9A-Za-z-]+")) {
+                    gpus.add(gpu.textValue());
+                } else {
+                    throw error("tenancy.gpus", "has " + describe(gpu) + "; expected GPU UUIDs (GPU-...) or "
+                            + "NVML indices (0, 1, ...)");
+                }
+            }
+            if (new LinkedHashSet<>(gpus).size() != gpus.size()) {
+                throw error("tenancy.gpus", "names a GPU twice: " + gpus);
+            }
+        }
+        String other = tenancy.string("otherGpuResource", "nvidia.com/gpu");
+        if (!RESOURCE_NAME.matcher(other).matches() || other.equals(milliGpu)) {
+            throw error("tenancy.otherGpuResource", "'" + other + "' is not another plugin's extended resource "
+                    + "name; expected e.g. nvidia.com/gpu");
+        }
+        AgentConfig.AuditAction audit = switch (tenancy.string("audit", "report")) {
+            case "off" -> AgentConfig.AuditAction.OFF;
+            case "report" -> AgentConfig.AuditAction.REPORT;
+            case "kill" -> AgentConfig.AuditAction.KILL;
+            case String value -> throw error("tenancy.audit", "'" + value + "' is unknown; expected report (metric "
+                    + "and event), kill (also SIGKILL the process) or off");
+        };
+        Duration auditInterval = tenancy.duration("auditInterval", Duration.ofSeconds(5));
+        if (auditInterval.compareTo(Duration.ofMillis(100)) < 0) {
+            throw error("tenancy.auditInterval", "'" + tenancy.node("auditInterval").asText() + "' is below 100ms");
+        }
+        return new AgentConfig.Tenancy(policy, label, api, identifyWait, gpus, other, audit, auditInterval);
     }
 
     private static String defaultNodeName() {

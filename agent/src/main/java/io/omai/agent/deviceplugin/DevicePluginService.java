@@ -18,6 +18,15 @@ import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.LedgerException;
 import io.omai.agent.ledger.MilliGpuId;
+import io.omai.agent.tenancy.AdmissionGate;
+import io.omai.agent.tenancy.AdmissionRefusal;
+import io.omai.agent.tenancy.AntiAffinityPolicy;
+import io.omai.agent.tenancy.GpuWithdrawals;
+import io.omai.agent.tenancy.LedgerNodeCapacity;
+import io.omai.agent.tenancy.NodePods;
+import io.omai.agent.tenancy.ReservationBook;
+import java.time.Clock;
+import java.time.Duration;
 import java.util.List;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -34,12 +43,19 @@ final class DevicePluginService extends DevicePluginGrpc.DevicePluginImplBase {
             .setPreStartRequired(false)
             .build();
 
-    private final AllocationLedger ledger;
+    private final AdmissionGate gate;
     private final ContainerEdits edits;
     private final DeviceListPublisher devices;
 
+    /** Without tenancy: every allocation is for an unknown pod, reservations are not consulted. */
     DevicePluginService(AllocationLedger ledger, ContainerEdits edits, DeviceListPublisher devices) {
-        this.ledger = ledger;
+        this(new AdmissionGate("local", ledger, new ReservationBook(
+                () -> LedgerNodeCapacity.of("local", ledger, new GpuWithdrawals()), AntiAffinityPolicy.NONE,
+                Clock.systemUTC()), NodePods.NONE, new GpuWithdrawals(), Duration.ZERO), edits, devices);
+    }
+
+    DevicePluginService(AdmissionGate gate, ContainerEdits edits, DeviceListPublisher devices) {
+        this.gate = gate;
         this.edits = edits;
         this.devices = devices;
     }
@@ -65,11 +81,16 @@ final class DevicePluginService extends DevicePluginGrpc.DevicePluginImplBase {
         PreferredAllocationResponse.Builder answer = PreferredAllocationResponse.newBuilder();
         for (ContainerPreferredAllocationRequest container : request.getContainerRequestsList()) {
             try {
-                List<MilliGpuId> chosen = ledger.preferredAllocation(container.getAvailableDeviceIDsList(),
+                List<MilliGpuId> chosen = gate.preferredAllocation(container.getAvailableDeviceIDsList(),
                         container.getMustIncludeDeviceIDsList(), container.getAllocationSize());
                 answer.addContainerResponses(ContainerPreferredAllocationResponse.newBuilder()
                         .addAllDeviceIDs(chosen.stream().map(MilliGpuId::id).toList()));
             } catch (LedgerException e) {
+                log.warn("event=preferred_allocation_refused size={} available={} reason=\"{}\"",
+                        container.getAllocationSize(), container.getAvailableDeviceIDsCount(), e.getMessage());
+                response.onError(GrpcStatusMapper.toException(e));
+                return;
+            } catch (AdmissionRefusal e) {
                 log.warn("event=preferred_allocation_refused size={} available={} reason=\"{}\"",
                         container.getAllocationSize(), container.getAvailableDeviceIDsCount(), e.getMessage());
                 response.onError(GrpcStatusMapper.toException(e));
@@ -89,7 +110,7 @@ final class DevicePluginService extends DevicePluginGrpc.DevicePluginImplBase {
         // Check every container first, so a bad one in a batch leaves the ledger as it was.
         for (ContainerAllocateRequest container : request.getContainerRequestsList()) {
             try {
-                ledger.checkAllocatable(container.getDevicesIdsList());
+                gate.checkAllocatable(container.getDevicesIdsList());
             } catch (LedgerException e) {
                 log.warn("event=allocate_refused devices={} reason=\"{}\"", container.getDevicesIdsCount(), e.getMessage());
                 response.onError(GrpcStatusMapper.toException(e));
@@ -99,12 +120,16 @@ final class DevicePluginService extends DevicePluginGrpc.DevicePluginImplBase {
         AllocateResponse.Builder answer = AllocateResponse.newBuilder();
         for (ContainerAllocateRequest container : request.getContainerRequestsList()) {
             try {
-                Allocation allocation = ledger.allocate(container.getDevicesIdsList());
+                Allocation allocation = gate.allocate(container.getDevicesIdsList());
                 answer.addContainerResponses(edits.forAllocation(allocation));
                 // The ledger logs the allocation once, when it is created; repeats are routine.
                 log.debug("event=allocate allocation={} owner=\"{}\" gpus={}", allocation.id(), allocation.owner(),
                         allocation.milliPerGpu());
             } catch (LedgerException e) {
+                log.warn("event=allocate_refused devices={} reason=\"{}\"", container.getDevicesIdsCount(), e.getMessage());
+                response.onError(GrpcStatusMapper.toException(e));
+                return;
+            } catch (AdmissionRefusal e) {
                 log.warn("event=allocate_refused devices={} reason=\"{}\"", container.getDevicesIdsCount(), e.getMessage());
                 response.onError(GrpcStatusMapper.toException(e));
                 return;

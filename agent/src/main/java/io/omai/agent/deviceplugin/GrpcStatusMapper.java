@@ -3,6 +3,7 @@ package io.omai.agent.deviceplugin;
 import io.grpc.Status;
 import io.grpc.StatusException;
 import io.omai.agent.ledger.LedgerException;
+import io.omai.agent.tenancy.AdmissionRefusal;
 
 /**
  * The one place where the ledger's refusals become gRPC statuses. The switch is exhaustive over the sealed
@@ -21,6 +22,22 @@ public final class GrpcStatusMapper {
     }
 
     public static StatusException toException(LedgerException e) {
+        return toStatus(e).asException();
+    }
+
+    /** Tenancy refusals: the request is well formed but the node's state (tenants, reservations) forbids it. */
+    public static Status toStatus(AdmissionRefusal e) {
+        return switch (e) {
+            case AdmissionRefusal.Ambiguous ambiguous -> Status.FAILED_PRECONDITION.withDescription(ambiguous.getMessage());
+            case AdmissionRefusal.Unidentified unknown -> Status.FAILED_PRECONDITION.withDescription(unknown.getMessage());
+            case AdmissionRefusal.AntiAffinity refused -> Status.FAILED_PRECONDITION.withDescription(refused.getMessage());
+            case AdmissionRefusal.NotReserved other -> Status.FAILED_PRECONDITION.withDescription(other.getMessage());
+            case AdmissionRefusal.ReservedForOthers held -> Status.RESOURCE_EXHAUSTED.withDescription(held.getMessage());
+            case AdmissionRefusal.Withdrawn withdrawn -> Status.FAILED_PRECONDITION.withDescription(withdrawn.getMessage());
+        };
+    }
+
+    public static StatusException toException(AdmissionRefusal e) {
         return toStatus(e).asException();
     }
 

@@ -15,6 +15,7 @@ import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.LedgerCheckpointException;
 import io.omai.agent.ledger.LedgerException;
 import io.omai.agent.ledger.ReconcileReport;
+import io.omai.agent.tenancy.GpuWithdrawals;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Clock;
@@ -39,6 +40,7 @@ public final class NodeAgent implements AutoCloseable {
     private final AllocationLedger ledger;
     private final QuotaEnforcement quotas;
     private final SchedulerFacing scheduler;
+    private final TenancyServices tenancy;
     private final DeviceListPublisher devices;
     private final PluginSocketServer server;
     private final KubeletRegistrar registrar;
@@ -46,7 +48,7 @@ public final class NodeAgent implements AutoCloseable {
     private VfDevicePlugin vfPlugin; // null unless ib.enabled; set once in start, before the agent is returned
 
     private NodeAgent(AgentConfig config, NvmlLibrary nvml, GpuHealthMonitor health, AllocationLedger ledger,
-                      QuotaEnforcement quotas, SchedulerFacing scheduler,
+                      QuotaEnforcement quotas, SchedulerFacing scheduler, TenancyServices tenancy,
                       DeviceListPublisher devices, PluginSocketServer server, KubeletRegistrar registrar,
                       PodResourcesReconciler reconciler) {
         this.config = config;
@@ -55,6 +57,7 @@ public final class NodeAgent implements AutoCloseable {
         this.ledger = ledger;
         this.quotas = quotas;
         this.scheduler = scheduler;
+        this.tenancy = tenancy;
         this.devices = devices;
         this.server = server;
         this.registrar = registrar;
@@ -86,7 +89,7 @@ public final class NodeAgent implements AutoCloseable {
             GpuInventory inventory = new GpuInventory(nvml);
             inventory.initialise();
             started.add(nvml::nvmlShutdown);
-            List<GpuDevice> gpus = inventory.discover();
+            List<GpuDevice> gpus = TenancyServices.partition(inventory.discover(), config.tenancy().gpus());
             for (GpuDevice gpu : gpus) {
                 log.info("event=gpu_found gpu={} index={} name=\"{}\" minor={} memory_bytes={} numa={}", gpu.uuid(),
                         gpu.index(), gpu.name(), gpu.minorNumber(), gpu.memoryBytes(), gpu.numaNode());
@@ -110,14 +113,24 @@ public final class NodeAgent implements AutoCloseable {
                     config.resources().milliGpu(), ledger, config.kubelet().reconcileInterval(),
                     config.kubelet().releaseGracePeriod());
 
-            DeviceListPublisher devices = new DeviceListPublisher(gpus, health.current());
-            health.addListener(devices::healthChanged);
+            // withdrawn GPUs (another plugin hands them out whole) are advertised Unhealthy
+            GpuWithdrawals withdrawals = new GpuWithdrawals();
+            DeviceListPublisher devices = new DeviceListPublisher(gpus, withdrawals.overlay(health.current()));
+            health.addListener(changed -> devices.healthChanged(withdrawals.overlay(changed)));
+            withdrawals.onChange(() -> devices.healthChanged(withdrawals.overlay(health.current())));
             started.add(devices::terminate);
             health.start();
 
+            // one reservation book: the scheduler API fills it, the device plugin consumes it at Allocate
+            SchedulerFacing scheduler = SchedulerFacing.start(config, ledger, health, withdrawals, pluginInterceptors);
+            started.add(scheduler);
+            TenancyServices tenancy = TenancyServices.start(config, gpus, ledger, scheduler.reservations(),
+                    withdrawals, nvml);
+            started.add(tenancy);
+
             Path socket = config.directories().devicePlugin().resolve(config.pluginSocketName());
             PluginSocketServer server = new PluginSocketServer(socket,
-                    List.of(intercepted(new DevicePluginService(ledger, edits, devices), pluginInterceptors)));
+                    List.of(intercepted(new DevicePluginService(tenancy.gate(), edits, devices), pluginInterceptors)));
             server.ensureListening();
             started.add(server);
 
@@ -141,12 +154,10 @@ public final class NodeAgent implements AutoCloseable {
             reconciler.start(); // reconciles at once, then every interval
             started.add(reconciler);
 
-            SchedulerFacing scheduler = SchedulerFacing.start(config, ledger, health, pluginInterceptors);
-            started.add(scheduler);
             log.info("event=agent_started node={} resource={} gpus={} socket={} state={}", config.nodeName(),
                     config.resources().milliGpu(), gpus.size(), socket, config.directories().state());
-            NodeAgent agent = new NodeAgent(config, nvml, health, ledger, quotas, scheduler, devices, server,
-                    registrar, reconciler);
+            NodeAgent agent = new NodeAgent(config, nvml, health, ledger, quotas, scheduler, tenancy, devices,
+                    server, registrar, reconciler);
             agent.vfPlugin = vfPlugin;
             return agent;
         } catch (NvmlException e) {
@@ -181,6 +192,26 @@ public final class NodeAgent implements AutoCloseable {
     /** The scheduler API's TCP port, or -1 when it is disabled. */
     public int schedulerApiPort() {
         return scheduler.port();
+    }
+
+    /** GPU health as advertised to kubelet: the monitor's, with GPUs another plugin hands out withdrawn. */
+    public java.util.Map<String, io.omai.agent.gpu.GpuHealth> advertisedHealth() {
+        return tenancy.withdrawals().overlay(health.current());
+    }
+
+    /** GPUs withdrawn from sharing because kubelet also reports them as another plugin's, with the reason. */
+    public java.util.Map<String, String> withdrawnGpus() {
+        return tenancy.withdrawals().current();
+    }
+
+    /** Runs one cross-check with kubelet's PodResources for GPUs another plugin hands out (instead of waiting). */
+    public void checkOtherPluginNow() {
+        tenancy.checkOtherPlugin();
+    }
+
+    /** {@code listener} hears of every process the NVML audit catches (the metrics count them). */
+    public void onAuditFinding(java.util.function.Consumer<io.omai.agent.quota.audit.AuditFinding> listener) {
+        tenancy.onAuditFinding(listener);
     }
 
     /** The compute controller granting GPU time to every allocation's shims. */
@@ -240,8 +271,8 @@ public final class NodeAgent implements AutoCloseable {
         if (vfPlugin != null) {
             vfPlugin.close();
         }
-        closeAll(List.of(scheduler, registrar, reconciler, devices::terminate, server, quotas, ledger, health,
-                nvml::nvmlShutdown));
+        closeAll(List.of(registrar, tenancy, scheduler, reconciler, devices::terminate, server, quotas, ledger,
+                health, nvml::nvmlShutdown));
         log.info("event=agent_stopped node={}", config.nodeName());
     }
 

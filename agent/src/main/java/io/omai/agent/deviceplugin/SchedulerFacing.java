@@ -10,7 +10,8 @@ import io.omai.agent.schedapi.DeviceAttributeOverlay;
 import io.omai.agent.schedapi.LedgerNodeInventory;
 import io.omai.agent.schedapi.SchedulerApiServer;
 import io.omai.agent.schedapi.TlsSettings;
-import io.omai.agent.tenancy.AntiAffinityPolicy;
+import io.omai.agent.tenancy.GpuWithdrawals;
+import io.omai.agent.tenancy.LedgerNodeCapacity;
 import io.omai.agent.tenancy.ReservationBook;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -35,12 +36,14 @@ final class SchedulerFacing implements AutoCloseable {
     }
 
     static SchedulerFacing start(AgentConfig config, AllocationLedger ledger, GpuHealthMonitor health,
-                                 ServerInterceptor... interceptors) {
+                                 GpuWithdrawals withdrawals, ServerInterceptor... interceptors) {
         AgentConfig.SchedulerApi api = config.schedulerApi();
-        LedgerNodeInventory inventory = new LedgerNodeInventory(config.nodeName(), ledger, health::current,
-                overlay(api.deviceLabels()), List::of, LedgerNodeInventory::namespaceOf);
+        LedgerNodeInventory inventory = new LedgerNodeInventory(config.nodeName(), ledger,
+                () -> withdrawals.overlay(health.current()), overlay(api.deviceLabels()), List::of,
+                LedgerNodeCapacity::tenantOf);
         health.addListener(changed -> inventory.changed());
-        ReservationBook reservations = new ReservationBook(inventory::snapshot, AntiAffinityPolicy.GPU,
+        withdrawals.onChange(inventory::changed);
+        ReservationBook reservations = new ReservationBook(inventory::snapshot, TenancyServices.policy(config),
                 Clock.systemUTC());
         if (!api.enabled()) {
             return new SchedulerFacing(inventory, reservations, null);

@@ -12,12 +12,26 @@ import java.util.Map;
  * @param id stable name, derived from the device IDs ({@code a-<hash>}); names the allocation's directory
  * @param deviceIds the milli-GPU IDs, sorted
  * @param createdAt when the ledger first recorded it
- * @param owner "namespace/pod/container" once PodResources told us, else empty
+ * @param owner "namespace/pod/container" once PodResources told us (or Allocate identified it), else empty
+ * @param claim whom the allocation was made for (pod, tenant, memory quota), {@link AllocationClaim#UNKNOWN} when
+ *     it was made or adopted without that knowledge
  */
-public record Allocation(String id, List<MilliGpuId> deviceIds, Instant createdAt, String owner) {
+public record Allocation(String id, List<MilliGpuId> deviceIds, Instant createdAt, String owner,
+                         AllocationClaim claim) {
     public Allocation {
         deviceIds = List.copyOf(deviceIds);
         owner = owner == null ? "" : owner;
+        claim = claim == null ? AllocationClaim.UNKNOWN : claim;
+    }
+
+    /** An allocation whose pod and tenant are not known. */
+    public Allocation(String id, List<MilliGpuId> deviceIds, Instant createdAt, String owner) {
+        this(id, deviceIds, createdAt, owner, AllocationClaim.UNKNOWN);
+    }
+
+    /** The tenant of the pod holding it, "" when unknown. */
+    public String tenant() {
+        return claim.tenant();
     }
 
     /** Milli units per GPU, in GPU UUID order. */
@@ -44,6 +58,11 @@ public record Allocation(String id, List<MilliGpuId> deviceIds, Instant createdA
     }
 
     Allocation withOwner(String newOwner) {
-        return new Allocation(id, deviceIds, createdAt, newOwner);
+        return new Allocation(id, deviceIds, createdAt, newOwner, claim);
+    }
+
+    Allocation withClaim(AllocationClaim newClaim) {
+        return new Allocation(id, deviceIds, createdAt, newClaim.owner().isEmpty() ? owner : newClaim.owner(),
+                newClaim);
     }
 }

@@ -182,15 +182,33 @@ public final class AllocationLedger implements AutoCloseable {
      * @throws LedgerException.StorageFailed the files could not be created (nothing recorded)
      */
     public Allocation allocate(Collection<String> deviceIds) throws LedgerException {
+        return allocate(deviceIds, AllocationClaim.UNKNOWN);
+    }
+
+    /**
+     * As {@link #allocate(Collection)}, recording whom the allocation is for: its pod, container and tenant, and
+     * the memory quota per GPU ({@code claim.memoryBytesPerGpu()}, 0 for the sharing policy's default). A repeat
+     * with the same IDs returns the allocation made first; if that one's claim was unknown it learns this one.
+     */
+    public Allocation allocate(Collection<String> deviceIds, AllocationClaim claim) throws LedgerException {
         List<MilliGpuId> ids = validateShape(deviceIds);
         String id = allocationId(ids);
         synchronized (lock) {
             Allocation existing = allocations.get(id);
             if (existing != null) {
                 ensureFiles(existing);
+                if (existing.claim().equals(AllocationClaim.UNKNOWN) && !claim.equals(AllocationClaim.UNKNOWN)) {
+                    Allocation learned = existing.withClaim(claim);
+                    record(learned);
+                    writer.submit(List.copyOf(allocations.values()));
+                    changed();
+                    log.info("event=allocation_claim allocation={} pod={} tenant={}", id, claim.owner(),
+                            claim.tenant());
+                    return learned;
+                }
                 return existing;
             }
-            Allocation created = new Allocation(id, ids, clock.instant(), "");
+            Allocation created = new Allocation(id, ids, clock.instant(), claim.owner(), claim);
             Set<String> stale = new TreeSet<>();
             for (MilliGpuId device : ids) {
                 String holder = owners.get(device);
@@ -218,8 +236,8 @@ public final class AllocationLedger implements AutoCloseable {
             record(created);
             writer.submit(List.copyOf(allocations.values()));
             changed();
-            log.info("event=allocation_created allocation={} gpus={} milli={} devices={}", id,
-                    created.milliPerGpu(), created.milli(), ids.size());
+            log.info("event=allocation_created allocation={} gpus={} milli={} devices={} owner=\"{}\" tenant={}",
+                    id, created.milliPerGpu(), created.milli(), ids.size(), created.owner(), created.tenant());
             return created;
         }
     }
@@ -370,7 +388,8 @@ public final class AllocationLedger implements AutoCloseable {
         List<DeviceQuota> quotas = new ArrayList<>();
         allocation.milliPerGpu().forEach((uuid, milli) -> {
             GpuDevice gpu = gpusByUuid.get(uuid);
-            long memory = switch (sharing.memoryPolicy()) {
+            long memory = allocation.claim().memoryBytesPerGpu() > 0 ? allocation.claim().memoryBytesPerGpu()
+                    : switch (sharing.memoryPolicy()) {
                 case PROPORTIONAL -> Math.multiplyExact(gpu.memoryBytes(), (long) milli) / MilliGpuId.SLOTS_PER_GPU;
                 case UNLIMITED -> ShmLayout.MEMORY_UNLIMITED;
             };
@@ -379,6 +398,28 @@ public final class AllocationLedger implements AutoCloseable {
         quotas.sort((a, b) -> Integer.compare(a.hostIndex(), b.hostIndex()));
         String label = allocation.owner().isEmpty() ? "allocation " + allocation.id() : allocation.owner();
         return new AllocationSpec(label, quotas, sharing.computeEnforced(), sharing.computePeriodUs());
+    }
+
+    /**
+     * Records whom an allocation made without that knowledge (adopted after a restart) belongs to, once the pod
+     * is known; the memory quota it already has is kept.
+     *
+     * @return false when there is no such allocation or its claim is already known
+     */
+    public boolean learnClaim(String allocationId, AllocationClaim claim) {
+        synchronized (lock) {
+            Allocation existing = allocations.get(allocationId);
+            if (existing == null || !existing.claim().equals(AllocationClaim.UNKNOWN)) {
+                return false;
+            }
+            record(existing.withClaim(new AllocationClaim(claim.podUid(), claim.namespace(), claim.pod(),
+                    claim.container(), claim.tenant(), 0)));
+            writer.submit(List.copyOf(allocations.values()));
+            changed();
+            log.info("event=allocation_claim allocation={} pod={} tenant={}", allocationId, claim.owner(),
+                    claim.tenant());
+            return true;
+        }
     }
 
     private List<MilliGpuId> parseKnown(String field, Collection<String> raw) throws LedgerException {

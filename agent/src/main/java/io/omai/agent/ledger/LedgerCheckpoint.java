@@ -1,5 +1,6 @@
 package io.omai.agent.ledger;
 
+import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -23,9 +24,15 @@ import java.util.List;
 /**
  * The ledger on disk: versioned JSON with a SHA-256 checksum of its allocations. Written atomically (temp file,
  * fsync, rename, fsync of the directory), so a crash leaves the old or the new checkpoint, never half of one.
+ *
+ * <p>Version 2 adds each allocation's {@code claim} (pod, container, tenant, memory quota). Version 1 files (no
+ * claims) are still read: their allocations' claims are unknown, and the next write stores version 2. An entry
+ * without a claim is written exactly as version 1 wrote it, so its checksum is computed the same way.
  */
 final class LedgerCheckpoint {
-    static final int VERSION = 1;
+    static final int VERSION = 2;
+    /** Versions this agent reads. */
+    static final java.util.Set<Integer> READABLE = java.util.Set.of(1, 2);
     private static final ObjectMapper JSON = new ObjectMapper()
             .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
             .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES);
@@ -33,8 +40,22 @@ final class LedgerCheckpoint {
     /** The file's shape. {@code checksum} is "sha256:" + hex over the JSON of {@code allocations}. */
     record FileFormat(int version, String checksum, List<Entry> allocations) {}
 
-    /** One allocation as stored. */
-    record Entry(String id, List<String> deviceIds, String createdAt, String owner) {}
+    /** One allocation as stored; {@code claim} absent in version 1 and for allocations of unknown pods. */
+    record Entry(String id, List<String> deviceIds, String createdAt, String owner,
+                 @JsonInclude(JsonInclude.Include.NON_NULL) ClaimEntry claim) {}
+
+    /** An allocation's {@link AllocationClaim} as stored. */
+    record ClaimEntry(String podUid, String namespace, String pod, String container, String tenant,
+                      long memoryBytesPerGpu) {
+        static ClaimEntry of(AllocationClaim claim) {
+            return claim.equals(AllocationClaim.UNKNOWN) ? null : new ClaimEntry(claim.podUid(), claim.namespace(),
+                    claim.pod(), claim.container(), claim.tenant(), claim.memoryBytesPerGpu());
+        }
+
+        AllocationClaim toClaim() {
+            return new AllocationClaim(podUid, namespace, pod, container, tenant, memoryBytesPerGpu);
+        }
+    }
 
     private final Path file;
 
@@ -64,8 +85,9 @@ final class LedgerCheckpoint {
         } catch (IOException e) {
             throw refuse("cannot be parsed (" + e.getMessage() + ")", e);
         }
-        if (stored == null || stored.version() != VERSION) {
-            throw refuse("has version " + (stored == null ? "none" : stored.version()) + "; expected " + VERSION, null);
+        if (stored == null || !READABLE.contains(stored.version())) {
+            throw refuse("has version " + (stored == null ? "none" : stored.version()) + "; expected one of "
+                    + new java.util.TreeSet<>(READABLE), null);
         }
         if (stored.allocations() == null) {
             throw refuse("has no allocations list", null);
@@ -78,7 +100,9 @@ final class LedgerCheckpoint {
         for (Entry entry : stored.allocations()) {
             try {
                 List<MilliGpuId> ids = entry.deviceIds().stream().map(MilliGpuId::parse).sorted().toList();
-                allocations.add(new Allocation(entry.id(), ids, Instant.parse(entry.createdAt()), entry.owner()));
+                AllocationClaim claim = entry.claim() == null ? AllocationClaim.UNKNOWN : entry.claim().toClaim();
+                allocations.add(new Allocation(entry.id(), ids, Instant.parse(entry.createdAt()), entry.owner(),
+                        claim));
             } catch (IllegalArgumentException | DateTimeParseException | NullPointerException e) {
                 throw refuse("has a bad allocation " + entry.id() + " (" + e.getMessage() + ")", e);
             }
@@ -89,7 +113,8 @@ final class LedgerCheckpoint {
     /** Replaces the checkpoint with these allocations, atomically and durably. */
     void write(List<Allocation> allocations) throws IOException {
         List<Entry> entries = allocations.stream()
-                .map(a -> new Entry(a.id(), a.deviceIdStrings(), a.createdAt().toString(), a.owner()))
+                .map(a -> new Entry(a.id(), a.deviceIdStrings(), a.createdAt().toString(), a.owner(),
+                        ClaimEntry.of(a.claim())))
                 .toList();
         byte[] bytes = JSON.writerWithDefaultPrettyPrinter()
                 .writeValueAsBytes(new FileFormat(VERSION, checksum(entries), entries));

@@ -39,7 +39,8 @@ public final class NodeAgentSources {
 
     static void bind(AgentMetrics metrics, NodeAgent agent, NvmlGpuReadings nvml, TenantLookup tenants) {
         AllocationLedger ledger = agent.ledger();
-        metrics.bindGpus(gpus(ledger, () -> agent.health().current(), nvml));
+        // omai_gpu_healthy follows what kubelet is told: a GPU withdrawn for another plugin reads 0
+        metrics.bindGpus(gpus(ledger, agent::advertisedHealth, nvml));
         metrics.bindAllocations(allocations(ledger, tenants));
         metrics.bindKubelet(new KubeletMetricsSource() {
             @Override
@@ -58,6 +59,11 @@ public final class NodeAgentSources {
                 .multipliedBy(2));
         metrics.health().addLiveness("kubelet-registration",
                 HealthChecks.progress(agent::registrationLoopPasses, maxStall, System::nanoTime));
+        // The NVML audit's findings: omai_audit_violations_total{reason, namespace, pod}
+        agent.onAuditFinding(finding -> metrics.audit().recordViolation(switch (finding.reason()) {
+            case NO_SHIM -> AuditMetrics.Reason.NO_SHIM;
+            case MEMORY_OVER_QUOTA -> AuditMetrics.Reason.MEMORY_OVER_QUOTA;
+        }, finding.namespace(), finding.pod()));
         // The compute controller ticks every period; ten seconds without a tick means grants stopped growing.
         agent.computeLoop().onTick(metrics.controllerTickRecorder());
         metrics.health().addLiveness("compute-control",
@@ -109,7 +115,8 @@ public final class NodeAgentSources {
                 String namespace = known ? owner[0] : "";
                 String pod = known ? owner[1] : "";
                 tracked.add(new TrackedAllocation(allocation.id(), allocation.createdAt(), namespace, pod,
-                        known ? owner[2] : "", known ? tenants.tenantOf(namespace, pod) : "",
+                        known ? owner[2] : "", allocation.claim().tenantKnown() ? allocation.tenant()
+                                : known ? tenants.tenantOf(namespace, pod) : "",
                         ledger.directory(allocation)));
             }
             return tracked;

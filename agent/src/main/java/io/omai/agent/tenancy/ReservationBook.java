@@ -203,6 +203,48 @@ public final class ReservationBook {
     }
 
     /**
+     * Hands one container of the pod's reservation to kubelet's Allocate for that container (kubelet allocates
+     * container by container): {@code which} picks the container among those not yet consumed (first match in
+     * request order), {@code recordAllocation} records it under the book's lock, and then only that container
+     * stops counting; the reservation goes when its last container is consumed. If {@code recordAllocation}
+     * throws, nothing changes.
+     *
+     * @throws ReservationException.NoSuchReservation if the pod has no live reservation or none of its remaining
+     *     containers matches
+     */
+    public ContainerReservation consumeContainer(String podUid, Predicate<ContainerReservation> which,
+                                                 java.util.function.BiConsumer<Reservation, ContainerReservation>
+                                                         recordAllocation) {
+        long versionBefore = version;
+        try {
+            synchronized (lock) {
+                dropExpired(clock.instant());
+                Reservation reservation = byKey.values().stream().filter(r -> r.podUid().equals(podUid))
+                        .findFirst().orElseThrow(() -> new ReservationException.NoSuchReservation("pod " + podUid
+                                + " has no live reservation (never made, released or expired)"));
+                ContainerReservation container = reservation.containers().stream().filter(which).findFirst()
+                        .orElseThrow(() -> new ReservationException.NoSuchReservation("reservation '"
+                                + reservation.idempotencyKey() + "' of pod " + podUid + " has no remaining "
+                                + "container that matches; remaining: " + reservation.containers()));
+                recordAllocation.accept(reservation, container);
+                var remaining = new ArrayList<>(reservation.containers());
+                remaining.remove(container);
+                var next = new LinkedHashMap<>(byKey);
+                if (remaining.isEmpty()) {
+                    next.remove(reservation.idempotencyKey());
+                } else {
+                    next.put(reservation.idempotencyKey(), new Reservation(reservation.request(), remaining,
+                            reservation.createdAt(), reservation.expiresAt()));
+                }
+                publish(next);
+                return container;
+            }
+        } finally {
+            notifyIfChangedSince(versionBefore);
+        }
+    }
+
+    /**
      * Runs {@code ledgerChange} under the book's lock with the live reservations, for allocations made without
      * a reservation (pods placed by a stock kube-scheduler). The ledger can check the request against
      * {@link NodeUsage#of} the node and these reservations (capacity, {@link AntiAffinityPolicy#refusal}) and

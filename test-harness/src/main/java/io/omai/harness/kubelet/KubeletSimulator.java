@@ -311,6 +311,8 @@ public final class KubeletSimulator implements AutoCloseable {
                     .setResourceName(resource)
                     .addAllDeviceIds(endpoint.devices().stream().filter(d -> d.getHealth().equals("Healthy"))
                             .map(Device::getID).toList())));
+            podResources.otherAllocatable().forEach((resource, ids) -> answer.addDevices(ContainerDevices.newBuilder()
+                    .setResourceName(resource).addAllDeviceIds(ids)));
             response.onNext(answer.build());
             response.onCompleted();
         }

@@ -24,6 +24,8 @@ public final class PodResourcesTable {
     }
 
     private final Map<String, ContainerEntry> entries = new LinkedHashMap<>();
+    // devices of plugins that are not simulated here (e.g. NVIDIA's nvidia.com/gpu), by resource
+    private final Map<String, List<String>> otherAllocatable = new LinkedHashMap<>();
 
     private static String key(String namespace, String pod, String container, String resource) {
         return namespace + "/" + pod + "/" + container + "/" + resource;
@@ -36,6 +38,23 @@ public final class PodResourcesTable {
     /** Forgets every container of a pod (the pod was deleted). */
     public synchronized void removePod(String namespace, String pod) {
         entries.values().removeIf(e -> e.namespace().equals(namespace) && e.pod().equals(pod));
+    }
+
+    /**
+     * Makes GetAllocatableResources also report {@code deviceIds} under {@code resourceName}, as kubelet does for
+     * another device plugin's devices (NVIDIA's {@code nvidia.com/gpu} UUIDs); an empty list removes them.
+     */
+    public synchronized void putAllocatable(String resourceName, List<String> deviceIds) {
+        if (deviceIds.isEmpty()) {
+            otherAllocatable.remove(resourceName);
+        } else {
+            otherAllocatable.put(resourceName, List.copyOf(deviceIds));
+        }
+    }
+
+    /** The other plugins' allocatable devices, by resource. */
+    synchronized Map<String, List<String>> otherAllocatable() {
+        return Map.copyOf(otherAllocatable);
     }
 
     public synchronized List<ContainerEntry> entries() {

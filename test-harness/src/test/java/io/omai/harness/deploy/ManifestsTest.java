@@ -185,10 +185,12 @@ class ManifestsTest {
                 .isFalse();
         // Every key is written out (so the file is the reference), not left to the defaults.
         assertThat(fieldNames(tree)).containsExactlyInAnyOrder("version", "resources", "directories", "sharing",
-                "shim", "nvml", "kubelet", "metrics", "schedulerApi", "ib");
+                "shim", "nvml", "kubelet", "metrics", "schedulerApi", "tenancy", "ib");
         assertThat(fieldNames(tree.get("ib"))).containsExactlyInAnyOrder("enabled", "resourceName", "sysfsRoot",
                 "guidRange", "desiredVfs", "vfLinkState", "pollInterval", "rebindLock");
         assertThat(fieldNames(tree.get("metrics"))).containsExactlyInAnyOrder("address", "port");
+        assertThat(fieldNames(tree.get("tenancy"))).containsExactlyInAnyOrder("policy", "tenantLabel", "kubernetesApi",
+                "identifyWait", "gpus", "otherGpuResource", "audit", "auditInterval");
         // tls and allowedClients are documented, commented out: the default is plaintext (see the comment there).
         assertThat(fieldNames(tree.get("schedulerApi")))
                 .containsExactlyInAnyOrder("enabled", "address", "port", "deviceLabels");

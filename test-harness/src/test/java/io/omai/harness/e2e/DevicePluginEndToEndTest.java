@@ -149,7 +149,9 @@ class DevicePluginEndToEndTest {
         String allocationId = admission.response().getEnvsOrThrow("OMAI_ALLOCATION_ID");
         org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(10)).until(() ->
                 Files.exists(node.stateDir.resolve("ledger.json"))
-                        && Files.readString(node.stateDir.resolve("ledger.json")).contains(allocationId));
+                        && Files.readString(node.stateDir.resolve("ledger.json")).contains(allocationId)
+                        // and reconciliation (every 300 ms) has named the owner, so the file stays as it is
+                        && !Files.readString(node.stateDir.resolve("ledger.json")).contains("\"owner\" : \"\""));
         byte[] ledgerBefore = Files.readAllBytes(node.stateDir.resolve("ledger.json"));
         String gpu0 = SimNode.uuidOf(0);
         List<String> spanning = new ArrayList<>();

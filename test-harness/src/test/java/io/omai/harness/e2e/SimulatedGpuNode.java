@@ -59,6 +59,8 @@ final class SimulatedGpuNode implements AutoCloseable {
                   registrationBackoffMax: 1s
                   reconcileInterval: 300ms
                   releaseGracePeriod: 2s
+                tenancy:
+                  auditInterval: 300ms
                 metrics:
                   address: 127.0.0.1
                   port: %d

@@ -41,6 +41,9 @@ public final class FfmNvmlLibrary implements NvmlLibrary {
     private static final MethodHandle nvmlDeviceGetProcessUtilization$mh = NvmlDowncalls.optional(LOOKUP,
             "nvmlDeviceGetProcessUtilization", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG))
             .orElse(null);
+    private static final MethodHandle nvmlDeviceGetComputeRunningProcesses_v3$mh = NvmlDowncalls.optional(LOOKUP,
+            "nvmlDeviceGetComputeRunningProcesses_v3", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS))
+            .orElse(null);
     private static final MethodHandle nvmlEventSetCreate$mh = link("nvmlEventSetCreate", INT_PTR);
     private static final MethodHandle nvmlDeviceRegisterEvents$mh =
             link("nvmlDeviceRegisterEvents", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS));
@@ -184,6 +187,19 @@ public final class FfmNvmlLibrary implements NvmlLibrary {
                     lastSeenTimeStamp);
         } catch (Throwable t) {
             throw new AssertionError("nvmlDeviceGetProcessUtilization", t);
+        }
+    }
+
+    @Override
+    public int nvmlDeviceGetComputeRunningProcesses_v3(MemorySegment device, MemorySegment infoCount,
+            MemorySegment infos) {
+        if (nvmlDeviceGetComputeRunningProcesses_v3$mh == null) {
+            return NVML_ERROR_FUNCTION_NOT_FOUND;
+        }
+        try {
+            return (int) nvmlDeviceGetComputeRunningProcesses_v3$mh.invokeExact(device, infoCount, infos);
+        } catch (Throwable t) {
+            throw new AssertionError("nvmlDeviceGetComputeRunningProcesses_v3", t);
         }
     }
 

@@ -29,6 +29,18 @@ public final class NvmlLayouts {
             NVML_EVENT_DATA.varHandle(MemoryLayout.PathElement.groupElement("eventData"));
 
     /**
+     * {@code nvmlProcessInfo_t} (the v2 layout {@code _v3} returns): pid, usedGpuMemory (bytes, or all ones when
+     * not available), gpuInstanceId, computeInstanceId. 24 bytes.
+     */
+    public static final StructLayout NVML_PROCESS_INFO = MemoryLayout.structLayout(
+            JAVA_INT.withName("pid"), MemoryLayout.paddingLayout(4), JAVA_LONG.withName("usedGpuMemory"),
+            JAVA_INT.withName("gpuInstanceId"), JAVA_INT.withName("computeInstanceId"));
+    public static final long PROCESS_INFO_PID_OFFSET =
+            NVML_PROCESS_INFO.byteOffset(MemoryLayout.PathElement.groupElement("pid"));
+    public static final long PROCESS_INFO_USED_MEMORY_OFFSET =
+            NVML_PROCESS_INFO.byteOffset(MemoryLayout.PathElement.groupElement("usedGpuMemory"));
+
+    /**
      * {@code nvmlProcessUtilizationSample_t}: pid, timeStamp (CPU time, µs), smUtil, memUtil, encUtil, decUtil
      * (percent). 32 bytes.
      */

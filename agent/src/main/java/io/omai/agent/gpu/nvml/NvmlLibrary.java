@@ -74,6 +74,17 @@ public interface NvmlLibrary {
         return NVML_ERROR_FUNCTION_NOT_FOUND;
     }
 
+    /**
+     * {@code nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int *infoCount,
+     * nvmlProcessInfo_t *infos)}; entries laid out as {@link NvmlLayouts#NVML_PROCESS_INFO}. Answers
+     * {@link #NVML_ERROR_INSUFFICIENT_SIZE} with the count needed when {@code infos} is too small. Used by the
+     * audit; a library (or fake) without it answers {@link #NVML_ERROR_FUNCTION_NOT_FOUND}.
+     */
+    default int nvmlDeviceGetComputeRunningProcesses_v3(MemorySegment device, MemorySegment infoCount,
+            MemorySegment infos) {
+        return NVML_ERROR_FUNCTION_NOT_FOUND;
+    }
+
     /** {@code nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *set)} */
     int nvmlEventSetCreate(MemorySegment set);
 

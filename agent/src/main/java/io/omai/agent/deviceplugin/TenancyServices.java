@@ -1,0 +1,278 @@
+package io.omai.agent.deviceplugin;
+
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientBuilder;
+import io.grpc.StatusRuntimeException;
+import io.omai.agent.config.AgentConfig;
+import io.omai.agent.gpu.GpuDevice;
+import io.omai.agent.gpu.GpuProcesses;
+import io.omai.agent.gpu.nvml.NvmlLibrary;
+import io.omai.agent.kube.KubeEvents;
+import io.omai.agent.kube.KubePodWatch;
+import io.omai.agent.kube.NodeTenantsPublisher;
+import io.omai.agent.ledger.Allocation;
+import io.omai.agent.ledger.AllocationClaim;
+import io.omai.agent.ledger.AllocationLedger;
+import io.omai.agent.quota.audit.AuditFinding;
+import io.omai.agent.quota.audit.GpuProcessAudit;
+import io.omai.agent.tenancy.AdmissionGate;
+import io.omai.agent.tenancy.AntiAffinityPolicy;
+import io.omai.agent.tenancy.ClusterEvents;
+import io.omai.agent.tenancy.GpuWithdrawals;
+import io.omai.agent.tenancy.NodePods;
+import io.omai.agent.tenancy.Reservation;
+import io.omai.agent.tenancy.ReservationBook;
+import io.omai.agent.tenancy.TenantIdentity;
+import java.time.Clock;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.function.Consumer;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The tenancy side of the running agent, wired: the admission gate the device plugin asks, the pod informer that
+ * identifies pods (and releases a deleted pod's reservation), node events and the node's tenants annotation
+ * (with the Kubernetes API), and the periodic cross-check with kubelet that withdraws GPUs another plugin hands
+ * out whole.
+ */
+final class TenancyServices implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(TenancyServices.class);
+    private static final long TENANTS_PERIOD_MILLIS = 1_000;
+
+    private final GpuWithdrawals withdrawals;
+    private final AdmissionGate gate;
+    private final ClusterEvents events;
+    private final KubernetesClient client; // null without the Kubernetes API
+    private final List<AutoCloseable> resources;
+    private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor(
+            Thread.ofPlatform().name("omai-coexistence").daemon().factory());
+    private final OtherPluginGpus otherPlugin;
+    private final GpuProcessAudit audit; // null with tenancy.audit: off
+    private final List<Consumer<AuditFinding>> auditListeners = new CopyOnWriteArrayList<>();
+
+    private TenancyServices(GpuWithdrawals withdrawals, AdmissionGate gate, ClusterEvents events,
+                            KubernetesClient client, List<AutoCloseable> resources, OtherPluginGpus otherPlugin,
+                            GpuProcessAudit audit) {
+        this.withdrawals = withdrawals;
+        this.gate = gate;
+        this.events = events;
+        this.client = client;
+        this.resources = resources;
+        this.otherPlugin = otherPlugin;
+        this.audit = audit;
+    }
+
+    /**
+     * The GPUs the configuration gives this agent ({@code tenancy.gpus}: UUIDs or NVML indices; empty: all).
+     *
+     * @throws AgentStartException naming a configured GPU this node does not have
+     */
+    static List<GpuDevice> partition(List<GpuDevice> discovered, List<String> configured) throws AgentStartException {
+        if (configured.isEmpty()) {
+            return discovered;
+        }
+        List<GpuDevice> ours = new ArrayList<>();
+        for (String wanted : configured) {
+            GpuDevice match = discovered.stream()
+                    .filter(gpu -> gpu.uuid().equals(wanted) || Integer.toString(gpu.index()).equals(wanted))
+                    .findFirst().orElseThrow(() -> new AgentStartException("tenancy.gpus names " + wanted
+                            + ", which this node does not have; its GPUs are " + discovered.stream()
+                            .map(gpu -> gpu.index() + "=" + gpu.uuid()).toList(), null));
+            ours.add(match);
+        }
+        ours.sort((a, b) -> Integer.compare(a.index(), b.index()));
+        for (GpuDevice gpu : discovered) {
+            if (!ours.contains(gpu)) {
+                log.info("event=gpu_not_shared gpu={} index={} detail=\"not in tenancy.gpus; left to other plugins\"",
+                        gpu.uuid(), gpu.index());
+            }
+        }
+        return List.copyOf(ours);
+    }
+
+    static AntiAffinityPolicy policy(AgentConfig config) {
+        return AntiAffinityPolicy.parse(config.tenancy().policy().name());
+    }
+
+    /** Whether the configuration asks for the Kubernetes API here ({@code auto}: when running in a cluster). */
+    static boolean kubernetesApi(AgentConfig.Tenancy tenancy) {
+        return switch (tenancy.kubernetesApi()) {
+            case ON -> true;
+            case OFF -> false;
+            case AUTO -> System.getenv("KUBERNETES_SERVICE_HOST") != null;
+        };
+    }
+
+    static TenancyServices start(AgentConfig config, List<GpuDevice> gpus, AllocationLedger ledger,
+                                 ReservationBook book, GpuWithdrawals withdrawals, NvmlLibrary nvml) {
+        return start(config, gpus, ledger, book, withdrawals, nvml,
+                kubernetesApi(config.tenancy()) ? new KubernetesClientBuilder().build() : null);
+    }
+
+    /** With a given Kubernetes client (tests: the mock server's), or null for none. */
+    static TenancyServices start(AgentConfig config, List<GpuDevice> gpus, AllocationLedger ledger,
+                                 ReservationBook book, GpuWithdrawals withdrawals, NvmlLibrary nvml,
+                                 KubernetesClient client) {
+        AgentConfig.Tenancy settings = config.tenancy();
+        List<AutoCloseable> resources = new ArrayList<>();
+        NodePods pods = NodePods.NONE;
+        ClusterEvents events = ClusterEvents.NONE;
+        if (client != null) {
+            KubeEvents kubeEvents = new KubeEvents(client, config.nodeName(), Clock.systemUTC());
+            resources.add(kubeEvents);
+            events = kubeEvents;
+            KubePodWatch watch = new KubePodWatch(config.nodeName(), config.resources().milliGpu(),
+                    new TenantIdentity(settings.tenantLabel()), pod -> book.releaseByPod(pod.uid())
+                            .ifPresent(released -> log.info("event=reservation_released reason=pod_deleted "
+                                    + "pod={} reservation={} tenant={}", pod.ref(), released.idempotencyKey(),
+                                    released.tenant())));
+            resources.add(watch.start(client));
+            pods = watch;
+            resources.add(new NodeTenantsPublisher(client, config.nodeName(), () -> tenants(ledger, book))
+                    .start(TENANTS_PERIOD_MILLIS));
+        }
+        AdmissionGate gate = new AdmissionGate(config.nodeName(), ledger, book, pods, withdrawals,
+                settings.identifyWait());
+        gate.reportTo(events);
+        OtherPluginGpus otherPlugin = new OtherPluginGpus(config.directories().podResourcesSocket(),
+                settings.otherGpuResource(), gpus);
+        GpuProcessAudit audit = settings.audit() == AgentConfig.AuditAction.OFF ? null : new GpuProcessAudit(ledger,
+                new GpuProcesses(nvml)::running, settings.audit() == AgentConfig.AuditAction.KILL, GpuProcessAudit.Killer.SIGKILL);
+        TenancyServices services = new TenancyServices(withdrawals, gate, events, client, resources, otherPlugin,
+                audit);
+        if (pods.enabled()) {
+            NodePods known = pods;
+            services.loop.scheduleWithFixedDelay(() -> learnClaims(ledger, known), period(config), period(config),
+                    TimeUnit.MILLISECONDS);
+        }
+        services.loop.scheduleWithFixedDelay(services::checkOtherPlugin, 0, period(config), TimeUnit.MILLISECONDS);
+        if (audit != null) {
+            long every = settings.auditInterval().toMillis();
+            services.loop.scheduleWithFixedDelay(services::auditOnce, every, every, TimeUnit.MILLISECONDS);
+        }
+        log.info("event=tenancy_started node={} policy={} tenant_label={} kubernetes_api={} other_gpu_resource={}",
+                config.nodeName(), book.policy().configName(), settings.tenantLabel(), client != null,
+                settings.otherGpuResource());
+        return services;
+    }
+
+    private static long period(AgentConfig config) {
+        return config.kubelet().reconcileInterval().toMillis();
+    }
+
+    /**
+     * Allocations whose pod was not known when they were recorded (adopted from PodResources after a restart)
+     * learn their pod and tenant once PodResources has named the container and the informer shows the pod.
+     */
+    static void learnClaims(AllocationLedger ledger, NodePods pods) {
+        try {
+            for (Allocation allocation : ledger.allocations()) {
+                String[] owner = allocation.owner().split("/", 3);
+                if (!allocation.claim().equals(AllocationClaim.UNKNOWN) || owner.length != 3) {
+                    continue;
+                }
+                pods.byName(owner[0], owner[1]).ifPresent(pod -> ledger.learnClaim(allocation.id(),
+                        new AllocationClaim(pod.uid(), pod.namespace(), pod.name(), owner[2], pod.tenant(), 0)));
+            }
+        } catch (RuntimeException e) {
+            log.warn("event=claims_not_learned error=\"{}\"", e.toString());
+        }
+    }
+
+    /** Tenants with allocations (known ones) or reservations on the node. */
+    static Set<String> tenants(AllocationLedger ledger, ReservationBook book) {
+        Set<String> tenants = new TreeSet<>();
+        for (Allocation allocation : ledger.allocations()) {
+            if (allocation.claim().tenantKnown()) {
+                tenants.add(allocation.tenant());
+            }
+        }
+        for (Reservation reservation : book.outstanding()) {
+            tenants.add(reservation.tenant());
+        }
+        return tenants;
+    }
+
+    /** One cross-check with kubelet: withdraws GPUs another plugin hands out whole, restores those it no longer does. */
+    void checkOtherPlugin() {
+        Map<String, String> overlaps;
+        try {
+            overlaps = otherPlugin.overlaps();
+        } catch (StatusRuntimeException e) {
+            log.debug("event=coexistence_check_skipped status={} detail=\"PodResources unavailable\"", e.getStatus());
+            return;
+        } catch (RuntimeException e) {
+            log.warn("event=coexistence_check_failed error=\"{}\"", e.toString());
+            return;
+        }
+        Map<String, String> before = withdrawals.current();
+        withdrawals.replace(overlaps);
+        overlaps.forEach((uuid, reason) -> {
+            if (!before.containsKey(uuid)) {
+                events.onNode("GpuWithdrawn", "GPU " + uuid + " is withdrawn from omai.io/milli-gpu: " + reason
+                        + "; two plugins must never hand out one GPU (configure tenancy.gpus or the other plugin)");
+            }
+        });
+    }
+
+    /** One audit pass: findings become events (on the pod, else the node) and go to the listeners (metrics). */
+    void auditOnce() {
+        try {
+            for (AuditFinding finding : audit.auditOnce()) {
+                String reason = finding.reason() == AuditFinding.Reason.NO_SHIM ? "GpuProcessWithoutShim"
+                        : "GpuProcessOverQuota";
+                if (finding.namespace().isEmpty()) {
+                    events.onNode(reason, finding.describe());
+                } else {
+                    events.onPod(finding.namespace(), finding.pod(), finding.podUid(), reason, finding.describe());
+                }
+                for (Consumer<AuditFinding> listener : auditListeners) {
+                    listener.accept(finding);
+                }
+            }
+        } catch (RuntimeException e) {
+            // a failed pass must not cancel the schedule
+            log.warn("event=audit_failed error=\"{}\"", e.toString());
+        }
+    }
+
+    /** {@code listener} hears of every audit finding (the metrics count them). */
+    void onAuditFinding(Consumer<AuditFinding> listener) {
+        auditListeners.add(listener);
+    }
+
+    AdmissionGate gate() {
+        return gate;
+    }
+
+    GpuWithdrawals withdrawals() {
+        return withdrawals;
+    }
+
+    ClusterEvents events() {
+        return events;
+    }
+
+    @Override
+    public void close() {
+        loop.shutdownNow();
+        for (AutoCloseable resource : resources.reversed()) {
+            try {
+                resource.close();
+            } catch (Exception e) {
+                log.warn("event=stop_failed error=\"{}\"", e.toString());
+            }
+        }
+        if (client != null) {
+            client.close();
+        }
+    }
+}

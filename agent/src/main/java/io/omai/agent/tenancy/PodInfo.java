@@ -1,0 +1,38 @@
+package io.omai.agent.tenancy;
+
+import java.time.Instant;
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * What the agent knows of one pod bound to its node, as the Kubernetes API reported it last: identity, tenant,
+ * whether kubelet may still be admitting it, and its containers that request milli-GPUs.
+ *
+ * @param pending the pod's phase is {@code Pending} (kubelet admits pods while they are pending)
+ * @param createdAt the pod's creation timestamp; kubelet admits the pods of a node oldest first
+ * @param gpuContainers the containers requesting milli-GPUs, in the order kubelet allocates them (init
+ *     containers first, then the others, each in spec order)
+ */
+public record PodInfo(String uid, String namespace, String name, String tenant, boolean pending, Instant createdAt,
+                      List<GpuContainer> gpuContainers) {
+    /** A container and the milli-GPUs it requests. */
+    public record GpuContainer(String name, int milli) {
+        public GpuContainer {
+            Objects.requireNonNull(name, "name");
+        }
+    }
+
+    public PodInfo {
+        Objects.requireNonNull(uid, "uid");
+        Objects.requireNonNull(namespace, "namespace");
+        Objects.requireNonNull(name, "name");
+        Objects.requireNonNull(tenant, "tenant");
+        Objects.requireNonNull(createdAt, "createdAt");
+        gpuContainers = List.copyOf(gpuContainers);
+    }
+
+    /** {@code namespace/name}. */
+    public String ref() {
+        return namespace + "/" + name;
+    }
+}
