@@ -217,6 +217,33 @@ class AdmissionGateTest {
     }
 
     @Test
+    void aPodsContainersConsumeItsReservationOneByOneInKubeletsOrder() throws Exception {
+        node(4, AntiAffinityPolicy.GPU);
+        PodInfo pod = new PodInfo("m1", "ns-a", "multi", "team-a", true, node.clock.instant().minusSeconds(5),
+                List.of(new PodInfo.GpuContainer("init", 100), new PodInfo.GpuContainer("main", 1000)));
+        node.pods.put(pod);
+        node.book.reserve(new ReservationRequest("key-m1", "m1", "team-a", List.of(
+                new ContainerReservation("init", List.of(gpu(1)), 100, 0, List.of()),
+                new ContainerReservation("main", List.of(gpu(3)), 1000, 0, List.of())), Duration.ofSeconds(30)));
+
+        List<String> init = node.gate.preferredAllocation(node.available(), List.of(), 100).stream()
+                .map(MilliGpuId::id).toList();
+        Allocation first = node.gate.allocate(init);
+        assertThat(first.gpuUuids()).containsExactly(gpu(1));
+        assertThat(first.claim().container()).isEqualTo("init");
+        assertThat(node.book.forPod("m1").orElseThrow().containers()).extracting(ContainerReservation::name)
+                .as("the rest still counts").containsExactly("main");
+        node.held.put("ns-a/multi/init", init);
+
+        List<String> main = node.gate.preferredAllocation(node.available(), List.of(), 1000).stream()
+                .map(MilliGpuId::id).toList();
+        Allocation second = node.gate.allocate(main);
+        assertThat(second.gpuUuids()).containsExactly(gpu(3));
+        assertThat(second.claim().container()).isEqualTo("main");
+        assertThat(node.book.forPod("m1")).isEmpty();
+    }
+
+    @Test
     void aRepeatedAllocateReturnsTheSameAllocation() throws Exception {
         node(1, AntiAffinityPolicy.GPU);
         node.pendingPod("a1", "ns-a", "team-a", 250, 20);
