@@ -8,7 +8,6 @@ import io.omai.agent.ledger.MilliGpuId;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;
-import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -32,7 +31,8 @@ import org.slf4j.LoggerFactory;
  *   <li>A pod with a scheduler's reservation gets exactly the reserved GPUs: GetPreferredAllocation returns IDs
  *       on them, Allocate accepts only IDs on them and consumes that container of the reservation (the memory
  *       quota comes from it).</li>
- *   <li>A pod without one (a stock kube-scheduler placed it) is identified as kubelet admits: the node's pods
+ *   <li>A pod without one (a stock kube-scheduler placed it) is identified as kubelet admits
+ *       ({@link AdmittedPodFinder}): the node's pods
  *       one at a time, oldest first. Among the pending pods whose next milli-GPU container asks for this size,
  *       the oldest is the one; when the oldest are several pods of different tenants it refuses rather than
  *       guess. Its devices are checked against the anti-affinity policy and against capacity other pods'
@@ -48,34 +48,26 @@ import org.slf4j.LoggerFactory;
  */
 public final class AdmissionGate {
     private static final Logger LOG = LoggerFactory.getLogger(AdmissionGate.class);
-    private static final Duration POLL = Duration.ofMillis(25);
     private static final String WITHDRAWN = "withdrawn: ";
 
     private final String nodeName;
     private final AllocationLedger ledger;
     private final ReservationBook book;
-    private final NodePods pods;
     private final GpuWithdrawals withdrawals;
-    private final Duration identifyWait;
+    private final AdmittedPodFinder finder;
     private volatile ClusterEvents events = ClusterEvents.NONE;
 
-    /** The pod (and container) an admission is for, with its reservation if it holds one. */
-    record Admitted(String podUid, String namespace, String pod, String container, String tenant,
-                    Optional<Reservation> reservation) {
-        String describe() {
-            return namespace.isEmpty() ? "pod " + podUid : "pod " + namespace + "/" + pod + " (container '"
-                    + container + "', tenant '" + tenant + "')";
-        }
-    }
-
+    /**
+     * @param pods this node's pods as the API shows them ({@link NodePods#NONE} without the Kubernetes API)
+     * @param identifyWait how long to wait for the informer to show the pod being admitted
+     */
     public AdmissionGate(String nodeName, AllocationLedger ledger, ReservationBook book, NodePods pods,
                          GpuWithdrawals withdrawals, Duration identifyWait) {
         this.nodeName = Objects.requireNonNull(nodeName, "nodeName");
         this.ledger = Objects.requireNonNull(ledger, "ledger");
         this.book = Objects.requireNonNull(book, "book");
-        this.pods = Objects.requireNonNull(pods, "pods");
         this.withdrawals = Objects.requireNonNull(withdrawals, "withdrawals");
-        this.identifyWait = Objects.requireNonNull(identifyWait, "identifyWait");
+        this.finder = new AdmittedPodFinder(nodeName, ledger, book, pods, identifyWait, () -> events);
     }
 
     /** Where refusals are reported as pod events (none until set). */
@@ -95,7 +87,7 @@ public final class AdmissionGate {
                                                 int size) throws LedgerException, AdmissionRefusal {
         // the ledger validates the IDs and the size first, so a malformed request is INVALID_ARGUMENT as before
         ledger.preferredAllocation(available, mustInclude, size);
-        Admitted who = identify(size);
+        Admitted who = finder.find(size);
         if (who.reservation().isPresent()) {
             return reservedIds(who, who.reservation().get(), available, mustInclude, size);
         }
@@ -143,7 +135,7 @@ public final class AdmissionGate {
                         + " is withdrawn from sharing: " + withdrawn.get());
             }
         }
-        Admitted who = identify(deviceIds.size());
+        Admitted who = finder.find(deviceIds.size());
         if (who.reservation().isEmpty()) {
             return allocateUnreserved(who, deviceIds, gpus);
         }
@@ -320,104 +312,6 @@ public final class AdmissionGate {
         return allowed;
     }
 
-    /**
-     * The pod kubelet is admitting a container of {@code size} milli for. Pods known from the API come first
-     * (oldest pending pod whose next milli-GPU container asks for this size); without any, a single live
-     * reservation of that size; without the API and without reservations, an unknown pod.
-     */
-    Admitted identify(int size) throws AdmissionRefusal {
-        long deadline = System.nanoTime() + identifyWait.toNanos();
-        while (true) {
-            Optional<Admitted> found = identifyNow(size);
-            if (found.isPresent()) {
-                return found.get();
-            }
-            if (!pods.enabled()) {
-                return new Admitted("", "", "", "", TenantIdentity.UNKNOWN, Optional.empty());
-            }
-            if (System.nanoTime() >= deadline) {
-                throw new AdmissionRefusal.Unidentified("no pending pod on node " + nodeName + " has a container "
-                        + "waiting for " + size + " milli-GPU and no reservation of that size is live; the agent "
-                        + "allocates only for pods it can identify (waited " + identifyWait.toMillis() + " ms for "
-                        + "the pod to appear)");
-            }
-            try {
-                Thread.sleep(POLL);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new AdmissionRefusal.Unidentified("interrupted while identifying the pod for " + size
-                        + " milli-GPU on node " + nodeName);
-            }
-        }
-    }
-
-    private Optional<Admitted> identifyNow(int size) throws AdmissionRefusal {
-        Map<String, Set<String>> allocatedContainers = new HashMap<>();
-        for (Allocation allocation : ledger.allocations()) {
-            if (!allocation.claim().podUid().isEmpty()) {
-                allocatedContainers.computeIfAbsent(allocation.claim().podUid(), uid -> new HashSet<>())
-                        .add(allocation.claim().container());
-            }
-        }
-        List<Admitted> candidates = new ArrayList<>();
-        List<PodInfo> candidatePods = new ArrayList<>();
-        for (PodInfo pod : pods.pods()) {
-            if (!pod.pending()) {
-                continue;
-            }
-            Set<String> done = allocatedContainers.getOrDefault(pod.uid(), Set.of());
-            pod.gpuContainers().stream().filter(c -> !done.contains(c.name())).findFirst()
-                    .filter(next -> next.milli() == size)
-                    .ifPresent(next -> {
-                        candidatePods.add(pod);
-                        candidates.add(new Admitted(pod.uid(), pod.namespace(), pod.name(), next.name(),
-                                pod.tenant(), book.forPod(pod.uid())));
-                    });
-        }
-        if (!candidates.isEmpty()) {
-            var oldestAt = candidatePods.stream().map(PodInfo::createdAt).min(Comparator.naturalOrder()).orElseThrow();
-            List<Admitted> oldest = new ArrayList<>();
-            for (int i = 0; i < candidates.size(); i++) {
-                if (candidatePods.get(i).createdAt().equals(oldestAt)) {
-                    oldest.add(candidates.get(i));
-                }
-            }
-            oldest.sort(Comparator.comparing(Admitted::namespace).thenComparing(Admitted::pod));
-            refuseIfTenantsDiffer(oldest, size);
-            return Optional.of(oldest.getFirst());
-        }
-        // no pod known (informer behind, or no API): a reservation of this size names the pod itself
-        List<Admitted> reserved = new ArrayList<>();
-        for (Reservation reservation : book.outstanding()) {
-            Optional<PodInfo> pod = pods.byUid(reservation.podUid());
-            if (pod.isPresent() && !pod.get().pending()) {
-                continue;
-            }
-            reservation.containers().stream().filter(c -> c.milli() == size).findFirst().ifPresent(c ->
-                    reserved.add(new Admitted(reservation.podUid(), pod.map(PodInfo::namespace).orElse(""),
-                            pod.map(PodInfo::name).orElse(""), c.name(), reservation.tenant(),
-                            Optional.of(reservation))));
-        }
-        if (reserved.isEmpty()) {
-            return Optional.empty();
-        }
-        refuseIfTenantsDiffer(reserved, size);
-        return Optional.of(reserved.getFirst());
-    }
-
-    private void refuseIfTenantsDiffer(List<Admitted> candidates, int size) throws AdmissionRefusal.Ambiguous {
-        Set<String> tenants = candidates.stream().map(Admitted::tenant).collect(Collectors.toCollection(TreeSet::new));
-        if (tenants.size() > 1) {
-            String names = candidates.stream().map(Admitted::describe).collect(Collectors.joining(", "));
-            LOG.warn("event=admission_ambiguous node={} size={} candidates=\"{}\"", nodeName, size, names);
-            var refusal = new AdmissionRefusal.Ambiguous("cannot tell which pod kubelet is admitting for " + size
-                    + " milli-GPU on node " + nodeName + ": candidates of different tenants " + tenants + " are "
-                    + names + "; refusing rather than guessing (reserve through the scheduler API, or create "
-                    + "these pods apart)");
-            events.onNode("GpuAdmissionAmbiguous", refusal.getMessage());
-            throw refusal;
-        }
-    }
 
     private static Set<String> gpusOf(Collection<String> deviceIds) {
         Set<String> gpus = new TreeSet<>();
