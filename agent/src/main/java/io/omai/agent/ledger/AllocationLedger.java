@@ -223,7 +223,7 @@ public final class AllocationLedger implements AutoCloseable {
                     writeFiles(created);
                 }
             } catch (IOException | RuntimeException e) {
-                deleteQuietly(directory);
+                DiscardedDirectories.deleteQuietly(directory);
                 throw new LedgerException.StorageFailed("cannot create the files of allocation " + id + " in "
                         + directory + ": " + e.getMessage(), e);
             }
@@ -514,14 +514,6 @@ public final class AllocationLedger implements AutoCloseable {
             removed.deviceIds().forEach(device -> owners.remove(device, allocationId));
         }
         return removed;
-    }
-
-    private static void deleteQuietly(Path directory) {
-        try {
-            AllocationFiles.delete(directory);
-        } catch (IOException e) {
-            log.warn("event=allocation_files_not_removed dir={} error=\"{}\"", directory, e.toString());
-        }
     }
 
     /** {@code a-} and the first 16 hex digits of SHA-256 over the sorted IDs: same IDs, same allocation. */

@@ -50,7 +50,7 @@ final class DiscardedDirectories implements AutoCloseable {
         } catch (IOException e) {
             log.warn("event=discard_rename_failed dir={} error=\"{}\" detail=\"deleting in place\"", directory,
                     e.toString());
-            delete(directory);
+            deleteQuietly(directory);
         }
     }
 
@@ -65,11 +65,12 @@ final class DiscardedDirectories implements AutoCloseable {
             if (next == STOP) {
                 return;
             }
-            delete(next);
+            deleteQuietly(next);
         }
     }
 
-    private static void delete(Path directory) {
+    /** Removes an allocation directory now, logging (not throwing) a failure: nothing waits on the result. */
+    static void deleteQuietly(Path directory) {
         try {
             AllocationFiles.delete(directory);
         } catch (IOException e) {
