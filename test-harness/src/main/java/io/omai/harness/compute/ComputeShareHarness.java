@@ -6,11 +6,11 @@ import io.omai.agent.gpu.nvml.NvmlLibrary;
 import io.omai.agent.quota.compute.NvmlProcessGpuTime;
 import io.omai.agent.quota.shm.ComputeMode;
 import io.omai.harness.sim.SimNode;
+import io.omai.harness.util.ScratchDirectories;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 
@@ -100,8 +100,10 @@ public final class ComputeShareHarness {
         try {
             return pb.start().waitFor();
         } finally {
-            try (var paths = Files.walk(dir)) {
-                paths.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            try {
+                ScratchDirectories.deleteTree(dir);
+            } catch (IOException e) {
+                System.err.println("compute-share harness: could not remove " + dir + ": " + e);
             }
         }
     }

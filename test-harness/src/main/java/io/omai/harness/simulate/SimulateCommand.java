@@ -1,13 +1,11 @@
 package io.omai.harness.simulate;
 
 import io.omai.harness.sim.SimNode;
+import io.omai.harness.util.ScratchDirectories;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.file.FileVisitResult;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.SimpleFileVisitor;
-import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Duration;
 import java.util.HashMap;
 import java.util.Locale;
@@ -145,7 +143,7 @@ public final class SimulateCommand implements Callable<Integer> {
                 if (keep) {
                     out.println("simulate: stopped; kept " + root);
                 } else {
-                    deleteTree(root);
+                    ScratchDirectories.deleteTree(root);
                     out.println("simulate: stopped; removed " + root);
                 }
             } catch (IOException | RuntimeException e) {
@@ -154,25 +152,6 @@ public final class SimulateCommand implements Callable<Integer> {
                 stopped.countDown();
             }
         }
-    }
-
-    private static void deleteTree(Path root) throws IOException {
-        if (!Files.exists(root)) {
-            return;
-        }
-        Files.walkFileTree(root, new SimpleFileVisitor<>() {
-            @Override
-            public FileVisitResult visitFile(Path file, BasicFileAttributes attrs) throws IOException {
-                Files.deleteIfExists(file);
-                return FileVisitResult.CONTINUE;
-            }
-
-            @Override
-            public FileVisitResult postVisitDirectory(Path dir, IOException e) throws IOException {
-                Files.deleteIfExists(dir);
-                return FileVisitResult.CONTINUE;
-            }
-        });
     }
 
     private static int freePort() throws IOException {
