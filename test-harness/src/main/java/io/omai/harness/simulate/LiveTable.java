@@ -4,6 +4,7 @@ import io.omai.agent.config.ByteQuantity;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.ControlSnapshot;
+import io.omai.agent.quota.shm.DeviceQuota;
 import io.omai.agent.quota.shm.RegionFormatException;
 import io.omai.agent.quota.shm.UsageSnapshot;
 import io.omai.agent.gpu.GpuDevice;
@@ -47,7 +48,14 @@ final class LiveTable {
                     continue;
                 }
                 milli += share;
-                memory += gpu.memoryBytes() * share / 1000;
+                // The memory quota the ledger wrote into the control file (a reservation may set it), not a
+                // proportional guess; an unlimited quota counts as the share of the card.
+                for (DeviceQuota quota : node.agent().ledger().spec(a).devices()) {
+                    if (quota.uuid().equals(gpu.uuid())) {
+                        memory += quota.memoryUnlimited() ? gpu.memoryBytes() * share / 1000
+                                : quota.memoryLimitBytes();
+                    }
+                }
                 pods.stream().filter(p -> p.allocationId().equals(a.id())).findFirst()
                         .ifPresent(p -> tenants.add(p.spec().tenant()));
             }
