@@ -74,10 +74,19 @@ final class PluginSocketServer implements AutoCloseable {
     }
 
     /** The file's identity (device + inode), or null when it does not exist. */
+    /**
+     * Which incarnation of a socket file this is: device and inode plus the inode's change time. The inode alone
+     * is not enough: a socket file deleted and bound again gets the same inode number back (ext4 and tmpfs reuse
+     * it at once), and a kubelet restart would go unnoticed.
+     *
+     * @return null when the file does not exist
+     */
     static Object fileKey(Path path) {
         try {
-            return Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
-        } catch (IOException e) {
+            Object inode = Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
+            Object changed = Files.getAttribute(path, "unix:ctime", LinkOption.NOFOLLOW_LINKS);
+            return java.util.List.of(inode, changed);
+        } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
             return null;
         }
     }
