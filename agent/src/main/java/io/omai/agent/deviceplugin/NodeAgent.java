@@ -214,6 +214,11 @@ public final class NodeAgent implements AutoCloseable {
         tenancy.onAuditFinding(listener);
     }
 
+    /** Reports a finding as the NVML audit does: an event on its pod (else the node), then every listener. */
+    public void reportFinding(io.omai.agent.quota.audit.AuditFinding finding) {
+        tenancy.report(finding);
+    }
+
     /** The compute controller granting GPU time to every allocation's shims. */
     public io.omai.agent.quota.compute.ComputeControlLoop computeLoop() {
         return quotas.computeLoop();

@@ -227,20 +227,32 @@ final class TenancyServices implements AutoCloseable {
     void auditOnce() {
         try {
             for (AuditFinding finding : audit.auditOnce()) {
-                String reason = finding.reason() == AuditFinding.Reason.NO_SHIM ? "GpuProcessWithoutShim"
-                        : "GpuProcessOverQuota";
-                if (finding.namespace().isEmpty()) {
-                    events.onNode(reason, finding.describe());
-                } else {
-                    events.onPod(finding.namespace(), finding.pod(), finding.podUid(), reason, finding.describe());
-                }
-                for (Consumer<AuditFinding> listener : auditListeners) {
-                    listener.accept(finding);
-                }
+                report(finding);
             }
         } catch (RuntimeException e) {
             // a failed pass must not cancel the schedule
             log.warn("event=audit_failed error=\"{}\"", e.toString());
+        }
+    }
+
+    /**
+     * Makes a finding known: a Kubernetes event on its pod (else on the node) and every listener (the metrics).
+     * The NVML audit and the usage-file checks both report through here.
+     */
+    void report(AuditFinding finding) {
+        String reason = switch (finding.reason()) {
+            case NO_SHIM -> "GpuProcessWithoutShim";
+            case MEMORY_OVER_QUOTA, CONTAINER_MEMORY_OVER_QUOTA, COMPUTE_OVER_QUOTA -> "GpuProcessOverQuota";
+            case USAGE_TAMPERED -> "GpuUsageFileTampered";
+            case SLOTS_EXHAUSTED -> "GpuUsageSlotsExhausted";
+        };
+        if (finding.namespace().isEmpty()) {
+            events.onNode(reason, finding.describe());
+        } else {
+            events.onPod(finding.namespace(), finding.pod(), finding.podUid(), reason, finding.describe());
+        }
+        for (Consumer<AuditFinding> listener : auditListeners) {
+            listener.accept(finding);
         }
     }
 

@@ -29,7 +29,11 @@ public final class AuditMetrics implements ScrapeRefresh {
         /** NVML sees the container take more GPU time than its compute quota allows. */
         COMPUTE_OVER_QUOTA("compute_over_quota"),
         /** NVML's figures and the shim's report disagree beyond tolerance (the shim may be lying). */
-        USAGE_MISREPORTED("usage_misreported");
+        USAGE_MISREPORTED("usage_misreported"),
+        /** The container's usage file contradicts itself or its header: it was tampered with. */
+        USAGE_TAMPERED("usage_tampered"),
+        /** Every process slot of the container's usage file is taken. */
+        SLOTS_EXHAUSTED("slots_exhausted");
 
         private final String label;
 

@@ -62,7 +62,10 @@ public final class NodeAgentSources {
         // The NVML audit's findings: omai_audit_violations_total{reason, namespace, pod}
         agent.onAuditFinding(finding -> metrics.audit().recordViolation(switch (finding.reason()) {
             case NO_SHIM -> AuditMetrics.Reason.NO_SHIM;
-            case MEMORY_OVER_QUOTA -> AuditMetrics.Reason.MEMORY_OVER_QUOTA;
+            case MEMORY_OVER_QUOTA, CONTAINER_MEMORY_OVER_QUOTA -> AuditMetrics.Reason.MEMORY_OVER_QUOTA;
+            case COMPUTE_OVER_QUOTA -> AuditMetrics.Reason.COMPUTE_OVER_QUOTA;
+            case USAGE_TAMPERED -> AuditMetrics.Reason.USAGE_TAMPERED;
+            case SLOTS_EXHAUSTED -> AuditMetrics.Reason.SLOTS_EXHAUSTED;
         }, finding.namespace(), finding.pod()));
         // The compute controller ticks every period; ten seconds without a tick means grants stopped growing.
         agent.computeLoop().onTick(metrics.controllerTickRecorder());

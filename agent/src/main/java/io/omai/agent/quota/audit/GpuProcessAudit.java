@@ -129,7 +129,7 @@ public final class GpuProcessAudit {
         String pod = claim != null && !claim.pod().isEmpty() ? claim.pod() : owner.length == 3 ? owner[1] : "";
         AuditFinding finding = new AuditFinding(key.reason(), key.gpuUuid(), process.hostPid(),
                 command(process.hostPid()), process.usedBytes(), limit, namespace, pod,
-                claim == null ? "" : claim.podUid(), allocation == null ? "" : allocation.id(), killed);
+                claim == null ? "" : claim.podUid(), allocation == null ? "" : allocation.id(), killed, "");
         LOG.warn("event=audit_violation reason={} gpu={} pid={} pod={}/{} allocation={} killed={} detail=\"{}\"",
                 finding.reason().name().toLowerCase(java.util.Locale.ROOT), finding.gpuUuid(), finding.hostPid(),
                 namespace, pod, finding.allocationId(), killed, finding.describe());
