@@ -19,6 +19,7 @@ import java.time.Duration;
  * @param tenancy tenant identity, anti-affinity, coexistence with NVIDIA's plugin and the NVML audit
  * @param schedulerApi the scheduler-facing gRPC API (node state, watch, fit, reservations)
  * @param ib the {@code omai.io/ib-vf} device plugin for InfiniBand/RoCE SR-IOV VFs
+ * @param audit what the agent does when a container's usage file is found tampered with
  */
 public record AgentConfig(
         String nodeName,
@@ -31,7 +32,8 @@ public record AgentConfig(
         Metrics metrics,
         Tenancy tenancy,
         SchedulerApi schedulerApi,
-        Ib ib) {
+        Ib ib,
+        Audit audit) {
 
     /** The config format this agent reads ({@code version:} in the file). */
     public static final int VERSION = 1;
@@ -185,6 +187,19 @@ public record AgentConfig(
 
     /** {@code tenancy.audit}. */
     public enum AuditAction { OFF, REPORT, KILL }
+
+    /** @param onTamper what follows a tampered usage file, beyond the finding (event, metric, log line) */
+    public record Audit(TamperAction onTamper) {}
+
+    /** {@code audit.onTamper}. */
+    public enum TamperAction {
+        /** The finding only. */
+        REPORT,
+        /** The allocation gets no memory and no GPU time until released or unfrozen (docs/operations.md). */
+        FREEZE,
+        /** SIGKILL to the allocation's processes (its live slots' and those NVML shows in the container). */
+        KILL
+    }
 
     /** The plugin's socket file name in the device-plugin directory. */
     public String pluginSocketName() {

@@ -99,12 +99,13 @@ public final class ConfigLoader {
                 stateDir == null ? d.state() : stateDir.toAbsolutePath(),
                 d.devRoot());
         return new AgentConfig(config.nodeName(), config.resources(), replaced, config.sharing(), config.shim(),
-                config.nvml(), config.kubelet(), config.metrics(), config.tenancy(), config.schedulerApi(), config.ib());
+                config.nvml(), config.kubelet(), config.metrics(), config.tenancy(), config.schedulerApi(), config.ib(),
+                config.audit());
     }
 
     private AgentConfig read(JsonNode root) throws ConfigException {
         Section top = new Section("", root, "version", "nodeName", "resources", "directories", "sharing", "shim",
-                "nvml", "kubelet", "metrics", "tenancy", "schedulerApi", "ib");
+                "nvml", "kubelet", "metrics", "tenancy", "schedulerApi", "ib", "audit");
         JsonNode version = top.node("version");
         if (version.isMissingNode()) {
             throw error("version", "is missing; expected 'version: " + AgentConfig.VERSION + "'");
@@ -219,7 +220,21 @@ public final class ConfigLoader {
                         "otherGpuResource", "audit", "auditInterval"), milliGpu),
                 schedulerApi(top.section("schedulerApi", "enabled", "address", "port", "tls", "allowedClients",
                         "deviceLabels")),
-                readIb(top, milliGpu));
+                readIb(top, milliGpu),
+                audit(top.section("audit", "onTamper")));
+    }
+
+    /** The {@code audit:} section (the NVML audit's own switch stays {@code tenancy.audit}). */
+    private AgentConfig.Audit audit(Section audit) throws ConfigException {
+        AgentConfig.TamperAction onTamper = switch (audit.string("onTamper", "freeze")) {
+            case "report" -> AgentConfig.TamperAction.REPORT;
+            case "freeze" -> AgentConfig.TamperAction.FREEZE;
+            case "kill" -> AgentConfig.TamperAction.KILL;
+            case String value -> throw error("audit.onTamper", "'" + value + "' is unknown; expected report (event,"
+                    + " metric and log line only), freeze (no more memory or GPU time for the allocation) or kill"
+                    + " (SIGKILL its processes)");
+        };
+        return new AgentConfig.Audit(onTamper);
     }
 
     private AgentConfig.SchedulerApi schedulerApi(Section api) throws ConfigException {

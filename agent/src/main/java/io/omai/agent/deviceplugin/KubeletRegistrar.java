@@ -71,7 +71,8 @@ final class KubeletRegistrar implements AutoCloseable {
         Files.createDirectories(pluginDir);
         watchService = FileSystems.getDefault().newWatchService();
         watcher = Thread.ofVirtual().name("kubelet-socket-watch").start(this::watchDirectory);
-        loop = Thread.ofVirtual().name("kubelet-registration").start(this::registrationLoop);
+        loop = Thread.ofVirtual().name("kubelet-registration").start(
+                io.omai.agent.lifecycle.Loops.restarting("kubelet-registration", this::registrationLoop, () -> running));
     }
 
     /** Successful Register calls so far. */

@@ -45,12 +45,13 @@ public final class NodeAgent implements AutoCloseable {
     private final PluginSocketServer server;
     private final KubeletRegistrar registrar;
     private final PodResourcesReconciler reconciler;
+    private final io.omai.agent.lifecycle.Loops loops;
     private VfDevicePlugin vfPlugin; // null unless ib.enabled; set once in start, before the agent is returned
 
     private NodeAgent(AgentConfig config, NvmlLibrary nvml, GpuHealthMonitor health, AllocationLedger ledger,
                       QuotaEnforcement quotas, SchedulerFacing scheduler, TenancyServices tenancy,
                       DeviceListPublisher devices, PluginSocketServer server, KubeletRegistrar registrar,
-                      PodResourcesReconciler reconciler) {
+                      PodResourcesReconciler reconciler, io.omai.agent.lifecycle.Loops loops) {
         this.config = config;
         this.nvml = nvml;
         this.health = health;
@@ -62,6 +63,7 @@ public final class NodeAgent implements AutoCloseable {
         this.server = server;
         this.registrar = registrar;
         this.reconciler = reconciler;
+        this.loops = loops;
     }
 
     /**
@@ -105,8 +107,10 @@ public final class NodeAgent implements AutoCloseable {
             started.add(ledger);
             ContainerEdits edits = new ContainerEdits(ledger, config);
             edits.writePreloadFile();
-            QuotaEnforcement quotas = new QuotaEnforcement(ledger, nvml, config.sharing().computePeriodUs() * 1_000L);
-            quotas.start();
+            io.omai.agent.lifecycle.Loops loops = new io.omai.agent.lifecycle.Loops();
+            QuotaEnforcement quotas = new QuotaEnforcement(ledger, nvml, config.sharing().computePeriodUs() * 1_000L,
+                    config.audit().onTamper(), io.omai.agent.quota.audit.GpuProcessAudit.Killer.SIGKILL);
+            quotas.start(loops);
             started.add(quotas);
 
             PodResourcesReconciler reconciler = new PodResourcesReconciler(config.directories().podResourcesSocket(),
@@ -127,6 +131,7 @@ public final class NodeAgent implements AutoCloseable {
             TenancyServices tenancy = TenancyServices.start(config, gpus, ledger, scheduler.reservations(),
                     withdrawals, nvml);
             started.add(tenancy);
+            quotas.reportTo(tenancy::report); // usage files found tampered: event + metric, as the NVML audit's
 
             Path socket = config.directories().devicePlugin().resolve(config.pluginSocketName());
             PluginSocketServer server = new PluginSocketServer(socket,
@@ -153,11 +158,12 @@ public final class NodeAgent implements AutoCloseable {
 
             reconciler.start(); // reconciles at once, then every interval
             started.add(reconciler);
+            watchLoops(loops, config, health, registrar, reconciler);
 
             log.info("event=agent_started node={} resource={} gpus={} socket={} state={}", config.nodeName(),
                     config.resources().milliGpu(), gpus.size(), socket, config.directories().state());
             NodeAgent agent = new NodeAgent(config, nvml, health, ledger, quotas, scheduler, tenancy, devices,
-                    server, registrar, reconciler);
+                    server, registrar, reconciler, loops);
             agent.vfPlugin = vfPlugin;
             return agent;
         } catch (NvmlException e) {
@@ -170,6 +176,29 @@ public final class NodeAgent implements AutoCloseable {
             closeAll(reversed(started));
             throw new AgentStartException("cannot start: " + e, e);
         }
+    }
+
+    /**
+     * The loops {@code /healthz} judges beside the supervised ones (reaper, compute control): each one counts
+     * its passes and fails the probe when the count stops moving for far longer than one pass can take.
+     */
+    private static void watchLoops(io.omai.agent.lifecycle.Loops loops, AgentConfig config, GpuHealthMonitor health,
+                                   KubeletRegistrar registrar, PodResourcesReconciler reconciler) {
+        if (config.nvml().healthChecks()) {
+            // a pass waits 500 ms for an event; a failing setup sleeps at most the debounce
+            loops.watch("gpu-health", health::passes,
+                    java.time.Duration.ofSeconds(30).plus(config.nvml().recoveryDebounce()));
+        }
+        // a pass waits up to 1 s, a Register call up to 5 s and a failure up to the back-off
+        loops.watch("kubelet-registration", registrar::loopPasses,
+                java.time.Duration.ofSeconds(30).plus(config.kubelet().registrationBackoffMax().multipliedBy(2)));
+        loops.watch("pod-resources-reconcile", reconciler::passes,
+                java.time.Duration.ofSeconds(60).plus(config.kubelet().reconcileInterval().multipliedBy(3)));
+    }
+
+    /** Every background loop of the agent, for {@code /healthz}: empty problem while each meets its deadline. */
+    public io.omai.agent.lifecycle.Loops loops() {
+        return loops;
     }
 
     public AgentConfig config() {

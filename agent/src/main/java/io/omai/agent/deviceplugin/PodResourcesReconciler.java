@@ -34,6 +34,7 @@ final class PodResourcesReconciler implements AutoCloseable {
     private final Duration releaseGracePeriod;
     private volatile boolean running;
     private Thread thread;
+    private final java.util.concurrent.atomic.AtomicLong passes = new java.util.concurrent.atomic.AtomicLong();
 
     PodResourcesReconciler(Path socket, String resourceName, AllocationLedger ledger, Duration interval,
                            Duration releaseGracePeriod) {
@@ -79,16 +80,23 @@ final class PodResourcesReconciler implements AutoCloseable {
 
     synchronized void start() {
         running = true;
-        thread = Thread.ofVirtual().name("pod-resources-reconciler").start(() -> {
+        thread = Thread.ofVirtual().name("pod-resources-reconciler").start(io.omai.agent.lifecycle.Loops.restarting(
+                "pod-resources-reconcile", () -> {
             while (running) {
                 tryReconcile();
+                passes.incrementAndGet();
                 try {
                     Thread.sleep(interval);
                 } catch (InterruptedException e) {
                     return;
                 }
             }
-        });
+        }, () -> running));
+    }
+
+    /** Completed passes of the periodic loop, for {@code /healthz}. */
+    long passes() {
+        return passes.get();
     }
 
     /** Reconciles, logging instead of throwing: for the periodic loop and start-up. */

@@ -229,8 +229,8 @@ final class TenancyServices implements AutoCloseable {
             for (AuditFinding finding : audit.auditOnce()) {
                 report(finding);
             }
-        } catch (RuntimeException e) {
-            // a failed pass must not cancel the schedule
+        } catch (RuntimeException | InternalError e) {
+            // a failed pass must not cancel the schedule (InternalError: a fault in a truncated mapping)
             log.warn("event=audit_failed error=\"{}\"", e.toString());
         }
     }

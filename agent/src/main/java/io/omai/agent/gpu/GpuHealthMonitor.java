@@ -45,6 +45,7 @@ public final class GpuHealthMonitor implements AutoCloseable {
 
     private volatile boolean running;
     private Thread thread;
+    private final java.util.concurrent.atomic.AtomicLong passes = new java.util.concurrent.atomic.AtomicLong();
 
     public GpuHealthMonitor(NvmlLibrary nvml, List<GpuDevice> gpus, Duration recoveryDebounce, Set<Long> ignoredXids,
                             LongSupplier nanoClock) {
@@ -82,7 +83,13 @@ public final class GpuHealthMonitor implements AutoCloseable {
             return;
         }
         running = true;
-        thread = Thread.ofPlatform().daemon().name("gpu-health").start(this::run);
+        thread = Thread.ofPlatform().daemon().name("gpu-health").start(
+                io.omai.agent.lifecycle.Loops.restarting("gpu-health", this::run, () -> running));
+    }
+
+    /** Passes of the health loop (one per event wait, at most a few seconds apart while it runs), for liveness. */
+    public long passes() {
+        return passes.get();
     }
 
     @Override
@@ -103,6 +110,7 @@ public final class GpuHealthMonitor implements AutoCloseable {
 
     private void run() {
         while (running) {
+            passes.incrementAndGet();
             try (Arena arena = Arena.ofConfined()) {
                 EventSet events = setUp(arena);
                 if (events == null) {
@@ -114,8 +122,9 @@ public final class GpuHealthMonitor implements AutoCloseable {
                 } finally {
                     nvml.nvmlEventSetFree(events.set());
                 }
-            } catch (RuntimeException e) {
+            } catch (RuntimeException | Error e) {
                 // A bug or a broken binding must not leave the devices advertised as healthy.
+                // (An Error too: the loop goes on after a pause; Loops.restarting guards what escapes.)
                 markAllUnhealthy("health checking failed: " + e);
                 log.error("event=gpu_health_loop_failed error=\"{}\"", e.toString(), e);
                 sleep(1_000);
@@ -164,6 +173,7 @@ public final class GpuHealthMonitor implements AutoCloseable {
         MemorySegment data = arena.allocate(NvmlLayouts.NVML_EVENT_DATA);
         MemorySegment memory = arena.allocate(NvmlLayouts.NVML_MEMORY);
         while (running) {
+            passes.incrementAndGet();
             int rc = nvml.nvmlEventSetWait_v2(events.set(), data, WAIT_TIMEOUT_MS);
             if (rc == NvmlLibrary.NVML_SUCCESS) {
                 onEvent(events, data);

@@ -162,7 +162,7 @@ public final class AgentMetrics implements AutoCloseable {
             for (ScrapeRefresh refresh : refreshes) {
                 try {
                     refresh.refresh();
-                } catch (RuntimeException e) {
+                } catch (RuntimeException | InternalError e) { // InternalError: a fault in a mapped file
                     log.warn("event=metrics_refresh_failed binder={} error=\"{}\"",
                             refresh.getClass().getSimpleName(), e.toString(), e);
                 }

@@ -71,6 +71,9 @@ public final class NodeAgentSources {
         agent.computeLoop().onTick(metrics.controllerTickRecorder());
         metrics.health().addLiveness("compute-control",
                 HealthChecks.progress(agent.computeLoop()::ticks, Duration.ofSeconds(10), System::nanoTime));
+        // every background loop (reaper, compute control, GPU health, registration, reconcile): a loop that
+        // missed its deadline or stopped fails liveness, so kubelet restarts the agent
+        metrics.health().addLiveness("loops", agent.loops()::problem);
         metrics.health().addReadiness("kubelet", () -> agent.registrations() > 0 ? Optional.empty()
                 : Optional.of("not registered with kubelet yet (kubelet.sock in "
                         + agent.config().directories().devicePlugin() + ")"));

@@ -1,10 +1,14 @@
 package io.omai.agent.quota;
 
+import io.omai.agent.lifecycle.IsolatedFailures;
+import io.omai.agent.lifecycle.SupervisedLoop;
 import io.omai.agent.quota.shm.AllocationFiles;
+import io.omai.agent.quota.shm.RegionFormatException;
 import io.omai.agent.quota.shm.ShmLayout;
 import io.omai.agent.quota.shm.UsageRegion;
 import io.omai.agent.quota.shm.UsageSnapshot;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -13,9 +17,8 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.BiConsumer;
 import java.util.function.LongSupplier;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -36,6 +39,14 @@ import org.slf4j.LoggerFactory;
  *
  * <p>A slot caught half-claimed (pid written, identity not yet) is given a grace period before it is treated as
  * the claim of a process that died at that instruction.
+ *
+ * <p>The usage file is the container's to write, so its contents are claims: each pass first checks the file's
+ * size and header ({@link UsageRegion#verify}) and that no device's total is below what its slots hold (confirmed
+ * by re-reading, since totals and slots are read one by one); a file that fails is a {@link UsageProblem} told
+ * to the listener ({@link #onProblem}) once while it lasts, and is not reaped. A file whose slots are all taken is
+ * reported too. A reclaim returns at most what the total holds beyond the other slots
+ * ({@link UsageRegion#reclaim}). One allocation's failure (a fault in a truncated mapping included) is isolated:
+ * the others are reaped in the same pass.
  *
  * <p>Not thread-safe: one reaper per agent, driven by {@link #start} or directly by tests through {@link #reapOnce}.
  */
@@ -62,7 +73,11 @@ public final class DeadProcessReaper implements AutoCloseable {
     private final LongSupplier nanoClock;
     /** Half-claimed slots first seen at: key = usage path + slot + pid. */
     private final Map<String, Long> halfClaimedSince = new HashMap<>();
-    private ScheduledExecutorService scheduler;
+    /** Problems reported and still present, per usage file: each is told once while it lasts. */
+    private final Map<String, Set<String>> reported = new HashMap<>();
+    private final IsolatedFailures failures = new IsolatedFailures("dead-process-reaper");
+    private volatile BiConsumer<AllocationFiles, UsageProblem> problemListener = (files, problem) -> { };
+    private SupervisedLoop loop;
 
     /**
      * @param processes the node's processes ({@link LinuxProcessTable} in production)
@@ -79,21 +94,145 @@ public final class DeadProcessReaper implements AutoCloseable {
         this.nanoClock = Objects.requireNonNull(nanoClock, "nanoClock");
     }
 
+    /** Told of every new problem of a usage file (on the reaper's thread); replaces the previous listener. */
+    public void onProblem(BiConsumer<AllocationFiles, UsageProblem> listener) {
+        this.problemListener = Objects.requireNonNull(listener, "listener");
+    }
+
     /** One pass over every open allocation. */
     public synchronized Result reapOnce() {
-        Result total = Result.NONE;
+        Result[] total = {Result.NONE};
         Lookup lookup = new Lookup();
         Set<String> seenHalfClaims = new HashSet<>();
+        Set<String> subjects = new HashSet<>();
         for (AllocationFiles files : allocations.get()) {
-            try {
-                total = total.plus(reap(files.usage(), lookup, seenHalfClaims));
-            } catch (RuntimeException e) {
-                // One broken allocation must not stop the others from being reaped.
-                LOG.warn("reaping {} failed: {}", files.directory(), e.toString());
+            String subject = files.usage().path().toString();
+            subjects.add(subject);
+            // One broken allocation must not stop the others from being reaped.
+            failures.run(subject, () -> {
+                if (usable(files)) {
+                    total[0] = total[0].plus(reap(files.usage(), lookup, seenHalfClaims));
+                }
+            });
+        }
+        failures.retain(subjects);
+        reported.keySet().retainAll(subjects);
+        halfClaimedSince.keySet().retainAll(seenHalfClaims);
+        return total[0];
+    }
+
+    /**
+     * Checks the file before its contents are acted on: size and header, every slot taken, totals below the
+     * slots' bytes. Problems are reported once while they last.
+     *
+     * @return false when the file must not be reaped this pass
+     */
+    private boolean usable(AllocationFiles files) {
+        UsageRegion usage = files.usage();
+        List<UsageProblem> problems = new ArrayList<>();
+        try {
+            usage.verify();
+            problems.addAll(contradictions(usage));
+        } catch (RegionFormatException e) {
+            problems.add(new UsageProblem(UsageProblem.Kind.TAMPERED, -1, e.getMessage()));
+        }
+        Set<String> before = reported.computeIfAbsent(usage.path().toString(), p -> new HashSet<>());
+        Set<String> now = new HashSet<>();
+        for (UsageProblem problem : problems) {
+            now.add(problem.key());
+            if (!before.contains(problem.key())) {
+                problemListener.accept(files, problem);
             }
         }
-        halfClaimedSince.keySet().retainAll(seenHalfClaims);
-        return total;
+        before.retainAll(now);
+        before.addAll(now);
+        return problems.stream().noneMatch(p -> p.kind() == UsageProblem.Kind.TAMPERED);
+    }
+
+    /** How many times a total below its slots is re-read before it counts, and how far apart. */
+    static final int CONFIRMING_READS = 3;
+    static final long CONFIRM_PAUSE_NANOS = 5_000_000L;
+
+    /**
+     * Every slot taken; and devices whose total is below the sum of its slots' bytes in every one of
+     * {@link #CONFIRMING_READS} reads. The shim reserves in the total before it adds to a slot and frees the slot
+     * before the total, so an honest file never has a total below its slots; the re-reads rule out a read that
+     * straddled one of those two steps.
+     */
+    private static List<UsageProblem> contradictions(UsageRegion usage) {
+        List<UsageProblem> problems = new ArrayList<>();
+        UsageSnapshot snapshot = usage.read();
+        if (snapshot.slots().size() >= ShmLayout.MAX_SLOTS) {
+            problems.add(new UsageProblem(UsageProblem.Kind.SLOTS_EXHAUSTED, -1, "all " + ShmLayout.MAX_SLOTS
+                    + " process slots are taken (pids " + pidsOf(snapshot) + "); the shim refuses new processes"));
+        }
+        for (int read = 0; read < CONFIRMING_READS; read++) {
+            List<UsageProblem> below = totalsBelowSlots(snapshot);
+            if (below.isEmpty()) {
+                return problems;
+            }
+            if (read == CONFIRMING_READS - 1) {
+                problems.addAll(below);
+                return problems;
+            }
+            LockSupport.parkNanos(CONFIRM_PAUSE_NANOS);
+            snapshot = usage.read();
+        }
+        return problems;
+    }
+
+    private static List<UsageProblem> totalsBelowSlots(UsageSnapshot snapshot) {
+        List<UsageProblem> problems = new ArrayList<>();
+        for (int d = 0; d < snapshot.deviceCount(); d++) {
+            long slots = 0;
+            long largest = 0;
+            int largestSlot = -1;
+            for (UsageSnapshot.Slot slot : snapshot.slots()) {
+                long bytes = slot.devices().get(d).bytesInUse();
+                long sum = slots + bytes;
+                slots = Long.compareUnsigned(sum, slots) < 0 ? -1L : sum;
+                if (Long.compareUnsigned(bytes, largest) > 0) {
+                    largest = bytes;
+                    largestSlot = slot.index();
+                }
+            }
+            long total = snapshot.devices().get(d).bytesReserved();
+            if (Long.compareUnsigned(total, slots) < 0) {
+                problems.add(new UsageProblem(UsageProblem.Kind.TAMPERED, d, "device " + d + " total bytes_reserved"
+                        + " is " + Long.toUnsignedString(total) + " but its slots hold " + Long.toUnsignedString(slots)
+                        + " (largest: slot " + largestSlot + " with " + Long.toUnsignedString(largest)
+                        + "); the shim never lets the total fall below its slots"));
+            }
+        }
+        return problems;
+    }
+
+    private static String pidsOf(UsageSnapshot snapshot) {
+        return snapshot.slots().stream().map(s -> Integer.toString(s.pid())).distinct().limit(8)
+                .reduce((a, b) -> a + "," + b).orElse("") + (snapshot.slots().size() > 8 ? ",..." : "");
+    }
+
+    /**
+     * Host pids of the processes that hold a slot of {@code usage} and are alive with the identity the slot
+     * records (pid namespace, pid, start time); empty when the file cannot be read.
+     */
+    public synchronized List<Integer> liveHostPids(UsageRegion usage) {
+        List<Integer> pids = new ArrayList<>();
+        Lookup lookup = new Lookup();
+        try {
+            for (UsageSnapshot.Slot slot : usage.read().slots()) {
+                if (slot.startTimeTicks() == 0) {
+                    continue;
+                }
+                ProcStat owner = lookup.liveOwner(slot);
+                if (owner != null) {
+                    pids.add(owner.pid());
+                }
+            }
+        } catch (RuntimeException e) { // a truncated file, an unreadable process
+            LOG.warn("event=live_pids_unreadable usage={} error=\"{}\"", usage.path(), e.toString());
+        }
+        return pids;
     }
 
     private Result reap(UsageRegion usage, Lookup lookup, Set<String> seenHalfClaims) {
@@ -186,35 +325,36 @@ public final class DeadProcessReaper implements AutoCloseable {
         }
     }
 
-    /** Runs {@link #reapOnce} every {@code period} on a daemon thread until {@link #close}. */
-    public synchronized void start(Duration period) {
-        if (scheduler != null) {
+    /**
+     * Runs {@link #reapOnce} every {@code period} on a supervised loop until {@link #close}; the loop misses its
+     * deadline (for {@code /healthz}) after 20 periods, at least 10 s, without a completed pass.
+     *
+     * @return the loop, for {@code /healthz}
+     */
+    public synchronized SupervisedLoop start(Duration period) {
+        if (loop != null) {
             throw new IllegalStateException("the dead-process reaper is already running");
         }
-        scheduler = Executors.newSingleThreadScheduledExecutor(r -> {
-            Thread t = new Thread(r, "omai-dead-process-reaper");
-            t.setDaemon(true);
-            return t;
-        });
-        scheduler.scheduleWithFixedDelay(() -> {
-            try {
-                reapOnce();
-            } catch (RuntimeException e) {
-                LOG.warn("dead-process reaper pass failed: {}", e.toString());
-            }
-        }, 0, period.toNanos(), TimeUnit.NANOSECONDS);
+        Duration deadline = period.multipliedBy(20).compareTo(Duration.ofSeconds(10)) > 0
+                ? period.multipliedBy(20) : Duration.ofSeconds(10);
+        loop = SupervisedLoop.start("dead-process-reaper", period, deadline, this::reapOnce);
+        return loop;
+    }
+
+    /** Allocations whose last pass failed, with the error (usage path → error). */
+    public Map<String, String> failingAllocations() {
+        return failures.failing();
     }
 
     @Override
-    public synchronized void close() {
-        if (scheduler != null) {
-            scheduler.shutdownNow();
-            try {
-                scheduler.awaitTermination(5, TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-            scheduler = null;
+    public void close() {
+        SupervisedLoop running;
+        synchronized (this) {
+            running = loop;
+            loop = null;
+        }
+        if (running != null) {
+            running.close();
         }
     }
 }

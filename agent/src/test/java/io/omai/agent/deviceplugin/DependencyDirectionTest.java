@@ -51,4 +51,15 @@ class DependencyDirectionTest {
                         "io.omai.agent.deviceplugin..", "io.omai.agent.cli..", "io.omai.agent.metrics..")
                 .check(agent);
     }
+
+    @Test
+    void loopSupervisionIsALeaf() {
+        // every layer runs its loops through it, so it may depend on no other part of the agent
+        noClasses().that().resideInAPackage("io.omai.agent.lifecycle..")
+                .should().dependOnClassesThat().resideInAnyPackage("io.omai.agent.config..", "io.omai.agent.ledger..",
+                        "io.omai.agent.gpu..", "io.omai.agent.quota..", "io.omai.agent.deviceplugin..",
+                        "io.omai.agent.cli..", "io.omai.agent.metrics..", "io.omai.agent.tenancy..",
+                        "io.omai.agent.schedapi..", "io.omai.agent.kube..")
+                .check(agent);
+    }
 }

@@ -1,16 +1,18 @@
 package io.omai.agent.quota.compute;
 
+import io.omai.agent.lifecycle.IsolatedFailures;
+import io.omai.agent.lifecycle.SupervisedLoop;
 import io.omai.agent.quota.shm.ControlSnapshot;
 import io.omai.agent.quota.shm.MonotonicClock;
 import io.omai.agent.quota.shm.RegionFormatException;
 import io.omai.agent.quota.shm.UsageSnapshot;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
+import java.util.Set;
 import java.util.function.LongConsumer;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -19,6 +21,10 @@ import org.slf4j.LoggerFactory;
 /**
  * Runs one {@link ComputeController} per GPU every period: reads what each container's shim spent, what NVML
  * measured for its processes, and writes new grants, launch costs and the heartbeat into the control files.
+ *
+ * <p>Each container is handled in isolation ({@link IsolatedFailures}): a usage file its container truncated or
+ * scribbled over costs that container its sample (its grant keeps its last value), never another container
+ * its grant or heartbeat. A frozen target ({@link ComputeTarget#frozen}) is heartbeaten but never granted.
  */
 public final class ComputeControlLoop implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(ComputeControlLoop.class);
@@ -33,7 +39,8 @@ public final class ComputeControlLoop implements AutoCloseable {
     private final Map<String, String> lastGpuTimeError = new HashMap<>();
     /** System.nanoTime of each GPU's previous step: the controller grants for the time that really passed. */
     private final Map<String, Long> lastStepAt = new HashMap<>();
-    private ScheduledExecutorService executor;
+    private final IsolatedFailures failures = new IsolatedFailures("compute-control");
+    private SupervisedLoop loop;
     private volatile long lastTickNanos;
     private volatile long ticks;
     private volatile LongConsumer tickDurationListener = nanos -> { };
@@ -49,22 +56,18 @@ public final class ComputeControlLoop implements AutoCloseable {
         this.gpuTime = gpuTime;
     }
 
-    /** Starts ticking on a dedicated thread. */
-    public synchronized void start() {
-        if (executor != null) {
-            return;
+    /**
+     * Starts ticking on a supervised loop (nothing a tick throws ends it); the loop misses its deadline for
+     * {@code /healthz} after 10 s without a completed tick.
+     *
+     * @return the loop, for {@code /healthz}
+     */
+    public synchronized SupervisedLoop start() {
+        if (loop == null) {
+            Duration period = Duration.ofNanos(periodNs);
+            loop = SupervisedLoop.start("compute-control", period, period, Duration.ofSeconds(10), () -> step(true));
         }
-        executor = Executors.newSingleThreadScheduledExecutor(Thread.ofPlatform().name("compute-control").daemon()
-                .factory());
-        executor.scheduleAtFixedRate(this::tickSafely, periodNs, periodNs, TimeUnit.NANOSECONDS);
-    }
-
-    private void tickSafely() {
-        try {
-            step(true);
-        } catch (RuntimeException e) {
-            log.error("compute control tick failed; grants keep their last values", e);
-        }
+        return loop;
     }
 
     /**
@@ -84,14 +87,20 @@ public final class ComputeControlLoop implements AutoCloseable {
         // Before any heartbeat of this tick: a control file whose heartbeat is stale had shims running on their
         // own (at their quota) and those spendings must not be a debt to the grants that follow.
         long now = MonotonicClock.nanos();
+        Set<String> subjects = new HashSet<>();
         for (List<ComputeTarget> targets : byGpu.values()) {
             for (ComputeTarget target : targets) {
-                grantWhatTheShimSpentAlone(target, now);
+                subjects.add(subject(target));
+                subjects.add(subject(target) + "#heartbeat");
+                if (!target.frozen()) {
+                    failures.run(subject(target), () -> grantWhatTheShimSpentAlone(target, now));
+                }
             }
         }
         for (Map.Entry<String, List<ComputeTarget>> gpu : byGpu.entrySet()) {
             tickGpu(gpu.getKey(), gpu.getValue(), timed);
         }
+        failures.retain(subjects);
         lastTickNanos = System.nanoTime() - started;
         ticks++;
         tickDurationListener.accept(lastTickNanos);
@@ -110,22 +119,18 @@ public final class ComputeControlLoop implements AutoCloseable {
         }
         List<ContainerSample> samples = new ArrayList<>(targets.size());
         List<ComputeTarget> sampled = new ArrayList<>(targets.size());
+        Map<Integer, Long> busy = busyByPid;
         for (ComputeTarget target : targets) {
-            try {
-                ControlSnapshot control = target.files().control().read();
-                if (!control.computeEnforced() || target.deviceIndex() >= control.devices().size()) {
-                    continue;
-                }
-                ControlSnapshot.Device device = control.devices().get(target.deviceIndex());
-                UsageSnapshot usage = target.files().usage().read();
-                UsageSnapshot.DeviceTotals totals = usage.devices().get(target.deviceIndex());
-                samples.add(new ContainerSample(target.allocationId(), device.computeQuotaMilli(), device.mode(),
-                        device.tokenGrantNs(), totals.tokensConsumedNs(), totals.launches(), totals.throttledNs(),
-                        measured(usage, busyByPid)));
-                sampled.add(target);
-            } catch (RegionFormatException e) {
-                log.warn("allocation={} gpu={} skipped this tick: {}", target.allocationId(), uuid, e.getMessage());
+            if (target.frozen()) {
+                continue; // no sample, no grant: the grant stays where it was frozen
             }
+            failures.run(subject(target), () -> {
+                ContainerSample sample = sample(target, busy);
+                if (sample != null) {
+                    samples.add(sample);
+                    sampled.add(target);
+                }
+            });
         }
         ComputeController controller = controllers.computeIfAbsent(uuid, id -> new ComputeController(periodNs));
         long stepAt = System.nanoTime();
@@ -135,15 +140,49 @@ public final class ComputeControlLoop implements AutoCloseable {
         for (int i = 0; i < decisions.size(); i++) {
             ComputeTarget target = sampled.get(i);
             GrantDecision decision = decisions.get(i);
-            long current = target.files().control().tokenGrant(target.deviceIndex());
-            if (decision.grantNs() > current) {
-                target.files().control().addTokenGrant(target.deviceIndex(), decision.grantNs() - current);
-            }
-            target.files().control().setLaunchCost(target.deviceIndex(), decision.launchCostNs());
+            failures.run(subject(target), () -> {
+                long current = target.files().control().tokenGrant(target.deviceIndex());
+                if (decision.grantNs() > current) {
+                    target.files().control().addTokenGrant(target.deviceIndex(), decision.grantNs() - current);
+                }
+                target.files().control().setLaunchCost(target.deviceIndex(), decision.launchCostNs());
+            });
         }
         for (ComputeTarget target : targets) {
-            target.files().control().heartbeat();
+            failures.run(subject(target) + "#heartbeat", () -> target.files().control().heartbeat());
         }
+    }
+
+    /** This tick's sample of one container, or null when its compute is not enforced (nothing to grant). */
+    private ContainerSample sample(ComputeTarget target, Map<Integer, Long> busyByPid) {
+        ControlSnapshot control;
+        try {
+            control = target.files().control().read();
+        } catch (RegionFormatException e) {
+            throw new IllegalStateException("control file unreadable: " + e.getMessage(), e);
+        }
+        if (!control.computeEnforced() || target.deviceIndex() >= control.devices().size()) {
+            return null;
+        }
+        ControlSnapshot.Device device = control.devices().get(target.deviceIndex());
+        UsageSnapshot usage = target.files().usage().read();
+        if (target.deviceIndex() >= usage.devices().size()) {
+            throw new IllegalStateException("usage file has " + usage.devices().size() + " device totals, expected"
+                    + " more than " + target.deviceIndex());
+        }
+        UsageSnapshot.DeviceTotals totals = usage.devices().get(target.deviceIndex());
+        return new ContainerSample(target.allocationId(), device.computeQuotaMilli(), device.mode(),
+                device.tokenGrantNs(), totals.tokensConsumedNs(), totals.launches(), totals.throttledNs(),
+                measured(usage, busyByPid));
+    }
+
+    private static String subject(ComputeTarget target) {
+        return target.allocationId() + "#" + target.deviceIndex();
+    }
+
+    /** Containers whose last tick failed, with the error ({@code allocation#device} → error). */
+    public Map<String, String> failingTargets() {
+        return failures.failing();
     }
 
     /**
@@ -208,10 +247,14 @@ public final class ComputeControlLoop implements AutoCloseable {
     }
 
     @Override
-    public synchronized void close() {
-        if (executor != null) {
-            executor.shutdownNow();
-            executor = null;
+    public void close() {
+        SupervisedLoop running;
+        synchronized (this) {
+            running = loop;
+            loop = null;
+        }
+        if (running != null) {
+            running.close();
         }
     }
 }

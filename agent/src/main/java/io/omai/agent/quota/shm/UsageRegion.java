@@ -10,16 +10,21 @@ import static io.omai.agent.quota.shm.ShmLayout.offset;
 
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Supplier;
 
 /**
  * The usage file of one allocation: written by the shim in every process of the container, read by the agent.
  * The agent writes only when it reclaims the slot of a dead process ({@link #reclaim}) and when it maps a slot to
  * a host pid ({@link #setHostPid}).
  *
- * <p>Nothing in here is trusted for policy: the agent compares it with NVML (the audit).
+ * <p>Nothing in here is trusted for policy: the agent compares it with NVML (the audit). Everything in it is a
+ * claim of a container that can write any byte of it and change its size at any moment: every access first
+ * checks the file's size (a mapping of a truncated file faults) and turns a fault that still happens (a
+ * truncation racing the check) into {@link DamagedRegionException}; {@link #verify} checks the header.
  */
 public final class UsageRegion implements AutoCloseable {
     public static final long FILE_SIZE = ShmLayout.USAGE_FILE.byteSize();
@@ -150,8 +155,71 @@ public final class UsageRegion implements AutoCloseable {
         return slotAt(slot) + S_DEVICES + device * SLOT_DEVICE_SIZE;
     }
 
-    /** Totals, every non-free slot and the reclaim counters. */
+    /**
+     * Checks what can change after the file was opened: its size (a container may truncate it) and every header
+     * field (it may overwrite them), against what the ABI and this mapping expect.
+     *
+     * @throws RegionFormatException naming the field, what it holds and what was expected
+     */
+    public void verify() throws RegionFormatException {
+        requireWholeFile();
+        try {
+            validate(file);
+            int count = (int) INT.getAcquire(seg, DEVICE_COUNT);
+            if (count != deviceCount) {
+                throw new RegionFormatException(file.path(), RegionFormatException.Problem.BAD_FIELD,
+                        "device_count is " + Integer.toUnsignedString(count) + ", expected " + deviceCount
+                                + " (the value when the agent opened it)");
+            }
+        } catch (InternalError e) {
+            throw faulted(e);
+        }
+    }
+
+    /** The file is still at least as long as the mapping needs; a mapping past the end faults (SIGBUS). */
+    private void requireWholeFile() throws RegionFormatException {
+        long size;
+        try {
+            size = Files.size(file.path());
+        } catch (IOException e) {
+            throw new RegionFormatException(file.path(), RegionFormatException.Problem.TRUNCATED,
+                    "usage file cannot be measured (" + e + "); expected " + FILE_SIZE + " bytes");
+        }
+        if (size < FILE_SIZE) {
+            throw new RegionFormatException(file.path(), RegionFormatException.Problem.TRUNCATED,
+                    "usage file is " + size + " bytes, expected " + FILE_SIZE + ": it was truncated after it was"
+                            + " created");
+        }
+    }
+
+    private RegionFormatException faulted(InternalError e) {
+        return new RegionFormatException(file.path(), RegionFormatException.Problem.TRUNCATED,
+                "usage file faulted when read (" + e.getMessage() + "): it shrank under its mapping; expected "
+                        + FILE_SIZE + " bytes");
+    }
+
+    /** Runs an access of the mapping after the size check, turning faults into {@link DamagedRegionException}. */
+    private <T> T guarded(Supplier<T> access) {
+        try {
+            requireWholeFile();
+            return access.get();
+        } catch (RegionFormatException e) {
+            throw new DamagedRegionException(e);
+        } catch (InternalError e) {
+            throw new DamagedRegionException(faulted(e));
+        }
+    }
+
+    /**
+     * Totals, every non-free slot and the reclaim counters.
+     *
+     * @throws DamagedRegionException when the file was truncated (before or during the read)
+     */
     public UsageSnapshot read() {
+        return guarded(this::readMapping);
+    }
+
+    private UsageSnapshot readMapping() {
         List<UsageSnapshot.DeviceTotals> totals = new ArrayList<>(deviceCount);
         for (int d = 0; d < deviceCount; d++) {
             long t = totalsAt(d);
@@ -197,9 +265,12 @@ public final class UsageRegion implements AutoCloseable {
         file.requireWritable("setHostPid");
         checkSlot(slot);
         long at = slotAt(slot);
-        if ((int) INT.getAcquire(seg, at + S_PID) == expectedPid) {
-            INT.setRelease(seg, at + S_HOST_PID, hostPid);
-        }
+        guarded(() -> {
+            if ((int) INT.getAcquire(seg, at + S_PID) == expectedPid) {
+                INT.setRelease(seg, at + S_HOST_PID, hostPid);
+            }
+            return null;
+        });
     }
 
     /**
@@ -207,11 +278,18 @@ public final class UsageRegion implements AutoCloseable {
      * its counters are cleared and the slot is freed for reuse. The slot is taken only if it still holds the
      * same process (pid and start time), by CAS on its state, so a racing claim or a second reclaim is harmless.
      *
+     * <p>The slot's bytes are a claim: on each device at most what the total holds beyond the other slots'
+     * bytes is returned, so a forged dead slot (say 2^63 bytes) cannot free what live processes hold.
+     *
      * @return the bytes released, or -1 if the slot no longer held that process
      */
     public synchronized long reclaim(int slot, int expectedPid, long expectedStartTicks) {
         file.requireWritable("reclaim");
         checkSlot(slot);
+        return guarded(() -> reclaimMapped(slot, expectedPid, expectedStartTicks));
+    }
+
+    private long reclaimMapped(int slot, int expectedPid, long expectedStartTicks) {
         long at = slotAt(slot);
         if ((int) INT.getAcquire(seg, at + S_PID) != expectedPid
                 || (long) LONG.getAcquire(seg, at + S_START) != expectedStartTicks) {
@@ -225,7 +303,13 @@ public final class UsageRegion implements AutoCloseable {
         long released = 0;
         for (int d = 0; d < deviceCount; d++) {
             long sd = slotDeviceAt(slot, d);
-            long bytes = (long) LONG.getAcquire(seg, sd + SD_BYTES);
+            // Others first, total second: a racing allocation can only raise the bound, a racing free (slot
+            // first, then total) only lower it, leaving the total too high (the safe direction).
+            long others = otherSlotsBytes(slot, d);
+            long total = (long) LONG.getAcquire(seg, totalsAt(d) + T_RESERVED);
+            long bound = Long.compareUnsigned(total, others) > 0 ? total - others : 0L;
+            long claimed = (long) LONG.getAcquire(seg, sd + SD_BYTES);
+            long bytes = Long.compareUnsigned(claimed, bound) > 0 ? bound : claimed;
             released = saturatingAdd(released, bytes);
             saturatingSubtract(seg, totalsAt(d) + T_RESERVED, bytes);
             seg.asSlice(sd, SLOT_DEVICE_SIZE).fill((byte) 0);
@@ -250,6 +334,10 @@ public final class UsageRegion implements AutoCloseable {
      */
     public synchronized long resetLeakedTotals() {
         file.requireWritable("resetLeakedTotals");
+        return guarded(this::resetLeakedMapped);
+    }
+
+    private long resetLeakedMapped() {
         for (int s = 0; s < ShmLayout.MAX_SLOTS; s++) {
             if ((int) INT.getAcquire(seg, slotAt(s) + S_PID) != 0) {
                 return 0;
@@ -266,6 +354,17 @@ public final class UsageRegion implements AutoCloseable {
             }
         }
         return leaked;
+    }
+
+    /** The bytes every other claimed slot says it holds on {@code device} (saturating). */
+    private long otherSlotsBytes(int slot, int device) {
+        long sum = 0;
+        for (int s = 0; s < ShmLayout.MAX_SLOTS; s++) {
+            if (s != slot && (int) INT.getAcquire(seg, slotAt(s) + S_PID) != 0) {
+                sum = saturatingAdd(sum, (long) LONG.getAcquire(seg, slotDeviceAt(s, device) + SD_BYTES));
+            }
+        }
+        return sum;
     }
 
     private void checkSlot(int slot) {

@@ -71,7 +71,7 @@ class UsageRegionTest {
             shim.allocate(slot, 0, 10);
             // The total lost 10 bytes somewhere (e.g. the shim freed them before the agent looked).
             shim.reserveOnly(0, -10);
-            assertThat(usage.reclaim(slot, 100, 1)).isEqualTo(10);
+            assertThat(usage.reclaim(slot, 100, 1)).as("only what the total holds is released").isZero();
             assertThat(usage.read().devices().get(0).bytesReserved()).isZero();
         }
     }

@@ -1,0 +1,12 @@
+package io.omai.agent.lifecycle;
+
+import java.util.Optional;
+
+/** What {@code /healthz} asks of one background loop. */
+public interface LoopState {
+    /** The loop's name, as logs and probe answers show it. */
+    String name();
+
+    /** Empty while the loop completes passes within its deadline; otherwise what is wrong, in one line. */
+    Optional<String> problem(long nowNanos);
+}
