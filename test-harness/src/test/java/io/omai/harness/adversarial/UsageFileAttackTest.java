@@ -128,7 +128,8 @@ class UsageFileAttackTest {
 
             // each tenant holds GPU memory through a process under the shim for the whole test
             start(sim, attacker, workload, "alloc", "alloc", Long.toString(4 * GIB), "sleep", "600");
-            start(sim, victim, workload, "alloc", "alloc", Long.toString(GIB), "sleep", "600");
+            // the victim keeps launching (10% of its GPU's time), so its grant must keep growing
+            start(sim, victim, workload, "alloc", "alloc", Long.toString(GIB), "duty", "kernel", "600", "10");
             await().atMost(PATIENCE).until(() -> reserved(attackerUsage) == 4 * GIB && reserved(victimUsage) == GIB);
             byte[] pristine = Files.readAllBytes(attackerUsage);
 
