@@ -39,7 +39,10 @@ public final class AllocationFiles implements AutoCloseable {
         }
     }
 
-    /** Opens both files of an existing allocation for the agent, validating each. */
+    /**
+     * Opens both files of an existing allocation for the agent: the control file validated, the usage file (the
+     * container's to write) mapped as claims ({@link UsageRegion#openClaims}) and checked on every pass instead.
+     */
     public static AllocationFiles open(Path directory) throws IOException {
         return open(directory, true);
     }
@@ -54,10 +57,15 @@ public final class AllocationFiles implements AutoCloseable {
                 ? ControlRegion.open(directory.resolve(CONTROL))
                 : ControlRegion.openReadOnly(directory.resolve(CONTROL));
         try {
+            int controlDevices = control.read().devices().size();
+            if (writable && controlDevices > 0) {
+                // the agent: the usage file is the container's, its contents claims checked on every pass
+                return new AllocationFiles(directory, control,
+                        UsageRegion.openClaims(directory.resolve(USAGE), controlDevices));
+            }
             UsageRegion usage = writable
                     ? UsageRegion.open(directory.resolve(USAGE))
                     : UsageRegion.openReadOnly(directory.resolve(USAGE));
-            int controlDevices = control.read().devices().size();
             if (usage.deviceCount() != controlDevices) {
                 usage.close();
                 throw new RegionFormatException(usage.path(), RegionFormatException.Problem.BAD_FIELD,

@@ -59,6 +59,29 @@ final class MappedFile implements AutoCloseable {
         }
     }
 
+    /**
+     * Maps {@code size} bytes of an existing file read-write whatever its size now: a shorter file (one a
+     * container truncated) is extended with zeros, so the mapping never faults. Nothing is validated: the caller
+     * treats the contents as claims.
+     */
+    static MappedFile openSized(Path path, long size, String kind) throws IOException {
+        if (!Files.isRegularFile(path, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            throw new java.nio.file.NoSuchFileException(path.toString(), null, kind + " file does not exist");
+        }
+        Arena arena = Arena.ofShared();
+        boolean success = false;
+        try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE,
+                java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            MemorySegment segment = channel.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
+            success = true;
+            return new MappedFile(path, arena, segment, true);
+        } finally {
+            if (!success) {
+                arena.close();
+            }
+        }
+    }
+
     /** A region's own checks of a freshly mapped file. */
     @FunctionalInterface
     interface Validator {

@@ -71,9 +71,29 @@ public final class UsageRegion implements AutoCloseable {
     private final int deviceCount;
 
     private UsageRegion(MappedFile file) {
+        this(file, (int) INT.get(file.segment(), DEVICE_COUNT));
+    }
+
+    private UsageRegion(MappedFile file, int deviceCount) {
         this.file = file;
         this.seg = file.segment();
-        this.deviceCount = (int) INT.get(seg, DEVICE_COUNT);
+        this.deviceCount = deviceCount;
+    }
+
+    /**
+     * Opens the usage file of an allocation the agent made, for the agent, as claims: the whole ABI size is
+     * mapped whatever the file holds now (a truncated file is extended with zeros) and nothing is validated here,
+     * so a file its container damaged stays under the agent's eye: {@link #verify} reports what is wrong on
+     * every pass instead of the allocation dropping out of reaping, grants and heartbeats.
+     *
+     * @param deviceCount the device count of the allocation's control file (the agent's own record)
+     */
+    public static UsageRegion openClaims(Path path, int deviceCount) throws IOException {
+        if (deviceCount < 1 || deviceCount > ShmLayout.MAX_DEVICES) {
+            throw new IllegalArgumentException("device count " + deviceCount + " is outside 1.."
+                    + ShmLayout.MAX_DEVICES);
+        }
+        return new UsageRegion(MappedFile.openSized(path, FILE_SIZE, "usage"), deviceCount);
     }
 
     /**
