@@ -48,6 +48,43 @@ class ComputeControlLoopTest {
     }
 
     @Test
+    void aUsageFileItsContainerTruncatedCostsOnlyThatContainerItsGrant() throws Exception {
+        try (AllocationFiles a = allocation("a", 300, true); AllocationFiles b = allocation("b", 700, true)) {
+            ComputeControlLoop loop = new ComputeControlLoop(100 * MS,
+                    () -> Map.of(GPU, List.of(new ComputeTarget("a", a, 0), new ComputeTarget("b", b, 0))),
+                    uuid -> Map.of());
+            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(a.usage().path(),
+                    java.nio.file.StandardOpenOption.WRITE)) {
+                ch.truncate(0); // from inside the container: its usage file is mounted read-write
+            }
+
+            loop.tick(); // before: the InternalError of the faulting mapping ended the tick (and the loop)
+
+            assertThat(b.control().read().devices().getFirst().tokenGrantNs()).isEqualTo(70 * MS);
+            assertThat(b.control().read().heartbeatNs()).isPositive();
+            assertThat(a.control().read().heartbeatNs()).as("its shims must not fall back to their own quota")
+                    .isPositive();
+            assertThat(a.control().read().devices().getFirst().tokenGrantNs()).isZero();
+            assertThat(loop.failingTargets()).containsOnlyKeys("a#0");
+            assertThat(loop.failingTargets().get("a#0")).contains("0 bytes");
+        }
+    }
+
+    @Test
+    void aFrozenTargetIsHeartbeatenButNeverGranted() throws Exception {
+        try (AllocationFiles a = allocation("a", 300, true)) {
+            ComputeControlLoop loop = new ComputeControlLoop(100 * MS,
+                    () -> Map.of(GPU, List.of(new ComputeTarget("a", a, 0, true))), uuid -> Map.of());
+            a.control().heartbeat(MonotonicClock.nanos() - 5_000 * MS); // stale: nothing owed to a frozen one
+
+            loop.tick();
+
+            assertThat(a.control().read().devices().getFirst().tokenGrantNs()).isZero();
+            assertThat(MonotonicClock.nanos() - a.control().read().heartbeatNs()).isLessThan(1_000 * MS);
+        }
+    }
+
+    @Test
     void writesGrantsLaunchCostsAndHeartbeatsFromUsageAndNvml() throws Exception {
         try (AllocationFiles a = allocation("a", 300, true);
                 AllocationFiles b = allocation("b", 700, true);
