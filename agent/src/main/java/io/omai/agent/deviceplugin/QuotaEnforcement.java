@@ -299,7 +299,7 @@ final class QuotaEnforcement implements AutoCloseable {
         return new ArrayList<>(current().values());
     }
 
-    private Map<String, List<ComputeTarget>> targetsByGpu() {
+    private synchronized Map<String, List<ComputeTarget>> targetsByGpu() { // reads frozen under the lock
         Map<String, List<ComputeTarget>> byGpu = new LinkedHashMap<>();
         current().forEach((allocation, files) -> {
             // Device records are in the order the ledger wrote them into the control file.

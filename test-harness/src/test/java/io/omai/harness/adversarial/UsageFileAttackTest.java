@@ -48,7 +48,8 @@ import org.junit.jupiter.api.io.TempDir;
  * the finding is counted ({@code omai_audit_violations_total}) and logged naming the pod; the other tenant's
  * allocation keeps its heartbeat (age &lt; 2 s) and its grants, a SIGKILLed process of it is reclaimed within 2 s;
  * {@code /metrics} and {@code /healthz} answer 200. With {@code audit.onTamper: freeze} (the default) the attacker
- * cannot allocate past its quota by zeroing its total.
+ * cannot allocate past its quota by zeroing its total. A second agent, with {@code audit.onTamper: kill}, kills the
+ * tamperer's process and no other.
  */
 class UsageFileAttackTest {
     private static final String RESOURCE = "omai.io/milli-gpu";
@@ -84,33 +85,7 @@ class UsageFileAttackTest {
         Path podResources = dir.resolve("pod-resources/kubelet.sock");
         Path state = dir.resolve("state");
         int port = freePort();
-        Path config = dir.resolve("agent.yaml");
-        Files.writeString(config, """
-                version: 1
-                nodeName: sim-node
-                directories:
-                  devicePlugin: %s
-                  podResourcesSocket: %s
-                  state: %s
-                shim:
-                  hostLibrary: %s
-                nvml:
-                  library: %s
-                kubelet:
-                  registrationBackoffMax: 1s
-                  reconcileInterval: 300ms
-                  releaseGracePeriod: 30s
-                tenancy:
-                  auditInterval: 300ms
-                audit:
-                  onTamper: freeze
-                metrics:
-                  address: 127.0.0.1
-                  port: %d
-                schedulerApi:
-                  enabled: false
-                """.formatted(plugins, podResources, state, sim.buildDir().resolve("lib/libomai-shim.so"),
-                sim.buildDir().resolve("sim/libnvidia-ml.so.1"), port));
+        Path config = config(sim, plugins, podResources, state, port, "freeze");
 
         try (KubeletSimulator kubelet = KubeletSimulator.start(plugins, podResources);
              AgentJvm agent = AgentJvm.start(config, sim.env(), dir.resolve("agent.log"), AgentJvm.QUICK_START)) {
@@ -180,6 +155,88 @@ class UsageFileAttackTest {
             detectionMillis.forEach((attack, ms) ->
                     System.out.printf("adversarial attack=\"%s\" detected_ms=%d contained=true%n", attack, ms));
             assertThat(detectionMillis).hasSize(6);
+        }
+    }
+
+    /** The agent's configuration: simulated GPUs, the kubelet simulator's sockets, {@code audit.onTamper}. */
+    private Path config(SimNode sim, Path plugins, Path podResources, Path state, int port, String onTamper)
+            throws IOException {
+        Path config = dir.resolve("agent-" + onTamper + ".yaml");
+        Files.writeString(config, """
+                version: 1
+                nodeName: sim-node
+                directories:
+                  devicePlugin: %s
+                  podResourcesSocket: %s
+                  state: %s
+                shim:
+                  hostLibrary: %s
+                nvml:
+                  library: %s
+                kubelet:
+                  registrationBackoffMax: 1s
+                  reconcileInterval: 300ms
+                  releaseGracePeriod: 30s
+                tenancy:
+                  auditInterval: 300ms
+                audit:
+                  onTamper: %s
+                metrics:
+                  address: 127.0.0.1
+                  port: %d
+                schedulerApi:
+                  enabled: false
+                """.formatted(plugins, podResources, state, sim.buildDir().resolve("lib/libomai-shim.so"),
+                sim.buildDir().resolve("sim/libnvidia-ml.so.1"), onTamper, port));
+        return config;
+    }
+
+    @Test
+    void withOnTamperKillTheTamperersProcessesDieAndNoOneElses() throws Exception {
+        assumeTrue("root".equals(System.getProperty("user.name")),
+                "skipped: the attacks run inside mount namespaces, which need root (run the suite as root, as CI does)");
+        Optional<String> unavailable = ContainerLauncher.mountNamespaceUnavailable();
+        assumeTrue(unavailable.isEmpty(), () -> "skipped: " + unavailable.orElseThrow());
+        SimNode sim = SimNode.create(dir.resolve("sim"), 2, GPU_MEMORY);
+        Path plugins = Files.createDirectories(dir.resolve("device-plugins"));
+        Path podResources = dir.resolve("pod-resources/kubelet.sock");
+        Path state = dir.resolve("state");
+        int port = freePort();
+        Path config = config(sim, plugins, podResources, state, port, "kill");
+
+        try (KubeletSimulator kubelet = KubeletSimulator.start(plugins, podResources);
+             AgentJvm agent = AgentJvm.start(config, sim.env(), dir.resolve("agent.log"), AgentJvm.QUICK_START)) {
+            agent.awaitLog("event=agent_started", PATIENCE);
+            kubelet.awaitRegistration(RESOURCE, PATIENCE);
+            kubelet.awaitDevices(RESOURCE, devices -> devices.size() == 2000, PATIENCE);
+            KubeletSimulator.Admission attacker = kubelet.admit("team-a", "attacker", "main", RESOURCE, 500);
+            KubeletSimulator.Admission victim = kubelet.admit("team-b", "victim", "main", RESOURCE, 500);
+            Path attackerUsage = state.resolve("allocations").resolve(id(attacker)).resolve(AllocationFiles.USAGE);
+            Path victimUsage = state.resolve("allocations").resolve(id(victim)).resolve(AllocationFiles.USAGE);
+            String workload = sim.program("omai-workload").toString();
+            Process holder = start(sim, attacker, workload, "alloc", "alloc", Long.toString(GIB), "sleep", "600");
+            Process bystander = start(sim, victim, workload, "alloc", "alloc", Long.toString(GIB), "sleep", "600");
+            await().atMost(PATIENCE).until(() -> reserved(attackerUsage) == GIB && reserved(victimUsage) == GIB);
+            // the reaper has mapped the holder's slot to its host pid before the attack
+            await().atMost(PATIENCE).until(() -> hostPidKnown(attackerUsage));
+
+            attack("zero the total while holding 1 GiB (kill)", sim, attacker, "dd if=/dev/zero of=/run/omai/usage bs=1"
+                    + " seek=" + (ShmLayout.USAGE_DEVICES_OFFSET + offset(USAGE_DEVICE, "bytes_reserved"))
+                    + " count=8 conv=notrunc 2>/dev/null", "usage_tampered", port, agent);
+
+            assertThat(holder.waitFor(10, TimeUnit.SECONDS)).as("the tamperer's process got SIGKILL").isTrue();
+            assertThat(holder.exitValue()).isEqualTo(137);
+            assertThat(agent.log()).contains("action=kill").contains("killed host pids [" + holder.pid() + "]");
+            assertThat(bystander.isAlive()).as("the other tenant's process lives on").isTrue();
+            assertThat(get(port, "/healthz").statusCode()).isEqualTo(200);
+        }
+    }
+
+    private static boolean hostPidKnown(Path usage) throws IOException {
+        try (FileChannel ch = FileChannel.open(usage, StandardOpenOption.READ)) {
+            ByteBuffer b = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN);
+            ch.read(b, slotAt(0) + offset(USAGE_SLOT, "host_pid"));
+            return b.getInt(0) != 0;
         }
     }
 
