@@ -63,6 +63,8 @@ class UsageFileAttackTest {
     private final HttpClient http = HttpClient.newHttpClient();
     private final List<Process> processes = new ArrayList<>();
     private final Map<String, Long> detectionMillis = new LinkedHashMap<>();
+    /** One launcher for the test: each launch gets its own overlay directories (two live ones must never share). */
+    private ContainerLauncher launcher;
 
     @AfterEach
     void cleanUp() throws InterruptedException {
@@ -105,7 +107,7 @@ class UsageFileAttackTest {
             start(sim, attacker, workload, "alloc", "alloc", Long.toString(4 * GIB), "sleep", "600");
             // the victim keeps launching (10% of its GPU's time), so its grant must keep growing
             start(sim, victim, workload, "alloc", "alloc", Long.toString(GIB), "duty", "kernel", "600", "10");
-            await().atMost(PATIENCE).until(() -> reserved(attackerUsage) == 4 * GIB && reserved(victimUsage) == GIB);
+            holding(agent, () -> reserved(attackerUsage) == 4 * GIB && reserved(victimUsage) == GIB);
             byte[] pristine = Files.readAllBytes(attackerUsage);
 
             attack("truncate to 0", sim, attacker, "truncate -s 0 /run/omai/usage", "usage_tampered", port, agent);
@@ -216,7 +218,7 @@ class UsageFileAttackTest {
             String workload = sim.program("omai-workload").toString();
             Process holder = start(sim, attacker, workload, "alloc", "alloc", Long.toString(GIB), "sleep", "600");
             Process bystander = start(sim, victim, workload, "alloc", "alloc", Long.toString(GIB), "sleep", "600");
-            await().atMost(PATIENCE).until(() -> reserved(attackerUsage) == GIB && reserved(victimUsage) == GIB);
+            holding(agent, () -> reserved(attackerUsage) == GIB && reserved(victimUsage) == GIB);
             // the reaper has mapped the holder's slot to its host pid before the attack
             await().atMost(PATIENCE).until(() -> hostPidKnown(attackerUsage));
 
@@ -229,6 +231,23 @@ class UsageFileAttackTest {
             assertThat(agent.log()).contains("action=kill").contains("killed host pids [" + holder.pid() + "]");
             assertThat(bystander.isAlive()).as("the other tenant's process lives on").isTrue();
             assertThat(get(port, "/healthz").statusCode()).isEqualTo(200);
+        }
+    }
+
+    /** Waits for the workloads to hold their memory; on timeout says what the agent and the workloads said. */
+    private void holding(AgentJvm agent, java.util.concurrent.Callable<Boolean> condition) throws IOException {
+        try {
+            await().atMost(PATIENCE).until(condition);
+        } catch (org.awaitility.core.ConditionTimeoutException e) {
+            StringBuilder said = new StringBuilder();
+            try (var outputs = Files.list(dir).filter(p -> p.getFileName().toString().startsWith("workload-"))) {
+                for (Path out : outputs.toList()) {
+                    said.append(out.getFileName()).append(": ").append(Files.readString(out)).append('\n');
+                }
+            }
+            String log = agent.log();
+            throw new AssertionError("workloads never held their memory\n" + said + "agent log (tail):\n"
+                    + log.substring(Math.max(0, log.length() - 6000)), e);
         }
     }
 
@@ -278,7 +297,7 @@ class UsageFileAttackTest {
 
     private Process start(SimNode sim, KubeletSimulator.Admission admission, String... command) throws IOException {
         Process process = launch(sim, admission, command).redirectErrorStream(true)
-                .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+                .redirectOutput(dir.resolve("workload-" + processes.size() + ".out").toFile()).start();
         processes.add(process);
         return process;
     }
@@ -294,7 +313,10 @@ class UsageFileAttackTest {
     private ProcessBuilder launch(SimNode sim, KubeletSimulator.Admission admission, String... command) {
         Map<String, String> env = new HashMap<>(sim.env());
         env.put("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-        return new ContainerLauncher(dir.resolve("launcher")).prepare(admission.response(),
+        if (launcher == null) {
+            launcher = new ContainerLauncher(dir.resolve("launcher"));
+        }
+        return launcher.prepare(admission.response(),
                 ContainerLauncher.Isolation.MOUNT_NAMESPACE, env, List.of(command)).process();
     }
 
