@@ -65,7 +65,9 @@ final class QuotaEnforcement implements AutoCloseable {
     private final GpuProcessAudit.Killer killer;
     /** Allocations frozen now (their control files say so); the marker file is the lasting record. */
     private final Set<String> frozen = new HashSet<>();
-    private volatile Consumer<AuditFinding> findings = finding -> { };
+    /** Where findings go; null until {@link #reportTo}, and findings made before wait in {@link #pending}. */
+    private Consumer<AuditFinding> findings;
+    private final List<AuditFinding> pending = new ArrayList<>();
 
     /** The file whose presence in an allocation's directory keeps it frozen. */
     static final String FROZEN_MARKER = "frozen";
@@ -95,9 +97,38 @@ final class QuotaEnforcement implements AutoCloseable {
         start(new Loops());
     }
 
-    /** Where findings about usage files go (the tenancy services' report: event and metric). */
+    /**
+     * Where findings about usage files go (the tenancy services' report: event and metric). Findings of the
+     * passes before (the reaper starts first) are handed over now: each is reported once, so none may be lost.
+     */
     void reportTo(Consumer<AuditFinding> sink) {
-        this.findings = sink;
+        List<AuditFinding> earlier;
+        synchronized (pending) {
+            findings = sink;
+            earlier = List.copyOf(pending);
+            pending.clear();
+        }
+        earlier.forEach(finding -> deliver(sink, finding));
+    }
+
+    private void report(AuditFinding finding) {
+        Consumer<AuditFinding> sink;
+        synchronized (pending) {
+            sink = findings;
+            if (sink == null) {
+                pending.add(finding);
+                return;
+            }
+        }
+        deliver(sink, finding);
+    }
+
+    private static void deliver(Consumer<AuditFinding> sink, AuditFinding finding) {
+        try {
+            sink.accept(finding);
+        } catch (RuntimeException e) {
+            log.warn("event=finding_not_reported allocation={} error=\"{}\"", finding.allocationId(), e.toString());
+        }
     }
 
     /** Allocations frozen now. */
@@ -236,11 +267,7 @@ final class QuotaEnforcement implements AutoCloseable {
         log.warn("event={} allocation={} pod={} gpu={} action={} detail=\"{}\"",
                 tampered ? "usage_tampered" : "usage_slots_exhausted", allocation.id(), pod, gpu,
                 action.name().toLowerCase(java.util.Locale.ROOT), finding.detail());
-        try {
-            findings.accept(finding);
-        } catch (RuntimeException e) {
-            log.warn("event=finding_not_reported allocation={} error=\"{}\"", allocation.id(), e.toString());
-        }
+        report(finding);
     }
 
     /** Freezes now (marker first, so a crash in between still freezes at the next pass). */

@@ -151,7 +151,8 @@ final class AllocationMetrics implements ScrapeRefresh {
                 }
                 unreadable.remove(filesKey);
             } catch (IOException | RuntimeException e) {
-                // a damaged (truncated by its container: DamagedRegionException) or half-removed file: skip it this scrape (reopened next time), never fail the scrape
+                // a damaged (truncated by its container: DamagedRegionException) or half-removed file: skip it
+                // this scrape (reopened next time), never fail the scrape
                 warnOnce(allocation, filesKey, e);
                 close(filesKey);
             }

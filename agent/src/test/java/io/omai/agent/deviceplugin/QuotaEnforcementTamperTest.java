@@ -136,6 +136,20 @@ class QuotaEnforcementTamperTest {
     }
 
     @Test
+    void aFindingOfAPassBeforeTheReportPathExistsIsHandedOverNotLost() throws Exception {
+        // the reaper starts before the tenancy services: a file already tampered at agent start
+        quotas = new QuotaEnforcement(ledger, new FakeNvml(gpus), 100_000_000L, AgentConfig.TamperAction.REPORT,
+                pid -> killed.add(pid));
+        putLong(usage(attacker), 0, 0L);
+        quotas.reaper().reapOnce();
+        quotas.reaper().reapOnce();
+
+        quotas.reportTo(findings::add);
+
+        assertThat(findings).singleElement().satisfies(f -> assertThat(f.pod()).isEqualTo("attacker"));
+    }
+
+    @Test
     void reportOnlyReportsAndAFullSlotTableIsReportedButNotPunished() throws Exception {
         enforce(AgentConfig.TamperAction.REPORT);
         try (ShimLikeWriter shim = new ShimLikeWriter(usage(neighbour))) {
