@@ -133,4 +133,12 @@ class ConfigLoaderTest {
                 .isEqualTo(ConfigLoader.DEFAULT_POD_RESOURCES_SOCKET);
         assertThat(config.directories().state()).isEqualTo(Path.of("/a/state"));
     }
+
+    @Test
+    void aTamperedUsageFileFreezesByDefaultAndTheOldAuditKeyStillWorks() throws ConfigException {
+        assertThat(ConfigLoader.parse("x", "version: 1").audit().onTamper()).isEqualTo(AgentConfig.TamperAction.FREEZE);
+        AgentConfig config = ConfigLoader.parse("x", "version: 1\naudit: {onTamper: kill}\ntenancy: {audit: report}");
+        assertThat(config.audit().onTamper()).isEqualTo(AgentConfig.TamperAction.KILL);
+        assertThat(config.tenancy().audit()).isEqualTo(AgentConfig.AuditAction.REPORT);
+    }
 }
