@@ -25,6 +25,8 @@ import picocli.CommandLine.Spec;
 @Command(name = "run", mixinStandardHelpOptions = true,
         description = "Run the node agent: milli-GPU device plugin, allocation ledger, GPU health.")
 final class RunCommand implements Callable<Integer> {
+    private static final org.slf4j.Logger log = org.slf4j.LoggerFactory.getLogger(RunCommand.class);
+    static final int EXIT_STOPPED = 0;
     static final int EXIT_BAD_CONFIG = 2;
     static final int EXIT_CANNOT_START = 3;
 
@@ -95,9 +97,15 @@ final class RunCommand implements Callable<Integer> {
             agent.close();
             metricsServer.close();
             metrics.close();
+            log.info("event=agent_stopped exit={}", EXIT_STOPPED);
             stopped.countDown();
+            // SIGTERM/SIGINT end the JVM with 143/130 once the hooks are done; a stop that completed is a clean
+            // exit (docs/operations.md), so end with 0 here. Nothing in the agent calls System.exit while it
+            // runs, so a signal is the only way into this hook.
+            System.err.flush();
+            Runtime.getRuntime().halt(EXIT_STOPPED);
         }));
         stopped.await();
-        return 0;
+        return EXIT_STOPPED;
     }
 }

@@ -43,6 +43,8 @@ public final class ConfigLoader {
     private static final Pattern NODE_NAME = Pattern.compile("[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?");
 
     private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
+    // NVML reports an XID as an unsigned 32-bit event datum.
+    private static final long MAX_XID = 0xFFFF_FFFFL;
 
     private final String source;
 
@@ -77,6 +79,7 @@ public final class ConfigLoader {
             throw new ConfigException(source, "version", "is missing; expected 'version: " + AgentConfig.VERSION
                     + "' at the top of the file");
         }
+        DuplicateKeys.refuse(source, YAML.getFactory(), yaml);
         return loader.read(root);
     }
 
@@ -153,11 +156,8 @@ public final class ConfigLoader {
                     + "' is unknown; expected hard-cap or work-conserving");
         };
         boolean computeEnforced = sharing.bool("computeEnforced", true);
-        Duration period = sharing.duration("computePeriod", Duration.ofMillis(100));
-        if (period.compareTo(Duration.ofMillis(1)) < 0 || period.compareTo(Duration.ofSeconds(10)) > 0) {
-            throw error("sharing.computePeriod", "'" + sharing.node("computePeriod").asText()
-                    + "' is outside 1ms..10s");
-        }
+        Duration period = sharing.duration("computePeriod", Duration.ofMillis(100), Duration.ofMillis(1),
+                Duration.ofSeconds(10));
         Section cdi = sharing.section("cdi", "enabled", "kind");
         boolean cdiEnabled = cdi.bool("enabled", false);
         String cdiKind = cdi.string("kind", "nvidia.com/gpu");
@@ -176,21 +176,17 @@ public final class ConfigLoader {
         if (library.isBlank()) {
             throw error("nvml.library", "is empty; expected libnvidia-ml.so.1 or a path to it");
         }
-        Duration debounce = nvml.duration("recoveryDebounce", Duration.ofSeconds(30));
+        Duration debounce = nvml.duration("recoveryDebounce", Duration.ofSeconds(30), Duration.ZERO,
+                Duration.ofHours(1));
         Set<Long> ignoredXids = nvml.longSet("ignoredXids", DEFAULT_IGNORED_XIDS);
 
         Section kubelet = top.section("kubelet", "registrationBackoffMax", "reconcileInterval", "releaseGracePeriod");
-        Duration backoffMax = kubelet.duration("registrationBackoffMax", Duration.ofSeconds(5));
-        if (backoffMax.compareTo(Duration.ofMillis(100)) < 0) {
-            throw error("kubelet.registrationBackoffMax", "'" + kubelet.node("registrationBackoffMax").asText()
-                    + "' is below 100ms");
-        }
-        Duration reconcileInterval = kubelet.duration("reconcileInterval", Duration.ofSeconds(30));
-        if (reconcileInterval.compareTo(Duration.ofMillis(100)) < 0) {
-            throw error("kubelet.reconcileInterval", "'" + kubelet.node("reconcileInterval").asText()
-                    + "' is below 100ms");
-        }
-        Duration grace = kubelet.duration("releaseGracePeriod", Duration.ofSeconds(60));
+        Duration backoffMax = kubelet.duration("registrationBackoffMax", Duration.ofSeconds(5),
+                Duration.ofMillis(100), Duration.ofMinutes(5));
+        Duration reconcileInterval = kubelet.duration("reconcileInterval", Duration.ofSeconds(30),
+                Duration.ofMillis(100), Duration.ofHours(1));
+        Duration grace = kubelet.duration("releaseGracePeriod", Duration.ofSeconds(60), Duration.ZERO,
+                Duration.ofDays(1));
 
         Section metrics = top.section("metrics", "address", "port");
         String metricsAddress = metrics.string("address", "0.0.0.0");
@@ -313,9 +309,9 @@ public final class ConfigLoader {
                 if (!List.of("model", "uuid", "index").contains(kind)) {
                     throw error(path + ".select", "selects by '" + kind + "'; expected model, uuid, index or all");
                 }
-                if (kind.equals("index") ? !v.isInt() || v.intValue() < 0 : !v.isTextual() || v.textValue().isBlank()) {
+                if (kind.equals("index") ? !whole(v, 0, 1023) : !v.isTextual() || v.textValue().isBlank()) {
                     throw error(path + ".select." + kind, "is " + describe(v) + "; expected "
-                            + (kind.equals("index") ? "a GPU index >= 0" : "a non-empty string"));
+                            + (kind.equals("index") ? "a GPU index 0..1023" : "a non-empty string"));
                 }
                 value = v.asText();
             } else {
@@ -408,17 +404,15 @@ public final class ConfigLoader {
             case String other -> throw error("ib.vfLinkState", "'" + other + "' is unknown; expected auto (the "
                     + "VF port follows the PF port) or enable");
         };
-        Duration pollInterval = ib.duration("pollInterval", Duration.ofSeconds(5));
-        if (pollInterval.compareTo(Duration.ofMillis(100)) < 0) {
-            throw error("ib.pollInterval", "'" + ib.node("pollInterval").asText() + "' is below 100ms");
-        }
+        Duration pollInterval = ib.duration("pollInterval", Duration.ofSeconds(5), Duration.ofMillis(100),
+                Duration.ofHours(1));
         return new AgentConfig.Ib(enabled, resourceName, sysfsRoot, guidRange, desiredByPf, desiredEveryPf,
                 linkState, pollInterval, ib.absolutePath("rebindLock", Path.of("/run/omai/ib-vf-rebind.lock")));
     }
 
     /** A VF count as the kernel's {@code sriov_numvfs} takes it (a u16); {@code sriov_totalvfs} is checked later. */
     private int vfCount(String key, JsonNode value) throws ConfigException {
-        if (!value.isIntegralNumber() || value.longValue() < 0 || value.longValue() > 65535) {
+        if (!whole(value, 0, 65535)) {
             throw error(key, "is " + describe(value) + "; expected a VF count, a whole number 0..65535 (at most "
                     + "the PF's sriov_totalvfs)");
         }
@@ -449,11 +443,9 @@ public final class ConfigLoader {
             case String other -> throw error("tenancy.kubernetesApi", "'" + other + "' is unknown; expected auto "
                     + "(use it inside a cluster), on or off");
         };
-        Duration identifyWait = tenancy.duration("identifyWait", Duration.ofSeconds(2));
-        if (identifyWait.compareTo(Duration.ofSeconds(5)) > 0) {
-            throw error("tenancy.identifyWait", "'" + tenancy.node("identifyWait").asText() + "' is above 5s; "
-                    + "kubelet's admission waits for Allocate, so keep it short");
-        }
+        // kubelet's admission waits for Allocate, so keep it short
+        Duration identifyWait = tenancy.duration("identifyWait", Duration.ofSeconds(2), Duration.ZERO,
+                Duration.ofSeconds(5));
         java.util.List<String> gpus = new ArrayList<>();
         JsonNode gpuList = tenancy.node("gpus");
         if (!gpuList.isMissingNode() && !gpuList.isNull()) {
@@ -462,7 +454,7 @@ public final class ConfigLoader {
                         + "indices, e.g. [0, 1] or [GPU-8f6c...]; empty means all");
             }
             for (JsonNode gpu : gpuList) {
-                if (gpu.isIntegralNumber() && gpu.longValue() >= 0 && gpu.longValue() < 1024) {
+                if (whole(gpu, 0, 1023)) {
                     gpus.add(Long.toString(gpu.longValue()));
                 } else if (gpu.isTextual() && gpu.textValue().matches("(GPU|MIG)-[0-9A-Za-z-]+")) {
                     gpus.add(gpu.textValue());
@@ -487,10 +479,8 @@ public final class ConfigLoader {
             case String value -> throw error("tenancy.audit", "'" + value + "' is unknown; expected report (metric "
                     + "and event), kill (also SIGKILL the process) or off");
         };
-        Duration auditInterval = tenancy.duration("auditInterval", Duration.ofSeconds(5));
-        if (auditInterval.compareTo(Duration.ofMillis(100)) < 0) {
-            throw error("tenancy.auditInterval", "'" + tenancy.node("auditInterval").asText() + "' is below 100ms");
-        }
+        Duration auditInterval = tenancy.duration("auditInterval", Duration.ofSeconds(5), Duration.ofMillis(100),
+                Duration.ofHours(1));
         return new AgentConfig.Tenancy(policy, label, api, identifyWait, gpus, other, audit, auditInterval);
     }
 
@@ -513,14 +503,34 @@ public final class ConfigLoader {
             throw new IllegalArgumentException("'" + text + "' is not a duration; expected a whole number with "
                     + "ms, s, m or h, e.g. 30s");
         }
-        long amount = Long.parseLong(m.group(1));
-        return switch (m.group(2)) {
-            case "ms" -> Duration.ofMillis(amount);
-            case "s" -> Duration.ofSeconds(amount);
-            case "m" -> Duration.ofMinutes(amount);
-            case "h" -> Duration.ofHours(amount);
-            default -> throw new AssertionError(m.group(2));
-        };
+        try {
+            long amount = Long.parseLong(m.group(1));
+            return switch (m.group(2)) {
+                case "ms" -> Duration.ofMillis(amount);
+                case "s" -> Duration.ofSeconds(amount);
+                case "m" -> Duration.ofMinutes(amount);
+                case "h" -> Duration.ofHours(amount);
+                default -> throw new AssertionError(m.group(2));
+            };
+        } catch (ArithmeticException | NumberFormatException e) { // more digits than a long, or hours past it
+            throw new IllegalArgumentException("'" + text + "' is too large; expected a whole number with ms, s, "
+                    + "m or h", e);
+        }
+    }
+
+    /** A duration as the file would write it: the largest unit that divides it. */
+    static String durationText(Duration duration) {
+        long millis = duration.toMillis();
+        if (millis != 0 && millis % 3_600_000 == 0) {
+            return millis / 3_600_000 + "h";
+        }
+        if (millis != 0 && millis % 60_000 == 0) {
+            return millis / 60_000 + "m";
+        }
+        if (millis != 0 && millis % 1_000 == 0) {
+            return millis / 1_000 + "s";
+        }
+        return millis + "ms";
     }
 
     private ConfigException error(String key, String problem) {
@@ -598,16 +608,23 @@ public final class ConfigLoader {
             return path.normalize();
         }
 
-        Duration duration(String name, Duration fallback) throws ConfigException {
+        /** A duration within {@code min..max}; every duration key has a range, so no value overflows later. */
+        Duration duration(String name, Duration fallback, Duration min, Duration max) throws ConfigException {
             String text = string(name, null);
             if (text == null) {
                 return fallback;
             }
+            Duration value;
             try {
-                return parseDuration(text);
+                value = parseDuration(text);
             } catch (IllegalArgumentException e) {
-                throw error(key(name), e.getMessage());
+                throw error(key(name), e.getMessage() + ", within " + durationText(min) + ".." + durationText(max));
             }
+            if (value.compareTo(min) < 0 || value.compareTo(max) > 0) {
+                throw error(key(name), "'" + text + "' is " + (value.compareTo(min) < 0 ? "below " + durationText(min)
+                        : "above " + durationText(max)) + "; expected " + durationText(min) + ".." + durationText(max));
+            }
+            return value;
         }
 
         Set<Long> longSet(String name, Set<Long> fallback) throws ConfigException {
@@ -621,17 +638,23 @@ public final class ConfigLoader {
             Set<Long> result = new LinkedHashSet<>();
             List<String> bad = new ArrayList<>();
             for (JsonNode element : value) {
-                if (element.isIntegralNumber() && element.longValue() >= 0) {
+                if (whole(element, 0, MAX_XID)) {
                     result.add(element.longValue());
                 } else {
                     bad.add(element.asText());
                 }
             }
             if (!bad.isEmpty()) {
-                throw error(key(name), "has " + bad + "; expected whole numbers >= 0");
+                throw error(key(name), "has " + bad + "; expected whole numbers 0.." + MAX_XID);
             }
             return Set.copyOf(result);
         }
+    }
+
+    /** A whole number in {@code min..max}; a number too large for a long is out of range, never wrapped. */
+    private static boolean whole(JsonNode value, long min, long max) {
+        return value.isIntegralNumber() && value.canConvertToLong() && value.longValue() >= min
+                && value.longValue() <= max;
     }
 
     private static String describe(JsonNode value) {

@@ -29,7 +29,9 @@ import org.slf4j.LoggerFactory;
  * re-registers (idempotently, with capped exponential backoff) whenever kubelet may have restarted, seen three
  * ways: a new {@code kubelet.sock} (a WatchService on the device-plugin directory, plus a 1 s check of the
  * socket's inode in case an event is lost), our own socket deleted (kubelet's cleanup; the server is rebound),
- * and kubelet's ListAndWatch stream ending with none left open.
+ * and kubelet's ListAndWatch stream ending with none left open. A failed registration (a dead kubelet leaves its
+ * socket file behind: ECONNREFUSED) waits out the back-off only while that same socket file stays; a new
+ * {@code kubelet.sock} cuts it short.
  */
 final class KubeletRegistrar implements AutoCloseable {
     static final String KUBELET_SOCKET = "kubelet.sock";
@@ -133,12 +135,17 @@ final class KubeletRegistrar implements AutoCloseable {
 
     private void registrationLoop() {
         Object registeredWith = null;
+        // A failed registration is retried after the back-off, or at once when kubelet.sock is a new file: the
+        // back-off is about the kubelet that refused, and a kubelet that has come back is a different one.
+        Object failedWith = null;
+        String failedReason = null;
+        long retryAtNanos = 0;
         Duration backoff = INITIAL_BACKOFF;
         boolean waitingLogged = false;
         while (running) {
             loopPasses.incrementAndGet();
             try {
-                wakeUp.tryAcquire(1, TimeUnit.SECONDS);
+                wakeUp.tryAcquire(waitNanos(failedWith, retryAtNanos), TimeUnit.NANOSECONDS);
                 wakeUp.drainPermits();
             } catch (InterruptedException e) {
                 return;
@@ -146,20 +153,34 @@ final class KubeletRegistrar implements AutoCloseable {
             if (!running) {
                 return;
             }
+            Object kubeletKey = null;
+            String reason = null;
             try {
                 boolean restarted = server.ensureListening();
-                Object kubeletKey = PluginSocketServer.fileKey(kubeletSocket);
+                kubeletKey = PluginSocketServer.fileKey(kubeletSocket);
                 if (kubeletKey == null) {
                     if (!waitingLogged) {
                         log.info("event=waiting_for_kubelet socket={}", kubeletSocket);
                         waitingLogged = true;
                     }
                     registeredWith = null;
+                    failedWith = null;
+                    backoff = INITIAL_BACKOFF;
                     continue;
                 }
                 waitingLogged = false;
-                String reason = restarted ? "socket_rebound"
+                reason = restarted ? "socket_rebound"
                         : !Objects.equals(kubeletKey, registeredWith) ? "kubelet_socket" : null;
+                if (failedWith != null) {
+                    if (restarted || !kubeletKey.equals(failedWith)) {
+                        backoff = INITIAL_BACKOFF; // kubelet is back: register now, whatever failed before
+                    } else if (System.nanoTime() - retryAtNanos < 0) {
+                        continue; // the same kubelet.sock that refused: wait out the back-off
+                    } else if (reason == null) {
+                        reason = failedReason;
+                    }
+                    failedWith = null;
+                }
                 if (reason == null && streamEnded.get() && noStreamAfterSettling()) {
                     reason = "stream_lost";
                 }
@@ -181,15 +202,22 @@ final class KubeletRegistrar implements AutoCloseable {
             } catch (IOException | StatusRuntimeException e) {
                 log.warn("event=registration_failed resource={} retry_in_ms={} error=\"{}\"", resourceName,
                         backoff.toMillis(), e.getMessage());
-                sleep(backoff);
+                failedWith = kubeletKey != null ? kubeletKey : PluginSocketServer.fileKey(kubeletSocket);
+                failedReason = reason != null ? reason : "retry";
+                retryAtNanos = System.nanoTime() + backoff.toNanos();
                 backoff = backoff.multipliedBy(2).compareTo(backoffMax) > 0 ? backoffMax : backoff.multipliedBy(2);
-                wakeUp.release(); // try again at once after the backoff
             } catch (RuntimeException e) {
                 log.error("event=registration_loop_error error=\"{}\"", e.toString(), e);
                 sleep(backoff);
                 wakeUp.release();
             }
         }
+    }
+
+    /** How long the loop may sleep: until a pending retry is due, and never more than a second (inode check). */
+    private static long waitNanos(Object failedWith, long retryAtNanos) {
+        long second = TimeUnit.SECONDS.toNanos(1);
+        return failedWith == null ? second : Math.max(0, Math.min(second, retryAtNanos - System.nanoTime()));
     }
 
     private boolean noStreamAfterSettling() {

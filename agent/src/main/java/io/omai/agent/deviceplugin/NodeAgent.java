@@ -17,6 +17,7 @@ import io.omai.agent.ledger.LedgerException;
 import io.omai.agent.ledger.ReconcileReport;
 import io.omai.agent.tenancy.GpuWithdrawals;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.util.ArrayList;
@@ -86,6 +87,7 @@ public final class NodeAgent implements AutoCloseable {
     /** Starts with a given NVML binding (tests: a fake, or the simulated driver). */
     public static NodeAgent start(AgentConfig config, NvmlLibrary nvml, ServerInterceptor... pluginInterceptors)
             throws AgentStartException {
+        requireShimLibrary(config.shim().hostLibrary());
         List<AutoCloseable> started = new ArrayList<>();
         try {
             GpuInventory inventory = new GpuInventory(nvml);
@@ -199,6 +201,21 @@ public final class NodeAgent implements AutoCloseable {
     /** Every background loop of the agent, for {@code /healthz}: empty problem while each meets its deadline. */
     public io.omai.agent.lifecycle.Loops loops() {
         return loops;
+    }
+
+    /**
+     * Every Allocate bind-mounts the shim from the host; without it kubelet would be handed a mount of a file that
+     * does not exist and the container would fail to start (or run unenforced), so the agent does not start.
+     */
+    private static void requireShimLibrary(Path library) throws AgentStartException {
+        String problem = !Files.exists(library) ? "does not exist"
+                : !Files.isRegularFile(library) ? "is not a regular file"
+                : !Files.isReadable(library) ? "is not readable" : null;
+        if (problem != null) {
+            throw new AgentStartException("shim.hostLibrary: " + library + " " + problem + "; expected the shim "
+                    + "library (libomai-shim.so) on the host, installed by the DaemonSet's init container; every "
+                    + "Allocate mounts it into the container", null);
+        }
     }
 
     public AgentConfig config() {

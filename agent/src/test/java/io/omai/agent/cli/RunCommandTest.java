@@ -45,6 +45,25 @@ class RunCommandTest {
     }
 
     @Test
+    void aDurationThatOverflowsExitsWithTwoNamingTheKey() throws Exception {
+        Path config = dir.resolve("agent.yaml");
+        Files.writeString(config, "version: 1\nkubelet:\n  releaseGracePeriod: 9223372036854775807h\n");
+        Result result = run("run", "--config", config.toString());
+        assertThat(result.exit()).isEqualTo(RunCommand.EXIT_BAD_CONFIG);
+        assertThat(result.err()).contains("bad configuration", "kubelet.releaseGracePeriod",
+                "'9223372036854775807h' is too large", "0ms..24h").doesNotContain("long overflow");
+    }
+
+    @Test
+    void aKeyWrittenTwiceExitsWithTwoNamingTheKeyAndItsLines() throws Exception {
+        Path config = dir.resolve("agent.yaml");
+        Files.writeString(config, "version: 1\nshim:\n  hostLibrary: /a.so\n  hostLibrary: /b.so\n");
+        Result result = run("run", "--config", config.toString());
+        assertThat(result.exit()).isEqualTo(RunCommand.EXIT_BAD_CONFIG);
+        assertThat(result.err()).contains("shim.hostLibrary: appears twice, at lines 3 and 4");
+    }
+
+    @Test
     void aMissingConfigFileExitsWithTwoNamingIt() {
         Path missing = dir.resolve("absent.yaml");
         Result result = run("run", "--config", missing.toString());

@@ -94,7 +94,7 @@ class ConfigLoaderTest {
             nodeName: x                                   | version: is missing
             version: 1\\nsharing: {memoryPolicy: half}     | sharing.memoryPolicy: 'half' is unknown; expected proportional or unlimited
             version: 1\\nsharing: {computeMode: fair}      | sharing.computeMode: 'fair' is unknown; expected hard-cap or work-conserving
-            version: 1\\nsharing: {computePeriod: 20s}     | sharing.computePeriod: '20s' is outside 1ms..10s
+            version: 1\\nsharing: {computePeriod: 20s}     | sharing.computePeriod: '20s' is above 10s; expected 1ms..10s
             version: 1\\nsharing: {computePeriod: fast}    | sharing.computePeriod: 'fast' is not a duration
             version: 1\\nsharing: {computeEnforced: yes please} | sharing.computeEnforced: is 'yes please' (a string); expected true or false
             version: 1\\nsharing: {cdi: {kind: gpu}}       | sharing.cdi.kind: 'gpu' is not a CDI kind; expected vendor.com/class
@@ -104,7 +104,7 @@ class ConfigLoaderTest {
             version: 1\\ndirectories: [a]                  | directories: is a list; expected a mapping
             version: 1\\nresources: {milliGpu: gpu}        | resources.milliGpu: 'gpu' is not an extended resource name
             version: 1\\nresources: {milliGpu: nvidia.com/gpu} | resources.milliGpu: 'nvidia.com/gpu' would hijack NVIDIA's device plugin
-            version: 1\\nnvml: {ignoredXids: [13, x]}      | nvml.ignoredXids: has [x]; expected whole numbers >= 0
+            version: 1\\nnvml: {ignoredXids: [13, x]}      | nvml.ignoredXids: has [x]; expected whole numbers 0..4294967295
             version: 1\\nkubelet: {reconcileInterval: 1ms} | kubelet.reconcileInterval: '1ms' is below 100ms
             version: 1\\nnodeName: Node_A                  | nodeName: 'Node_A' is not a node name
             'version: [1'                                 | is not valid YAML

@@ -22,6 +22,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -39,7 +40,8 @@ import java.util.stream.Stream;
  * plugin, asks GetDevicePluginOptions and keeps a ListAndWatch stream open, as kubelet does. {@link #admit} runs
  * the admission path (GetPreferredAllocation, then Allocate, then records the container in PodResources);
  * {@link #restart} behaves like a kubelet restart: servers and streams go away, every socket in the
- * device-plugin directory is deleted, and a new kubelet.sock appears.
+ * device-plugin directory is deleted, and a new kubelet.sock appears; {@link #exitLeavingStaleSocket} and
+ * {@link #comeBack} split it in two, with kubelet down (its socket file left behind) in between.
  */
 public final class KubeletSimulator implements AutoCloseable {
     static final String API_VERSION = "v1beta1";
@@ -109,6 +111,33 @@ public final class KubeletSimulator implements AutoCloseable {
      */
     public synchronized void restart() {
         stopServersAndStreams();
+        comeBack();
+    }
+
+    /**
+     * kubelet exits (crash, {@code systemctl stop}) and is not back yet: its servers and every ListAndWatch
+     * stream end, but {@code kubelet.sock} stays behind — the same file, nobody listening on it, so a plugin's
+     * Register fails with ECONNREFUSED — and the plugins' sockets stay too. {@link #comeBack} starts it again.
+     */
+    public synchronized void exitLeavingStaleSocket() {
+        // The gRPC server unlinks its socket file when it closes; a dead kubelet's file stays. Keep the file aside
+        // while the server closes, then put it back: same inode, nothing listening on it.
+        Path stash = devicePluginDir.resolve(".kubelet.sock.exited");
+        try {
+            Files.move(kubeletSocket(), stash, StandardCopyOption.ATOMIC_MOVE);
+            stopServersAndStreams();
+            Files.move(stash, kubeletSocket(), StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot leave a stale kubelet.sock in " + devicePluginDir, e);
+        }
+    }
+
+    /**
+     * kubelet starts as the real one does (after {@link #exitLeavingStaleSocket}, or inside {@link #restart}):
+     * every socket in the device-plugin directory is removed — the stale kubelet.sock and the plugins' sockets —
+     * and kubelet.sock is listened on anew. Its {@link Registration#nanosSinceKubeletStart} count from here.
+     */
+    public synchronized void comeBack() {
         try (Stream<Path> files = Files.list(devicePluginDir)) {
             for (Path file : files.toList()) {
                 if (isSocket(file)) {
