@@ -130,8 +130,7 @@ public final class AllocationLedger implements AutoCloseable {
                 continue;
             }
             ledger.record(allocation);
-            if (!Files.isRegularFile(ledger.directory(allocation).resolve(AllocationFiles.CONTROL),
-                    java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            if (!ledger.hasOwnFiles(allocation)) {
                 try {
                     ledger.discardDirectoryOf(allocation); // whatever is there instead (a link, a partial one)
                     ledger.writeFiles(allocation);
@@ -209,6 +208,15 @@ public final class AllocationLedger implements AutoCloseable {
             throw new IllegalArgumentException("allocation name '" + allocation.id() + "' is not a-<16 hex digits>");
         }
         return allocationsDir.resolve(allocation.id());
+    }
+
+    /** Whether the allocation's directory is a real directory (not a link) holding its two regular files. */
+    private boolean hasOwnFiles(Allocation allocation) {
+        Path directory = directory(allocation);
+        java.nio.file.LinkOption noFollow = java.nio.file.LinkOption.NOFOLLOW_LINKS;
+        return Files.isDirectory(directory, noFollow)
+                && Files.isRegularFile(directory.resolve(AllocationFiles.CONTROL), noFollow)
+                && Files.isRegularFile(directory.resolve(AllocationFiles.USAGE), noFollow);
     }
 
     private static final java.util.regex.Pattern ALLOCATION_NAME = java.util.regex.Pattern.compile("a-[0-9a-f]{16}");
@@ -320,8 +328,10 @@ public final class AllocationLedger implements AutoCloseable {
      * allocation's name derives from them):
      * <ul>
      *   <li>an allocation held so is kept, and its owner becomes the container's;</li>
-     *   <li>an allocation some of whose IDs another container holds is released at once: kubelet hands out only
-     *       IDs it considers free, so its own container is gone (or never started);</li>
+     *   <li>an allocation some of whose IDs another container holds is released at once when it predates this
+     *       run (loaded from the checkpoint) or is past the grace period: kubelet hands out only IDs it considers
+     *       free, so its own container is gone (or never started). One made in this run and younger is left to
+     *       the grace period: the list may have been taken before its Allocate;</li>
      *   <li>an allocation nobody holds is released once older than the grace period (kubelet records an
      *       allocation only after Allocate returns);</li>
      *   <li>a container's IDs that no allocation matches are adopted under the name they derive, so the
@@ -379,11 +389,15 @@ public final class AllocationLedger implements AutoCloseable {
                     }
                     String other = allocation.deviceIds().stream().map(heldBy::get).filter(o -> o != null)
                             .findFirst().orElse(null);
-                    if (other != null) {
+                    boolean pastGrace = Duration.between(allocation.createdAt(), now).compareTo(releaseGracePeriod) >= 0;
+                    // Made in this run and young: the list may predate its Allocate (kubelet freed the IDs from a
+                    // departed pod the list still shows), so only the grace period may release it.
+                    boolean beforeThisRun = !allocation.createdAt().isAfter(openedAt);
+                    if (other != null && (beforeThisRun || pastGrace)) {
                         released.add(allocation);
                         releaseReasons.add("ids_held_by_other");
                         kept.remove(allocation.id());
-                    } else if (Duration.between(allocation.createdAt(), now).compareTo(releaseGracePeriod) >= 0) {
+                    } else if (other == null && pastGrace) {
                         released.add(allocation);
                         releaseReasons.add("not_in_pod_resources");
                         kept.remove(allocation.id());
@@ -416,6 +430,9 @@ public final class AllocationLedger implements AutoCloseable {
             }
             for (Allocation allocation : adopted) {
                 try {
+                    if (!hasOwnFiles(allocation)) {
+                        discardDirectoryOf(allocation); // a link or a partial directory is never written through
+                    }
                     ensureFiles(allocation);
                 } catch (LedgerException.StorageFailed e) {
                     log.error("event=adopt_files_failed allocation={} owner=\"{}\" error=\"{}\"", allocation.id(),

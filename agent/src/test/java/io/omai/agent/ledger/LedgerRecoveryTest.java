@@ -94,16 +94,30 @@ class LedgerRecoveryTest {
     }
 
     @Test
-    void aContainerHoldingPartOfAnAllocationDoesNotMakeItHeld() throws Exception {
-        AllocationLedger ledger = open(2);
-        Allocation x = ledger.allocate(ids(1, 0, 500));
+    void aContainerHoldingPartOfAnAllocationFromBeforeTheRestartReleasesItAtOnce() throws Exception {
+        Allocation x = open(2).allocate(ids(1, 0, 500));
+        clock.advance(Duration.ofSeconds(1));
+        AllocationLedger restarted = open(2);
         // PodResources shows another container holding a subset of X's IDs: X's own container is gone
-        ReconcileReport report = ledger.reconcile(List.of(new HeldDevices("ns/z/main", ids(1, 0, 100))), GRACE);
+        ReconcileReport report = restarted.reconcile(List.of(new HeldDevices("ns/z/main", ids(1, 0, 100))), GRACE);
         assertThat(report.released()).extracting(Allocation::id).containsExactly(x.id());
-        assertThat(ledger.allocations()).singleElement().satisfies(a -> {
+        assertThat(restarted.allocations()).singleElement().satisfies(a -> {
             assertThat(a.milli()).isEqualTo(100);
             assertThat(a.owner()).isEqualTo("ns/z/main");
         });
+    }
+
+    @Test
+    void anAllocationMadeAfterTheListWasTakenIsLeftToTheGracePeriod() throws Exception {
+        AllocationLedger ledger = open(2);
+        clock.advance(Duration.ofSeconds(1));
+        // the list still shows a departed pod on IDs kubelet has just handed to a new container
+        List<HeldDevices> stale = List.of(new HeldDevices("ns/departed/main", ids(0, 0, 200)));
+        Allocation fresh = ledger.allocate(ids(0, 100, 200));
+        ReconcileReport report = ledger.reconcile(stale, GRACE);
+        assertThat(report.released()).isEmpty();
+        assertThat(ledger.allocation(fresh.id())).isPresent();
+        assertThat(ledger.directory(fresh)).isDirectory();
     }
 
     @Test
