@@ -48,7 +48,7 @@ final class PodResourcesReconciler implements AutoCloseable {
 
     /** One reconciliation now. */
     ReconcileReport reconcileOnce() throws LedgerException {
-        return ledger.reconcile(held(), releaseGracePeriod);
+        return ledger.reconcileWith(this::held, releaseGracePeriod);
     }
 
     /** Every container holding our resource, as kubelet reports it. */

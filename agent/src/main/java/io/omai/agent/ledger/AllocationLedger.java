@@ -343,7 +343,22 @@ public final class AllocationLedger implements AutoCloseable {
      * @throws LedgerException.StorageFailed when the ledger cannot record the result
      */
     public ReconcileReport reconcile(List<HeldDevices> held, Duration releaseGracePeriod) throws LedgerException {
-        Instant now = clock.instant();
+        return reconcile(clock.instant(), held, releaseGracePeriod);
+    }
+
+    /**
+     * As {@link #reconcile(List, Duration)} with what {@code listing} answers (kubelet's PodResources List), ages
+     * counted up to the moment before it was asked: an allocation made while a slow List was in flight is not in
+     * its answer, and must not look older than the grace period because of it.
+     */
+    public ReconcileReport reconcileWith(java.util.function.Supplier<List<HeldDevices>> listing,
+                                         Duration releaseGracePeriod) throws LedgerException {
+        Instant asked = clock.instant();
+        return reconcile(asked, listing.get(), releaseGracePeriod);
+    }
+
+    private ReconcileReport reconcile(Instant now, List<HeldDevices> held, Duration releaseGracePeriod)
+            throws LedgerException {
         synchronized (lock) {
             Map<MilliGpuId, String> heldBy = new HashMap<>();
             Map<String, HeldDevices> heldByName = new LinkedHashMap<>(); // derived allocation name -> container

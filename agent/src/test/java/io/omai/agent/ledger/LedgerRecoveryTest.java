@@ -121,6 +121,24 @@ class LedgerRecoveryTest {
     }
 
     @Test
+    void anAllocationMadeWhileASlowListWasInFlightIsNotReleased() throws Exception {
+        AllocationLedger ledger = open(2);
+        clock.advance(Duration.ofSeconds(1));
+        Allocation[] made = new Allocation[1];
+        ReconcileReport report = ledger.reconcileWith(() -> {
+            try {
+                made[0] = ledger.allocate(ids(0, 0, 10)); // answered while kubelet builds its list
+            } catch (LedgerException e) {
+                throw new AssertionError(e);
+            }
+            clock.advance(GRACE.plusSeconds(1)); // and the list takes longer than the grace period
+            return List.of();
+        }, GRACE);
+        assertThat(report.released()).isEmpty();
+        assertThat(ledger.allocation(made[0].id())).isPresent();
+    }
+
+    @Test
     void directoriesACrashLeftAreRemovedOnceTheGracePeriodHasPassedSinceStart() throws Exception {
         AllocationLedger ledger = open(2);
         Allocation kept = ledger.allocate(ids(0, 0, 100));

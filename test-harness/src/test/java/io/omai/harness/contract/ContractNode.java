@@ -19,7 +19,7 @@ import java.util.List;
  */
 final class ContractNode implements AutoCloseable {
     static final String RESOURCE = "omai.io/milli-gpu";
-    static final Duration GRACE = Duration.ofMillis(300);
+    static final Duration GRACE = Duration.ofMillis(600);
     static final Duration RECONCILE = Duration.ofMillis(100);
 
     final Path root;
