@@ -132,6 +132,7 @@ class CheckpointFuzzTest {
             outcome = new Outcome(ledger.allocations(), ledger.allocationsOnMissingGpus(), state);
             for (Allocation allocation : ledger.allocations()) {
                 assertThat(ledger.directory(allocation).normalize()).startsWith(state);
+                ledger.spec(allocation); // what quotas, metrics and the node snapshot ask of every served one
             }
             ledger.reconcile(List.of(new HeldDevices("ns/p/c", ids(GPU1, 900, 10))), Duration.ZERO);
             assertThat(ledger.flush(Duration.ofSeconds(10))).isTrue();
