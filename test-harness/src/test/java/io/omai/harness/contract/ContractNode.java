@@ -124,10 +124,15 @@ final class ContractNode implements AutoCloseable {
     }
 
     @Override
-    public void close() throws Exception {
-        for (AgentJvm agent : agents) {
-            agent.close();
+    public void close() {
+        try {
+            for (AgentJvm agent : agents) {
+                agent.close();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } finally {
+            kubelet.close();
         }
-        kubelet.close();
     }
 }
