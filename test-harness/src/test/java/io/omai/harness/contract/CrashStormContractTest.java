@@ -10,6 +10,7 @@ import io.omai.agent.deviceplugin.v1beta1.AllocateRequest;
 import io.omai.agent.deviceplugin.v1beta1.ContainerAllocateRequest;
 import io.omai.agent.deviceplugin.v1beta1.ContainerAllocateResponse;
 import io.omai.agent.deviceplugin.v1beta1.DevicePluginGrpc;
+import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.deviceplugin.v1beta1.Mount;
 import io.omai.harness.kubelet.PodResourcesTable.ContainerEntry;
 import io.omai.harness.launcher.AgentJvm;
@@ -39,8 +40,8 @@ import org.junit.jupiter.api.io.TempDir;
  * The issue's crash storm: the real agent process, SIGKILLed at random points of Allocate bursts (including the
  * overlap race: X allocated but never recorded by kubelet, Y overlapping X, SIGKILL right after Y is answered),
  * restarted each time. After every restart, one reconcile and the grace period later: nothing kubelet recorded
- * is lost, nothing is duplicated, no directory exists that nobody holds, and the files each container mounted
- * are exactly the ones the ledger tracks (same inode). The seed is printed; {@code -Domai.crashStorm.seed=N}
+ * is lost, nothing is duplicated, no directory exists that nobody holds, the files each container mounted are
+ * exactly the ones the ledger tracks (same inode), and their heartbeat advances. The seed is printed; {@code -Domai.crashStorm.seed=N}
  * replays a run.
  */
 class CrashStormContractTest {
@@ -247,6 +248,33 @@ class CrashStormContractTest {
         }
         assertThat(problems).as("%s: lost, duplicated, orphaned or untracked; the agent logged:%n%s", when, agent.log())
                 .isEmpty();
+        assertHeartbeats(when, agent);
+    }
+
+    /** The agent serves the files each container mounted: their heartbeat advances (the compute loop's tick). */
+    private void assertHeartbeats(String when, AgentJvm agent) throws Exception {
+        Map<String, Long> first = new HashMap<>();
+        for (Held container : held.values()) {
+            first.put(container.pod(), heartbeat(container.control()));
+        }
+        long deadline = System.nanoTime() + SETTLE.toNanos();
+        Set<String> stale = new TreeSet<>(first.keySet());
+        while (!stale.isEmpty() && System.nanoTime() < deadline) {
+            stale.removeIf(pod -> heartbeat(held.get(pod).control()) > first.get(pod));
+            if (!stale.isEmpty()) {
+                ContractNode.sleep(Duration.ofMillis(20));
+            }
+        }
+        assertThat(stale).as("%s: mounted control files without a heartbeat; the agent logged:%n%s", when,
+                agent.log()).isEmpty();
+    }
+
+    private static long heartbeat(Path control) {
+        try (AllocationFiles files = AllocationFiles.openReadOnly(control.getParent())) {
+            return files.control().read().heartbeatNs();
+        } catch (IOException | RuntimeException e) {
+            return Long.MIN_VALUE;
+        }
     }
 
     private List<String> problems(ContractNode node) throws IOException {
