@@ -12,7 +12,6 @@ import io.omai.agent.gpu.nvml.FfmNvmlLibrary;
 import io.omai.agent.gpu.nvml.NvmlDowncalls;
 import io.omai.agent.gpu.nvml.NvmlLibrary;
 import io.omai.agent.ledger.AllocationLedger;
-import io.omai.agent.ledger.LedgerCheckpointException;
 import io.omai.agent.ledger.LedgerException;
 import io.omai.agent.ledger.ReconcileReport;
 import io.omai.agent.tenancy.GpuWithdrawals;
@@ -171,9 +170,6 @@ public final class NodeAgent implements AutoCloseable {
         } catch (NvmlException e) {
             closeAll(reversed(started));
             throw new AgentStartException("cannot discover GPUs: " + e.getMessage(), e);
-        } catch (LedgerCheckpointException e) {
-            closeAll(reversed(started));
-            throw new AgentStartException(e.getMessage(), e);
         } catch (IOException | RuntimeException e) {
             closeAll(reversed(started));
             throw new AgentStartException("cannot start: " + e, e);

@@ -33,6 +33,8 @@ final class PodResourcesReconciler implements AutoCloseable {
     private final Duration interval;
     private final Duration releaseGracePeriod;
     private volatile boolean running;
+    // when kubelet's PodResources stopped answering; null while it answers (one reconciling thread at a time)
+    private volatile java.time.Instant unavailableSince;
     private Thread thread;
     private final java.util.concurrent.atomic.AtomicLong passes = new java.util.concurrent.atomic.AtomicLong();
 
@@ -47,7 +49,7 @@ final class PodResourcesReconciler implements AutoCloseable {
 
     /** One reconciliation now. */
     ReconcileReport reconcileOnce() throws LedgerException {
-        return ledger.reconcile(held(), releaseGracePeriod);
+        return ledger.reconcileWith(this::held, releaseGracePeriod);
     }
 
     /** Every container holding our resource, as kubelet reports it. */
@@ -99,17 +101,32 @@ final class PodResourcesReconciler implements AutoCloseable {
         return passes.get();
     }
 
-    /** Reconciles, logging instead of throwing: for the periodic loop and start-up. */
+    /**
+     * Reconciles, logging instead of throwing: for the periodic loop and start-up. kubelet being unreachable is
+     * logged once when it becomes so (code and description; the status's cause would print a whole stack trace)
+     * and once when it answers again, not at every round.
+     */
     void tryReconcile() {
         try {
             ReconcileReport report = reconcileOnce();
+            if (unavailableSince != null) {
+                log.info("event=pod_resources_available socket={} unavailable_ms={}", socket,
+                        Duration.between(unavailableSince, java.time.Instant.now()).toMillis());
+                unavailableSince = null;
+            }
             if (report.changedAnything()) {
-                log.info("event=reconciled released={} adopted={} owners_learned={}", report.released().size(),
-                        report.adopted().size(), report.ownersLearned().size());
+                log.info("event=reconciled released={} adopted={} owners_learned={} orphans_removed={}",
+                        report.released().size(), report.adopted().size(), report.ownersLearned().size(),
+                        report.orphansRemoved().size());
             }
         } catch (StatusRuntimeException e) {
-            log.warn("event=pod_resources_unavailable socket={} status={} detail=\"nothing released\"", socket,
-                    e.getStatus());
+            if (unavailableSince == null) {
+                unavailableSince = java.time.Instant.now();
+                String description = e.getStatus().getDescription();
+                log.warn("event=pod_resources_unavailable socket={} code={} description=\"{}\" detail=\"nothing "
+                        + "released until kubelet answers; logged again only when it does\"", socket,
+                        e.getStatus().getCode(), description == null ? "" : description.replace('"', '\''));
+            }
         } catch (LedgerException e) {
             log.error("event=reconcile_failed error=\"{}\"", e.getMessage());
         }

@@ -74,6 +74,12 @@ public final class AllocationLedger implements AutoCloseable {
     private final Map<String, Allocation> allocations = new LinkedHashMap<>();
     // guarded by lock: device ID -> allocation id
     private final Map<MilliGpuId, String> owners = new HashMap<>();
+    // guarded by lock: allocations on a GPU the node does not have (lost, replaced, tenancy.gpus narrowed). Kept
+    // and checkpointed until PodResources shows them released, but never served: no files, quotas or snapshots.
+    private final Map<String, Allocation> onMissingGpus = new LinkedHashMap<>();
+    // guarded by lock: held device sets already reported as not adoptable, so each is logged once
+    private final Set<String> reportedUnadoptable = new HashSet<>();
+    private Instant openedAt;
 
     private AllocationLedger(List<GpuDevice> gpus, AgentConfig.Sharing sharing, Path stateDir, Clock clock) {
         this.gpus = List.copyOf(gpus);
@@ -97,36 +103,80 @@ public final class AllocationLedger implements AutoCloseable {
 
     /**
      * Opens the ledger of a state directory: reads the checkpoint (if any) and makes sure every recorded
-     * allocation's files exist.
+     * allocation's files exist. Never refuses because of the checkpoint's content: an unusable file is kept aside
+     * and the ledger starts empty, entries that fail validation are set aside (see {@link LedgerCheckpoint}), and
+     * reconciliation then adopts what containers hold. Allocations on a GPU this node does not have are kept
+     * (event {@code allocation_gpu_missing}) but not served.
      *
-     * @throws LedgerCheckpointException when the checkpoint is corrupt (it is kept aside, see there)
      * @throws IOException when the state directory cannot be prepared
      */
     public static AllocationLedger open(List<GpuDevice> gpus, AgentConfig.Sharing sharing, Path stateDir,
-                                        Clock clock) throws LedgerCheckpointException, IOException {
-        Files.createDirectories(stateDir.resolve(ALLOCATIONS_DIR));
+                                        Clock clock) throws IOException {
+        Files.createDirectories(stateDir);
+        for (String own : List.of(ALLOCATIONS_DIR, SPARES_DIR, DISCARDED_DIR)) {
+            ownDirectory(stateDir.resolve(own));
+        }
         AllocationLedger ledger = new AllocationLedger(gpus, sharing, stateDir, clock);
-        for (Allocation allocation : ledger.checkpoint.read()) {
-            ledger.record(allocation);
+        ledger.openedAt = clock.instant();
+        LedgerCheckpoint.Contents contents = ledger.checkpoint.read(ledger.openedAt);
+        for (Allocation allocation : contents.allocations()) {
             Optional<String> missingGpu = allocation.gpuUuids().stream()
                     .filter(uuid -> !ledger.gpusByUuid.containsKey(uuid)).findFirst();
             if (missingGpu.isPresent()) {
+                ledger.onMissingGpus.put(allocation.id(), allocation);
                 log.warn("event=allocation_gpu_missing allocation={} gpu={} owner=\"{}\" detail=\"kept until "
-                        + "PodResources shows it released\"", allocation.id(), missingGpu.get(), allocation.owner());
+                        + "PodResources shows it released; not served\"", allocation.id(), missingGpu.get(),
+                        allocation.owner());
                 continue;
             }
-            if (!Files.isRegularFile(ledger.directory(allocation).resolve(AllocationFiles.CONTROL))) {
-                ledger.writeFiles(allocation);
-                log.warn("event=allocation_files_recreated allocation={} owner=\"{}\"", allocation.id(),
-                        allocation.owner());
+            ledger.record(allocation);
+            if (!ledger.hasOwnFiles(allocation)) {
+                try {
+                    ledger.discardDirectoryOf(allocation); // whatever is there instead (a link, a partial one)
+                    ledger.writeFiles(allocation);
+                    log.warn("event=allocation_files_recreated allocation={} owner=\"{}\"", allocation.id(),
+                            allocation.owner());
+                } catch (IOException | RuntimeException e) {
+                    log.error("event=allocation_files_failed allocation={} owner=\"{}\" error=\"{}\"",
+                            allocation.id(), allocation.owner(), e.toString());
+                }
             }
         }
-        ledger.writer = new CheckpointWriter(ledger.checkpoint);
+        ledger.writer = new CheckpointWriter(ledger.checkpoint, () -> List.copyOf(ledger.onMissingGpus.values()));
         ledger.spares = new SpareAllocationFiles(stateDir.resolve(SPARES_DIR), SPARES);
         ledger.discarded = new DiscardedDirectories(stateDir.resolve(DISCARDED_DIR));
-        log.info("event=ledger_opened checkpoint={} allocations={} gpus={}", ledger.checkpoint.file(),
-                ledger.allocations.size(), gpus.size());
+        if (contents.needsRewrite()) {
+            synchronized (ledger.lock) {
+                ledger.writer.submit(List.copyOf(ledger.allocations.values())); // without what was set aside
+            }
+        }
+        log.info("event=ledger_opened checkpoint={} allocations={} on_missing_gpus={} set_aside={} repaired={} "
+                + "checkpoint_unusable={} gpus={}", ledger.checkpoint.file(), ledger.allocations.size(),
+                ledger.onMissingGpus.size(), contents.setAside().size(), contents.repaired().size(),
+                contents.unusable() != null, gpus.size());
         return ledger;
+    }
+
+    /**
+     * Makes {@code directory} a real directory of ours: anything else in its place (a file, a link that could
+     * lead outside the state directory) is moved aside as {@code <name>.corrupt-<millis>} first.
+     */
+    private static void ownDirectory(Path directory) throws IOException {
+        if (Files.exists(directory, java.nio.file.LinkOption.NOFOLLOW_LINKS)
+                && !Files.isDirectory(directory, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            Path aside = directory.resolveSibling(directory.getFileName() + ".corrupt-" + System.currentTimeMillis());
+            Files.move(directory, aside, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            log.error("event=state_directory_replaced dir={} kept_aside={} reason=\"not a directory (a file or "
+                    + "a link)\"", directory, aside);
+        }
+        Files.createDirectories(directory);
+    }
+
+    /** Allocations kept from the checkpoint whose GPU this node does not have; not served (see {@link #open}). */
+    public List<Allocation> allocationsOnMissingGpus() {
+        synchronized (lock) {
+            return List.copyOf(onMissingGpus.values());
+        }
     }
 
     /** The GPUs the ledger shares out, in NVML index order. */
@@ -147,9 +197,39 @@ public final class AllocationLedger implements AutoCloseable {
         }
     }
 
-    /** The directory holding an allocation's control and usage files. */
+    /**
+     * The directory holding an allocation's control and usage files.
+     *
+     * @throws IllegalArgumentException when the allocation's name is not one the ledger derives ({@code a-} and
+     *     16 hex digits): a name is never a path
+     */
     public Path directory(Allocation allocation) {
+        if (!ALLOCATION_NAME.matcher(allocation.id()).matches()) {
+            throw new IllegalArgumentException("allocation name '" + allocation.id() + "' is not a-<16 hex digits>");
+        }
         return allocationsDir.resolve(allocation.id());
+    }
+
+    /** Whether the allocation's directory is a real directory (not a link) holding its two regular files. */
+    private boolean hasOwnFiles(Allocation allocation) {
+        Path directory = directory(allocation);
+        java.nio.file.LinkOption noFollow = java.nio.file.LinkOption.NOFOLLOW_LINKS;
+        return Files.isDirectory(directory, noFollow)
+                && Files.isRegularFile(directory.resolve(AllocationFiles.CONTROL), noFollow)
+                && Files.isRegularFile(directory.resolve(AllocationFiles.USAGE), noFollow);
+    }
+
+    private static final java.util.regex.Pattern ALLOCATION_NAME = java.util.regex.Pattern.compile("a-[0-9a-f]{16}");
+
+    private void discardDirectoryOf(Allocation allocation) {
+        Path directory = directory(allocation);
+        if (Files.exists(directory, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            if (discarded != null) {
+                discarded.discard(directory);
+            } else {
+                DiscardedDirectories.deleteQuietly(directory);
+            }
+        }
     }
 
     public Path checkpointFile() {
@@ -243,20 +323,48 @@ public final class AllocationLedger implements AutoCloseable {
     }
 
     /**
-     * Compares the ledger with what kubelet says containers hold: allocations no container holds (and older than
-     * the grace period, since kubelet records an allocation only after Allocate returns) are released and their
-     * files removed; allocations held but unknown are adopted; owners become known.
+     * Compares the ledger with what kubelet says containers hold. kubelet calls Allocate once per container with
+     * all its IDs, so a container holds an allocation exactly when it holds exactly that allocation's IDs (the
+     * allocation's name derives from them):
+     * <ul>
+     *   <li>an allocation held so is kept, and its owner becomes the container's;</li>
+     *   <li>an allocation some of whose IDs another container holds is released at once when it predates this
+     *       run (loaded from the checkpoint) or is past the grace period: kubelet hands out only IDs it considers
+     *       free, so its own container is gone (or never started). One made in this run and younger is left to
+     *       the grace period: the list may have been taken before its Allocate;</li>
+     *   <li>an allocation nobody holds is released once older than the grace period (kubelet records an
+     *       allocation only after Allocate returns);</li>
+     *   <li>a container's IDs that no allocation matches are adopted under the name they derive, so the
+     *       directory the container mounted (if a crash lost its record) becomes the tracked one again;</li>
+     *   <li>once the ledger has been open for the grace period, any entry of the allocations directory no
+     *       allocation accounts for (left by a crash) is removed.</li>
+     * </ul>
      *
      * @throws LedgerException.StorageFailed when the ledger cannot record the result
      */
     public ReconcileReport reconcile(List<HeldDevices> held, Duration releaseGracePeriod) throws LedgerException {
-        Instant now = clock.instant();
+        return reconcile(clock.instant(), held, releaseGracePeriod);
+    }
+
+    /**
+     * As {@link #reconcile(List, Duration)} with what {@code listing} answers (kubelet's PodResources List), ages
+     * counted up to the moment before it was asked: an allocation made while a slow List was in flight is not in
+     * its answer, and must not look older than the grace period because of it.
+     */
+    public ReconcileReport reconcileWith(java.util.function.Supplier<List<HeldDevices>> listing,
+                                         Duration releaseGracePeriod) throws LedgerException {
+        Instant asked = clock.instant();
+        return reconcile(asked, listing.get(), releaseGracePeriod);
+    }
+
+    private ReconcileReport reconcile(Instant now, List<HeldDevices> held, Duration releaseGracePeriod)
+            throws LedgerException {
         synchronized (lock) {
             Map<MilliGpuId, String> heldBy = new HashMap<>();
-            List<List<MilliGpuId>> heldSets = new ArrayList<>();
-            List<String> heldOwners = new ArrayList<>();
+            Map<String, HeldDevices> heldByName = new LinkedHashMap<>(); // derived allocation name -> container
+            Map<String, List<MilliGpuId>> heldIds = new HashMap<>();
             for (HeldDevices container : held) {
-                List<MilliGpuId> ids = new ArrayList<>();
+                Set<MilliGpuId> ids = new TreeSet<>();
                 for (String raw : container.deviceIds()) {
                     try {
                         MilliGpuId id = MilliGpuId.parse(raw);
@@ -266,50 +374,80 @@ public final class AllocationLedger implements AutoCloseable {
                         log.warn("event=reconcile_bad_id owner=\"{}\" id=\"{}\"", container.owner(), raw);
                     }
                 }
-                heldSets.add(ids);
-                heldOwners.add(container.owner());
+                if (ids.isEmpty()) {
+                    continue;
+                }
+                List<MilliGpuId> sorted = List.copyOf(ids);
+                String name = allocationId(sorted);
+                if (heldByName.putIfAbsent(name, container) != null) {
+                    log.warn("event=reconcile_conflict allocation={} owner=\"{}\" other=\"{}\" detail=\"two "
+                            + "containers hold the same IDs\"", name, container.owner(), heldByName.get(name).owner());
+                    continue;
+                }
+                heldIds.put(name, sorted);
             }
             List<Allocation> released = new ArrayList<>();
+            List<String> releaseReasons = new ArrayList<>();
             List<Allocation> learned = new ArrayList<>();
-            Map<String, Allocation> next = new LinkedHashMap<>(allocations);
-            for (Allocation allocation : allocations.values()) {
-                String owner = allocation.deviceIds().stream().map(heldBy::get)
-                        .filter(o -> o != null).findFirst().orElse(null);
-                if (owner == null) {
-                    if (Duration.between(allocation.createdAt(), now).compareTo(releaseGracePeriod) >= 0) {
-                        released.add(allocation);
-                        next.remove(allocation.id());
+            Map<String, Allocation> served = new LinkedHashMap<>(allocations);
+            Map<String, Allocation> missing = new LinkedHashMap<>(onMissingGpus);
+            for (Map<String, Allocation> kept : List.of(served, missing)) {
+                for (Allocation allocation : List.copyOf(kept.values())) {
+                    HeldDevices holder = heldByName.get(allocation.id());
+                    if (holder != null) {
+                        if (!holder.owner().equals(allocation.owner())) {
+                            Allocation relabelled = allocation.withOwner(holder.owner());
+                            learned.add(relabelled);
+                            kept.put(allocation.id(), relabelled);
+                        }
+                        continue;
                     }
-                } else if (!owner.equals(allocation.owner())) {
-                    Allocation relabelled = allocation.withOwner(owner);
-                    learned.add(relabelled);
-                    next.put(allocation.id(), relabelled);
+                    String other = allocation.deviceIds().stream().map(heldBy::get).filter(o -> o != null)
+                            .findFirst().orElse(null);
+                    boolean pastGrace = Duration.between(allocation.createdAt(), now).compareTo(releaseGracePeriod) >= 0;
+                    // Made in this run and young: the list may predate its Allocate (kubelet freed the IDs from a
+                    // departed pod the list still shows), so only the grace period may release it.
+                    boolean beforeThisRun = !allocation.createdAt().isAfter(openedAt);
+                    if (other != null && (beforeThisRun || pastGrace)) {
+                        released.add(allocation);
+                        releaseReasons.add("ids_held_by_other");
+                        kept.remove(allocation.id());
+                    } else if (other == null && pastGrace) {
+                        released.add(allocation);
+                        releaseReasons.add("not_in_pod_resources");
+                        kept.remove(allocation.id());
+                    }
                 }
             }
             List<Allocation> adopted = new ArrayList<>();
-            for (int i = 0; i < heldSets.size(); i++) {
-                List<MilliGpuId> ids = heldSets.get(i);
-                if (ids.isEmpty() || ids.stream().anyMatch(owners::containsKey)) {
+            for (Map.Entry<String, HeldDevices> entry : heldByName.entrySet()) {
+                String name = entry.getKey();
+                if (served.containsKey(name) || missing.containsKey(name)) {
                     continue;
                 }
                 try {
-                    List<MilliGpuId> valid = validateShape(ids.stream().map(MilliGpuId::id).toList());
-                    Allocation adoptedAllocation = new Allocation(allocationId(valid), valid, now, heldOwners.get(i));
-                    if (!next.containsKey(adoptedAllocation.id())) {
-                        adopted.add(adoptedAllocation);
-                        next.put(adoptedAllocation.id(), adoptedAllocation);
-                    }
+                    List<MilliGpuId> valid = validateShape(heldIds.get(name).stream().map(MilliGpuId::id).toList());
+                    Allocation adoptedAllocation = new Allocation(name, valid, now, entry.getValue().owner());
+                    adopted.add(adoptedAllocation);
+                    served.put(name, adoptedAllocation);
                 } catch (LedgerException e) {
-                    log.warn("event=reconcile_not_adopted owner=\"{}\" reason=\"{}\"", heldOwners.get(i),
-                            e.getMessage());
+                    if (reportedUnadoptable.add(name + " " + entry.getValue().owner())) {
+                        log.warn("event=reconcile_not_adopted owner=\"{}\" reason=\"{}\"", entry.getValue().owner(),
+                                e.getMessage());
+                    }
                 }
             }
-            ReconcileReport report = new ReconcileReport(List.copyOf(released), List.copyOf(adopted), List.copyOf(learned));
-            if (!report.changedAnything()) {
-                return report;
+            reportedUnadoptable.removeIf(key -> !heldByName.containsKey(key.substring(0, key.indexOf(' '))));
+            List<String> orphans = List.of();
+            if (released.isEmpty() && adopted.isEmpty() && learned.isEmpty()) {
+                orphans = removeOrphans(now, releaseGracePeriod);
+                return new ReconcileReport(List.of(), List.of(), List.of(), orphans);
             }
             for (Allocation allocation : adopted) {
                 try {
+                    if (!hasOwnFiles(allocation)) {
+                        discardDirectoryOf(allocation); // a link or a partial directory is never written through
+                    }
                     ensureFiles(allocation);
                 } catch (LedgerException.StorageFailed e) {
                     log.error("event=adopt_files_failed allocation={} owner=\"{}\" error=\"{}\"", allocation.id(),
@@ -318,13 +456,16 @@ public final class AllocationLedger implements AutoCloseable {
             }
             allocations.clear();
             owners.clear();
-            next.values().forEach(this::record);
+            served.values().forEach(this::record);
+            onMissingGpus.clear();
+            onMissingGpus.putAll(missing);
             writer.submit(List.copyOf(allocations.values()));
             changed();
-            for (Allocation allocation : released) {
+            for (int i = 0; i < released.size(); i++) {
+                Allocation allocation = released.get(i);
                 discarded.discard(directory(allocation));
-                log.info("event=allocation_released reason=not_in_pod_resources allocation={} owner=\"{}\" gpus={}",
-                        allocation.id(), allocation.owner(), allocation.milliPerGpu());
+                log.info("event=allocation_released reason={} allocation={} owner=\"{}\" gpus={}",
+                        releaseReasons.get(i), allocation.id(), allocation.owner(), allocation.milliPerGpu());
             }
             for (Allocation allocation : adopted) {
                 log.info("event=allocation_adopted allocation={} owner=\"{}\" gpus={}", allocation.id(),
@@ -334,8 +475,40 @@ public final class AllocationLedger implements AutoCloseable {
                 log.info("event=allocation_owner allocation={} owner=\"{}\" gpus={}", allocation.id(),
                         allocation.owner(), allocation.milliPerGpu());
             }
-            return report;
+            orphans = removeOrphans(now, releaseGracePeriod);
+            return new ReconcileReport(List.copyOf(released), List.copyOf(adopted), List.copyOf(learned), orphans);
         }
+    }
+
+    /**
+     * Removes what the allocations directory holds beyond the ledger's allocations: directories a crash left
+     * (created before their checkpoint, kubelet never recorded them) and anything else. Only once the ledger has
+     * been open for the grace period, so a container whose record kubelet had not yet shown is adopted first.
+     * Every directory this run creates is recorded under the lock, so only a previous run's can be found here.
+     * Caller holds the lock.
+     */
+    private List<String> removeOrphans(Instant now, Duration releaseGracePeriod) {
+        if (Duration.between(openedAt, now).compareTo(releaseGracePeriod) < 0) {
+            return List.of();
+        }
+        List<String> removed = new ArrayList<>();
+        try (java.nio.file.DirectoryStream<Path> entries = Files.newDirectoryStream(allocationsDir)) {
+            for (Path entry : entries) {
+                String name = entry.getFileName().toString();
+                if (!allocations.containsKey(name) && !onMissingGpus.containsKey(name)) {
+                    removed.add(name);
+                }
+            }
+        } catch (IOException e) {
+            log.warn("event=orphan_scan_failed dir={} error=\"{}\"", allocationsDir, e.toString());
+            return List.of();
+        }
+        for (String name : removed) {
+            discarded.discard(allocationsDir.resolve(name));
+            log.warn("event=orphan_directory_removed dir={} detail=\"no allocation accounts for it (left by a "
+                    + "crash)\"", allocationsDir.resolve(name));
+        }
+        return List.copyOf(removed);
     }
 
     /**

@@ -2,7 +2,9 @@ package io.omai.agent.ledger;
 
 import java.io.IOException;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -18,6 +20,7 @@ final class CheckpointWriter implements AutoCloseable {
     private static final Duration RETRY = Duration.ofSeconds(1);
 
     private final LedgerCheckpoint checkpoint;
+    private final Supplier<List<Allocation>> alsoKept;
     private final Object lock = new Object();
     // guarded by lock
     private List<Allocation> pending;
@@ -27,15 +30,24 @@ final class CheckpointWriter implements AutoCloseable {
     private boolean closed;
     private final Thread thread;
 
-    CheckpointWriter(LedgerCheckpoint checkpoint) {
+    /**
+     * @param alsoKept allocations the ledger keeps but does not serve (their GPU is missing), written with every
+     *     checkpoint; read in {@link #submit}, under the caller's (the ledger's) lock
+     */
+    CheckpointWriter(LedgerCheckpoint checkpoint, Supplier<List<Allocation>> alsoKept) {
         this.checkpoint = checkpoint;
+        this.alsoKept = alsoKept;
         this.thread = Thread.ofVirtual().name("ledger-checkpoint").start(this::run);
     }
 
     /** Schedules {@code snapshot} as the next checkpoint (replacing any not yet written). */
     void submit(List<Allocation> snapshot) {
+        List<Allocation> kept = alsoKept.get();
+        List<Allocation> all = new ArrayList<>(snapshot.size() + kept.size());
+        all.addAll(snapshot);
+        all.addAll(kept);
         synchronized (lock) {
-            pending = List.copyOf(snapshot);
+            pending = List.copyOf(all);
             submitted++;
             lock.notifyAll();
         }

@@ -46,7 +46,7 @@ final class SpareAllocationFiles implements AutoCloseable {
         Files.createDirectories(directory);
         try (DirectoryStream<Path> leftovers = Files.newDirectoryStream(directory)) {
             for (Path leftover : leftovers) {
-                AllocationFiles.delete(leftover);
+                DiscardedDirectories.delete(leftover, 0); // links removed as links, never followed
             }
         }
         wanted.release(target);
@@ -102,7 +102,7 @@ final class SpareAllocationFiles implements AutoCloseable {
             files.control().heartbeat();
         } catch (IOException | RuntimeException e) {
             files.close();
-            AllocationFiles.delete(spare.directory());
+            DiscardedDirectories.deleteQuietly(spare.directory());
             throw e;
         }
         // Unmapping a shared arena waits for every thread to acknowledge; not on the request path.

@@ -1,6 +1,6 @@
 package io.omai.harness.contract;
 
-import static io.omai.harness.contract.ContractNode.RESOURCE;
+import static io.omai.harness.contract.DefaultTimingsNode.RESOURCE;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -24,7 +24,7 @@ class AgentProcessContractTest {
 
     @Test
     void sigtermStopsTheAgentCleanlyWithExitZero() throws Exception {
-        try (ContractNode node = new ContractNode(dir)) {
+        try (DefaultTimingsNode node = new DefaultTimingsNode(dir)) {
             AgentJvm agent = node.startRegistered();
             assertThat(agent.stop()).as("exit status after SIGTERM (docs/operations.md: 0)\n" + agent.log())
                     .isZero();
@@ -36,7 +36,7 @@ class AgentProcessContractTest {
 
     @Test
     void aMissingShimLibraryIsRefusedAtStartNamingTheKeyAndThePath() throws Exception {
-        try (ContractNode node = new ContractNode(dir)) {
+        try (DefaultTimingsNode node = new DefaultTimingsNode(dir)) {
             Path missing = dir.resolve("lib/libomai-shim.so");
             AgentJvm agent = node.launch(node.config("agent.yaml", missing, ""));
             int exit = agent.waitFor(Duration.ofSeconds(60));
@@ -49,7 +49,7 @@ class AgentProcessContractTest {
 
     @Test
     void aDurationThatOverflowsExitsTwoNamingTheKey() throws Exception {
-        try (ContractNode node = new ContractNode(dir)) {
+        try (DefaultTimingsNode node = new DefaultTimingsNode(dir)) {
             AgentJvm agent = node.launch(node.config("agent.yaml",
                     "kubelet:\n  registrationBackoffMax: 9223372036854775807h\n"));
             assertThat(agent.waitFor(Duration.ofSeconds(60))).as(agent.log()).isEqualTo(2);
@@ -65,7 +65,7 @@ class AgentProcessContractTest {
     @Test
     void aNewlineInADeviceIdStaysOnOneLogLine() throws Exception {
         String forgedLine = "2026-01-01T00:00:00.000Z INFO  DevicePluginService [main] event=allocate allocation=forged";
-        try (ContractNode node = new ContractNode(dir)) {
+        try (DefaultTimingsNode node = new DefaultTimingsNode(dir)) {
             AgentJvm agent = node.startRegistered();
             assertThatThrownBy(() -> node.kubelet.plugin(RESOURCE).allocate(List.of("GPU-0-m1\n" + forgedLine)))
                     .isInstanceOfSatisfying(StatusRuntimeException.class,

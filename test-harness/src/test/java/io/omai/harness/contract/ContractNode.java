@@ -1,11 +1,11 @@
 package io.omai.harness.contract;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.omai.harness.kubelet.KubeletSimulator;
 import io.omai.harness.launcher.AgentJvm;
 import io.omai.harness.sim.SimNode;
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -13,41 +13,35 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * One node for the kubelet-contract tests: simulated GPUs, a kubelet simulator and the agent as its own JVM with
- * the configuration an operator would write (kubelet's timings left at their defaults, so the agent behaves as
- * it does in production), plus whatever YAML a test adds.
+ * One simulated node for the kubelet-contract tests: simulated GPUs, a kubelet simulator and the agent as its own
+ * JVM, with reconciliation every 100 ms and a short release grace period, so a restart's "one reconcile + grace"
+ * passes in well under a second. The scheduler API is off (not under test; it only adds start time).
  */
 final class ContractNode implements AutoCloseable {
     static final String RESOURCE = "omai.io/milli-gpu";
+    static final Duration GRACE = Duration.ofMillis(600);
+    static final Duration RECONCILE = Duration.ofMillis(100);
 
     final Path root;
     final SimNode sim;
-    final Path devicePlugins;
-    final Path podResources;
     final KubeletSimulator kubelet;
+    final Path config;
+    final Path stateDir;
+    final Path pluginSocket;
     private final List<AgentJvm> agents = new ArrayList<>();
+    private final List<String> jvmOptions;
+    private int starts;
 
-    ContractNode(Path root) throws IOException {
+    ContractNode(Path root, int gpus, List<String> jvmOptions) throws IOException {
         this.root = root;
-        this.sim = SimNode.create(root.resolve("sim"), 1, 16L << 30);
-        this.devicePlugins = root.resolve("device-plugins");
-        this.podResources = root.resolve("pod-resources/kubelet.sock");
-        Files.createDirectories(devicePlugins);
-        this.kubelet = KubeletSimulator.start(devicePlugins, podResources);
-    }
-
-    Path shimLibrary() {
-        return sim.buildDir().resolve("lib/libomai-shim.so");
-    }
-
-    /** A configuration file for this node; {@code extra} is appended as written (top-level keys). */
-    Path config(String name, String extra) throws IOException {
-        return config(name, shimLibrary(), extra);
-    }
-
-    Path config(String name, Path shim, String extra) throws IOException {
-        Path file = root.resolve(name);
-        Files.writeString(file, """
+        this.jvmOptions = List.copyOf(jvmOptions);
+        this.sim = SimNode.create(root.resolve("sim"), gpus, 16L << 30);
+        this.stateDir = root.resolve("state");
+        Path devicePlugins = Files.createDirectories(root.resolve("device-plugins"));
+        this.pluginSocket = devicePlugins.resolve("omai-io-milli-gpu.sock");
+        Path podResources = root.resolve("pod-resources/kubelet.sock");
+        this.config = root.resolve("agent.yaml");
+        Files.writeString(config, """
                 version: 1
                 nodeName: contract-node
                 directories:
@@ -58,36 +52,74 @@ final class ContractNode implements AutoCloseable {
                   hostLibrary: %s
                 nvml:
                   library: %s
+                kubelet:
+                  registrationBackoffMax: 1s
+                  reconcileInterval: %dms
+                  releaseGracePeriod: %dms
                 metrics:
                   address: 127.0.0.1
                   port: %d
                 schedulerApi:
-                  address: 127.0.0.1
-                  port: %d
-                """.formatted(devicePlugins, podResources, root.resolve("state"), shim,
-                sim.buildDir().resolve("sim/libnvidia-ml.so.1"), freePort(), freePort()) + extra);
-        return file;
+                  enabled: false
+                """.formatted(devicePlugins, podResources, stateDir,
+                sim.buildDir().resolve("lib/libomai-shim.so"), sim.buildDir().resolve("sim/libnvidia-ml.so.1"),
+                RECONCILE.toMillis(), GRACE.toMillis(), freePort()));
+        this.kubelet = KubeletSimulator.start(devicePlugins, podResources);
     }
 
-    /** Starts the agent JVM on {@code config} without waiting for anything. */
-    AgentJvm launch(Path config) {
-        AgentJvm agent = AgentJvm.start(config, sim.env(), root.resolve("agent-" + (agents.size() + 1) + ".log"),
-                AgentJvm.QUICK_START);
+    private static int freePort() throws IOException {
+        try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return socket.getLocalPort();
+        }
+    }
+
+    /** Starts an agent JVM without waiting for anything. */
+    AgentJvm launch() {
+        AgentJvm agent = AgentJvm.start(config, sim.env(), root.resolve("agent-" + (++starts) + ".log"), jvmOptions);
         agents.add(agent);
         return agent;
     }
 
-    /** Starts the agent and waits until the kubelet has its registration with a ListAndWatch stream open. */
-    AgentJvm startRegistered() throws IOException {
-        AgentJvm agent = launch(config("agent.yaml", ""));
-        agent.awaitLog("event=agent_started", Duration.ofSeconds(60));
-        kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
+    /**
+     * Starts an agent JVM and waits until it serves its plugin socket (event {@code agent_started}), without
+     * waiting for kubelet's registration round trip: callers that only need Allocate dial the socket themselves.
+     */
+    AgentJvm startServing(Duration timeout) {
+        AgentJvm agent = launch();
+        agent.awaitLog("event=agent_started", timeout);
         return agent;
     }
 
-    private static int freePort() throws IOException {
-        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
+    /** Starts an agent JVM and waits until the current kubelet has its new registration with a stream open. */
+    AgentJvm startAndRegister(Duration timeout) {
+        int before = (int) kubelet.registrations().stream().filter(r -> r.resourceName().equals(RESOURCE)).count();
+        AgentJvm agent = launch();
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (kubelet.registrations().stream().filter(r -> r.resourceName().equals(RESOURCE)).count() <= before) {
+            if (!agent.alive() || System.nanoTime() > deadline) {
+                throw new AssertionError("the agent did not register within " + timeout + ":\n" + agent.log());
+            }
+            sleep(Duration.ofMillis(10));
+        }
+        kubelet.awaitRegistration(RESOURCE, timeout);
+        return agent;
+    }
+
+    /** The checkpoint's allocations as stored, or an empty array when there is none yet. */
+    JsonNode checkpointAllocations() throws IOException {
+        Path file = stateDir.resolve("ledger.json");
+        if (!Files.exists(file)) {
+            return new ObjectMapper().createArrayNode();
+        }
+        return new ObjectMapper().readTree(file.toFile()).get("allocations");
+    }
+
+    static void sleep(Duration duration) {
+        try {
+            Thread.sleep(duration);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError(e);
         }
     }
 

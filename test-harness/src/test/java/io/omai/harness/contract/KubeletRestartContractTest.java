@@ -1,6 +1,6 @@
 package io.omai.harness.contract;
 
-import static io.omai.harness.contract.ContractNode.RESOURCE;
+import static io.omai.harness.contract.DefaultTimingsNode.RESOURCE;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.omai.harness.kubelet.Registration;
@@ -26,7 +26,7 @@ class KubeletRestartContractTest {
 
     @Test
     void kubeletExitsLeavingAStaleSocketAndEachReturnIsRegisteredWithinASecond() throws Exception {
-        try (ContractNode node = new ContractNode(dir)) {
+        try (DefaultTimingsNode node = new DefaultTimingsNode(dir)) {
             AgentJvm agent = node.startRegistered();
             List<Long> millis = new ArrayList<>();
             int generation = 0;

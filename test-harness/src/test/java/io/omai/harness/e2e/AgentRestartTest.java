@@ -65,23 +65,27 @@ class AgentRestartTest {
     }
 
     @Test
-    void aCorruptCheckpointStopsTheAgentWithExitThreeAndIsKeptAside() throws Exception {
+    void aCorruptCheckpointIsKeptAsideAndTheAgentStartsAnywayAndAdoptsWhatContainersHold() throws Exception {
         try (SimulatedGpuNode node = new SimulatedGpuNode(dir, 1)) {
             Files.createDirectories(node.stateDir);
             Path checkpoint = node.stateDir.resolve("ledger.json");
             Files.writeString(checkpoint, "{\"version\":1,\"checksum\":\"sha256:00\",\"allocations\":[]}");
-            AgentJvm agent = AgentJvm.start(node.config, node.sim.env(), dir.resolve("corrupt.log"), AgentJvm.QUICK_START);
-            assertThat(agent.waitFor(Duration.ofSeconds(60))).isEqualTo(3);
-            assertThat(agent.log()).contains("ledger checkpoint " + checkpoint + " is unusable", "does not match",
-                    "kept aside as " + node.stateDir.resolve("ledger.json.corrupt-"));
-            assertThat(checkpoint).doesNotExist();
+            String gpu = node.sim.gpus().getFirst().uuid();
+            List<String> held = List.of(gpu + "-m0", gpu + "-m1", gpu + "-m2");
+            node.kubelet.podResources().put(new io.omai.harness.kubelet.PodResourcesTable.ContainerEntry("team-a",
+                    "running-0", "main", RESOURCE, held));
+            AgentJvm agent = node.startAgent();
+            node.kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
+            assertThat(agent.log()).contains("event=checkpoint_unusable file=" + checkpoint, "does not match",
+                    "kept_aside=" + node.stateDir.resolve("ledger.json.corrupt-"));
             try (var files = Files.list(node.stateDir)) {
                 assertThat(files.map(f -> f.getFileName().toString()))
                         .anyMatch(name -> name.startsWith("ledger.json.corrupt-"));
             }
-            // The next start has no checkpoint: it starts empty and registers.
-            node.startAgent();
-            node.kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
+            // rebuilt from PodResources: the running container's allocation is adopted
+            await().atMost(Duration.ofSeconds(15)).until(() -> Files.exists(checkpoint)
+                    && owners(node.checkpointAllocations()).contains("team-a/running-0/main"));
+            assertThat(agent.alive()).isTrue();
         }
     }
 }
