@@ -73,6 +73,7 @@ final class KubeletRegistrar implements AutoCloseable {
         Files.createDirectories(pluginDir);
         watchService = FileSystems.getDefault().newWatchService();
         watcher = Thread.ofVirtual().name("kubelet-socket-watch").start(this::watchDirectory);
+        wakeUp.release(); // the first pass looks for kubelet at once instead of after a second's wait
         loop = Thread.ofVirtual().name("kubelet-registration").start(
                 io.omai.agent.lifecycle.Loops.restarting("kubelet-registration", this::registrationLoop, () -> running));
     }
