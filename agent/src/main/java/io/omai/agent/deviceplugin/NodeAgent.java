@@ -103,6 +103,7 @@ public final class NodeAgent implements AutoCloseable {
             AllocationLedger ledger = AllocationLedger.open(gpus, config.sharing(), config.directories().state(),
                     Clock.systemUTC());
             started.add(ledger);
+            ledger.keepDisplacedFilesFor(config.kubelet().releaseGracePeriod());
             ContainerEdits edits = new ContainerEdits(ledger, config);
             edits.writePreloadFile();
             QuotaEnforcement quotas = new QuotaEnforcement(ledger, nvml, config.sharing().computePeriodUs() * 1_000L);

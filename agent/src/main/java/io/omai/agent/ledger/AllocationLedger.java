@@ -56,6 +56,13 @@ public final class AllocationLedger implements AutoCloseable {
     private final java.util.concurrent.ExecutorService changeNotifier = java.util.concurrent.Executors
             .newSingleThreadExecutor(Thread.ofPlatform().name("ledger-changes").daemon().factory());
     private static final int SPARES = 4;
+    // displaced allocations' files wait here before they go: an init container whose devices an app container
+    // of its pod reused is admitted with the pod but starts later, and needs its files then
+    private final java.util.concurrent.ScheduledExecutorService displacedFiles = java.util.concurrent.Executors
+            .newSingleThreadScheduledExecutor(Thread.ofPlatform().name("displaced-allocation-files").daemon()
+                    .factory());
+    private final Map<String, Allocation> displacedWaiting = new java.util.concurrent.ConcurrentHashMap<>();
+    private volatile Duration displacedFilesGrace = Duration.ofSeconds(60);
 
     private final List<GpuDevice> gpus;
     private final Map<String, GpuDevice> gpusByUuid = new LinkedHashMap<>();
@@ -202,8 +209,8 @@ public final class AllocationLedger implements AutoCloseable {
      * The first half of {@link #allocate(Collection, AllocationClaim)}: checks the IDs' shape and creates the
      * allocation's files (disk work), recording nothing. {@link Pending#commit} then records it in memory only,
      * so callers can commit under a lock of their own (the reservation book's) without doing disk work there.
-     * Closing the handle removes the files of an uncommitted allocation, or the files of the allocations a
-     * commit displaced.
+     * Closing the handle removes the files of an uncommitted allocation, or schedules the removal of the files of
+     * the allocations a commit displaced.
      *
      * @throws LedgerException.InvalidRequest as {@link #allocate}, or an Allocate of the same IDs in progress
      * @throws LedgerException.StorageFailed the files could not be created (nothing recorded)
@@ -420,7 +427,10 @@ public final class AllocationLedger implements AutoCloseable {
             }
         }
 
-        /** Removes the files of what the commit displaced, or of this allocation when it was not committed. */
+        /**
+         * Schedules the removal of the displaced allocations' files ({@link #keepDisplacedFilesFor}), or removes
+         * this allocation's files when it was not committed.
+         */
         @Override
         public void close() {
             if (committed == null && takeover) {
@@ -440,10 +450,10 @@ public final class AllocationLedger implements AutoCloseable {
                 return;
             }
             for (Allocation released : displaced) {
-                discarded.discard(directory(released));
+                discardDisplacedLater(released);
                 log.warn("event=allocation_released reason=reassigned allocation={} owner=\"{}\" gpus={} by={} "
-                        + "detail=\"kubelet handed its IDs to a new container; the old container is gone\"",
-                        released.id(), released.owner(), released.milliPerGpu(), id);
+                        + "files_kept_for={} detail=\"kubelet handed its IDs to a new container\"", released.id(),
+                        released.owner(), released.milliPerGpu(), id, displacedFilesGrace);
             }
             displaced = List.of();
         }
@@ -576,6 +586,52 @@ public final class AllocationLedger implements AutoCloseable {
         return writer.flush(timeout);
     }
 
+    /**
+     * How long the files of an allocation displaced by an Allocate (its IDs handed to a new container) are kept
+     * before they are removed: the release grace period, since the displaced container may be an init container
+     * of the same pod that kubelet starts only after admitting the whole pod. Its record goes at once.
+     */
+    public void keepDisplacedFilesFor(Duration grace) {
+        if (grace.isNegative()) {
+            throw new IllegalArgumentException("grace " + grace + " is negative");
+        }
+        this.displacedFilesGrace = grace;
+    }
+
+    private void discardDisplacedLater(Allocation released) {
+        displacedWaiting.put(released.id(), released);
+        if (displacedFilesGrace.isZero()) {
+            discardDisplaced(released);
+            return;
+        }
+        try {
+            displacedFiles.schedule(() -> discardDisplaced(released), displacedFilesGrace.toMillis(),
+                    java.util.concurrent.TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.RejectedExecutionException closing) {
+            discardDisplaced(released);
+        }
+    }
+
+    /** Removes a displaced allocation's files, unless the same IDs have been allocated again since. */
+    private void discardDisplaced(Allocation released) {
+        if (displacedWaiting.remove(released.id(), released)) {
+            synchronized (lock) {
+                if (allocations.containsKey(released.id()) || !preparing.add(released.id())) {
+                    return; // the same IDs again: the directory is the new allocation's now
+                }
+            }
+            try {
+                discarded.discard(directory(released));
+            } finally {
+                synchronized (lock) {
+                    preparing.remove(released.id());
+                }
+            }
+            log.info("event=allocation_files_removed allocation={} owner=\"{}\" reason=displaced", released.id(),
+                    released.owner());
+        }
+    }
+
     /** Pre-created allocation directories ready now (tests). */
     int sparesReady() {
         return spares.ready();
@@ -585,6 +641,9 @@ public final class AllocationLedger implements AutoCloseable {
     @Override
     public void close() {
         changeNotifier.shutdownNow();
+        displacedFiles.shutdownNow();
+        // nothing records them any more: waiting would leak them across a restart
+        List.copyOf(displacedWaiting.values()).forEach(this::discardDisplaced);
         spares.close();
         writer.close();
         discarded.close();

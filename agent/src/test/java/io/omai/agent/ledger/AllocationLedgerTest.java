@@ -191,6 +191,7 @@ class AllocationLedgerTest {
     @Test
     void idsHandedOutAgainReleaseTheStaleAllocation() throws Exception {
         AllocationLedger ledger = open();
+        ledger.keepDisplacedFilesFor(java.time.Duration.ZERO); // the agent keeps them for the grace period
         Allocation old = ledger.allocate(ids(0, 0, 300));
         Allocation replacement = ledger.allocate(ids(0, 200, 300));
         assertThat(ledger.allocations()).containsExactly(replacement);

@@ -7,6 +7,7 @@ import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.MilliGpuId;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -42,6 +43,7 @@ class DeviceReuseTest {
     private TenancyNode unknownPods(int gpus, AntiAffinityPolicy policy) throws Exception {
         node = new TenancyNode(state, gpus, policy);
         node.pods.enabled = false; // no Kubernetes API: every pod is unknown
+        node.ledger.keepDisplacedFilesFor(Duration.ZERO);
         return node;
     }
 
@@ -102,6 +104,22 @@ class DeviceReuseTest {
 
         assertThat(taken.tenant()).isEqualTo("team-b");
         assertThat(node.ledger.allocations()).extracting(Allocation::tenant).containsExactly("team-b");
+    }
+
+    @Test
+    void aDisplacedAllocationsFilesStayForTheGracePeriodThenGo() throws Exception {
+        unknownPods(1, AntiAffinityPolicy.GPU);
+        node.ledger.keepDisplacedFilesFor(Duration.ofMillis(300));
+        Allocation first = node.admit("ns/a/main", 500);
+        node.depart("ns/a/main");
+
+        Allocation second = node.gate.allocate(ids(0, 0, 300));
+
+        assertThat(node.ledger.allocations()).extracting(Allocation::id).containsExactly(second.id());
+        assertThat(directory(first).resolve("control")).exists(); // perhaps an init container yet to start
+        org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(10))
+                .until(() -> !java.nio.file.Files.exists(directory(first)));
+        assertThat(directory(second).resolve("control")).exists();
     }
 
     @Test

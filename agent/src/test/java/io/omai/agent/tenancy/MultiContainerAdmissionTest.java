@@ -111,7 +111,10 @@ class MultiContainerAdmissionTest {
         assertThat(app.claim().container()).isEqualTo("main");
         assertThat(app.claim().podUid()).isEqualTo("p");
         assertThat(node.ledger.allocations()).extracting(Allocation::id).containsExactly(app.id());
-        assertThat(state.resolve(AllocationLedger.ALLOCATIONS_DIR).resolve(init.id())).doesNotExist();
+        // the init container starts after the whole pod is admitted: its files stay for the grace period
+        Path initFiles = state.resolve(AllocationLedger.ALLOCATIONS_DIR).resolve(init.id());
+        assertThat(initFiles.resolve("control")).exists();
+        assertThat(node.ledger.allocation(init.id())).isEmpty();
     }
 
     @Test
