@@ -27,9 +27,17 @@ public final class GrpcStatusMapper {
      */
     private static String described(Exception e) {
         String message = e.getMessage();
-        return message == null || message.isBlank()
-                ? e.getClass().getSimpleName() + " (no detail recorded; see the agent's log)" : message;
+        if (message == null || message.isBlank()) {
+            return e.getClass().getSimpleName() + " (no detail recorded; see the agent's log)";
+        }
+        // a description travels as an HTTP/2 header (grpc-message): keep it well inside any peer's header limit
+        return message.length() <= MAX_DESCRIPTION ? message
+                : message.substring(0, MAX_DESCRIPTION) + "... (" + message.length() + " characters; the agent's "
+                + "log has all of it)";
     }
+
+    /** The longest description sent to kubelet; the log keeps the whole message. */
+    static final int MAX_DESCRIPTION = 2048;
 
     public static StatusException toException(LedgerException e) {
         return toStatus(e).asException();
