@@ -231,6 +231,9 @@ public final class AdmissionGate {
         Set<String> gpus = gpusOf(deviceIds);
         Optional<Allocation> same = ledger.allocationWithIds(deviceIds);
         if (same.isPresent() && isRepeat(same.get())) {
+            if (pods.enabled()) {
+                finder.servedByRepeat(same.get().claim().podUid(), deviceIds.size());
+            }
             return new Plan(deviceIds, gpus, null, same.get().claim(), Optional.empty(), Optional.empty());
         }
         Optional<Allocation> takenOver = same;

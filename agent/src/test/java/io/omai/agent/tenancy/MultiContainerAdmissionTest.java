@@ -131,4 +131,22 @@ class MultiContainerAdmissionTest {
         assertThat(node.ledger.allocations()).hasSize(1);
         assertThat(state.resolve(AllocationLedger.ALLOCATIONS_DIR).resolve(init.id()).resolve("control")).exists();
     }
+
+    @Test
+    void initContainersThatShareDevicesDoNotHideTheAppContainer() throws Exception {
+        node(1, true);
+        node.pods.put(new PodInfo("p", "ns-a", "trainer", "team-a", true, node.clock.instant().minusSeconds(5),
+                List.of(new PodInfo.GpuContainer("init-1", 250), new PodInfo.GpuContainer("init-2", 250),
+                        new PodInfo.GpuContainer("main", 500))));
+        Allocation init1 = node.gate.allocate(ids(0, 0, 250));
+        Allocation init2 = node.gate.allocate(ids(0, 0, 250)); // kubelet reuses init-1's devices for init-2
+        List<String> main = new ArrayList<>(ids(0, 0, 250));
+        main.addAll(ids(0, 250, 250));
+
+        Allocation app = node.gate.allocate(main);
+
+        assertThat(init2.id()).isEqualTo(init1.id());
+        assertThat(app.claim().container()).isEqualTo("main");
+        assertThat(app.claim().tenant()).isEqualTo("team-a");
+    }
 }
