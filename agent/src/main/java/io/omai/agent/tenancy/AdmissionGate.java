@@ -43,6 +43,11 @@ import org.slf4j.LoggerFactory;
  *       holds only for reserved pods, which are never placed beside an unknown pod.</li>
  * </ul>
  *
+ * <p>One Allocate is all or nothing: validated as a whole, files made outside every lock, then every check and
+ * record in one step under the book's lock ({@link ReservationBook#admit}), reading the same capacity model as
+ * Reserve ({@link CapacityModel}). Allocations holding IDs kubelet hands out (or offers) again belong to departed
+ * containers and count for nothing (docs/architecture.md, "How an allocation happens").
+ *
  * <p>Never blocks for long: the only wait is for the pod informer to show a pod kubelet already admits
  * ({@code identifyWait}, bounded).
  */
