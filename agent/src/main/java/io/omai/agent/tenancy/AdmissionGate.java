@@ -235,11 +235,20 @@ public final class AdmissionGate {
     private Plan plan(List<String> deviceIds) throws AdmissionRefusal {
         Set<String> gpus = gpusOf(deviceIds);
         Optional<Allocation> same = ledger.allocationWithIds(deviceIds);
+        Optional<Admitted> newcomer = Optional.empty();
         if (same.isPresent() && isRepeat(same.get())) {
-            if (pods.enabled()) {
-                finder.servedByRepeat(same.get().claim().podUid(), deviceIds.size());
+            String podUid = same.get().claim().podUid();
+            // the pod of the allocation is shown but no longer pending: a repeat, unless another pod is pending
+            // for this size (kubelet gave it the devices of a pod the informer has not seen go)
+            newcomer = pods.enabled() && pods.byUid(podUid).filter(PodInfo::pending).isEmpty()
+                    ? finder.findNow(deviceIds.size()).filter(who -> !who.podUid().equals(podUid))
+                    : Optional.empty();
+            if (newcomer.isEmpty()) {
+                if (pods.enabled()) {
+                    finder.servedByRepeat(podUid, deviceIds.size());
+                }
+                return new Plan(deviceIds, gpus, null, same.get().claim(), Optional.empty(), Optional.empty());
             }
-            return new Plan(deviceIds, gpus, null, same.get().claim(), Optional.empty(), Optional.empty());
         }
         Optional<Allocation> takenOver = same;
         for (String uuid : gpus) {
@@ -249,7 +258,7 @@ public final class AdmissionGate {
                         + " is withdrawn from sharing: " + withdrawn.get());
             }
         }
-        Admitted who = finder.find(deviceIds.size());
+        Admitted who = newcomer.isPresent() ? newcomer.get() : finder.find(deviceIds.size());
         if (who.reservation().isEmpty()) {
             return new Plan(deviceIds, gpus, who, claim(who, who.container(), 0), Optional.empty(), takenOver);
         }
@@ -275,7 +284,8 @@ public final class AdmissionGate {
      * Whether an Allocate of exactly the IDs of {@code existing} repeats it: kubelet retrying an Allocate, or
      * giving an init container's exact IDs to an app container of the same pod; the devices keep their
      * allocation and quotas. That is so while its pod exists (or, without the Kubernetes API, when it was made
-     * for a known pod: nothing says that pod is gone). Otherwise a new container receives a departed one's
+     * for a known pod: nothing says that pod is gone) — unless that pod is no longer pending and another pod is
+     * ({@link #plan}). Otherwise a new container receives a departed one's
      * devices: identified as any other, with fresh files ({@link AllocationLedger#prepareTakeover}).
      */
     private boolean isRepeat(Allocation existing) {

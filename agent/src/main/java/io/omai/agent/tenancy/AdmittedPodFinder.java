@@ -80,6 +80,11 @@ final class AdmittedPodFinder {
         }
     }
 
+    /** As {@link #find}, without waiting for the informer: empty when no pod can be identified now. */
+    Optional<Admitted> findNow(int size) throws AdmissionRefusal {
+        return pods.enabled() ? identifyNow(size) : Optional.empty();
+    }
+
     /**
      * Records that kubelet admitted the pod's next container of {@code size} with exactly the devices of one of
      * the pod's allocations (a repeat), so that container counts as done when the pod's later containers are

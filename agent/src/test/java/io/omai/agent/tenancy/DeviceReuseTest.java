@@ -107,6 +107,22 @@ class DeviceReuseTest {
     }
 
     @Test
+    void exactlyTheDevicesOfAPodTheInformerStillShowsGoToTheNewPodAsItsOwn() throws Exception {
+        node = new TenancyNode(state, 1, AntiAffinityPolicy.GPU);
+        PodInfo a = node.pendingPod("a", "ns-a", "team-a", 1000, 10);
+        Allocation first = node.admit(a); // a runs now; the informer will show it a while after it is gone
+        node.depart(a.ref() + "/main");
+        PodInfo b = node.pendingPod("b", "ns-b", "team-b", 1000, 5);
+
+        Allocation taken = node.admit(b);
+
+        assertThat(taken.deviceIdStrings()).containsExactlyInAnyOrderElementsOf(first.deviceIdStrings());
+        assertThat(taken.claim().podUid()).isEqualTo("b");
+        assertThat(taken.tenant()).isEqualTo("team-b");
+        assertThat(node.ledger.allocations()).extracting(Allocation::tenant).containsExactly("team-b");
+    }
+
+    @Test
     void aDisplacedAllocationsFilesStayForTheGracePeriodThenGo() throws Exception {
         unknownPods(1, AntiAffinityPolicy.GPU);
         node.ledger.keepDisplacedFilesFor(Duration.ofMillis(300));
