@@ -80,6 +80,12 @@ final class DevicePluginService extends DevicePluginGrpc.DevicePluginImplBase {
             response.onError(GrpcStatusMapper.invalidRequest("container_requests is empty; expected one request per container"));
             return;
         }
+        if (request.getContainerRequestsCount() > AdmissionGate.MAX_CONTAINERS_PER_REQUEST) {
+            response.onError(GrpcStatusMapper.invalidRequest("container_requests has "
+                    + request.getContainerRequestsCount() + " containers; at most "
+                    + AdmissionGate.MAX_CONTAINERS_PER_REQUEST + " are accepted in one request (kubelet sends one)"));
+            return;
+        }
         PreferredAllocationResponse.Builder answer = PreferredAllocationResponse.newBuilder();
         for (ContainerPreferredAllocationRequest container : request.getContainerRequestsList()) {
             try {

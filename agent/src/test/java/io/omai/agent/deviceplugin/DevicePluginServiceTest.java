@@ -172,6 +172,16 @@ class DevicePluginServiceTest {
                     assertThat(e.getStatus().getDescription()).contains("20000 containers; at most 64");
                 });
         assertThat(ledger.allocations()).isEmpty();
+        PreferredAllocationRequest.Builder preferred = PreferredAllocationRequest.newBuilder();
+        for (int i = 0; i < 65; i++) {
+            preferred.addContainerRequests(ContainerPreferredAllocationRequest.newBuilder()
+                    .addAllAvailableDeviceIDs(slots(0, 0, 10)).setAllocationSize(1));
+        }
+        assertThatThrownBy(() -> plugin.getPreferredAllocation(preferred.build()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                    assertThat(e.getStatus().getDescription()).contains("65 containers; at most 64");
+                });
     }
 
     @Test
