@@ -21,6 +21,7 @@ import io.omai.agent.ledger.MilliGpuId;
 import io.omai.agent.tenancy.AdmissionGate;
 import io.omai.agent.tenancy.AdmissionRefusal;
 import io.omai.agent.tenancy.AntiAffinityPolicy;
+import io.omai.agent.tenancy.CapacityModel;
 import io.omai.agent.tenancy.GpuWithdrawals;
 import io.omai.agent.tenancy.LedgerNodeCapacity;
 import io.omai.agent.tenancy.NodePods;
@@ -50,7 +51,8 @@ final class DevicePluginService extends DevicePluginGrpc.DevicePluginImplBase {
     /** Without tenancy: every allocation is for an unknown pod, reservations are not consulted. */
     DevicePluginService(AllocationLedger ledger, ContainerEdits edits, DeviceListPublisher devices) {
         this(new AdmissionGate("local", ledger, new ReservationBook(
-                () -> LedgerNodeCapacity.of("local", ledger, new GpuWithdrawals()), AntiAffinityPolicy.NONE,
+                (CapacityModel) departed -> LedgerNodeCapacity.of("local", ledger, new GpuWithdrawals(), departed),
+                AntiAffinityPolicy.NONE,
                 Clock.systemUTC()), NodePods.NONE, new GpuWithdrawals(), Duration.ZERO), edits, devices);
     }
 
@@ -78,6 +80,12 @@ final class DevicePluginService extends DevicePluginGrpc.DevicePluginImplBase {
             response.onError(GrpcStatusMapper.invalidRequest("container_requests is empty; expected one request per container"));
             return;
         }
+        if (request.getContainerRequestsCount() > AdmissionGate.MAX_CONTAINERS_PER_REQUEST) {
+            response.onError(GrpcStatusMapper.invalidRequest("container_requests has "
+                    + request.getContainerRequestsCount() + " containers; at most "
+                    + AdmissionGate.MAX_CONTAINERS_PER_REQUEST + " are accepted in one request (kubelet sends one)"));
+            return;
+        }
         PreferredAllocationResponse.Builder answer = PreferredAllocationResponse.newBuilder();
         for (ContainerPreferredAllocationRequest container : request.getContainerRequestsList()) {
             try {
@@ -103,37 +111,38 @@ final class DevicePluginService extends DevicePluginGrpc.DevicePluginImplBase {
 
     @Override
     public void allocate(AllocateRequest request, StreamObserver<AllocateResponse> response) {
-        if (request.getContainerRequestsCount() == 0) {
-            response.onError(GrpcStatusMapper.invalidRequest("container_requests is empty; expected one request per container"));
+        int containers = request.getContainerRequestsCount();
+        if (containers > AdmissionGate.MAX_CONTAINERS_PER_REQUEST) {
+            // refused before the IDs are even read: a huge request must cost nothing
+            String why = "container_requests has " + containers + " containers; at most "
+                    + AdmissionGate.MAX_CONTAINERS_PER_REQUEST + " are accepted in one Allocate (kubelet sends one)";
+            log.warn("event=allocate_refused containers={} reason=\"{}\"", containers, why);
+            response.onError(GrpcStatusMapper.invalidRequest(why));
             return;
         }
-        // Check every container first, so a bad one in a batch leaves the ledger as it was.
-        for (ContainerAllocateRequest container : request.getContainerRequestsList()) {
-            try {
-                gate.checkAllocatable(container.getDevicesIdsList());
-            } catch (LedgerException e) {
-                log.warn("event=allocate_refused devices={} reason=\"{}\"", container.getDevicesIdsCount(), e.getMessage());
-                response.onError(GrpcStatusMapper.toException(e));
-                return;
-            }
+        List<List<String>> ids = request.getContainerRequestsList().stream()
+                .map(ContainerAllocateRequest::getDevicesIdsList).map(List::copyOf).toList();
+        List<Allocation> made;
+        try {
+            // all or nothing: a refusal of any container leaves the ledger and the reservations as they were
+            made = gate.allocateAll(ids);
+        } catch (LedgerException e) {
+            log.warn("event=allocate_refused containers={} devices={} reason=\"{}\"", containers,
+                    ids.stream().mapToInt(List::size).sum(), e.getMessage());
+            response.onError(GrpcStatusMapper.toException(e));
+            return;
+        } catch (AdmissionRefusal e) {
+            log.warn("event=allocate_refused containers={} devices={} reason=\"{}\"", containers,
+                    ids.stream().mapToInt(List::size).sum(), e.getMessage());
+            response.onError(GrpcStatusMapper.toException(e));
+            return;
         }
         AllocateResponse.Builder answer = AllocateResponse.newBuilder();
-        for (ContainerAllocateRequest container : request.getContainerRequestsList()) {
-            try {
-                Allocation allocation = gate.allocate(container.getDevicesIdsList());
-                answer.addContainerResponses(edits.forAllocation(allocation));
-                // The ledger logs the allocation once, when it is created; repeats are routine.
-                log.debug("event=allocate allocation={} owner=\"{}\" gpus={}", allocation.id(), allocation.owner(),
-                        allocation.milliPerGpu());
-            } catch (LedgerException e) {
-                log.warn("event=allocate_refused devices={} reason=\"{}\"", container.getDevicesIdsCount(), e.getMessage());
-                response.onError(GrpcStatusMapper.toException(e));
-                return;
-            } catch (AdmissionRefusal e) {
-                log.warn("event=allocate_refused devices={} reason=\"{}\"", container.getDevicesIdsCount(), e.getMessage());
-                response.onError(GrpcStatusMapper.toException(e));
-                return;
-            }
+        for (Allocation allocation : made) {
+            answer.addContainerResponses(edits.forAllocation(allocation));
+            // The ledger logs the allocation once, when it is created; repeats are routine.
+            log.debug("event=allocate allocation={} owner=\"{}\" gpus={}", allocation.id(), allocation.owner(),
+                    allocation.milliPerGpu());
         }
         response.onNext(answer.build());
         response.onCompleted();

@@ -14,12 +14,30 @@ public final class GrpcStatusMapper {
 
     public static Status toStatus(LedgerException e) {
         return switch (e) {
-            case LedgerException.InvalidRequest invalid -> Status.INVALID_ARGUMENT.withDescription(invalid.getMessage());
-            case LedgerException.NoFit noFit -> Status.RESOURCE_EXHAUSTED.withDescription(noFit.getMessage());
+            case LedgerException.InvalidRequest invalid -> Status.INVALID_ARGUMENT.withDescription(described(invalid));
+            case LedgerException.NoFit noFit -> Status.RESOURCE_EXHAUSTED.withDescription(described(noFit));
             case LedgerException.StorageFailed storage ->
-                    Status.INTERNAL.withDescription(storage.getMessage()).withCause(storage);
+                    Status.INTERNAL.withDescription(described(storage)).withCause(storage);
         };
     }
+
+    /**
+     * The description kubelet shows in the pod's events: never empty (kubelet surfaces an empty grpc-message as
+     * a bare status code), and the refusal's kind when a message is missing.
+     */
+    private static String described(Exception e) {
+        String message = e.getMessage();
+        if (message == null || message.isBlank()) {
+            return e.getClass().getSimpleName() + " (no detail recorded; see the agent's log)";
+        }
+        // a description travels as an HTTP/2 header (grpc-message): keep it well inside any peer's header limit
+        return message.length() <= MAX_DESCRIPTION ? message
+                : message.substring(0, MAX_DESCRIPTION) + "... (" + message.length() + " characters; the agent's "
+                + "log has all of it)";
+    }
+
+    /** The longest description sent to kubelet; the log keeps the whole message. */
+    static final int MAX_DESCRIPTION = 2048;
 
     public static StatusException toException(LedgerException e) {
         return toStatus(e).asException();
@@ -28,12 +46,12 @@ public final class GrpcStatusMapper {
     /** Tenancy refusals: the request is well formed but the node's state (tenants, reservations) forbids it. */
     public static Status toStatus(AdmissionRefusal e) {
         return switch (e) {
-            case AdmissionRefusal.Ambiguous ambiguous -> Status.FAILED_PRECONDITION.withDescription(ambiguous.getMessage());
-            case AdmissionRefusal.Unidentified unknown -> Status.FAILED_PRECONDITION.withDescription(unknown.getMessage());
-            case AdmissionRefusal.AntiAffinity refused -> Status.FAILED_PRECONDITION.withDescription(refused.getMessage());
-            case AdmissionRefusal.NotReserved other -> Status.FAILED_PRECONDITION.withDescription(other.getMessage());
-            case AdmissionRefusal.ReservedForOthers held -> Status.RESOURCE_EXHAUSTED.withDescription(held.getMessage());
-            case AdmissionRefusal.Withdrawn withdrawn -> Status.FAILED_PRECONDITION.withDescription(withdrawn.getMessage());
+            case AdmissionRefusal.Ambiguous ambiguous -> Status.FAILED_PRECONDITION.withDescription(described(ambiguous));
+            case AdmissionRefusal.Unidentified unknown -> Status.FAILED_PRECONDITION.withDescription(described(unknown));
+            case AdmissionRefusal.AntiAffinity refused -> Status.FAILED_PRECONDITION.withDescription(described(refused));
+            case AdmissionRefusal.NotReserved other -> Status.FAILED_PRECONDITION.withDescription(described(other));
+            case AdmissionRefusal.ReservedForOthers held -> Status.RESOURCE_EXHAUSTED.withDescription(described(held));
+            case AdmissionRefusal.Withdrawn withdrawn -> Status.FAILED_PRECONDITION.withDescription(described(withdrawn));
         };
     }
 

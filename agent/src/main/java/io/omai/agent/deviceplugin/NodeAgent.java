@@ -106,6 +106,7 @@ public final class NodeAgent implements AutoCloseable {
             AllocationLedger ledger = AllocationLedger.open(gpus, config.sharing(), config.directories().state(),
                     Clock.systemUTC());
             started.add(ledger);
+            ledger.keepDisplacedFilesFor(config.kubelet().releaseGracePeriod());
             ContainerEdits edits = new ContainerEdits(ledger, config);
             edits.writePreloadFile();
             io.omai.agent.lifecycle.Loops loops = new io.omai.agent.lifecycle.Loops();

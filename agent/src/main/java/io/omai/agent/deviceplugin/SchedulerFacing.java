@@ -43,7 +43,8 @@ final class SchedulerFacing implements AutoCloseable {
                 LedgerNodeCapacity::tenantOf);
         health.addListener(changed -> inventory.changed());
         withdrawals.onChange(inventory::changed);
-        ReservationBook reservations = new ReservationBook(inventory::snapshot, TenancyServices.policy(config),
+        // the book reads the ledger live (one capacity model with the admission gate), not the published snapshot
+        ReservationBook reservations = new ReservationBook(inventory::live, TenancyServices.policy(config),
                 Clock.systemUTC());
         if (!api.enabled()) {
             return new SchedulerFacing(inventory, reservations, null);

@@ -56,6 +56,13 @@ public final class AllocationLedger implements AutoCloseable {
     private final java.util.concurrent.ExecutorService changeNotifier = java.util.concurrent.Executors
             .newSingleThreadExecutor(Thread.ofPlatform().name("ledger-changes").daemon().factory());
     private static final int SPARES = 4;
+    // displaced allocations' files wait here before they go: an init container whose devices an app container
+    // of its pod reused is admitted with the pod but starts later, and needs its files then
+    private final java.util.concurrent.ScheduledExecutorService displacedFiles = java.util.concurrent.Executors
+            .newSingleThreadScheduledExecutor(Thread.ofPlatform().name("displaced-allocation-files").daemon()
+                    .factory());
+    private final Map<String, Allocation> displacedWaiting = new java.util.concurrent.ConcurrentHashMap<>();
+    private volatile Duration displacedFilesGrace = Duration.ofSeconds(60);
 
     private final List<GpuDevice> gpus;
     private final Map<String, GpuDevice> gpusByUuid = new LinkedHashMap<>();
@@ -80,6 +87,8 @@ public final class AllocationLedger implements AutoCloseable {
     // guarded by lock: held device sets already reported as not adoptable, so each is logged once
     private final Set<String> reportedUnadoptable = new HashSet<>();
     private Instant openedAt;
+    // guarded by lock: allocations whose files are being made, so two Allocates of one ID set cannot race
+    private final Set<String> preparing = new HashSet<>();
 
     private AllocationLedger(List<GpuDevice> gpus, AgentConfig.Sharing sharing, Path stateDir, Clock clock) {
         this.gpus = List.copyOf(gpus);
@@ -271,54 +280,262 @@ public final class AllocationLedger implements AutoCloseable {
      * with the same IDs returns the allocation made first; if that one's claim was unknown it learns this one.
      */
     public Allocation allocate(Collection<String> deviceIds, AllocationClaim claim) throws LedgerException {
+        try (Pending pending = prepare(deviceIds, claim)) {
+            return pending.commit();
+        }
+    }
+
+    /**
+     * The first half of {@link #allocate(Collection, AllocationClaim)}: checks the IDs' shape and creates the
+     * allocation's files (disk work), recording nothing. {@link Pending#commit} then records it in memory only,
+     * so callers can commit under a lock of their own (the reservation book's) without doing disk work there.
+     * Closing the handle removes the files of an uncommitted allocation, or schedules the removal of the files of
+     * the allocations a commit displaced.
+     *
+     * @throws LedgerException.InvalidRequest as {@link #allocate}, or an Allocate of the same IDs in progress
+     * @throws LedgerException.StorageFailed the files could not be created (nothing recorded)
+     */
+    public Pending prepare(Collection<String> deviceIds, AllocationClaim claim) throws LedgerException {
+        List<MilliGpuId> ids = validateShape(deviceIds);
+        String id = allocationId(ids);
+        Allocation repeated;
+        synchronized (lock) {
+            repeated = allocations.get(id);
+            if (repeated == null && !preparing.add(id)) {
+                throw new LedgerException.InvalidRequest("an Allocate of the same " + ids.size()
+                        + " device IDs (allocation " + id + ") is in progress; kubelet allocates a container once");
+            }
+        }
+        if (repeated != null) {
+            ensureFiles(repeated);
+            return new Pending(id, ids, claim, false, false);
+        }
+        Allocation created = new Allocation(id, ids, clock.instant(), claim.owner(), claim);
+        Path directory = directory(created);
+        try {
+            discarded.discard(directory); // left over by a crash before its checkpoint, if there
+            if (!spares.claim(directory, spec(created))) {
+                writeFiles(created);
+            }
+        } catch (IOException | RuntimeException e) {
+            DiscardedDirectories.deleteQuietly(directory);
+            synchronized (lock) {
+                preparing.remove(id);
+            }
+            throw new LedgerException.StorageFailed("cannot create the files of allocation " + id + " in "
+                    + directory + ": " + e.getMessage(), e);
+        }
+        return new Pending(id, ids, claim, true, false);
+    }
+
+    /**
+     * As {@link #prepare}, for IDs whose recorded allocation belongs to a container that is gone (its pod was
+     * deleted) and which a new container receives, exactly: the files are made afresh for the new claim (the
+     * old container's usage goes with it) and {@link Pending#commit} replaces the record.
+     */
+    public Pending prepareTakeover(Collection<String> deviceIds, AllocationClaim claim) throws LedgerException {
         List<MilliGpuId> ids = validateShape(deviceIds);
         String id = allocationId(ids);
         synchronized (lock) {
-            Allocation existing = allocations.get(id);
-            if (existing != null) {
-                ensureFiles(existing);
-                if (existing.claim().equals(AllocationClaim.UNKNOWN) && !claim.equals(AllocationClaim.UNKNOWN)) {
-                    Allocation learned = existing.withClaim(claim);
-                    record(learned);
+            if (!preparing.add(id)) {
+                throw new LedgerException.InvalidRequest("an Allocate of the same " + ids.size()
+                        + " device IDs (allocation " + id + ") is in progress; kubelet allocates a container once");
+            }
+        }
+        Allocation created = new Allocation(id, ids, clock.instant(), claim.owner(), claim);
+        try {
+            writeFiles(created);
+        } catch (IOException | RuntimeException e) {
+            synchronized (lock) {
+                preparing.remove(id);
+            }
+            throw new LedgerException.StorageFailed("cannot create the files of allocation " + id + " in "
+                    + directory(created) + ": " + e.getMessage(), e);
+        }
+        return new Pending(id, ids, claim, false, true);
+    }
+
+    /**
+     * The allocations these IDs would displace: those holding any of them, other than the allocation of exactly
+     * these IDs (a repeat). kubelet hands out only IDs it considers free, and it frees all of a departed
+     * container's IDs at once, so an allocation with any of its IDs handed out again belongs to a container
+     * that is gone; all of it is released, even where only some of its IDs are reused.
+     */
+    public Set<String> displacedBy(Collection<MilliGpuId> deviceIds) {
+        Set<MilliGpuId> requested = new HashSet<>(deviceIds);
+        String self = allocationId(requested.stream().sorted().toList());
+        synchronized (lock) {
+            Set<String> displaced = new TreeSet<>();
+            for (MilliGpuId device : requested) {
+                String holder = owners.get(device);
+                if (holder != null && !holder.equals(self)) {
+                    displaced.add(holder);
+                }
+            }
+            return displaced;
+        }
+    }
+
+    /** The recorded allocation of exactly these IDs, if any (malformed IDs: none). */
+    public Optional<Allocation> allocationWithIds(Collection<String> deviceIds) {
+        List<MilliGpuId> ids;
+        try {
+            ids = validateShape(deviceIds);
+        } catch (LedgerException e) {
+            return Optional.empty();
+        }
+        synchronized (lock) {
+            return Optional.ofNullable(allocations.get(allocationId(ids)));
+        }
+    }
+
+    /**
+     * Every allocation holding any of these IDs (IDs the node does not know are skipped). Those kubelet offers as
+     * available, or hands out in an Allocate, belong to departed containers.
+     */
+    public Set<String> holdersOf(Collection<String> deviceIds) {
+        synchronized (lock) {
+            Set<String> holders = new TreeSet<>();
+            for (String text : deviceIds) {
+                MilliGpuId id = text == null ? null : knownIds.get(text);
+                String holder = id == null ? null : owners.get(id);
+                if (holder != null) {
+                    holders.add(holder);
+                }
+            }
+            return holders;
+        }
+    }
+
+    /**
+     * An allocation whose files exist but which is not recorded until {@link #commit}. Not thread-safe: one
+     * caller commits and closes it.
+     */
+    public final class Pending implements AutoCloseable {
+        private final String id;
+        private final List<MilliGpuId> ids;
+        private final AllocationClaim claim;
+        private final boolean ownsFiles;
+        private final boolean takeover;
+        private Allocation committed;
+        private List<Allocation> displaced = List.of();
+
+        private Pending(String id, List<MilliGpuId> ids, AllocationClaim claim, boolean ownsFiles,
+                        boolean takeover) {
+            this.id = id;
+            this.ids = ids;
+            this.claim = claim;
+            this.ownsFiles = ownsFiles;
+            this.takeover = takeover;
+        }
+
+        /** The allocation's ID (a hash of its device IDs). */
+        public String allocationId() {
+            return id;
+        }
+
+        public List<MilliGpuId> deviceIds() {
+            return ids;
+        }
+
+        /**
+         * Records the allocation (memory only, no disk work): releases the allocations it displaces (see
+         * {@link #displacedBy}), or, for a repeat, returns the allocation made first.
+         *
+         * @throws LedgerException.StorageFailed only when a repeated allocation was released since
+         *     {@link #prepare} (its files are gone; kubelet retries the Allocate)
+         */
+        public Allocation commit() throws LedgerException {
+            if (committed != null) {
+                return committed;
+            }
+            synchronized (lock) {
+                Allocation existing = allocations.get(id);
+                if (takeover) {
+                    preparing.remove(id);
+                    List<Allocation> released = new ArrayList<>();
+                    for (String staleId : displacedBy(ids)) {
+                        released.add(forget(staleId));
+                    }
+                    committed = new Allocation(id, ids, clock.instant(), claim.owner(), claim);
+                    record(committed);
                     writer.submit(List.copyOf(allocations.values()));
                     changed();
-                    log.info("event=allocation_claim allocation={} pod={} tenant={}", id, claim.owner(),
-                            claim.tenant());
-                    return learned;
+                    log.info("event=allocation_taken_over allocation={} gpus={} owner=\"{}\" tenant={} "
+                                    + "previous_owner=\"{}\" displaced={} detail=\"kubelet handed the IDs of a "
+                                    + "departed container to a new one; files made afresh\"", id,
+                            committed.milliPerGpu(), committed.owner(), committed.tenant(),
+                            existing == null ? "" : existing.owner(), released.stream().map(Allocation::id).toList());
+                    displaced = List.copyOf(released);
+                    return committed;
                 }
-                return existing;
-            }
-            Allocation created = new Allocation(id, ids, clock.instant(), claim.owner(), claim);
-            Set<String> stale = new TreeSet<>();
-            for (MilliGpuId device : ids) {
-                String holder = owners.get(device);
-                if (holder != null) {
-                    stale.add(holder);
+                if (existing != null) {
+                    committed = existing;
+                    if (existing.claim().equals(AllocationClaim.UNKNOWN) && !claim.equals(AllocationClaim.UNKNOWN)) {
+                        committed = existing.withClaim(claim);
+                        record(committed);
+                        writer.submit(List.copyOf(allocations.values()));
+                        changed();
+                        log.info("event=allocation_claim allocation={} pod={} tenant={}", id, claim.owner(),
+                                claim.tenant());
+                    }
+                    if (ownsFiles) {
+                        preparing.remove(id);
+                    }
+                    return committed;
                 }
-            }
-            Path directory = directory(created);
-            try {
-                discarded.discard(directory); // left over by a crash before its checkpoint, if there
-                if (!spares.claim(directory, spec(created))) {
-                    writeFiles(created);
+                if (!ownsFiles) {
+                    // the repeat's allocation was released between prepare and commit: its files are gone
+                    throw new LedgerException.StorageFailed("allocation " + id + " was released while kubelet "
+                            + "repeated its Allocate; its files are gone, retry the Allocate", null);
                 }
-            } catch (IOException | RuntimeException e) {
-                DiscardedDirectories.deleteQuietly(directory);
-                throw new LedgerException.StorageFailed("cannot create the files of allocation " + id + " in "
-                        + directory + ": " + e.getMessage(), e);
+                List<Allocation> released = new ArrayList<>();
+                for (String staleId : displacedBy(ids)) {
+                    released.add(forget(staleId));
+                }
+                Allocation created = new Allocation(id, ids, clock.instant(), claim.owner(), claim);
+                record(created);
+                preparing.remove(id);
+                writer.submit(List.copyOf(allocations.values()));
+                changed();
+                log.info("event=allocation_created allocation={} gpus={} milli={} devices={} owner=\"{}\" "
+                        + "tenant={} displaced={}", id, created.milliPerGpu(), created.milli(), ids.size(),
+                        created.owner(), created.tenant(), released.stream().map(Allocation::id).toList());
+                displaced = List.copyOf(released);
+                committed = created;
+                return created;
             }
-            for (String staleId : stale) {
-                Allocation released = forget(staleId);
-                discarded.discard(directory(released));
-                log.warn("event=allocation_released reason=reassigned allocation={} owner=\"{}\" by={} "
-                        + "detail=\"kubelet handed its IDs to a new container\"", staleId, released.owner(), id);
+        }
+
+        /**
+         * Schedules the removal of the displaced allocations' files ({@link #keepDisplacedFilesFor}), or removes
+         * this allocation's files when it was not committed.
+         */
+        @Override
+        public void close() {
+            if (committed == null && takeover) {
+                synchronized (lock) {
+                    preparing.remove(id); // the departed allocation keeps its (rewritten) files until released
+                }
+                return;
             }
-            record(created);
-            writer.submit(List.copyOf(allocations.values()));
-            changed();
-            log.info("event=allocation_created allocation={} gpus={} milli={} devices={} owner=\"{}\" tenant={}",
-                    id, created.milliPerGpu(), created.milli(), ids.size(), created.owner(), created.tenant());
-            return created;
+            if (committed == null) {
+                if (ownsFiles) {
+                    synchronized (lock) {
+                        preparing.remove(id);
+                    }
+                    DiscardedDirectories.deleteQuietly(directory(new Allocation(id, ids, clock.instant(),
+                            claim.owner(), claim)));
+                }
+                return;
+            }
+            for (Allocation released : displaced) {
+                discardDisplacedLater(released);
+                log.warn("event=allocation_released reason=reassigned allocation={} owner=\"{}\" gpus={} by={} "
+                        + "files_kept_for={} detail=\"kubelet handed its IDs to a new container\"", released.id(),
+                        released.owner(), released.milliPerGpu(), id, displacedFilesGrace);
+            }
+            displaced = List.of();
         }
     }
 
@@ -495,7 +712,10 @@ public final class AllocationLedger implements AutoCloseable {
         try (java.nio.file.DirectoryStream<Path> entries = Files.newDirectoryStream(allocationsDir)) {
             for (Path entry : entries) {
                 String name = entry.getFileName().toString();
-                if (!allocations.containsKey(name) && !onMissingGpus.containsKey(name)) {
+                // displaced files wait out their grace for an init container; a directory being prepared is an
+                // Allocate in progress outside the lock
+                if (!allocations.containsKey(name) && !onMissingGpus.containsKey(name)
+                        && !displacedWaiting.containsKey(name) && !preparing.contains(name)) {
                     removed.add(name);
                 }
             }
@@ -542,6 +762,52 @@ public final class AllocationLedger implements AutoCloseable {
         return writer.flush(timeout);
     }
 
+    /**
+     * How long the files of an allocation displaced by an Allocate (its IDs handed to a new container) are kept
+     * before they are removed: the release grace period, since the displaced container may be an init container
+     * of the same pod that kubelet starts only after admitting the whole pod. Its record goes at once.
+     */
+    public void keepDisplacedFilesFor(Duration grace) {
+        if (grace.isNegative()) {
+            throw new IllegalArgumentException("grace " + grace + " is negative");
+        }
+        this.displacedFilesGrace = grace;
+    }
+
+    private void discardDisplacedLater(Allocation released) {
+        displacedWaiting.put(released.id(), released);
+        if (displacedFilesGrace.isZero()) {
+            discardDisplaced(released);
+            return;
+        }
+        try {
+            displacedFiles.schedule(() -> discardDisplaced(released), displacedFilesGrace.toMillis(),
+                    java.util.concurrent.TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.RejectedExecutionException closing) {
+            discardDisplaced(released);
+        }
+    }
+
+    /** Removes a displaced allocation's files, unless the same IDs have been allocated again since. */
+    private void discardDisplaced(Allocation released) {
+        if (displacedWaiting.remove(released.id(), released)) {
+            synchronized (lock) {
+                if (allocations.containsKey(released.id()) || !preparing.add(released.id())) {
+                    return; // the same IDs again: the directory is the new allocation's now
+                }
+            }
+            try {
+                discarded.discard(directory(released));
+            } finally {
+                synchronized (lock) {
+                    preparing.remove(released.id());
+                }
+            }
+            log.info("event=allocation_files_removed allocation={} owner=\"{}\" reason=displaced", released.id(),
+                    released.owner());
+        }
+    }
+
     /** Pre-created allocation directories ready now (tests). */
     int sparesReady() {
         return spares.ready();
@@ -551,6 +817,9 @@ public final class AllocationLedger implements AutoCloseable {
     @Override
     public void close() {
         changeNotifier.shutdownNow();
+        displacedFiles.shutdownNow();
+        // nothing records them any more: waiting would leak them across a restart
+        List.copyOf(displacedWaiting.values()).forEach(this::discardDisplaced);
         spares.close();
         writer.close();
         discarded.close();

@@ -41,8 +41,13 @@ final class PreferredAllocationPolicy {
         for (MilliGpuId id : available) {
             free.get(id.uuid()).set(id.slot());
         }
-        for (MilliGpuId id : mustInclude) {
-            free.get(id.uuid()).set(id.slot()); // kubelet lists picked IDs among the available; be sure
+        // kubelet's contract: must-include IDs are among the available ones. One that is not may be held by a
+        // running container; returning it would hand one device to two containers.
+        List<String> notAvailable = mustInclude.stream()
+                .filter(id -> !free.get(id.uuid()).get(id.slot())).map(MilliGpuId::id).sorted().toList();
+        if (!notAvailable.isEmpty()) {
+            throw new LedgerException.InvalidRequest("must_include_deviceIDs " + describeIds(notAvailable)
+                    + " are not in available_deviceIDs; kubelet must include only IDs it offers as available");
         }
         if (mustInclude.size() > size) {
             throw new LedgerException.InvalidRequest("must_include_deviceIDs has " + mustInclude.size()
@@ -152,6 +157,10 @@ final class PreferredAllocationPolicy {
         }
         ids.sort(null);
         return ids;
+    }
+
+    private static String describeIds(List<String> ids) {
+        return ids.size() <= 4 ? ids.toString() : ids.subList(0, 4) + " and " + (ids.size() - 4) + " more";
     }
 
     private static String describeFree(List<GpuDevice> gpus, Map<String, BitSet> free) {

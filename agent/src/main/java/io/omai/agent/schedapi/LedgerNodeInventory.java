@@ -4,11 +4,9 @@ import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.gpu.GpuHealth;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
-import io.omai.agent.quota.shm.DeviceQuota;
+import io.omai.agent.tenancy.LedgerNodeCapacity;
 import io.omai.agent.tenancy.Subscription;
 import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -86,34 +84,34 @@ public final class LedgerNodeInventory implements NodeInventory, AutoCloseable {
     }
 
     private synchronized void rebuild() {
-        Map<String, Integer> milli = new HashMap<>();
-        Map<String, Long> memory = new HashMap<>();
-        Map<String, Set<String>> tenants = new HashMap<>();
-        for (Allocation allocation : ledger.allocations()) {
-            String tenant = tenantOf.apply(allocation);
-            for (DeviceQuota quota : ledger.spec(allocation).devices()) {
-                milli.merge(quota.uuid(), quota.computeQuotaMilli(), Integer::sum);
-                GpuDevice gpu = ledger.gpu(quota.uuid());
-                long bytes = quota.memoryUnlimited() ? gpu.memoryBytes() * quota.computeQuotaMilli() / 1000
-                        : quota.memoryLimitBytes();
-                memory.merge(quota.uuid(), bytes, Long::sum);
-                if (!tenant.isEmpty()) {
-                    tenants.computeIfAbsent(quota.uuid(), u -> new LinkedHashSet<>()).add(tenant);
-                }
-            }
-        }
+        current = read(Set.of(), generation + 1);
+        generation++;
+    }
+
+    /**
+     * The node as the ledger holds it at this moment, leaving out {@code departed} allocations: the capacity model
+     * the reservation book reads under its lock (never the published snapshot, which is rebuilt later on the
+     * ledger's notifier thread). The same computation as the admission gate's, {@link LedgerNodeCapacity#loads}.
+     */
+    public NodeSnapshot live(Set<String> departed) {
+        return read(departed, current == null ? 0 : current.generation());
+    }
+
+    private NodeSnapshot read(Set<String> departed, long generationNow) {
+        Map<String, LedgerNodeCapacity.GpuLoad> loads = LedgerNodeCapacity.loads(ledger, departed, tenantOf);
         Map<String, GpuHealth> healthNow = health.get();
         List<GpuSnapshot> gpus = new ArrayList<>();
         for (GpuDevice gpu : ledger.gpus()) {
             GpuHealth h = healthNow.get(gpu.uuid());
             DeviceHealth deviceHealth = h == null || h.healthy() ? DeviceHealth.HEALTHY
                     : DeviceHealth.unhealthy(h.reason().isBlank() ? "unhealthy" : h.reason());
+            LedgerNodeCapacity.GpuLoad load = loads.get(gpu.uuid());
             gpus.add(overlay.apply(new GpuSnapshot(gpu.uuid(), gpu.index(), gpu.name(), gpu.memoryBytes(), 1000,
-                    milli.getOrDefault(gpu.uuid(), 0), memory.getOrDefault(gpu.uuid(), 0L), deviceHealth,
+                    load == null ? 0 : load.milli(), load == null ? 0L : load.memoryBytes(), deviceHealth,
                     gpu.hasNumaNode() ? gpu.numaNode() : -1, Map.of(), Set.of(),
-                    tenants.getOrDefault(gpu.uuid(), Set.of()))));
+                    load == null ? Set.of() : load.tenants())));
         }
-        current = new NodeSnapshot(nodeName, ++generation, gpus, hcas.get());
+        return new NodeSnapshot(nodeName, generationNow, gpus, hcas.get());
     }
 
     @Override

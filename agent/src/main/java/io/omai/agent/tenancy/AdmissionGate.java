@@ -43,6 +43,11 @@ import org.slf4j.LoggerFactory;
  *       holds only for reserved pods, which are never placed beside an unknown pod.</li>
  * </ul>
  *
+ * <p>One Allocate is all or nothing: validated as a whole, files made outside every lock, then every check and
+ * record in one step under the book's lock ({@link ReservationBook#admit}), reading the same capacity model as
+ * Reserve ({@link CapacityModel}). Allocations holding IDs kubelet hands out (or offers) again belong to departed
+ * containers and count for nothing (docs/architecture.md, "How an allocation happens").
+ *
  * <p>Never blocks for long: the only wait is for the pod informer to show a pod kubelet already admits
  * ({@code identifyWait}, bounded).
  */
@@ -55,6 +60,7 @@ public final class AdmissionGate {
     private final ReservationBook book;
     private final GpuWithdrawals withdrawals;
     private final AdmittedPodFinder finder;
+    private final NodePods pods;
     private volatile ClusterEvents events = ClusterEvents.NONE;
 
     /**
@@ -67,6 +73,7 @@ public final class AdmissionGate {
         this.ledger = Objects.requireNonNull(ledger, "ledger");
         this.book = Objects.requireNonNull(book, "book");
         this.withdrawals = Objects.requireNonNull(withdrawals, "withdrawals");
+        this.pods = Objects.requireNonNull(pods, "pods");
         this.finder = new AdmittedPodFinder(nodeName, ledger, book, pods, identifyWait, () -> events);
     }
 
@@ -120,14 +127,130 @@ public final class AdmissionGate {
      * Allocate already recorded returns that allocation.
      */
     public Allocation allocate(Collection<String> deviceIds) throws LedgerException, AdmissionRefusal {
-        ledger.checkAllocatable(deviceIds);
-        Set<String> requested = new HashSet<>(deviceIds);
-        for (Allocation existing : ledger.allocations()) {
-            if (!existing.claim().podUid().isEmpty() && new HashSet<>(existing.deviceIdStrings()).equals(requested)) {
-                return ledger.allocate(deviceIds); // kubelet repeats Allocate (init containers, node reboot)
+        return allocateAll(List.of(List.copyOf(deviceIds))).getFirst();
+    }
+
+    /**
+     * One Allocate request of one or more containers, all or nothing: the request is validated as a whole
+     * (bounded size, each container's IDs, no ID in two containers), each container is identified and its files
+     * made, then every check and every record happens in one step under the reservation book's lock. A refusal
+     * of any container leaves the ledger and the book as they were.
+     *
+     * <p>IDs that belong to a recorded allocation belong to a departed container (kubelet hands out only IDs it
+     * considers free: a departed pod's, or an init container's to the app containers of its pod). Such an
+     * allocation does not count against capacity or tenancy; it is released, all of it, when the new one is
+     * recorded.
+     */
+    public List<Allocation> allocateAll(List<? extends Collection<String>> containers)
+            throws LedgerException, AdmissionRefusal {
+        validateRequest(containers);
+        List<Plan> plans = new ArrayList<>(containers.size());
+        for (Collection<String> ids : containers) {
+            plans.add(plan(List.copyOf(ids)));
+        }
+        List<AllocationLedger.Pending> pending = new ArrayList<>(plans.size());
+        try {
+            for (Plan plan : plans) {
+                pending.add(plan.takenOver().isPresent() ? ledger.prepareTakeover(plan.deviceIds(), plan.claim())
+                        : ledger.prepare(plan.deviceIds(), plan.claim()));
+            }
+            Object outcome;
+            try {
+                outcome = book.admit(admission -> admitInOneStep(admission, plans, pending));
+            } catch (Refused refused) {
+                Plan plan = refused.plan;
+                if (plan.who() != null) {
+                    LOG.warn("event=admission_refused pod={}/{} container={} tenant={} gpus={} reason=\"{}\"",
+                            plan.who().namespace(), plan.who().pod(), plan.who().container(), plan.who().tenant(),
+                            plan.gpus(), refused.refusal.getMessage());
+                    report(plan.who(), refused.refusal);
+                }
+                throw refused.refusal;
+            } catch (LedgerFailure failure) {
+                throw failure.cause;
+            }
+            @SuppressWarnings("unchecked")
+            List<Allocation> made = (List<Allocation>) outcome;
+            for (int i = 0; i < plans.size(); i++) {
+                Plan plan = plans.get(i);
+                if (plan.who() != null) {
+                    LOG.info("event=admitted pod={}/{} container={} tenant={} gpus={} allocation={} reservation={} "
+                                    + "policy={}", plan.who().namespace(), plan.who().pod(), plan.claim().container(),
+                            plan.who().tenant(), plan.gpus(), made.get(i).id(), plan.reservationKey(),
+                            policy().configName());
+                }
+            }
+            return made;
+        } finally {
+            // outside the book's lock: removes displaced allocations' files, or this request's if refused
+            pending.forEach(AllocationLedger.Pending::close);
+        }
+    }
+
+    /** Most containers one Allocate may carry; kubelet sends one per call. */
+    public static final int MAX_CONTAINERS_PER_REQUEST = 64;
+
+    private void validateRequest(List<? extends Collection<String>> containers) throws LedgerException {
+        if (containers.isEmpty()) {
+            throw new LedgerException.InvalidRequest("container_requests is empty; expected one request per "
+                    + "container");
+        }
+        if (containers.size() > MAX_CONTAINERS_PER_REQUEST) {
+            throw new LedgerException.InvalidRequest("container_requests has " + containers.size()
+                    + " containers; at most " + MAX_CONTAINERS_PER_REQUEST + " are accepted in one Allocate "
+                    + "(kubelet sends one)");
+        }
+        Map<String, Integer> claimedBy = new HashMap<>();
+        for (int i = 0; i < containers.size(); i++) {
+            try {
+                ledger.checkAllocatable(containers.get(i));
+            } catch (LedgerException.InvalidRequest e) {
+                throw containers.size() == 1 ? e
+                        : new LedgerException.InvalidRequest("container_requests[" + i + "]: " + e.getMessage());
+            }
+            for (String id : containers.get(i)) {
+                Integer other = claimedBy.putIfAbsent(id, i);
+                if (other != null) {
+                    throw new LedgerException.InvalidRequest("container_requests[" + i + "] and [" + other
+                            + "] both ask for device ID '" + id + "'; a device goes to one container, so the "
+                            + "request is refused as a whole");
+                }
             }
         }
+    }
+
+    /**
+     * What one container of the request will be: a repeat of a recorded allocation (who == null), or a new
+     * allocation for an identified pod, with the reserved container it consumes if the pod holds a reservation.
+     * {@code takenOver} is a recorded allocation of exactly these IDs whose pod is gone: the new pod takes its
+     * devices, with fresh files.
+     */
+    private record Plan(List<String> deviceIds, Set<String> gpus, Admitted who, AllocationClaim claim,
+                        Optional<ContainerReservation> reserved, Optional<Allocation> takenOver) {
+        String reservationKey() {
+            return who == null ? "" : who.reservation().map(Reservation::idempotencyKey).orElse("");
+        }
+    }
+
+    private Plan plan(List<String> deviceIds) throws AdmissionRefusal {
         Set<String> gpus = gpusOf(deviceIds);
+        Optional<Allocation> same = ledger.allocationWithIds(deviceIds);
+        Optional<Admitted> newcomer = Optional.empty();
+        if (same.isPresent() && isRepeat(same.get())) {
+            String podUid = same.get().claim().podUid();
+            // the pod of the allocation is shown but no longer pending: a repeat, unless another pod is pending
+            // for this size (kubelet gave it the devices of a pod the informer has not seen go)
+            newcomer = pods.enabled() && pods.byUid(podUid).filter(PodInfo::pending).isEmpty()
+                    ? finder.findNow(deviceIds.size()).filter(who -> !who.podUid().equals(podUid))
+                    : Optional.empty();
+            if (newcomer.isEmpty()) {
+                if (pods.enabled()) {
+                    finder.servedByRepeat(podUid, deviceIds.size());
+                }
+                return new Plan(deviceIds, gpus, null, same.get().claim(), Optional.empty(), Optional.empty());
+            }
+        }
+        Optional<Allocation> takenOver = same;
         for (String uuid : gpus) {
             Optional<String> withdrawn = withdrawals.reason(uuid);
             if (withdrawn.isPresent()) {
@@ -135,91 +258,109 @@ public final class AdmissionGate {
                         + " is withdrawn from sharing: " + withdrawn.get());
             }
         }
-        Admitted who = finder.find(deviceIds.size());
+        Admitted who = newcomer.isPresent() ? newcomer.get() : finder.find(deviceIds.size());
         if (who.reservation().isEmpty()) {
-            return allocateUnreserved(who, deviceIds, gpus);
+            return new Plan(deviceIds, gpus, who, claim(who, who.container(), 0), Optional.empty(), takenOver);
         }
-        try {
-            return allocateReserved(who, deviceIds, gpus);
-        } catch (AdmissionRefusal refusal) {
-            LOG.warn("event=admission_refused pod={}/{} container={} tenant={} gpus={} reason=\"{}\"",
-                    who.namespace(), who.pod(), who.container(), who.tenant(), gpus, refusal.getMessage());
-            report(who, refusal);
-            throw refusal;
-        }
-    }
-
-    private Allocation allocateReserved(Admitted who, Collection<String> deviceIds, Set<String> gpus)
-            throws LedgerException, AdmissionRefusal {
-        Reservation reservation = who.reservation().orElseThrow();
+        Reservation reservation = who.reservation().get();
         int size = deviceIds.size();
         Optional<ContainerReservation> match = reservation.containers().stream()
                 .filter(c -> c.milli() == size && new HashSet<>(c.gpuUuids()).equals(gpus)).findFirst();
         if (match.isEmpty()) {
-            throw new AdmissionRefusal.NotReserved(who.describe() + " holds reservation '"
+            var refusal = new AdmissionRefusal.NotReserved(who.describe() + " holds reservation '"
                     + reservation.idempotencyKey() + "' for " + describe(reservation.containers())
                     + " but kubelet allocates " + size + " milli on " + gpus + " on node " + nodeName);
-        }
-        ContainerReservation wanted = match.get();
-        Allocation[] made = new Allocation[1];
-        try {
-            book.consumeContainer(who.podUid(), c -> c.equals(wanted), (r, container) -> {
-                try {
-                    made[0] = ledger.allocate(deviceIds, claim(who, container.name(), container.memoryBytes()));
-                } catch (LedgerException e) {
-                    throw new LedgerFailure(e);
-                }
-            });
-        } catch (LedgerFailure e) {
-            throw e.cause;
-        } catch (ReservationException e) {
-            // the lease ended or the scheduler released it between the checks: nothing recorded
-            throw new AdmissionRefusal.NotReserved(who.describe() + ": " + e.getMessage());
-        }
-        LOG.info("event=admitted_reserved pod={}/{} container={} tenant={} reservation={} gpus={} allocation={}",
-                who.namespace(), who.pod(), wanted.name(), who.tenant(), reservation.idempotencyKey(), gpus,
-                made[0].id());
-        return made[0];
-    }
-
-    private Allocation allocateUnreserved(Admitted who, Collection<String> deviceIds, Set<String> gpus)
-            throws LedgerException, AdmissionRefusal {
-        int perGpu = MilliGpu.perGpu(deviceIds.size());
-        Object outcome = book.atomically(reservations -> {
-            NodeUsage usage = NodeUsage.of(LedgerNodeCapacity.of(nodeName, ledger, withdrawals), reservations);
-            for (String uuid : new TreeSet<>(gpus)) {
-                GpuUsage gpu = usage.gpu(uuid).orElseThrow();
-                // an unidentified pod (no Kubernetes API, no reservation) has no tenant to check
-                Optional<String> refusal = who.podUid().isEmpty() ? Optional.empty() : policy().refusal(who.tenant(),
-                        uuid, gpu.tenants(), nodeName, usage.nodeTenants());
-                if (refusal.isPresent()) {
-                    return new AdmissionRefusal.AntiAffinity(who.describe() + ": " + refusal.get());
-                }
-                if (gpu.milliFree() < perGpu) {
-                    return new AdmissionRefusal.ReservedForOthers(who.describe() + ": GPU " + uuid + " has "
-                            + gpu.milliFree() + " milli free once reservations are counted, " + perGpu
-                            + " requested; reservations: " + describeReservations(reservations, uuid));
-                }
-            }
-            try {
-                return ledger.allocate(deviceIds, claim(who, who.container(), 0));
-            } catch (LedgerException e) {
-                return e;
-            }
-        });
-        if (outcome instanceof AdmissionRefusal refusal) {
             LOG.warn("event=admission_refused pod={}/{} container={} tenant={} gpus={} reason=\"{}\"",
                     who.namespace(), who.pod(), who.container(), who.tenant(), gpus, refusal.getMessage());
             report(who, refusal);
             throw refusal;
         }
-        if (outcome instanceof LedgerException e) {
-            throw e;
+        ContainerReservation container = match.get();
+        return new Plan(deviceIds, gpus, who, claim(who, container.name(), container.memoryBytes()), match,
+                takenOver);
+    }
+
+    /**
+     * Whether an Allocate of exactly the IDs of {@code existing} repeats it: kubelet retrying an Allocate, or
+     * giving an init container's exact IDs to an app container of the same pod; the devices keep their
+     * allocation and quotas. That is so while its pod exists (or, without the Kubernetes API, when it was made
+     * for a known pod: nothing says that pod is gone) — unless that pod is no longer pending and another pod is
+     * ({@link #plan}). Otherwise a new container receives a departed one's
+     * devices: identified as any other, with fresh files ({@link AllocationLedger#prepareTakeover}).
+     */
+    private boolean isRepeat(Allocation existing) {
+        String podUid = existing.claim().podUid();
+        if (podUid.isEmpty()) {
+            return false;
         }
-        Allocation made = (Allocation) outcome;
-        LOG.info("event=admitted pod={}/{} container={} tenant={} gpus={} allocation={} policy={}", who.namespace(),
-                who.pod(), who.container(), who.tenant(), gpus, made.id(), policy().configName());
+        return !pods.enabled() || pods.byUid(podUid).isPresent();
+    }
+
+    /**
+     * Under the book's lock, memory only: checks every container against the node as it is now (departed
+     * allocations left out, earlier containers of the request counted), then records them all.
+     */
+    private List<Allocation> admitInOneStep(ReservationBook.Admission admission, List<Plan> plans,
+                                            List<AllocationLedger.Pending> pending) {
+        Set<String> departed = new TreeSet<>();
+        for (Plan plan : plans) {
+            if (plan.who() != null) { // a repeat keeps its allocation; anything else displaces what it reuses
+                departed.addAll(ledger.holdersOf(plan.deviceIds()));
+            }
+        }
+        NodeUsage usage = admission.usage(departed);
+        for (Plan plan : plans) {
+            if (plan.who() == null) {
+                continue;
+            }
+            if (plan.reserved().isPresent()) {
+                try {
+                    admission.consume(plan.who().podUid(), plan.reserved().get());
+                } catch (ReservationException e) {
+                    // the lease ended or the scheduler released it since the pod was identified
+                    throw new Refused(plan, new AdmissionRefusal.NotReserved(plan.who().describe() + ": "
+                            + e.getMessage()));
+                }
+                continue;
+            }
+            checkUnreserved(plan, usage);
+        }
+        List<Allocation> made = new ArrayList<>(pending.size());
+        for (AllocationLedger.Pending each : pending) {
+            try {
+                made.add(each.commit());
+            } catch (LedgerException e) {
+                throw new LedgerFailure(e);
+            }
+        }
         return made;
+    }
+
+    /** Tenancy and capacity of a container without a reservation; counts it in {@code usage} when it fits. */
+    private void checkUnreserved(Plan plan, NodeUsage usage) {
+        Admitted who = plan.who();
+        int perGpu = MilliGpu.perGpu(plan.deviceIds().size());
+        for (String uuid : plan.gpus()) {
+            GpuUsage gpu = usage.gpu(uuid).orElseThrow();
+            // an unidentified pod (no Kubernetes API, no reservation) has no tenant to check
+            Optional<String> tenancy = who.podUid().isEmpty() ? Optional.empty()
+                    : policy().refusal(who.tenant(), uuid, gpu.tenants(), nodeName, usage.nodeTenants());
+            if (tenancy.isPresent()) {
+                throw new Refused(plan, new AdmissionRefusal.AntiAffinity(who.describe() + ": " + tenancy.get()));
+            }
+            long memory = MilliGpu.defaultMemory(perGpu, gpu.gpu().memoryBytes());
+            String shortfall = gpu.capacityShortfall(perGpu, memory);
+            if (shortfall != null) {
+                throw new Refused(plan, new AdmissionRefusal.ReservedForOthers(who.describe() + ": GPU " + uuid
+                        + " on node " + nodeName + ": " + shortfall + " (" + gpu.describe() + "; reservations on "
+                        + "it: " + describeReservations(usage, uuid) + ")"));
+            }
+        }
+        String tenant = who.podUid().isEmpty() ? TenantIdentity.UNKNOWN : who.tenant();
+        for (String uuid : plan.gpus()) {
+            usage.hold(tenant, uuid, perGpu, MilliGpu.defaultMemory(perGpu,
+                    usage.gpu(uuid).orElseThrow().gpu().memoryBytes()));
+        }
     }
 
     private void report(Admitted who, AdmissionRefusal refusal) {
@@ -279,8 +420,10 @@ public final class AdmissionGate {
      */
     private List<String> allowedCandidates(Admitted who, Collection<String> available, Map<String, String> refused) {
         Map<String, Integer> reservedMilli = new HashMap<>();
-        book.atomically(reservations -> {
-            NodeUsage usage = NodeUsage.of(LedgerNodeCapacity.of(nodeName, ledger, withdrawals), reservations);
+        // kubelet offers only free IDs: an allocation holding any of them is departed and counts for nothing
+        Set<String> departed = ledger.holdersOf(available);
+        book.admit(admission -> {
+            NodeUsage usage = admission.usage(departed);
             for (GpuUsage gpu : usage.gpus()) {
                 reservedMilli.put(gpu.uuid(), gpu.milliReserved());
                 withdrawals.reason(gpu.uuid()).ifPresentOrElse(reason -> refused.put(gpu.uuid(), WITHDRAWN + reason),
@@ -332,10 +475,23 @@ public final class AdmissionGate {
                 .collect(Collectors.joining(", "));
     }
 
-    private static String describeReservations(List<Reservation> reservations, String uuid) {
-        return reservations.stream().filter(r -> r.containers().stream().anyMatch(c -> c.gpuUuids().contains(uuid)))
+    private static String describeReservations(NodeUsage usage, String uuid) {
+        String held = usage.reservationsOn(uuid).stream()
                 .map(r -> "'" + r.idempotencyKey() + "' (pod " + r.podUid() + ", tenant '" + r.tenant() + "')")
                 .collect(Collectors.joining(", "));
+        return held.isEmpty() ? "none" : held;
+    }
+
+    /** Carries a refusal out of the book's callback, which then publishes nothing. */
+    private static final class Refused extends RuntimeException {
+        private final transient Plan plan;
+        private final AdmissionRefusal refusal;
+
+        Refused(Plan plan, AdmissionRefusal refusal) {
+            super(refusal.getMessage(), refusal, false, false);
+            this.plan = plan;
+            this.refusal = refusal;
+        }
     }
 
     /** Carries a ledger refusal out of the book's callback. */

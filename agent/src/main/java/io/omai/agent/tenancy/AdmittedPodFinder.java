@@ -35,6 +35,9 @@ final class AdmittedPodFinder {
     private final NodePods pods;
     private final Duration identifyWait;
     private final Supplier<ClusterEvents> events;
+    // pod UID -> containers admitted as a repeat of an allocation of the same pod (an init container's exact
+    // devices handed to the next container): they have no allocation of their own but are done
+    private final Map<String, Set<String>> servedByRepeat = new java.util.concurrent.ConcurrentHashMap<>();
 
     AdmittedPodFinder(String nodeName, AllocationLedger ledger, ReservationBook book, NodePods pods,
                       Duration identifyWait, Supplier<ClusterEvents> events) {
@@ -77,7 +80,29 @@ final class AdmittedPodFinder {
         }
     }
 
-    private Optional<Admitted> identifyNow(int size) throws AdmissionRefusal {
+    /** As {@link #find}, without waiting for the informer: empty when no pod can be identified now. */
+    Optional<Admitted> findNow(int size) throws AdmissionRefusal {
+        return pods.enabled() ? identifyNow(size) : Optional.empty();
+    }
+
+    /**
+     * Records that kubelet admitted the pod's next container of {@code size} with exactly the devices of one of
+     * the pod's allocations (a repeat), so that container counts as done when the pod's later containers are
+     * identified.
+     */
+    void servedByRepeat(String podUid, int size) {
+        servedByRepeat.keySet().removeIf(uid -> pods.byUid(uid).isEmpty());
+        pods.byUid(podUid).ifPresent(pod -> {
+            Set<String> done = doneContainers().getOrDefault(pod.uid(), Set.of());
+            pod.gpuContainers().stream().filter(c -> !done.contains(c.name())).findFirst()
+                    .filter(next -> next.milli() == size)
+                    .ifPresent(next -> servedByRepeat.computeIfAbsent(pod.uid(),
+                            uid -> java.util.concurrent.ConcurrentHashMap.newKeySet()).add(next.name()));
+        });
+    }
+
+    /** Containers with an allocation, or served by a repeat, by pod UID. */
+    private Map<String, Set<String>> doneContainers() {
         Map<String, Set<String>> allocatedContainers = new HashMap<>();
         for (Allocation allocation : ledger.allocations()) {
             if (!allocation.claim().podUid().isEmpty()) {
@@ -85,6 +110,13 @@ final class AdmittedPodFinder {
                         .add(allocation.claim().container());
             }
         }
+        servedByRepeat.forEach((uid, names) -> allocatedContainers.computeIfAbsent(uid, u -> new HashSet<>())
+                .addAll(names));
+        return allocatedContainers;
+    }
+
+    private Optional<Admitted> identifyNow(int size) throws AdmissionRefusal {
+        Map<String, Set<String>> allocatedContainers = doneContainers();
         List<Admitted> candidates = new ArrayList<>();
         List<PodInfo> candidatePods = new ArrayList<>();
         for (PodInfo pod : pods.pods()) {

@@ -35,6 +35,14 @@ public record GpuUsage(GpuCapacity gpu, int milliReserved, long memoryReservedBy
                 && memoryReservedBytes == 0;
     }
 
+    /** The GPU's load in words, for refusals: milli and memory allocated, reserved and free, and its tenants. */
+    public String describe() {
+        return gpu.milliCapacity() + " milli: " + gpu.milliAllocated() + " allocated, " + milliReserved
+                + " reserved, " + milliFree() + " free; memory " + Bytes.format(gpu.memoryBytes()) + ": "
+                + Bytes.format(gpu.memoryAllocatedBytes()) + " allocated, " + Bytes.format(memoryReservedBytes)
+                + " reserved, " + Bytes.format(memoryFreeBytes()) + " free; tenants " + tenants;
+    }
+
     GpuUsage plus(String tenant, int milli, long memoryBytes) {
         var withTenant = new TreeSet<>(tenants);
         withTenant.add(tenant);

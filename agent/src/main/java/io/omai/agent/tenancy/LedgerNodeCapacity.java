@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.function.Function;
 
 /**
  * The node's GPUs and what the ledger's allocations hold on them, as the reservation core reads capacity: milli,
@@ -31,32 +32,65 @@ public record LedgerNodeCapacity(String nodeName, List<Gpu> gpus) implements Nod
         gpus = List.copyOf(gpus);
     }
 
+    /** What the ledger's allocations hold on one GPU. */
+    public record GpuLoad(int milli, long memoryBytes, Set<String> tenants) {
+        static final GpuLoad NONE = new GpuLoad(0, 0, Set.of());
+    }
+
     /** Reads the ledger now. */
     public static LedgerNodeCapacity of(String nodeName, AllocationLedger ledger, GpuWithdrawals withdrawals) {
+        return of(nodeName, ledger, withdrawals, Set.of());
+    }
+
+    /** Reads the ledger now, leaving out the {@code departed} allocations (see {@link CapacityModel#read}). */
+    public static LedgerNodeCapacity of(String nodeName, AllocationLedger ledger, GpuWithdrawals withdrawals,
+                                        Set<String> departed) {
+        Map<String, GpuLoad> loads = loads(ledger, departed, LedgerNodeCapacity::tenantOf);
+        List<Gpu> gpus = new ArrayList<>();
+        for (GpuDevice gpu : ledger.gpus()) {
+            GpuLoad load = loads.getOrDefault(gpu.uuid(), GpuLoad.NONE);
+            gpus.add(new Gpu(gpu.uuid(), MilliGpuId.SLOTS_PER_GPU, load.milli(), gpu.memoryBytes(),
+                    load.memoryBytes(), !withdrawals.isWithdrawn(gpu.uuid()), load.tenants()));
+        }
+        return new LedgerNodeCapacity(nodeName, gpus);
+    }
+
+    /**
+     * The one computation of what allocations hold per GPU, for the admission gate, the reservation book and the
+     * scheduler API's node state alike. An allocation's memory is its quota; an unlimited quota counts as the
+     * card's memory in proportion to its milli (what a share below a whole GPU may expect), so milli and memory
+     * never disagree about whether a GPU is full. An allocation on a GPU the node no longer has counts nowhere.
+     *
+     * @param departed allocations to leave out
+     * @param tenantOf the tenant an allocation counts as; "" counts none
+     */
+    public static Map<String, GpuLoad> loads(AllocationLedger ledger, Set<String> departed,
+                                             Function<Allocation, String> tenantOf) {
         Map<String, Integer> milli = new HashMap<>();
         Map<String, Long> memory = new HashMap<>();
         Map<String, Set<String>> tenants = new HashMap<>();
         for (Allocation allocation : ledger.allocations()) {
-            String tenant = tenantOf(allocation);
-            allocation.milliPerGpu().forEach((uuid, share) -> {
-                milli.merge(uuid, share, Integer::sum);
-                tenants.computeIfAbsent(uuid, u -> new TreeSet<>()).add(tenant);
-            });
-            if (allocation.gpuUuids().stream().allMatch(uuid -> ledger.gpu(uuid) != null)) {
-                for (DeviceQuota quota : ledger.spec(allocation).devices()) {
-                    if (!quota.memoryUnlimited()) {
-                        memory.merge(quota.uuid(), quota.memoryLimitBytes(), Long::sum);
-                    }
+            if (departed.contains(allocation.id())
+                    || !allocation.gpuUuids().stream().allMatch(uuid -> ledger.gpu(uuid) != null)) {
+                continue;
+            }
+            String tenant = tenantOf.apply(allocation);
+            for (DeviceQuota quota : ledger.spec(allocation).devices()) {
+                GpuDevice gpu = ledger.gpu(quota.uuid());
+                milli.merge(quota.uuid(), quota.computeQuotaMilli(), Integer::sum);
+                long bytes = quota.memoryUnlimited()
+                        ? MilliGpu.defaultMemory(quota.computeQuotaMilli(), gpu.memoryBytes())
+                        : quota.memoryLimitBytes();
+                memory.merge(quota.uuid(), bytes, Long::sum);
+                if (!tenant.isEmpty()) {
+                    tenants.computeIfAbsent(quota.uuid(), u -> new TreeSet<>()).add(tenant);
                 }
             }
         }
-        List<Gpu> gpus = new ArrayList<>();
-        for (GpuDevice gpu : ledger.gpus()) {
-            gpus.add(new Gpu(gpu.uuid(), MilliGpuId.SLOTS_PER_GPU, milli.getOrDefault(gpu.uuid(), 0),
-                    gpu.memoryBytes(), memory.getOrDefault(gpu.uuid(), 0L), !withdrawals.isWithdrawn(gpu.uuid()),
-                    tenants.getOrDefault(gpu.uuid(), Set.of())));
-        }
-        return new LedgerNodeCapacity(nodeName, gpus);
+        Map<String, GpuLoad> loads = new HashMap<>();
+        milli.forEach((uuid, m) -> loads.put(uuid, new GpuLoad(m, memory.getOrDefault(uuid, 0L),
+                tenants.getOrDefault(uuid, Set.of()))));
+        return loads;
     }
 
     /**

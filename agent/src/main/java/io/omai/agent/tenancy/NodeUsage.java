@@ -1,6 +1,8 @@
 package io.omai.agent.tenancy;
 
+import java.util.ArrayList;
 import java.util.Collection;
+import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.Map;
@@ -18,6 +20,7 @@ public final class NodeUsage {
     private final Map<String, GpuUsage> gpus = new LinkedHashMap<>();
     private final Set<String> freeVfIds;
     private final Set<String> nodeTenants = new TreeSet<>();
+    private final List<Reservation> reservations = new ArrayList<>();
 
     private NodeUsage(NodeCapacity capacity) {
         this.capacity = capacity;
@@ -30,6 +33,7 @@ public final class NodeUsage {
 
     public static NodeUsage of(NodeCapacity capacity, Collection<Reservation> reservations) {
         var usage = new NodeUsage(capacity);
+        usage.reservations.addAll(reservations);
         for (Reservation reservation : reservations) {
             for (ContainerReservation container : reservation.containers()) {
                 for (String uuid : container.gpuUuids()) {
@@ -59,6 +63,12 @@ public final class NodeUsage {
     /** Tenants holding GPU capacity anywhere on the node. */
     public Set<String> nodeTenants() {
         return nodeTenants;
+    }
+
+    /** The reservations holding capacity on this GPU. */
+    public List<Reservation> reservationsOn(String gpuUuid) {
+        return reservations.stream().filter(r -> r.containers().stream()
+                .anyMatch(c -> c.gpuUuids().contains(gpuUuid))).toList();
     }
 
     public boolean knowsVf(String vfId) {

@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Consumer;
 import java.util.function.Function;
@@ -33,7 +34,7 @@ import org.slf4j.LoggerFactory;
  */
 public final class ReservationBook {
     private static final Logger LOG = LoggerFactory.getLogger(ReservationBook.class);
-    private final Supplier<? extends NodeCapacity> capacity;
+    private final CapacityModel capacity;
     private final AntiAffinityPolicy policy;
     private final Clock clock;
     private final Object lock = new Object();
@@ -48,6 +49,15 @@ public final class ReservationBook {
      *     back into this book or wait on anything that does
      */
     public ReservationBook(Supplier<? extends NodeCapacity> capacity, AntiAffinityPolicy policy, Clock clock) {
+        this(departed -> capacity.get(), policy, clock);
+        Objects.requireNonNull(capacity, "capacity");
+    }
+
+    /**
+     * @param capacity the node's one capacity model (see {@link CapacityModel}); read under the book's lock, so
+     *     it must not call back into this book or wait on anything that does
+     */
+    public ReservationBook(CapacityModel capacity, AntiAffinityPolicy policy, Clock clock) {
         this.capacity = Objects.requireNonNull(capacity, "capacity");
         this.policy = Objects.requireNonNull(policy, "policy");
         this.clock = Objects.requireNonNull(clock, "clock");
@@ -89,7 +99,7 @@ public final class ReservationBook {
                             + request.idempotencyKey() + "' first");
                 }
                 refuseSecondReservationForPod(request);
-                NodeUsage usage = NodeUsage.of(capacity.get(), byKey.values());
+                NodeUsage usage = NodeUsage.of(capacity.read(Set.of()), byKey.values());
                 List<ContainerReservation> resolved = holdAll(request, usage);
                 Reservation made = new Reservation(request, resolved, now, now.plus(request.lease()));
                 var next = new LinkedHashMap<>(byKey);
@@ -260,6 +270,75 @@ public final class ReservationBook {
             }
         } finally {
             notifyIfChangedSince(versionBefore);
+        }
+    }
+
+    /**
+     * Runs an admission under the book's lock: {@code change} reads the node through {@link Admission#usage} (the
+     * same capacity model Reserve reads) and may consume reserved containers. Its consumptions are published when
+     * it returns and dropped when it throws, so an admission refused half way leaves the book as it was. Like the
+     * capacity model, {@code change} must not call back into the book, and must do no disk work (it holds off
+     * every Reserve).
+     */
+    public <T> T admit(Function<Admission, T> change) {
+        long versionBefore = version;
+        try {
+            synchronized (lock) {
+                dropExpired(clock.instant());
+                Admission admission = new Admission(new LinkedHashMap<>(byKey));
+                T result = change.apply(admission);
+                if (admission.changed) {
+                    publish(admission.working);
+                }
+                return result;
+            }
+        } finally {
+            notifyIfChangedSince(versionBefore);
+        }
+    }
+
+    /** The book as one admission sees it, valid only inside {@link #admit}. */
+    public final class Admission {
+        private final Map<String, Reservation> working;
+        private boolean changed;
+
+        private Admission(Map<String, Reservation> working) {
+            this.working = working;
+        }
+
+        /** The live reservations, less the containers this admission consumed so far. */
+        public List<Reservation> reservations() {
+            return List.copyOf(working.values());
+        }
+
+        /** The node's load: allocations (less {@code departed}, see {@link CapacityModel#read}) plus reservations. */
+        public NodeUsage usage(Set<String> departed) {
+            return NodeUsage.of(capacity.read(departed), working.values());
+        }
+
+        /**
+         * Consumes {@code container} of the pod's reservation; the reservation goes with its last container.
+         *
+         * @throws ReservationException.NoSuchReservation if the pod has no live reservation with that container
+         */
+        public void consume(String podUid, ContainerReservation container) {
+            Reservation reservation = working.values().stream().filter(r -> r.podUid().equals(podUid)).findFirst()
+                    .orElseThrow(() -> new ReservationException.NoSuchReservation("pod " + podUid
+                            + " has no live reservation (never made, released or expired)"));
+            var remaining = new ArrayList<>(reservation.containers());
+            if (!remaining.remove(container)) {
+                throw new ReservationException.NoSuchReservation("reservation '" + reservation.idempotencyKey()
+                        + "' of pod " + podUid + " has no remaining container '" + container.name() + "' of "
+                        + container.milli() + " milli on " + container.gpuUuids() + "; remaining: "
+                        + reservation.containers());
+            }
+            if (remaining.isEmpty()) {
+                working.remove(reservation.idempotencyKey());
+            } else {
+                working.put(reservation.idempotencyKey(), new Reservation(reservation.request(), remaining,
+                        reservation.createdAt(), reservation.expiresAt()));
+            }
+            changed = true;
         }
     }
 

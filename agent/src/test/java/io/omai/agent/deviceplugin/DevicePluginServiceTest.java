@@ -133,6 +133,71 @@ class DevicePluginServiceTest {
         await().until(() -> devices.watchers() == 0 && streamsEnded.get() == 1);
     }
 
+    private static List<String> slots(int gpu, int from, int count) {
+        return IntStream.range(from, from + count).mapToObj(slot -> new MilliGpuId(FakeNvml.uuid(gpu), slot).id())
+                .toList();
+    }
+
+    private static ContainerAllocateRequest container(List<String> ids) {
+        return ContainerAllocateRequest.newBuilder().addAllDevicesIds(ids).build();
+    }
+
+    @Test
+    void overlappingContainersOfOneAllocateAreRefusedAsAWhole() throws Exception {
+        DevicePluginGrpc.DevicePluginBlockingStub plugin = start("");
+        AllocateRequest request = AllocateRequest.newBuilder().addContainerRequests(container(slots(0, 0, 250)))
+                .addContainerRequests(container(slots(0, 100, 250))).build();
+
+        assertThatThrownBy(() -> plugin.allocate(request)).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+            assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+            assertThat(e.getStatus().getDescription()).contains("container_requests[1] and [0]");
+        });
+        assertThat(ledger.allocations()).isEmpty();
+        try (var left = Files.list(state.resolve(AllocationLedger.ALLOCATIONS_DIR))) {
+            assertThat(left).isEmpty();
+        }
+    }
+
+    @Test
+    void anAllocateOfTwentyThousandContainersIsRefusedAndLeavesNothing() throws Exception {
+        DevicePluginGrpc.DevicePluginBlockingStub plugin = start("");
+        AllocateRequest.Builder request = AllocateRequest.newBuilder();
+        for (int i = 0; i < 20_000; i++) {
+            request.addContainerRequests(container(slots(i % 2, (i / 2) % 1000, 1)));
+        }
+
+        assertThatThrownBy(() -> plugin.allocate(request.build()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                    assertThat(e.getStatus().getDescription()).contains("20000 containers; at most 64");
+                });
+        assertThat(ledger.allocations()).isEmpty();
+        PreferredAllocationRequest.Builder preferred = PreferredAllocationRequest.newBuilder();
+        for (int i = 0; i < 65; i++) {
+            preferred.addContainerRequests(ContainerPreferredAllocationRequest.newBuilder()
+                    .addAllAvailableDeviceIDs(slots(0, 0, 10)).setAllocationSize(1));
+        }
+        assertThatThrownBy(() -> plugin.getPreferredAllocation(preferred.build()))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
+                    assertThat(e.getStatus().getDescription()).contains("65 containers; at most 64");
+                });
+    }
+
+    @Test
+    void aDepartedContainersIdsAreAllocatedAgainAndARealShortfallIsExplained() throws Exception {
+        DevicePluginGrpc.DevicePluginBlockingStub plugin = start("");
+        for (int i = 0; i < 4; i++) {
+            plugin.allocate(AllocateRequest.newBuilder().addContainerRequests(container(slots(0, i * 250, 250)))
+                    .build());
+        }
+        // the pod holding m250..m499 left: kubelet hands its IDs out again at once
+        ContainerAllocateResponse reused = plugin.allocate(AllocateRequest.newBuilder()
+                .addContainerRequests(container(slots(0, 250, 250))).build()).getContainerResponses(0);
+        assertThat(reused.getEnvsMap()).containsEntry("CUDA_VISIBLE_DEVICES", FakeNvml.uuid(0));
+        assertThat(ledger.allocations()).hasSize(4);
+    }
+
     @Test
     void preferredAllocationKeepsAShareOnOneGpu() throws Exception {
         DevicePluginGrpc.DevicePluginBlockingStub plugin = start("");

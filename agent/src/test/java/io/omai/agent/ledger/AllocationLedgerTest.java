@@ -189,8 +189,30 @@ class AllocationLedgerTest {
     }
 
     @Test
+    void preparedFilesAreRecordedOnlyAtCommitAndRemovedWhenNotCommitted() throws Exception {
+        AllocationLedger ledger = open();
+        Path directory;
+        try (AllocationLedger.Pending pending = ledger.prepare(ids(0, 0, 300), AllocationClaim.UNKNOWN)) {
+            directory = state.resolve(AllocationLedger.ALLOCATIONS_DIR).resolve(pending.allocationId());
+            assertThat(directory.resolve("control")).exists();
+            assertThat(ledger.allocations()).isEmpty();
+            assertThatThrownBy(() -> ledger.prepare(ids(0, 0, 300), AllocationClaim.UNKNOWN))
+                    .isInstanceOf(LedgerException.InvalidRequest.class).hasMessageContaining("in progress");
+        }
+        assertThat(directory).doesNotExist();
+        assertThat(ledger.allocations()).isEmpty();
+
+        try (AllocationLedger.Pending pending = ledger.prepare(ids(0, 0, 300), AllocationClaim.UNKNOWN)) {
+            Allocation made = pending.commit();
+            assertThat(ledger.allocations()).containsExactly(made);
+        }
+        assertThat(directory.resolve("control")).exists();
+    }
+
+    @Test
     void idsHandedOutAgainReleaseTheStaleAllocation() throws Exception {
         AllocationLedger ledger = open();
+        ledger.keepDisplacedFilesFor(java.time.Duration.ZERO); // the agent keeps them for the grace period
         Allocation old = ledger.allocate(ids(0, 0, 300));
         Allocation replacement = ledger.allocate(ids(0, 200, 300));
         assertThat(ledger.allocations()).containsExactly(replacement);

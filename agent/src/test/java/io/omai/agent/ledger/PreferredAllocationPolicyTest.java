@@ -66,6 +66,17 @@ class PreferredAllocationPolicyTest {
     }
 
     @Test
+    void aMustIncludeIdThatIsNotAvailableIsRefusedNeverReturned() {
+        // kubelet's contract: must-include IDs are among the available ones; m5 may be a running container's
+        List<String> available = LedgerFixtures.ids(0, 100, 900);
+
+        assertThatThrownBy(() -> choose(available, List.of(LedgerFixtures.id(0, 5)), 100))
+                .isInstanceOf(LedgerException.InvalidRequest.class)
+                .hasMessageContaining(LedgerFixtures.id(0, 5))
+                .hasMessageContaining("not in available_deviceIDs");
+    }
+
+    @Test
     void mustIncludeIdsOnTwoGpusCannotMakeOneShare() {
         assertThatThrownBy(() -> choose(allIds(0, 1), List.of(LedgerFixtures.id(0, 1), LedgerFixtures.id(1, 1)), 100))
                 .isInstanceOf(LedgerException.InvalidRequest.class)

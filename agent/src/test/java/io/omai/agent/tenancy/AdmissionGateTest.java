@@ -187,7 +187,7 @@ class AdmissionGateTest {
                 .isInstanceOf(LedgerException.NoFit.class).hasMessageContaining("=200");
         assertThatThrownBy(() -> node.gate.allocate(node.available().stream().limit(300).toList()))
                 .isInstanceOf(AdmissionRefusal.ReservedForOthers.class)
-                .hasMessageContaining("200 milli free").hasMessageContaining("key-r");
+                .hasMessageContaining("300 milli requested, 200 free").hasMessageContaining("key-r");
     }
 
     @Test

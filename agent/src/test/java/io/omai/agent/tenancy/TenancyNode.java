@@ -66,7 +66,8 @@ final class TenancyNode implements AutoCloseable {
     TenancyNode(Path state, int gpus, AntiAffinityPolicy policy) throws Exception {
         ledger = AllocationLedger.open(FakeNvml.gpus(gpus, GPU_MEMORY, 2), ConfigLoader.defaults().sharing(), state,
                 clock);
-        book = new ReservationBook(() -> LedgerNodeCapacity.of(NODE, ledger, withdrawals), policy, clock);
+        book = new ReservationBook((CapacityModel) departed -> LedgerNodeCapacity.of(NODE, ledger, withdrawals,
+                departed), policy, clock);
         gate = new AdmissionGate(NODE, ledger, book, pods, withdrawals, Duration.ZERO);
     }
 
@@ -124,6 +125,39 @@ final class TenancyNode implements AutoCloseable {
         held.put(pod.ref() + "/main", chosen);
         pods.running(pod.uid());
         return allocation;
+    }
+
+    /**
+     * Admits container {@code owner} ("namespace/pod/container") as kubelet does, whoever the gate takes it for:
+     * kubelet's candidates, the gate's preference, gaps filled arbitrarily, Allocate, then kubelet records it.
+     */
+    Allocation admit(String owner, int size) throws LedgerException, AdmissionRefusal {
+        List<String> available = available();
+        List<String> chosen = new ArrayList<>();
+        for (MilliGpuId id : gate.preferredAllocation(available, List.of(), size)) {
+            chosen.add(id.id());
+        }
+        for (String id : available) {
+            if (chosen.size() == size) {
+                break;
+            }
+            if (!chosen.contains(id)) {
+                chosen.add(id);
+            }
+        }
+        Allocation allocation = gate.allocate(chosen);
+        held.put(owner, chosen);
+        return allocation;
+    }
+
+    /**
+     * The container is gone as kubelet sees it: its IDs are free at once, for the next admission. The agent is
+     * not told (no reconcile): it learns from PodResources later, or from the next Allocate.
+     */
+    void depart(String owner) {
+        if (held.remove(owner) == null) {
+            throw new IllegalArgumentException("no container " + owner + " holds devices");
+        }
     }
 
     /** The pod is deleted: kubelet forgets its devices and the ledger releases them at reconciliation. */
