@@ -65,6 +65,8 @@ public final class AllocationFiles implements AutoCloseable {
     public static AllocationFiles openAsWriter(Path directory) throws IOException {
         ControlWriterLock lock = ControlWriterLock.acquire(directory);
         try {
+            // a directory an older agent made 0755 is tightened by its next writer
+            Files.setPosixFilePermissions(directory, PosixFilePermissions.fromString(DIRECTORY_PERMISSIONS));
             return open(directory, true, lock);
         } catch (IOException | RuntimeException e) {
             lock.close();
