@@ -279,6 +279,9 @@ final class TenancyServices implements AutoCloseable {
     @Override
     public void close() {
         loop.shutdownNow();
+        if (audit != null) {
+            audit.close(); // waits for a pass in progress, then unmaps the audit's read-only mappings
+        }
         for (AutoCloseable resource : resources.reversed()) {
             try {
                 resource.close();

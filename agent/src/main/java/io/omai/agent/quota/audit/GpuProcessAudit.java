@@ -83,6 +83,9 @@ public final class GpuProcessAudit {
     /** A process on a GPU with the container it belongs to (null: none) and whether it holds a slot there. */
     private record Attributed(GpuProcesses.GpuProcess process, Allocation owner, boolean slotted) {}
 
+    /** The audit's read-only mapping of an allocation's files and the identity of the usage file it maps. */
+    private record Mapped(AllocationFiles files, Object fileKey) {}
+
     /** What one pass read of an allocation: its slots and the grants its control file shows. */
     private record Reading(List<UsageSnapshot.Slot> slots, ControlSnapshot control) {}
 
@@ -99,6 +102,8 @@ public final class GpuProcessAudit {
     private final Set<Integer> ambiguousLogged = new HashSet<>();
     /** (allocation, GPU) → the grant the control file showed at the previous pass, and when. */
     private final Map<String, long[]> lastGrant = new HashMap<>();
+    /** allocation id → the audit's own mapping of its files; only the audit's (synchronized) pass uses them. */
+    private final Map<String, Mapped> mapped = new HashMap<>();
 
     /**
      * Memory checks only, with the host's {@code /proc}.
@@ -128,11 +133,15 @@ public final class GpuProcessAudit {
     /** One pass over every shared GPU; returns the findings reported in this pass (each once while it lasts). */
     public synchronized List<AuditFinding> auditOnce() {
         Map<String, List<Allocation>> byGpu = new HashMap<>();
+        Set<String> held = new HashSet<>();
         for (Allocation allocation : ledger.allocations()) {
+            held.add(allocation.id());
             for (String uuid : allocation.gpuUuids()) {
                 byGpu.computeIfAbsent(uuid, u -> new ArrayList<>()).add(allocation);
             }
         }
+        unmapReleased(held);
+        Map<Integer, List<String>> identityCache = new HashMap<>(); // /proc is read once per pid and pass
         Set<String> host = new HashSet<>(identities.of(self));
         host.addAll(identities.of(1));
         Map<String, Reading> readings = new HashMap<>();
@@ -154,14 +163,14 @@ public final class GpuProcessAudit {
             for (Allocation allocation : sharing) {
                 readings.computeIfAbsent(allocation.id(), id -> read(allocation));
             }
-            Owners owners = new Owners(sharing, readings, host);
+            Owners owners = new Owners(sharing, readings, host, identityCache);
             List<Attributed> attributed = new ArrayList<>();
             for (GpuProcesses.GpuProcess process : running) {
                 if (process.hostPid() != self) {
                     owners.attribute(process).ifPresent(attributed::add);
                 }
             }
-            Set<Allocation> overQuota = checkContainerMemory(gpu, attributed, seen, findings);
+            Set<String> overQuota = checkContainerMemory(gpu, attributed, seen, findings);
             checkProcesses(gpu, attributed, overQuota, seen, findings);
             if (gpuTime != null) {
                 checkCompute(gpu, sharing, owners, readings, attributed, seen, findings, granted);
@@ -175,13 +184,19 @@ public final class GpuProcessAudit {
 
     /** Slots and identities of one GPU's allocations, and the rule that gives each process its container. */
     private final class Owners {
-        private final Map<Integer, Set<Allocation>> bySlot = new HashMap<>();
-        private final Map<String, Set<Allocation>> byIdentity = new HashMap<>();
+        // keyed by allocation id: an Allocation's hash covers all its device IDs
+        private final Map<String, Allocation> byId = new HashMap<>();
+        private final Map<Integer, Set<String>> bySlot = new HashMap<>();
+        private final Map<String, Set<String>> byIdentity = new HashMap<>();
         private final Set<String> host;
+        private final Map<Integer, List<String>> identityCache;
 
-        Owners(List<Allocation> sharing, Map<String, Reading> readings, Set<String> host) {
+        Owners(List<Allocation> sharing, Map<String, Reading> readings, Set<String> host,
+               Map<Integer, List<String>> identityCache) {
             this.host = host;
+            this.identityCache = identityCache;
             for (Allocation allocation : sharing) {
+                byId.put(allocation.id(), allocation);
                 Reading reading = readings.get(allocation.id());
                 if (reading == null) {
                     continue;
@@ -190,11 +205,11 @@ public final class GpuProcessAudit {
                     // the reaper maps a slot to its host pid; until it has, the pid is the host pid when the
                     // container shares the host's pid namespace
                     int pid = slot.hostPid() != 0 ? slot.hostPid() : slot.pid();
-                    bySlot.computeIfAbsent(pid, p -> new HashSet<>()).add(allocation);
+                    bySlot.computeIfAbsent(pid, p -> new HashSet<>()).add(allocation.id());
                 }
             }
             bySlot.forEach((pid, claimants) -> {
-                for (String identity : identities.of(pid)) {
+                for (String identity : identitiesOf(pid)) {
                     if (!host.contains(identity)) {
                         byIdentity.computeIfAbsent(identity, i -> new HashSet<>()).addAll(claimants);
                     }
@@ -202,48 +217,57 @@ public final class GpuProcessAudit {
             });
         }
 
+        private List<String> identitiesOf(int pid) {
+            return identityCache.computeIfAbsent(pid, identities::of);
+        }
+
         /** Empty when the process is left out: several containers claim it and no identity decides. */
         Optional<Attributed> attribute(GpuProcesses.GpuProcess process) {
-            Set<Allocation> claimants = bySlot.getOrDefault(process.hostPid(), Set.of());
-            Allocation owner = owner(process.hostPid());
+            Set<String> claimants = bySlot.getOrDefault(process.hostPid(), Set.of());
+            String owner = owner(process.hostPid());
             if (owner == null && claimants.size() > 1) {
                 if (ambiguousLogged.add(process.hostPid())) {
                     LOG.warn("event=audit_owner_ambiguous pid={} allocations={} detail=\"slots of several "
                             + "allocations name this process and no cgroup or mount namespace decides; not counted\"",
-                            process.hostPid(), claimants.stream().map(Allocation::id).sorted().toList());
+                            process.hostPid(), claimants.stream().sorted().toList());
                 }
                 return Optional.empty();
             }
             if (owner == null && claimants.size() == 1) {
                 owner = claimants.iterator().next();
             }
-            return Optional.of(new Attributed(process, owner, owner != null && claimants.contains(owner)));
+            return Optional.of(new Attributed(process, owner == null ? null : byId.get(owner),
+                    owner != null && claimants.contains(owner)));
         }
 
-        /** The one container the kernel's identities of {@code pid} point to, else null. */
-        Allocation owner(int pid) {
-            Set<Allocation> candidates = new HashSet<>();
-            for (String identity : identities.of(pid)) {
-                Set<Allocation> claimed = host.contains(identity) ? null : byIdentity.get(identity);
+        /** The id of the one container the kernel's identities of {@code pid} point to, else null. */
+        private String owner(int pid) {
+            String found = null;
+            for (String identity : identitiesOf(pid)) {
+                Set<String> claimed = host.contains(identity) ? null : byIdentity.get(identity);
                 if (claimed != null && claimed.size() == 1) {
-                    candidates.addAll(claimed);
+                    String candidate = claimed.iterator().next();
+                    if (found != null && !found.equals(candidate)) {
+                        return null; // cgroup and mount namespace disagree: neither decides
+                    }
+                    found = candidate;
                 }
             }
-            return candidates.size() == 1 ? candidates.iterator().next() : null;
+            return found;
         }
 
         /** The container of a pid NVML reported GPU time for (it may have exited since): identity, then slot. */
         Allocation ownerOfSample(int pid) {
-            Allocation owner = owner(pid);
-            if (owner != null) {
-                return owner;
+            String owner = owner(pid);
+            if (owner == null) {
+                Set<String> claimants = bySlot.getOrDefault(pid, Set.of());
+                owner = claimants.size() == 1 ? claimants.iterator().next() : null;
             }
-            Set<Allocation> claimants = bySlot.getOrDefault(pid, Set.of());
-            return claimants.size() == 1 ? claimants.iterator().next() : null;
+            return owner == null ? null : byId.get(owner);
         }
     }
 
-    private void checkProcesses(GpuDevice gpu, List<Attributed> attributed, Set<Allocation> overQuota, Set<Key> seen,
+    private void checkProcesses(GpuDevice gpu, List<Attributed> attributed, Set<String> overQuota, Set<Key> seen,
                                 List<AuditFinding> findings) {
         for (Attributed a : attributed) {
             GpuProcesses.GpuProcess process = a.process();
@@ -257,7 +281,7 @@ public final class GpuProcessAudit {
                 }
                 continue;
             }
-            if (overQuota.contains(a.owner())) {
+            if (overQuota.contains(a.owner().id())) {
                 continue; // the container's finding covers its processes
             }
             long limit = limitOn(a.owner(), gpu.uuid()).orElse(-1L);
@@ -274,22 +298,25 @@ public final class GpuProcessAudit {
     }
 
     /** Returns the containers over their quota on this GPU now (reported now or earlier). */
-    private Set<Allocation> checkContainerMemory(GpuDevice gpu, List<Attributed> attributed, Set<Key> seen,
-                                                 List<AuditFinding> findings) {
-        Set<Allocation> over = new HashSet<>();
-        Map<Allocation, List<GpuProcesses.GpuProcess>> byOwner = new LinkedHashMap<>();
+    private Set<String> checkContainerMemory(GpuDevice gpu, List<Attributed> attributed, Set<Key> seen,
+                                             List<AuditFinding> findings) {
+        Set<String> over = new HashSet<>();
+        Map<String, Allocation> owners = new HashMap<>();
+        Map<String, List<GpuProcesses.GpuProcess>> byOwner = new LinkedHashMap<>();
         for (Attributed a : attributed) {
             if (a.owner() != null && a.process().usedBytes() != GpuProcesses.MEMORY_NOT_AVAILABLE) {
-                byOwner.computeIfAbsent(a.owner(), o -> new ArrayList<>()).add(a.process());
+                owners.put(a.owner().id(), a.owner());
+                byOwner.computeIfAbsent(a.owner().id(), o -> new ArrayList<>()).add(a.process());
             }
         }
-        byOwner.forEach((owner, members) -> {
+        byOwner.forEach((id, members) -> {
+            Allocation owner = owners.get(id);
             long limit = limitOn(owner, gpu.uuid()).orElse(-1L);
             long total = members.stream().mapToLong(GpuProcesses.GpuProcess::usedBytes).sum();
             if (limit < 0 || total <= limit + CONTEXT_SLACK_BYTES * members.size()) {
                 return;
             }
-            over.add(owner);
+            over.add(id);
             Key key = new Key(AuditFinding.Reason.CONTAINER_MEMORY_OVER_QUOTA, gpu.uuid(), 0, owner.id());
             if (!confirmed(key, 1, seen)) {
                 return;
@@ -313,11 +340,11 @@ public final class GpuProcessAudit {
             LOG.debug("event=audit_compute_skipped gpu={} reason=\"{}\"", gpu.uuid(), e.getMessage());
             return;
         }
-        Map<Allocation, Long> busyByOwner = new HashMap<>();
+        Map<String, Long> busyByOwner = new HashMap<>();
         busy.forEach((pid, ns) -> {
             Allocation owner = owners.ownerOfSample(pid);
             if (owner != null) {
-                busyByOwner.merge(owner, ns, Long::sum);
+                busyByOwner.merge(owner.id(), ns, Long::sum);
             }
         });
         long now = nanoClock.getAsLong();
@@ -341,7 +368,7 @@ public final class GpuProcessAudit {
             }
             long allowed = Math.max(0, grant - previous[0]);
             long window = now - previous[1];
-            long used = busyByOwner.getOrDefault(allocation, 0L);
+            long used = busyByOwner.getOrDefault(allocation.id(), 0L);
             if (used <= allowed + Math.max(allowed * COMPUTE_TOLERANCE_PERCENT / 100, window / 10)) {
                 continue;
             }
@@ -349,7 +376,8 @@ public final class GpuProcessAudit {
             if (!confirmed(key, 2, seen)) {
                 continue;
             }
-            List<Integer> members = attributed.stream().filter(a -> allocation.equals(a.owner()))
+            List<Integer> members = attributed.stream()
+                    .filter(a -> a.owner() != null && a.owner().id().equals(allocation.id()))
                     .map(a -> a.process().hostPid()).toList();
             boolean killed = killAll(members);
             findings.add(report(key, allocation, 0, -1, 0, killed, "NVML counts " + used / 1_000_000
@@ -394,13 +422,44 @@ public final class GpuProcessAudit {
         return finding;
     }
 
+    /**
+     * The allocation's slots and control snapshot, through the audit's own read-only mapping, kept from pass to
+     * pass while the usage file is the same file (a directory made anew for the same allocation id is a new one).
+     */
     private Reading read(Allocation allocation) {
-        try (AllocationFiles files = AllocationFiles.openReadOnly(ledger.directory(allocation))) {
-            return new Reading(files.usage().read().slots(), files.control().read());
+        java.nio.file.Path directory = ledger.directory(allocation);
+        try {
+            Object fileKey = java.nio.file.Files.readAttributes(directory.resolve(AllocationFiles.USAGE),
+                    java.nio.file.attribute.BasicFileAttributes.class).fileKey();
+            Mapped mapped = this.mapped.get(allocation.id());
+            if (mapped == null || !mapped.fileKey().equals(fileKey)) {
+                if (mapped != null) {
+                    mapped.files().close();
+                }
+                mapped = new Mapped(AllocationFiles.openReadOnly(directory), fileKey);
+                this.mapped.put(allocation.id(), mapped);
+            }
+            return new Reading(mapped.files().usage().read().slots(), mapped.files().control().read());
         } catch (IOException | RuntimeException e) {
             LOG.debug("event=audit_usage_unreadable allocation={} reason=\"{}\"", allocation.id(), e.toString());
             return null;
         }
+    }
+
+    /** Unmaps the files of allocations the ledger no longer holds. */
+    private void unmapReleased(Set<String> held) {
+        mapped.entrySet().removeIf(entry -> {
+            if (held.contains(entry.getKey())) {
+                return false;
+            }
+            entry.getValue().files().close();
+            return true;
+        });
+    }
+
+    /** Closes the audit's mappings (the agent's stop). */
+    public synchronized void close() {
+        unmapReleased(Set.of());
     }
 
     private String usageTotal(Allocation allocation, String uuid) {
