@@ -106,9 +106,14 @@ final class HostileTenantsNode implements AutoCloseable {
         }
     }
 
-    /** A pod's container admitted by kubelet with a share of one GPU. */
+    /**
+     * A pod's container admitted by kubelet with a share of one GPU, once the agent has learned from PodResources
+     * whose it is (Allocate itself names no pod; until then a finding can name only the allocation).
+     */
     KubeletSimulator.Admission admit(String namespace, String pod, int milli) {
-        return kubelet.admit(namespace, pod, "main", RESOURCE, milli);
+        KubeletSimulator.Admission admission = kubelet.admit(namespace, pod, "main", RESOURCE, milli);
+        agent.awaitLog("event=allocation_owner allocation=" + allocationId(admission), Duration.ofSeconds(15));
+        return admission;
     }
 
     static String allocationId(KubeletSimulator.Admission admission) {
