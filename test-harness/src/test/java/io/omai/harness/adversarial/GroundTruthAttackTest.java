@@ -44,7 +44,7 @@ class GroundTruthAttackTest {
         node = new HostileTenantsNode(root, AUDIT_INTERVAL);
         victim = node.admit("team-a", "infer-0", 250);
         victimContainer = node.start(victim, List.of("/bin/sh", "-c",
-                "\"$0\" alloc alloc 1GiB duty kernel 600 20; echo victim-exit=$?", node.workload()));
+                "\"$0\" alloc alloc 1GiB duty kernel 600 90; echo victim-exit=$?", node.workload()));
         victimContainer.await("op=alloc", PATIENCE);
     }
 
@@ -58,7 +58,9 @@ class GroundTruthAttackTest {
     @AfterEach
     void theOtherTenantIsUnharmed() throws Exception {
         node.assertUnharmed(victim);
-        assertThat(victimContainer.output()).as("the other tenant's workload still runs").doesNotContain("victim-exit");
+        assertThat(victimContainer.output()).as(() -> "the other tenant's workload still runs; the agent's findings: "
+                + node.agent.log().lines().filter(l -> l.contains("event=audit_")).toList())
+                .doesNotContain("victim-exit");
     }
 
     /** A reading of the usage total, as a shell in the container can make one. */
