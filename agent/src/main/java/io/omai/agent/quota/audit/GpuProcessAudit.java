@@ -106,6 +106,7 @@ public final class GpuProcessAudit {
     private final boolean kill;
     private final Killer killer;
     private final int self;
+    private final long ownPidNamespace;
     private Set<Key> seenLastPass = Set.of();
     private final Set<Key> reported = new HashSet<>();
     private final Set<Integer> ambiguousLogged = new HashSet<>();
@@ -137,6 +138,17 @@ public final class GpuProcessAudit {
         this.kill = kill;
         this.killer = Objects.requireNonNull(killer, "killer");
         this.self = (int) ProcessHandle.current().pid();
+        this.ownPidNamespace = pidNamespaceInode();
+    }
+
+    /** The inode of the agent's pid namespace, 0 when /proc does not say. */
+    private static long pidNamespaceInode() {
+        try {
+            String link = java.nio.file.Files.readSymbolicLink(java.nio.file.Path.of("/proc/self/ns/pid")).toString();
+            return Long.parseLong(link.substring(link.indexOf('[') + 1, link.indexOf(']')));
+        } catch (IOException | RuntimeException e) {
+            return 0;
+        }
     }
 
     /** One pass over every shared GPU; returns the findings reported in this pass (each once while it lasts). */
@@ -211,8 +223,11 @@ public final class GpuProcessAudit {
                     continue;
                 }
                 for (UsageSnapshot.Slot slot : reading.slots()) {
-                    // the reaper maps a slot to its host pid; until it has, the pid is the host pid when the
-                    // container shares the host's pid namespace
+                    // the reaper maps a slot to its host pid; until it has, the pid is the host pid only when the
+                    // container shares the agent's pid namespace (else it names an unrelated host process)
+                    if (slot.hostPid() == 0 && slot.pidNsInode() != 0 && slot.pidNsInode() != ownPidNamespace) {
+                        continue;
+                    }
                     int pid = slot.hostPid() != 0 ? slot.hostPid() : slot.pid();
                     bySlot.computeIfAbsent(pid, p -> new HashSet<>()).add(allocation.id());
                 }
