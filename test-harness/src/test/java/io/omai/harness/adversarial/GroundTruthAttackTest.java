@@ -103,8 +103,8 @@ class GroundTruthAttackTest {
                 .containsExactly("first-exit=137", "second-exit=137");
         assertThat(heldPastQuota).as("held beyond its quota for at most one audit interval + 2 s")
                 .isLessThan(AUDIT_INTERVAL.plusSeconds(2));
-        node.agent.awaitLog("event=audit_violation reason=container_memory_over_quota", Duration.ofSeconds(5));
-        assertThat(node.agent.log()).contains("pod=team-b/zeroer-0 allocation="
+        node.agent.awaitLog("reason=container_memory_over_quota gpu=", Duration.ofSeconds(5));
+        assertThat(node.auditLog()).contains("pod=team-b/zeroer-0 allocation="
                 + HostileTenantsNode.allocationId(attacker) + " killed=true");
         assertThat(node.scrape()).containsPattern(
                 "omai_audit_violations_total\\{[^}]*reason=\"memory_over_quota\"[^}]*\\} [1-9]");
@@ -139,14 +139,38 @@ class GroundTruthAttackTest {
         assertThat(attack.await("shimmed-exit=", PATIENCE).text()).as("its shimmed sibling was left alone")
                 .isEqualTo("shimmed-exit=143");
 
-        node.agent.awaitLog("event=audit_violation reason=no_shim", Duration.ofSeconds(5));
-        assertThat(node.agent.log()).containsPattern("event=audit_violation reason=no_shim gpu=\\S+ pid=" + rogue
+        // the kill comes before the log line: wait for this process's line
+        node.agent.awaitLog("pid=" + rogue + " pod=team-b/static-0", Duration.ofSeconds(5));
+        assertThat(node.auditLog()).containsPattern("event=audit_violation reason=no_shim gpu=\\S+ pid=" + rogue
                 + " pod=team-b/static-0 allocation=" + HostileTenantsNode.allocationId(attacker) + " killed=true");
         assertThat(node.scrape()).containsPattern(
                 "omai_audit_violations_total\\{[^}]*reason=\"no_shim\"[^}]*\\} [1-9]");
         System.out.printf("adversarial: unshimmed process on a shared GPU killed %d ms after its allocation "
                 + "(audit interval %d ms, two passes)%n",
                 Duration.ofNanos(killed.seenNanos() - allocated.seenNanos()).toMillis(), AUDIT_INTERVAL.toMillis());
+    }
+
+    /**
+     * No shimmed process, so no slot points to the container's cgroup or namespace: the usage file its root shows at
+     * /run/omai/usage (the bind mount it cannot undo) still names the pod.
+     */
+    @Test
+    void aContainerWhoseOnlyProcessRunsWithoutTheShimIsNamedByItsUsageMount() throws Exception {
+        KubeletSimulator.Admission attacker = node.admit("team-b", "static-1", 250);
+        Container attack = node.start(attacker, List.of("/bin/sh", "-c", """
+                umount /etc/ld.so.preload
+                "$0" alloc alloc 2GiB sleep 120 &
+                r=$!
+                echo "rogue=$r"
+                wait $r; echo "rogue-exit=$?"
+                """, node.workload()));
+
+        String rogue = attack.await("rogue=", PATIENCE).text().substring("rogue=".length());
+        assertThat(attack.await("op=alloc", PATIENCE).text()).contains("status=CUDA_SUCCESS");
+        assertThat(attack.await("rogue-exit=", PATIENCE).text()).isEqualTo("rogue-exit=137");
+        node.agent.awaitLog("pid=" + rogue + " pod=team-b/static-1", Duration.ofSeconds(5));
+        assertThat(node.auditLog()).containsPattern("event=audit_violation reason=no_shim gpu=\\S+ pid=" + rogue
+                + " pod=team-b/static-1 allocation=" + HostileTenantsNode.allocationId(attacker) + " killed=true");
     }
 
     /** Allocation directories are 0700: a host user other than the agent's reaches no tenant's files. */

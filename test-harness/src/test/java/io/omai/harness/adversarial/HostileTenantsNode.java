@@ -166,6 +166,11 @@ final class HostileTenantsNode implements AutoCloseable {
         assertThat(scrape()).contains("omai_allocation_memory_limit_bytes");
     }
 
+    /** The agent's audit log lines so far (what a failed assertion should show, not the whole log). */
+    String auditLog() {
+        return String.join("\n", agent.log().lines().filter(line -> line.contains("event=audit_")).toList());
+    }
+
     String scrape() throws IOException, InterruptedException {
         HttpResponse<String> response = http.send(HttpRequest.newBuilder(
                 URI.create("http://127.0.0.1:" + metricsPort + "/metrics")).timeout(Duration.ofSeconds(10)).build(),

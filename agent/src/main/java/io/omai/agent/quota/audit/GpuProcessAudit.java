@@ -96,7 +96,7 @@ public final class GpuProcessAudit {
     private record ComputeWindow(long startNanos, long grantAtStart, long busyNs) {}
 
     /** What one pass read of an allocation: its slots and the grants its control file shows. */
-    private record Reading(List<UsageSnapshot.Slot> slots, ControlSnapshot control) {}
+    private record Reading(List<UsageSnapshot.Slot> slots, ControlSnapshot control, String usageIdentity) {}
 
     private final AllocationLedger ledger;
     private final ProcessSource processes;
@@ -222,6 +222,8 @@ public final class GpuProcessAudit {
                 if (reading == null) {
                     continue;
                 }
+                // the container's own bind mount of this usage file: no slot needed to know its processes
+                byIdentity.computeIfAbsent(reading.usageIdentity(), i -> new HashSet<>()).add(allocation.id());
                 for (UsageSnapshot.Slot slot : reading.slots()) {
                     // the reaper maps a slot to its host pid; until it has, the pid is the host pid only when the
                     // container shares the agent's pid namespace (else it names an unrelated host process)
@@ -234,7 +236,8 @@ public final class GpuProcessAudit {
             }
             bySlot.forEach((pid, claimants) -> {
                 for (String identity : identitiesOf(pid)) {
-                    if (!host.contains(identity)) {
+                    // a usage file is its own allocation's alone: a forged slot must not make it ambiguous
+                    if (!host.contains(identity) && !identity.startsWith("usage:")) {
                         byIdentity.computeIfAbsent(identity, i -> new HashSet<>()).addAll(claimants);
                     }
                 }
@@ -264,10 +267,20 @@ public final class GpuProcessAudit {
                     owner != null && claimants.contains(owner)));
         }
 
-        /** The id of the one container the kernel's identities of {@code pid} point to, else null. */
+        /**
+         * The id of the one container the kernel's identities of {@code pid} point to, else null. The usage file
+         * its root shows decides alone; cgroup and mount namespace (learnt from slots) decide when they agree.
+         */
         private String owner(int pid) {
             String found = null;
             for (String identity : identitiesOf(pid)) {
+                if (identity.startsWith("usage:")) {
+                    Set<String> mounted = byIdentity.get(identity);
+                    if (mounted != null && mounted.size() == 1) {
+                        return mounted.iterator().next();
+                    }
+                    continue;
+                }
                 Set<String> claimed = host.contains(identity) ? null : byIdentity.get(identity);
                 if (claimed != null && claimed.size() == 1) {
                     String candidate = claimed.iterator().next();
@@ -469,7 +482,8 @@ public final class GpuProcessAudit {
                 mapped = new Mapped(AllocationFiles.openReadOnly(directory), fileKey);
                 this.mapped.put(allocation.id(), mapped);
             }
-            return new Reading(mapped.files().usage().read().slots(), mapped.files().control().read());
+            return new Reading(mapped.files().usage().read().slots(), mapped.files().control().read(),
+                    "usage:" + fileKey);
         } catch (IOException | RuntimeException e) {
             LOG.debug("event=audit_usage_unreadable allocation={} reason=\"{}\"", allocation.id(), e.toString());
             return null;

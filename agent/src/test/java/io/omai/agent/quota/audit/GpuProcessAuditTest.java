@@ -185,6 +185,31 @@ class GpuProcessAuditTest {
         assertThat(killed).isEmpty();
     }
 
+    /**
+     * A container whose only process runs without the shim has no slot to learn its cgroup from; the usage file
+     * its root shows at /run/omai/usage (the container's bind mount) names the allocation anyway.
+     */
+    @Test
+    void aProcessWhoseRootShowsAnAllocationsUsageFileIsThatContainersWithoutAnySlot() throws Exception {
+        Allocation other = second();
+        String usage = ProcessIdentity.ofUsageFile(ledger.directory(other).resolve(AllocationFiles.USAGE))
+                .orElseThrow();
+        identities.put(7000, List.of(usage, "cgroup:/pod-b", "mntns:b"));
+        nvml.put(FakeNvml.uuid(0), List.of(new GpuProcess(7000, 3 * GIB)));
+        GpuProcessAudit audit = audit(true);
+
+        assertThat(audit.auditOnce()).singleElement().satisfies(finding -> {
+            assertThat(finding.reason()).isEqualTo(AuditFinding.Reason.CONTAINER_MEMORY_OVER_QUOTA);
+            assertThat(finding.allocationId()).isEqualTo(other.id());
+            assertThat(finding.pod()).isEqualTo("train");
+        });
+        assertThat(audit.auditOnce()).singleElement().satisfies(finding -> {
+            assertThat(finding.reason()).isEqualTo(AuditFinding.Reason.NO_SHIM);
+            assertThat(finding.allocationId()).isEqualTo(other.id());
+        });
+        assertThat(killed).containsExactly(7000, 7000);
+    }
+
     /** The agent's (and the host's) cgroup and namespace are never a container's, even if a slot points there. */
     @Test
     void aHostProcessIsNeverAttributedToAContainerThroughTheAgentsOwnCgroup() {
