@@ -10,6 +10,8 @@ import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.AllocationSpec;
 import io.omai.agent.quota.shm.ControlSnapshot;
 import io.omai.agent.quota.shm.DeviceQuota;
+import io.omai.agent.quota.shm.RegionFormatException;
+import io.omai.agent.quota.shm.UsageRegion;
 import io.omai.agent.quota.shm.UsageSnapshot;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -362,7 +364,7 @@ public final class GpuProcessAudit {
             findings.add(report(key, owner, 0, total, limit, killed, "NVML shows " + members.size()
                     + " process(es): " + members.stream().map(p -> "pid " + p.hostPid() + " " + p.usedBytes() + " B")
                     .collect(Collectors.joining(", ")) + "; the usage file says "
-                    + usageTotal(owner, gpu.uuid()) + " B"));
+                    + usageTotal(owner, gpu.uuid())));
         });
         return over;
     }
@@ -388,7 +390,7 @@ public final class GpuProcessAudit {
         for (Allocation allocation : sharing) {
             Reading reading = readings.get(allocation.id());
             Optional<AllocationSpec> spec = spec(allocation);
-            if (reading == null || spec.isEmpty() || !spec.get().computeEnforced()) {
+            if (reading == null || reading.control() == null || spec.isEmpty() || !spec.get().computeEnforced()) {
                 continue;
             }
             Optional<ControlSnapshot.Device> device = reading.control().devices().stream()
@@ -468,25 +470,46 @@ public final class GpuProcessAudit {
     /**
      * The allocation's slots and control snapshot, through the audit's own read-only mapping, kept from pass to
      * pass while the usage file is the same file (a directory made anew for the same allocation id is a new one).
+     * The usage file is the container's to write, truncate included: its size is checked before every read (a read
+     * of a mapping past the end of its file is a fault, {@link InternalError}, not an exception), and a file that
+     * cannot be read still gives its identity, so the container's processes are still its own.
      */
     private Reading read(Allocation allocation) {
         java.nio.file.Path directory = ledger.directory(allocation);
+        java.nio.file.attribute.BasicFileAttributes usage;
         try {
-            Object fileKey = java.nio.file.Files.readAttributes(directory.resolve(AllocationFiles.USAGE),
-                    java.nio.file.attribute.BasicFileAttributes.class).fileKey();
-            Mapped mapped = this.mapped.get(allocation.id());
-            if (mapped == null || !mapped.fileKey().equals(fileKey)) {
-                if (mapped != null) {
-                    mapped.files().close();
-                }
-                mapped = new Mapped(AllocationFiles.openReadOnly(directory), fileKey);
-                this.mapped.put(allocation.id(), mapped);
-            }
-            return new Reading(mapped.files().usage().read().slots(), mapped.files().control().read(),
-                    "usage:" + fileKey);
+            usage = java.nio.file.Files.readAttributes(directory.resolve(AllocationFiles.USAGE),
+                    java.nio.file.attribute.BasicFileAttributes.class);
         } catch (IOException | RuntimeException e) {
             LOG.debug("event=audit_usage_unreadable allocation={} reason=\"{}\"", allocation.id(), e.toString());
+            unmap(allocation.id());
             return null;
+        }
+        String identity = "usage:" + usage.fileKey();
+        Mapped mapped = this.mapped.get(allocation.id());
+        try {
+            if (usage.size() < UsageRegion.FILE_SIZE) {
+                throw new RegionFormatException(directory.resolve(AllocationFiles.USAGE),
+                        RegionFormatException.Problem.TRUNCATED, "usage file is " + usage.size() + " bytes, expected "
+                        + UsageRegion.FILE_SIZE);
+            }
+            if (mapped == null || !mapped.fileKey().equals(usage.fileKey())) {
+                unmap(allocation.id());
+                mapped = new Mapped(AllocationFiles.openReadOnly(directory), usage.fileKey());
+                this.mapped.put(allocation.id(), mapped);
+            }
+            return new Reading(mapped.files().usage().read().slots(), mapped.files().control().read(), identity);
+        } catch (IOException | RuntimeException | InternalError e) {
+            LOG.debug("event=audit_usage_unreadable allocation={} reason=\"{}\"", allocation.id(), e.toString());
+            unmap(allocation.id());
+            return new Reading(List.of(), null, identity);
+        }
+    }
+
+    private void unmap(String allocationId) {
+        Mapped stale = mapped.remove(allocationId);
+        if (stale != null) {
+            stale.files().close();
         }
     }
 
@@ -506,18 +529,19 @@ public final class GpuProcessAudit {
         unmapReleased(Set.of());
     }
 
+    /** What the container's usage file claims it holds on {@code uuid}, in words (it is a claim, not a figure). */
     private String usageTotal(Allocation allocation, String uuid) {
         try (AllocationFiles files = AllocationFiles.openReadOnly(ledger.directory(allocation))) {
             List<DeviceQuota> devices = ledger.spec(allocation).devices();
             for (int i = 0; i < devices.size(); i++) {
                 if (devices.get(i).uuid().equals(uuid)) {
-                    return Long.toString(files.usage().read().devices().get(i).bytesReserved());
+                    return files.usage().read().devices().get(i).bytesReserved() + " B";
                 }
             }
-        } catch (IOException | RuntimeException e) {
-            return "(unreadable: " + e.getMessage() + ")";
+        } catch (IOException | RuntimeException | InternalError e) {
+            return "nothing readable (" + e.getMessage() + ")";
         }
-        return "(no record)";
+        return "nothing for this GPU";
     }
 
     private Optional<AllocationSpec> spec(Allocation allocation) {

@@ -210,6 +210,30 @@ class GpuProcessAuditTest {
         assertThat(killed).containsExactly(7000, 7000);
     }
 
+    /**
+     * The usage file is the container's to truncate, also after the audit mapped it: the audit reads no further
+     * than the file (no fault), and the container's processes are still its own by their usage mount.
+     */
+    @Test
+    void aUsageFileTruncatedUnderTheAuditsMappingNeitherStopsTheAuditNorHidesTheContainer() throws Exception {
+        java.nio.file.Path file = ledger.directory(share).resolve(AllocationFiles.USAGE);
+        String usage = ProcessIdentity.ofUsageFile(file).orElseThrow();
+        identities.put(4242, List.of(usage, "cgroup:/pod-a", "mntns:a"));
+        nvml.put(FakeNvml.uuid(0), List.of(new GpuProcess(4242, GIB)));
+        GpuProcessAudit audit = audit(true);
+        assertThat(audit.auditOnce()).isEmpty(); // mapped now
+
+        try (var channel = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.WRITE)) {
+            channel.truncate(100);
+        }
+        nvml.put(FakeNvml.uuid(0), List.of(new GpuProcess(4242, 3 * GIB)));
+        assertThat(audit.auditOnce()).singleElement().satisfies(finding -> {
+            assertThat(finding.reason()).isEqualTo(AuditFinding.Reason.CONTAINER_MEMORY_OVER_QUOTA);
+            assertThat(finding.allocationId()).isEqualTo(share.id());
+        });
+        assertThat(killed).containsExactly(4242);
+    }
+
     /** The agent's (and the host's) cgroup and namespace are never a container's, even if a slot points there. */
     @Test
     void aHostProcessIsNeverAttributedToAContainerThroughTheAgentsOwnCgroup() {
