@@ -102,8 +102,14 @@ final class AllocationCommands {
         }
     }
 
+    /**
+     * {@code omai set} writes the control file only as its one writer: it takes the allocation's writer lock, which
+     * a running agent holds for every allocation it serves, and refuses while another process holds it (the
+     * seqlock has room for one writer only).
+     */
     @Command(name = "set", mixinStandardHelpOptions = true,
-            description = "Change the limits of an existing allocation live (the shim applies them from its next call).")
+            description = "Change the limits of an existing allocation live (the shim applies them from its next "
+                    + "call). Refused while a running agent owns the allocation.")
     static final class Set implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "DIR", description = "Existing allocation directory.")
         Path directory;
@@ -113,7 +119,7 @@ final class AllocationCommands {
 
         @Override
         public Integer call() throws Exception {
-            try (AllocationFiles files = AllocationFiles.open(directory)) {
+            try (AllocationFiles files = AllocationFiles.openAsWriter(directory)) {
                 AllocationSpec spec = options.toSpec();
                 if (spec.devices().size() != files.usage().deviceCount()) {
                     throw new IllegalArgumentException("the allocation in " + directory + " has "

@@ -144,8 +144,11 @@ final class TenancyServices implements AutoCloseable {
         gate.reportTo(events);
         OtherPluginGpus otherPlugin = new OtherPluginGpus(config.directories().podResourcesSocket(),
                 settings.otherGpuResource(), gpus);
+        // the audit keeps its own window of NVML's GPU-time samples, apart from the compute controller's
         GpuProcessAudit audit = settings.audit() == AgentConfig.AuditAction.OFF ? null : new GpuProcessAudit(ledger,
-                new GpuProcesses(nvml)::running, settings.audit() == AgentConfig.AuditAction.KILL, GpuProcessAudit.Killer.SIGKILL);
+                new GpuProcesses(nvml)::running, io.omai.agent.quota.audit.ProcessIdentity.PROC,
+                new io.omai.agent.quota.compute.NvmlProcessGpuTime(nvml), System::nanoTime,
+                settings.audit() == AgentConfig.AuditAction.KILL, GpuProcessAudit.Killer.SIGKILL);
         TenancyServices services = new TenancyServices(withdrawals, gate, events, client, resources, otherPlugin,
                 audit);
         if (pods.enabled()) {
@@ -276,6 +279,9 @@ final class TenancyServices implements AutoCloseable {
     @Override
     public void close() {
         loop.shutdownNow();
+        if (audit != null) {
+            audit.close(); // waits for a pass in progress, then unmaps the audit's read-only mappings
+        }
         for (AutoCloseable resource : resources.reversed()) {
             try {
                 resource.close();

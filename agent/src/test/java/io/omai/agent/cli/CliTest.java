@@ -51,6 +51,24 @@ class CliTest {
         assertThat(json.out()).contains("\"memoryLimitBytes\" : 6442450944", "\"computeQuotaMilli\" : 500");
     }
 
+    /** Issue #13: omai set wrote a live control file beside the agent; the seqlock has room for one writer. */
+    @Test
+    void setIsRefusedWhileAnotherWriterOwnsTheAllocation() throws Exception {
+        Path alloc = dir.resolve("alloc-2");
+        assertThat(run("create", alloc.toString(), "--device", "uuid=GPU-aaaa,memory=4GiB").exit()).isZero();
+        try (var agent = io.omai.agent.quota.shm.ControlWriterLock.acquire(alloc)) {
+            Run set = run("set", alloc.toString(), "--device", "uuid=GPU-aaaa,memory=60GiB");
+            assertThat(set.exit()).isEqualTo(2);
+            assertThat(set.err()).contains("has a writer already", "pid " + ProcessHandle.current().pid(),
+                    "change limits through the agent or stop it first");
+        }
+        assertThat(run("inspect", alloc.toString()).out()).as("nothing written").contains("4.00 GiB")
+                .doesNotContain("60.00 GiB");
+        Run after = run("set", alloc.toString(), "--device", "uuid=GPU-aaaa,memory=6GiB");
+        assertThat(after.exit()).as("no writer left: " + after.err()).isZero();
+        assertThat(after.out()).contains("6.00 GiB");
+    }
+
     @Test
     void ibShowsPfsVfsAndQosFromASysfsTree() {
         io.omai.ibvf.testing.FakeSysfs tree = io.omai.ibvf.testing.FakeSysfs.create(dir.resolve("sys"));

@@ -21,7 +21,9 @@ import java.util.List;
  * either sees a whole update or retries. The compute grant and the heartbeat are single 64-bit words outside the
  * seqlock: the grant only grows and is published with a release store, the heartbeat likewise.
  *
- * <p>One agent object owns each writable region; writers are {@code synchronized} on it. Readers are lock-free.
+ * <p>One writer per file: the seqlock assumes a single writer. The process that writes a control file holds its
+ * allocation's {@link ControlWriterLock} (the running agent, or {@code omai set} while no agent runs); within it one
+ * object owns each writable region and its writers are {@code synchronized} on it. Readers are lock-free.
  */
 public final class ControlRegion implements AutoCloseable {
     public static final long FILE_SIZE = ShmLayout.CONTROL_FILE.byteSize();
@@ -78,7 +80,10 @@ public final class ControlRegion implements AutoCloseable {
         return new ControlRegion(file);
     }
 
-    /** Opens an existing file for writing (the agent) and validates it. */
+    /**
+     * Opens an existing file for writing and validates it. Opening changes nothing: a torn update is repaired only
+     * by the holder of the writer lock ({@link #repairTornUpdate}), since another writer may be mid-update.
+     */
     public static ControlRegion open(Path path) throws IOException {
         return openChecked(path, true);
     }
@@ -89,12 +94,8 @@ public final class ControlRegion implements AutoCloseable {
     }
 
     private static ControlRegion openChecked(Path path, boolean writable) throws IOException {
-        ControlRegion region = new ControlRegion(
+        return new ControlRegion(
                 MappedFile.openChecked(path, writable, HEADER_SIZE, "control", ControlRegion::validate));
-        if (writable) {
-            region.repairTornEpoch();
-        }
-        return region;
     }
 
     private static void validate(MappedFile file) throws RegionFormatException {
@@ -118,12 +119,21 @@ public final class ControlRegion implements AutoCloseable {
     }
 
 
-    /** An agent that died mid-update leaves the epoch odd; the next owner finishes the update. */
-    private synchronized void repairTornEpoch() {
+    /**
+     * A writer that died mid-update leaves the epoch odd; the next owner finishes the update. Only the holder of
+     * the allocation's {@link ControlWriterLock} may call this: with another writer alive, an odd epoch is its
+     * update in progress, and closing it would let readers take a half-written spec as whole.
+     *
+     * @return whether the epoch was odd and has been closed
+     */
+    public synchronized boolean repairTornUpdate() {
+        file.requireWritable("repairTornUpdate");
         long epoch = (long) LONG.getAcquire(seg, EPOCH);
         if ((epoch & 1) != 0) {
             LONG.setRelease(seg, EPOCH, epoch + 1);
+            return true;
         }
+        return false;
     }
 
     public Path path() {

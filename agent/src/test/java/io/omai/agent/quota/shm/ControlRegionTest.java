@@ -174,7 +174,22 @@ class ControlRegionTest {
                     .isEqualTo(RegionFormatException.Problem.TORN_UPDATE);
         }
         try (ControlRegion owner = ControlRegion.open(file)) {
+            assertThat(owner.repairTornUpdate()).isTrue();
             assertThat(owner.read().epoch()).isEqualTo(6);
+        }
+    }
+
+    /**
+     * Issue #13: every writable open closed an odd epoch, so a second writer (omai set) opening the file while the
+     * agent was mid-update let readers take a half-written spec as whole. Opening changes nothing now.
+     */
+    @Test
+    void openingForWritingLeavesAnUpdateInProgressAlone() throws IOException {
+        Path file = created();
+        patchLong(file, ShmLayout.offset(CONTROL_HEADER, "epoch"), 7); // another writer is mid-update
+        try (ControlRegion second = ControlRegion.open(file)) {
+            assertThatThrownBy(second::read).isInstanceOf(RegionFormatException.class)
+                    .hasMessageContaining("epoch stayed odd (7)");
         }
     }
 
