@@ -637,9 +637,22 @@ public final class AllocationLedger implements AutoCloseable {
                 }
             }
             List<Allocation> adopted = new ArrayList<>();
+            // One owner per ID: a listed container whose IDs overlap an allocation kept (or adopted) is not adopted.
+            // kubelet lists such overlaps for a finished init container whose devices its app containers reuse
+            // (older kubelets list terminated pods too); the allocation kept is the one that holds the IDs now.
+            Set<MilliGpuId> owned = new HashSet<>();
+            served.values().forEach(allocation -> owned.addAll(allocation.deviceIds()));
             for (Map.Entry<String, HeldDevices> entry : heldByName.entrySet()) {
                 String name = entry.getKey();
                 if (served.containsKey(name) || missing.containsKey(name)) {
+                    continue;
+                }
+                if (heldIds.get(name).stream().anyMatch(owned::contains)) {
+                    if (reportedUnadoptable.add(name + " " + entry.getValue().owner())) {
+                        log.info("event=reconcile_not_adopted owner=\"{}\" allocation={} reason=\"its IDs overlap "
+                                + "an allocation the ledger keeps (a finished init container's devices reused by "
+                                + "its pod's app containers)\"", entry.getValue().owner(), name);
+                    }
                     continue;
                 }
                 try {
@@ -647,6 +660,7 @@ public final class AllocationLedger implements AutoCloseable {
                     Allocation adoptedAllocation = new Allocation(name, valid, now, entry.getValue().owner());
                     adopted.add(adoptedAllocation);
                     served.put(name, adoptedAllocation);
+                    owned.addAll(valid);
                 } catch (LedgerException e) {
                     if (reportedUnadoptable.add(name + " " + entry.getValue().owner())) {
                         log.warn("event=reconcile_not_adopted owner=\"{}\" reason=\"{}\"", entry.getValue().owner(),

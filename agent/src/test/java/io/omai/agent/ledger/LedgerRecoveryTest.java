@@ -108,6 +108,25 @@ class LedgerRecoveryTest {
     }
 
     @Test
+    void aListedContainerWhoseIdsOverlapAKeptAllocationIsNotAdoptedBesideIt() throws Exception {
+        AllocationLedger ledger = open(2);
+        // the app container got its finished init container's 250 IDs plus 250 free ones; the list shows both
+        Allocation app = ledger.allocate(ids(0, 0, 500));
+        clock.advance(Duration.ofSeconds(1));
+        ReconcileReport report = ledger.reconcile(List.of(new HeldDevices("ns/p/init", ids(0, 0, 250)),
+                new HeldDevices("ns/p/main", ids(0, 0, 500))), GRACE);
+
+        assertThat(report.adopted()).isEmpty();
+        assertThat(ledger.allocations()).singleElement().satisfies(a -> {
+            assertThat(a.id()).isEqualTo(app.id());
+            assertThat(a.owner()).isEqualTo("ns/p/main");
+        });
+        // one owner per ID: the GPU holds 500 milli, not 750
+        assertThat(ledger.allocations().stream().mapToInt(Allocation::milli).sum()).isEqualTo(500);
+        assertThat(allocationDirectories()).containsExactly(app.id());
+    }
+
+    @Test
     void anAllocationMadeAfterTheListWasTakenIsLeftToTheGracePeriod() throws Exception {
         AllocationLedger ledger = open(2);
         clock.advance(Duration.ofSeconds(1));
