@@ -44,7 +44,9 @@ class MetricsEndToEndTest {
             AgentJvm agent = node.startAgent();
 
             assertThat(get(port, "/healthz").statusCode()).isEqualTo(200);
-            HttpResponse<String> notReady = get(port, "/readyz");
+            // readiness says "starting" until the agent has marked its start, a moment after it logged it
+            HttpResponse<String> notReady = await().atMost(PATIENCE).until(() -> get(port, "/readyz"),
+                    response -> !response.body().startsWith("starting"));
             assertThat(notReady.statusCode()).as("no kubelet yet").isEqualTo(503);
             assertThat(notReady.body()).startsWith("kubelet: not registered with kubelet yet");
 

@@ -97,7 +97,11 @@ final class SimulatedGpuNode implements AutoCloseable {
 
     /** The ledger checkpoint's allocations, as stored. */
     JsonNode checkpointAllocations() throws IOException {
-        return new ObjectMapper().readTree(stateDir.resolve("ledger.json").toFile()).get("allocations");
+        Path file = stateDir.resolve("ledger.json");
+        if (!Files.exists(file)) {
+            return new ObjectMapper().createArrayNode(); // written on the ledger's writer thread after a change
+        }
+        return new ObjectMapper().readTree(file.toFile()).get("allocations");
     }
 
     Path allocationDir(String allocationId) {
