@@ -1,7 +1,7 @@
 #!/bin/sh
 # `make check` smoke test of the simulated driver: one GPU, two processes
 # share its memory, a kernel occupies it, NVML sees the process, bad config
-# fails clearly. The thorough tests are the Java ones (io.omai.harness.sim).
+# fails clearly. The thorough tests are the Java ones (io.omai.simulator.sim).
 set -eu
 BUILD=$1
 DIR=$(mktemp -d)

@@ -1,4 +1,4 @@
-package io.omai.harness.kubelet;
+package io.omai.simulator.kubelet;
 
 import io.grpc.Server;
 import io.grpc.Status;

@@ -1,4 +1,4 @@
-package io.omai.harness.kubelet;
+package io.omai.simulator.kubelet;
 
 import io.omai.agent.deviceplugin.podresources.v1.ContainerDevices;
 import io.omai.agent.deviceplugin.podresources.v1.ContainerResources;

@@ -1,4 +1,4 @@
-package io.omai.harness.kubelet;
+package io.omai.simulator.kubelet;
 
 /**
  * One Register call the simulated kubelet accepted.

@@ -1,4 +1,4 @@
-package io.omai.harness.launcher;
+package io.omai.simulator.launcher;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;

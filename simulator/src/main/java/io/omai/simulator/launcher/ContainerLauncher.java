@@ -1,4 +1,4 @@
-package io.omai.harness.launcher;
+package io.omai.simulator.launcher;
 
 import io.omai.agent.deviceplugin.v1beta1.ContainerAllocateResponse;
 import io.omai.agent.deviceplugin.v1beta1.DeviceSpec;

@@ -1,4 +1,4 @@
-package io.omai.harness.sim;
+package io.omai.simulator.sim;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -109,7 +109,7 @@ public final class SimNode {
     /** A node with exactly these GPUs; writes the config file into {@code dir}. */
     public static SimNode create(Path dir, List<Gpu> gpus) {
         SimNode node = new SimNode(nativeBuildDir(), dir, gpus);
-        StringBuilder text = new StringBuilder("# written by io.omai.harness.sim.SimNode\n");
+        StringBuilder text = new StringBuilder("# written by io.omai.simulator.sim.SimNode\n");
         for (int i = 0; i < gpus.size(); i++) {
             text.append(gpus.get(i).configLine(i)).append('\n');
         }

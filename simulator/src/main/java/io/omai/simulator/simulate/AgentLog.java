@@ -1,4 +1,4 @@
-package io.omai.harness.simulate;
+package io.omai.simulator.simulate;
 
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.LoggerContext;

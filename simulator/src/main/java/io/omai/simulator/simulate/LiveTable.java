@@ -1,4 +1,4 @@
-package io.omai.harness.simulate;
+package io.omai.simulator.simulate;
 
 import io.omai.agent.config.ByteQuantity;
 import io.omai.agent.ledger.Allocation;

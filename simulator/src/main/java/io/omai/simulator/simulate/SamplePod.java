@@ -1,4 +1,4 @@
-package io.omai.harness.simulate;
+package io.omai.simulator.simulate;
 
 import java.util.List;
 

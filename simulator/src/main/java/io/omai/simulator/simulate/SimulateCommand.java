@@ -1,7 +1,7 @@
-package io.omai.harness.simulate;
+package io.omai.simulator.simulate;
 
-import io.omai.harness.sim.SimNode;
-import io.omai.harness.util.ScratchDirectories;
+import io.omai.simulator.sim.SimNode;
+import io.omai.simulator.util.ScratchDirectories;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;

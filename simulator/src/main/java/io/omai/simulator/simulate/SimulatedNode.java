@@ -1,4 +1,4 @@
-package io.omai.harness.simulate;
+package io.omai.simulator.simulate;
 
 import io.omai.agent.config.AgentConfig;
 import io.omai.agent.config.ConfigLoader;
@@ -6,9 +6,9 @@ import io.omai.agent.deviceplugin.NodeAgent;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.quota.shm.AllocationFiles;
-import io.omai.harness.kubelet.KubeletSimulator;
-import io.omai.harness.launcher.ContainerLauncher;
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.kubelet.KubeletSimulator;
+import io.omai.simulator.launcher.ContainerLauncher;
+import io.omai.simulator.sim.SimNode;
 import io.omai.ibvf.IbVfManager;
 import io.omai.ibvf.IbVfManagerConfig;
 import io.omai.ibvf.config.NodeRebindLock;

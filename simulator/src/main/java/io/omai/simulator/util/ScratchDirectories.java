@@ -1,4 +1,4 @@
-package io.omai.harness.util;
+package io.omai.simulator.util;
 
 import java.io.IOException;
 import java.nio.file.FileVisitResult;

@@ -1,4 +1,4 @@
-package io.omai.harness.sim;
+package io.omai.simulator.sim;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;

@@ -1,8 +1,8 @@
-package io.omai.harness.simulate;
+package io.omai.simulator.simulate;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

@@ -1,11 +1,11 @@
 package io.omai.harness.contract;
 
 import io.omai.agent.deviceplugin.v1beta1.Device;
-import io.omai.harness.kubelet.KubeletSimulator;
-import io.omai.harness.kubelet.PluginEndpoint;
-import io.omai.harness.kubelet.PodResourcesTable;
-import io.omai.harness.launcher.AgentJvm;
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.kubelet.KubeletSimulator;
+import io.omai.simulator.kubelet.PluginEndpoint;
+import io.omai.simulator.kubelet.PodResourcesTable;
+import io.omai.simulator.launcher.AgentJvm;
+import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.ServerSocket;

@@ -1,8 +1,8 @@
 package io.omai.harness.contract;
 
-import io.omai.harness.kubelet.KubeletSimulator;
-import io.omai.harness.launcher.AgentJvm;
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.kubelet.KubeletSimulator;
+import io.omai.simulator.launcher.AgentJvm;
+import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.ServerSocket;

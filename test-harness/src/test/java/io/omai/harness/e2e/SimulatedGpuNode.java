@@ -2,9 +2,9 @@ package io.omai.harness.e2e;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.omai.harness.kubelet.KubeletSimulator;
-import io.omai.harness.launcher.AgentJvm;
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.kubelet.KubeletSimulator;
+import io.omai.simulator.launcher.AgentJvm;
+import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
