@@ -6,6 +6,8 @@ import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.LedgerException;
 import io.omai.agent.ledger.MilliGpuId;
+import io.omai.simulator.kubelet.KubeletSimulator;
+import io.omai.simulator.kubelet.PluginEndpoint;
 import io.omai.simulator.launcher.AgentJvm;
 import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
