@@ -8,6 +8,9 @@ import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.simulator.kubelet.KubeletSimulator;
 import io.omai.simulator.launcher.ContainerLauncher;
+import io.omai.simulator.node.AgentYaml;
+import io.omai.simulator.node.SimulatedAgentNode;
+import io.omai.simulator.node.SimulatedNodePaths;
 import io.omai.simulator.sim.SimNode;
 import io.omai.ibvf.IbVfManager;
 import io.omai.ibvf.IbVfManagerConfig;
@@ -84,48 +87,18 @@ final class SimulatedNode implements AutoCloseable {
         this.vfMonitor = vfs.newMonitor();
         vfMonitor.poll();
 
-        Path devicePlugins = Files.createDirectories(root.resolve("device-plugins"));
-        Path podResources = root.resolve("pod-resources/kubelet.sock");
-        this.kubelet = KubeletSimulator.start(devicePlugins, podResources);
-        AgentConfig config = ConfigLoader.parse("simulate", """
-                version: 1
-                nodeName: sim-node
-                directories:
-                  devicePlugin: %s
-                  podResourcesSocket: %s
-                  state: %s
-                shim:
-                  hostLibrary: %s
-                nvml:
-                  library: %s
-                  recoveryDebounce: 2s
-                kubelet:
-                  registrationBackoffMax: 1s
-                  reconcileInterval: 1s
-                  releaseGracePeriod: 5s
-                metrics:
-                  address: 127.0.0.1
-                  port: %d
-                schedulerApi:
-                  address: 127.0.0.1
-                  port: %d
-                  deviceLabels:
-                    - select: all
-                      attributes: {class: train}
-                      tags: [simulated]
-                ib:
-                  enabled: true
-                  sysfsRoot: %s
-                  guidRange: %s
-                  desiredVfs: %d
-                  pollInterval: 1s
-                  rebindLock: %s
-                """.formatted(devicePlugins, podResources, root.resolve("state"),
-                sim.buildDir().resolve("lib/libomai-shim.so"), sim.buildDir().resolve("sim/libnvidia-ml.so.1"),
-                metricsPort, schedulerApiPort, root.resolve("sys"), GUID_RANGE, DESIRED_VFS, root.resolve("ib/lock")));
+        SimulatedNodePaths paths = SimulatedNodePaths.under(root, sim);
+        this.kubelet = KubeletSimulator.start(paths.devicePlugins(), paths.podResourcesSocket());
+        AgentConfig config = ConfigLoader.parse("simulate", AgentYaml.forNode("sim-node", paths)
+                .set("nvml.recoveryDebounce", "2s").quickKubelet(Duration.ofSeconds(1), Duration.ofSeconds(5))
+                .metrics(metricsPort).schedulerApi(schedulerApiPort)
+                .set("schedulerApi.deviceLabels",
+                        "\n    - select: all\n      attributes: {class: train}\n      tags: [simulated]")
+                .set("ib.enabled", "true").set("ib.sysfsRoot", root.resolve("sys")).set("ib.guidRange", GUID_RANGE)
+                .set("ib.desiredVfs", DESIRED_VFS).set("ib.pollInterval", "1s").set("ib.rebindLock", root.resolve("ib/lock"))
+                .text());
         this.agent = NodeAgent.start(config);
-        kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
-        kubelet.awaitDevices(RESOURCE, devices -> devices.size() == 2000, Duration.ofSeconds(30));
+        SimulatedAgentNode.awaitAdvertised(kubelet, sim.gpus().size());
         kubelet.awaitRegistration(VF_RESOURCE, Duration.ofSeconds(30));
         kubelet.awaitDevices(VF_RESOURCE, devices -> devices.size() == DESIRED_VFS, Duration.ofSeconds(30));
 
