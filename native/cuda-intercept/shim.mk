@@ -1,8 +1,6 @@
 # The LD_PRELOAD shim and its own native tests and tools.
 #   $(BUILD)/lib/libomai-shim.so   the shim (only the hooked symbols exported)
 #   $(BUILD)/bin/omai-shm-tool     create/inspect/set allocation files without Java
-#   $(BUILD)/bin/omai-shim-race    N processes racing for one quota (make check, Java tests)
-#   $(BUILD)/bin/omai-shim-bench   allocation/pass-through loop for callgrind
 #   $(BUILD)/bin/omai-shim-dlsym-probe  dlopen+dlsym route: which library each pointer is in
 # Everything symbol-shaped comes from cuda-intercept/hooks.def (see there).
 
@@ -15,27 +13,11 @@ SHIM_HDRS := $(wildcard $(SHIM_DIR)/src/*.h) $(wildcard $(INCLUDE)/*.h) $(SHIM_D
 SHIM_CFLAGS := $(CFLAGS_COMMON) -I$(SHIM_DIR) -fvisibility=hidden -ftls-model=initial-exec
 
 SHM_TOOL    := $(BUILD)/bin/omai-shm-tool
-SHIM_RACE   := $(BUILD)/bin/omai-shim-race
-SHIM_BENCH  := $(BUILD)/bin/omai-shim-bench
 SHIM_DLSYM  := $(BUILD)/bin/omai-shim-dlsym-probe
 RTLD_PROBE  := $(BUILD)/bin/omai-rtld-next-probe
 
-# The simulated driver linked the way NVIDIA links libcuda (-Bsymbolic): its
-# cuGetProcAddress hands out its own entry points, not whatever the global
-# scope (our preloaded wrappers) binds, so tests exercise the shim's
-# pointer-identity mapping on that route too. Built from the simulator's
-# sources, unchanged.
-SYMSIM      := $(BUILD)/symsim/libcuda.so.1
-SIM_SOURCES := $(wildcard $(ROOT_DIR)/test-harness/native/sim/sim_cuda.c $(ROOT_DIR)/test-harness/native/sim/sim_core.c)
-
 ALL_TARGETS += $(SHIM_LIB) $(SHM_TOOL) $(SHIM_DLSYM)
 CHECKS      += shim-exports shim-rtld-next
-# The programs that run against the simulated driver need it (test-harness/native).
-ifneq ($(SIM_SOURCES),)
-ALL_TARGETS += $(SHIM_RACE) $(SHIM_BENCH) $(SYMSIM)
-CHECKS      += shim-no-syscalls shim-launch
-endif
-
 # The version script is generated from the hook list, never edited by hand.
 $(SHIM_LDS): $(SHIM_DIR)/shim.lds.in $(SHIM_DIR)/hooks.def | $(BUILD)/obj
 	$(CC) -E -P -x c -I$(SHIM_DIR) $< -o $@
@@ -47,18 +29,6 @@ $(SHIM_LIB): $(SHIM_SRCS) $(SHIM_HDRS) $(SHIM_LDS) | $(BUILD)/lib
 $(SHM_TOOL): $(SHIM_DIR)/tools/omai_shm_tool.c $(INCLUDE)/omai_shm.h $(INCLUDE)/omai_paths.h | $(BUILD)/bin
 	$(CC) $(CFLAGS_COMMON) -o $@ $<
 
-# Linked against the simulated driver like any CUDA program (-lcuda).
-$(SHIM_RACE): $(SHIM_DIR)/tests/shim_race.c $(INCLUDE)/omai_cuda.h $(BUILD)/sim/libcuda.so | $(BUILD)/bin
-	$(CC) $(CFLAGS_COMMON) -o $@ $< -L$(BUILD)/sim -lcuda -lpthread
-
-$(SHIM_BENCH): $(SHIM_DIR)/tests/shim_bench.c $(INCLUDE)/omai_cuda.h $(BUILD)/sim/libcuda.so | $(BUILD)/bin
-	$(CC) $(CFLAGS_COMMON) -o $@ $< -L$(BUILD)/sim -lcuda
-
-$(SYMSIM): $(SIM_SOURCES) $(BUILD)/sim/libcuda.so
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_COMMON) $(SIM_INC) -fvisibility=hidden -shared -Wl,-soname,libcuda.so.1 -Wl,-Bsymbolic \
-	    -Wl,-z,defs -o $@ $(HARNESS_DIR)/sim/sim_cuda.c $(SIM_CORE) -lpthread
-
 # Not linked against libcuda: it dlopens the driver, as frameworks do.
 $(SHIM_DLSYM): $(SHIM_DIR)/tests/shim_dlsym_probe.c $(INCLUDE)/omai_cuda.h | $(BUILD)/bin
 	$(CC) $(CFLAGS_COMMON) -o $@ $< -ldl
@@ -69,7 +39,7 @@ $(RTLD_PROBE): $(SHIM_DIR)/tests/rtld_next_probe.c $(SHIM_DIR)/tests/rtld_next_l
 	$(CC) $(CFLAGS_COMMON) -o $@ $(SHIM_DIR)/tests/rtld_next_probe.c \
 	    -L$(BUILD)/obj -Wl,--no-as-needed -lrtld-next-a -lrtld-next-b -Wl,-rpath,$(BUILD)/obj -ldl
 
-.PHONY: shim-exports shim-rtld-next shim-no-syscalls shim-launch
+.PHONY: shim-exports shim-rtld-next
 # Exactly the listed symbols leave the library: the hook list, nothing else.
 shim-exports: $(SHIM_LIB) $(SHIM_LDS)
 	@nm -D --defined-only $(SHIM_LIB) | awk '$$2 ~ /^[TW]$$/ {print $$3}' | sed 's/@.*//' | sort > $(BUILD)/obj/shim-exports.txt
@@ -81,11 +51,6 @@ shim-exports: $(SHIM_LIB) $(SHIM_LDS)
 # Our dlsym must keep RTLD_NEXT relative to its caller (it tail-calls the real one).
 shim-rtld-next: $(SHIM_LIB) $(RTLD_PROBE)
 	@LD_PRELOAD=$(SHIM_LIB) $(RTLD_PROBE) && echo "shim-rtld-next: RTLD_NEXT through the shim's dlsym resolves after the caller"
-
-# The hot path makes no system call (counted by strace, as libeatmydata's tests do).
-shim-no-syscalls: $(SHIM_LIB) $(SHIM_BENCH) $(SHM_TOOL)
-	@$(SHIM_DIR)/tests/no_syscalls.sh $(BUILD)
-
-# Every launch route spends tokens; a launch without tokens waits for its grant.
-shim-launch: $(SHIM_LIB) $(SHM_TOOL) $(BUILD)/bin/omai-workload
-	@$(SHIM_DIR)/tests/launch_throttle.sh $(BUILD)
+# The checks that run the shim over a CUDA driver (shim-no-syscalls, shim-launch) and the programs
+# linked against one (omai-shim-race, omai-shim-bench) are in simulator/native/Makefile, which has the
+# simulated driver; their sources stay here in tests/.

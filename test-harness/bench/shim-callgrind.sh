@@ -13,7 +13,7 @@
 # i.e. everything the shim adds per call, driver calls it makes included. The
 # simulator's state is reset before every run so its own cost is the same
 # with and without the shim.
-# Needs: make -C native all, valgrind (callgrind_annotate).
+# Needs: make -C native all and make -C simulator/native all (or any Maven build), valgrind (callgrind_annotate).
 set -euo pipefail
 
 N1=${1:-2000}
@@ -21,7 +21,7 @@ N2=${2:-6000}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B=$ROOT/native/build
 for f in "$B/lib/libomai-shim.so" "$B/bin/omai-shim-bench" "$B/bin/omai-shm-tool" "$B/sim/libcuda.so.1"; do
-    [[ -e $f ]] || { echo "shim-callgrind: $f is missing; run make -C native all" >&2; exit 1; }
+    [[ -e $f ]] || { echo "shim-callgrind: $f is missing; run make -C native all and make -C simulator/native all" >&2; exit 1; }
 done
 command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null \
     || { echo "shim-callgrind: valgrind (with callgrind_annotate) is not installed" >&2; exit 1; }

@@ -12,7 +12,7 @@ import io.omai.agent.quota.audit.GpuProcessAudit;
 import io.omai.agent.quota.audit.ProcessIdentity;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.ShmLayout;
-import io.omai.harness.util.ScratchDirectories;
+import io.omai.simulator.util.ScratchDirectories;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

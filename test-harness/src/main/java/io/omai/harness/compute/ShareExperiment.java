@@ -9,7 +9,7 @@ import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.AllocationSpec;
 import io.omai.agent.quota.shm.ComputeMode;
 import io.omai.agent.quota.shm.DeviceQuota;
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;

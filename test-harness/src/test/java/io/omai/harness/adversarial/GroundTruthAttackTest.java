@@ -5,8 +5,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.ShmLayout;
-import io.omai.harness.kubelet.KubeletSimulator;
-import io.omai.harness.launcher.ContainerLauncher;
+import io.omai.simulator.kubelet.KubeletSimulator;
+import io.omai.simulator.launcher.ContainerLauncher;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;

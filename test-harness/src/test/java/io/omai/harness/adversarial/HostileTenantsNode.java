@@ -5,10 +5,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.ControlSnapshot;
 import io.omai.agent.quota.shm.MonotonicClock;
-import io.omai.harness.kubelet.KubeletSimulator;
-import io.omai.harness.launcher.AgentJvm;
-import io.omai.harness.launcher.ContainerLauncher;
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.kubelet.KubeletSimulator;
+import io.omai.simulator.launcher.AgentJvm;
+import io.omai.simulator.launcher.ContainerLauncher;
+import io.omai.simulator.node.SimulatedAgentNode;
+import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.URI;
@@ -26,9 +27,9 @@ import java.util.Map;
 import java.util.stream.Stream;
 
 /**
- * One simulated node under attack: two simulated GPUs, the kubelet simulator, the agent as its own JVM with the
- * NVML audit set to kill, and containers started from the agent's Allocate responses in private mount namespaces
- * with the real shim. Tenants' workloads run as root or as {@code nobody}, so the test tree is world-traversable
+ * One simulated node under attack ({@link SimulatedAgentNode}: two simulated GPUs, the kubelet simulator, the agent
+ * as its own JVM) with the NVML audit set to kill, and containers started from the agent's Allocate responses in
+ * private mount namespaces with the real shim. Tenants' workloads run as root or as {@code nobody}, so the test tree is world-traversable
  * (0755) and the simulator's state world-writable: what keeps host users out of allocation files must be the
  * agent's own modes.
  */
@@ -43,6 +44,7 @@ final class HostileTenantsNode implements AutoCloseable {
     final Duration auditInterval;
     final int metricsPort;
     private final ContainerLauncher launcher;
+    private final SimulatedAgentNode node;
     private final List<Container> containers = new ArrayList<>();
     private final HttpClient http = HttpClient.newHttpClient();
 
@@ -50,43 +52,15 @@ final class HostileTenantsNode implements AutoCloseable {
         this.root = root;
         this.auditInterval = auditInterval;
         Files.setPosixFilePermissions(root, PosixFilePermissions.fromString("rwxr-xr-x"));
-        this.sim = SimNode.create(root.resolve("sim"), 2, GPU_MEMORY);
-        Path devicePlugins = Files.createDirectories(root.resolve("device-plugins"));
-        Path podResources = root.resolve("pod-resources/kubelet.sock");
-        this.metricsPort = freePort();
-        Path config = root.resolve("agent.yaml");
-        Files.writeString(config, """
-                version: 1
-                nodeName: hostile-node
-                directories:
-                  devicePlugin: %s
-                  podResourcesSocket: %s
-                  state: %s
-                shim:
-                  hostLibrary: %s
-                nvml:
-                  library: %s
-                kubelet:
-                  registrationBackoffMax: 1s
-                  reconcileInterval: 300ms
-                  releaseGracePeriod: 2s
-                tenancy:
-                  audit: kill
-                  auditInterval: %dms
-                metrics:
-                  address: 127.0.0.1
-                  port: %d
-                schedulerApi:
-                  address: 127.0.0.1
-                  port: %d
-                """.formatted(devicePlugins, podResources, root.resolve("state"),
-                sim.buildDir().resolve("lib/libomai-shim.so"), sim.buildDir().resolve("sim/libnvidia-ml.so.1"),
-                auditInterval.toMillis(), metricsPort, freePort()));
-        this.kubelet = KubeletSimulator.start(devicePlugins, podResources);
-        this.agent = AgentJvm.start(config, sim.env(), root.resolve("agent.log"), AgentJvm.QUICK_START);
-        agent.awaitLog("event=agent_started", Duration.ofSeconds(60));
-        kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
-        kubelet.awaitDevices(RESOURCE, devices -> devices.size() == 2000, Duration.ofSeconds(10));
+        this.node = SimulatedAgentNode.create(root, 2, GPU_MEMORY);
+        this.sim = node.sim();
+        this.metricsPort = SimulatedAgentNode.freePort();
+        Path config = node.yaml("hostile-node").quickKubelet(Duration.ofMillis(300), Duration.ofSeconds(2))
+                .set("tenancy.audit", "kill").set("tenancy.auditInterval", auditInterval)
+                .metrics(metricsPort).schedulerApi(SimulatedAgentNode.freePort())
+                .writeTo(root.resolve("agent.yaml"));
+        this.kubelet = node.startKubelet();
+        this.agent = node.boot(config, AgentJvm.QUICK_START);
         // the simulator's shared state, for workloads of any uid (the agent made it as root)
         try (Stream<Path> files = Files.walk(root.resolve("sim"))) {
             for (Path file : files.toList()) {
@@ -98,12 +72,6 @@ final class HostileTenantsNode implements AutoCloseable {
             Files.setPosixFilePermissions(dir, PosixFilePermissions.fromString("rwxr-xr-x"));
         }
         this.launcher = new ContainerLauncher(Files.createDirectories(root.resolve("launcher")));
-    }
-
-    private static int freePort() throws IOException {
-        try (var socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
-        }
     }
 
     /**
@@ -185,7 +153,6 @@ final class HostileTenantsNode implements AutoCloseable {
             container.close();
         }
         http.close();
-        agent.close();
-        kubelet.close();
+        node.close();
     }
 }

@@ -12,13 +12,12 @@ import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.MonotonicClock;
 import io.omai.agent.quota.shm.ShmLayout;
 import io.omai.agent.quota.shm.UsageRegion;
-import io.omai.harness.kubelet.KubeletSimulator;
-import io.omai.harness.launcher.AgentJvm;
-import io.omai.harness.launcher.ContainerLauncher;
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.kubelet.KubeletSimulator;
+import io.omai.simulator.launcher.AgentJvm;
+import io.omai.simulator.launcher.ContainerLauncher;
+import io.omai.simulator.node.SimulatedAgentNode;
+import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
-import java.net.ServerSocket;
-import java.net.InetAddress;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -82,18 +81,12 @@ class UsageFileAttackTest {
         Optional<String> unavailable = ContainerLauncher.mountNamespaceUnavailable();
         assumeTrue(unavailable.isEmpty(), () -> "skipped: " + unavailable.orElseThrow());
 
-        SimNode sim = SimNode.create(dir.resolve("sim"), 2, GPU_MEMORY);
-        Path plugins = Files.createDirectories(dir.resolve("device-plugins"));
-        Path podResources = dir.resolve("pod-resources/kubelet.sock");
-        Path state = dir.resolve("state");
-        int port = freePort();
-        Path config = config(sim, plugins, podResources, state, port, "freeze");
-
-        try (KubeletSimulator kubelet = KubeletSimulator.start(plugins, podResources);
-             AgentJvm agent = AgentJvm.start(config, sim.env(), dir.resolve("agent.log"), AgentJvm.QUICK_START)) {
-            agent.awaitLog("event=agent_started", PATIENCE);
-            kubelet.awaitRegistration(RESOURCE, PATIENCE);
-            kubelet.awaitDevices(RESOURCE, devices -> devices.size() == 2000, PATIENCE);
+        try (SimulatedAgentNode node = SimulatedAgentNode.create(dir, 2, GPU_MEMORY)) {
+            SimNode sim = node.sim();
+            Path state = node.paths().state();
+            int port = SimulatedAgentNode.freePort();
+            KubeletSimulator kubelet = node.startKubelet();
+            AgentJvm agent = node.boot(config(node, port, "freeze"), AgentJvm.QUICK_START);
 
             KubeletSimulator.Admission attacker = kubelet.admit("team-a", "attacker", "main", RESOURCE, 500);
             KubeletSimulator.Admission victim = kubelet.admit("team-b", "victim", "main", RESOURCE, 500);
@@ -161,36 +154,11 @@ class UsageFileAttackTest {
     }
 
     /** The agent's configuration: simulated GPUs, the kubelet simulator's sockets, {@code audit.onTamper}. */
-    private Path config(SimNode sim, Path plugins, Path podResources, Path state, int port, String onTamper)
-            throws IOException {
-        Path config = dir.resolve("agent-" + onTamper + ".yaml");
-        Files.writeString(config, """
-                version: 1
-                nodeName: sim-node
-                directories:
-                  devicePlugin: %s
-                  podResourcesSocket: %s
-                  state: %s
-                shim:
-                  hostLibrary: %s
-                nvml:
-                  library: %s
-                kubelet:
-                  registrationBackoffMax: 1s
-                  reconcileInterval: 300ms
-                  releaseGracePeriod: 30s
-                tenancy:
-                  auditInterval: 300ms
-                audit:
-                  onTamper: %s
-                metrics:
-                  address: 127.0.0.1
-                  port: %d
-                schedulerApi:
-                  enabled: false
-                """.formatted(plugins, podResources, state, sim.buildDir().resolve("lib/libomai-shim.so"),
-                sim.buildDir().resolve("sim/libnvidia-ml.so.1"), onTamper, port));
-        return config;
+    /** The attacked node's agent: quick kubelet timings, a 30 s grace, the audit every 300 ms, no scheduler API. */
+    private Path config(SimulatedAgentNode node, int port, String onTamper) {
+        return node.yaml("sim-node").quickKubelet(Duration.ofMillis(300), Duration.ofSeconds(30))
+                .set("tenancy.auditInterval", "300ms").set("audit.onTamper", onTamper).metrics(port).schedulerApiOff()
+                .writeTo(dir.resolve("agent-" + onTamper + ".yaml"));
     }
 
     @Test
@@ -199,18 +167,12 @@ class UsageFileAttackTest {
                 "skipped: the attacks run inside mount namespaces, which need root (run the suite as root, as CI does)");
         Optional<String> unavailable = ContainerLauncher.mountNamespaceUnavailable();
         assumeTrue(unavailable.isEmpty(), () -> "skipped: " + unavailable.orElseThrow());
-        SimNode sim = SimNode.create(dir.resolve("sim"), 2, GPU_MEMORY);
-        Path plugins = Files.createDirectories(dir.resolve("device-plugins"));
-        Path podResources = dir.resolve("pod-resources/kubelet.sock");
-        Path state = dir.resolve("state");
-        int port = freePort();
-        Path config = config(sim, plugins, podResources, state, port, "kill");
-
-        try (KubeletSimulator kubelet = KubeletSimulator.start(plugins, podResources);
-             AgentJvm agent = AgentJvm.start(config, sim.env(), dir.resolve("agent.log"), AgentJvm.QUICK_START)) {
-            agent.awaitLog("event=agent_started", PATIENCE);
-            kubelet.awaitRegistration(RESOURCE, PATIENCE);
-            kubelet.awaitDevices(RESOURCE, devices -> devices.size() == 2000, PATIENCE);
+        try (SimulatedAgentNode node = SimulatedAgentNode.create(dir, 2, GPU_MEMORY)) {
+            SimNode sim = node.sim();
+            Path state = node.paths().state();
+            int port = SimulatedAgentNode.freePort();
+            KubeletSimulator kubelet = node.startKubelet();
+            AgentJvm agent = node.boot(config(node, port, "kill"), AgentJvm.QUICK_START);
             KubeletSimulator.Admission attacker = kubelet.admit("team-a", "attacker", "main", RESOURCE, 500);
             KubeletSimulator.Admission victim = kubelet.admit("team-b", "victim", "main", RESOURCE, 500);
             Path attackerUsage = state.resolve("allocations").resolve(id(attacker)).resolve(AllocationFiles.USAGE);
@@ -395,9 +357,4 @@ class UsageFileAttackTest {
                 .mapToDouble(line -> Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1))).sum();
     }
 
-    private static int freePort() throws IOException {
-        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
-        }
-    }
 }

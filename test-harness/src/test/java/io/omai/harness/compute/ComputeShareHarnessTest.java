@@ -3,7 +3,7 @@ package io.omai.harness.compute;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

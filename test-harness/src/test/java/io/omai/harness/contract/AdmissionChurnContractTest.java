@@ -3,7 +3,7 @@ package io.omai.harness.contract;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.grpc.StatusRuntimeException;
-import io.omai.harness.kubelet.KubeletSimulator.Admission;
+import io.omai.simulator.kubelet.KubeletSimulator.Admission;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;

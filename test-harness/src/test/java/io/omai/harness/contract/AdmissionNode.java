@@ -1,14 +1,13 @@
 package io.omai.harness.contract;
 
 import io.omai.agent.deviceplugin.v1beta1.Device;
-import io.omai.harness.kubelet.KubeletSimulator;
-import io.omai.harness.kubelet.PluginEndpoint;
-import io.omai.harness.kubelet.PodResourcesTable;
-import io.omai.harness.launcher.AgentJvm;
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.kubelet.KubeletSimulator;
+import io.omai.simulator.kubelet.PluginEndpoint;
+import io.omai.simulator.kubelet.PodResourcesTable;
+import io.omai.simulator.launcher.AgentJvm;
+import io.omai.simulator.node.SimulatedAgentNode;
+import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -20,8 +19,8 @@ import java.util.Set;
 import java.util.stream.Stream;
 
 /**
- * A simulated GPU node for the kubelet-contract suite: simulated GPUs, the kubelet simulator and the real agent
- * as its own JVM, with a chosen {@code tenancy.policy} and without the Kubernetes API (so every pod is unknown
+ * A simulated GPU node for the kubelet-contract suite ({@link SimulatedAgentNode}: simulated GPUs, the kubelet
+ * simulator and the real agent as its own JVM), with a chosen {@code tenancy.policy} and without the Kubernetes API (so every pod is unknown
  * to the agent, as on a node whose kubelet is all it sees). Departures are shown to the agent only as kubelet
  * shows them: through PodResources, and through the IDs of the next Allocate.
  */
@@ -36,55 +35,20 @@ final class AdmissionNode implements AutoCloseable {
     final Path stateDir;
     /** The agent's scheduler API port (plaintext, any client). */
     final int schedulerApiPort;
+    private final SimulatedAgentNode node;
 
     AdmissionNode(Path root, int gpus, String policy) throws IOException {
         this.gpus = gpus;
-        this.sim = SimNode.create(root.resolve("sim"), gpus, GPU_MEMORY);
-        this.stateDir = root.resolve("state");
-        Path devicePlugins = root.resolve("device-plugins");
-        Path podResources = root.resolve("pod-resources/kubelet.sock");
-        Files.createDirectories(devicePlugins);
-        Path config = root.resolve("agent.yaml");
-        this.schedulerApiPort = freePort();
-        Files.writeString(config, """
-                version: 1
-                nodeName: contract-node
-                directories:
-                  devicePlugin: %s
-                  podResourcesSocket: %s
-                  state: %s
-                shim:
-                  hostLibrary: %s
-                nvml:
-                  library: %s
-                kubelet:
-                  registrationBackoffMax: 1s
-                  reconcileInterval: 300ms
-                  releaseGracePeriod: 2s
-                tenancy:
-                  policy: %s
-                  kubernetesApi: off
-                  audit: "off"
-                metrics:
-                  address: 127.0.0.1
-                  port: %d
-                schedulerApi:
-                  address: 127.0.0.1
-                  port: %d
-                """.formatted(devicePlugins, podResources, stateDir,
-                sim.buildDir().resolve("lib/libomai-shim.so"), sim.buildDir().resolve("sim/libnvidia-ml.so.1"),
-                policy, freePort(), schedulerApiPort));
-        this.kubelet = KubeletSimulator.start(devicePlugins, podResources);
-        this.agent = AgentJvm.start(config, sim.env(), root.resolve("agent.log"), AgentJvm.QUICK_START);
-        agent.awaitLog("event=agent_started", Duration.ofSeconds(60));
-        kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
-        kubelet.awaitDevices(RESOURCE, devices -> devices.size() == gpus * 1000, Duration.ofSeconds(10));
-    }
-
-    private static int freePort() throws IOException {
-        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
-        }
+        this.node = SimulatedAgentNode.create(root, gpus, GPU_MEMORY);
+        this.sim = node.sim();
+        this.stateDir = node.paths().state();
+        this.schedulerApiPort = SimulatedAgentNode.freePort();
+        Path config = node.yaml("contract-node").quickKubelet(Duration.ofMillis(300), Duration.ofSeconds(2))
+                .set("tenancy.policy", policy).set("tenancy.kubernetesApi", "off").set("tenancy.audit", "\"off\"")
+                .metrics(SimulatedAgentNode.freePort()).schedulerApi(schedulerApiPort)
+                .writeTo(root.resolve("agent.yaml"));
+        this.kubelet = node.startKubelet();
+        this.agent = node.boot(config, AgentJvm.QUICK_START);
     }
 
     PluginEndpoint plugin() {
@@ -146,8 +110,7 @@ final class AdmissionNode implements AutoCloseable {
     }
 
     @Override
-    public void close() throws InterruptedException {
-        agent.close();
-        kubelet.close();
+    public void close() {
+        node.close();
     }
 }

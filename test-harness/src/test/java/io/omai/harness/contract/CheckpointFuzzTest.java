@@ -11,7 +11,7 @@ import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.HeldDevices;
-import io.omai.harness.launcher.AgentJvm;
+import io.omai.simulator.launcher.AgentJvm;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

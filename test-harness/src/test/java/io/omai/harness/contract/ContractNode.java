@@ -2,19 +2,19 @@ package io.omai.harness.contract;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.omai.harness.kubelet.KubeletSimulator;
-import io.omai.harness.launcher.AgentJvm;
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.kubelet.KubeletSimulator;
+import io.omai.simulator.launcher.AgentJvm;
+import io.omai.simulator.node.SimulatedAgentNode;
+import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 
 /**
- * One simulated node for the kubelet-contract tests: simulated GPUs, a kubelet simulator and the agent as its own
- * JVM, with reconciliation every 100 ms and a short release grace period, so a restart's "one reconcile + grace"
+ * One simulated node for the kubelet-contract tests ({@link SimulatedAgentNode}: simulated GPUs, a kubelet simulator
+ * and the agent as its own JVM), with reconciliation every 100 ms and a short release grace period, so a restart's "one reconcile + grace"
  * passes in well under a second. The scheduler API is off (not under test; it only adds start time).
  */
 final class ContractNode implements AutoCloseable {
@@ -28,56 +28,25 @@ final class ContractNode implements AutoCloseable {
     final Path config;
     final Path stateDir;
     final Path pluginSocket;
-    private final List<AgentJvm> agents = new ArrayList<>();
+    private final SimulatedAgentNode node;
     private final List<String> jvmOptions;
-    private int starts;
 
     ContractNode(Path root, int gpus, List<String> jvmOptions) throws IOException {
         this.root = root;
         this.jvmOptions = List.copyOf(jvmOptions);
-        this.sim = SimNode.create(root.resolve("sim"), gpus, 16L << 30);
-        this.stateDir = root.resolve("state");
-        Path devicePlugins = Files.createDirectories(root.resolve("device-plugins"));
-        this.pluginSocket = devicePlugins.resolve("omai-io-milli-gpu.sock");
-        Path podResources = root.resolve("pod-resources/kubelet.sock");
-        this.config = root.resolve("agent.yaml");
-        Files.writeString(config, """
-                version: 1
-                nodeName: contract-node
-                directories:
-                  devicePlugin: %s
-                  podResourcesSocket: %s
-                  state: %s
-                shim:
-                  hostLibrary: %s
-                nvml:
-                  library: %s
-                kubelet:
-                  registrationBackoffMax: 1s
-                  reconcileInterval: %dms
-                  releaseGracePeriod: %dms
-                metrics:
-                  address: 127.0.0.1
-                  port: %d
-                schedulerApi:
-                  enabled: false
-                """.formatted(devicePlugins, podResources, stateDir,
-                sim.buildDir().resolve("lib/libomai-shim.so"), sim.buildDir().resolve("sim/libnvidia-ml.so.1"),
-                RECONCILE.toMillis(), GRACE.toMillis(), freePort()));
-        this.kubelet = KubeletSimulator.start(devicePlugins, podResources);
-    }
-
-    private static int freePort() throws IOException {
-        try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
-        }
+        this.node = SimulatedAgentNode.create(root, gpus, 16L << 30);
+        this.sim = node.sim();
+        this.stateDir = node.paths().state();
+        this.pluginSocket = node.paths().devicePlugins().resolve("omai-io-milli-gpu.sock");
+        this.config = node.yaml("contract-node").quickKubelet(RECONCILE, GRACE)
+                .metrics(SimulatedAgentNode.freePort()).schedulerApiOff()
+                .writeTo(root.resolve("agent.yaml"));
+        this.kubelet = node.startKubelet();
     }
 
     /** Starts an agent JVM without waiting for anything. */
     AgentJvm launch() {
-        AgentJvm agent = AgentJvm.start(config, sim.env(), root.resolve("agent-" + (++starts) + ".log"), jvmOptions);
-        agents.add(agent);
-        return agent;
+        return node.launch(config, jvmOptions);
     }
 
     /**
@@ -85,9 +54,7 @@ final class ContractNode implements AutoCloseable {
      * waiting for kubelet's registration round trip: callers that only need Allocate dial the socket themselves.
      */
     AgentJvm startServing(Duration timeout) {
-        AgentJvm agent = launch();
-        agent.awaitLog("event=agent_started", timeout);
-        return agent;
+        return node.startServing(config, jvmOptions, timeout);
     }
 
     /** Starts an agent JVM and waits until the current kubelet has its new registration with a stream open. */
@@ -125,14 +92,6 @@ final class ContractNode implements AutoCloseable {
 
     @Override
     public void close() {
-        try {
-            for (AgentJvm agent : agents) {
-                agent.close();
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        } finally {
-            kubelet.close();
-        }
+        node.close();
     }
 }

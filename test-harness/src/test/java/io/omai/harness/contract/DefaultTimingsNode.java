@@ -1,19 +1,14 @@
 package io.omai.harness.contract;
 
-import io.omai.harness.kubelet.KubeletSimulator;
-import io.omai.harness.launcher.AgentJvm;
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.kubelet.KubeletSimulator;
+import io.omai.simulator.launcher.AgentJvm;
+import io.omai.simulator.node.SimulatedAgentNode;
+import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
 
 /**
- * One node for the kubelet-contract tests: simulated GPUs, a kubelet simulator and the agent as its own JVM with
+ * One node for the kubelet-contract tests ({@link SimulatedAgentNode}) with the agent as its own JVM and
  * the configuration an operator would write (kubelet's timings left at their defaults, so the agent behaves as
  * it does in production), plus whatever YAML a test adds.
  */
@@ -25,19 +20,19 @@ final class DefaultTimingsNode implements AutoCloseable {
     final Path devicePlugins;
     final Path podResources;
     final KubeletSimulator kubelet;
-    private final List<AgentJvm> agents = new ArrayList<>();
+    private final SimulatedAgentNode node;
 
     DefaultTimingsNode(Path root) throws IOException {
         this.root = root;
-        this.sim = SimNode.create(root.resolve("sim"), 1, 16L << 30);
-        this.devicePlugins = root.resolve("device-plugins");
-        this.podResources = root.resolve("pod-resources/kubelet.sock");
-        Files.createDirectories(devicePlugins);
-        this.kubelet = KubeletSimulator.start(devicePlugins, podResources);
+        this.node = SimulatedAgentNode.create(root, 1, 16L << 30);
+        this.sim = node.sim();
+        this.devicePlugins = node.paths().devicePlugins();
+        this.podResources = node.paths().podResourcesSocket();
+        this.kubelet = node.startKubelet();
     }
 
     Path shimLibrary() {
-        return sim.buildDir().resolve("lib/libomai-shim.so");
+        return node.paths().shimLibrary();
     }
 
     /** A configuration file for this node; {@code extra} is appended as written (top-level keys). */
@@ -46,61 +41,22 @@ final class DefaultTimingsNode implements AutoCloseable {
     }
 
     Path config(String name, Path shim, String extra) throws IOException {
-        Path file = root.resolve(name);
-        Files.writeString(file, """
-                version: 1
-                nodeName: contract-node
-                directories:
-                  devicePlugin: %s
-                  podResourcesSocket: %s
-                  state: %s
-                shim:
-                  hostLibrary: %s
-                nvml:
-                  library: %s
-                metrics:
-                  address: 127.0.0.1
-                  port: %d
-                schedulerApi:
-                  address: 127.0.0.1
-                  port: %d
-                """.formatted(devicePlugins, podResources, root.resolve("state"), shim,
-                sim.buildDir().resolve("sim/libnvidia-ml.so.1"), freePort(), freePort()) + extra);
-        return file;
+        return node.yaml("contract-node").set("shim.hostLibrary", shim).metrics(SimulatedAgentNode.freePort())
+                .schedulerApi(SimulatedAgentNode.freePort()).appendRaw(extra).writeTo(root.resolve(name));
     }
 
     /** Starts the agent JVM on {@code config} without waiting for anything. */
     AgentJvm launch(Path config) {
-        AgentJvm agent = AgentJvm.start(config, sim.env(), root.resolve("agent-" + (agents.size() + 1) + ".log"),
-                AgentJvm.QUICK_START);
-        agents.add(agent);
-        return agent;
+        return node.launch(config, AgentJvm.QUICK_START);
     }
 
     /** Starts the agent and waits until the kubelet has its registration with a ListAndWatch stream open. */
     AgentJvm startRegistered() throws IOException {
-        AgentJvm agent = launch(config("agent.yaml", ""));
-        agent.awaitLog("event=agent_started", Duration.ofSeconds(60));
-        kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
-        return agent;
-    }
-
-    private static int freePort() throws IOException {
-        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
-        }
+        return node.boot(config("agent.yaml", ""), AgentJvm.QUICK_START);
     }
 
     @Override
     public void close() {
-        try {
-            for (AgentJvm agent : agents) {
-                agent.close();
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        } finally {
-            kubelet.close();
-        }
+        node.close();
     }
 }

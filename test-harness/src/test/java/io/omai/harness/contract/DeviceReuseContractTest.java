@@ -3,8 +3,8 @@ package io.omai.harness.contract;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import io.omai.harness.kubelet.KubeletSimulator.Admission;
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.kubelet.KubeletSimulator.Admission;
+import io.omai.simulator.sim.SimNode;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;

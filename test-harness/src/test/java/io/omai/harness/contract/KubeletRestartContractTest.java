@@ -3,8 +3,8 @@ package io.omai.harness.contract;
 import static io.omai.harness.contract.DefaultTimingsNode.RESOURCE;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.omai.harness.kubelet.Registration;
-import io.omai.harness.launcher.AgentJvm;
+import io.omai.simulator.kubelet.Registration;
+import io.omai.simulator.launcher.AgentJvm;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;

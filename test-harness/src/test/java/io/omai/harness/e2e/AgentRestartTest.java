@@ -1,8 +1,8 @@
 package io.omai.harness.e2e;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.omai.harness.kubelet.KubeletSimulator;
-import io.omai.harness.launcher.AgentJvm;
+import io.omai.simulator.kubelet.KubeletSimulator;
+import io.omai.simulator.launcher.AgentJvm;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -72,7 +72,7 @@ class AgentRestartTest {
             Files.writeString(checkpoint, "{\"version\":1,\"checksum\":\"sha256:00\",\"allocations\":[]}");
             String gpu = node.sim.gpus().getFirst().uuid();
             List<String> held = List.of(gpu + "-m0", gpu + "-m1", gpu + "-m2");
-            node.kubelet.podResources().put(new io.omai.harness.kubelet.PodResourcesTable.ContainerEntry("team-a",
+            node.kubelet.podResources().put(new io.omai.simulator.kubelet.PodResourcesTable.ContainerEntry("team-a",
                     "running-0", "main", RESOURCE, held));
             AgentJvm agent = node.startAgent();
             node.kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));

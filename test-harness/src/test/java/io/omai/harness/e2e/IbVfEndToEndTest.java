@@ -9,7 +9,7 @@ import io.grpc.StatusRuntimeException;
 import io.omai.agent.deviceplugin.v1beta1.ContainerAllocateResponse;
 import io.omai.agent.deviceplugin.v1beta1.Device;
 import io.omai.agent.deviceplugin.v1beta1.DeviceSpec;
-import io.omai.harness.kubelet.KubeletSimulator;
+import io.omai.simulator.kubelet.KubeletSimulator;
 import io.omai.ibvf.IbVfManager;
 import io.omai.ibvf.IbVfManagerConfig;
 import io.omai.ibvf.alloc.VfAllocation;

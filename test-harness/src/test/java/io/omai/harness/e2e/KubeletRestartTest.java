@@ -1,7 +1,7 @@
 package io.omai.harness.e2e;
 
-import io.omai.harness.kubelet.Registration;
-import io.omai.harness.launcher.AgentJvm;
+import io.omai.simulator.kubelet.Registration;
+import io.omai.simulator.launcher.AgentJvm;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;

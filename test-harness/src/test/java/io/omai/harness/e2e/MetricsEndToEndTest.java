@@ -6,7 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import io.omai.agent.config.ConfigLoader;
-import io.omai.harness.launcher.AgentJvm;
+import io.omai.simulator.launcher.AgentJvm;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;

@@ -2,19 +2,17 @@ package io.omai.harness.e2e;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.omai.harness.kubelet.KubeletSimulator;
-import io.omai.harness.launcher.AgentJvm;
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.kubelet.KubeletSimulator;
+import io.omai.simulator.launcher.AgentJvm;
+import io.omai.simulator.node.SimulatedAgentNode;
+import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
 
 /**
- * One simulated node for end-to-end tests: simulated GPUs ({@link SimNode}), a kubelet simulator, and the
- * agent as a separate JVM configured to use them, all under one temporary directory.
+ * One simulated node for end-to-end tests ({@link SimulatedAgentNode}: simulated GPUs, a kubelet simulator, the
+ * agent as a separate JVM) with quick kubelet timings, the audit every 300 ms and metrics and scheduler API on.
  */
 final class SimulatedGpuNode implements AutoCloseable {
     static final String RESOURCE = "omai.io/milli-gpu";
@@ -23,12 +21,9 @@ final class SimulatedGpuNode implements AutoCloseable {
     final Path root;
     final SimNode sim;
     KubeletSimulator kubelet;
-    private final Path devicePlugins;
-    private final Path podResources;
     final Path config;
     final Path stateDir;
-    private final List<AgentJvm> agents = new ArrayList<>();
-    private int starts;
+    private final SimulatedAgentNode node;
 
     SimulatedGpuNode(Path root, int gpus) throws IOException {
         this(root, gpus, true);
@@ -37,62 +32,31 @@ final class SimulatedGpuNode implements AutoCloseable {
     /** @param startKubelet false to start the kubelet later ({@link #startKubelet}) */
     SimulatedGpuNode(Path root, int gpus, boolean startKubelet) throws IOException {
         this.root = root;
-        this.sim = SimNode.create(root.resolve("sim"), gpus, GPU_MEMORY);
-        this.stateDir = root.resolve("state");
-        this.devicePlugins = root.resolve("device-plugins");
-        this.podResources = root.resolve("pod-resources/kubelet.sock");
-        Files.createDirectories(devicePlugins);
-        this.config = root.resolve("agent.yaml");
-        Files.writeString(config, """
-                version: 1
-                nodeName: sim-node
-                directories:
-                  devicePlugin: %s
-                  podResourcesSocket: %s
-                  state: %s
-                shim:
-                  hostLibrary: %s
-                nvml:
-                  library: %s
-                  recoveryDebounce: 1s
-                kubelet:
-                  registrationBackoffMax: 1s
-                  reconcileInterval: 300ms
-                  releaseGracePeriod: 2s
-                tenancy:
-                  auditInterval: 300ms
-                metrics:
-                  address: 127.0.0.1
-                  port: %d
-                schedulerApi:
-                  address: 127.0.0.1
-                  port: %d
-                """.formatted(devicePlugins, podResources, stateDir,
-                sim.buildDir().resolve("lib/libomai-shim.so"), sim.buildDir().resolve("sim/libnvidia-ml.so.1"),
-                freePort(), freePort()));
+        this.node = SimulatedAgentNode.create(root, gpus, GPU_MEMORY);
+        this.sim = node.sim();
+        this.stateDir = node.paths().state();
+        this.config = node.yaml("sim-node").set("nvml.recoveryDebounce", "1s")
+                .quickKubelet(Duration.ofMillis(300), Duration.ofSeconds(2))
+                .set("tenancy.auditInterval", "300ms").metrics(freePort()).schedulerApi(freePort())
+                .writeTo(root.resolve("agent.yaml"));
         if (startKubelet) {
             startKubelet();
         }
     }
 
     KubeletSimulator startKubelet() {
-        kubelet = KubeletSimulator.start(devicePlugins, podResources);
+        kubelet = node.startKubelet();
         return kubelet;
     }
 
     /** A TCP port nobody listens on now, for the agent's metrics server (several agents may run at once). */
-    static int freePort() throws IOException {
-        try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
-        }
+    static int freePort() {
+        return SimulatedAgentNode.freePort();
     }
 
-    /** Starts the agent JVM and waits until kubelet has its registration and device list. */
+    /** Starts the agent JVM and waits until it serves its plugin socket. */
     AgentJvm startAgent() {
-        AgentJvm agent = AgentJvm.start(config, sim.env(), root.resolve("agent-" + (++starts) + ".log"), AgentJvm.QUICK_START);
-        agents.add(agent);
-        agent.awaitLog("event=agent_started", Duration.ofSeconds(60));
-        return agent;
+        return node.startServing(config, AgentJvm.QUICK_START, SimulatedAgentNode.START_TIMEOUT);
     }
 
     /** The ledger checkpoint's allocations, as stored. */
@@ -109,12 +73,7 @@ final class SimulatedGpuNode implements AutoCloseable {
     }
 
     @Override
-    public void close() throws Exception {
-        for (AgentJvm agent : agents) {
-            agent.close();
-        }
-        if (kubelet != null) {
-            kubelet.close();
-        }
+    public void close() {
+        node.close();
     }
 }

@@ -4,9 +4,9 @@ import static io.omai.harness.e2e.SimulatedGpuNode.RESOURCE;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.omai.agent.deviceplugin.v1beta1.Device;
-import io.omai.harness.kubelet.KubeletSimulator;
-import io.omai.harness.launcher.AgentJvm;
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.kubelet.KubeletSimulator;
+import io.omai.simulator.launcher.AgentJvm;
+import io.omai.simulator.sim.SimNode;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;

@@ -7,7 +7,7 @@ import static org.awaitility.Awaitility.await;
 import io.omai.agent.quota.DeadProcessReaper;
 import io.omai.agent.quota.LinuxProcessTable;
 import io.omai.agent.quota.shm.ShmLayout;
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.sim.SimNode;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;

@@ -3,7 +3,7 @@ package io.omai.harness.shim;
 import static io.omai.harness.shim.ShimFixture.MiB;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.sim.SimNode;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;

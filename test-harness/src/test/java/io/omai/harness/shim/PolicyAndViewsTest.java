@@ -6,7 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.omai.agent.quota.shm.AllocationSpec;
 import io.omai.agent.quota.shm.ComputeMode;
 import io.omai.agent.quota.shm.DeviceQuota;
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;

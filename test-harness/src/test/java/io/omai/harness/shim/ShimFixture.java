@@ -5,7 +5,7 @@ import io.omai.agent.quota.shm.AllocationSpec;
 import io.omai.agent.quota.shm.ComputeMode;
 import io.omai.agent.quota.shm.DeviceQuota;
 import io.omai.agent.quota.shm.UsageSnapshot;
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;

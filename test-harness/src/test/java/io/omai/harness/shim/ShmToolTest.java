@@ -5,7 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.ComputeMode;
 import io.omai.agent.quota.shm.ControlSnapshot;
-import io.omai.harness.sim.SimNode;
+import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;

@@ -1,0 +1,184 @@
+package io.omai.simulator.simulate;
+
+import io.omai.simulator.sim.SimNode;
+import io.omai.simulator.util.ScratchDirectories;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code omai-agent simulate}: the agent on a simulated node, the project's main job on any machine.
+ */
+@Command(name = "simulate", mixinStandardHelpOptions = true,
+        description = {"Run the agent on a simulated node: 2 simulated GPUs, one InfiniBand HCA with VFs in a fake "
+                + "sysfs, an in-process kubelet simulator. Admits sample pods of two tenants (one also takes a VF through "
+                + "the agent's omai.io/ib-vf plugin), runs their workloads under the shim and shows a live table. Ctrl-C stops everything and removes what it created."})
+public final class SimulateCommand implements Callable<Integer> {
+    @Option(names = "--duration", paramLabel = "TIME", converter = DurationConverter.class,
+            description = "Stop after this long (e.g. 30s, 2m); default: run until Ctrl-C.")
+    Duration duration;
+
+    @Option(names = "--refresh", paramLabel = "TIME", converter = DurationConverter.class,
+            description = "Table refresh interval (default ${DEFAULT-VALUE}).", defaultValue = "1s")
+    Duration refresh;
+
+    @Option(names = "--metrics-port", paramLabel = "PORT",
+            description = "Port of the agent's metrics endpoint on 127.0.0.1; 0 picks a free one (default ${DEFAULT-VALUE}).",
+            defaultValue = "9400")
+    int metricsPort;
+
+    @Option(names = "--sched-api-port", paramLabel = "PORT",
+            description = "Port of the scheduler gRPC API on 127.0.0.1; 0 picks a free one (default ${DEFAULT-VALUE}).",
+            defaultValue = "9401")
+    int schedulerApiPort;
+
+    @Option(names = "--work-dir", paramLabel = "DIR",
+            description = "Where the simulated node lives (default: a new temporary directory, removed at exit).")
+    Path workDir;
+
+    @Option(names = "--keep", description = "Keep the work directory at exit (to inspect allocations afterwards).")
+    boolean keep;
+
+    @Option(names = "--plain", description = "Print each table below the last instead of redrawing the screen.")
+    boolean plain;
+
+    @Option(names = "--verbose", description = "Print the agent's log on the console instead of <work-dir>/agent.log.")
+    boolean verbose;
+
+    @Override
+    public Integer call() throws Exception {
+        for (int[] port : new int[][] {{metricsPort}, {schedulerApiPort}}) {
+            if (port[0] < 0 || port[0] > 65535) {
+                throw new CommandLine.ParameterException(new CommandLine(this),
+                        "port " + port[0] + " is not a TCP port; expected 0..65535");
+            }
+        }
+        if (refresh.isNegative() || refresh.isZero()) {
+            throw new CommandLine.ParameterException(new CommandLine(this), "--refresh must be positive");
+        }
+        Path root = workDir != null ? Files.createDirectories(workDir) : Files.createTempDirectory("omai-simulate-");
+        int port = metricsPort == 0 ? freePort() : metricsPort;
+        int apiPort = schedulerApiPort == 0 ? freePort() : schedulerApiPort;
+        PrintStream out = System.out;
+        boolean redraw = !plain && System.console() != null;
+        CountDownLatch stopped = new CountDownLatch(1);
+        SimulatedNode[] holder = new SimulatedNode[1];
+        Thread cleanup = Thread.ofPlatform().unstarted(() -> shutdown(holder, root, out, stopped));
+        Runtime.getRuntime().addShutdownHook(cleanup);
+        long started = System.nanoTime();
+        try {
+            out.println("simulate: starting a simulated node in " + root);
+            if (!verbose) {
+                AgentLog.redirectTo(root.resolve("agent.log"));
+                out.println("simulate: agent log in " + root.resolve("agent.log"));
+            }
+            holder[0] = new SimulatedNode(root, port, apiPort);
+            out.printf(Locale.ROOT, "simulate: scheduler API (omai.scheduler.v1, plaintext) on 127.0.0.1:%d%n",
+                    holder[0].schedulerApiPort());
+            Duration workloadTime = duration != null ? duration.plusSeconds(30) : Duration.ofDays(1);
+            for (SamplePod pod : SamplePod.defaults()) {
+                SimulatedNode.RunningPod running = holder[0].admit(pod, workloadTime);
+                out.printf(Locale.ROOT, "simulate: admitted %s (tenant %s, %d milli) as allocation %s on %s%s%n",
+                        pod.name(), pod.tenant(), pod.milli(), running.allocationId(), running.gpuUuids(),
+                        running.vfs().isEmpty() ? "" : " with VF " + String.join(",", running.vfs()));
+            }
+            LiveTable table = new LiveTable(holder[0]);
+            while (duration == null || System.nanoTime() - started < duration.toNanos()) {
+                long window = refresh.toMillis();
+                Thread.sleep(window);
+                Map<Long, Integer> util = sampleUtilisation(holder[0].sim(), window);
+                String frame = table.render((System.nanoTime() - started) / 1_000_000, util, window);
+                out.print(redraw ? "\033[H\033[2J" + frame : frame + "\n");
+                out.flush();
+            }
+            out.printf(Locale.ROOT, "simulate: ran for %.1f s%n", (System.nanoTime() - started) / 1e9);
+        } finally {
+            Runtime.getRuntime().removeShutdownHook(cleanup);
+            shutdown(holder, root, out, stopped);
+        }
+        return 0;
+    }
+
+    private static final Pattern SAMPLE = Pattern.compile("pid=(\\d+) sm=(\\d+)");
+
+    /** Per-process SM utilisation over the last window, from the simulated NVML. */
+    private static Map<Long, Integer> sampleUtilisation(SimNode sim, long windowMillis) {
+        Map<Long, Integer> byPid = new HashMap<>();
+        for (int gpu = 0; gpu < sim.gpus().size(); gpu++) {
+            SimNode.Run run = sim.run(Duration.ofSeconds(10), "omai-nvml-query", "proc-util", Integer.toString(gpu),
+                    Long.toString(windowMillis));
+            Matcher m = SAMPLE.matcher(run.stdout());
+            while (m.find()) {
+                byPid.merge(Long.parseLong(m.group(1)), Integer.parseInt(m.group(2)), Integer::sum);
+            }
+        }
+        return byPid;
+    }
+
+    private void shutdown(SimulatedNode[] holder, Path root, PrintStream out, CountDownLatch stopped) {
+        if (stopped.getCount() == 0) {
+            return;
+        }
+        synchronized (stopped) {
+            if (stopped.getCount() == 0) {
+                return;
+            }
+            try {
+                if (holder[0] != null) {
+                    holder[0].close();
+                }
+                if (keep) {
+                    out.println("simulate: stopped; kept " + root);
+                } else {
+                    ScratchDirectories.deleteTree(root);
+                    out.println("simulate: stopped; removed " + root);
+                }
+            } catch (IOException | RuntimeException e) {
+                out.println("simulate: cleanup of " + root + " failed: " + e);
+            } finally {
+                stopped.countDown();
+            }
+        }
+    }
+
+    private static int freePort() throws IOException {
+        try (java.net.ServerSocket socket =
+                new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            return socket.getLocalPort();
+        }
+    }
+
+    /** Durations as operators write them: 500ms, 30s, 2m, 1h. */
+    static final class DurationConverter implements CommandLine.ITypeConverter<Duration> {
+        private static final Pattern FORMAT = Pattern.compile("(\\d+)\\s*(ms|s|m|h)");
+
+        @Override
+        public Duration convert(String value) {
+            Matcher m = FORMAT.matcher(value.trim());
+            if (!m.matches()) {
+                throw new CommandLine.TypeConversionException("'" + value
+                        + "' is not a duration; expected a whole number with ms, s, m or h, e.g. 30s");
+            }
+            long amount = Long.parseLong(m.group(1));
+            return switch (m.group(2)) {
+                case "ms" -> Duration.ofMillis(amount);
+                case "s" -> Duration.ofSeconds(amount);
+                case "m" -> Duration.ofMinutes(amount);
+                default -> Duration.ofHours(amount);
+            };
+        }
+    }
+}
