@@ -7,6 +7,7 @@ import io.omai.simulator.launcher.AgentJvm;
 import io.omai.simulator.node.SimulatedAgentNode;
 import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 
