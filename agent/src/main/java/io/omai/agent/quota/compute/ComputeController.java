@@ -64,14 +64,16 @@ public final class ComputeController {
          * it was charged (a throttled one before it waits) while its kernel's GPU time falls where it runs, so
          * a period's own ratio swings (2 launches over 60 ms, then 4) and the mean of such ratios is biased
          * upwards (Jensen): a container of 20 ms kernels was charged 22 ms and ran 8 % short of its quota.
+         * A window shorter than a period (the catch-up step after a late one) weighs in proportion to its length.
          */
-        void calibrate(long measuredNs, long launchCount, long periodNs) {
+        void calibrate(long measuredNs, long launchCount, long periodNs, double scale) {
             if (launchesAverage == 0 && measuredNsAverage == 0) {
                 measuredNsAverage = measuredNs;
                 launchesAverage = launchCount;
             } else {
-                measuredNsAverage += COST_SMOOTHING * (measuredNs - measuredNsAverage);
-                launchesAverage += COST_SMOOTHING * (launchCount - launchesAverage);
+                double weight = COST_SMOOTHING * Math.min(1.0, scale);
+                measuredNsAverage += weight * (measuredNs - measuredNsAverage);
+                launchesAverage += weight * (launchCount - launchesAverage);
             }
             if (launchesAverage > 0 && measuredNsAverage > 0) {
                 launchCostNs = Math.clamp(measuredNsAverage / launchesAverage, MIN_LAUNCH_COST_NS, periodNs);
@@ -124,7 +126,7 @@ public final class ComputeController {
             long dThrottled = h.seen ? Math.max(0, s.throttledNs() - h.throttledNs) : 0;
             long measured = s.measuredGpuNs() == ContainerSample.UNMEASURED ? dConsumed : s.measuredGpuNs();
             if (s.measuredGpuNs() != ContainerSample.UNMEASURED && h.seen && (dLaunches > 0 || measured > 0)) {
-                h.calibrate(measured, dLaunches, periodNs);
+                h.calibrate(measured, dLaunches, periodNs, scale);
             }
             h.consumedNs = s.consumedNs();
             h.launches = s.launches();

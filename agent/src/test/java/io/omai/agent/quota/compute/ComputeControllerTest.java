@@ -136,6 +136,24 @@ class ComputeControllerTest {
     }
 
     @Test
+    void aCatchUpStepOfAFewMillisecondsBarelyMovesTheLaunchCost() {
+        ComputeController controller = new ComputeController(PERIOD);
+        long launches = 0;
+        GrantDecision d = null;
+        for (int tick = 0; tick < 30; tick++) {
+            launches += 3;
+            d = controller.tick(List.of(new ContainerSample("c", 600, HARD_CAP, 0, 0, launches, 0, 60 * MS)))
+                    .getFirst();
+        }
+        assertThat(d.launchCostNs()).isCloseTo(20 * MS, within(100_000L));
+        // 5 ms after a late step: one launch charged, its kernel not run yet
+        d = controller.tick(List.of(new ContainerSample("c", 600, HARD_CAP, 0, 0, launches + 1, 0, 0)), 5 * MS)
+                .getFirst();
+        assertThat(d.launchCostNs()).as("a 5 ms window weighs a twentieth of a period")
+                .isCloseTo(20 * MS, within(20 * MS / 50));
+    }
+
+    @Test
     void aLateStepGrantsForTheTimeThatPassedAndTheCatchUpStepForTheLittleSince() {
         ComputeController controller = new ComputeController(PERIOD);
         long grant = controller.tick(List.of(new ContainerSample("c", 300, HARD_CAP, 0, 0, 0, 0, 0)))
