@@ -6,6 +6,7 @@ import io.omai.agent.gpu.GpuHealth;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.ControlSnapshot;
+import io.omai.agent.quota.shm.DamagedRegionException;
 import io.omai.agent.quota.shm.DeviceQuota;
 import io.omai.agent.quota.shm.RegionFormatException;
 import io.omai.agent.quota.shm.UsageSnapshot;
@@ -131,7 +132,8 @@ final class LiveTable {
                         device.computeQuotaMilli() / 10.0, achieved, throttled,
                         ByteQuantity.format(totals.bytesReserved()) + "/" + (device.memoryUnlimited() ? "unlimited"
                                 : ByteQuantity.format(device.memoryLimitBytes())), totals.deniedAllocs()));
-            } catch (RegionFormatException e) {
+            } catch (RegionFormatException | DamagedRegionException e) {
+                // the usage file is the container's to write: a damaged one is shown, never the end of the table
                 out.append(pod.spec().name()).append(": ").append(e.getMessage()).append('\n');
             }
         }
@@ -168,8 +170,12 @@ final class LiveTable {
         }
         Map<String, Long> throttled = new HashMap<>();
         for (String id : new TreeSet<>(node.pods().stream().map(SimulatedNode.RunningPod::allocationId).toList())) {
-            node.files(id).ifPresent(files -> throttled.put(id,
-                    files.usage().read().devices().getFirst().throttledNs()));
+            try {
+                node.files(id).ifPresent(files -> throttled.put(id,
+                        files.usage().read().devices().getFirst().throttledNs()));
+            } catch (DamagedRegionException e) {
+                // no figure for this pod in this window; its row says what is wrong
+            }
         }
         return new Counters(at, busy, throttled);
     }

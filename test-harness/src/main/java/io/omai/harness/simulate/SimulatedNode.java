@@ -178,6 +178,7 @@ final class SimulatedNode implements AutoCloseable {
         } catch (Exception e) {
             metricsServer.close();
             metrics.close();
+            kubelet.close();
             kube.close();
             kubeApi.destroy();
             throw e;
