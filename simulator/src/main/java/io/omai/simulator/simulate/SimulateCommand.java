@@ -1,15 +1,12 @@
 package io.omai.simulator.simulate;
 
-import io.omai.simulator.sim.SimNode;
 import io.omai.simulator.util.ScratchDirectories;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.Locale;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -24,11 +21,15 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "simulate", mixinStandardHelpOptions = true,
         description = {"Run the agent on a simulated node: 2 simulated GPUs, one InfiniBand HCA with VFs in a fake "
-                + "sysfs, an in-process kubelet simulator. Admits sample pods of two tenants (one also takes a VF through "
-                + "the agent's omai.io/ib-vf plugin), runs their workloads under the shim and shows a live table. Ctrl-C stops everything and removes what it created."})
+                + "sysfs, an in-process kubelet simulator and Kubernetes API. Creates sample pods of two tenants in the "
+                + "API and admits them through kubelet's path (the agent identifies each pod and its tenant through its "
+                + "informer; one pod also takes a VF through the agent's omai.io/ib-vf plugin), runs their workloads "
+                + "under the shim, serves the agent's /metrics, /healthz and /readyz and shows a live table. Ctrl-C "
+                + "stops everything and removes what it created."})
 public final class SimulateCommand implements Callable<Integer> {
     @Option(names = "--duration", paramLabel = "TIME", converter = DurationConverter.class,
-            description = "Stop after this long (e.g. 30s, 2m); default: run until Ctrl-C.")
+            description = "Stop after showing the table this long, counted from when the sample pods run (e.g. 30s, "
+                    + "2m); default: run until Ctrl-C.")
     Duration duration;
 
     @Option(names = "--refresh", paramLabel = "TIME", converter = DurationConverter.class,
@@ -86,21 +87,25 @@ public final class SimulateCommand implements Callable<Integer> {
                 out.println("simulate: agent log in " + root.resolve("agent.log"));
             }
             holder[0] = new SimulatedNode(root, port, apiPort);
+            out.printf(Locale.ROOT, "simulate: metrics on http://127.0.0.1:%d/metrics, probes on /healthz and /readyz%n",
+                    holder[0].metricsPort());
             out.printf(Locale.ROOT, "simulate: scheduler API (omai.scheduler.v1, plaintext) on 127.0.0.1:%d%n",
                     holder[0].schedulerApiPort());
+            out.printf(Locale.ROOT, "simulate: Kubernetes API (in-process, fabric8 mock server) on %s%n",
+                    holder[0].kubernetesApi());
             Duration workloadTime = duration != null ? duration.plusSeconds(30) : Duration.ofDays(1);
             for (SamplePod pod : SamplePod.defaults()) {
                 SimulatedNode.RunningPod running = holder[0].admit(pod, workloadTime);
-                out.printf(Locale.ROOT, "simulate: admitted %s (tenant %s, %d milli) as allocation %s on %s%s%n",
-                        pod.name(), pod.tenant(), pod.milli(), running.allocationId(), running.gpuUuids(),
+                out.printf(Locale.ROOT, "simulate: admitted %s (the agent identified tenant %s; %d milli) as "
+                        + "allocation %s on %s%s%n", pod.name(), running.tenant(), pod.milli(), running.allocationId(),
+                        running.gpuUuids(),
                         running.vfs().isEmpty() ? "" : " with VF " + String.join(",", running.vfs()));
             }
-            LiveTable table = new LiveTable(holder[0]);
-            while (duration == null || System.nanoTime() - started < duration.toNanos()) {
-                long window = refresh.toMillis();
-                Thread.sleep(window);
-                Map<Long, Integer> util = sampleUtilisation(holder[0].sim(), window);
-                String frame = table.render((System.nanoTime() - started) / 1_000_000, util, window);
+            LiveTable table = new LiveTable(holder[0], System::nanoTime);
+            long running = System.nanoTime();
+            while (duration == null || System.nanoTime() - running < duration.toNanos()) {
+                Thread.sleep(refresh.toMillis());
+                String frame = table.render((System.nanoTime() - started) / 1_000_000);
                 out.print(redraw ? "\033[H\033[2J" + frame : frame + "\n");
                 out.flush();
             }
@@ -110,22 +115,6 @@ public final class SimulateCommand implements Callable<Integer> {
             shutdown(holder, root, out, stopped);
         }
         return 0;
-    }
-
-    private static final Pattern SAMPLE = Pattern.compile("pid=(\\d+) sm=(\\d+)");
-
-    /** Per-process SM utilisation over the last window, from the simulated NVML. */
-    private static Map<Long, Integer> sampleUtilisation(SimNode sim, long windowMillis) {
-        Map<Long, Integer> byPid = new HashMap<>();
-        for (int gpu = 0; gpu < sim.gpus().size(); gpu++) {
-            SimNode.Run run = sim.run(Duration.ofSeconds(10), "omai-nvml-query", "proc-util", Integer.toString(gpu),
-                    Long.toString(windowMillis));
-            Matcher m = SAMPLE.matcher(run.stdout());
-            while (m.find()) {
-                byPid.merge(Long.parseLong(m.group(1)), Integer.parseInt(m.group(2)), Integer::sum);
-            }
-        }
-        return byPid;
     }
 
     private void shutdown(SimulatedNode[] holder, Path root, PrintStream out, CountDownLatch stopped) {

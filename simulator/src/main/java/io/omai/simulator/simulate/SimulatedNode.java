@@ -1,10 +1,25 @@
 package io.omai.simulator.simulate;
 
+import io.fabric8.kubernetes.api.model.ContainerBuilder;
+import io.fabric8.kubernetes.api.model.NodeBuilder;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.PodBuilder;
+import io.fabric8.kubernetes.api.model.Quantity;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.server.mock.KubernetesMockServer;
+import io.fabric8.mockwebserver.Context;
+import io.fabric8.mockwebserver.MockWebServer;
 import io.omai.agent.config.AgentConfig;
 import io.omai.agent.config.ConfigLoader;
 import io.omai.agent.deviceplugin.NodeAgent;
+import io.omai.agent.gpu.nvml.FfmNvmlLibrary;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
+import io.omai.agent.metrics.AgentMetrics;
+import io.omai.agent.metrics.MetricsServer;
+import io.omai.agent.metrics.NodeAgentSources;
+import io.omai.agent.metrics.TenantLookup;
+import io.omai.agent.metrics.VfMetricsSource;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.simulator.kubelet.KubeletSimulator;
 import io.omai.simulator.launcher.ContainerLauncher;
@@ -19,12 +34,15 @@ import io.omai.ibvf.config.ReadinessPolicy;
 import io.omai.ibvf.guid.FileGuidStore;
 import io.omai.ibvf.guid.GuidRange;
 import io.omai.ibvf.inventory.IbVfMonitor;
+import io.omai.ibvf.inventory.InventorySnapshot;
 import io.omai.ibvf.kernel.VfLinkState;
+import io.omai.ibvf.model.PciAddress;
 import io.omai.ibvf.testing.FakeKernel;
 import io.omai.ibvf.testing.FakePf;
 import io.omai.ibvf.testing.FakeSysfs;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.net.InetAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -34,18 +52,25 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
+import java.util.logging.Level;
+import java.util.logging.Logger;
 
 /**
  * Everything a simulated node runs, in one process: simulated GPUs, a fake sysfs with one InfiniBand HCA and its
- * VFs, a kubelet simulator, the agent itself (device plugin, ledger, compute controller, reaper), and the sample
- * pods' workloads as real processes under the real shim. Closing it stops all of it.
+ * VFs, a kubelet simulator, a Kubernetes API server (fabric8's mock server in CRUD mode) holding the node and its
+ * pods, the agent itself (device plugin, ledger, compute controller, reaper, pod informer) with its metrics server,
+ * and the sample pods' workloads as real processes under the real shim. Closing it stops all of it.
  */
 final class SimulatedNode implements AutoCloseable {
+    static final String NODE = "sim-node";
     static final String RESOURCE = "omai.io/milli-gpu";
     static final String VF_RESOURCE = "omai.io/ib-vf";
     static final String GUID_RANGE = "02:00:00:07:00:00:00:00-02:00:00:07:00:00:ff:ff";
     static final long GPU_MEMORY = 80L << 30;
     static final int DESIRED_VFS = 4;
+    /** Held here: java.util.logging keeps loggers weakly, and a collected one would forget its level. */
+    private static final Logger MOCK_SERVER_LOG = Logger.getLogger("io.fabric8.mockwebserver");
 
     private final Path root;
     private final SimNode sim;
@@ -53,17 +78,22 @@ final class SimulatedNode implements AutoCloseable {
     private final NodeAgent agent;
     private final IbVfMonitor vfMonitor;
     private final FakeSysfs sysfs;
+    private final KubernetesMockServer kubeApi;
+    private final KubernetesClient kube;
+    private final AgentMetrics metrics;
+    private final MetricsServer metricsServer;
     private final Map<String, AllocationFiles> openFiles = new HashMap<>();
     private final List<RunningPod> pods = new ArrayList<>();
-    private final int metricsPort;
 
-    /** A sample pod, its allocation, the VFs it holds and its workload process. */
-    record RunningPod(SamplePod spec, String allocationId, List<String> gpuUuids, List<String> vfs, Process process,
-                      Path log) {}
+    /**
+     * A sample pod, its allocation, the tenant the agent identified it as, the VFs it holds and its workload
+     * process.
+     */
+    record RunningPod(SamplePod spec, String allocationId, String tenant, List<String> gpuUuids, List<String> vfs,
+                      Process process, Path log) {}
 
     SimulatedNode(Path root, int metricsPort, int schedulerApiPort) throws Exception {
         this.root = root;
-        this.metricsPort = metricsPort;
         this.sim = SimNode.create(root.resolve("sim"), List.of(SimNode.Gpu.h100(0, GPU_MEMORY),
                 SimNode.Gpu.h100(1, GPU_MEMORY)));
         // The agent's NVML is the simulated one, loaded into this JVM: it must see the same GPUs.
@@ -87,17 +117,58 @@ final class SimulatedNode implements AutoCloseable {
         this.vfMonitor = vfs.newMonitor();
         vfMonitor.poll();
 
+        // The Kubernetes API the agent's informer lists and watches, as on a real node: the agent builds its client
+        // from its usual configuration sources, here system properties naming this server (and never a kubeconfig
+        // or service account of the machine it runs on).
+        MOCK_SERVER_LOG.setLevel(Level.WARNING); // one INFO line per request would tear through the table
+        this.kubeApi = new KubernetesMockServer(new Context(), new MockWebServer(), new HashMap<>(),
+                new SingleNodeCrudDispatcher(NODE), false);
+        kubeApi.init(InetAddress.getLoopbackAddress(), 0);
+        System.setProperty("kubernetes.master", "http://127.0.0.1:" + kubeApi.getPort());
+        System.setProperty("kubernetes.auth.tryKubeConfig", "false");
+        System.setProperty("kubernetes.auth.tryServiceAccount", "false");
+        System.setProperty("kubernetes.namespace", "default");
+        this.kube = kubeApi.createClient();
+        kube.nodes().resource(new NodeBuilder().withNewMetadata().withName(NODE).endMetadata().build()).create();
+
         SimulatedNodePaths paths = SimulatedNodePaths.under(root, sim);
         this.kubelet = KubeletSimulator.start(paths.devicePlugins(), paths.podResourcesSocket());
-        AgentConfig config = ConfigLoader.parse("simulate", AgentYaml.forNode("sim-node", paths)
+        AgentConfig config = ConfigLoader.parse("simulate", AgentYaml.forNode(NODE, paths)
                 .set("nvml.recoveryDebounce", "2s").quickKubelet(Duration.ofSeconds(1), Duration.ofSeconds(5))
                 .metrics(metricsPort).schedulerApi(schedulerApiPort)
                 .set("schedulerApi.deviceLabels",
                         "\n    - select: all\n      attributes: {class: train}\n      tags: [simulated]")
                 .set("ib.enabled", "true").set("ib.sysfsRoot", root.resolve("sys")).set("ib.guidRange", GUID_RANGE)
                 .set("ib.desiredVfs", DESIRED_VFS).set("ib.pollInterval", "1s").set("ib.rebindLock", root.resolve("ib/lock"))
+                .set("tenancy.kubernetesApi", "on").set("tenancy.identifyWait", "5s")
                 .text());
-        this.agent = NodeAgent.start(config);
+        // As run does: probes answer from the start, the agent's plugin calls are timed, its sources bound.
+        this.metrics = AgentMetrics.create(config.nodeName());
+        this.metricsServer = MetricsServer.start(config.metrics(), metrics);
+        try {
+            this.agent = NodeAgent.start(config, metrics.rpcLatency());
+        } catch (Exception e) {
+            metricsServer.close();
+            metrics.close();
+            kubelet.close();
+            kube.close();
+            kubeApi.destroy();
+            throw e;
+        }
+        // Tenants come from the allocations' claims, i.e. the pods the agent's informer identified at Allocate.
+        NodeAgentSources.bind(metrics, agent, FfmNvmlLibrary.instance(), TenantLookup.UNKNOWN);
+        agent.vfPlugin().ifPresent(plugin -> metrics.bindVfs(new VfMetricsSource() {
+            @Override
+            public InventorySnapshot inventory() {
+                return plugin.monitor().current();
+            }
+
+            @Override
+            public Set<PciAddress> allocatedVfs() {
+                return plugin.allocatedVfs();
+            }
+        }));
+        metrics.health().markStarted();
         SimulatedAgentNode.awaitAdvertised(kubelet, sim.gpus().size());
         kubelet.awaitRegistration(VF_RESOURCE, Duration.ofSeconds(30));
         kubelet.awaitDevices(VF_RESOURCE, devices -> devices.size() == DESIRED_VFS, Duration.ofSeconds(30));
@@ -105,13 +176,22 @@ final class SimulatedNode implements AutoCloseable {
         // The agent runs the compute controller and the reaper itself; the table reads what they write.
     }
 
-    /** Admits the pod through the kubelet simulator and starts its workload under the shim. */
+    /**
+     * Creates the pod in the Kubernetes API (bound to this node, pending, its container asking for the share),
+     * admits it through the kubelet simulator, which the agent answers only for a pod its informer identified,
+     * marks it running and starts its workload under the shim.
+     */
     RunningPod admit(SamplePod pod, Duration runFor) throws IOException {
+        kube.pods().inNamespace(pod.namespace()).resource(apiPod(pod)).create();
         KubeletSimulator.Admission admission =
                 kubelet.admit(pod.namespace(), pod.pod(), pod.container(), RESOURCE, pod.milli());
         String allocationId = admission.response().getEnvsMap().getOrDefault("OMAI_ALLOCATION_ID", "");
         Allocation allocation = agent.ledger().allocation(allocationId).orElseThrow(() -> new IllegalStateException(
                 "the agent has no allocation " + allocationId + " for " + pod.name()));
+        if (!allocation.claim().tenantKnown()) {
+            throw new IllegalStateException("the agent allocated " + allocationId + " for " + pod.name()
+                    + " without identifying the pod (claim " + allocation.claim() + ")");
+        }
         // The workload only uses the GPU; the VFs' device nodes exist in the fake sysfs, not in /dev.
         List<String> vfIds = pod.ibVfs() == 0 ? List.of()
                 : kubelet.admit(pod.namespace(), pod.pod(), pod.container(), VF_RESOURCE, pod.ibVfs()).deviceIds();
@@ -125,11 +205,29 @@ final class SimulatedNode implements AutoCloseable {
                 .prepare(admission.response(), ContainerLauncher.Isolation.HOST_PATHS, runtimeEnv, command);
         Path log = root.resolve("containers/" + pod.namespace() + "_" + pod.pod() + ".log");
         Process process = launch.process().redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        RunningPod running = new RunningPod(pod, allocationId, allocation.gpuUuids(), vfIds, process, log);
+        // kubelet starts the containers once every device is allocated; the pod is no longer pending
+        kube.pods().inNamespace(pod.namespace()).withName(pod.pod()).editStatus(p -> new PodBuilder(p)
+                .editStatus().withPhase("Running").endStatus().build());
+        RunningPod running = new RunningPod(pod, allocationId, allocation.tenant(), allocation.gpuUuids(), vfIds,
+                process, log);
         synchronized (pods) {
             pods.add(running);
         }
         return running;
+    }
+
+    /** The pod as a scheduler leaves it for kubelet: bound to this node, pending, its share as a limit. */
+    private static Pod apiPod(SamplePod pod) {
+        return new PodBuilder()
+                .withNewMetadata().withNamespace(pod.namespace()).withName(pod.pod()).withLabels(pod.labels())
+                .endMetadata()
+                .withNewSpec().withNodeName(NODE)
+                .addToContainers(new ContainerBuilder().withName(pod.container()).withImage("omai-workload")
+                        .withNewResources().addToLimits(RESOURCE, new Quantity(Integer.toString(pod.milli())))
+                        .endResources().build())
+                .endSpec()
+                .withNewStatus().withPhase("Pending").endStatus()
+                .build();
     }
 
     List<RunningPod> pods() {
@@ -155,7 +253,17 @@ final class SimulatedNode implements AutoCloseable {
     }
 
     int metricsPort() {
-        return metricsPort;
+        return metricsServer.port();
+    }
+
+    /** Where the agent keeps each allocation's files ({@code omai-agent inspect DIR/ALLOCATION}). */
+    Path allocationsDirectory() {
+        return root.resolve("state/allocations");
+    }
+
+    /** The URL of the in-process Kubernetes API server. */
+    String kubernetesApi() {
+        return "http://127.0.0.1:" + kubeApi.getPort();
     }
 
     int schedulerApiPort() {
@@ -197,8 +305,13 @@ final class SimulatedNode implements AutoCloseable {
                 pod.process().destroyForcibly();
             }
         }
+        metrics.health().markStopping();
         agent.close();
+        metricsServer.close();
+        metrics.close();
         kubelet.close();
+        kube.close();
+        kubeApi.destroy();
         synchronized (this) {
             openFiles.values().forEach(AllocationFiles::close);
             openFiles.clear();

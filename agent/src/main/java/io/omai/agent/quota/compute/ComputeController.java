@@ -34,7 +34,7 @@ import java.util.Set;
 public final class ComputeController {
     /** Fraction of the period kept idle so that a newcomer's kernels find the GPU free at once. */
     static final double HEADROOM = 0.04;
-    /** Weight of the newest per-launch cost measurement. */
+    /** Weight of the newest period in the smoothed GPU time and launch count the launch cost is taken from. */
     static final double COST_SMOOTHING = 0.3;
     static final long MIN_LAUNCH_COST_NS = 1_000;
     /** A tick later than this many periods grants for this many: a long stall is not banked as a burst. */
@@ -55,6 +55,30 @@ public final class ComputeController {
         long lastPeriodTargetNs;
         /** Wants more than its share: it waited for tokens, or used up a loan it had. */
         boolean hungry;
+        /** Smoothed GPU time and launches per period; their ratio is the launch cost. */
+        double measuredNsAverage;
+        double launchesAverage;
+
+        /**
+         * The cost is the ratio of the smoothed sums, not a smoothed ratio: a launch is counted in the period
+         * it was charged (a throttled one before it waits) while its kernel's GPU time falls where it runs, so
+         * a period's own ratio swings (2 launches over 60 ms, then 4) and the mean of such ratios is biased
+         * upwards (Jensen): a container of 20 ms kernels was charged 22 ms and ran 8 % short of its quota.
+         * A window shorter than a period (the catch-up step after a late one) weighs in proportion to its length.
+         */
+        void calibrate(long measuredNs, long launchCount, long periodNs, double scale) {
+            if (launchesAverage == 0 && measuredNsAverage == 0) {
+                measuredNsAverage = measuredNs;
+                launchesAverage = launchCount;
+            } else {
+                double weight = COST_SMOOTHING * Math.min(1.0, scale);
+                measuredNsAverage += weight * (measuredNs - measuredNsAverage);
+                launchesAverage += weight * (launchCount - launchesAverage);
+            }
+            if (launchesAverage > 0 && measuredNsAverage > 0) {
+                launchCostNs = Math.clamp(measuredNsAverage / launchesAverage, MIN_LAUNCH_COST_NS, periodNs);
+            }
+        }
     }
 
     public ComputeController(long periodNs) {
@@ -101,9 +125,8 @@ public final class ComputeController {
             long dLaunches = h.seen ? Math.max(0, s.launches() - h.launches) : 0;
             long dThrottled = h.seen ? Math.max(0, s.throttledNs() - h.throttledNs) : 0;
             long measured = s.measuredGpuNs() == ContainerSample.UNMEASURED ? dConsumed : s.measuredGpuNs();
-            if (s.measuredGpuNs() != ContainerSample.UNMEASURED && dLaunches > 0 && measured > 0) {
-                double perLaunch = Math.clamp((double) measured / dLaunches, MIN_LAUNCH_COST_NS, periodNs);
-                h.launchCostNs += COST_SMOOTHING * (perLaunch - h.launchCostNs);
+            if (s.measuredGpuNs() != ContainerSample.UNMEASURED && h.seen && (dLaunches > 0 || measured > 0)) {
+                h.calibrate(measured, dLaunches, periodNs, scale);
             }
             h.consumedNs = s.consumedNs();
             h.launches = s.launches();

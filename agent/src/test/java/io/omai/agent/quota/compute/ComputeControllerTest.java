@@ -115,6 +115,45 @@ class ComputeControllerTest {
     }
 
     @Test
+    void launchCostIsUnbiasedWhenLaunchesAndTheirGpuTimeFallInDifferentPeriods() {
+        // 20 ms kernels, 60 ms of GPU time every period; a launch is counted when charged (a throttled one before
+        // it waits for the next grant) but runs in the next period, so the counts alternate 2, 4, 2, 4 ...
+        ComputeController controller = new ComputeController(PERIOD);
+        long launches = 0;
+        double chargedSum = 0;
+        int averaged = 0;
+        for (int tick = 0; tick < 60; tick++) {
+            launches += tick % 2 == 0 ? 2 : 4;
+            GrantDecision d = controller.tick(List.of(
+                    new ContainerSample("trainer", 600, HARD_CAP, 0, 0, launches, 0, 60 * MS))).getFirst();
+            if (tick >= 40) {
+                chargedSum += d.launchCostNs();
+                averaged++;
+            }
+        }
+        // Charged 22.5 ms on average before (a smoothed per-period ratio): 8 % fewer launches than the quota buys.
+        assertThat(chargedSum / averaged).as("average charge per launch").isCloseTo(20.0 * MS, within(0.2 * MS));
+    }
+
+    @Test
+    void aCatchUpStepOfAFewMillisecondsBarelyMovesTheLaunchCost() {
+        ComputeController controller = new ComputeController(PERIOD);
+        long launches = 0;
+        GrantDecision d = null;
+        for (int tick = 0; tick < 30; tick++) {
+            launches += 3;
+            d = controller.tick(List.of(new ContainerSample("c", 600, HARD_CAP, 0, 0, launches, 0, 60 * MS)))
+                    .getFirst();
+        }
+        assertThat(d.launchCostNs()).isCloseTo(20 * MS, within(100_000L));
+        // 5 ms after a late step: one launch charged, its kernel not run yet
+        d = controller.tick(List.of(new ContainerSample("c", 600, HARD_CAP, 0, 0, launches + 1, 0, 0)), 5 * MS)
+                .getFirst();
+        assertThat(d.launchCostNs()).as("a 5 ms window weighs a twentieth of a period")
+                .isCloseTo(20 * MS, within(20 * MS / 50));
+    }
+
+    @Test
     void aLateStepGrantsForTheTimeThatPassedAndTheCatchUpStepForTheLittleSince() {
         ComputeController controller = new ComputeController(PERIOD);
         long grant = controller.tick(List.of(new ContainerSample("c", 300, HARD_CAP, 0, 0, 0, 0, 0)))
