@@ -21,7 +21,7 @@ import io.omai.agent.schedapi.v1.NodeState;
 import io.omai.agent.schedapi.v1.ReleaseRequest;
 import io.omai.agent.schedapi.v1.ReserveRequest;
 import io.omai.agent.schedapi.v1.ReserveResponse;
-import io.omai.agent.tenancy.AntiAffinityPolicy;
+import io.omai.placement.AntiAffinityPolicy;
 import java.time.Duration;
 import java.util.List;
 import java.util.function.UnaryOperator;
@@ -451,7 +451,7 @@ class NodeAgentServiceTest {
     /** Memory proportional to a share of an 80 GiB card, as the agent computes it. */
     private static final class MilliOf80Gib {
         static long bytes(int milli) {
-            return io.omai.agent.tenancy.MilliGpu.defaultMemory(milli, 80 * GIB);
+            return io.omai.placement.MilliGpu.defaultMemory(milli, 80 * GIB);
         }
     }
 }
