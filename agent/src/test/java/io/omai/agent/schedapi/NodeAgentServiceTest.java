@@ -131,6 +131,32 @@ class NodeAgentServiceTest {
     }
 
     @Test
+    void fit_amongEquallyFullGpusTheShareGoesToTheFullerNumaNodeLikeTheDevicePluginsPreference() {
+        // GPU 1 (NUMA 0) and GPU 5 (NUMA 1) have 600 free each; NUMA 1 has less free in all (GPU 6 is used),
+        // so the share goes to GPU 5 (the old Fit took the lower index, GPU 1; the preference took GPU 5)
+        api.inventory.allocate(uuid(1), "team-a", 400, 10 * GIB);
+        api.inventory.allocate(uuid(5), "team-a", 400, 10 * GIB);
+        api.inventory.allocate(uuid(6), "team-a", 100, 10 * GIB);
+
+        FitResponse response = api.blocking.fit(fit("team-a", need("main", 500)));
+
+        assertThat(response.getAssignments(0).getGpuUuidsList()).containsExactly(uuid(5));
+    }
+
+    @Test
+    void fit_wholeGpusThatNoNumaNodeHoldsSpanAsFewNodesAsPossible() {
+        // two free on NUMA 0, three on NUMA 1: four GPUs take NUMA 1's three and one of NUMA 0
+        api.inventory.allocate(uuid(0), "team-a", 100, GIB);
+        api.inventory.allocate(uuid(1), "team-a", 100, GIB);
+        api.inventory.allocate(uuid(4), "team-a", 100, GIB);
+
+        FitResponse response = api.blocking.fit(fit("team-a", need("train", 4000)));
+
+        assertThat(response.getFeasible()).isTrue();
+        assertThat(response.getAssignments(0).getGpuUuidsList()).containsExactly(uuid(2), uuid(5), uuid(6), uuid(7));
+    }
+
+    @Test
     void fit_otherTenantAvoidsSharedGpusUnderGpuPolicy() {
         api.inventory.allocate(uuid(3), "team-a", 600, 10 * GIB);
 
