@@ -2,6 +2,7 @@ package io.omai.placement;
 
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -56,8 +57,12 @@ public final class PlacementRules {
      * the class comment. Empty when there is no candidate.
      */
     public static Optional<GpuState> shareTarget(List<GpuState> candidates, NodeState node) {
+        Map<Integer, Integer> freeOnNuma = new HashMap<>();
+        for (GpuState gpu : candidates) {
+            freeOnNuma.computeIfAbsent(gpu.numaNode(), node::milliFreeOnNuma);
+        }
         return candidates.stream().min(Comparator.comparingInt(GpuState::milliFree)
-                .thenComparingInt(gpu -> node.milliFreeOnNuma(gpu.numaNode()))
+                .thenComparingInt(gpu -> freeOnNuma.get(gpu.numaNode()))
                 .thenComparingInt(GpuState::index));
     }
 

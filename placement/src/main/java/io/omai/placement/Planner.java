@@ -48,8 +48,10 @@ public final class Planner {
                 }
                 var refusals = new ArrayList<Plan.Refusal>();
                 List<GpuState> eligible = new ArrayList<>();
+                Set<String> nodeTenants = state.tenants();
                 for (GpuState gpu : state.gpus()) {
-                    Optional<String> why = whyNot(container, tenant, gpu, state, policy, condition);
+                    Optional<String> why = whyNot(container, tenant, gpu, node.nodeName(), nodeTenants, policy,
+                            condition);
                     if (why.isEmpty()) {
                         eligible.add(gpu);
                     } else {
@@ -96,12 +98,13 @@ public final class Planner {
     }
 
     /** Cheapest checks first: the caller's condition runs only on GPUs that could take the container. */
-    private static Optional<String> whyNot(ContainerDemand container, String tenant, GpuState gpu, NodeState node,
-                                           AntiAffinityPolicy policy, GpuCondition condition) {
+    private static Optional<String> whyNot(ContainerDemand container, String tenant, GpuState gpu, String nodeName,
+                                           Set<String> nodeTenants, AntiAffinityPolicy policy,
+                                           GpuCondition condition) {
         if (!gpu.healthy()) {
             return Optional.of("unhealthy: " + (gpu.healthReason().isEmpty() ? "unhealthy" : gpu.healthReason()));
         }
-        Optional<String> refusal = policy.refusal(tenant, gpu.uuid(), gpu.tenants(), node.nodeName(), node.tenants());
+        Optional<String> refusal = policy.refusal(tenant, gpu.uuid(), gpu.tenants(), nodeName, nodeTenants);
         if (refusal.isPresent()) {
             return refusal;
         }
