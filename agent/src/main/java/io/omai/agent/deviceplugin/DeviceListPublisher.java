@@ -10,6 +10,7 @@ import io.omai.agent.deviceplugin.v1beta1.TopologyInfo;
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.gpu.GpuHealth;
 import io.omai.agent.ledger.MilliGpuId;
+import io.omai.placement.MilliGpu;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -61,12 +62,12 @@ final class DeviceListPublisher {
     }
 
     private static List<Device> devices(GpuDevice gpu, String health) {
-        List<Device> devices = new ArrayList<>(MilliGpuId.SLOTS_PER_GPU);
+        List<Device> devices = new ArrayList<>(MilliGpu.PER_GPU);
         Device.Builder template = Device.newBuilder().setHealth(health);
         if (gpu.hasNumaNode()) {
             template.setTopology(TopologyInfo.newBuilder().addNodes(NUMANode.newBuilder().setID(gpu.numaNode())));
         }
-        for (int slot = 0; slot < MilliGpuId.SLOTS_PER_GPU; slot++) {
+        for (int slot = 0; slot < MilliGpu.PER_GPU; slot++) {
             devices.add(template.setID(new MilliGpuId(gpu.uuid(), slot).id()).build());
         }
         return List.copyOf(devices);

@@ -20,7 +20,7 @@ import io.omai.agent.ledger.LedgerException;
 import io.omai.agent.ledger.MilliGpuId;
 import io.omai.agent.tenancy.AdmissionGate;
 import io.omai.agent.tenancy.AdmissionRefusal;
-import io.omai.agent.tenancy.AntiAffinityPolicy;
+import io.omai.placement.AntiAffinityPolicy;
 import io.omai.agent.tenancy.CapacityModel;
 import io.omai.agent.tenancy.GpuWithdrawals;
 import io.omai.agent.tenancy.LedgerNodeCapacity;

@@ -16,7 +16,7 @@ import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.quota.audit.AuditFinding;
 import io.omai.agent.quota.audit.GpuProcessAudit;
 import io.omai.agent.tenancy.AdmissionGate;
-import io.omai.agent.tenancy.AntiAffinityPolicy;
+import io.omai.placement.AntiAffinityPolicy;
 import io.omai.agent.tenancy.ClusterEvents;
 import io.omai.agent.tenancy.GpuWithdrawals;
 import io.omai.agent.tenancy.NodePods;

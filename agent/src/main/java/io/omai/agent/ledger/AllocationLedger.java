@@ -6,6 +6,7 @@ import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.AllocationSpec;
 import io.omai.agent.quota.shm.DeviceQuota;
 import io.omai.agent.quota.shm.ShmLayout;
+import io.omai.placement.MilliGpu;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -99,7 +100,7 @@ public final class AllocationLedger implements AutoCloseable {
                         + MilliGpuId.MAX_ID_LENGTH + " kubelet allows");
             }
             gpusByUuid.put(gpu.uuid(), gpu);
-            for (int slot = 0; slot < MilliGpuId.SLOTS_PER_GPU; slot++) {
+            for (int slot = 0; slot < MilliGpu.PER_GPU; slot++) {
                 MilliGpuId id = new MilliGpuId(gpu.uuid(), slot);
                 knownIds.put(id.id(), id);
             }
@@ -846,7 +847,7 @@ public final class AllocationLedger implements AutoCloseable {
             GpuDevice gpu = gpusByUuid.get(uuid);
             long memory = allocation.claim().memoryBytesPerGpu() > 0 ? allocation.claim().memoryBytesPerGpu()
                     : switch (sharing.memoryPolicy()) {
-                case PROPORTIONAL -> Math.multiplyExact(gpu.memoryBytes(), (long) milli) / MilliGpuId.SLOTS_PER_GPU;
+                case PROPORTIONAL -> MilliGpu.defaultMemory(milli, gpu.memoryBytes());
                 case UNLIMITED -> ShmLayout.MEMORY_UNLIMITED;
             };
             quotas.add(new DeviceQuota(uuid, gpu.index(), memory, milli, sharing.computeMode()));
@@ -924,10 +925,10 @@ public final class AllocationLedger implements AutoCloseable {
         }
         Map<String, Integer> perGpu = new LinkedHashMap<>();
         ids.forEach(id -> perGpu.merge(id.uuid(), 1, Integer::sum));
-        if (perGpu.size() > 1 && perGpu.values().stream().anyMatch(n -> n != MilliGpuId.SLOTS_PER_GPU)) {
+        if (perGpu.size() > 1 && perGpu.values().stream().anyMatch(n -> n != MilliGpu.PER_GPU)) {
             throw new LedgerException.InvalidRequest("devices_ids span GPUs " + perGpu + " (milli per GPU); a share "
-                    + "below " + MilliGpuId.SLOTS_PER_GPU + " must stay on one GPU and a larger one must take whole "
-                    + "GPUs (" + MilliGpuId.SLOTS_PER_GPU + " IDs each)");
+                    + "below " + MilliGpu.PER_GPU + " must stay on one GPU and a larger one must take whole "
+                    + "GPUs (" + MilliGpu.PER_GPU + " IDs each)");
         }
         if (perGpu.size() > ShmLayout.MAX_DEVICES) {
             throw new LedgerException.InvalidRequest("devices_ids name " + perGpu.size() + " GPUs; at most "

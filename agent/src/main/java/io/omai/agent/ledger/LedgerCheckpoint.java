@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.omai.placement.MilliGpu;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -262,9 +263,9 @@ final class LedgerCheckpoint {
             }
             perGpu.merge(id.uuid(), 1, Integer::sum);
         }
-        if (perGpu.size() > 1 && perGpu.values().stream().anyMatch(n -> n != MilliGpuId.SLOTS_PER_GPU)) {
+        if (perGpu.size() > 1 && perGpu.values().stream().anyMatch(n -> n != MilliGpu.PER_GPU)) {
             throw new IllegalArgumentException("device IDs span GPUs " + perGpu + " (milli per GPU); expected one "
-                    + "GPU, or whole GPUs of " + MilliGpuId.SLOTS_PER_GPU + " IDs each");
+                    + "GPU, or whole GPUs of " + MilliGpu.PER_GPU + " IDs each");
         }
         if (perGpu.size() > io.omai.agent.quota.shm.ShmLayout.MAX_DEVICES) {
             throw new IllegalArgumentException("device IDs name " + perGpu.size() + " GPUs; at most "

@@ -1,26 +1,27 @@
 package io.omai.agent.ledger;
 
+import io.omai.placement.MilliGpu;
+
 /**
- * One of the 1000 device IDs a GPU is advertised as: {@code <gpu-uuid>-m<slot>}, slot 0..999. The ID names its
- * physical GPU, so a share can be checked to stay on one GPU.
+ * One of the {@link MilliGpu#PER_GPU} device IDs a GPU is advertised as: {@code <gpu-uuid>-m<slot>}, slot 0..999.
+ * The ID names its physical GPU, so a share can be checked to stay on one GPU.
  */
 public record MilliGpuId(String uuid, int slot) implements Comparable<MilliGpuId> {
-    /** Milli-GPU units (device IDs) per physical GPU. */
-    public static final int SLOTS_PER_GPU = 1000;
     /** The device-plugin API's limit on a device ID. */
     public static final int MAX_ID_LENGTH = 63;
 
     private static final String SEPARATOR = "-m";
 
     public MilliGpuId {
-        if (slot < 0 || slot >= SLOTS_PER_GPU) {
-            throw new IllegalArgumentException("slot " + slot + " of " + uuid + " is outside 0.." + (SLOTS_PER_GPU - 1));
+        if (slot < 0 || slot >= MilliGpu.PER_GPU) {
+            throw new IllegalArgumentException("slot " + slot + " of " + uuid + " is outside 0.."
+                    + (MilliGpu.PER_GPU - 1));
         }
     }
 
     /** The longest GPU UUID whose IDs still fit in {@value #MAX_ID_LENGTH} characters. */
     public static int maxUuidLength() {
-        return MAX_ID_LENGTH - SEPARATOR.length() - String.valueOf(SLOTS_PER_GPU - 1).length();
+        return MAX_ID_LENGTH - SEPARATOR.length() - String.valueOf(MilliGpu.PER_GPU - 1).length();
     }
 
     /**
@@ -37,7 +38,7 @@ public record MilliGpuId(String uuid, int slot) implements Comparable<MilliGpuId
         if (slotText.length() > 3 || !slotText.chars().allMatch(Character::isDigit)
                 || (slotText.length() > 1 && slotText.charAt(0) == '0')) {
             throw new IllegalArgumentException("device ID '" + id + "' has slot '" + slotText
-                    + "'; expected 0.." + (SLOTS_PER_GPU - 1) + " without leading zeros");
+                    + "'; expected 0.." + (MilliGpu.PER_GPU - 1) + " without leading zeros");
         }
         return new MilliGpuId(id.substring(0, at), Integer.parseInt(slotText));
     }

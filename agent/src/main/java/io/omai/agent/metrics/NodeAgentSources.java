@@ -6,10 +6,10 @@ import io.omai.agent.gpu.GpuHealth;
 import io.omai.agent.gpu.nvml.NvmlLibrary;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
-import io.omai.agent.ledger.MilliGpuId;
 import io.omai.agent.metrics.AllocationMetricsSource.TrackedAllocation;
 import io.omai.agent.metrics.GpuMetricsSource.GpuReading;
 import io.omai.agent.quota.shm.DeviceQuota;
+import io.omai.placement.MilliGpu;
 import java.nio.file.Files;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -104,7 +104,7 @@ public final class NodeAgentSources {
                 GpuHealth gpuHealth = healthNow.get(gpu.uuid());
                 readings.add(new GpuReading(gpu.index(), gpu.uuid(), gpu.name(), gpu.memoryBytes(),
                         memory.getOrDefault(gpu.uuid(), 0L), live.memoryUsedBytes(),
-                        milli.getOrDefault(gpu.uuid(), 0), MilliGpuId.SLOTS_PER_GPU, live.utilization(),
+                        milli.getOrDefault(gpu.uuid(), 0), MilliGpu.PER_GPU, live.utilization(),
                         gpuHealth != null && gpuHealth.healthy()));
             }
             return readings;

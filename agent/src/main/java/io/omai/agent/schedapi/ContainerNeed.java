@@ -1,7 +1,7 @@
 package io.omai.agent.schedapi;
 
 import io.omai.agent.schedapi.expr.DeviceExpression;
-import io.omai.agent.tenancy.MilliGpu;
+import io.omai.placement.MilliGpu;
 import java.util.Objects;
 import java.util.Optional;
 

@@ -1,13 +1,13 @@
 package io.omai.agent.schedapi;
 
 import io.omai.agent.schedapi.v1.Device;
-import io.omai.agent.tenancy.GpuUsage;
+import io.omai.placement.GpuState;
 
-/** Builds the {@code device} that resource expressions see from a GPU and its current load. */
+/** Builds the {@code device} that resource expressions see from a GPU and its current load (placement's view). */
 final class DeviceViews {
     private DeviceViews() {}
 
-    static Device of(GpuSnapshot gpu, GpuUsage usage) {
+    static Device of(GpuSnapshot gpu, GpuState usage) {
         return Device.newBuilder()
                 .setUuid(gpu.uuid())
                 .setIndex(gpu.index())

@@ -5,6 +5,8 @@ import io.omai.agent.ledger.AllocationClaim;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.LedgerException;
 import io.omai.agent.ledger.MilliGpuId;
+import io.omai.placement.AntiAffinityPolicy;
+import io.omai.placement.MilliGpu;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collection;

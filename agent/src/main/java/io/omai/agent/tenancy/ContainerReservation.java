@@ -1,5 +1,6 @@
 package io.omai.agent.tenancy;
 
+import io.omai.placement.MilliGpu;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Objects;

@@ -23,4 +23,14 @@ public interface GpuCapacity {
 
     /** Tenants of the allocated containers on this GPU. */
     Set<String> tenants();
+
+    /** The driver's index; -1 where the source does not say. */
+    default int index() {
+        return -1;
+    }
+
+    /** The NUMA node; -1 when unknown. */
+    default int numaNode() {
+        return -1;
+    }
 }

@@ -1,5 +1,8 @@
 package io.omai.agent.tenancy;
 
+import io.omai.placement.Bytes;
+import io.omai.placement.GpuState;
+import io.omai.placement.PlacementRules;
 import java.util.Set;
 import java.util.TreeSet;
 
@@ -49,21 +52,18 @@ public record GpuUsage(GpuCapacity gpu, int milliReserved, long memoryReservedBy
         return new GpuUsage(gpu, milliReserved + milli, memoryReservedBytes + memoryBytes, withTenant);
     }
 
+    /** This GPU with its reservations counted as used, as the placement model reads it. */
+    public GpuState state() {
+        return new GpuState(gpu.uuid(), gpu.index(), gpu.numaNode(), "", gpu.healthy(),
+                gpu.healthy() ? "" : "unhealthy", gpu.memoryBytes(), gpu.milliAllocated() + milliReserved,
+                gpu.memoryAllocatedBytes() + memoryReservedBytes, tenants);
+    }
+
     /**
      * Why {@code milli} and {@code memoryBytes} do not fit here (capacity only; health and tenants are checked
-     * apart), or null when they fit.
+     * apart), or null when they fit: the placement model's {@link PlacementRules#capacityShortfall}.
      */
     public String capacityShortfall(int milli, long memoryBytes) {
-        if (milli >= MilliGpu.PER_GPU && !untouched()) {
-            return "a whole GPU was requested but " + (MilliGpu.PER_GPU - milliFree()) + " milli and "
-                    + Bytes.format(gpu.memoryBytes() - memoryFreeBytes()) + " are in use";
-        }
-        if (milli > milliFree()) {
-            return milli + " milli requested, " + milliFree() + " free";
-        }
-        if (memoryBytes > memoryFreeBytes()) {
-            return Bytes.format(memoryBytes) + " of memory requested, " + Bytes.format(memoryFreeBytes()) + " free";
-        }
-        return null;
+        return PlacementRules.capacityShortfall(state(), milli, memoryBytes).orElse(null);
     }
 }

@@ -3,8 +3,8 @@ package io.omai.agent.tenancy;
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
-import io.omai.agent.ledger.MilliGpuId;
 import io.omai.agent.quota.shm.DeviceQuota;
+import io.omai.placement.MilliGpu;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -21,8 +21,8 @@ import java.util.function.Function;
  */
 public record LedgerNodeCapacity(String nodeName, List<Gpu> gpus) implements NodeCapacity {
     /** One GPU's size and load. */
-    public record Gpu(String uuid, int milliCapacity, int milliAllocated, long memoryBytes, long memoryAllocatedBytes,
-                      boolean healthy, Set<String> tenants) implements GpuCapacity {
+    public record Gpu(String uuid, int index, int numaNode, int milliCapacity, int milliAllocated, long memoryBytes,
+                      long memoryAllocatedBytes, boolean healthy, Set<String> tenants) implements GpuCapacity {
         public Gpu {
             tenants = Set.copyOf(tenants);
         }
@@ -49,7 +49,8 @@ public record LedgerNodeCapacity(String nodeName, List<Gpu> gpus) implements Nod
         List<Gpu> gpus = new ArrayList<>();
         for (GpuDevice gpu : ledger.gpus()) {
             GpuLoad load = loads.getOrDefault(gpu.uuid(), GpuLoad.NONE);
-            gpus.add(new Gpu(gpu.uuid(), MilliGpuId.SLOTS_PER_GPU, load.milli(), gpu.memoryBytes(),
+            gpus.add(new Gpu(gpu.uuid(), gpu.index(), gpu.hasNumaNode() ? gpu.numaNode() : -1, MilliGpu.PER_GPU,
+                    load.milli(), gpu.memoryBytes(),
                     load.memoryBytes(), !withdrawals.isWithdrawn(gpu.uuid()), load.tenants()));
         }
         return new LedgerNodeCapacity(nodeName, gpus);

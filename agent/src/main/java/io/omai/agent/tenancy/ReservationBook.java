@@ -1,5 +1,7 @@
 package io.omai.agent.tenancy;
 
+import io.omai.placement.AntiAffinityPolicy;
+import io.omai.placement.MilliGpu;
 import java.time.Clock;
 import java.time.Instant;
 import java.util.ArrayList;

@@ -10,7 +10,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The milli-GPU plugin's layering, checked on the compiled classes: the kubelet adapter ({@code deviceplugin})
- * depends on the ledger, the ledger on the GPU and file bindings, never the other way (docs/architecture.md).
+ * depends on the ledger, the ledger on the GPU and file bindings, never the other way; the placement model
+ * ({@code io.omai.placement}) sits below the ledger and tenancy and depends on nothing (docs/architecture.md).
  */
 class DependencyDirectionTest {
     private static JavaClasses agent;
@@ -50,6 +51,34 @@ class DependencyDirectionTest {
                 .should().dependOnClassesThat().resideInAnyPackage("io.omai.agent.ledger..", "io.omai.agent.gpu..",
                         "io.omai.agent.deviceplugin..", "io.omai.agent.cli..", "io.omai.agent.metrics..")
                 .check(agent);
+    }
+
+    @Test
+    void onlyTheCoreAndItsAdaptersUseThePlacementModel() {
+        // the model sits below the ledger and tenancy (docs/architecture.md "Placement model"); bindings and
+        // configuration never need it
+        noClasses().that().resideInAnyPackage("io.omai.agent.gpu..", "io.omai.agent.quota..",
+                        "io.omai.agent.config..", "io.omai.agent.lifecycle..")
+                .should().dependOnClassesThat().resideInAPackage("io.omai.placement..")
+                .check(agent);
+    }
+
+    @Test
+    void placementRulesAreDefinedOnceInThePlacementModel() {
+        // no second planner, tie-break or memory rule in the agent: the old ones are gone and must stay gone
+        noClasses().that().resideInAPackage("io.omai.agent..")
+                .should().haveSimpleName("MilliGpu").orShould().haveSimpleName("AntiAffinityPolicy")
+                .orShould().haveSimpleName("PlacementRules").orShould().haveSimpleName("Planner")
+                .check(agent);
+    }
+
+    @Test
+    void thePlacementModelKnowsNothingOfTheAgentGrpcKubernetesOrFfm() {
+        JavaClasses placement = new ClassFileImporter().importPackages("io.omai.placement");
+        noClasses().that().resideInAPackage("io.omai.placement..")
+                .should().dependOnClassesThat().resideInAnyPackage("io.omai.agent..", "io.grpc..",
+                        "com.google.protobuf..", "io.fabric8..", "java.lang.foreign..")
+                .check(placement);
     }
 
     @Test

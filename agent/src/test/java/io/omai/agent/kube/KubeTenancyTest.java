@@ -17,7 +17,6 @@ import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.MilliGpuId;
 import io.omai.agent.tenancy.AdmissionGate;
-import io.omai.agent.tenancy.AntiAffinityPolicy;
 import io.omai.agent.tenancy.ContainerReservation;
 import io.omai.agent.tenancy.GpuWithdrawals;
 import io.omai.agent.tenancy.LedgerNodeCapacity;
@@ -27,6 +26,8 @@ import io.omai.agent.tenancy.Reservation;
 import io.omai.agent.tenancy.ReservationBook;
 import io.omai.agent.tenancy.ReservationRequest;
 import io.omai.agent.tenancy.TenantIdentity;
+import io.omai.placement.AntiAffinityPolicy;
+import io.omai.placement.MilliGpu;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
@@ -196,7 +197,7 @@ class KubeTenancyTest {
         ledger.allocations().forEach(a -> held.addAll(a.deviceIdStrings()));
         List<String> ids = new ArrayList<>();
         for (var gpu : ledger.gpus()) {
-            for (int slot = 0; slot < MilliGpuId.SLOTS_PER_GPU; slot++) {
+            for (int slot = 0; slot < MilliGpu.PER_GPU; slot++) {
                 String id = new MilliGpuId(gpu.uuid(), slot).id();
                 if (!held.contains(id)) {
                     ids.add(id);

@@ -4,6 +4,7 @@ import io.omai.agent.config.AgentConfig;
 import io.omai.agent.config.ConfigLoader;
 import io.omai.agent.gpu.FakeNvml;
 import io.omai.agent.gpu.GpuDevice;
+import io.omai.placement.MilliGpu;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.IntStream;
@@ -36,7 +37,7 @@ final class LedgerFixtures {
     static List<String> allIds(int... gpuIndexes) {
         List<String> all = new ArrayList<>();
         for (int gpu : gpuIndexes) {
-            all.addAll(ids(gpu, 0, MilliGpuId.SLOTS_PER_GPU));
+            all.addAll(ids(gpu, 0, MilliGpu.PER_GPU));
         }
         return all;
     }

@@ -4,9 +4,9 @@ import io.grpc.ManagedChannel;
 import io.grpc.inprocess.InProcessChannelBuilder;
 import io.grpc.inprocess.InProcessServerBuilder;
 import io.omai.agent.schedapi.v1.NodeAgentGrpc;
-import io.omai.agent.tenancy.AntiAffinityPolicy;
 import io.omai.agent.tenancy.MutableClock;
 import io.omai.agent.tenancy.ReservationBook;
+import io.omai.placement.AntiAffinityPolicy;
 import java.time.Instant;
 import java.util.concurrent.TimeUnit;
 

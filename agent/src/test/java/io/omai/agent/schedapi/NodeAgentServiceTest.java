@@ -21,7 +21,7 @@ import io.omai.agent.schedapi.v1.NodeState;
 import io.omai.agent.schedapi.v1.ReleaseRequest;
 import io.omai.agent.schedapi.v1.ReserveRequest;
 import io.omai.agent.schedapi.v1.ReserveResponse;
-import io.omai.agent.tenancy.AntiAffinityPolicy;
+import io.omai.placement.AntiAffinityPolicy;
 import java.time.Duration;
 import java.util.List;
 import java.util.function.UnaryOperator;
@@ -128,6 +128,32 @@ class NodeAgentServiceTest {
         assertThat(assignment.getMemoryBytes()).isEqualTo(MilliOf80Gib.bytes(300));
         assertThat(response.getScore()).isEqualTo(90 * 900 / 1000 + 10);
         assertThat(response.getReasonsList()).isEmpty();
+    }
+
+    @Test
+    void fit_amongEquallyFullGpusTheShareGoesToTheFullerNumaNodeLikeTheDevicePluginsPreference() {
+        // GPU 1 (NUMA 0) and GPU 5 (NUMA 1) have 600 free each; NUMA 1 has less free in all (GPU 6 is used),
+        // so the share goes to GPU 5 (the old Fit took the lower index, GPU 1; the preference took GPU 5)
+        api.inventory.allocate(uuid(1), "team-a", 400, 10 * GIB);
+        api.inventory.allocate(uuid(5), "team-a", 400, 10 * GIB);
+        api.inventory.allocate(uuid(6), "team-a", 100, 10 * GIB);
+
+        FitResponse response = api.blocking.fit(fit("team-a", need("main", 500)));
+
+        assertThat(response.getAssignments(0).getGpuUuidsList()).containsExactly(uuid(5));
+    }
+
+    @Test
+    void fit_wholeGpusThatNoNumaNodeHoldsSpanAsFewNodesAsPossible() {
+        // two free on NUMA 0, three on NUMA 1: four GPUs take NUMA 1's three and one of NUMA 0
+        api.inventory.allocate(uuid(0), "team-a", 100, GIB);
+        api.inventory.allocate(uuid(1), "team-a", 100, GIB);
+        api.inventory.allocate(uuid(4), "team-a", 100, GIB);
+
+        FitResponse response = api.blocking.fit(fit("team-a", need("train", 4000)));
+
+        assertThat(response.getFeasible()).isTrue();
+        assertThat(response.getAssignments(0).getGpuUuidsList()).containsExactly(uuid(2), uuid(5), uuid(6), uuid(7));
     }
 
     @Test
@@ -451,7 +477,7 @@ class NodeAgentServiceTest {
     /** Memory proportional to a share of an 80 GiB card, as the agent computes it. */
     private static final class MilliOf80Gib {
         static long bytes(int milli) {
-            return io.omai.agent.tenancy.MilliGpu.defaultMemory(milli, 80 * GIB);
+            return io.omai.placement.MilliGpu.defaultMemory(milli, 80 * GIB);
         }
     }
 }

@@ -9,7 +9,7 @@ import io.grpc.StatusRuntimeException;
 import io.omai.agent.schedapi.v1.ContainerAssignment;
 import io.omai.agent.schedapi.v1.ReleaseRequest;
 import io.omai.agent.schedapi.v1.ReserveRequest;
-import io.omai.agent.tenancy.AntiAffinityPolicy;
+import io.omai.placement.AntiAffinityPolicy;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;

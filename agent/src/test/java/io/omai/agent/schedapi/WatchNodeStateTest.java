@@ -16,7 +16,7 @@ import io.omai.agent.schedapi.v1.GetNodeStateRequest;
 import io.omai.agent.schedapi.v1.NodeState;
 import io.omai.agent.schedapi.v1.ReserveRequest;
 import io.omai.agent.schedapi.v1.WatchNodeStateRequest;
-import io.omai.agent.tenancy.AntiAffinityPolicy;
+import io.omai.placement.AntiAffinityPolicy;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;

@@ -7,6 +7,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.LedgerException;
 import io.omai.agent.ledger.MilliGpuId;
+import io.omai.placement.AntiAffinityPolicy;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.LedgerException;
+import io.omai.placement.AntiAffinityPolicy;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;

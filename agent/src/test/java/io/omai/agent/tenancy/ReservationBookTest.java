@@ -4,6 +4,7 @@ import static io.omai.agent.tenancy.FakeNodeCapacity.GIB;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.omai.placement.AntiAffinityPolicy;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;

@@ -7,6 +7,8 @@ import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.HeldDevices;
 import io.omai.agent.ledger.LedgerException;
 import io.omai.agent.ledger.MilliGpuId;
+import io.omai.placement.AntiAffinityPolicy;
+import io.omai.placement.MilliGpu;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
@@ -95,7 +97,7 @@ final class TenancyNode implements AutoCloseable {
         held.values().forEach(taken::addAll);
         List<String> available = new ArrayList<>();
         for (var gpu : ledger.gpus()) {
-            for (int slot = 0; slot < MilliGpuId.SLOTS_PER_GPU; slot++) {
+            for (int slot = 0; slot < MilliGpu.PER_GPU; slot++) {
                 String id = new MilliGpuId(gpu.uuid(), slot).id();
                 if (!taken.contains(id)) {
                     available.add(id);

@@ -1,4 +1,4 @@
-package io.omai.agent.tenancy;
+package io.omai.placement;
 
 import java.util.Arrays;
 import java.util.Locale;

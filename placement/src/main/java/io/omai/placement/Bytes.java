@@ -1,12 +1,12 @@
-package io.omai.agent.tenancy;
+package io.omai.placement;
 
 import java.util.Locale;
 
 /** Byte counts in messages: exact and readable ({@code 21474836480 (20.00 GiB)}). */
-final class Bytes {
+public final class Bytes {
     private Bytes() {}
 
-    static String format(long bytes) {
+    public static String format(long bytes) {
         if (Math.abs(bytes) < 1024) {
             return bytes + " B";
         }

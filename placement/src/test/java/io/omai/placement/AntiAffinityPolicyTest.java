@@ -1,4 +1,4 @@
-package io.omai.agent.tenancy;
+package io.omai.placement;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;

@@ -1,8 +1,9 @@
-package io.omai.agent.tenancy;
+package io.omai.placement;
 
 /**
- * The {@code omai.io/milli-gpu} unit: 1000 per physical GPU. A request below 1000 is a share of one GPU; a
- * multiple of 1000 is that many whole GPUs. Anything else (1500) cannot be placed and is refused.
+ * The {@code omai.io/milli-gpu} unit, defined once: 1000 per physical GPU (and so 1000 device IDs per GPU). A
+ * request below 1000 is a share of one GPU; a multiple of 1000 is that many whole GPUs. Anything else (1500)
+ * cannot be placed without splitting a share and is refused.
  */
 public final class MilliGpu {
     public static final int PER_GPU = 1000;
@@ -30,7 +31,10 @@ public final class MilliGpu {
         return isShare(milli) ? milli : PER_GPU;
     }
 
-    /** Default memory per GPU when none was asked for: proportional to a share, else the whole card. */
+    /**
+     * The memory rule, defined once: memory per GPU when none was asked for (and what an unlimited quota counts
+     * as): proportional to a share, rounded down, else the whole card.
+     */
     public static long defaultMemory(int milli, long cardMemoryBytes) {
         // split so that milli * bytes cannot overflow for any card size
         return isShare(milli)
