@@ -33,7 +33,7 @@ import org.slf4j.LoggerFactory;
  * socket file behind: ECONNREFUSED) waits out the back-off only while that same socket file stays; a new
  * {@code kubelet.sock} cuts it short.
  */
-final class KubeletRegistrar implements AutoCloseable {
+public final class KubeletRegistrar implements AutoCloseable {
     static final String KUBELET_SOCKET = "kubelet.sock";
     static final String API_VERSION = "v1beta1";
     private static final Logger log = LoggerFactory.getLogger(KubeletRegistrar.class);
@@ -58,7 +58,7 @@ final class KubeletRegistrar implements AutoCloseable {
     private Thread watcher;
     private WatchService watchService;
 
-    KubeletRegistrar(Path pluginDir, String resourceName, PluginSocketServer server, IntSupplier openStreams,
+    public KubeletRegistrar(Path pluginDir, String resourceName, PluginSocketServer server, IntSupplier openStreams,
                      Duration backoffMax) {
         this.pluginDir = pluginDir;
         this.kubeletSocket = pluginDir.resolve(KUBELET_SOCKET);
@@ -68,7 +68,7 @@ final class KubeletRegistrar implements AutoCloseable {
         this.backoffMax = backoffMax;
     }
 
-    synchronized void start() throws IOException {
+    public synchronized void start() throws IOException {
         running = true;
         Files.createDirectories(pluginDir);
         watchService = FileSystems.getDefault().newWatchService();
@@ -79,22 +79,22 @@ final class KubeletRegistrar implements AutoCloseable {
     }
 
     /** Successful Register calls so far. */
-    int registrations() {
+    public int registrations() {
         return registrations.get();
     }
 
     /** Re-registrations after kubelet restarted (a new kubelet.sock, or our socket removed), for metrics. */
-    int kubeletRestarts() {
+    public int kubeletRestarts() {
         return kubeletRestarts.get();
     }
 
     /** Passes of the registration loop (at least one a second while it is not stuck), for liveness. */
-    long loopPasses() {
+    public long loopPasses() {
         return loopPasses.get();
     }
 
     /** kubelet's stream ended: if no stream is left open soon, register again. */
-    void streamEnded() {
+    public void streamEnded() {
         streamEnded.set(true);
         wakeUp.release();
     }

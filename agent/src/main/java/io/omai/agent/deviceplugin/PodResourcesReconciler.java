@@ -24,7 +24,7 @@ import org.slf4j.LoggerFactory;
  * what nobody holds (kubelet has no Deallocate) and adopt what it did not know. Runs once at start and then
  * periodically; when kubelet cannot be asked, nothing is released.
  */
-final class PodResourcesReconciler implements AutoCloseable {
+public final class PodResourcesReconciler implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(PodResourcesReconciler.class);
 
     private final Path socket;
@@ -38,7 +38,7 @@ final class PodResourcesReconciler implements AutoCloseable {
     private Thread thread;
     private final java.util.concurrent.atomic.AtomicLong passes = new java.util.concurrent.atomic.AtomicLong();
 
-    PodResourcesReconciler(Path socket, String resourceName, AllocationLedger ledger, Duration interval,
+    public PodResourcesReconciler(Path socket, String resourceName, AllocationLedger ledger, Duration interval,
                            Duration releaseGracePeriod) {
         this.socket = socket;
         this.resourceName = resourceName;
@@ -48,7 +48,7 @@ final class PodResourcesReconciler implements AutoCloseable {
     }
 
     /** One reconciliation now. */
-    ReconcileReport reconcileOnce() throws LedgerException {
+    public ReconcileReport reconcileOnce() throws LedgerException {
         return ledger.reconcileWith(this::held, releaseGracePeriod);
     }
 
@@ -80,7 +80,7 @@ final class PodResourcesReconciler implements AutoCloseable {
         }
     }
 
-    synchronized void start() {
+    public synchronized void start() {
         running = true;
         thread = Thread.ofVirtual().name("pod-resources-reconciler").start(io.omai.agent.lifecycle.Loops.restarting(
                 "pod-resources-reconcile", () -> {
@@ -97,7 +97,7 @@ final class PodResourcesReconciler implements AutoCloseable {
     }
 
     /** Completed passes of the periodic loop, for {@code /healthz}. */
-    long passes() {
+    public long passes() {
         return passes.get();
     }
 

@@ -4,6 +4,7 @@ import io.omai.agent.config.AgentConfig;
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.AllocationSpec;
+import io.omai.agent.quota.shm.ComputeMode;
 import io.omai.agent.quota.shm.DeviceQuota;
 import io.omai.agent.quota.shm.ShmLayout;
 import java.io.IOException;
@@ -835,7 +836,10 @@ public final class AllocationLedger implements AutoCloseable {
                 case PROPORTIONAL -> Math.multiplyExact(gpu.memoryBytes(), (long) milli) / MilliGpuId.SLOTS_PER_GPU;
                 case UNLIMITED -> ShmLayout.MEMORY_UNLIMITED;
             };
-            quotas.add(new DeviceQuota(uuid, gpu.index(), memory, milli, sharing.computeMode()));
+            quotas.add(new DeviceQuota(uuid, gpu.index(), memory, milli, switch (sharing.computeMode()) {
+                case HARD_CAP -> ComputeMode.HARD_CAP;
+                case WORK_CONSERVING -> ComputeMode.WORK_CONSERVING;
+            }));
         });
         quotas.sort((a, b) -> Integer.compare(a.hostIndex(), b.hostIndex()));
         String label = allocation.owner().isEmpty() ? "allocation " + allocation.id() : allocation.owner();

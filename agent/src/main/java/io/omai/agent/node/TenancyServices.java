@@ -1,9 +1,10 @@
-package io.omai.agent.deviceplugin;
+package io.omai.agent.node;
 
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
 import io.grpc.StatusRuntimeException;
 import io.omai.agent.config.AgentConfig;
+import io.omai.agent.deviceplugin.OtherPluginGpus;
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.gpu.GpuProcesses;
 import io.omai.agent.gpu.nvml.NvmlLibrary;
@@ -13,11 +14,13 @@ import io.omai.agent.kube.NodeTenantsPublisher;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationClaim;
 import io.omai.agent.ledger.AllocationLedger;
+import io.omai.agent.lifecycle.AgentStartException;
+import io.omai.agent.lifecycle.Closer;
 import io.omai.agent.quota.audit.AuditFinding;
-import io.omai.agent.quota.audit.GpuProcessAudit;
 import io.omai.agent.tenancy.AdmissionGate;
 import io.omai.agent.tenancy.AntiAffinityPolicy;
 import io.omai.agent.tenancy.ClusterEvents;
+import io.omai.agent.tenancy.GpuProcessAudit;
 import io.omai.agent.tenancy.GpuWithdrawals;
 import io.omai.agent.tenancy.NodePods;
 import io.omai.agent.tenancy.Reservation;
@@ -29,11 +32,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
-import java.util.function.Consumer;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -50,8 +53,7 @@ final class TenancyServices implements AutoCloseable {
     private final GpuWithdrawals withdrawals;
     private final AdmissionGate gate;
     private final ClusterEvents events;
-    private final KubernetesClient client; // null without the Kubernetes API
-    private final List<AutoCloseable> resources;
+    private final Closer resources; // the client first, the loop last: stopped in reverse
     private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor(
             Thread.ofPlatform().name("omai-coexistence").daemon().factory());
     private final OtherPluginGpus otherPlugin;
@@ -59,12 +61,11 @@ final class TenancyServices implements AutoCloseable {
     private final List<Consumer<AuditFinding>> auditListeners = new CopyOnWriteArrayList<>();
 
     private TenancyServices(GpuWithdrawals withdrawals, AdmissionGate gate, ClusterEvents events,
-                            KubernetesClient client, List<AutoCloseable> resources, OtherPluginGpus otherPlugin,
+                            Closer resources, OtherPluginGpus otherPlugin,
                             GpuProcessAudit audit) {
         this.withdrawals = withdrawals;
         this.gate = gate;
         this.events = events;
-        this.client = client;
         this.resources = resources;
         this.otherPlugin = otherPlugin;
         this.audit = audit;
@@ -122,21 +123,24 @@ final class TenancyServices implements AutoCloseable {
                                  ReservationBook book, GpuWithdrawals withdrawals, NvmlLibrary nvml,
                                  KubernetesClient client) {
         AgentConfig.Tenancy settings = config.tenancy();
-        List<AutoCloseable> resources = new ArrayList<>();
+        Closer resources = new Closer("tenancy");
+        if (client != null) {
+            resources.add("kubernetes-client", client);
+        }
         NodePods pods = NodePods.NONE;
         ClusterEvents events = ClusterEvents.NONE;
         if (client != null) {
             KubeEvents kubeEvents = new KubeEvents(client, config.nodeName(), Clock.systemUTC());
-            resources.add(kubeEvents);
+            resources.add("kube-events", kubeEvents);
             events = kubeEvents;
             KubePodWatch watch = new KubePodWatch(config.nodeName(), config.resources().milliGpu(),
                     new TenantIdentity(settings.tenantLabel()), pod -> book.releaseByPod(pod.uid())
                             .ifPresent(released -> log.info("event=reservation_released reason=pod_deleted "
                                     + "pod={} reservation={} tenant={}", pod.ref(), released.idempotencyKey(),
                                     released.tenant())));
-            resources.add(watch.start(client));
+            resources.add("pod-informer", watch.start(client));
             pods = watch;
-            resources.add(new NodeTenantsPublisher(client, config.nodeName(), () -> tenants(ledger, book))
+            resources.add("tenants-publisher", new NodeTenantsPublisher(client, config.nodeName(), () -> tenants(ledger, book))
                     .start(TENANTS_PERIOD_MILLIS));
         }
         AdmissionGate gate = new AdmissionGate(config.nodeName(), ledger, book, pods, withdrawals,
@@ -146,8 +150,8 @@ final class TenancyServices implements AutoCloseable {
                 settings.otherGpuResource(), gpus);
         GpuProcessAudit audit = settings.audit() == AgentConfig.AuditAction.OFF ? null : new GpuProcessAudit(ledger,
                 new GpuProcesses(nvml)::running, settings.audit() == AgentConfig.AuditAction.KILL, GpuProcessAudit.Killer.SIGKILL);
-        TenancyServices services = new TenancyServices(withdrawals, gate, events, client, resources, otherPlugin,
-                audit);
+        TenancyServices services = new TenancyServices(withdrawals, gate, events, resources, otherPlugin, audit);
+        resources.add("coexistence-loop", services.loop::shutdownNow);
         if (pods.enabled()) {
             NodePods known = pods;
             services.loop.scheduleWithFixedDelay(() -> learnClaims(ledger, known), period(config), period(config),
@@ -183,7 +187,7 @@ final class TenancyServices implements AutoCloseable {
                         new AllocationClaim(pod.uid(), pod.namespace(), pod.name(), owner[2], pod.tenant(), 0)));
             }
         } catch (RuntimeException e) {
-            log.warn("event=claims_not_learned error=\"{}\"", e.toString());
+            log.warn("event=claims_not_learned", e);
         }
     }
 
@@ -210,7 +214,7 @@ final class TenancyServices implements AutoCloseable {
             log.debug("event=coexistence_check_skipped status={} detail=\"PodResources unavailable\"", e.getStatus());
             return;
         } catch (RuntimeException e) {
-            log.warn("event=coexistence_check_failed error=\"{}\"", e.toString());
+            log.warn("event=coexistence_check_failed", e);
             return;
         }
         Map<String, String> before = withdrawals.current();
@@ -231,7 +235,7 @@ final class TenancyServices implements AutoCloseable {
             }
         } catch (RuntimeException | InternalError e) {
             // a failed pass must not cancel the schedule (InternalError: a fault in a truncated mapping)
-            log.warn("event=audit_failed error=\"{}\"", e.toString());
+            log.warn("event=audit_failed", e);
         }
     }
 
@@ -275,16 +279,6 @@ final class TenancyServices implements AutoCloseable {
 
     @Override
     public void close() {
-        loop.shutdownNow();
-        for (AutoCloseable resource : resources.reversed()) {
-            try {
-                resource.close();
-            } catch (Exception e) {
-                log.warn("event=stop_failed error=\"{}\"", e.toString());
-            }
-        }
-        if (client != null) {
-            client.close();
-        }
+        resources.close();
     }
 }

@@ -1,10 +1,11 @@
-package io.omai.agent.quota.audit;
+package io.omai.agent.tenancy;
 
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.gpu.GpuProcesses;
 import io.omai.agent.gpu.NvmlException;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
+import io.omai.agent.quota.audit.AuditFinding;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.DeviceQuota;
 import io.omai.agent.quota.shm.UsageSnapshot;

@@ -1,4 +1,4 @@
-package io.omai.agent.deviceplugin;
+package io.omai.agent.node;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -9,6 +9,7 @@ import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.HeldDevices;
 import io.omai.agent.ledger.MilliGpuId;
+import io.omai.agent.lifecycle.AgentStartException;
 import io.omai.agent.tenancy.NodePods;
 import io.omai.agent.tenancy.PodInfo;
 import java.nio.file.Path;

@@ -2,7 +2,7 @@ package io.omai.harness.simulate;
 
 import io.omai.agent.config.AgentConfig;
 import io.omai.agent.config.ConfigLoader;
-import io.omai.agent.deviceplugin.NodeAgent;
+import io.omai.agent.node.NodeAgent;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.quota.shm.AllocationFiles;
