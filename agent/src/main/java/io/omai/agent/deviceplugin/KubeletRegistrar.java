@@ -4,6 +4,7 @@ import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.omai.agent.deviceplugin.v1beta1.RegisterRequest;
 import io.omai.agent.deviceplugin.v1beta1.RegistrationGrpc;
+import io.omai.agent.lifecycle.LoopThread;
 import java.io.IOException;
 import java.nio.file.ClosedWatchServiceException;
 import java.nio.file.FileSystems;
@@ -54,8 +55,8 @@ public final class KubeletRegistrar implements AutoCloseable {
     private final AtomicLong loopPasses = new AtomicLong();
     private volatile boolean running;
     private volatile long lastRegisteredNanos;
-    private Thread loop;
-    private Thread watcher;
+    private LoopThread loop; // null until started
+    private LoopThread watcher;
     private WatchService watchService;
 
     public KubeletRegistrar(Path pluginDir, String resourceName, PluginSocketServer server, IntSupplier openStreams,
@@ -72,10 +73,11 @@ public final class KubeletRegistrar implements AutoCloseable {
         running = true;
         Files.createDirectories(pluginDir);
         watchService = FileSystems.getDefault().newWatchService();
-        watcher = Thread.ofVirtual().name("kubelet-socket-watch").start(this::watchDirectory);
+        watcher = LoopThread.start("kubelet-socket-watch", Thread.ofVirtual().name("kubelet-socket-watch"),
+                this::watchDirectory);
         wakeUp.release(); // the first pass looks for kubelet at once instead of after a second's wait
-        loop = Thread.ofVirtual().name("kubelet-registration").start(
-                io.omai.agent.lifecycle.Loops.restarting("kubelet-registration", this::registrationLoop, () -> running));
+        loop = LoopThread.start("kubelet-registration", Thread.ofVirtual().name("kubelet-registration"),
+                this::registrationLoop);
     }
 
     /** Successful Register calls so far. */
@@ -266,8 +268,8 @@ public final class KubeletRegistrar implements AutoCloseable {
 
     @Override
     public void close() {
-        Thread l;
-        Thread w;
+        LoopThread l;
+        LoopThread w;
         synchronized (this) {
             running = false;
             l = loop;
@@ -281,14 +283,9 @@ public final class KubeletRegistrar implements AutoCloseable {
             }
         }
         wakeUp.release();
-        for (Thread t : new Thread[] {l, w}) {
+        for (LoopThread t : new LoopThread[] {l, w}) {
             if (t != null) {
-                t.interrupt();
-                try {
-                    t.join(Duration.ofSeconds(5));
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
+                t.close();
             }
         }
     }

@@ -11,6 +11,7 @@ import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.HeldDevices;
 import io.omai.agent.ledger.LedgerException;
 import io.omai.agent.ledger.ReconcileReport;
+import io.omai.agent.lifecycle.LoopThread;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -35,7 +36,7 @@ public final class PodResourcesReconciler implements AutoCloseable {
     private volatile boolean running;
     // when kubelet's PodResources stopped answering; null while it answers (one reconciling thread at a time)
     private volatile java.time.Instant unavailableSince;
-    private Thread thread;
+    private LoopThread loop; // null until started
     private final java.util.concurrent.atomic.AtomicLong passes = new java.util.concurrent.atomic.AtomicLong();
 
     public PodResourcesReconciler(Path socket, String resourceName, AllocationLedger ledger, Duration interval,
@@ -82,8 +83,7 @@ public final class PodResourcesReconciler implements AutoCloseable {
 
     public synchronized void start() {
         running = true;
-        thread = Thread.ofVirtual().name("pod-resources-reconciler").start(io.omai.agent.lifecycle.Loops.restarting(
-                "pod-resources-reconcile", () -> {
+        loop = LoopThread.start("pod-resources-reconcile", Thread.ofVirtual().name("pod-resources-reconciler"), () -> {
             while (running) {
                 tryReconcile();
                 passes.incrementAndGet();
@@ -93,7 +93,7 @@ public final class PodResourcesReconciler implements AutoCloseable {
                     return;
                 }
             }
-        }, () -> running));
+        });
     }
 
     /** Completed passes of the periodic loop, for {@code /healthz}. */
@@ -134,18 +134,13 @@ public final class PodResourcesReconciler implements AutoCloseable {
 
     @Override
     public void close() {
-        Thread t;
+        LoopThread l;
         synchronized (this) {
             running = false;
-            t = thread;
+            l = loop;
         }
-        if (t != null) {
-            t.interrupt();
-            try {
-                t.join(Duration.ofSeconds(5));
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+        if (l != null) {
+            l.close();
         }
     }
 }

@@ -175,7 +175,7 @@ public final class VfDevicePlugin implements AutoCloseable {
                 try {
                     plugin.reconcileIfCountsDiffer(monitor.current());
                 } catch (RuntimeException e) { // a periodic task that throws is never run again
-                    log.error("event=ib_vf_count_check_failed error=\"{}\"", e.toString());
+                    log.error("event=ib_vf_count_check_failed", e);
                 }
             }, ib.pollInterval().toMillis(), ib.pollInterval().toMillis(), TimeUnit.MILLISECONDS);
             log.info("event=ib_vf_plugin_started resource={} vfs={} socket={} sysfs={}", ib.resourceName(),
@@ -266,7 +266,7 @@ public final class VfDevicePlugin implements AutoCloseable {
             log.warn("event=pod_resources_unavailable socket={} status={} detail=\"no VF released\"",
                     config.directories().podResourcesSocket(), e.getStatus());
         } catch (RuntimeException e) {
-            log.error("event=ib_vf_allocation_reconcile_failed error=\"{}\"", e.toString());
+            log.error("event=ib_vf_allocation_reconcile_failed", e);
         }
     }
 

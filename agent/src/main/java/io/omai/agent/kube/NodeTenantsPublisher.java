@@ -23,7 +23,7 @@ import org.slf4j.LoggerFactory;
  */
 public final class NodeTenantsPublisher implements AutoCloseable {
     public static final String ANNOTATION = "omai.io/tenants";
-    private static final Logger LOG = LoggerFactory.getLogger(NodeTenantsPublisher.class);
+    private static final Logger log = LoggerFactory.getLogger(NodeTenantsPublisher.class);
 
     private final KubernetesClient client;
     private final String nodeName;
@@ -54,12 +54,12 @@ public final class NodeTenantsPublisher implements AutoCloseable {
             String patch = "{\"metadata\":{\"annotations\":{\"" + ANNOTATION + "\":\"" + escape(value) + "\"}}}";
             client.nodes().withName(nodeName).patch(PatchContext.of(PatchType.JSON_MERGE), patch);
             published = value;
-            LOG.info("event=node_tenants_published node={} tenants=\"{}\"", nodeName, value);
+            log.info("event=node_tenants_published node={} tenants=\"{}\"", nodeName, value);
         } catch (KubernetesClientException e) {
-            LOG.warn("event=node_tenants_not_published node={} status={} error=\"{}\"", nodeName, e.getCode(),
+            log.warn("event=node_tenants_not_published node={} status={} error=\"{}\"", nodeName, e.getCode(),
                     e.getMessage());
         } catch (RuntimeException e) {
-            LOG.warn("event=node_tenants_not_published node={} error=\"{}\"", nodeName, e.toString());
+            log.warn("event=node_tenants_not_published node={} error=\"{}\"", nodeName, e.toString());
         }
     }
 

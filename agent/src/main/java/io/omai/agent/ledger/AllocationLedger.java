@@ -748,7 +748,7 @@ public final class AllocationLedger implements AutoCloseable {
                 try {
                     listener.run();
                 } catch (RuntimeException e) {
-                    log.warn("event=ledger_listener_failed error=\"{}\"", e.toString());
+                    log.warn("event=ledger_listener_failed", e);
                 }
             });
         }

@@ -69,7 +69,7 @@ final class SpareAllocationFiles implements AutoCloseable {
                 files.control().heartbeat();
                 ready.add(new Spare(spare, files));
             } catch (IOException | RuntimeException e) {
-                log.warn("event=spare_files_failed dir={} error=\"{}\"", spare, e.toString());
+                log.warn("event=spare_files_failed dir={}", spare, e);
                 try {
                     Thread.sleep(1_000);
                 } catch (InterruptedException interrupted) {

@@ -31,7 +31,7 @@ import org.slf4j.LoggerFactory;
  * reported once per process, and with {@code kill} the process gets SIGKILL.
  */
 public final class GpuProcessAudit {
-    private static final Logger LOG = LoggerFactory.getLogger(GpuProcessAudit.class);
+    private static final Logger log = LoggerFactory.getLogger(GpuProcessAudit.class);
     /** Memory the driver allocates for a process's context and modules, which the shim does not count. */
     public static final long CONTEXT_SLACK_BYTES = 512L << 20;
 
@@ -91,7 +91,7 @@ public final class GpuProcessAudit {
             try {
                 running = processes.running(gpu);
             } catch (NvmlException e) {
-                LOG.debug("event=audit_skipped gpu={} reason=\"{}\"", gpu.uuid(), e.getMessage());
+                log.debug("event=audit_skipped gpu={} reason=\"{}\"", gpu.uuid(), e.getMessage());
                 continue;
             }
             Map<Integer, Slotted> slotted = slots(gpu, sharing);
@@ -131,7 +131,7 @@ public final class GpuProcessAudit {
         AuditFinding finding = new AuditFinding(key.reason(), key.gpuUuid(), process.hostPid(),
                 command(process.hostPid()), process.usedBytes(), limit, namespace, pod,
                 claim == null ? "" : claim.podUid(), allocation == null ? "" : allocation.id(), killed, "");
-        LOG.warn("event=audit_violation reason={} gpu={} pid={} pod={}/{} allocation={} killed={} detail=\"{}\"",
+        log.warn("event=audit_violation reason={} gpu={} pid={} pod={}/{} allocation={} killed={} detail=\"{}\"",
                 finding.reason().name().toLowerCase(java.util.Locale.ROOT), finding.gpuUuid(), finding.hostPid(),
                 namespace, pod, finding.allocationId(), killed, finding.describe());
         findings.add(finding);
@@ -151,7 +151,7 @@ public final class GpuProcessAudit {
                     slotted.put(slot.hostPid() != 0 ? slot.hostPid() : slot.pid(), new Slotted(allocation, limit));
                 }
             } catch (IOException | RuntimeException e) {
-                LOG.debug("event=audit_usage_unreadable allocation={} reason=\"{}\"", allocation.id(), e.toString());
+                log.debug("event=audit_usage_unreadable allocation={} reason=\"{}\"", allocation.id(), e.toString());
             }
         }
         return slotted;
