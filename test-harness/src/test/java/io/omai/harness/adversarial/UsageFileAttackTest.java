@@ -14,11 +14,10 @@ import io.omai.agent.quota.shm.ShmLayout;
 import io.omai.agent.quota.shm.UsageRegion;
 import io.omai.harness.kubelet.KubeletSimulator;
 import io.omai.harness.launcher.AgentJvm;
+import io.omai.harness.launcher.AgentYaml;
 import io.omai.harness.launcher.ContainerLauncher;
 import io.omai.harness.sim.SimNode;
 import java.io.IOException;
-import java.net.ServerSocket;
-import java.net.InetAddress;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -86,7 +85,7 @@ class UsageFileAttackTest {
         Path plugins = Files.createDirectories(dir.resolve("device-plugins"));
         Path podResources = dir.resolve("pod-resources/kubelet.sock");
         Path state = dir.resolve("state");
-        int port = freePort();
+        int port = AgentYaml.freeLoopbackPort();
         Path config = config(sim, plugins, podResources, state, port, "freeze");
 
         try (KubeletSimulator kubelet = KubeletSimulator.start(plugins, podResources);
@@ -164,32 +163,16 @@ class UsageFileAttackTest {
     private Path config(SimNode sim, Path plugins, Path podResources, Path state, int port, String onTamper)
             throws IOException {
         Path config = dir.resolve("agent-" + onTamper + ".yaml");
-        Files.writeString(config, """
-                version: 1
-                nodeName: sim-node
-                directories:
-                  devicePlugin: %s
-                  podResourcesSocket: %s
-                  state: %s
-                shim:
-                  hostLibrary: %s
-                nvml:
-                  library: %s
-                kubelet:
-                  registrationBackoffMax: 1s
-                  reconcileInterval: 300ms
-                  releaseGracePeriod: 30s
-                tenancy:
-                  auditInterval: 300ms
-                audit:
-                  onTamper: %s
-                metrics:
-                  address: 127.0.0.1
-                  port: %d
-                schedulerApi:
-                  enabled: false
-                """.formatted(plugins, podResources, state, sim.buildDir().resolve("lib/libomai-shim.so"),
-                sim.buildDir().resolve("sim/libnvidia-ml.so.1"), onTamper, port));
+        AgentYaml.simulatedNode("sim-node", plugins, podResources, state, sim.buildDir())
+                .set("kubelet", "registrationBackoffMax", "1s")
+                .set("kubelet", "reconcileInterval", "300ms")
+                .set("kubelet", "releaseGracePeriod", "30s")
+                .set("tenancy", "auditInterval", "300ms")
+                .set("audit", "onTamper", onTamper)
+                .set("metrics", "address", "127.0.0.1")
+                .set("metrics", "port", port)
+                .set("schedulerApi", "enabled", false)
+                .write(config);
         return config;
     }
 
@@ -203,7 +186,7 @@ class UsageFileAttackTest {
         Path plugins = Files.createDirectories(dir.resolve("device-plugins"));
         Path podResources = dir.resolve("pod-resources/kubelet.sock");
         Path state = dir.resolve("state");
-        int port = freePort();
+        int port = AgentYaml.freeLoopbackPort();
         Path config = config(sim, plugins, podResources, state, port, "kill");
 
         try (KubeletSimulator kubelet = KubeletSimulator.start(plugins, podResources);
@@ -393,11 +376,5 @@ class UsageFileAttackTest {
         return scrape.lines().filter(line -> line.startsWith(name + "{"))
                 .filter(line -> java.util.Arrays.stream(labels).allMatch(line::contains))
                 .mapToDouble(line -> Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1))).sum();
-    }
-
-    private static int freePort() throws IOException {
-        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
-        }
     }
 }

@@ -5,10 +5,9 @@ import io.omai.harness.kubelet.KubeletSimulator;
 import io.omai.harness.kubelet.PluginEndpoint;
 import io.omai.harness.kubelet.PodResourcesTable;
 import io.omai.harness.launcher.AgentJvm;
+import io.omai.harness.launcher.AgentYaml;
 import io.omai.harness.sim.SimNode;
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -45,46 +44,22 @@ final class AdmissionNode implements AutoCloseable {
         Path podResources = root.resolve("pod-resources/kubelet.sock");
         Files.createDirectories(devicePlugins);
         Path config = root.resolve("agent.yaml");
-        this.schedulerApiPort = freePort();
-        Files.writeString(config, """
-                version: 1
-                nodeName: contract-node
-                directories:
-                  devicePlugin: %s
-                  podResourcesSocket: %s
-                  state: %s
-                shim:
-                  hostLibrary: %s
-                nvml:
-                  library: %s
-                kubelet:
-                  registrationBackoffMax: 1s
-                  reconcileInterval: 300ms
-                  releaseGracePeriod: 2s
-                tenancy:
-                  policy: %s
-                  kubernetesApi: off
-                  audit: "off"
-                metrics:
-                  address: 127.0.0.1
-                  port: %d
-                schedulerApi:
-                  address: 127.0.0.1
-                  port: %d
-                """.formatted(devicePlugins, podResources, stateDir,
-                sim.buildDir().resolve("lib/libomai-shim.so"), sim.buildDir().resolve("sim/libnvidia-ml.so.1"),
-                policy, freePort(), schedulerApiPort));
+        this.schedulerApiPort = AgentYaml.freeLoopbackPort();
+        AgentYaml.simulatedNode("contract-node", devicePlugins, podResources, stateDir, sim.buildDir())
+                .set("kubelet", "registrationBackoffMax", "1s")
+                .set("kubelet", "reconcileInterval", "300ms")
+                .set("kubelet", "releaseGracePeriod", "2s")
+                .set("tenancy", "policy", policy)
+                .set("tenancy", "kubernetesApi", "off")
+                .set("tenancy", "audit", "\"off\"")
+                .metricsOnFreePort()
+                .schedulerApiOn(schedulerApiPort)
+                .write(config);
         this.kubelet = KubeletSimulator.start(devicePlugins, podResources);
         this.agent = AgentJvm.start(config, sim.env(), root.resolve("agent.log"), AgentJvm.QUICK_START);
         agent.awaitLog("event=agent_started", Duration.ofSeconds(60));
         kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
         kubelet.awaitDevices(RESOURCE, devices -> devices.size() == gpus * 1000, Duration.ofSeconds(10));
-    }
-
-    private static int freePort() throws IOException {
-        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
-        }
     }
 
     PluginEndpoint plugin() {

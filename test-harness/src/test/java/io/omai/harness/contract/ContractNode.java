@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.omai.harness.kubelet.KubeletSimulator;
 import io.omai.harness.launcher.AgentJvm;
+import io.omai.harness.launcher.AgentYaml;
 import io.omai.harness.sim.SimNode;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -41,36 +42,14 @@ final class ContractNode implements AutoCloseable {
         this.pluginSocket = devicePlugins.resolve("omai-io-milli-gpu.sock");
         Path podResources = root.resolve("pod-resources/kubelet.sock");
         this.config = root.resolve("agent.yaml");
-        Files.writeString(config, """
-                version: 1
-                nodeName: contract-node
-                directories:
-                  devicePlugin: %s
-                  podResourcesSocket: %s
-                  state: %s
-                shim:
-                  hostLibrary: %s
-                nvml:
-                  library: %s
-                kubelet:
-                  registrationBackoffMax: 1s
-                  reconcileInterval: %dms
-                  releaseGracePeriod: %dms
-                metrics:
-                  address: 127.0.0.1
-                  port: %d
-                schedulerApi:
-                  enabled: false
-                """.formatted(devicePlugins, podResources, stateDir,
-                sim.buildDir().resolve("lib/libomai-shim.so"), sim.buildDir().resolve("sim/libnvidia-ml.so.1"),
-                RECONCILE.toMillis(), GRACE.toMillis(), freePort()));
+        AgentYaml.simulatedNode("contract-node", devicePlugins, podResources, stateDir, sim.buildDir())
+                .set("kubelet", "registrationBackoffMax", "1s")
+                .set("kubelet", "reconcileInterval", RECONCILE.toMillis() + "ms")
+                .set("kubelet", "releaseGracePeriod", GRACE.toMillis() + "ms")
+                .metricsOnFreePort()
+                .set("schedulerApi", "enabled", false)
+                .write(config);
         this.kubelet = KubeletSimulator.start(devicePlugins, podResources);
-    }
-
-    private static int freePort() throws IOException {
-        try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
-        }
     }
 
     /** Starts an agent JVM without waiting for anything. */

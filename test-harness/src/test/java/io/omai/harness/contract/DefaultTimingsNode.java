@@ -2,10 +2,9 @@ package io.omai.harness.contract;
 
 import io.omai.harness.kubelet.KubeletSimulator;
 import io.omai.harness.launcher.AgentJvm;
+import io.omai.harness.launcher.AgentYaml;
 import io.omai.harness.sim.SimNode;
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -47,25 +46,11 @@ final class DefaultTimingsNode implements AutoCloseable {
 
     Path config(String name, Path shim, String extra) throws IOException {
         Path file = root.resolve(name);
-        Files.writeString(file, """
-                version: 1
-                nodeName: contract-node
-                directories:
-                  devicePlugin: %s
-                  podResourcesSocket: %s
-                  state: %s
-                shim:
-                  hostLibrary: %s
-                nvml:
-                  library: %s
-                metrics:
-                  address: 127.0.0.1
-                  port: %d
-                schedulerApi:
-                  address: 127.0.0.1
-                  port: %d
-                """.formatted(devicePlugins, podResources, root.resolve("state"), shim,
-                sim.buildDir().resolve("sim/libnvidia-ml.so.1"), freePort(), freePort()) + extra);
+        AgentYaml.simulatedNode("contract-node", devicePlugins, podResources, root.resolve("state"), sim.buildDir())
+                .set("shim", "hostLibrary", shim)
+                .metricsOnFreePort()
+                .schedulerApiOn(AgentYaml.freeLoopbackPort())
+                .write(file, extra);
         return file;
     }
 
@@ -83,12 +68,6 @@ final class DefaultTimingsNode implements AutoCloseable {
         agent.awaitLog("event=agent_started", Duration.ofSeconds(60));
         kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
         return agent;
-    }
-
-    private static int freePort() throws IOException {
-        try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
-        }
     }
 
     @Override

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.omai.harness.kubelet.KubeletSimulator;
 import io.omai.harness.launcher.AgentJvm;
+import io.omai.harness.launcher.AgentYaml;
 import io.omai.harness.sim.SimNode;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -43,33 +44,15 @@ final class SimulatedGpuNode implements AutoCloseable {
         this.podResources = root.resolve("pod-resources/kubelet.sock");
         Files.createDirectories(devicePlugins);
         this.config = root.resolve("agent.yaml");
-        Files.writeString(config, """
-                version: 1
-                nodeName: sim-node
-                directories:
-                  devicePlugin: %s
-                  podResourcesSocket: %s
-                  state: %s
-                shim:
-                  hostLibrary: %s
-                nvml:
-                  library: %s
-                  recoveryDebounce: 1s
-                kubelet:
-                  registrationBackoffMax: 1s
-                  reconcileInterval: 300ms
-                  releaseGracePeriod: 2s
-                tenancy:
-                  auditInterval: 300ms
-                metrics:
-                  address: 127.0.0.1
-                  port: %d
-                schedulerApi:
-                  address: 127.0.0.1
-                  port: %d
-                """.formatted(devicePlugins, podResources, stateDir,
-                sim.buildDir().resolve("lib/libomai-shim.so"), sim.buildDir().resolve("sim/libnvidia-ml.so.1"),
-                freePort(), freePort()));
+        AgentYaml.simulatedNode("sim-node", devicePlugins, podResources, stateDir, sim.buildDir())
+                .set("nvml", "recoveryDebounce", "1s")
+                .set("kubelet", "registrationBackoffMax", "1s")
+                .set("kubelet", "reconcileInterval", "300ms")
+                .set("kubelet", "releaseGracePeriod", "2s")
+                .set("tenancy", "auditInterval", "300ms")
+                .metricsOnFreePort()
+                .schedulerApiOn(AgentYaml.freeLoopbackPort())
+                .write(config);
         if (startKubelet) {
             startKubelet();
         }
@@ -78,13 +61,6 @@ final class SimulatedGpuNode implements AutoCloseable {
     KubeletSimulator startKubelet() {
         kubelet = KubeletSimulator.start(devicePlugins, podResources);
         return kubelet;
-    }
-
-    /** A TCP port nobody listens on now, for the agent's metrics server (several agents may run at once). */
-    static int freePort() throws IOException {
-        try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
-        }
     }
 
     /** Starts the agent JVM and waits until kubelet has its registration and device list. */
