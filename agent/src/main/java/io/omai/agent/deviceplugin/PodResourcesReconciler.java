@@ -36,7 +36,7 @@ public final class PodResourcesReconciler implements AutoCloseable {
     private volatile boolean running;
     // when kubelet's PodResources stopped answering; null while it answers (one reconciling thread at a time)
     private volatile java.time.Instant unavailableSince;
-    private LoopThread loop; // null until started
+    private volatile LoopThread loop; // null until started; start() sets it before it returns
     private final java.util.concurrent.atomic.AtomicLong passes = new java.util.concurrent.atomic.AtomicLong();
 
     public PodResourcesReconciler(Path socket, String resourceName, AllocationLedger ledger, Duration interval,
@@ -134,13 +134,10 @@ public final class PodResourcesReconciler implements AutoCloseable {
 
     @Override
     public void close() {
-        LoopThread l;
-        synchronized (this) {
-            running = false;
-            l = loop;
-        }
-        if (l != null) {
-            l.close();
+        running = false;
+        LoopThread started = loop;
+        if (started != null) {
+            started.close();
         }
     }
 }

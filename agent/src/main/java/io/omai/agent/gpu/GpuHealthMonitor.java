@@ -45,7 +45,7 @@ public final class GpuHealthMonitor implements AutoCloseable {
     private final Map<String, Long> lastProblemNanos = new HashMap<>();
 
     private volatile boolean running;
-    private LoopThread loop; // null until started
+    private volatile LoopThread loop; // null until started; start() sets it before it returns
     private final java.util.concurrent.atomic.AtomicLong passes = new java.util.concurrent.atomic.AtomicLong();
 
     public GpuHealthMonitor(NvmlLibrary nvml, List<GpuDevice> gpus, Duration recoveryDebounce, Set<Long> ignoredXids,
@@ -95,13 +95,10 @@ public final class GpuHealthMonitor implements AutoCloseable {
 
     @Override
     public void close() {
-        LoopThread l;
-        synchronized (this) {
-            running = false;
-            l = loop;
-        }
-        if (l != null) {
-            l.close();
+        running = false;
+        LoopThread started = loop;
+        if (started != null) {
+            started.close();
         }
     }
 

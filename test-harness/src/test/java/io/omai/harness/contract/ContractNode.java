@@ -105,11 +105,7 @@ final class ContractNode implements AutoCloseable {
     @Override
     public void close() {
         try {
-            for (AgentJvm agent : agents) {
-                agent.close();
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+            AgentJvm.closeAll(agents);
         } finally {
             kubelet.close();
         }

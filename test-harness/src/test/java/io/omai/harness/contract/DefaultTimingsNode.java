@@ -73,11 +73,7 @@ final class DefaultTimingsNode implements AutoCloseable {
     @Override
     public void close() {
         try {
-            for (AgentJvm agent : agents) {
-                agent.close();
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+            AgentJvm.closeAll(agents);
         } finally {
             kubelet.close();
         }
