@@ -60,13 +60,11 @@ public final class NodeAgent implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(NodeAgent.class);
 
     private final AgentConfig config;
-    private final NvmlLibrary nvml;
     private final GpuHealthMonitor health;
     private final AllocationLedger ledger;
     private final QuotaEnforcement quotas;
     private final SchedulerFacing scheduler;
     private final TenancyServices tenancy;
-    private final DeviceListPublisher devices;
     private final PluginSocketServer server;
     private final KubeletRegistrar registrar;
     private final PodResourcesReconciler reconciler;
@@ -74,18 +72,15 @@ public final class NodeAgent implements AutoCloseable {
     private final Closer started; // in start order; close() stops them newest first
     private VfDevicePlugin vfPlugin; // null unless ib.enabled; set once in start, before the agent is returned
 
-    private NodeAgent(AgentConfig config, NvmlLibrary nvml, GpuHealthMonitor health, AllocationLedger ledger,
-                      QuotaEnforcement quotas, SchedulerFacing scheduler, TenancyServices tenancy,
-                      DeviceListPublisher devices, PluginSocketServer server, KubeletRegistrar registrar,
-                      PodResourcesReconciler reconciler, Loops loops, Closer started) {
+    private NodeAgent(AgentConfig config, GpuHealthMonitor health, AllocationLedger ledger, QuotaEnforcement quotas,
+                      SchedulerFacing scheduler, TenancyServices tenancy, PluginSocketServer server,
+                      KubeletRegistrar registrar, PodResourcesReconciler reconciler, Loops loops, Closer started) {
         this.config = config;
-        this.nvml = nvml;
         this.health = health;
         this.ledger = ledger;
         this.quotas = quotas;
         this.scheduler = scheduler;
         this.tenancy = tenancy;
-        this.devices = devices;
         this.server = server;
         this.registrar = registrar;
         this.reconciler = reconciler;
@@ -160,6 +155,7 @@ public final class NodeAgent implements AutoCloseable {
             TenancyServices tenancy = TenancyServices.start(config, gpus, ledger, scheduler.reservations(),
                     withdrawals, nvml);
             started.add("tenancy", tenancy);
+            tenancy.loops().forEach(loops::add);
             quotas.reportTo(tenancy::report); // usage files found tampered: event + metric, as the NVML audit's
 
             Path socket = config.directories().devicePlugin().resolve(config.pluginSocketName());
@@ -185,8 +181,8 @@ public final class NodeAgent implements AutoCloseable {
 
             log.info("event=agent_started node={} resource={} gpus={} socket={} state={}", config.nodeName(),
                     config.resources().milliGpu(), gpus.size(), socket, config.directories().state());
-            NodeAgent agent = new NodeAgent(config, nvml, health, ledger, quotas, scheduler, tenancy, devices,
-                    server, registrar, reconciler, loops, started);
+            NodeAgent agent = new NodeAgent(config, health, ledger, quotas, scheduler, tenancy, server, registrar,
+                    reconciler, loops, started);
             agent.vfPlugin = vfPlugin;
             return agent;
         } catch (AgentStartException e) {

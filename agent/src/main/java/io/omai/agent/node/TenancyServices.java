@@ -16,6 +16,7 @@ import io.omai.agent.ledger.AllocationClaim;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.lifecycle.AgentStartException;
 import io.omai.agent.lifecycle.Closer;
+import io.omai.agent.lifecycle.SupervisedLoop;
 import io.omai.agent.quota.audit.AuditFinding;
 import io.omai.agent.tenancy.AdmissionGate;
 import io.omai.agent.tenancy.AntiAffinityPolicy;
@@ -27,15 +28,13 @@ import io.omai.agent.tenancy.Reservation;
 import io.omai.agent.tenancy.ReservationBook;
 import io.omai.agent.tenancy.TenantIdentity;
 import java.time.Clock;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -54,8 +53,7 @@ final class TenancyServices implements AutoCloseable {
     private final AdmissionGate gate;
     private final ClusterEvents events;
     private final Closer resources; // the client first, the loop last: stopped in reverse
-    private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor(
-            Thread.ofPlatform().name("omai-coexistence").daemon().factory());
+    private final List<SupervisedLoop> supervised = new CopyOnWriteArrayList<>();
     private final OtherPluginGpus otherPlugin;
     private final GpuProcessAudit audit; // null with tenancy.audit: off
     private final List<Consumer<AuditFinding>> auditListeners = new CopyOnWriteArrayList<>();
@@ -151,16 +149,18 @@ final class TenancyServices implements AutoCloseable {
         GpuProcessAudit audit = settings.audit() == AgentConfig.AuditAction.OFF ? null : new GpuProcessAudit(ledger,
                 new GpuProcesses(nvml)::running, settings.audit() == AgentConfig.AuditAction.KILL, GpuProcessAudit.Killer.SIGKILL);
         TenancyServices services = new TenancyServices(withdrawals, gate, events, resources, otherPlugin, audit);
-        resources.add("coexistence-loop", services.loop::shutdownNow);
+        Duration every = config.kubelet().reconcileInterval();
         if (pods.enabled()) {
             NodePods known = pods;
-            services.loop.scheduleWithFixedDelay(() -> learnClaims(ledger, known), period(config), period(config),
-                    TimeUnit.MILLISECONDS);
+            services.supervise(SupervisedLoop.start("pod-claims", every, every, deadline(every),
+                    () -> learnClaims(ledger, known)));
         }
-        services.loop.scheduleWithFixedDelay(services::checkOtherPlugin, 0, period(config), TimeUnit.MILLISECONDS);
+        services.supervise(SupervisedLoop.start("coexistence-check", Duration.ZERO, every, deadline(every),
+                services::checkOtherPlugin));
         if (audit != null) {
-            long every = settings.auditInterval().toMillis();
-            services.loop.scheduleWithFixedDelay(services::auditOnce, every, every, TimeUnit.MILLISECONDS);
+            Duration auditEvery = settings.auditInterval();
+            services.supervise(SupervisedLoop.start("nvml-audit", auditEvery, auditEvery, deadline(auditEvery),
+                    services::auditOnce));
         }
         log.info("event=tenancy_started node={} policy={} tenant_label={} kubernetes_api={} other_gpu_resource={}",
                 config.nodeName(), book.policy().configName(), settings.tenantLabel(), client != null,
@@ -168,8 +168,19 @@ final class TenancyServices implements AutoCloseable {
         return services;
     }
 
-    private static long period(AgentConfig config) {
-        return config.kubelet().reconcileInterval().toMillis();
+    /** Far beyond one pass (a PodResources call, an NVML query per GPU): past it, {@code /healthz} fails. */
+    private static Duration deadline(Duration period) {
+        return period.multipliedBy(10).plus(Duration.ofSeconds(60));
+    }
+
+    private void supervise(SupervisedLoop loop) {
+        supervised.add(loop);
+        resources.add(loop.name(), loop);
+    }
+
+    /** The periodic loops (pod claims, coexistence check, NVML audit), for {@code /healthz}. */
+    List<SupervisedLoop> loops() {
+        return List.copyOf(supervised);
     }
 
     /**
