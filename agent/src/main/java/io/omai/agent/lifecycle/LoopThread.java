@@ -57,6 +57,11 @@ public final class LoopThread implements AutoCloseable {
 
     @Override
     public void close() {
+        close(Duration.ofSeconds(JOIN_SECONDS));
+    }
+
+    /** As {@link #close()}, waiting up to {@code wait} for the body to end (one that drains a queue first). */
+    public void close(Duration wait) {
         running = false;
         if (stop == Stop.INTERRUPT) {
             thread.interrupt();
@@ -65,7 +70,7 @@ public final class LoopThread implements AutoCloseable {
             return; // closed from its own body: it ends when the body returns
         }
         try {
-            thread.join(Duration.ofSeconds(JOIN_SECONDS));
+            thread.join(wait);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }

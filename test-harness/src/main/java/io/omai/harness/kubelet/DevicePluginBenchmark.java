@@ -7,6 +7,7 @@ import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.LedgerException;
 import io.omai.agent.ledger.MilliGpuId;
 import io.omai.harness.launcher.AgentJvm;
+import io.omai.harness.launcher.AgentYaml;
 import io.omai.harness.sim.SimNode;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -51,25 +52,11 @@ public final class DevicePluginBenchmark {
         Path podResources = root.resolve("pod-resources/kubelet.sock");
         Path config = root.resolve("agent.yaml");
         Files.createDirectories(devicePlugins);
-        Files.writeString(config, """
-                version: 1
-                nodeName: bench-node
-                directories:
-                  devicePlugin: %s
-                  podResourcesSocket: %s
-                  state: %s
-                nvml:
-                  library: %s
-                kubelet:
-                  reconcileInterval: 1h
-                metrics:
-                  address: 127.0.0.1
-                  port: %d
-                schedulerApi:
-                  address: 127.0.0.1
-                  port: %d
-                """.formatted(devicePlugins, podResources, root.resolve("state"),
-                sim.buildDir().resolve("sim/libnvidia-ml.so.1"), freePort(), freePort()));
+        AgentYaml.simulatedNode("bench-node", devicePlugins, podResources, root.resolve("state"), sim.buildDir())
+                .set("kubelet", "reconcileInterval", "1h")
+                .metricsOnFreePort()
+                .schedulerApiOn(AgentYaml.freeLoopbackPort())
+                .write(config);
         try (KubeletSimulator kubelet = KubeletSimulator.start(devicePlugins, podResources);
              AgentJvm agent = AgentJvm.start(config, sim.env(), root.resolve("agent.log"), List.of("-Xmx512m"))) {
             agent.awaitLog("event=agent_started", Duration.ofSeconds(60));
@@ -150,12 +137,6 @@ public final class DevicePluginBenchmark {
             measure(allocate, warmup, null);
             report("ledger only: allocate paced, one per " + PACE_MS + " ms", measure(allocate, paced, pace));
             report("ledger only: allocate back to back", measure(allocate, iterations, null));
-        }
-    }
-
-    private static int freePort() throws IOException {
-        try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
         }
     }
 
