@@ -44,6 +44,8 @@ class MetricsEndToEndTest {
             AgentJvm agent = node.startAgent();
 
             assertThat(get(port, "/healthz").statusCode()).isEqualTo(200);
+            // event=agent_started is logged as NodeAgent.start returns; run binds the probes just after
+            await().atMost(PATIENCE).until(() -> !get(port, "/readyz").body().startsWith("starting"));
             HttpResponse<String> notReady = get(port, "/readyz");
             assertThat(notReady.statusCode()).as("no kubelet yet").isEqualTo(503);
             assertThat(notReady.body()).startsWith("kubelet: not registered with kubelet yet");
