@@ -135,9 +135,6 @@ public final class PodResourcesReconciler implements AutoCloseable {
     @Override
     public void close() {
         running = false;
-        LoopThread started = loop;
-        if (started != null) {
-            started.close();
-        }
+        LoopThread.closeIfStarted(loop);
     }
 }

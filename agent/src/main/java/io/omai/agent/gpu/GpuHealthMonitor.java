@@ -96,10 +96,7 @@ public final class GpuHealthMonitor implements AutoCloseable {
     @Override
     public void close() {
         running = false;
-        LoopThread started = loop;
-        if (started != null) {
-            started.close();
-        }
+        LoopThread.closeIfStarted(loop);
     }
 
     private void run() {

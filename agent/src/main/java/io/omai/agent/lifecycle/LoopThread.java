@@ -55,6 +55,13 @@ public final class LoopThread implements AutoCloseable {
         return thread.isAlive();
     }
 
+    /** Closes {@code loop} unless it is null (its owner was never started). */
+    public static void closeIfStarted(LoopThread loop) {
+        if (loop != null) {
+            loop.close();
+        }
+    }
+
     @Override
     public void close() {
         close(Duration.ofSeconds(JOIN_SECONDS));

@@ -72,10 +72,7 @@ final class DefaultTimingsNode implements AutoCloseable {
 
     @Override
     public void close() {
-        try {
-            AgentJvm.closeAll(agents);
-        } finally {
-            kubelet.close();
-        }
+        AgentJvm.closeAll(agents); // never throws: an interrupt is kept for the caller
+        kubelet.close();
     }
 }
