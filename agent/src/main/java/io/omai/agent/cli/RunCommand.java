@@ -3,8 +3,8 @@ package io.omai.agent.cli;
 import io.omai.agent.config.AgentConfig;
 import io.omai.agent.config.ConfigException;
 import io.omai.agent.config.ConfigLoader;
-import io.omai.agent.deviceplugin.AgentStartException;
-import io.omai.agent.deviceplugin.NodeAgent;
+import io.omai.agent.lifecycle.AgentStartException;
+import io.omai.agent.node.NodeAgent;
 import io.omai.agent.gpu.nvml.FfmNvmlLibrary;
 import io.omai.agent.metrics.AgentMetrics;
 import io.omai.agent.metrics.MetricsServer;
@@ -79,17 +79,6 @@ final class RunCommand implements Callable<Integer> {
             return EXIT_CANNOT_START;
         }
         NodeAgentSources.bind(metrics, agent, FfmNvmlLibrary.instance(), TenantLookup.UNKNOWN);
-        agent.vfPlugin().ifPresent(vfs -> metrics.bindVfs(new io.omai.agent.metrics.VfMetricsSource() {
-            @Override
-            public io.omai.ibvf.inventory.InventorySnapshot inventory() {
-                return vfs.monitor().current();
-            }
-
-            @Override
-            public java.util.Set<io.omai.ibvf.model.PciAddress> allocatedVfs() {
-                return vfs.allocatedVfs();
-            }
-        }));
         metrics.health().markStarted();
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(Thread.ofPlatform().name("omai-shutdown").unstarted(() -> {

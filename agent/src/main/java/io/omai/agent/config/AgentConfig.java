@@ -1,6 +1,5 @@
 package io.omai.agent.config;
 
-import io.omai.agent.quota.shm.ComputeMode;
 import java.nio.file.Path;
 import java.time.Duration;
 
@@ -57,8 +56,19 @@ public record AgentConfig(
      * @param cdiEnabled deliver GPUs as CDI device names instead of device specs
      * @param cdiKind the CDI kind of the GPU devices, e.g. {@code nvidia.com/gpu}; names are {@code kind=uuid}
      */
-    public record Sharing(MemoryPolicy memoryPolicy, ComputeMode computeMode, boolean computeEnforced,
+    public record Sharing(MemoryPolicy memoryPolicy, ComputePolicy computeMode, boolean computeEnforced,
                           int computePeriodUs, boolean cdiEnabled, String cdiKind) {}
+
+    /**
+     * How a share's compute quota is enforced ({@code sharing.computeMode}); the ledger writes it into each control
+     * file as the ABI's mode (configuration is a leaf and knows no ABI constant).
+     */
+    public enum ComputePolicy {
+        /** {@code hard-cap}: never above the quota, even on an idle GPU. */
+        HARD_CAP,
+        /** {@code work-conserving}: may borrow idle GPU time and gives it back when others need it. */
+        WORK_CONSERVING
+    }
 
     /** How a share's memory limit is derived. */
     public enum MemoryPolicy {

@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.MissingNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
-import io.omai.agent.quota.shm.ComputeMode;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.nio.file.Files;
@@ -149,9 +148,9 @@ public final class ConfigLoader {
             case String other -> throw error("sharing.memoryPolicy", "'" + other
                     + "' is unknown; expected proportional or unlimited");
         };
-        ComputeMode computeMode = switch (sharing.string("computeMode", "hard-cap")) {
-            case "hard-cap" -> ComputeMode.HARD_CAP;
-            case "work-conserving" -> ComputeMode.WORK_CONSERVING;
+        AgentConfig.ComputePolicy computeMode = switch (sharing.string("computeMode", "hard-cap")) {
+            case "hard-cap" -> AgentConfig.ComputePolicy.HARD_CAP;
+            case "work-conserving" -> AgentConfig.ComputePolicy.WORK_CONSERVING;
             case String other -> throw error("sharing.computeMode", "'" + other
                     + "' is unknown; expected hard-cap or work-conserving");
         };

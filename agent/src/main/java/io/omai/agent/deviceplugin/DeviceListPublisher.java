@@ -28,7 +28,7 @@ import org.slf4j.LoggerFactory;
  * each one. A GPU that recovers is advertised Healthy again. The milli-GPU plugin builds its lists from GPU health
  * here; another plugin (the VF plugin) builds its own and hands each to {@link #publish}.
  */
-final class DeviceListPublisher {
+public final class DeviceListPublisher {
     static final String HEALTHY = "Healthy";
     static final String UNHEALTHY = "Unhealthy";
     private static final Logger log = LoggerFactory.getLogger(DeviceListPublisher.class);
@@ -46,7 +46,7 @@ final class DeviceListPublisher {
     // guarded by watchLock
     private boolean terminated;
 
-    DeviceListPublisher(List<GpuDevice> gpus, Map<String, GpuHealth> initialHealth) {
+    public DeviceListPublisher(List<GpuDevice> gpus, Map<String, GpuHealth> initialHealth) {
         this.gpus = List.copyOf(gpus);
         for (GpuDevice gpu : gpus) {
             healthyDevices.put(gpu.uuid(), devices(gpu, HEALTHY));
@@ -84,7 +84,7 @@ final class DeviceListPublisher {
     }
 
     /** {@code listener} is told whenever kubelet's stream ends (cancelled or failed): kubelet may have restarted. */
-    void onStreamEnded(Runnable listener) {
+    public void onStreamEnded(Runnable listener) {
         this.onStreamEnded = listener;
     }
 
@@ -96,7 +96,7 @@ final class DeviceListPublisher {
     }
 
     /** Pushes the list for a new health state to every stream. */
-    void healthChanged(Map<String, GpuHealth> health) {
+    public void healthChanged(Map<String, GpuHealth> health) {
         publish(build(health));
     }
 
@@ -144,14 +144,14 @@ final class DeviceListPublisher {
     }
 
     /** Number of open streams (kubelet keeps exactly one per registration). */
-    int watchers() {
+    public int watchers() {
         synchronized (watchLock) {
             return watchers.size();
         }
     }
 
     /** Ends every stream (shutdown); later streams end at once. */
-    void terminate() {
+    public void terminate() {
         synchronized (watchLock) {
             terminated = true;
             for (StreamObserver<ListAndWatchResponse> watcher : watchers) {

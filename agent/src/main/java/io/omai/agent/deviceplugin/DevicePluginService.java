@@ -36,7 +36,7 @@ import org.slf4j.LoggerFactory;
  * The kubelet-facing DevicePlugin service for milli-GPU shares. Protocol only: decisions are the ledger's,
  * container edits {@link ContainerEdits}', refusals are mapped by {@link GrpcStatusMapper}. Handlers never throw.
  */
-final class DevicePluginService extends DevicePluginGrpc.DevicePluginImplBase {
+public final class DevicePluginService extends DevicePluginGrpc.DevicePluginImplBase {
     private static final Logger log = LoggerFactory.getLogger(DevicePluginService.class);
 
     static final DevicePluginOptions OPTIONS = DevicePluginOptions.newBuilder()
@@ -56,7 +56,7 @@ final class DevicePluginService extends DevicePluginGrpc.DevicePluginImplBase {
                 Clock.systemUTC()), NodePods.NONE, new GpuWithdrawals(), Duration.ZERO), edits, devices);
     }
 
-    DevicePluginService(AdmissionGate gate, ContainerEdits edits, DeviceListPublisher devices) {
+    public DevicePluginService(AdmissionGate gate, ContainerEdits edits, DeviceListPublisher devices) {
         this.gate = gate;
         this.edits = edits;
         this.devices = devices;

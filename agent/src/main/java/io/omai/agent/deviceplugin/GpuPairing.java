@@ -8,7 +8,7 @@ import java.util.List;
  * GetPreferredAllocation names neither pod nor container, so this is a best guess; empty when it cannot tell.
  */
 @FunctionalInterface
-interface GpuPairing {
+public interface GpuPairing {
     GpuPairing UNKNOWN = List::of;
 
     List<GpuPlacement> gpusOfContainerBeingAdmitted();

@@ -4,6 +4,7 @@ import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.omai.agent.deviceplugin.v1beta1.RegisterRequest;
 import io.omai.agent.deviceplugin.v1beta1.RegistrationGrpc;
+import io.omai.agent.lifecycle.LoopThread;
 import java.io.IOException;
 import java.nio.file.ClosedWatchServiceException;
 import java.nio.file.FileSystems;
@@ -33,7 +34,7 @@ import org.slf4j.LoggerFactory;
  * socket file behind: ECONNREFUSED) waits out the back-off only while that same socket file stays; a new
  * {@code kubelet.sock} cuts it short.
  */
-final class KubeletRegistrar implements AutoCloseable {
+public final class KubeletRegistrar implements AutoCloseable {
     static final String KUBELET_SOCKET = "kubelet.sock";
     static final String API_VERSION = "v1beta1";
     private static final Logger log = LoggerFactory.getLogger(KubeletRegistrar.class);
@@ -54,11 +55,11 @@ final class KubeletRegistrar implements AutoCloseable {
     private final AtomicLong loopPasses = new AtomicLong();
     private volatile boolean running;
     private volatile long lastRegisteredNanos;
-    private Thread loop;
-    private Thread watcher;
+    private LoopThread loop; // null until started
+    private LoopThread watcher;
     private WatchService watchService;
 
-    KubeletRegistrar(Path pluginDir, String resourceName, PluginSocketServer server, IntSupplier openStreams,
+    public KubeletRegistrar(Path pluginDir, String resourceName, PluginSocketServer server, IntSupplier openStreams,
                      Duration backoffMax) {
         this.pluginDir = pluginDir;
         this.kubeletSocket = pluginDir.resolve(KUBELET_SOCKET);
@@ -68,33 +69,34 @@ final class KubeletRegistrar implements AutoCloseable {
         this.backoffMax = backoffMax;
     }
 
-    synchronized void start() throws IOException {
+    public synchronized void start() throws IOException {
         running = true;
         Files.createDirectories(pluginDir);
         watchService = FileSystems.getDefault().newWatchService();
-        watcher = Thread.ofVirtual().name("kubelet-socket-watch").start(this::watchDirectory);
+        watcher = LoopThread.start("kubelet-socket-watch", Thread.ofVirtual().name("kubelet-socket-watch"),
+                this::watchDirectory);
         wakeUp.release(); // the first pass looks for kubelet at once instead of after a second's wait
-        loop = Thread.ofVirtual().name("kubelet-registration").start(
-                io.omai.agent.lifecycle.Loops.restarting("kubelet-registration", this::registrationLoop, () -> running));
+        loop = LoopThread.start("kubelet-registration", Thread.ofVirtual().name("kubelet-registration"),
+                this::registrationLoop);
     }
 
     /** Successful Register calls so far. */
-    int registrations() {
+    public int registrations() {
         return registrations.get();
     }
 
     /** Re-registrations after kubelet restarted (a new kubelet.sock, or our socket removed), for metrics. */
-    int kubeletRestarts() {
+    public int kubeletRestarts() {
         return kubeletRestarts.get();
     }
 
     /** Passes of the registration loop (at least one a second while it is not stuck), for liveness. */
-    long loopPasses() {
+    public long loopPasses() {
         return loopPasses.get();
     }
 
     /** kubelet's stream ended: if no stream is left open soon, register again. */
-    void streamEnded() {
+    public void streamEnded() {
         streamEnded.set(true);
         wakeUp.release();
     }
@@ -266,8 +268,8 @@ final class KubeletRegistrar implements AutoCloseable {
 
     @Override
     public void close() {
-        Thread l;
-        Thread w;
+        LoopThread l;
+        LoopThread w;
         synchronized (this) {
             running = false;
             l = loop;
@@ -281,14 +283,9 @@ final class KubeletRegistrar implements AutoCloseable {
             }
         }
         wakeUp.release();
-        for (Thread t : new Thread[] {l, w}) {
+        for (LoopThread t : new LoopThread[] {l, w}) {
             if (t != null) {
-                t.interrupt();
-                try {
-                    t.join(Duration.ofSeconds(5));
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
+                t.close();
             }
         }
     }

@@ -22,12 +22,12 @@ import java.util.concurrent.TimeUnit;
  * ({@code index}), or by {@code UUID::n} replicas under time-slicing; all three are matched. MIG devices have UUIDs
  * of their own and are not matched here (the agent does not share MIG-partitioned GPUs).
  */
-final class OtherPluginGpus {
+public final class OtherPluginGpus {
     private final Path socket;
     private final String resourceName;
     private final List<GpuDevice> gpus;
 
-    OtherPluginGpus(Path socket, String resourceName, List<GpuDevice> gpus) {
+    public OtherPluginGpus(Path socket, String resourceName, List<GpuDevice> gpus) {
         this.socket = socket;
         this.resourceName = resourceName;
         this.gpus = List.copyOf(gpus);
@@ -38,7 +38,7 @@ final class OtherPluginGpus {
      *
      * @throws io.grpc.StatusRuntimeException when kubelet cannot be asked (the caller keeps what it knew)
      */
-    Map<String, String> overlaps() {
+    public Map<String, String> overlaps() {
         ManagedChannel channel = UnixSocketGrpc.channel(socket);
         try {
             var stub = PodResourcesListerGrpc.newBlockingStub(channel).withDeadlineAfter(5, TimeUnit.SECONDS);

@@ -17,7 +17,7 @@ import org.slf4j.LoggerFactory;
  * it restarts; a server whose file is gone can no longer be dialled, so {@link #ensureListening} binds a fresh
  * one whenever the file is missing or is not the one we bound.
  */
-final class PluginSocketServer implements AutoCloseable {
+public final class PluginSocketServer implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(PluginSocketServer.class);
 
     private final Path socket;
@@ -26,12 +26,12 @@ final class PluginSocketServer implements AutoCloseable {
     private Object boundFileKey;
     private int starts;
 
-    PluginSocketServer(Path socket, List<? extends BindableService> services) {
+    public PluginSocketServer(Path socket, List<? extends BindableService> services) {
         this.socket = socket;
         this.services = List.copyOf(services);
     }
 
-    Path socket() {
+    public Path socket() {
         return socket;
     }
 
@@ -40,7 +40,7 @@ final class PluginSocketServer implements AutoCloseable {
      *
      * @return true when a server was (re)started
      */
-    synchronized boolean ensureListening() throws IOException {
+    public synchronized boolean ensureListening() throws IOException {
         Object key = fileKey(socket);
         if (server != null && !server.isShutdown() && key != null && Objects.equals(key, boundFileKey)) {
             return false;

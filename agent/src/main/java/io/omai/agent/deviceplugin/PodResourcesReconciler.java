@@ -11,6 +11,7 @@ import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.HeldDevices;
 import io.omai.agent.ledger.LedgerException;
 import io.omai.agent.ledger.ReconcileReport;
+import io.omai.agent.lifecycle.LoopThread;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -24,7 +25,7 @@ import org.slf4j.LoggerFactory;
  * what nobody holds (kubelet has no Deallocate) and adopt what it did not know. Runs once at start and then
  * periodically; when kubelet cannot be asked, nothing is released.
  */
-final class PodResourcesReconciler implements AutoCloseable {
+public final class PodResourcesReconciler implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(PodResourcesReconciler.class);
 
     private final Path socket;
@@ -35,10 +36,10 @@ final class PodResourcesReconciler implements AutoCloseable {
     private volatile boolean running;
     // when kubelet's PodResources stopped answering; null while it answers (one reconciling thread at a time)
     private volatile java.time.Instant unavailableSince;
-    private Thread thread;
+    private volatile LoopThread loop; // null until started; start() sets it before it returns
     private final java.util.concurrent.atomic.AtomicLong passes = new java.util.concurrent.atomic.AtomicLong();
 
-    PodResourcesReconciler(Path socket, String resourceName, AllocationLedger ledger, Duration interval,
+    public PodResourcesReconciler(Path socket, String resourceName, AllocationLedger ledger, Duration interval,
                            Duration releaseGracePeriod) {
         this.socket = socket;
         this.resourceName = resourceName;
@@ -48,7 +49,7 @@ final class PodResourcesReconciler implements AutoCloseable {
     }
 
     /** One reconciliation now. */
-    ReconcileReport reconcileOnce() throws LedgerException {
+    public ReconcileReport reconcileOnce() throws LedgerException {
         return ledger.reconcileWith(this::held, releaseGracePeriod);
     }
 
@@ -80,10 +81,9 @@ final class PodResourcesReconciler implements AutoCloseable {
         }
     }
 
-    synchronized void start() {
+    public synchronized void start() {
         running = true;
-        thread = Thread.ofVirtual().name("pod-resources-reconciler").start(io.omai.agent.lifecycle.Loops.restarting(
-                "pod-resources-reconcile", () -> {
+        loop = LoopThread.start("pod-resources-reconcile", Thread.ofVirtual().name("pod-resources-reconciler"), () -> {
             while (running) {
                 tryReconcile();
                 passes.incrementAndGet();
@@ -93,11 +93,11 @@ final class PodResourcesReconciler implements AutoCloseable {
                     return;
                 }
             }
-        }, () -> running));
+        });
     }
 
     /** Completed passes of the periodic loop, for {@code /healthz}. */
-    long passes() {
+    public long passes() {
         return passes.get();
     }
 
@@ -134,18 +134,7 @@ final class PodResourcesReconciler implements AutoCloseable {
 
     @Override
     public void close() {
-        Thread t;
-        synchronized (this) {
-            running = false;
-            t = thread;
-        }
-        if (t != null) {
-            t.interrupt();
-            try {
-                t.join(Duration.ofSeconds(5));
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
+        running = false;
+        LoopThread.closeIfStarted(loop);
     }
 }

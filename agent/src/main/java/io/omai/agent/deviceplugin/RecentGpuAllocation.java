@@ -29,9 +29,9 @@ import java.util.stream.Stream;
  * <p>A GPU's PCI address comes from the NVIDIA driver's {@code /proc/driver/nvidia/gpus/<BDF>/information} (its
  * {@code GPU UUID:} line); without it the GPU is known by the NUMA node NVML reported, if any.
  */
-final class RecentGpuAllocation implements GpuPairing {
-    static final Path NVIDIA_GPUS = Path.of("/proc/driver/nvidia/gpus");
-    static final Duration WINDOW = Duration.ofSeconds(2);
+public final class RecentGpuAllocation implements GpuPairing {
+    public static final Path NVIDIA_GPUS = Path.of("/proc/driver/nvidia/gpus");
+    public static final Duration WINDOW = Duration.ofSeconds(2);
 
     private final AllocationLedger ledger;
     private final Path nvidiaGpus;
@@ -39,7 +39,7 @@ final class RecentGpuAllocation implements GpuPairing {
     private final Clock clock;
     private final Duration window;
 
-    RecentGpuAllocation(AllocationLedger ledger, Path nvidiaGpus, Predicate<PciAddress> inSysfs, Clock clock,
+    public RecentGpuAllocation(AllocationLedger ledger, Path nvidiaGpus, Predicate<PciAddress> inSysfs, Clock clock,
                         Duration window) {
         this.ledger = ledger;
         this.nvidiaGpus = nvidiaGpus;

@@ -11,6 +11,8 @@ import io.omai.agent.deviceplugin.podresources.v1.ContainerResources;
 import io.omai.agent.deviceplugin.podresources.v1.ListPodResourcesRequest;
 import io.omai.agent.deviceplugin.podresources.v1.PodResources;
 import io.omai.agent.deviceplugin.podresources.v1.PodResourcesListerGrpc;
+import io.omai.agent.lifecycle.AgentStartException;
+import io.omai.agent.lifecycle.Closer;
 import io.omai.ibvf.IbVfManager;
 import io.omai.ibvf.IbVfManagerConfig;
 import io.omai.ibvf.config.NodeRebindLock;
@@ -36,7 +38,6 @@ import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -80,11 +81,11 @@ public final class VfDevicePlugin implements AutoCloseable {
     // written by the reconciling thread (and once before the plugin runs); read by the count check
     private volatile long reconcileNotBeforeNanos = System.nanoTime();
     private volatile Duration reconcileRetry;
-    private final List<AutoCloseable> started;
+    private final Closer started;
 
     private VfDevicePlugin(AgentConfig config, IbVfManager manager, IbVfMonitor monitor, VfAllocations allocations,
                            DeviceListPublisher devices, PluginSocketServer server, KubeletRegistrar registrar,
-                           ScheduledExecutorService polling, ExecutorService reconciling, List<AutoCloseable> started) {
+                           ScheduledExecutorService polling, ExecutorService reconciling, Closer started) {
         this.config = config;
         this.manager = manager;
         this.monitor = monitor;
@@ -108,7 +109,7 @@ public final class VfDevicePlugin implements AutoCloseable {
             throw new AgentStartException("ib.sysfsRoot " + ib.sysfsRoot() + " has no " + SysfsLayout.PCI_DEVICES
                     + "; expected the host's sysfs (/sys, mounted read-write by components/ib-sriov)", null);
         }
-        List<AutoCloseable> started = new ArrayList<>();
+        Closer started = new Closer("ib-vf-plugin");
         try {
             IbVfManager manager = new IbVfManager(new IbVfManagerConfig(config.nodeName(),
                     ib.guidRange().orElseThrow(() -> new AgentStartException(
@@ -121,10 +122,10 @@ public final class VfDevicePlugin implements AutoCloseable {
             VfAllocations allocations = new VfAllocations(Clock.systemUTC());
             ScheduledExecutorService polling = Executors.newSingleThreadScheduledExecutor(
                     Thread.ofVirtual().name("ib-vf-monitor").factory());
-            started.add(polling::shutdownNow);
+            started.add("vf-polling", polling::shutdownNow);
             ExecutorService reconciling = Executors.newSingleThreadExecutor(
                     Thread.ofVirtual().name("ib-vf-reconcile").factory());
-            started.add(reconciling::shutdownNow);
+            started.add("vf-reconciling", reconciling::shutdownNow);
 
             Map<PciAddress, Integer> desired = new HashMap<>();
             for (PhysicalFunction pf : manager.discover()) {
@@ -142,7 +143,7 @@ public final class VfDevicePlugin implements AutoCloseable {
                     log.warn("event=ib_pf_not_found pf={} detail=\"ib.desiredVfs names a PF that is not an SR-IOV "
                             + "RDMA PF on this node\"", pf));
             DeviceListPublisher devices = new DeviceListPublisher(VfDeviceList.of(InventorySnapshot.EMPTY));
-            started.add(devices::terminate);
+            started.add("list-and-watch-streams", devices::terminate);
             VfPluginService service = new VfPluginService(ib.resourceName(), manager, monitor::current, allocations,
                     gpus.pairing(sysfs), devices);
             Path socket = config.directories().devicePlugin().resolve(ib.socketName());
@@ -158,14 +159,15 @@ public final class VfDevicePlugin implements AutoCloseable {
             plugin.reconcileRetry = ib.pollInterval();
             plugin.recordReconcile(plugin.reconcileAll()); // before advertising: counts, GUIDs, link policy
             monitor.poll();
-            started.add(monitor.subscribe(plugin.new InventoryListener())); // publishes the first list at once
+            // publishes the first list at once
+            started.add("inventory-subscription", monitor.subscribe(plugin.new InventoryListener()));
             monitor.start(polling, ib.pollInterval());
-            started.add(monitor);
+            started.add("vf-monitor", monitor);
 
             server.ensureListening();
-            started.add(server);
+            started.add("plugin-server", server);
             registrar.start();
-            started.add(registrar);
+            started.add("kubelet-registrar", registrar);
             polling.scheduleWithFixedDelay(plugin::reconcileAllocations, 0,
                     config.kubelet().reconcileInterval().toMillis(), TimeUnit.MILLISECONDS);
             // Also without an inventory change: a reconcile that failed (PF driver not back yet) is tried again.
@@ -173,14 +175,14 @@ public final class VfDevicePlugin implements AutoCloseable {
                 try {
                     plugin.reconcileIfCountsDiffer(monitor.current());
                 } catch (RuntimeException e) { // a periodic task that throws is never run again
-                    log.error("event=ib_vf_count_check_failed error=\"{}\"", e.toString());
+                    log.error("event=ib_vf_count_check_failed", e);
                 }
             }, ib.pollInterval().toMillis(), ib.pollInterval().toMillis(), TimeUnit.MILLISECONDS);
             log.info("event=ib_vf_plugin_started resource={} vfs={} socket={} sysfs={}", ib.resourceName(),
                     VfDeviceList.managedVfs(monitor.current()).size(), socket, ib.sysfsRoot());
             return plugin;
         } catch (IOException | RuntimeException e) {
-            closeAll(started);
+            started.close();
             throw new AgentStartException("cannot start the " + ib.resourceName() + " plugin: " + e.getMessage(), e);
         }
     }
@@ -264,7 +266,7 @@ public final class VfDevicePlugin implements AutoCloseable {
             log.warn("event=pod_resources_unavailable socket={} status={} detail=\"no VF released\"",
                     config.directories().podResourcesSocket(), e.getStatus());
         } catch (RuntimeException e) {
-            log.error("event=ib_vf_allocation_reconcile_failed error=\"{}\"", e.toString());
+            log.error("event=ib_vf_allocation_reconcile_failed", e);
         }
     }
 
@@ -351,21 +353,8 @@ public final class VfDevicePlugin implements AutoCloseable {
 
     @Override
     public void close() {
-        closeAll(started);
+        started.close();
         log.info("event=ib_vf_plugin_stopped resource={}", config.ib().resourceName());
-    }
-
-    /** Closes in reverse start order, logging failures so every resource gets its turn. */
-    private static void closeAll(List<AutoCloseable> startOrder) {
-        List<AutoCloseable> stopOrder = new ArrayList<>(startOrder);
-        Collections.reverse(stopOrder);
-        for (AutoCloseable resource : stopOrder) {
-            try {
-                resource.close();
-            } catch (Exception e) {
-                log.warn("event=stop_failed error=\"{}\"", e.toString());
-            }
-        }
     }
 
     private static BindableService intercepted(BindableService service, ServerInterceptor... interceptors) {

@@ -4,6 +4,7 @@ import static java.lang.foreign.ValueLayout.ADDRESS;
 
 import io.omai.agent.gpu.nvml.NvmlLayouts;
 import io.omai.agent.gpu.nvml.NvmlLibrary;
+import io.omai.agent.lifecycle.LoopThread;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
@@ -44,7 +45,7 @@ public final class GpuHealthMonitor implements AutoCloseable {
     private final Map<String, Long> lastProblemNanos = new HashMap<>();
 
     private volatile boolean running;
-    private Thread thread;
+    private volatile LoopThread loop; // null until started; start() sets it before it returns
     private final java.util.concurrent.atomic.AtomicLong passes = new java.util.concurrent.atomic.AtomicLong();
 
     public GpuHealthMonitor(NvmlLibrary nvml, List<GpuDevice> gpus, Duration recoveryDebounce, Set<Long> ignoredXids,
@@ -83,8 +84,8 @@ public final class GpuHealthMonitor implements AutoCloseable {
             return;
         }
         running = true;
-        thread = Thread.ofPlatform().daemon().name("gpu-health").start(
-                io.omai.agent.lifecycle.Loops.restarting("gpu-health", this::run, () -> running));
+        loop = LoopThread.start("gpu-health", Thread.ofPlatform().daemon().name("gpu-health"), LoopThread.Stop.AWAIT,
+                this::run);
     }
 
     /** Passes of the health loop (one per event wait, at most a few seconds apart while it runs), for liveness. */
@@ -94,18 +95,8 @@ public final class GpuHealthMonitor implements AutoCloseable {
 
     @Override
     public void close() {
-        Thread t;
-        synchronized (this) {
-            running = false;
-            t = thread;
-        }
-        if (t != null) {
-            try {
-                t.join(Duration.ofSeconds(5));
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
+        running = false;
+        LoopThread.closeIfStarted(loop);
     }
 
     private void run() {

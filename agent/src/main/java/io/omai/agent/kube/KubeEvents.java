@@ -23,7 +23,7 @@ import org.slf4j.LoggerFactory;
  * as kubelet's do. A failure to create one is logged, never thrown.
  */
 public final class KubeEvents implements ClusterEvents, AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(KubeEvents.class);
+    private static final Logger log = LoggerFactory.getLogger(KubeEvents.class);
     static final String COMPONENT = "omai-agent";
 
     private final KubernetesClient client;
@@ -68,12 +68,12 @@ public final class KubeEvents implements ClusterEvents, AutoCloseable {
                 try {
                     client.v1().events().inNamespace(namespace).resource(event).create();
                 } catch (KubernetesClientException e) {
-                    LOG.warn("event=k8s_event_failed reason={} about={}/{} status={} error=\"{}\"", reason,
+                    log.warn("event=k8s_event_failed reason={} about={}/{} status={} error=\"{}\"", reason,
                             about.getKind(), about.getName(), e.getCode(), e.getMessage());
                 }
             });
         } catch (RejectedExecutionException e) {
-            LOG.debug("event=k8s_event_dropped reason={} detail=\"agent stopping\"", reason);
+            log.debug("event=k8s_event_dropped reason={} detail=\"agent stopping\"", reason);
         }
     }
 

@@ -30,7 +30,7 @@ import org.slf4j.LoggerFactory;
  * deletion listener (which releases its reservation).
  */
 public final class KubePodWatch implements NodePods, AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(KubePodWatch.class);
+    private static final Logger log = LoggerFactory.getLogger(KubePodWatch.class);
     private static final long RESYNC_MILLIS = 60_000;
 
     private final String nodeName;
@@ -60,7 +60,7 @@ public final class KubePodWatch implements NodePods, AutoCloseable {
         var pods = client.pods().inAnyNamespace();
         informer = (serverSideNodeFilter ? pods.withField("spec.nodeName", nodeName) : pods)
                 .inform(new Handler(), RESYNC_MILLIS);
-        LOG.info("event=pod_watch_started node={} tenant_label={} resource={}", nodeName, identity.label(),
+        log.info("event=pod_watch_started node={} tenant_label={} resource={}", nodeName, identity.label(),
                 resourceName);
         return this;
     }
@@ -149,11 +149,11 @@ public final class KubePodWatch implements NodePods, AutoCloseable {
             PodInfo info = toPodInfo(pod);
             PodInfo before = byUid.put(info.uid(), info);
             if (before == null) {
-                LOG.debug("event=pod_seen pod={} uid={} tenant={} pending={} gpu_containers={}", info.ref(), info.uid(),
+                log.debug("event=pod_seen pod={} uid={} tenant={} pending={} gpu_containers={}", info.ref(), info.uid(),
                         info.tenant(), info.pending(), info.gpuContainers());
             }
         } catch (ArithmeticException | IllegalArgumentException e) {
-            LOG.warn("event=pod_unreadable pod={}/{} reason=\"{}\"", pod.getMetadata().getNamespace(),
+            log.warn("event=pod_unreadable pod={}/{} reason=\"{}\"", pod.getMetadata().getNamespace(),
                     pod.getMetadata().getName(), e.getMessage());
         }
     }
@@ -164,11 +164,11 @@ public final class KubePodWatch implements NodePods, AutoCloseable {
         }
         PodInfo removed = byUid.remove(pod.getMetadata().getUid());
         if (removed != null) {
-            LOG.info("event=pod_gone pod={} uid={} tenant={}", removed.ref(), removed.uid(), removed.tenant());
+            log.info("event=pod_gone pod={} uid={} tenant={}", removed.ref(), removed.uid(), removed.tenant());
             try {
                 onDeleted.accept(removed);
             } catch (RuntimeException e) {
-                LOG.warn("event=pod_gone_listener_failed pod={} error=\"{}\"", removed.ref(), e.toString());
+                log.warn("event=pod_gone_listener_failed pod={}", removed.ref(), e);
             }
         }
     }

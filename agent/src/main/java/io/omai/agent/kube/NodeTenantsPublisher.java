@@ -4,13 +4,13 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.fabric8.kubernetes.client.dsl.base.PatchContext;
 import io.fabric8.kubernetes.client.dsl.base.PatchType;
+import io.omai.agent.lifecycle.LoopSlot;
+import io.omai.agent.lifecycle.SupervisedLoop;
+import java.time.Duration;
 import java.util.Objects;
 import java.util.Set;
 import java.util.SortedSet;
 import java.util.TreeSet;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -23,13 +23,12 @@ import org.slf4j.LoggerFactory;
  */
 public final class NodeTenantsPublisher implements AutoCloseable {
     public static final String ANNOTATION = "omai.io/tenants";
-    private static final Logger LOG = LoggerFactory.getLogger(NodeTenantsPublisher.class);
+    private static final Logger log = LoggerFactory.getLogger(NodeTenantsPublisher.class);
 
     private final KubernetesClient client;
     private final String nodeName;
     private final Supplier<Set<String>> tenants;
-    private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor(
-            Thread.ofPlatform().name("omai-node-tenants").daemon().factory());
+    private final LoopSlot loop = new LoopSlot();
     private volatile String published;
 
     public NodeTenantsPublisher(KubernetesClient client, String nodeName, Supplier<Set<String>> tenants) {
@@ -38,8 +37,11 @@ public final class NodeTenantsPublisher implements AutoCloseable {
         this.tenants = Objects.requireNonNull(tenants, "tenants");
     }
 
+    /** Publishes at once and then every {@code periodMillis}, on a supervised loop. */
     public NodeTenantsPublisher start(long periodMillis) {
-        loop.scheduleWithFixedDelay(this::publishIfChanged, 0, periodMillis, TimeUnit.MILLISECONDS);
+        Duration period = Duration.ofMillis(periodMillis);
+        loop.startIfIdle(() -> SupervisedLoop.start("node-tenants", Duration.ZERO, period,
+                period.multipliedBy(10).plus(Duration.ofSeconds(60)), this::publishIfChanged));
         return this;
     }
 
@@ -54,12 +56,12 @@ public final class NodeTenantsPublisher implements AutoCloseable {
             String patch = "{\"metadata\":{\"annotations\":{\"" + ANNOTATION + "\":\"" + escape(value) + "\"}}}";
             client.nodes().withName(nodeName).patch(PatchContext.of(PatchType.JSON_MERGE), patch);
             published = value;
-            LOG.info("event=node_tenants_published node={} tenants=\"{}\"", nodeName, value);
+            log.info("event=node_tenants_published node={} tenants=\"{}\"", nodeName, value);
         } catch (KubernetesClientException e) {
-            LOG.warn("event=node_tenants_not_published node={} status={} error=\"{}\"", nodeName, e.getCode(),
+            log.warn("event=node_tenants_not_published node={} status={} error=\"{}\"", nodeName, e.getCode(),
                     e.getMessage());
         } catch (RuntimeException e) {
-            LOG.warn("event=node_tenants_not_published node={} error=\"{}\"", nodeName, e.toString());
+            log.warn("event=node_tenants_not_published node={}", nodeName, e);
         }
     }
 
@@ -74,6 +76,6 @@ public final class NodeTenantsPublisher implements AutoCloseable {
 
     @Override
     public void close() {
-        loop.shutdownNow();
+        loop.close();
     }
 }

@@ -4,6 +4,7 @@ import io.omai.agent.config.AgentConfig;
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.AllocationSpec;
+import io.omai.agent.quota.shm.ComputeMode;
 import io.omai.agent.quota.shm.DeviceQuota;
 import io.omai.agent.quota.shm.ShmLayout;
 import io.omai.placement.MilliGpu;
@@ -762,7 +763,7 @@ public final class AllocationLedger implements AutoCloseable {
                 try {
                     listener.run();
                 } catch (RuntimeException e) {
-                    log.warn("event=ledger_listener_failed error=\"{}\"", e.toString());
+                    log.warn("event=ledger_listener_failed", e);
                 }
             });
         }
@@ -850,7 +851,10 @@ public final class AllocationLedger implements AutoCloseable {
                 case PROPORTIONAL -> MilliGpu.defaultMemory(milli, gpu.memoryBytes());
                 case UNLIMITED -> ShmLayout.MEMORY_UNLIMITED;
             };
-            quotas.add(new DeviceQuota(uuid, gpu.index(), memory, milli, sharing.computeMode()));
+            quotas.add(new DeviceQuota(uuid, gpu.index(), memory, milli, switch (sharing.computeMode()) {
+                case HARD_CAP -> ComputeMode.HARD_CAP;
+                case WORK_CONSERVING -> ComputeMode.WORK_CONSERVING;
+            }));
         });
         quotas.sort((a, b) -> Integer.compare(a.hostIndex(), b.hostIndex()));
         String label = allocation.owner().isEmpty() ? "allocation " + allocation.id() : allocation.owner();

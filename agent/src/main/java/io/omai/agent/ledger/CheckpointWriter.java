@@ -1,5 +1,6 @@
 package io.omai.agent.ledger;
 
+import io.omai.agent.lifecycle.LoopThread;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -28,7 +29,7 @@ final class CheckpointWriter implements AutoCloseable {
     private long submitted;
     private long written;
     private boolean closed;
-    private final Thread thread;
+    private final LoopThread thread;
 
     /**
      * @param alsoKept allocations the ledger keeps but does not serve (their GPU is missing), written with every
@@ -37,7 +38,9 @@ final class CheckpointWriter implements AutoCloseable {
     CheckpointWriter(LedgerCheckpoint checkpoint, Supplier<List<Allocation>> alsoKept) {
         this.checkpoint = checkpoint;
         this.alsoKept = alsoKept;
-        this.thread = Thread.ofVirtual().name("ledger-checkpoint").start(this::run);
+        // not interrupted at close: close() flushes first and then lets the writer see closed
+        this.thread = LoopThread.start("ledger-checkpoint", Thread.ofVirtual().name("ledger-checkpoint"),
+                LoopThread.Stop.AWAIT, this::run);
     }
 
     /** Schedules {@code snapshot} as the next checkpoint (replacing any not yet written). */
@@ -126,10 +129,6 @@ final class CheckpointWriter implements AutoCloseable {
             closed = true;
             lock.notifyAll();
         }
-        try {
-            thread.join(Duration.ofSeconds(5));
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
+        thread.close();
     }
 }

@@ -1,5 +1,6 @@
 package io.omai.agent.ledger;
 
+import io.omai.agent.lifecycle.LoopThread;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -30,7 +31,7 @@ final class DiscardedDirectories implements AutoCloseable {
     private final Path trash;
     private final LinkedBlockingQueue<Path> queue = new LinkedBlockingQueue<>();
     private final AtomicLong sequence = new AtomicLong();
-    private final Thread remover;
+    private final LoopThread remover;
 
     DiscardedDirectories(Path trash) throws IOException {
         this.trash = trash;
@@ -40,7 +41,8 @@ final class DiscardedDirectories implements AutoCloseable {
                 queue.add(leftover);
             }
         }
-        this.remover = Thread.ofVirtual().name("discarded-allocation-remover").start(this::run);
+        this.remover = LoopThread.start("discarded-allocation-remover",
+                Thread.ofVirtual().name("discarded-allocation-remover"), LoopThread.Stop.AWAIT, this::run);
     }
 
     /** Moves {@code directory} (if it exists) out of the way and schedules its deletion. */
@@ -107,10 +109,6 @@ final class DiscardedDirectories implements AutoCloseable {
     @Override
     public void close() {
         queue.add(STOP);
-        try {
-            remover.join(Duration.ofSeconds(10));
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
+        remover.close(Duration.ofSeconds(10)); // not interrupted: it deletes what is queued before the STOP
     }
 }

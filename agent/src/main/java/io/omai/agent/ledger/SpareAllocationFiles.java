@@ -1,5 +1,6 @@
 package io.omai.agent.ledger;
 
+import io.omai.agent.lifecycle.LoopThread;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.AllocationSpec;
 import io.omai.agent.quota.shm.ComputeMode;
@@ -37,7 +38,7 @@ final class SpareAllocationFiles implements AutoCloseable {
     private final Semaphore wanted = new Semaphore(0);
     private final AtomicLong sequence = new AtomicLong();
     private volatile boolean running = true;
-    private final Thread filler;
+    private final LoopThread filler;
 
     /** Keeps {@code target} spares in {@code directory} (emptied first: it is the agent's own). */
     SpareAllocationFiles(Path directory, int target) throws IOException {
@@ -50,7 +51,8 @@ final class SpareAllocationFiles implements AutoCloseable {
             }
         }
         wanted.release(target);
-        this.filler = Thread.ofVirtual().name("spare-allocation-files").start(this::fill);
+        this.filler = LoopThread.start("spare-allocation-files", Thread.ofVirtual().name("spare-allocation-files"),
+                this::fill);
     }
 
     private void fill() {
@@ -69,7 +71,7 @@ final class SpareAllocationFiles implements AutoCloseable {
                 files.control().heartbeat();
                 ready.add(new Spare(spare, files));
             } catch (IOException | RuntimeException e) {
-                log.warn("event=spare_files_failed dir={} error=\"{}\"", spare, e.toString());
+                log.warn("event=spare_files_failed dir={}", spare, e);
                 try {
                     Thread.sleep(1_000);
                 } catch (InterruptedException interrupted) {
@@ -122,12 +124,7 @@ final class SpareAllocationFiles implements AutoCloseable {
     @Override
     public void close() {
         running = false;
-        filler.interrupt();
-        try {
-            filler.join(java.time.Duration.ofSeconds(5));
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
+        filler.close();
         for (Spare spare = ready.poll(); spare != null; spare = ready.poll()) {
             spare.files().close();
         }

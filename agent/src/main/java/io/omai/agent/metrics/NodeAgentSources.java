@@ -1,6 +1,6 @@
 package io.omai.agent.metrics;
 
-import io.omai.agent.deviceplugin.NodeAgent;
+import io.omai.agent.node.NodeAgent;
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.gpu.GpuHealth;
 import io.omai.agent.gpu.nvml.NvmlLibrary;
@@ -53,6 +53,17 @@ public final class NodeAgentSources {
                 return agent.kubeletRestarts();
             }
         });
+        agent.vfInventory().ifPresent(first -> metrics.bindVfs(new VfMetricsSource() {
+            @Override
+            public io.omai.ibvf.inventory.InventorySnapshot inventory() {
+                return agent.vfInventory().orElse(first);
+            }
+
+            @Override
+            public java.util.Set<io.omai.ibvf.model.PciAddress> allocatedVfs() {
+                return agent.allocatedVfs();
+            }
+        }));
         // A pass waits up to 1 s, a Register call up to 5 s and a failure up to the back-off: far beyond that,
         // the loop that keeps the plugin registered is stuck and a restart is the way out.
         Duration maxStall = Duration.ofSeconds(30).plus(agent.config().kubelet().registrationBackoffMax()

@@ -1,6 +1,7 @@
 package io.omai.agent.quota;
 
 import io.omai.agent.lifecycle.IsolatedFailures;
+import io.omai.agent.lifecycle.LoopSlot;
 import io.omai.agent.lifecycle.SupervisedLoop;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.RegionFormatException;
@@ -51,7 +52,7 @@ import org.slf4j.LoggerFactory;
  * <p>Not thread-safe: one reaper per agent, driven by {@link #start} or directly by tests through {@link #reapOnce}.
  */
 public final class DeadProcessReaper implements AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(DeadProcessReaper.class);
+    private static final Logger log = LoggerFactory.getLogger(DeadProcessReaper.class);
 
     /** The default scan period: dead processes' memory is back within about this long. */
     public static final Duration DEFAULT_PERIOD = Duration.ofMillis(500);
@@ -77,7 +78,7 @@ public final class DeadProcessReaper implements AutoCloseable {
     private final Map<String, Set<String>> reported = new HashMap<>();
     private final IsolatedFailures failures = new IsolatedFailures("dead-process-reaper");
     private volatile BiConsumer<AllocationFiles, UsageProblem> problemListener = (files, problem) -> { };
-    private SupervisedLoop loop;
+    private final LoopSlot loop = new LoopSlot();
 
     /**
      * @param processes the node's processes ({@link LinuxProcessTable} in production)
@@ -230,7 +231,7 @@ public final class DeadProcessReaper implements AutoCloseable {
                 }
             }
         } catch (RuntimeException e) { // a truncated file, an unreadable process
-            LOG.warn("event=live_pids_unreadable usage={} error=\"{}\"", usage.path(), e.toString());
+            log.warn("event=live_pids_unreadable usage={} error=\"{}\"", usage.path(), e.toString());
         }
         return pids;
     }
@@ -265,7 +266,7 @@ public final class DeadProcessReaper implements AutoCloseable {
                     }
                 } catch (ProcessUnreadableException e) {
                     lookup.unreadable = true;
-                    LOG.warn("not reclaiming slots of {} in this pass: {}", usage.path(), e.getMessage());
+                    log.warn("not reclaiming slots of {} in this pass: {}", usage.path(), e.getMessage());
                     continue;
                 }
             }
@@ -277,7 +278,7 @@ public final class DeadProcessReaper implements AutoCloseable {
                 slots++;
                 bytes += released;
                 occupied--;
-                LOG.info("reclaimed usage slot {} of {}: process {} (pid namespace {}) is gone, {} bytes released",
+                log.info("reclaimed usage slot {} of {}: process {} (pid namespace {}) is gone, {} bytes released",
                         slot.index(), usage.path(), slot.pid(), slot.pidNsInode(), released);
             }
         }
@@ -285,7 +286,7 @@ public final class DeadProcessReaper implements AutoCloseable {
         if (occupied == 0) {
             leaked = usage.resetLeakedTotals();
             if (leaked > 0) {
-                LOG.info("{}: no process left, cleared {} leaked reserved bytes", usage.path(), leaked);
+                log.info("{}: no process left, cleared {} leaked reserved bytes", usage.path(), leaked);
             }
         }
         return new Result(slots, bytes, leaked);
@@ -332,13 +333,12 @@ public final class DeadProcessReaper implements AutoCloseable {
      * @return the loop, for {@code /healthz}
      */
     public synchronized SupervisedLoop start(Duration period) {
-        if (loop != null) {
+        if (loop.running()) {
             throw new IllegalStateException("the dead-process reaper is already running");
         }
         Duration deadline = period.multipliedBy(20).compareTo(Duration.ofSeconds(10)) > 0
                 ? period.multipliedBy(20) : Duration.ofSeconds(10);
-        loop = SupervisedLoop.start("dead-process-reaper", period, deadline, this::reapOnce);
-        return loop;
+        return loop.startIfIdle(() -> SupervisedLoop.start("dead-process-reaper", period, deadline, this::reapOnce));
     }
 
     /** Allocations whose last pass failed, with the error (usage path → error). */
@@ -348,13 +348,6 @@ public final class DeadProcessReaper implements AutoCloseable {
 
     @Override
     public void close() {
-        SupervisedLoop running;
-        synchronized (this) {
-            running = loop;
-            loop = null;
-        }
-        if (running != null) {
-            running.close();
-        }
+        loop.close();
     }
 }

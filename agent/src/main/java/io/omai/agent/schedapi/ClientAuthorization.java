@@ -21,7 +21,7 @@ import org.slf4j.LoggerFactory;
  * naming an allowed identity, or the call ends with PERMISSION_DENIED before the service sees it.
  */
 final class ClientAuthorization implements ServerInterceptor {
-    private static final Logger LOG = LoggerFactory.getLogger(ClientAuthorization.class);
+    private static final Logger log = LoggerFactory.getLogger(ClientAuthorization.class);
     private static final Set<String> MUTATING_METHODS = Set.of(
             NodeAgentGrpc.getReserveMethod().getFullMethodName(),
             NodeAgentGrpc.getReleaseMethod().getFullMethodName());
@@ -44,7 +44,7 @@ final class ClientAuthorization implements ServerInterceptor {
             return next.startCall(call, headers);
         }
         String who = identity.map(id -> "client " + id.names()).orElse("a client without a verified certificate");
-        LOG.warn("refused {} to {}", method, who);
+        log.warn("refused {} to {}", method, who);
         call.close(Status.PERMISSION_DENIED.withDescription(who + " may not call " + method
                 + "; its certificate's CN or SAN must be in the node agent's allowed scheduler identities"),
                 new Metadata());

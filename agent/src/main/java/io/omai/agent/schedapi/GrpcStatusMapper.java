@@ -14,7 +14,7 @@ import org.slf4j.LoggerFactory;
  * internals.
  */
 final class GrpcStatusMapper {
-    private static final Logger LOG = LoggerFactory.getLogger(GrpcStatusMapper.class);
+    private static final Logger log = LoggerFactory.getLogger(GrpcStatusMapper.class);
 
     private GrpcStatusMapper() {}
 
@@ -25,7 +25,7 @@ final class GrpcStatusMapper {
             case StatusRuntimeException e -> e.getStatus();
             case StatusException e -> e.getStatus();
             default -> {
-                LOG.error("scheduler API call failed unexpectedly", failure);
+                log.error("scheduler API call failed unexpectedly", failure);
                 yield Status.INTERNAL.withDescription("internal error in the node agent; see its log");
             }
         };

@@ -78,7 +78,7 @@ public final class LedgerNodeInventory implements NodeInventory, AutoCloseable {
             try {
                 listener.run();
             } catch (RuntimeException e) {
-                log.warn("event=node_state_listener_failed error=\"{}\"", e.toString());
+                log.warn("event=node_state_listener_failed", e);
             }
         }
     }

@@ -26,7 +26,7 @@ import org.slf4j.LoggerFactory;
  * {@link GrpcStatusMapper}, so handlers never throw.
  */
 final class NodeAgentService extends NodeAgentGrpc.NodeAgentImplBase {
-    private static final Logger LOG = LoggerFactory.getLogger(NodeAgentService.class);
+    private static final Logger log = LoggerFactory.getLogger(NodeAgentService.class);
 
     private final NodeInventory inventory;
     private final ReservationBook book;
@@ -73,7 +73,7 @@ final class NodeAgentService extends NodeAgentGrpc.NodeAgentImplBase {
     public void reserve(ReserveRequest request, StreamObserver<ReserveResponse> response) {
         answer(response, () -> {
             Reservation reservation = book.reserve(validator.reservationRequest(request));
-            LOG.info("reservation '{}' for pod {} (tenant {}) holds {} until {}", reservation.idempotencyKey(),
+            log.info("reservation '{}' for pod {} (tenant {}) holds {} until {}", reservation.idempotencyKey(),
                     reservation.podUid(), reservation.tenant(), reservation.containers(), reservation.expiresAt());
             return ReserveResponse.newBuilder().setReservation(ProtoMapping.reservation(reservation)).build();
         });
@@ -91,7 +91,7 @@ final class NodeAgentService extends NodeAgentGrpc.NodeAgentImplBase {
                         .orElseThrow(() -> new ReservationException.NoSuchReservation("no live reservation under "
                                 + "idempotency key '" + key + "' (never made, released or expired)"));
             };
-            LOG.info("reservation '{}' for pod {} released", released.idempotencyKey(), released.podUid());
+            log.info("reservation '{}' for pod {} released", released.idempotencyKey(), released.podUid());
             return ReleaseResponse.newBuilder().setReleased(ProtoMapping.reservation(released)).build();
         });
     }

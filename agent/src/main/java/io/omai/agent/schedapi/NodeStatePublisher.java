@@ -18,7 +18,7 @@ import org.slf4j.LoggerFactory;
  * made the change; they must not block (watch streams coalesce, see {@link NodeStateWatch}).
  */
 public final class NodeStatePublisher implements AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(NodeStatePublisher.class);
+    private static final Logger log = LoggerFactory.getLogger(NodeStatePublisher.class);
 
     private final NodeInventory inventory;
     private final ReservationBook book;
@@ -60,7 +60,7 @@ public final class NodeStatePublisher implements AutoCloseable {
             try {
                 observer.accept(next);
             } catch (RuntimeException e) {
-                LOG.warn("node state observer {} failed", observer, e);
+                log.warn("node state observer {} failed", observer, e);
             }
         }
     }

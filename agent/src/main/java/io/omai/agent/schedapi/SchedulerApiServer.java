@@ -35,7 +35,7 @@ import org.slf4j.LoggerFactory;
  * }</pre>
  */
 public final class SchedulerApiServer implements AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(SchedulerApiServer.class);
+    private static final Logger log = LoggerFactory.getLogger(SchedulerApiServer.class);
     public static final String SERVICE_NAME = NodeAgentGrpc.SERVICE_NAME;
     static final int EXPRESSION_CACHE_SIZE = 256;
     private static final Duration SWEEP_PERIOD = Duration.ofMillis(250);
@@ -79,23 +79,23 @@ public final class SchedulerApiServer implements AutoCloseable {
             throw new UncheckedIOException("scheduler API server could not start: " + e.getMessage(), e);
         }
         if (clientPolicy instanceof ClientPolicy.AnyClient) {
-            LOG.warn("scheduler API accepts Reserve/Release from any client (no TLS allow-list); development only");
+            log.warn("scheduler API accepts Reserve/Release from any client (no TLS allow-list); development only");
         }
         sweeper.scheduleWithFixedDelay(this::sweep, SWEEP_PERIOD.toMillis(), SWEEP_PERIOD.toMillis(),
                 TimeUnit.MILLISECONDS);
         health.setStatus("", ServingStatus.SERVING);
         health.setStatus(SERVICE_NAME, ServingStatus.SERVING);
-        LOG.info("scheduler API serving {} on {}", SERVICE_NAME, server.getListenSockets());
+        log.info("scheduler API serving {} on {}", SERVICE_NAME, server.getListenSockets());
         return this;
     }
 
     private void sweep() {
         try {
-            book.expireDue().forEach(expired -> LOG.info("reservation '{}' for pod {} expired unconsumed",
+            book.expireDue().forEach(expired -> log.info("reservation '{}' for pod {} expired unconsumed",
                     expired.idempotencyKey(), expired.podUid()));
         } catch (RuntimeException e) {
             // a failed sweep must not cancel the schedule; expiry is still exact for readers
-            LOG.warn("lease sweep failed", e);
+            log.warn("lease sweep failed", e);
         }
     }
 

@@ -54,7 +54,7 @@ import org.slf4j.LoggerFactory;
  * ({@code identifyWait}, bounded).
  */
 public final class AdmissionGate {
-    private static final Logger LOG = LoggerFactory.getLogger(AdmissionGate.class);
+    private static final Logger log = LoggerFactory.getLogger(AdmissionGate.class);
     private static final String WITHDRAWN = "withdrawn: ";
 
     private final String nodeName;
@@ -109,7 +109,7 @@ public final class AdmissionGate {
                 throw noFit;
             }
             String why = who.describe() + ": " + noFit.getMessage() + "; GPUs this pod may not use: " + excluded;
-            LOG.warn("event=preferred_allocation_refused pod={}/{} tenant={} size={} excluded=\"{}\"",
+            log.warn("event=preferred_allocation_refused pod={}/{} tenant={} size={} excluded=\"{}\"",
                     who.namespace(), who.pod(), who.tenant(), size, excluded);
             if (excluded.values().stream().allMatch(reason -> reason.startsWith(WITHDRAWN))) {
                 throw new AdmissionRefusal.Withdrawn(why);
@@ -162,7 +162,7 @@ public final class AdmissionGate {
             } catch (Refused refused) {
                 Plan plan = refused.plan;
                 if (plan.who() != null) {
-                    LOG.warn("event=admission_refused pod={}/{} container={} tenant={} gpus={} reason=\"{}\"",
+                    log.warn("event=admission_refused pod={}/{} container={} tenant={} gpus={} reason=\"{}\"",
                             plan.who().namespace(), plan.who().pod(), plan.who().container(), plan.who().tenant(),
                             plan.gpus(), refused.refusal.getMessage());
                     report(plan.who(), refused.refusal);
@@ -176,7 +176,7 @@ public final class AdmissionGate {
             for (int i = 0; i < plans.size(); i++) {
                 Plan plan = plans.get(i);
                 if (plan.who() != null) {
-                    LOG.info("event=admitted pod={}/{} container={} tenant={} gpus={} allocation={} reservation={} "
+                    log.info("event=admitted pod={}/{} container={} tenant={} gpus={} allocation={} reservation={} "
                                     + "policy={}", plan.who().namespace(), plan.who().pod(), plan.claim().container(),
                             plan.who().tenant(), plan.gpus(), made.get(i).id(), plan.reservationKey(),
                             policy().configName());
@@ -272,7 +272,7 @@ public final class AdmissionGate {
             var refusal = new AdmissionRefusal.NotReserved(who.describe() + " holds reservation '"
                     + reservation.idempotencyKey() + "' for " + describe(reservation.containers())
                     + " but kubelet allocates " + size + " milli on " + gpus + " on node " + nodeName);
-            LOG.warn("event=admission_refused pod={}/{} container={} tenant={} gpus={} reason=\"{}\"",
+            log.warn("event=admission_refused pod={}/{} container={} tenant={} gpus={} reason=\"{}\"",
                     who.namespace(), who.pod(), who.container(), who.tenant(), gpus, refusal.getMessage());
             report(who, refusal);
             throw refusal;
@@ -411,7 +411,7 @@ public final class AdmissionGate {
             }
             chosen.addAll(onGpu.subList(0, container.milliPerGpu()));
         }
-        LOG.info("event=preferred_reserved pod={}/{} container={} tenant={} reservation={} gpus={}", who.namespace(),
+        log.info("event=preferred_reserved pod={}/{} container={} tenant={} reservation={} gpus={}", who.namespace(),
                 who.pod(), container.name(), who.tenant(), reservation.idempotencyKey(), container.gpuUuids());
         return chosen;
     }
@@ -451,7 +451,7 @@ public final class AdmissionGate {
             allowed.addAll(ids.subList(0, keep));
         });
         if (!refused.isEmpty()) {
-            LOG.info("event=preferred_filtered pod={}/{} container={} tenant={} policy={} excluded_gpus={}",
+            log.info("event=preferred_filtered pod={}/{} container={} tenant={} policy={} excluded_gpus={}",
                     who.namespace(), who.pod(), who.container(), who.tenant(), policy().configName(), refused.keySet());
         }
         return allowed;

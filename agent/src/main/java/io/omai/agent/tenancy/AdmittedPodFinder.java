@@ -26,7 +26,7 @@ import org.slf4j.LoggerFactory;
  * one tenant can (anti-affinity does not care which of them it is).
  */
 final class AdmittedPodFinder {
-    private static final Logger LOG = LoggerFactory.getLogger(AdmittedPodFinder.class);
+    private static final Logger log = LoggerFactory.getLogger(AdmittedPodFinder.class);
     private static final Duration POLL = Duration.ofMillis(25);
 
     private final String nodeName;
@@ -167,7 +167,7 @@ final class AdmittedPodFinder {
         Set<String> tenants = candidates.stream().map(Admitted::tenant).collect(Collectors.toCollection(TreeSet::new));
         if (tenants.size() > 1) {
             String names = candidates.stream().map(Admitted::describe).collect(Collectors.joining(", "));
-            LOG.warn("event=admission_ambiguous node={} size={} candidates=\"{}\"", nodeName, size, names);
+            log.warn("event=admission_ambiguous node={} size={} candidates=\"{}\"", nodeName, size, names);
             var refusal = new AdmissionRefusal.Ambiguous("cannot tell which pod kubelet is admitting for " + size
                     + " milli-GPU on node " + nodeName + ": candidates of different tenants " + tenants + " are "
                     + names + "; refusing rather than guessing (reserve through the scheduler API, or create "

@@ -16,7 +16,7 @@ import org.slf4j.LoggerFactory;
  * Allocate. Thread-safe; listeners run on the thread that made the change.
  */
 public final class GpuWithdrawals {
-    private static final Logger LOG = LoggerFactory.getLogger(GpuWithdrawals.class);
+    private static final Logger log = LoggerFactory.getLogger(GpuWithdrawals.class);
 
     private volatile Map<String, String> reasons = Map.of();
     private final List<Runnable> listeners = new CopyOnWriteArrayList<>();
@@ -34,11 +34,11 @@ public final class GpuWithdrawals {
         }
         next.forEach((uuid, reason) -> {
             if (!reason.equals(before.get(uuid))) {
-                LOG.warn("event=gpu_withdrawn gpu={} reason=\"{}\"", uuid, reason);
+                log.warn("event=gpu_withdrawn gpu={} reason=\"{}\"", uuid, reason);
             }
         });
         before.keySet().stream().filter(uuid -> !next.containsKey(uuid))
-                .forEach(uuid -> LOG.info("event=gpu_restored gpu={} detail=\"no longer reported by another plugin\"",
+                .forEach(uuid -> log.info("event=gpu_restored gpu={} detail=\"no longer reported by another plugin\"",
                         uuid));
         listeners.forEach(Runnable::run);
     }

@@ -35,7 +35,7 @@ import org.slf4j.LoggerFactory;
  * <p>Listeners run on the thread that made the change, after the lock is released.
  */
 public final class ReservationBook {
-    private static final Logger LOG = LoggerFactory.getLogger(ReservationBook.class);
+    private static final Logger log = LoggerFactory.getLogger(ReservationBook.class);
     private final CapacityModel capacity;
     private final AntiAffinityPolicy policy;
     private final Clock clock;
@@ -441,7 +441,7 @@ public final class ReservationBook {
                 listener.run();
             } catch (RuntimeException e) {
                 // one broken observer must not stop the others or fail the change that already happened
-                LOG.warn("reservation change listener {} failed", listener, e);
+                log.warn("reservation change listener {} failed", listener, e);
             }
         }
     }

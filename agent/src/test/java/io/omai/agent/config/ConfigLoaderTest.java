@@ -3,7 +3,6 @@ package io.omai.agent.config;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import io.omai.agent.quota.shm.ComputeMode;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -28,7 +27,7 @@ class ConfigLoaderTest {
         assertThat(config.directories().state()).isEqualTo(Path.of("/var/lib/omai"));
         assertThat(config.directories().devRoot()).isEqualTo(Path.of("/dev"));
         assertThat(config.sharing()).isEqualTo(new AgentConfig.Sharing(AgentConfig.MemoryPolicy.PROPORTIONAL,
-                ComputeMode.HARD_CAP, true, 100_000, false, "nvidia.com/gpu"));
+                AgentConfig.ComputePolicy.HARD_CAP, true, 100_000, false, "nvidia.com/gpu"));
         assertThat(config.shim()).isEqualTo(new AgentConfig.Shim(Path.of("/usr/local/omai/lib/libomai-shim.so"),
                 Path.of("/usr/local/omai/lib/libomai-shim.so"), true));
         assertThat(config.nvml().library()).isEqualTo("libnvidia-ml.so.1");
@@ -80,7 +79,7 @@ class ConfigLoaderTest {
         assertThat(config.directories()).isEqualTo(new AgentConfig.Directories(Path.of("/tmp/dp"),
                 Path.of("/tmp/pr/kubelet.sock"), Path.of("/tmp/state"), Path.of("/tmp/dev")));
         assertThat(config.sharing()).isEqualTo(new AgentConfig.Sharing(AgentConfig.MemoryPolicy.UNLIMITED,
-                ComputeMode.WORK_CONSERVING, false, 50_000, true, "nvidia.com/gpu"));
+                AgentConfig.ComputePolicy.WORK_CONSERVING, false, 50_000, true, "nvidia.com/gpu"));
         assertThat(config.shim().preloadFileMount()).isFalse();
         assertThat(config.nvml()).isEqualTo(new AgentConfig.Nvml("/opt/sim/libnvidia-ml.so.1", false,
                 Duration.ofMinutes(2), Set.of(13L, 43L)));

@@ -10,6 +10,7 @@ import io.omai.agent.deviceplugin.v1beta1.Device;
 import io.omai.agent.deviceplugin.v1beta1.DevicePluginGrpc;
 import io.omai.agent.deviceplugin.v1beta1.Empty;
 import io.omai.agent.deviceplugin.v1beta1.ListAndWatchResponse;
+import io.omai.agent.lifecycle.AgentStartException;
 import io.omai.ibvf.kernel.FileSysfs;
 import io.omai.ibvf.kernel.ProcessIpLink;
 import io.omai.ibvf.model.Guid;

@@ -113,7 +113,7 @@ class AllocationLedgerTest {
     @Test
     void unlimitedMemoryPolicyWritesNoMemoryLimit() throws Exception {
         AgentConfig.Sharing unlimited = new AgentConfig.Sharing(AgentConfig.MemoryPolicy.UNLIMITED,
-                ComputeMode.WORK_CONSERVING, true, 100_000, false, "nvidia.com/gpu");
+                AgentConfig.ComputePolicy.WORK_CONSERVING, true, 100_000, false, "nvidia.com/gpu");
         closeAll();
         AllocationLedger ledger = AllocationLedger.open(gpus(1), unlimited, state, clock);
         opened.add(ledger);

@@ -10,7 +10,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Tenancy's layering on the compiled classes: the Kubernetes client (fabric8) stays in the {@code kube} adapter
- * (and the wiring that creates it); the tenancy core and the ledger know neither it nor gRPC.
+ * (and the composition root, {@code node}, which creates it); the tenancy core and the ledger know neither it nor
+ * gRPC.
  */
 class TenancyLayeringTest {
     private static JavaClasses agent;
@@ -23,7 +24,7 @@ class TenancyLayeringTest {
 
     @Test
     void onlyTheKubeAdapterAndItsWiringKnowTheKubernetesClient() {
-        noClasses().that().resideOutsideOfPackages("io.omai.agent.kube..", "io.omai.agent.deviceplugin..")
+        noClasses().that().resideOutsideOfPackages("io.omai.agent.kube..", "io.omai.agent.node..")
                 .should().dependOnClassesThat().resideInAnyPackage("io.fabric8..")
                 .check(agent);
     }
@@ -33,7 +34,7 @@ class TenancyLayeringTest {
         noClasses().that().resideInAPackage("io.omai.agent.tenancy..")
                 .should().dependOnClassesThat().resideInAnyPackage("io.omai.agent.kube..",
                         "io.omai.agent.deviceplugin..", "io.omai.agent.schedapi..", "io.omai.agent.cli..",
-                        "io.grpc..", "com.google.protobuf..")
+                        "io.omai.agent.node..", "io.grpc..", "com.google.protobuf..")
                 .check(agent);
     }
 

@@ -20,7 +20,7 @@ import java.util.Optional;
  */
 public final class VfCountReconciler {
 
-    private static final Logger LOG = LoggerFactory.getLogger(VfCountReconciler.class);
+    private static final Logger log = LoggerFactory.getLogger(VfCountReconciler.class);
 
     private final Sysfs sysfs;
     private final SysfsValues values;
@@ -57,7 +57,7 @@ public final class VfCountReconciler {
             if (desired != 0) {
                 sysfs.write(numVfsPath, Integer.toString(desired));
             }
-            LOG.info("pf={} sriov_numvfs {} -> {}", pf, previous, desired);
+            log.info("pf={} sriov_numvfs {} -> {}", pf, previous, desired);
         }
         int enabled = values.decimal(numVfsPath, pf + " must be SR-IOV capable");
         if (enabled != desired) {

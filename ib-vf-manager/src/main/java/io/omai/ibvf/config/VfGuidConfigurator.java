@@ -20,7 +20,7 @@ import java.util.Optional;
  */
 public final class VfGuidConfigurator {
 
-    private static final Logger LOG = LoggerFactory.getLogger(VfGuidConfigurator.class);
+    private static final Logger log = LoggerFactory.getLogger(VfGuidConfigurator.class);
     private static final String DEFAULT_DRIVER = "mlx5_core";
 
     private final Sysfs sysfs;
@@ -61,7 +61,7 @@ public final class VfGuidConfigurator {
             wait.until("VF " + vf.index() + " (" + vf.address() + ") of " + pf.address() + " after rebind",
                     () -> guidNotVisible(vf, guid));
         });
-        LOG.info("pf={} vf={} pci={} guid={} state={} applied and rebound", pf.address(), vf.index(), vf.address(),
+        log.info("pf={} vf={} pci={} guid={} state={} applied and rebound", pf.address(), vf.index(), vf.address(),
                 guid, linkState.ipLinkWord());
     }
 

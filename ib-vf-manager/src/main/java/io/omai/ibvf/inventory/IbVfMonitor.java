@@ -28,7 +28,7 @@ import java.util.function.BiFunction;
  */
 public final class IbVfMonitor implements AutoCloseable {
 
-    private static final Logger LOG = LoggerFactory.getLogger(IbVfMonitor.class);
+    private static final Logger log = LoggerFactory.getLogger(IbVfMonitor.class);
 
     private final SysfsDiscovery discovery;
     private final VfHealthEvaluator health;
@@ -79,7 +79,7 @@ public final class IbVfMonitor implements AutoCloseable {
         try {
             next = discoverNow();
         } catch (IbVfException failure) {
-            LOG.warn("IB VF rediscovery failed, keeping the previous inventory: {}", failure.getMessage());
+            log.warn("IB VF rediscovery failed, keeping the previous inventory: {}", failure.getMessage());
             listenersNow().forEach(listener -> listener.onDiscoveryFailed(failure));
             return current();
         }
@@ -90,7 +90,7 @@ public final class IbVfMonitor implements AutoCloseable {
             polledOnce = true;
         }
         if (changed) {
-            LOG.info("IB VF inventory changed: {} VFs, {} healthy", next.vfs().size(),
+            log.info("IB VF inventory changed: {} VFs, {} healthy", next.vfs().size(),
                     next.vfs().stream().filter(vf -> vf.health().isHealthy()).count());
             listenersNow().forEach(listener -> listener.onInventoryChanged(next));
         }
@@ -122,7 +122,7 @@ public final class IbVfMonitor implements AutoCloseable {
             poll();
         } catch (RuntimeException unexpected) {
             // a listener's bug must not stop rediscovery for everyone
-            LOG.error("IB VF monitor poll failed", unexpected);
+            log.error("IB VF monitor poll failed", unexpected);
         }
     }
 

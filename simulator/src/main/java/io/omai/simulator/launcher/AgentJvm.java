@@ -117,4 +117,15 @@ public final class AgentJvm implements AutoCloseable {
             kill();
         }
     }
+
+    /** Stops every agent in turn; an interrupt stops the rest from being waited for and is kept for the caller. */
+    public static void closeAll(Iterable<AgentJvm> agents) {
+        try {
+            for (AgentJvm agent : agents) {
+                agent.close();
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
 }

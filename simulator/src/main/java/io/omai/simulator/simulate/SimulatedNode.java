@@ -11,7 +11,7 @@ import io.fabric8.mockwebserver.Context;
 import io.fabric8.mockwebserver.MockWebServer;
 import io.omai.agent.config.AgentConfig;
 import io.omai.agent.config.ConfigLoader;
-import io.omai.agent.deviceplugin.NodeAgent;
+import io.omai.agent.node.NodeAgent;
 import io.omai.agent.gpu.nvml.FfmNvmlLibrary;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
@@ -19,7 +19,6 @@ import io.omai.agent.metrics.AgentMetrics;
 import io.omai.agent.metrics.MetricsServer;
 import io.omai.agent.metrics.NodeAgentSources;
 import io.omai.agent.metrics.TenantLookup;
-import io.omai.agent.metrics.VfMetricsSource;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.simulator.kubelet.KubeletSimulator;
 import io.omai.simulator.launcher.ContainerLauncher;
@@ -34,9 +33,7 @@ import io.omai.ibvf.config.ReadinessPolicy;
 import io.omai.ibvf.guid.FileGuidStore;
 import io.omai.ibvf.guid.GuidRange;
 import io.omai.ibvf.inventory.IbVfMonitor;
-import io.omai.ibvf.inventory.InventorySnapshot;
 import io.omai.ibvf.kernel.VfLinkState;
-import io.omai.ibvf.model.PciAddress;
 import io.omai.ibvf.testing.FakeKernel;
 import io.omai.ibvf.testing.FakePf;
 import io.omai.ibvf.testing.FakeSysfs;
@@ -52,7 +49,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 
@@ -155,19 +151,9 @@ final class SimulatedNode implements AutoCloseable {
             kubeApi.destroy();
             throw e;
         }
-        // Tenants come from the allocations' claims, i.e. the pods the agent's informer identified at Allocate.
+        // Tenants come from the allocations' claims, i.e. the pods the agent's informer identified at Allocate;
+        // the VF series are bound with the rest.
         NodeAgentSources.bind(metrics, agent, FfmNvmlLibrary.instance(), TenantLookup.UNKNOWN);
-        agent.vfPlugin().ifPresent(plugin -> metrics.bindVfs(new VfMetricsSource() {
-            @Override
-            public InventorySnapshot inventory() {
-                return plugin.monitor().current();
-            }
-
-            @Override
-            public Set<PciAddress> allocatedVfs() {
-                return plugin.allocatedVfs();
-            }
-        }));
         metrics.health().markStarted();
         SimulatedAgentNode.awaitAdvertised(kubelet, sim.gpus().size());
         kubelet.awaitRegistration(VF_RESOURCE, Duration.ofSeconds(30));

@@ -8,7 +8,7 @@ import io.omai.agent.ledger.AllocationClaim;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.MilliGpuId;
 import io.omai.agent.quota.audit.AuditFinding;
-import io.omai.agent.quota.audit.GpuProcessAudit;
+import io.omai.agent.tenancy.GpuProcessAudit;
 import io.omai.agent.quota.audit.ProcessIdentity;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.ShmLayout;

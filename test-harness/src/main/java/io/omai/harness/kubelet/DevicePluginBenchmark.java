@@ -9,6 +9,9 @@ import io.omai.agent.ledger.MilliGpuId;
 import io.omai.simulator.kubelet.KubeletSimulator;
 import io.omai.simulator.kubelet.PluginEndpoint;
 import io.omai.simulator.launcher.AgentJvm;
+import io.omai.simulator.node.AgentYaml;
+import io.omai.simulator.node.SimulatedAgentNode;
+import io.omai.simulator.node.SimulatedNodePaths;
 import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -49,29 +52,13 @@ public final class DevicePluginBenchmark {
         int paced = args.length > 2 ? Integer.parseInt(args[2]) : 1_000;
         Path root = Files.createTempDirectory("omai-dp-bench");
         SimNode sim = SimNode.create(root.resolve("sim"), GPUS, 80L << 30);
-        Path devicePlugins = root.resolve("device-plugins");
-        Path podResources = root.resolve("pod-resources/kubelet.sock");
-        Path config = root.resolve("agent.yaml");
+        SimulatedNodePaths paths = SimulatedNodePaths.under(root, sim);
+        Path devicePlugins = paths.devicePlugins();
+        Path podResources = paths.podResourcesSocket();
         Files.createDirectories(devicePlugins);
-        Files.writeString(config, """
-                version: 1
-                nodeName: bench-node
-                directories:
-                  devicePlugin: %s
-                  podResourcesSocket: %s
-                  state: %s
-                nvml:
-                  library: %s
-                kubelet:
-                  reconcileInterval: 1h
-                metrics:
-                  address: 127.0.0.1
-                  port: %d
-                schedulerApi:
-                  address: 127.0.0.1
-                  port: %d
-                """.formatted(devicePlugins, podResources, root.resolve("state"),
-                sim.buildDir().resolve("sim/libnvidia-ml.so.1"), freePort(), freePort()));
+        Path config = AgentYaml.forNode("bench-node", paths).set("kubelet.reconcileInterval", "1h")
+                .metrics(SimulatedAgentNode.freePort()).schedulerApi(SimulatedAgentNode.freePort())
+                .writeTo(root.resolve("agent.yaml"));
         try (KubeletSimulator kubelet = KubeletSimulator.start(devicePlugins, podResources);
              AgentJvm agent = AgentJvm.start(config, sim.env(), root.resolve("agent.log"), List.of("-Xmx512m"))) {
             agent.awaitLog("event=agent_started", Duration.ofSeconds(60));
@@ -152,12 +139,6 @@ public final class DevicePluginBenchmark {
             measure(allocate, warmup, null);
             report("ledger only: allocate paced, one per " + PACE_MS + " ms", measure(allocate, paced, pace));
             report("ledger only: allocate back to back", measure(allocate, iterations, null));
-        }
-    }
-
-    private static int freePort() throws IOException {
-        try (java.net.ServerSocket socket = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
         }
     }
 

@@ -1,6 +1,7 @@
 package io.omai.agent.quota.compute;
 
 import io.omai.agent.lifecycle.IsolatedFailures;
+import io.omai.agent.lifecycle.LoopSlot;
 import io.omai.agent.lifecycle.SupervisedLoop;
 import io.omai.agent.quota.shm.ControlSnapshot;
 import io.omai.agent.quota.shm.MonotonicClock;
@@ -40,7 +41,7 @@ public final class ComputeControlLoop implements AutoCloseable {
     /** System.nanoTime of each GPU's previous step: the controller grants for the time that really passed. */
     private final Map<String, Long> lastStepAt = new HashMap<>();
     private final IsolatedFailures failures = new IsolatedFailures("compute-control");
-    private SupervisedLoop loop;
+    private final LoopSlot loop = new LoopSlot();
     private volatile long lastTickNanos;
     private volatile long ticks;
     private volatile LongConsumer tickDurationListener = nanos -> { };
@@ -63,11 +64,9 @@ public final class ComputeControlLoop implements AutoCloseable {
      * @return the loop, for {@code /healthz}
      */
     public synchronized SupervisedLoop start() {
-        if (loop == null) {
-            Duration period = Duration.ofNanos(periodNs);
-            loop = SupervisedLoop.start("compute-control", period, period, Duration.ofSeconds(10), () -> step(true));
-        }
-        return loop;
+        Duration period = Duration.ofNanos(periodNs);
+        return loop.startIfIdle(() -> SupervisedLoop.start("compute-control", period, period, Duration.ofSeconds(10),
+                () -> step(true)));
     }
 
     /**
@@ -248,13 +247,6 @@ public final class ComputeControlLoop implements AutoCloseable {
 
     @Override
     public void close() {
-        SupervisedLoop running;
-        synchronized (this) {
-            running = loop;
-            loop = null;
-        }
-        if (running != null) {
-            running.close();
-        }
+        loop.close();
     }
 }

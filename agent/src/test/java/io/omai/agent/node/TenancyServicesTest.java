@@ -1,22 +1,29 @@
-package io.omai.agent.deviceplugin;
+package io.omai.agent.node;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.omai.agent.config.AgentConfig;
 import io.omai.agent.config.ConfigLoader;
 import io.omai.agent.gpu.FakeNvml;
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.HeldDevices;
 import io.omai.agent.ledger.MilliGpuId;
+import io.omai.agent.lifecycle.AgentStartException;
+import io.omai.agent.lifecycle.SupervisedLoop;
+import io.omai.agent.tenancy.GpuWithdrawals;
+import io.omai.agent.tenancy.NodeCapacity;
 import io.omai.agent.tenancy.NodePods;
 import io.omai.agent.tenancy.PodInfo;
+import io.omai.agent.tenancy.ReservationBook;
 import java.nio.file.Path;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.Collection;
 import java.util.List;
+import java.util.function.Supplier;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -64,6 +71,33 @@ class TenancyServicesTest {
             assertThat(claim.podUid()).isEqualTo("uid-7");
             assertThat(claim.tenant()).isEqualTo("team-x");
             assertThat(claim.container()).isEqualTo("main");
+        }
+    }
+
+    @Test
+    void thePeriodicChecksAreSupervisedLoopsThatHealthzJudgesAndCloseStops() throws Exception {
+        try (AllocationLedger ledger = AllocationLedger.open(gpus, ConfigLoader.defaults().sharing(), state,
+                Clock.systemUTC())) {
+            AgentConfig config = ConfigLoader.defaults();
+            TenancyServices services = TenancyServices.start(config, gpus, ledger,
+                    new ReservationBook((Supplier<NodeCapacity>) () -> {
+                        throw new AssertionError("no reservation in this test");
+                    }, TenancyServices.policy(config), Clock.systemUTC()),
+                    new GpuWithdrawals(), new FakeNvml(gpus), null);
+            List<SupervisedLoop> loops = services.loops();
+            // no Kubernetes API here: no pod-claims loop; the audit is on by default
+            assertThat(loops).extracting(SupervisedLoop::name)
+                    .containsExactly("coexistence-check", "nvml-audit");
+            assertThat(loops).allSatisfy(loop -> assertThat(loop.problem(System.nanoTime())).isEmpty());
+
+            services.close();
+
+            // closed on purpose: no problem for /healthz, and no pass after the close
+            long[] passes = loops.stream().mapToLong(SupervisedLoop::passes).toArray();
+            Thread.sleep(50);
+            assertThat(loops.stream().mapToLong(SupervisedLoop::passes).toArray())
+                    .containsExactly(passes);
+            assertThat(loops).allSatisfy(loop -> assertThat(loop.problem(System.nanoTime())).isEmpty());
         }
     }
 }

@@ -1,4 +1,4 @@
-package io.omai.agent.deviceplugin;
+package io.omai.agent.node;
 
 import io.omai.agent.config.AgentConfig;
 import io.omai.agent.gpu.GpuDevice;
@@ -12,7 +12,7 @@ import io.omai.agent.quota.DeadProcessReaper;
 import io.omai.agent.quota.LinuxProcessTable;
 import io.omai.agent.quota.UsageProblem;
 import io.omai.agent.quota.audit.AuditFinding;
-import io.omai.agent.quota.audit.GpuProcessAudit;
+import io.omai.agent.tenancy.GpuProcessAudit;
 import io.omai.agent.quota.compute.ComputeControlLoop;
 import io.omai.agent.quota.compute.ComputeTarget;
 import io.omai.agent.quota.compute.NvmlProcessGpuTime;

@@ -1,9 +1,10 @@
-package io.omai.agent.deviceplugin;
+package io.omai.agent.node;
 
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientBuilder;
 import io.grpc.StatusRuntimeException;
 import io.omai.agent.config.AgentConfig;
+import io.omai.agent.deviceplugin.OtherPluginGpus;
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.gpu.GpuProcesses;
 import io.omai.agent.gpu.nvml.NvmlLibrary;
@@ -13,27 +14,28 @@ import io.omai.agent.kube.NodeTenantsPublisher;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationClaim;
 import io.omai.agent.ledger.AllocationLedger;
+import io.omai.agent.lifecycle.AgentStartException;
+import io.omai.agent.lifecycle.Closer;
+import io.omai.agent.lifecycle.SupervisedLoop;
 import io.omai.agent.quota.audit.AuditFinding;
-import io.omai.agent.quota.audit.GpuProcessAudit;
 import io.omai.agent.tenancy.AdmissionGate;
 import io.omai.placement.AntiAffinityPolicy;
 import io.omai.agent.tenancy.ClusterEvents;
+import io.omai.agent.tenancy.GpuProcessAudit;
 import io.omai.agent.tenancy.GpuWithdrawals;
 import io.omai.agent.tenancy.NodePods;
 import io.omai.agent.tenancy.Reservation;
 import io.omai.agent.tenancy.ReservationBook;
 import io.omai.agent.tenancy.TenantIdentity;
 import java.time.Clock;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
-import java.util.function.Consumer;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.Executors;
-import java.util.concurrent.ScheduledExecutorService;
-import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -50,21 +52,18 @@ final class TenancyServices implements AutoCloseable {
     private final GpuWithdrawals withdrawals;
     private final AdmissionGate gate;
     private final ClusterEvents events;
-    private final KubernetesClient client; // null without the Kubernetes API
-    private final List<AutoCloseable> resources;
-    private final ScheduledExecutorService loop = Executors.newSingleThreadScheduledExecutor(
-            Thread.ofPlatform().name("omai-coexistence").daemon().factory());
+    private final Closer resources; // the client first, the loop last: stopped in reverse
+    private final List<SupervisedLoop> supervised = new CopyOnWriteArrayList<>();
     private final OtherPluginGpus otherPlugin;
     private final GpuProcessAudit audit; // null with tenancy.audit: off
     private final List<Consumer<AuditFinding>> auditListeners = new CopyOnWriteArrayList<>();
 
     private TenancyServices(GpuWithdrawals withdrawals, AdmissionGate gate, ClusterEvents events,
-                            KubernetesClient client, List<AutoCloseable> resources, OtherPluginGpus otherPlugin,
+                            Closer resources, OtherPluginGpus otherPlugin,
                             GpuProcessAudit audit) {
         this.withdrawals = withdrawals;
         this.gate = gate;
         this.events = events;
-        this.client = client;
         this.resources = resources;
         this.otherPlugin = otherPlugin;
         this.audit = audit;
@@ -122,21 +121,24 @@ final class TenancyServices implements AutoCloseable {
                                  ReservationBook book, GpuWithdrawals withdrawals, NvmlLibrary nvml,
                                  KubernetesClient client) {
         AgentConfig.Tenancy settings = config.tenancy();
-        List<AutoCloseable> resources = new ArrayList<>();
+        Closer resources = new Closer("tenancy");
+        if (client != null) {
+            resources.add("kubernetes-client", client);
+        }
         NodePods pods = NodePods.NONE;
         ClusterEvents events = ClusterEvents.NONE;
         if (client != null) {
             KubeEvents kubeEvents = new KubeEvents(client, config.nodeName(), Clock.systemUTC());
-            resources.add(kubeEvents);
+            resources.add("kube-events", kubeEvents);
             events = kubeEvents;
             KubePodWatch watch = new KubePodWatch(config.nodeName(), config.resources().milliGpu(),
                     new TenantIdentity(settings.tenantLabel()), pod -> book.releaseByPod(pod.uid())
                             .ifPresent(released -> log.info("event=reservation_released reason=pod_deleted "
                                     + "pod={} reservation={} tenant={}", pod.ref(), released.idempotencyKey(),
                                     released.tenant())));
-            resources.add(watch.start(client));
+            resources.add("pod-informer", watch.start(client));
             pods = watch;
-            resources.add(new NodeTenantsPublisher(client, config.nodeName(), () -> tenants(ledger, book))
+            resources.add("tenants-publisher", new NodeTenantsPublisher(client, config.nodeName(), () -> tenants(ledger, book))
                     .start(TENANTS_PERIOD_MILLIS));
         }
         AdmissionGate gate = new AdmissionGate(config.nodeName(), ledger, book, pods, withdrawals,
@@ -149,17 +151,23 @@ final class TenancyServices implements AutoCloseable {
                 new GpuProcesses(nvml)::running, io.omai.agent.quota.audit.ProcessIdentity.PROC,
                 new io.omai.agent.quota.compute.NvmlProcessGpuTime(nvml), System::nanoTime,
                 settings.audit() == AgentConfig.AuditAction.KILL, GpuProcessAudit.Killer.SIGKILL);
-        TenancyServices services = new TenancyServices(withdrawals, gate, events, client, resources, otherPlugin,
-                audit);
+        if (audit != null) {
+            // closed after its loop (the Closer goes in reverse): waits for a pass in progress, then unmaps
+            resources.add("nvml-audit-mappings", audit);
+        }
+        TenancyServices services = new TenancyServices(withdrawals, gate, events, resources, otherPlugin, audit);
+        Duration every = config.kubelet().reconcileInterval();
         if (pods.enabled()) {
             NodePods known = pods;
-            services.loop.scheduleWithFixedDelay(() -> learnClaims(ledger, known), period(config), period(config),
-                    TimeUnit.MILLISECONDS);
+            services.supervise(SupervisedLoop.start("pod-claims", every, every, deadline(every),
+                    () -> learnClaims(ledger, known)));
         }
-        services.loop.scheduleWithFixedDelay(services::checkOtherPlugin, 0, period(config), TimeUnit.MILLISECONDS);
+        services.supervise(SupervisedLoop.start("coexistence-check", Duration.ZERO, every, deadline(every),
+                services::checkOtherPlugin));
         if (audit != null) {
-            long every = settings.auditInterval().toMillis();
-            services.loop.scheduleWithFixedDelay(services::auditOnce, every, every, TimeUnit.MILLISECONDS);
+            Duration auditEvery = settings.auditInterval();
+            services.supervise(SupervisedLoop.start("nvml-audit", auditEvery, auditEvery, deadline(auditEvery),
+                    services::auditOnce));
         }
         log.info("event=tenancy_started node={} policy={} tenant_label={} kubernetes_api={} other_gpu_resource={}",
                 config.nodeName(), book.policy().configName(), settings.tenantLabel(), client != null,
@@ -167,8 +175,19 @@ final class TenancyServices implements AutoCloseable {
         return services;
     }
 
-    private static long period(AgentConfig config) {
-        return config.kubelet().reconcileInterval().toMillis();
+    /** Far beyond one pass (a PodResources call, an NVML query per GPU): past it, {@code /healthz} fails. */
+    private static Duration deadline(Duration period) {
+        return period.multipliedBy(10).plus(Duration.ofSeconds(60));
+    }
+
+    private void supervise(SupervisedLoop loop) {
+        supervised.add(loop);
+        resources.add(loop.name(), loop);
+    }
+
+    /** The periodic loops (pod claims, coexistence check, NVML audit), for {@code /healthz}. */
+    List<SupervisedLoop> loops() {
+        return List.copyOf(supervised);
     }
 
     /**
@@ -186,7 +205,7 @@ final class TenancyServices implements AutoCloseable {
                         new AllocationClaim(pod.uid(), pod.namespace(), pod.name(), owner[2], pod.tenant(), 0)));
             }
         } catch (RuntimeException e) {
-            log.warn("event=claims_not_learned error=\"{}\"", e.toString());
+            log.warn("event=claims_not_learned", e);
         }
     }
 
@@ -213,7 +232,7 @@ final class TenancyServices implements AutoCloseable {
             log.debug("event=coexistence_check_skipped status={} detail=\"PodResources unavailable\"", e.getStatus());
             return;
         } catch (RuntimeException e) {
-            log.warn("event=coexistence_check_failed error=\"{}\"", e.toString());
+            log.warn("event=coexistence_check_failed", e);
             return;
         }
         Map<String, String> before = withdrawals.current();
@@ -234,7 +253,7 @@ final class TenancyServices implements AutoCloseable {
             }
         } catch (RuntimeException | InternalError e) {
             // a failed pass must not cancel the schedule (InternalError: a fault in a truncated mapping)
-            log.warn("event=audit_failed error=\"{}\"", e.toString());
+            log.warn("event=audit_failed", e);
         }
     }
 
@@ -278,19 +297,6 @@ final class TenancyServices implements AutoCloseable {
 
     @Override
     public void close() {
-        loop.shutdownNow();
-        if (audit != null) {
-            audit.close(); // waits for a pass in progress, then unmaps the audit's read-only mappings
-        }
-        for (AutoCloseable resource : resources.reversed()) {
-            try {
-                resource.close();
-            } catch (Exception e) {
-                log.warn("event=stop_failed error=\"{}\"", e.toString());
-            }
-        }
-        if (client != null) {
-            client.close();
-        }
+        resources.close();
     }
 }

@@ -1,4 +1,4 @@
-package io.omai.agent.deviceplugin;
+package io.omai.agent.node;
 
 import static org.assertj.core.api.Assertions.assertThat;
 

@@ -1,4 +1,4 @@
-package io.omai.agent.quota.audit;
+package io.omai.agent.tenancy;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -9,6 +9,8 @@ import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationClaim;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.MilliGpuId;
+import io.omai.agent.quota.audit.AuditFinding;
+import io.omai.agent.quota.audit.ProcessIdentity;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.ShimLikeWriter;
 import java.nio.file.Path;

@@ -1,10 +1,19 @@
-package io.omai.agent.deviceplugin;
+package io.omai.agent.node;
 
 import io.grpc.BindableService;
 import io.grpc.ServerInterceptor;
 import io.grpc.ServerInterceptors;
 import io.omai.agent.config.AgentConfig;
+import io.omai.agent.deviceplugin.ContainerEdits;
+import io.omai.agent.deviceplugin.DeviceListPublisher;
+import io.omai.agent.deviceplugin.DevicePluginService;
+import io.omai.agent.deviceplugin.KubeletRegistrar;
+import io.omai.agent.deviceplugin.PluginSocketServer;
+import io.omai.agent.deviceplugin.PodResourcesReconciler;
+import io.omai.agent.deviceplugin.RecentGpuAllocation;
+import io.omai.agent.deviceplugin.VfDevicePlugin;
 import io.omai.agent.gpu.GpuDevice;
+import io.omai.agent.gpu.GpuHealth;
 import io.omai.agent.gpu.GpuHealthMonitor;
 import io.omai.agent.gpu.GpuInventory;
 import io.omai.agent.gpu.NvmlException;
@@ -14,14 +23,30 @@ import io.omai.agent.gpu.nvml.NvmlLibrary;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.LedgerException;
 import io.omai.agent.ledger.ReconcileReport;
+import io.omai.agent.lifecycle.AgentStartException;
+import io.omai.agent.lifecycle.Closer;
+import io.omai.agent.lifecycle.Loops;
+import io.omai.agent.quota.DeadProcessReaper;
+import io.omai.agent.quota.audit.AuditFinding;
+import io.omai.agent.quota.compute.ComputeControlLoop;
+import io.omai.agent.tenancy.GpuProcessAudit;
 import io.omai.agent.tenancy.GpuWithdrawals;
+import io.omai.agent.tenancy.ReservationBook;
+import io.omai.ibvf.inventory.InventorySnapshot;
+import io.omai.ibvf.kernel.FileSysfs;
+import io.omai.ibvf.kernel.ProcessIpLink;
+import io.omai.ibvf.kernel.SysfsLayout;
+import io.omai.ibvf.model.PciAddress;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Clock;
-import java.util.ArrayList;
-import java.util.Collections;
+import java.time.Duration;
 import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -35,35 +60,32 @@ public final class NodeAgent implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(NodeAgent.class);
 
     private final AgentConfig config;
-    private final NvmlLibrary nvml;
     private final GpuHealthMonitor health;
     private final AllocationLedger ledger;
     private final QuotaEnforcement quotas;
     private final SchedulerFacing scheduler;
     private final TenancyServices tenancy;
-    private final DeviceListPublisher devices;
     private final PluginSocketServer server;
     private final KubeletRegistrar registrar;
     private final PodResourcesReconciler reconciler;
-    private final io.omai.agent.lifecycle.Loops loops;
+    private final Loops loops;
+    private final Closer started; // in start order; close() stops them newest first
     private VfDevicePlugin vfPlugin; // null unless ib.enabled; set once in start, before the agent is returned
 
-    private NodeAgent(AgentConfig config, NvmlLibrary nvml, GpuHealthMonitor health, AllocationLedger ledger,
-                      QuotaEnforcement quotas, SchedulerFacing scheduler, TenancyServices tenancy,
-                      DeviceListPublisher devices, PluginSocketServer server, KubeletRegistrar registrar,
-                      PodResourcesReconciler reconciler, io.omai.agent.lifecycle.Loops loops) {
+    private NodeAgent(AgentConfig config, GpuHealthMonitor health, AllocationLedger ledger, QuotaEnforcement quotas,
+                      SchedulerFacing scheduler, TenancyServices tenancy, PluginSocketServer server,
+                      KubeletRegistrar registrar, PodResourcesReconciler reconciler, Loops loops, Closer started) {
         this.config = config;
-        this.nvml = nvml;
         this.health = health;
         this.ledger = ledger;
         this.quotas = quotas;
         this.scheduler = scheduler;
         this.tenancy = tenancy;
-        this.devices = devices;
         this.server = server;
         this.registrar = registrar;
         this.reconciler = reconciler;
         this.loops = loops;
+        this.started = started;
     }
 
     /**
@@ -87,11 +109,11 @@ public final class NodeAgent implements AutoCloseable {
     public static NodeAgent start(AgentConfig config, NvmlLibrary nvml, ServerInterceptor... pluginInterceptors)
             throws AgentStartException {
         requireShimLibrary(config.shim().hostLibrary());
-        List<AutoCloseable> started = new ArrayList<>();
+        Closer started = new Closer("node-agent");
         try {
             GpuInventory inventory = new GpuInventory(nvml);
             inventory.initialise();
-            started.add(nvml::nvmlShutdown);
+            started.add("nvml", nvml::nvmlShutdown);
             List<GpuDevice> gpus = TenancyServices.partition(inventory.discover(), config.tenancy().gpus());
             for (GpuDevice gpu : gpus) {
                 log.info("event=gpu_found gpu={} index={} name=\"{}\" minor={} memory_bytes={} numa={}", gpu.uuid(),
@@ -101,19 +123,19 @@ public final class NodeAgent implements AutoCloseable {
                     ? new GpuHealthMonitor(nvml, gpus, config.nvml().recoveryDebounce(), config.nvml().ignoredXids(),
                             System::nanoTime)
                     : GpuHealthMonitor.disabled(gpus);
-            started.add(health);
+            started.add("gpu-health", health);
 
             AllocationLedger ledger = AllocationLedger.open(gpus, config.sharing(), config.directories().state(),
                     Clock.systemUTC());
-            started.add(ledger);
+            started.add("ledger", ledger);
             ledger.keepDisplacedFilesFor(config.kubelet().releaseGracePeriod());
             ContainerEdits edits = new ContainerEdits(ledger, config);
             edits.writePreloadFile();
-            io.omai.agent.lifecycle.Loops loops = new io.omai.agent.lifecycle.Loops();
+            Loops loops = new Loops();
             QuotaEnforcement quotas = new QuotaEnforcement(ledger, nvml, config.sharing().computePeriodUs() * 1_000L,
-                    config.audit().onTamper(), io.omai.agent.quota.audit.GpuProcessAudit.Killer.SIGKILL);
+                    config.audit().onTamper(), GpuProcessAudit.Killer.SIGKILL);
             quotas.start(loops);
-            started.add(quotas);
+            started.add("quota-enforcement", quotas);
 
             PodResourcesReconciler reconciler = new PodResourcesReconciler(config.directories().podResourcesSocket(),
                     config.resources().milliGpu(), ledger, config.kubelet().reconcileInterval(),
@@ -124,55 +146,53 @@ public final class NodeAgent implements AutoCloseable {
             DeviceListPublisher devices = new DeviceListPublisher(gpus, withdrawals.overlay(health.current()));
             health.addListener(changed -> devices.healthChanged(withdrawals.overlay(changed)));
             withdrawals.onChange(() -> devices.healthChanged(withdrawals.overlay(health.current())));
-            started.add(devices::terminate);
+            started.add("list-and-watch-streams", devices::terminate);
             health.start();
 
             // one reservation book: the scheduler API fills it, the device plugin consumes it at Allocate
             SchedulerFacing scheduler = SchedulerFacing.start(config, ledger, health, withdrawals, pluginInterceptors);
-            started.add(scheduler);
+            started.add("scheduler-facing", scheduler);
             TenancyServices tenancy = TenancyServices.start(config, gpus, ledger, scheduler.reservations(),
                     withdrawals, nvml);
-            started.add(tenancy);
+            started.add("tenancy", tenancy);
+            tenancy.loops().forEach(loops::add);
             quotas.reportTo(tenancy::report); // usage files found tampered: event + metric, as the NVML audit's
 
             Path socket = config.directories().devicePlugin().resolve(config.pluginSocketName());
             PluginSocketServer server = new PluginSocketServer(socket,
                     List.of(intercepted(new DevicePluginService(tenancy.gate(), edits, devices), pluginInterceptors)));
             server.ensureListening();
-            started.add(server);
+            started.add("plugin-server", server);
 
             KubeletRegistrar registrar = new KubeletRegistrar(config.directories().devicePlugin(),
                     config.resources().milliGpu(), server, devices::watchers, config.kubelet().registrationBackoffMax());
             devices.onStreamEnded(registrar::streamEnded);
             registrar.start();
-            started.add(registrar);
+            started.add("kubelet-registrar", registrar);
 
             VfDevicePlugin vfPlugin = null;
             if (config.ib().enabled()) {
-                try {
-                    vfPlugin = startVfPlugin(config, ledger, pluginInterceptors);
-                } catch (AgentStartException e) {
-                    closeAll(reversed(started));
-                    throw e;
-                }
-                started.add(vfPlugin);
+                vfPlugin = started.add("ib-vf-plugin", startVfPlugin(config, ledger, pluginInterceptors));
             }
 
             reconciler.start(); // reconciles at once, then every interval
-            started.add(reconciler);
+            started.add("pod-resources-reconciler", reconciler);
             watchLoops(loops, config, health, registrar, reconciler);
 
             log.info("event=agent_started node={} resource={} gpus={} socket={} state={}", config.nodeName(),
                     config.resources().milliGpu(), gpus.size(), socket, config.directories().state());
-            NodeAgent agent = new NodeAgent(config, nvml, health, ledger, quotas, scheduler, tenancy, devices,
-                    server, registrar, reconciler, loops);
+            NodeAgent agent = new NodeAgent(config, health, ledger, quotas, scheduler, tenancy, server, registrar,
+                    reconciler, loops, started);
             agent.vfPlugin = vfPlugin;
             return agent;
+        } catch (AgentStartException e) {
+            started.close();
+            throw e;
         } catch (NvmlException e) {
-            closeAll(reversed(started));
+            started.close();
             throw new AgentStartException("cannot discover GPUs: " + e.getMessage(), e);
         } catch (IOException | RuntimeException e) {
-            closeAll(reversed(started));
+            started.close();
             throw new AgentStartException("cannot start: " + e, e);
         }
     }
@@ -181,22 +201,22 @@ public final class NodeAgent implements AutoCloseable {
      * The loops {@code /healthz} judges beside the supervised ones (reaper, compute control): each one counts
      * its passes and fails the probe when the count stops moving for far longer than one pass can take.
      */
-    private static void watchLoops(io.omai.agent.lifecycle.Loops loops, AgentConfig config, GpuHealthMonitor health,
+    private static void watchLoops(Loops loops, AgentConfig config, GpuHealthMonitor health,
                                    KubeletRegistrar registrar, PodResourcesReconciler reconciler) {
         if (config.nvml().healthChecks()) {
             // a pass waits 500 ms for an event; a failing setup sleeps at most the debounce
             loops.watch("gpu-health", health::passes,
-                    java.time.Duration.ofSeconds(30).plus(config.nvml().recoveryDebounce()));
+                    Duration.ofSeconds(30).plus(config.nvml().recoveryDebounce()));
         }
         // a pass waits up to 1 s, a Register call up to 5 s and a failure up to the back-off
         loops.watch("kubelet-registration", registrar::loopPasses,
-                java.time.Duration.ofSeconds(30).plus(config.kubelet().registrationBackoffMax().multipliedBy(2)));
+                Duration.ofSeconds(30).plus(config.kubelet().registrationBackoffMax().multipliedBy(2)));
         loops.watch("pod-resources-reconcile", reconciler::passes,
-                java.time.Duration.ofSeconds(60).plus(config.kubelet().reconcileInterval().multipliedBy(3)));
+                Duration.ofSeconds(60).plus(config.kubelet().reconcileInterval().multipliedBy(3)));
     }
 
     /** Every background loop of the agent, for {@code /healthz}: empty problem while each meets its deadline. */
-    public io.omai.agent.lifecycle.Loops loops() {
+    public Loops loops() {
         return loops;
     }
 
@@ -228,7 +248,7 @@ public final class NodeAgent implements AutoCloseable {
     }
 
     /** Reservations the scheduler API made; the device plugin consumes them at Allocate. */
-    public io.omai.agent.tenancy.ReservationBook reservations() {
+    public ReservationBook reservations() {
         return scheduler.reservations();
     }
 
@@ -238,12 +258,12 @@ public final class NodeAgent implements AutoCloseable {
     }
 
     /** GPU health as advertised to kubelet: the monitor's, with GPUs another plugin hands out withdrawn. */
-    public java.util.Map<String, io.omai.agent.gpu.GpuHealth> advertisedHealth() {
+    public Map<String, GpuHealth> advertisedHealth() {
         return tenancy.withdrawals().overlay(health.current());
     }
 
     /** GPUs withdrawn from sharing because kubelet also reports them as another plugin's, with the reason. */
-    public java.util.Map<String, String> withdrawnGpus() {
+    public Map<String, String> withdrawnGpus() {
         return tenancy.withdrawals().current();
     }
 
@@ -253,22 +273,22 @@ public final class NodeAgent implements AutoCloseable {
     }
 
     /** {@code listener} hears of every process the NVML audit catches (the metrics count them). */
-    public void onAuditFinding(java.util.function.Consumer<io.omai.agent.quota.audit.AuditFinding> listener) {
+    public void onAuditFinding(Consumer<AuditFinding> listener) {
         tenancy.onAuditFinding(listener);
     }
 
     /** Reports a finding as the NVML audit does: an event on its pod (else the node), then every listener. */
-    public void reportFinding(io.omai.agent.quota.audit.AuditFinding finding) {
+    public void reportFinding(AuditFinding finding) {
         tenancy.report(finding);
     }
 
     /** The compute controller granting GPU time to every allocation's shims. */
-    public io.omai.agent.quota.compute.ComputeControlLoop computeLoop() {
+    public ComputeControlLoop computeLoop() {
         return quotas.computeLoop();
     }
 
     /** The reaper releasing dead processes' bytes and mapping live ones to host pids. */
-    public io.omai.agent.quota.DeadProcessReaper reaper() {
+    public DeadProcessReaper reaper() {
         return quotas.reaper();
     }
 
@@ -298,50 +318,42 @@ public final class NodeAgent implements AutoCloseable {
     }
 
     /** The {@code omai.io/ib-vf} plugin, when {@code ib.enabled}. */
-    public java.util.Optional<VfDevicePlugin> vfPlugin() {
-        return java.util.Optional.ofNullable(vfPlugin);
+    public Optional<VfDevicePlugin> vfPlugin() {
+        return Optional.ofNullable(vfPlugin);
+    }
+
+    /** The VF monitor's latest inventory, when {@code ib.enabled} (the metrics read it at scrape time). */
+    public Optional<InventorySnapshot> vfInventory() {
+        return vfPlugin().map(vfs -> vfs.monitor().current());
+    }
+
+    /** The VFs allocated to containers now; empty without {@code ib.enabled}. */
+    public Set<PciAddress> allocatedVfs() {
+        return vfPlugin().map(VfDevicePlugin::allocatedVfs).orElse(Set.of());
     }
 
     /** The VF plugin over the host's sysfs and {@code ip}, preferring VFs near the newest milli-GPU allocation. */
     private static VfDevicePlugin startVfPlugin(AgentConfig config, AllocationLedger ledger,
                                                 ServerInterceptor... pluginInterceptors) throws AgentStartException {
-        return VfDevicePlugin.start(config, new io.omai.ibvf.kernel.FileSysfs(config.ib().sysfsRoot()),
-                io.omai.ibvf.kernel.ProcessIpLink.system(),
+        return VfDevicePlugin.start(config, new FileSysfs(config.ib().sysfsRoot()),
+                ProcessIpLink.system(),
                 sysfs -> new RecentGpuAllocation(ledger, RecentGpuAllocation.NVIDIA_GPUS,
-                        gpu -> sysfs.exists(io.omai.ibvf.kernel.SysfsLayout.pciDevice(gpu)), Clock.systemUTC(),
+                        gpu -> sysfs.exists(SysfsLayout.pciDevice(gpu)), Clock.systemUTC(),
                         RecentGpuAllocation.WINDOW),
                 pluginInterceptors);
     }
 
-    /** Stops registration, reconciliation, the server and health checks; the ledger stays on disk. */
+    /**
+     * Stops everything {@link #start} started, newest first (reconciliation, registration, the server, ...,
+     * health checks, NVML); the ledger stays on disk.
+     */
     @Override
     public void close() {
-        if (vfPlugin != null) {
-            vfPlugin.close();
-        }
-        closeAll(List.of(registrar, tenancy, scheduler, reconciler, devices::terminate, server, quotas, ledger,
-                health, nvml::nvmlShutdown));
+        started.close();
         log.info("event=agent_stopped node={}", config.nodeName());
-    }
-
-    /** Closes in the order given, logging (not throwing) failures so every resource gets its turn. */
-    private static void closeAll(List<AutoCloseable> inStopOrder) {
-        for (AutoCloseable resource : inStopOrder) {
-            try {
-                resource.close();
-            } catch (Exception e) {
-                log.warn("event=stop_failed error=\"{}\"", e.toString());
-            }
-        }
     }
 
     private static BindableService intercepted(BindableService service, ServerInterceptor... interceptors) {
         return () -> ServerInterceptors.intercept(service, interceptors);
-    }
-
-    private static List<AutoCloseable> reversed(List<AutoCloseable> startOrder) {
-        List<AutoCloseable> stopOrder = new ArrayList<>(startOrder);
-        Collections.reverse(stopOrder);
-        return stopOrder;
     }
 }

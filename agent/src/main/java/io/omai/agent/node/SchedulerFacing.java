@@ -1,4 +1,4 @@
-package io.omai.agent.deviceplugin;
+package io.omai.agent.node;
 
 import io.grpc.ServerBuilder;
 import io.grpc.ServerInterceptor;

@@ -1,4 +1,4 @@
-package io.omai.agent.quota.audit;
+package io.omai.agent.tenancy;
 
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.gpu.GpuProcesses;
@@ -6,6 +6,8 @@ import io.omai.agent.gpu.NvmlException;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.quota.compute.ProcessGpuTime;
+import io.omai.agent.quota.audit.AuditFinding;
+import io.omai.agent.quota.audit.ProcessIdentity;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.AllocationSpec;
 import io.omai.agent.quota.shm.ControlSnapshot;
@@ -58,8 +60,8 @@ import org.slf4j.LoggerFactory;
  * A finding is reported once while it lasts; with {@code kill} the process (for container findings, every process
  * of the container on that GPU) gets SIGKILL.
  */
-public final class GpuProcessAudit {
-    private static final Logger LOG = LoggerFactory.getLogger(GpuProcessAudit.class);
+public final class GpuProcessAudit implements AutoCloseable {
+    private static final Logger log = LoggerFactory.getLogger(GpuProcessAudit.class);
     /** Memory the driver allocates for a process's context and modules, which the shim does not count. */
     public static final long CONTEXT_SLACK_BYTES = 512L << 20;
     /** How far NVML's GPU time may run ahead of the grant (plus 5 % of the window) before it is a finding. */
@@ -180,7 +182,7 @@ public final class GpuProcessAudit {
             try {
                 running = processes.running(gpu);
             } catch (NvmlException e) {
-                LOG.debug("event=audit_skipped gpu={} reason=\"{}\"", gpu.uuid(), e.getMessage());
+                log.debug("event=audit_skipped gpu={} reason=\"{}\"", gpu.uuid(), e.getMessage());
                 continue;
             }
             for (Allocation allocation : sharing) {
@@ -256,7 +258,7 @@ public final class GpuProcessAudit {
             String owner = owner(process.hostPid());
             if (owner == null && claimants.size() > 1) {
                 if (ambiguousLogged.add(process.hostPid())) {
-                    LOG.warn("event=audit_owner_ambiguous pid={} allocations={} detail=\"slots of several "
+                    log.warn("event=audit_owner_ambiguous pid={} allocations={} detail=\"slots of several "
                             + "allocations name this process and no cgroup or mount namespace decides; not counted\"",
                             process.hostPid(), claimants.stream().sorted().toList());
                 }
@@ -376,7 +378,7 @@ public final class GpuProcessAudit {
         try {
             busy = gpuTime.busySinceLastSample(gpu.uuid());
         } catch (ProcessGpuTime.GpuTimeUnavailableException e) {
-            LOG.debug("event=audit_compute_skipped gpu={} reason=\"{}\"", gpu.uuid(), e.getMessage());
+            log.debug("event=audit_compute_skipped gpu={} reason=\"{}\"", gpu.uuid(), e.getMessage());
             return;
         }
         Map<String, Long> busyByOwner = new HashMap<>();
@@ -461,7 +463,7 @@ public final class GpuProcessAudit {
         AuditFinding finding = new AuditFinding(key.reason(), key.gpuUuid(), pid, pid > 0 ? command(pid) : "",
                 usedBytes, limit, namespace, pod, claim == null ? "" : claim.podUid(),
                 allocation == null ? "" : allocation.id(), killed, detail);
-        LOG.warn("event=audit_violation reason={} gpu={} pid={} pod={}/{} allocation={} killed={} detail=\"{}\"",
+        log.warn("event=audit_violation reason={} gpu={} pid={} pod={}/{} allocation={} killed={} detail=\"{}\"",
                 finding.reason().name().toLowerCase(Locale.ROOT), finding.gpuUuid(), finding.hostPid(),
                 namespace, pod, finding.allocationId(), killed, finding.describe().replace('"', '\''));
         return finding;
@@ -481,7 +483,7 @@ public final class GpuProcessAudit {
             usage = java.nio.file.Files.readAttributes(directory.resolve(AllocationFiles.USAGE),
                     java.nio.file.attribute.BasicFileAttributes.class);
         } catch (IOException | RuntimeException e) {
-            LOG.debug("event=audit_usage_unreadable allocation={} reason=\"{}\"", allocation.id(), e.toString());
+            log.debug("event=audit_usage_unreadable allocation={} reason=\"{}\"", allocation.id(), e.toString());
             unmap(allocation.id());
             return null;
         }
@@ -500,7 +502,7 @@ public final class GpuProcessAudit {
             }
             return new Reading(mapped.files().usage().read().slots(), mapped.files().control().read(), identity);
         } catch (IOException | RuntimeException | InternalError e) {
-            LOG.debug("event=audit_usage_unreadable allocation={} reason=\"{}\"", allocation.id(), e.toString());
+            log.debug("event=audit_usage_unreadable allocation={} reason=\"{}\"", allocation.id(), e.toString());
             unmap(allocation.id());
             return new Reading(List.of(), null, identity);
         }

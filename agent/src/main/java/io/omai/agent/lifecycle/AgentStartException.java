@@ -1,4 +1,4 @@
-package io.omai.agent.deviceplugin;
+package io.omai.agent.lifecycle;
 
 /** The agent cannot start; the message says why and what to fix. */
 public final class AgentStartException extends Exception {
