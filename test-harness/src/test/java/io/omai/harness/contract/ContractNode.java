@@ -75,7 +75,14 @@ final class ContractNode implements AutoCloseable {
 
     /** Starts an agent JVM without waiting for anything. */
     AgentJvm launch() {
-        AgentJvm agent = AgentJvm.start(config, sim.env(), root.resolve("agent-" + (++starts) + ".log"), jvmOptions);
+        return launch(List.of());
+    }
+
+    /** As {@link #launch()}, with JVM options added to this node's for this start only. */
+    AgentJvm launch(List<String> extraJvmOptions) {
+        List<String> options = new ArrayList<>(jvmOptions);
+        options.addAll(extraJvmOptions);
+        AgentJvm agent = AgentJvm.start(config, sim.env(), root.resolve("agent-" + (++starts) + ".log"), options);
         agents.add(agent);
         return agent;
     }
@@ -85,7 +92,12 @@ final class ContractNode implements AutoCloseable {
      * waiting for kubelet's registration round trip: callers that only need Allocate dial the socket themselves.
      */
     AgentJvm startServing(Duration timeout) {
-        AgentJvm agent = launch();
+        return startServing(timeout, List.of());
+    }
+
+    /** As {@link #startServing(Duration)}, with JVM options added for this start only. */
+    AgentJvm startServing(Duration timeout, List<String> extraJvmOptions) {
+        AgentJvm agent = launch(extraJvmOptions);
         agent.awaitLog("event=agent_started", timeout);
         return agent;
     }
