@@ -49,6 +49,9 @@ import org.junit.jupiter.api.io.TempDir;
 class CrashStormContractTest {
     private static final int KILLS = Integer.getInteger("omai.crashStorm.kills", 50);
     private static final Duration SETTLE = Duration.ofSeconds(20);
+    /** {@code -Domai.crashStorm.aotCache=false}: every start loads its classes (to compare the cost). */
+    private static final boolean AOT_CACHE = Boolean.parseBoolean(System.getProperty("omai.crashStorm.aotCache",
+            "true"));
 
     @TempDir(cleanup = org.junit.jupiter.api.io.CleanupMode.ON_SUCCESS) // kept for a failure's post-mortem
     Path dir;
@@ -77,7 +80,9 @@ class CrashStormContractTest {
             // still a whole new JVM; without a cache (not written) a start only runs slower.
             Path aotCache = dir.resolve("agent.aot");
             long trainingStart = System.nanoTime();
-            node.startServing(Duration.ofSeconds(90), List.of("-XX:AOTCacheOutput=" + aotCache)).stop();
+            if (AOT_CACHE) {
+                node.startServing(Duration.ofSeconds(90), List.of("-XX:AOTCacheOutput=" + aotCache)).stop();
+            }
             List<String> cached = Files.isRegularFile(aotCache) ? List.of("-XX:AOTCache=" + aotCache) : List.of();
             System.out.printf("CrashStormContractTest aot_cache=%s seconds=%.1f%n", !cached.isEmpty(),
                     (System.nanoTime() - trainingStart) / 1e9);
