@@ -516,8 +516,24 @@ public final class AllocationLedger implements AutoCloseable {
         @Override
         public void close() {
             if (committed == null && takeover) {
+                boolean recordGone;
                 synchronized (lock) {
-                    preparing.remove(id); // the departed allocation keeps its (rewritten) files until released
+                    // the departed allocation keeps its (rewritten) files until released; if a reconcile or a
+                    // displacement released it meanwhile, it left them to this takeover, so they go here
+                    recordGone = !allocations.containsKey(id) && !onMissingGpus.containsKey(id)
+                            && !displacedWaiting.containsKey(id);
+                    if (!recordGone) {
+                        preparing.remove(id);
+                    }
+                }
+                if (recordGone) {
+                    try {
+                        discarded.discard(directory(new Allocation(id, ids, clock.instant(), claim.owner(), claim)));
+                    } finally {
+                        synchronized (lock) {
+                            preparing.remove(id); // held until the files are gone: a new prepare must not race it
+                        }
+                    }
                 }
                 return;
             }
@@ -649,6 +665,9 @@ public final class AllocationLedger implements AutoCloseable {
                 if (served.containsKey(name) || missing.containsKey(name)) {
                     continue;
                 }
+                if (preparing.contains(name)) {
+                    continue; // an Allocate of these IDs is writing their files; its commit records them
+                }
                 if (heldIds.get(name).stream().anyMatch(owned::contains)) {
                     if (reportedUnadoptable.add(name + " " + entry.getValue().owner())) {
                         log.info("event=reconcile_not_adopted owner=\"{}\" allocation={} reason=\"its IDs overlap "
@@ -696,9 +715,15 @@ public final class AllocationLedger implements AutoCloseable {
             changed();
             for (int i = 0; i < released.size(); i++) {
                 Allocation allocation = released.get(i);
-                discarded.discard(directory(allocation));
-                log.info("event=allocation_released reason={} allocation={} owner=\"{}\" gpus={}",
-                        releaseReasons.get(i), allocation.id(), allocation.owner(), allocation.milliPerGpu());
+                // a takeover of exactly these IDs is writing fresh files there, and its answer will name them:
+                // the directory is the preparer's, recorded by its commit or removed by its close
+                boolean takenOver = preparing.contains(allocation.id());
+                if (!takenOver) {
+                    discarded.discard(directory(allocation));
+                }
+                log.info("event=allocation_released reason={} allocation={} owner=\"{}\" gpus={} files={}",
+                        releaseReasons.get(i), allocation.id(), allocation.owner(), allocation.milliPerGpu(),
+                        takenOver ? "kept_for_takeover" : "removed");
             }
             for (Allocation allocation : adopted) {
                 log.info("event=allocation_adopted allocation={} owner=\"{}\" gpus={}", allocation.id(),

@@ -215,4 +215,43 @@ class LedgerRecoveryTest {
         assertThat(Files.exists(state().resolve("allocations").resolve(onLost.id()), LinkOption.NOFOLLOW_LINKS))
                 .isFalse();
     }
+
+    @Test
+    void aReleaseDuringATakeoverLeavesTheFreshFilesTheAnswerNames() throws Exception {
+        // the storm's sequence: an allocation nobody holds (its pod deleted, or never recorded by kubelet) ...
+        AllocationLedger ledger = open(2);
+        Allocation departed = ledger.allocate(ids(0, 0, 100));
+        clock.advance(GRACE.plusSeconds(1));
+        AllocationClaim newcomer = new AllocationClaim("uid-2", "ns", "newcomer", "main", "team-a", 0);
+        try (AllocationLedger.Pending takeover = ledger.prepareTakeover(ids(0, 0, 100), newcomer)) {
+            // ... whose exact IDs a new container receives: its fresh files are written, and before the commit a
+            // reconcile releases the old record (nobody holds it, past the grace period)
+            Path control = ledger.directory(departed).resolve(AllocationFiles.CONTROL);
+            Object fresh = inode(control);
+            ReconcileReport report = ledger.reconcile(List.of(), GRACE);
+            assertThat(report.released()).extracting(Allocation::id).containsExactly(departed.id());
+            Allocation committed = takeover.commit();
+
+            // the answer names this control file: it must be the one the ledger tracks, and still there
+            assertThat(committed.owner()).isEqualTo("ns/newcomer/main");
+            assertThat(ledger.allocation(departed.id())).isPresent();
+            assertThat(control).isRegularFile();
+            assertThat(inode(control)).isEqualTo(fresh);
+        }
+        assertThat(allocationDirectories()).containsExactly(departed.id());
+    }
+
+    @Test
+    void aTakeoverNotCommittedAfterItsRecordWasReleasedLeavesNoDirectory() throws Exception {
+        AllocationLedger ledger = open(2);
+        Allocation departed = ledger.allocate(ids(0, 0, 100));
+        clock.advance(GRACE.plusSeconds(1));
+        AllocationClaim newcomer = new AllocationClaim("uid-2", "ns", "newcomer", "main", "team-a", 0);
+        try (AllocationLedger.Pending takeover = ledger.prepareTakeover(ids(0, 0, 100), newcomer)) {
+            ledger.reconcile(List.of(), GRACE);
+            assertThat(takeover.allocationId()).isEqualTo(departed.id()); // refused: never committed
+        }
+        assertThat(ledger.allocations()).isEmpty();
+        assertThat(Files.exists(ledger.directory(departed), LinkOption.NOFOLLOW_LINKS)).isFalse();
+    }
 }

@@ -34,6 +34,13 @@ public final class AgentJvm implements AutoCloseable {
     public static AgentJvm start(Path config, Map<String, String> env, Path log, List<String> jvmOptions) {
         // Under Surefire java.class.path is a manifest-only booter jar; the real classpath is in this property.
         String classpath = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
+        if (jvmOptions.stream().anyMatch(option -> option.startsWith("-XX:AOTCache"))) {
+            // an AOT cache maps jars only (a non-empty directory refuses it); the agent needs none of the
+            // directories (this module's own classes)
+            classpath = java.util.Arrays.stream(classpath.split(java.io.File.pathSeparator))
+                    .filter(entry -> !Files.isDirectory(Path.of(entry)))
+                    .collect(java.util.stream.Collectors.joining(java.io.File.pathSeparator));
+        }
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         command.add("--enable-native-access=ALL-UNNAMED");

@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -46,7 +47,14 @@ final class ContractNode implements AutoCloseable {
 
     /** Starts an agent JVM without waiting for anything. */
     AgentJvm launch() {
-        return node.launch(config, jvmOptions);
+        return launch(List.of());
+    }
+
+    /** As {@link #launch()}, with JVM options added to this node's for this start only. */
+    AgentJvm launch(List<String> extraJvmOptions) {
+        List<String> options = new ArrayList<>(jvmOptions);
+        options.addAll(extraJvmOptions);
+        return node.launch(config, options);
     }
 
     /**
@@ -54,7 +62,14 @@ final class ContractNode implements AutoCloseable {
      * waiting for kubelet's registration round trip: callers that only need Allocate dial the socket themselves.
      */
     AgentJvm startServing(Duration timeout) {
-        return node.startServing(config, jvmOptions, timeout);
+        return startServing(timeout, List.of());
+    }
+
+    /** As {@link #startServing(Duration)}, with JVM options added for this start only. */
+    AgentJvm startServing(Duration timeout, List<String> extraJvmOptions) {
+        List<String> options = new ArrayList<>(jvmOptions);
+        options.addAll(extraJvmOptions);
+        return node.startServing(config, options, timeout);
     }
 
     /** Starts an agent JVM and waits until the current kubelet has its new registration with a stream open. */
