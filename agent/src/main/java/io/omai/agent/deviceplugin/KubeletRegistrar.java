@@ -1,5 +1,6 @@
 package io.omai.agent.deviceplugin;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.omai.agent.deviceplugin.v1beta1.RegisterRequest;
@@ -54,8 +55,11 @@ final class KubeletRegistrar implements AutoCloseable {
     private final AtomicLong loopPasses = new AtomicLong();
     private volatile boolean running;
     private volatile long lastRegisteredNanos;
+    @GuardedBy("this")
     private Thread loop;
+    @GuardedBy("this")
     private Thread watcher;
+    @GuardedBy("this")
     private WatchService watchService;
 
     KubeletRegistrar(Path pluginDir, String resourceName, PluginSocketServer server, IntSupplier openStreams,
@@ -71,8 +75,9 @@ final class KubeletRegistrar implements AutoCloseable {
     synchronized void start() throws IOException {
         running = true;
         Files.createDirectories(pluginDir);
-        watchService = FileSystems.getDefault().newWatchService();
-        watcher = Thread.ofVirtual().name("kubelet-socket-watch").start(this::watchDirectory);
+        WatchService watching = FileSystems.getDefault().newWatchService();
+        watchService = watching;
+        watcher = Thread.ofVirtual().name("kubelet-socket-watch").start(() -> watchDirectory(watching));
         wakeUp.release(); // the first pass looks for kubelet at once instead of after a second's wait
         loop = Thread.ofVirtual().name("kubelet-registration").start(
                 io.omai.agent.lifecycle.Loops.restarting("kubelet-registration", this::registrationLoop, () -> running));
@@ -99,7 +104,7 @@ final class KubeletRegistrar implements AutoCloseable {
         wakeUp.release();
     }
 
-    private void watchDirectory() {
+    private void watchDirectory(WatchService watchService) {
         while (running) {
             WatchKey key;
             try {
@@ -116,7 +121,7 @@ final class KubeletRegistrar implements AutoCloseable {
                     WatchKey ready = watchService.take();
                     for (WatchEvent<?> event : ready.pollEvents()) {
                         Object name = event.context();
-                        if (event.kind() == StandardWatchEventKinds.OVERFLOW || name == null
+                        if (StandardWatchEventKinds.OVERFLOW.equals(event.kind()) || name == null
                                 || name.toString().equals(KUBELET_SOCKET)
                                 || name.toString().equals(server.socket().getFileName().toString())) {
                             wakeUp.release();

@@ -1,5 +1,6 @@
 package io.omai.agent.deviceplugin;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.omai.agent.deviceplugin.podresources.v1.ContainerDevices;
@@ -35,6 +36,7 @@ final class PodResourcesReconciler implements AutoCloseable {
     private volatile boolean running;
     // when kubelet's PodResources stopped answering; null while it answers (one reconciling thread at a time)
     private volatile java.time.Instant unavailableSince;
+    @GuardedBy("this")
     private Thread thread;
     private final java.util.concurrent.atomic.AtomicLong passes = new java.util.concurrent.atomic.AtomicLong();
 

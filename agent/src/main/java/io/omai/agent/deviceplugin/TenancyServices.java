@@ -153,13 +153,13 @@ final class TenancyServices implements AutoCloseable {
                 audit);
         if (pods.enabled()) {
             NodePods known = pods;
-            services.loop.scheduleWithFixedDelay(() -> learnClaims(ledger, known), period(config), period(config),
+            var _ = services.loop.scheduleWithFixedDelay(() -> learnClaims(ledger, known), period(config), period(config),
                     TimeUnit.MILLISECONDS);
         }
-        services.loop.scheduleWithFixedDelay(services::checkOtherPlugin, 0, period(config), TimeUnit.MILLISECONDS);
+        var _ = services.loop.scheduleWithFixedDelay(services::checkOtherPlugin, 0, period(config), TimeUnit.MILLISECONDS);
         if (audit != null) {
             long every = settings.auditInterval().toMillis();
-            services.loop.scheduleWithFixedDelay(services::auditOnce, every, every, TimeUnit.MILLISECONDS);
+            var _ = services.loop.scheduleWithFixedDelay(services::auditOnce, every, every, TimeUnit.MILLISECONDS);
         }
         log.info("event=tenancy_started node={} policy={} tenant_label={} kubernetes_api={} other_gpu_resource={}",
                 config.nodeName(), book.policy().configName(), settings.tenantLabel(), client != null,

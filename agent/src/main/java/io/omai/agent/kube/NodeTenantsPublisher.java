@@ -39,7 +39,7 @@ public final class NodeTenantsPublisher implements AutoCloseable {
     }
 
     public NodeTenantsPublisher start(long periodMillis) {
-        loop.scheduleWithFixedDelay(this::publishIfChanged, 0, periodMillis, TimeUnit.MILLISECONDS);
+        var _ = loop.scheduleWithFixedDelay(this::publishIfChanged, 0, periodMillis, TimeUnit.MILLISECONDS);
         return this;
     }
 

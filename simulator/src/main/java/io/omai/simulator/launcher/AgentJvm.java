@@ -112,9 +112,13 @@ public final class AgentJvm implements AutoCloseable {
     }
 
     @Override
-    public void close() throws InterruptedException {
+    public void close() {
         if (process.isAlive()) {
-            kill();
+            try {
+                kill();
+            } catch (InterruptedException e) { // SIGKILL was sent; only the wait for it was cut short
+                Thread.currentThread().interrupt();
+            }
         }
     }
 }

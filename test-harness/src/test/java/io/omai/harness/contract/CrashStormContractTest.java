@@ -179,7 +179,7 @@ class CrashStormContractTest {
     private void admit(Plugin plugin, ContractNode node, List<String> ids, String kind) {
         ContainerAllocateResponse response = plugin.allocate(ids);
         count(kind + "_answered");
-        String pod = "pod-" + (++pods);
+        String pod = "pod-" + ++pods;
         Path control = Path.of(response.getMountsList().stream().filter(m -> m.getContainerPath().equals(
                 "/run/omai/control")).map(Mount::getHostPath).findFirst().orElseThrow());
         // As kubelet: the container is recorded once Allocate has answered, whatever happens to the plugin after.
