@@ -222,7 +222,7 @@ class DependencyDirectionTest {
         Map<String, Set<String>> rows = new LinkedHashMap<>();
         for (int i = 0; i < pairs.length; i += 2) {
             Set<String> targets = new HashSet<>();
-            for (String target : pairs[i + 1].split(" ")) {
+            for (String target : pairs[i + 1].split(" ", -1)) {
                 if (!target.isEmpty()) {
                     targets.add(target);
                 }

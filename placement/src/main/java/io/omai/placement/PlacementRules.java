@@ -107,7 +107,7 @@ public final class PlacementRules {
             groups.sort(Comparator.<Map.Entry<Integer, List<GpuState>>>comparingInt(
                             e -> requiredNodes.contains(e.getKey()) && e.getKey() >= 0 ? 0 : 1)
                     .thenComparingInt(e -> e.getKey() >= 0 ? 0 : 1)
-                    .thenComparing(e -> -e.getValue().size())
+                    .thenComparingInt(e -> -e.getValue().size())
                     .thenComparingInt(Map.Entry::getKey));
             for (Map.Entry<Integer, List<GpuState>> group : groups) {
                 for (GpuState gpu : group.getValue()) {

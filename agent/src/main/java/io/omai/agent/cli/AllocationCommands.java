@@ -48,7 +48,7 @@ final class AllocationCommands {
 
     static DeviceQuota parseDevice(String text, int position) {
         Map<String, String> fields = new HashMap<>();
-        for (String part : text.split(",")) {
+        for (String part : text.split(",", -1)) {
             int eq = part.indexOf('=');
             if (eq <= 0) {
                 throw new IllegalArgumentException("--device '" + text + "': '" + part

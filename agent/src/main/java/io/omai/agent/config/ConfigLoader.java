@@ -71,8 +71,6 @@ public final class ConfigLoader {
         } catch (JacksonException e) {
             throw new ConfigException(source, "", "is not valid YAML: " + e.getOriginalMessage()
                     + (e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr()));
-        } catch (IOException e) {
-            throw new ConfigException(source, "", "cannot be parsed: " + e.getMessage());
         }
         if (root == null || root.isMissingNode() || root.isNull()) {
             throw new ConfigException(source, "version", "is missing; expected 'version: " + AgentConfig.VERSION
@@ -323,7 +321,7 @@ public final class ConfigLoader {
                 if (!attrs.isObject()) {
                     throw error(path + ".attributes", "is " + describe(attrs) + "; expected a mapping of strings");
                 }
-                for (Iterator<Map.Entry<String, JsonNode>> it = attrs.fields(); it.hasNext();) {
+                for (Iterator<Map.Entry<String, JsonNode>> it = attrs.properties().iterator(); it.hasNext();) {
                     Map.Entry<String, JsonNode> e = it.next();
                     if (!e.getValue().isValueNode() || e.getValue().isNull()) {
                         throw error(path + ".attributes." + e.getKey(), "is " + describe(e.getValue())
@@ -383,7 +381,7 @@ public final class ConfigLoader {
         if (desired.isIntegralNumber()) {
             desiredEveryPf = java.util.OptionalInt.of(vfCount("ib.desiredVfs", desired));
         } else if (desired.isObject()) {
-            Iterator<Map.Entry<String, JsonNode>> entries = desired.fields();
+            Iterator<Map.Entry<String, JsonNode>> entries = desired.properties().iterator();
             while (entries.hasNext()) {
                 Map.Entry<String, JsonNode> entry = entries.next();
                 String key = "ib.desiredVfs." + entry.getKey();
@@ -552,7 +550,7 @@ public final class ConfigLoader {
                         + String.join(", ", allowedKeys));
             }
             List<String> allowed = List.of(allowedKeys);
-            Iterator<Map.Entry<String, JsonNode>> fields = node.fields();
+            Iterator<Map.Entry<String, JsonNode>> fields = node.properties().iterator();
             while (fields.hasNext()) {
                 String key = fields.next().getKey();
                 if (!allowed.contains(key)) {

@@ -1,5 +1,6 @@
 package io.omai.agent.deviceplugin;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.grpc.Context;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
@@ -39,11 +40,11 @@ public final class DeviceListPublisher {
     private volatile Runnable onStreamEnded = () -> {};
 
     private final Object watchLock = new Object();
-    // guarded by watchLock
+    @GuardedBy("watchLock")
     private final Set<StreamObserver<ListAndWatchResponse>> watchers = Collections.newSetFromMap(new IdentityHashMap<>());
-    // guarded by watchLock
+    @GuardedBy("watchLock")
     private ListAndWatchResponse current;
-    // guarded by watchLock
+    @GuardedBy("watchLock")
     private boolean terminated;
 
     public DeviceListPublisher(List<GpuDevice> gpus, Map<String, GpuHealth> initialHealth) {

@@ -1,5 +1,6 @@
 package io.omai.agent.deviceplugin;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.omai.agent.deviceplugin.v1beta1.RegisterRequest;
@@ -72,9 +73,10 @@ public final class KubeletRegistrar implements AutoCloseable {
     public synchronized void start() throws IOException {
         running = true;
         Files.createDirectories(pluginDir);
-        watchService = FileSystems.getDefault().newWatchService();
+        WatchService watching = FileSystems.getDefault().newWatchService();
+        watchService = watching;
         watcher = LoopThread.start("kubelet-socket-watch", Thread.ofVirtual().name("kubelet-socket-watch"),
-                this::watchDirectory);
+                () -> watchDirectory(watching));
         wakeUp.release(); // the first pass looks for kubelet at once instead of after a second's wait
         loop = LoopThread.start("kubelet-registration", Thread.ofVirtual().name("kubelet-registration"),
                 this::registrationLoop);
@@ -101,7 +103,7 @@ public final class KubeletRegistrar implements AutoCloseable {
         wakeUp.release();
     }
 
-    private void watchDirectory() {
+    private void watchDirectory(WatchService watchService) {
         while (running) {
             WatchKey key;
             try {
@@ -118,7 +120,7 @@ public final class KubeletRegistrar implements AutoCloseable {
                     WatchKey ready = watchService.take();
                     for (WatchEvent<?> event : ready.pollEvents()) {
                         Object name = event.context();
-                        if (event.kind() == StandardWatchEventKinds.OVERFLOW || name == null
+                        if (StandardWatchEventKinds.OVERFLOW.equals(event.kind()) || name == null
                                 || name.toString().equals(KUBELET_SOCKET)
                                 || name.toString().equals(server.socket().getFileName().toString())) {
                             wakeUp.release();

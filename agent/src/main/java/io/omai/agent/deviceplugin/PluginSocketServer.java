@@ -1,5 +1,6 @@
 package io.omai.agent.deviceplugin;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.grpc.BindableService;
 import io.grpc.Server;
 import java.io.IOException;
@@ -22,8 +23,11 @@ public final class PluginSocketServer implements AutoCloseable {
 
     private final Path socket;
     private final List<? extends BindableService> services;
+    @GuardedBy("this")
     private Server server;
+    @GuardedBy("this")
     private Object boundFileKey;
+    @GuardedBy("this")
     private int starts;
 
     public PluginSocketServer(Path socket, List<? extends BindableService> services) {
@@ -73,7 +77,6 @@ public final class PluginSocketServer implements AutoCloseable {
         }
     }
 
-    /** The file's identity (device + inode), or null when it does not exist. */
     /**
      * Which incarnation of a socket file this is: device and inode plus the inode's change time. The inode alone
      * is not enough: a socket file deleted and bound again gets the same inode number back (ext4 and tmpfs reuse

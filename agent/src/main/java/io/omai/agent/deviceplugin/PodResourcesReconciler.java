@@ -1,5 +1,6 @@
 package io.omai.agent.deviceplugin;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.omai.agent.deviceplugin.podresources.v1.ContainerDevices;

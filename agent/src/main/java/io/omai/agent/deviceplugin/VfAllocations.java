@@ -1,5 +1,6 @@
 package io.omai.agent.deviceplugin;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.omai.ibvf.model.PciAddress;
 import java.time.Clock;
 import java.time.Duration;
@@ -20,7 +21,7 @@ import java.util.TreeSet;
  */
 final class VfAllocations {
     private final Clock clock;
-    // guarded by this
+    @GuardedBy("this")
     private final Map<PciAddress, Instant> allocatedAt = new TreeMap<>();
 
     VfAllocations(Clock clock) {

@@ -1,5 +1,6 @@
 package io.omai.agent.deviceplugin;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.grpc.BindableService;
 import io.grpc.ManagedChannel;
 import io.grpc.ServerInterceptor;
@@ -74,7 +75,6 @@ public final class VfDevicePlugin implements AutoCloseable {
     private final DeviceListPublisher devices;
     private final PluginSocketServer server;
     private final KubeletRegistrar registrar;
-    private final ScheduledExecutorService polling;
     private final ExecutorService reconciling;
     private final Map<PciAddress, Integer> desiredVfs = new ConcurrentHashMap<>();
     private final AtomicBoolean reconcilePending = new AtomicBoolean();
@@ -85,7 +85,7 @@ public final class VfDevicePlugin implements AutoCloseable {
 
     private VfDevicePlugin(AgentConfig config, IbVfManager manager, IbVfMonitor monitor, VfAllocations allocations,
                            DeviceListPublisher devices, PluginSocketServer server, KubeletRegistrar registrar,
-                           ScheduledExecutorService polling, ExecutorService reconciling, Closer started) {
+                           ExecutorService reconciling, Closer started) {
         this.config = config;
         this.manager = manager;
         this.monitor = monitor;
@@ -93,7 +93,6 @@ public final class VfDevicePlugin implements AutoCloseable {
         this.devices = devices;
         this.server = server;
         this.registrar = registrar;
-        this.polling = polling;
         this.reconciling = reconciling;
         this.started = started;
     }
@@ -154,7 +153,7 @@ public final class VfDevicePlugin implements AutoCloseable {
             devices.onStreamEnded(registrar::streamEnded);
 
             VfDevicePlugin plugin = new VfDevicePlugin(config, manager, monitor, allocations, devices, server,
-                    registrar, polling, reconciling, started);
+                    registrar, reconciling, started);
             plugin.desiredVfs.putAll(desired);
             plugin.reconcileRetry = ib.pollInterval();
             plugin.recordReconcile(plugin.reconcileAll()); // before advertising: counts, GUIDs, link policy
@@ -168,10 +167,10 @@ public final class VfDevicePlugin implements AutoCloseable {
             started.add("plugin-server", server);
             registrar.start();
             started.add("kubelet-registrar", registrar);
-            polling.scheduleWithFixedDelay(plugin::reconcileAllocations, 0,
+            var _ = polling.scheduleWithFixedDelay(plugin::reconcileAllocations, 0,
                     config.kubelet().reconcileInterval().toMillis(), TimeUnit.MILLISECONDS);
             // Also without an inventory change: a reconcile that failed (PF driver not back yet) is tried again.
-            polling.scheduleWithFixedDelay(() -> {
+            var _ = polling.scheduleWithFixedDelay(() -> {
                 try {
                     plugin.reconcileIfCountsDiffer(monitor.current());
                 } catch (RuntimeException e) { // a periodic task that throws is never run again
@@ -294,7 +293,8 @@ public final class VfDevicePlugin implements AutoCloseable {
 
     /** Turns every inventory change into a ListAndWatch list; logs health transitions; re-reconciles lost VFs. */
     private final class InventoryListener implements IbVfListener {
-        // guarded by this: the polling thread, the reconcile thread's poll and the first call at subscribe
+        // the polling thread, the reconcile thread's poll and the first call at subscribe
+        @GuardedBy("this")
         private Map<PciAddress, VfHealth> lastHealth = Map.of();
 
         @Override

@@ -162,7 +162,7 @@ final class VfPluginService extends DevicePluginGrpc.DevicePluginImplBase {
         Map<PciAddress, Integer> freePerPf = new HashMap<>();
         candidates.forEach(vf -> freePerPf.merge(pfOf.getOrDefault(vf, vf), 1, Integer::sum));
         return candidates.stream()
-                .sorted(Comparator.comparing((PciAddress vf) -> -freePerPf.get(pfOf.getOrDefault(vf, vf)))
+                .sorted(Comparator.comparingInt((PciAddress vf) -> -freePerPf.get(pfOf.getOrDefault(vf, vf)))
                         .thenComparing(vf -> pfOf.getOrDefault(vf, vf))
                         .thenComparing(Comparator.naturalOrder()))
                 .toList();

@@ -2,6 +2,7 @@ package io.omai.agent.gpu;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.omai.agent.gpu.nvml.NvmlLayouts;
 import io.omai.agent.gpu.nvml.NvmlLibrary;
 import io.omai.agent.lifecycle.LoopThread;
@@ -39,9 +40,10 @@ public final class GpuHealthMonitor implements AutoCloseable {
     private final List<Consumer<Map<String, GpuHealth>>> listeners = new CopyOnWriteArrayList<>();
 
     private final Object stateLock = new Object();
-    // guarded by stateLock
+    @GuardedBy("stateLock")
     private final Map<String, GpuHealth> health = new LinkedHashMap<>();
-    // guarded by stateLock: System.nanoTime() of each GPU's latest problem
+    // System.nanoTime() of each GPU's latest problem
+    @GuardedBy("stateLock")
     private final Map<String, Long> lastProblemNanos = new HashMap<>();
 
     private volatile boolean running;

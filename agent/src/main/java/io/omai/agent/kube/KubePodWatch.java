@@ -38,7 +38,8 @@ public final class KubePodWatch implements NodePods, AutoCloseable {
     private final TenantIdentity identity;
     private final Consumer<PodInfo> onDeleted;
     private final Map<String, PodInfo> byUid = new ConcurrentHashMap<>();
-    private SharedIndexInformer<Pod> informer;
+    // set under the monitor by start/close; volatile: synced() reads it without the lock
+    private volatile SharedIndexInformer<Pod> informer;
 
     public KubePodWatch(String nodeName, String resourceName, TenantIdentity identity, Consumer<PodInfo> onDeleted) {
         this.nodeName = Objects.requireNonNull(nodeName, "nodeName");

@@ -1,5 +1,6 @@
 package io.omai.agent.ledger;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.omai.agent.config.AgentConfig;
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.quota.shm.AllocationFiles;
@@ -79,17 +80,21 @@ public final class AllocationLedger implements AutoCloseable {
     private DiscardedDirectories discarded;
 
     private final Object lock = new Object();
-    // guarded by lock
+    @GuardedBy("lock")
     private final Map<String, Allocation> allocations = new LinkedHashMap<>();
-    // guarded by lock: device ID -> allocation id
+    // device ID -> allocation id
+    @GuardedBy("lock")
     private final Map<MilliGpuId, String> owners = new HashMap<>();
-    // guarded by lock: allocations on a GPU the node does not have (lost, replaced, tenancy.gpus narrowed). Kept
+    // allocations on a GPU the node does not have (lost, replaced, tenancy.gpus narrowed). Kept
     // and checkpointed until PodResources shows them released, but never served: no files, quotas or snapshots.
+    @GuardedBy("lock")
     private final Map<String, Allocation> onMissingGpus = new LinkedHashMap<>();
-    // guarded by lock: held device sets already reported as not adoptable, so each is logged once
+    // held device sets already reported as not adoptable, so each is logged once
+    @GuardedBy("lock")
     private final Set<String> reportedUnadoptable = new HashSet<>();
     private Instant openedAt;
-    // guarded by lock: allocations whose files are being made, so two Allocates of one ID set cannot race
+    // allocations whose files are being made, so two Allocates of one ID set cannot race
+    @GuardedBy("lock")
     private final Set<String> preparing = new HashSet<>();
 
     private AllocationLedger(List<GpuDevice> gpus, AgentConfig.Sharing sharing, Path stateDir, Clock clock) {
@@ -121,6 +126,9 @@ public final class AllocationLedger implements AutoCloseable {
      *
      * @throws IOException when the state directory cannot be prepared
      */
+    // GuardedBy: the new ledger is reached by no other thread until returned; its CheckpointWriter calls the
+    // onMissingGpus supplier only in submit, under the ledger's lock
+    @SuppressWarnings("GuardedBy")
     public static AllocationLedger open(List<GpuDevice> gpus, AgentConfig.Sharing sharing, Path stateDir,
                                         Clock clock) throws IOException {
         Files.createDirectories(stateDir);
@@ -745,6 +753,7 @@ public final class AllocationLedger implements AutoCloseable {
      * Every directory this run creates is recorded under the lock, so only a previous run's can be found here.
      * Caller holds the lock.
      */
+    @GuardedBy("lock")
     private List<String> removeOrphans(Instant now, Duration releaseGracePeriod) {
         if (Duration.between(openedAt, now).compareTo(releaseGracePeriod) < 0) {
             return List.of();
@@ -772,12 +781,18 @@ public final class AllocationLedger implements AutoCloseable {
         return List.copyOf(removed);
     }
 
+    /** Ends a subscription; closing cannot fail. */
+    public interface Subscription extends AutoCloseable {
+        @Override
+        void close();
+    }
+
     /**
      * Runs {@code listener} after every change of the allocations (created, released, adopted, owner learned), on
      * the ledger's notifier thread: never under the ledger's lock, so a listener may read the ledger. Close the
      * returned handle to stop.
      */
-    public AutoCloseable onChange(Runnable listener) {
+    public Subscription onChange(Runnable listener) {
         changeListeners.add(listener);
         return () -> changeListeners.remove(listener);
     }
@@ -822,7 +837,7 @@ public final class AllocationLedger implements AutoCloseable {
             return;
         }
         try {
-            displacedFiles.schedule(() -> discardDisplaced(released), displacedFilesGrace.toMillis(),
+            var _ = displacedFiles.schedule(() -> discardDisplaced(released), displacedFilesGrace.toMillis(),
                     java.util.concurrent.TimeUnit.MILLISECONDS);
         } catch (java.util.concurrent.RejectedExecutionException closing) {
             discardDisplaced(released);
@@ -987,6 +1002,7 @@ public final class AllocationLedger implements AutoCloseable {
         }
     }
 
+    @GuardedBy("lock")
     private void record(Allocation allocation) {
         allocations.put(allocation.id(), allocation);
         for (MilliGpuId device : allocation.deviceIds()) {
@@ -994,6 +1010,7 @@ public final class AllocationLedger implements AutoCloseable {
         }
     }
 
+    @GuardedBy("lock")
     private Allocation forget(String allocationId) {
         Allocation removed = allocations.remove(allocationId);
         if (removed != null) {

@@ -1,5 +1,6 @@
 package io.omai.agent.ledger;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.omai.agent.lifecycle.LoopThread;
 import java.io.IOException;
 import java.time.Duration;
@@ -23,10 +24,12 @@ final class CheckpointWriter implements AutoCloseable {
     private final LedgerCheckpoint checkpoint;
     private final Supplier<List<Allocation>> alsoKept;
     private final Object lock = new Object();
-    // guarded by lock
+    @GuardedBy("lock")
     private List<Allocation> pending;
-    // guarded by lock: versions submitted / written
+    // versions submitted / written
+    @GuardedBy("lock")
     private long submitted;
+    @GuardedBy("lock")
     private long written;
     private boolean closed;
     private final LoopThread thread;

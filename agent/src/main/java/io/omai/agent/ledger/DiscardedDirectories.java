@@ -66,6 +66,8 @@ final class DiscardedDirectories implements AutoCloseable {
         return queue.size();
     }
 
+    // STOP is compared by identity on purpose: it is a sentinel, and a queued Path.of("") must not stop the thread
+    @SuppressWarnings("ReferenceEquality")
     private void run() {
         while (true) {
             Path next;

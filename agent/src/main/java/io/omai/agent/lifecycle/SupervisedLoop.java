@@ -62,12 +62,14 @@ public final class SupervisedLoop implements LoopState, AutoCloseable {
             throw new IllegalArgumentException("period " + period + " of loop " + name + " must be positive");
         }
         SupervisedLoop loop = new SupervisedLoop(name, Objects.requireNonNull(pass, "pass"), deadline, nanoClock);
-        loop.executor.scheduleWithFixedDelay(loop::runPass, initialDelay.toNanos(), period.toNanos(),
+        var _ = loop.executor.scheduleWithFixedDelay(loop::runPass, initialDelay.toNanos(), period.toNanos(),
                 TimeUnit.NANOSECONDS);
         return loop;
     }
 
     /** One pass, guarded; also what the schedule runs. */
+    // passes and failures have one writer, the loop's single thread; volatile only publishes them to readers
+    @SuppressWarnings("NonAtomicVolatileUpdate")
     void runPass() {
         try {
             pass.run();

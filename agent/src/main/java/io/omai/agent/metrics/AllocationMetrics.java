@@ -9,6 +9,7 @@ import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.ControlSnapshot;
 import io.omai.agent.quota.shm.UsageSnapshot;
 import java.io.IOException;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -61,10 +62,9 @@ final class AllocationMetrics implements ScrapeRefresh {
     record SeriesKey(String namespace, String pod, String container, String tenant, String gpu) {}
 
     /** One allocation's files: a re-made allocation (same id, new files) is a different key. */
-    private record FilesKey(String id, long createdAtNanos) {
+    private record FilesKey(String id, Instant createdAt) {
         static FilesKey of(TrackedAllocation allocation) {
-            return new FilesKey(allocation.id(), allocation.createdAt().getEpochSecond() * 1_000_000_000L
-                    + allocation.createdAt().getNano());
+            return new FilesKey(allocation.id(), allocation.createdAt());
         }
     }
 

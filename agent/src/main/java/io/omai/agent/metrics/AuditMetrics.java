@@ -1,5 +1,6 @@
 package io.omai.agent.metrics;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.time.Duration;
@@ -53,6 +54,7 @@ public final class AuditMetrics implements ScrapeRefresh {
     private final MeterRegistry registry;
     private final LongSupplier nanoClock;
     private final long retentionNanos;
+    @GuardedBy("this")
     private final Map<Key, Series> series = new LinkedHashMap<>();
 
     AuditMetrics(MeterRegistry registry, LongSupplier nanoClock, Duration retention) {

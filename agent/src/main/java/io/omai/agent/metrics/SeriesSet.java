@@ -1,5 +1,6 @@
 package io.omai.agent.metrics;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.util.ArrayList;
@@ -43,6 +44,7 @@ final class SeriesSet<K, V> {
 
     private final MeterRegistry registry;
     private final MeterGroup<K, V> meterGroup;
+    @GuardedBy("this")
     private final Map<K, Group<V>> groups = new HashMap<>();
 
     SeriesSet(MeterRegistry registry, MeterGroup<K, V> meterGroup) {

@@ -54,7 +54,7 @@ import org.slf4j.LoggerFactory;
  * The milli-GPU side of the agent on one node, wired and running: NVML discovery and health, the ledger
  * (checkpoint loaded, reconciled with PodResources), the device-plugin server on its socket, registration with
  * kubelet kept alive across kubelet restarts, and periodic reconciliation. {@code run} starts one; a
- * {@code simulate} command or a test can start one in-process with {@link #start(AgentConfig, NvmlLibrary)}.
+ * {@code simulate} command or a test can start one in-process with {@link #start(AgentConfig, NvmlLibrary, ServerInterceptor...)}.
  */
 public final class NodeAgent implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(NodeAgent.class);

@@ -1,5 +1,6 @@
 package io.omai.agent.node;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.omai.agent.config.AgentConfig;
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.gpu.GpuProcesses;
@@ -69,9 +70,13 @@ final class QuotaEnforcement implements AutoCloseable {
     private record Retired(String allocationId, AllocationFiles files, Map<User, Long> passesAtRetirement) {}
 
     private final AllocationLedger ledger;
+    @GuardedBy("this")
     private final Map<String, AllocationFiles> open = new HashMap<>();
+    @GuardedBy("this")
     private final List<Retired> retired = new ArrayList<>();
+    @GuardedBy("this")
     private final Map<User, Long> passes = new EnumMap<>(User.class);
+    @GuardedBy("this")
     private final Set<String> unreadable = new HashSet<>();
     private final ComputeControlLoop computeLoop;
     private final DeadProcessReaper reaper;
@@ -79,8 +84,10 @@ final class QuotaEnforcement implements AutoCloseable {
     private final GpuProcesses gpuProcesses;
     private final GpuProcessAudit.Killer killer;
     /** Allocations frozen now (their control files say so); the marker file is the lasting record. */
+    @GuardedBy("this")
     private final Set<String> frozen = new HashSet<>();
     /** Where findings go; null until {@link #reportTo}, and findings made before wait in {@link #pending}. */
+    @GuardedBy("pending")
     private Consumer<AuditFinding> findings;
     private final List<AuditFinding> pending = new ArrayList<>();
 
@@ -190,19 +197,22 @@ final class QuotaEnforcement implements AutoCloseable {
             keepFreeze(allocation, files);
         }
         frozen.retainAll(held);
+        Map<User, Long> passesNow = new EnumMap<>(passes);
+        List<Retired> retiring = new ArrayList<>();
         open.entrySet().removeIf(entry -> {
             if (held.contains(entry.getKey())) {
                 return false;
             }
             // the other users' passes still running may hold it; this user's pass now starting does not
-            Map<User, Long> mayHold = new EnumMap<>(passes);
+            Map<User, Long> mayHold = new EnumMap<>(passesNow);
             mayHold.merge(user, -1L, Long::sum);
-            retired.add(new Retired(entry.getKey(), entry.getValue(), mayHold));
+            retiring.add(new Retired(entry.getKey(), entry.getValue(), mayHold));
             return true;
         });
+        retired.addAll(retiring);
         retired.removeIf(r -> {
             for (User u : User.values()) {
-                if (passes.get(u) <= r.passesAtRetirement().get(u)) {
+                if (passesNow.get(u) <= r.passesAtRetirement().get(u)) {
                     return false; // u has not started a pass since: it may still be using the files
                 }
             }
@@ -219,6 +229,7 @@ final class QuotaEnforcement implements AutoCloseable {
      * (a spare's reuse, {@code omai set}) put limits back. Once an operator deletes the marker, the ledger's
      * limits are written back.
      */
+    @GuardedBy("this")
     private void keepFreeze(Allocation allocation, AllocationFiles files) {
         boolean marked = Files.exists(marker(allocation));
         try {

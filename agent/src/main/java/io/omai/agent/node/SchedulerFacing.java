@@ -86,7 +86,7 @@ final class SchedulerFacing implements AutoCloseable {
     }
 
     @Override
-    public void close() throws Exception {
+    public void close() {
         if (server != null) {
             server.close();
         }

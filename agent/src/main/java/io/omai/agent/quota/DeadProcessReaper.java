@@ -1,5 +1,6 @@
 package io.omai.agent.quota;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.omai.agent.lifecycle.IsolatedFailures;
 import io.omai.agent.lifecycle.LoopSlot;
 import io.omai.agent.lifecycle.SupervisedLoop;
@@ -73,8 +74,10 @@ public final class DeadProcessReaper implements AutoCloseable {
     private final Supplier<? extends Collection<AllocationFiles>> allocations;
     private final LongSupplier nanoClock;
     /** Half-claimed slots first seen at: key = usage path + slot + pid. */
+    @GuardedBy("this")
     private final Map<String, Long> halfClaimedSince = new HashMap<>();
     /** Problems reported and still present, per usage file: each is told once while it lasts. */
+    @GuardedBy("this")
     private final Map<String, Set<String>> reported = new HashMap<>();
     private final IsolatedFailures failures = new IsolatedFailures("dead-process-reaper");
     private volatile BiConsumer<AllocationFiles, UsageProblem> problemListener = (files, problem) -> { };
@@ -101,6 +104,8 @@ public final class DeadProcessReaper implements AutoCloseable {
     }
 
     /** One pass over every open allocation. */
+    // GuardedBy: failures.run runs each allocation's pass at once, on this thread, inside this monitor
+    @SuppressWarnings("GuardedBy")
     public synchronized Result reapOnce() {
         Result[] total = {Result.NONE};
         Lookup lookup = new Lookup();
@@ -128,6 +133,7 @@ public final class DeadProcessReaper implements AutoCloseable {
      *
      * @return false when the file must not be reaped this pass
      */
+    @GuardedBy("this")
     private boolean usable(AllocationFiles files) {
         UsageRegion usage = files.usage();
         List<UsageProblem> problems = new ArrayList<>();
@@ -236,6 +242,7 @@ public final class DeadProcessReaper implements AutoCloseable {
         return pids;
     }
 
+    @GuardedBy("this")
     private Result reap(UsageRegion usage, Lookup lookup, Set<String> seenHalfClaims) {
         UsageSnapshot snapshot = usage.read(); // slots first, processes second: see the class comment
         int slots = 0;

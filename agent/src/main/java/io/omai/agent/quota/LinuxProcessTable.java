@@ -103,7 +103,7 @@ public final class LinuxProcessTable implements ProcessTable {
         if (close < 0) {
             throw new IllegalArgumentException("/proc/" + pid + "/stat has no ')' after the command name: " + stat);
         }
-        String[] fields = stat.substring(close + 1).trim().split(" +");
+        String[] fields = stat.substring(close + 1).trim().split(" +", -1);
         // fields[0] is field 3 (state); field 22 (starttime) is fields[19].
         if (fields.length < 20) {
             throw new IllegalArgumentException("/proc/" + pid + "/stat has " + (fields.length + 2)
@@ -114,7 +114,7 @@ public final class LinuxProcessTable implements ProcessTable {
         int nsPid = status == null ? -1 : pid;
         for (String line : status == null ? new String[0] : status.split("\n")) {
             if (line.startsWith("NSpid:")) {
-                String[] pids = line.substring("NSpid:".length()).trim().split("\\s+");
+                String[] pids = line.substring("NSpid:".length()).trim().split("\\s+", -1);
                 nsPid = Integer.parseInt(pids[pids.length - 1]);
                 break;
             }

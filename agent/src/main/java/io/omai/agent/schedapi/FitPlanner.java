@@ -37,7 +37,7 @@ final class FitPlanner {
         NodeState node = nodeState(snapshot, NodeUsage.of(snapshot, reservations));
         Map<String, GpuSnapshot> gpusByUuid = new HashMap<>();
         snapshot.gpus().forEach(gpu -> gpusByUuid.put(gpu.uuid(), gpu));
-        Map<ContainerDemand, ContainerNeed> needs = new IdentityHashMap<>();
+        IdentityHashMap<ContainerDemand, ContainerNeed> needs = new IdentityHashMap<>();
         List<ContainerDemand> demands = new ArrayList<>(query.containers().size());
         for (ContainerNeed need : query.containers()) {
             ContainerDemand demand = new ContainerDemand(need.name(), need.milli(), need.memoryBytes(), need.vfs());

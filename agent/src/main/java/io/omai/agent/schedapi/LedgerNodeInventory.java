@@ -1,5 +1,6 @@
 package io.omai.agent.schedapi;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.gpu.GpuHealth;
 import io.omai.agent.ledger.Allocation;
@@ -31,7 +32,8 @@ public final class LedgerNodeInventory implements NodeInventory, AutoCloseable {
     private final Supplier<List<HcaSnapshot>> hcas;
     private final Function<Allocation, String> tenantOf;
     private final List<Runnable> listeners = new CopyOnWriteArrayList<>();
-    private final AutoCloseable ledgerSubscription;
+    private final AllocationLedger.Subscription ledgerSubscription;
+    @GuardedBy("this")
     private long generation;
     private volatile NodeSnapshot current;
 
@@ -115,7 +117,7 @@ public final class LedgerNodeInventory implements NodeInventory, AutoCloseable {
     }
 
     @Override
-    public void close() throws Exception {
+    public void close() {
         ledgerSubscription.close();
         listeners.clear();
     }

@@ -1,5 +1,6 @@
 package io.omai.agent.schedapi;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.omai.agent.schedapi.v1.NodeState;
 import io.omai.agent.tenancy.ReservationBook;
 import io.omai.agent.tenancy.Subscription;

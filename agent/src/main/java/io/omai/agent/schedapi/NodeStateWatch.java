@@ -1,5 +1,6 @@
 package io.omai.agent.schedapi;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.grpc.Context;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.omai.agent.schedapi.v1.NodeState;

@@ -81,7 +81,7 @@ public final class SchedulerApiServer implements AutoCloseable {
         if (clientPolicy instanceof ClientPolicy.AnyClient) {
             log.warn("scheduler API accepts Reserve/Release from any client (no TLS allow-list); development only");
         }
-        sweeper.scheduleWithFixedDelay(this::sweep, SWEEP_PERIOD.toMillis(), SWEEP_PERIOD.toMillis(),
+        var _ = sweeper.scheduleWithFixedDelay(this::sweep, SWEEP_PERIOD.toMillis(), SWEEP_PERIOD.toMillis(),
                 TimeUnit.MILLISECONDS);
         health.setStatus("", ServingStatus.SERVING);
         health.setStatus(SERVICE_NAME, ServingStatus.SERVING);

@@ -1,5 +1,6 @@
 package io.omai.agent.tenancy;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.gpu.GpuProcesses;
 import io.omai.agent.gpu.NvmlException;
@@ -111,12 +112,17 @@ public final class GpuProcessAudit implements AutoCloseable {
     private final Killer killer;
     private final int self;
     private final long ownPidNamespace;
+    @GuardedBy("this")
     private Set<Key> seenLastPass = Set.of();
+    @GuardedBy("this")
     private final Set<Key> reported = new HashSet<>();
+    @GuardedBy("this")
     private final Set<Integer> ambiguousLogged = new HashSet<>();
     /** (allocation, GPU) → the grant the control file showed at the previous pass, and when. */
+    @GuardedBy("this")
     private final Map<String, ComputeWindow> windows = new HashMap<>();
     /** allocation id → the audit's own mapping of its files; only the audit's (synchronized) pass uses them. */
+    @GuardedBy("this")
     private final Map<String, Mapped> mapped = new HashMap<>();
 
     /**
@@ -188,7 +194,7 @@ public final class GpuProcessAudit implements AutoCloseable {
             for (Allocation allocation : sharing) {
                 readings.computeIfAbsent(allocation.id(), id -> read(allocation));
             }
-            Owners owners = new Owners(sharing, readings, host, identityCache);
+            Owners owners = new Owners(sharing, readings, host, identityCache, ambiguousLogged);
             List<Attributed> attributed = new ArrayList<>();
             for (GpuProcesses.GpuProcess process : running) {
                 if (process.hostPid() != self) {
@@ -215,11 +221,13 @@ public final class GpuProcessAudit implements AutoCloseable {
         private final Map<String, Set<String>> byIdentity = new HashMap<>();
         private final Set<String> host;
         private final Map<Integer, List<String>> identityCache;
+        private final Set<Integer> ambiguousLogged; // the audit's, handed over by its pass under its monitor
 
         Owners(List<Allocation> sharing, Map<String, Reading> readings, Set<String> host,
-               Map<Integer, List<String>> identityCache) {
+               Map<Integer, List<String>> identityCache, Set<Integer> ambiguousLogged) {
             this.host = host;
             this.identityCache = identityCache;
+            this.ambiguousLogged = ambiguousLogged;
             for (Allocation allocation : sharing) {
                 byId.put(allocation.id(), allocation);
                 Reading reading = readings.get(allocation.id());
@@ -308,6 +316,7 @@ public final class GpuProcessAudit implements AutoCloseable {
         }
     }
 
+    @GuardedBy("this")
     private void checkProcesses(GpuDevice gpu, List<Attributed> attributed, Set<String> overQuota, Set<Key> seen,
                                 List<AuditFinding> findings) {
         for (Attributed a : attributed) {
@@ -339,6 +348,7 @@ public final class GpuProcessAudit implements AutoCloseable {
     }
 
     /** Returns the containers over their quota on this GPU now (reported now or earlier). */
+    @GuardedBy("this")
     private Set<String> checkContainerMemory(GpuDevice gpu, List<Attributed> attributed, Set<Key> seen,
                                              List<AuditFinding> findings) {
         Set<String> over = new HashSet<>();
@@ -371,6 +381,7 @@ public final class GpuProcessAudit implements AutoCloseable {
         return over;
     }
 
+    @GuardedBy("this")
     private void checkCompute(GpuDevice gpu, List<Allocation> sharing, Owners owners, Map<String, Reading> readings,
                               List<Attributed> attributed, Set<Key> seen, List<AuditFinding> findings,
                               Set<String> granted) {
@@ -434,6 +445,7 @@ public final class GpuProcessAudit implements AutoCloseable {
     }
 
     /** Whether {@code key} has now been seen on {@code passes} passes in a row and not yet reported. */
+    @GuardedBy("this")
     private boolean confirmed(Key key, int passes, Set<Key> seen) {
         seen.add(key);
         if ((passes > 1 && !seenLastPass.contains(key)) || reported.contains(key)) {
@@ -476,6 +488,7 @@ public final class GpuProcessAudit implements AutoCloseable {
      * of a mapping past the end of its file is a fault, {@link InternalError}, not an exception), and a file that
      * cannot be read still gives its identity, so the container's processes are still its own.
      */
+    @GuardedBy("this")
     private Reading read(Allocation allocation) {
         java.nio.file.Path directory = ledger.directory(allocation);
         java.nio.file.attribute.BasicFileAttributes usage;
@@ -508,6 +521,7 @@ public final class GpuProcessAudit implements AutoCloseable {
         }
     }
 
+    @GuardedBy("this")
     private void unmap(String allocationId) {
         Mapped stale = mapped.remove(allocationId);
         if (stale != null) {
@@ -516,6 +530,7 @@ public final class GpuProcessAudit implements AutoCloseable {
     }
 
     /** Unmaps the files of allocations the ledger no longer holds. */
+    @GuardedBy("this")
     private void unmapReleased(Set<String> held) {
         mapped.entrySet().removeIf(entry -> {
             if (held.contains(entry.getKey())) {
@@ -527,6 +542,7 @@ public final class GpuProcessAudit implements AutoCloseable {
     }
 
     /** Closes the audit's mappings (the agent's stop). */
+    @Override
     public synchronized void close() {
         unmapReleased(Set.of());
     }

@@ -1,5 +1,6 @@
 package io.omai.agent.tenancy;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.omai.placement.AntiAffinityPolicy;
 import io.omai.placement.MilliGpu;
 import java.time.Clock;
@@ -405,6 +406,7 @@ public final class ReservationBook {
     }
 
     /** Caller holds the lock. */
+    @GuardedBy("lock")
     private void dropExpired(Instant now) {
         Map<String, Reservation> current = byKey;
         if (current.values().stream().allMatch(r -> r.isLiveAt(now))) {
@@ -420,6 +422,9 @@ public final class ReservationBook {
     }
 
     /** Caller holds the lock. */
+    // version's writers all hold the lock; volatile only lets readers see it without the lock
+    @SuppressWarnings("NonAtomicVolatileUpdate")
+    @GuardedBy("lock")
     private void publish(Map<String, Reservation> next) {
         byKey = Collections.unmodifiableMap(next);
         version++;

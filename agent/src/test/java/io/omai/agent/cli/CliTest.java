@@ -56,7 +56,7 @@ class CliTest {
     void setIsRefusedWhileAnotherWriterOwnsTheAllocation() throws Exception {
         Path alloc = dir.resolve("alloc-2");
         assertThat(run("create", alloc.toString(), "--device", "uuid=GPU-aaaa,memory=4GiB").exit()).isZero();
-        try (var agent = io.omai.agent.quota.shm.ControlWriterLock.acquire(alloc)) {
+        try (var _ = io.omai.agent.quota.shm.ControlWriterLock.acquire(alloc)) {
             Run set = run("set", alloc.toString(), "--device", "uuid=GPU-aaaa,memory=60GiB");
             assertThat(set.exit()).isEqualTo(2);
             assertThat(set.err()).contains("has a writer already", "pid " + ProcessHandle.current().pid(),

@@ -73,7 +73,7 @@ class FfmNvmlLibraryTest {
             Process ctl = new ProcessBuilder(nativeBuild().resolve("bin/omai-sim-ctl").toString(), "inject-xid", "1", "48")
                     .redirectErrorStream(true).start();
             assertThat(ctl.waitFor(10, TimeUnit.SECONDS)).isTrue();
-            assertThat(ctl.exitValue()).as(new String(ctl.getInputStream().readAllBytes())).isZero();
+            assertThat(ctl.exitValue()).as(new String(ctl.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8)).isZero();
             await().atMost(Duration.ofSeconds(10)).until(() -> !monitor.current().get(UUID1).healthy());
             assertThat(monitor.current().get(UUID1).reason()).isEqualTo("XID 48 (critical error event)");
             assertThat(monitor.current().get(UUID0).healthy()).isTrue();

@@ -144,7 +144,7 @@ class KubeTenancyTest {
 
         // release on deletion: the informer's delete drops the pod's reservation
         PodInfo gone = seen(pod("ns-b", "gone", NODE, Map.of(), 500));
-        book.reserve(request("k3", gone, FakeNvml.uuid(1), 500, Duration.ofSeconds(600)));
+        book.reserve(request("k3", gone, FakeNvml.uuid(1), 500, Duration.ofMinutes(10)));
         client.pods().inNamespace("ns-b").withName("gone").delete();
         await().atMost(WAIT).until(() -> book.forPod(gone.uid()).isEmpty());
         synchronized (deleted) {

@@ -24,6 +24,7 @@ class PreferredAllocationPolicyTest {
         return PreferredAllocationPolicy.choose(FOUR, parse(available), parse(mustInclude), size);
     }
 
+    @SafeVarargs
     private static List<String> concat(List<String>... lists) {
         List<String> all = new ArrayList<>();
         for (List<String> list : lists) {

@@ -179,7 +179,7 @@ class AgentMetricsTest {
         assertThat(scrape.get("omai_audit_violations_total", "reason", "memory_over_quota", "pod", "big-1"))
                 .isEqualTo(1);
 
-        nanos.advanceSeconds(AuditMetrics.DEFAULT_RETENTION.toSeconds() - 60);
+        nanos.advanceSeconds((double) (AuditMetrics.DEFAULT_RETENTION.toSeconds() - 60));
         audit.recordViolation(AuditMetrics.Reason.MEMORY_OVER_QUOTA, "team-b", "big-1");
         nanos.advanceSeconds(120);
 

@@ -177,7 +177,7 @@ class QuotaEnforcementTamperTest {
         try {
             int pid = (int) bystander.pid();
             String stat = Files.readString(Path.of("/proc", Integer.toString(pid), "stat"));
-            String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+            String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ", -1);
             long startTicks = Long.parseLong(fields[19]); // field 22 of /proc/pid/stat
             long pidNs = Long.parseLong(Files.readSymbolicLink(Path.of("/proc/self/ns/pid")).toString()
                     .replaceAll("\\D", ""));

@@ -72,7 +72,7 @@ class SchedulerApiOverTcpTest {
         inventory = new StaticNodeInventory(NodeFixtures.eightGpus());
         var book = new ReservationBook(inventory::snapshot, AntiAffinityPolicy.GPU, Clock.systemUTC());
         var tls = new TlsSettings(agent.certificateChain(), agent.privateKey(), pki.ca());
-        server = new SchedulerApiServer(SchedulerApiServer.tcp(new InetSocketAddress("127.0.0.1", 0),
+        server = new SchedulerApiServer(SchedulerApiServer.tcp(new InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0),
                 Optional.of(tls)), inventory, book, new ClientPolicy.AllowList(Set.of(SCHEDULER))).start();
         scheduler = channel(allowed, pki.ca());
         intruder = channel(other, pki.ca());

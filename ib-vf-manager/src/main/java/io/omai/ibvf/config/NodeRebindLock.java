@@ -34,7 +34,7 @@ public final class NodeRebindLock implements RebindLock {
         try {
             Files.createDirectories(lockFile.getParent());
             try (FileChannel channel = FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-                 FileLock ignored = channel.lock()) {
+                 FileLock _ = channel.lock()) {
                 rebind.run();
             }
         } catch (IOException failure) {

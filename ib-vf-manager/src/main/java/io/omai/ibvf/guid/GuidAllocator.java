@@ -1,5 +1,6 @@
 package io.omai.ibvf.guid;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.omai.ibvf.error.GuidAssignmentException;
 import io.omai.ibvf.model.Guid;
 import io.omai.ibvf.model.PciAddress;
@@ -26,6 +27,7 @@ public final class GuidAllocator {
     private final String nodeName;
     private final GuidRange range;
     private final GuidStore store;
+    @GuardedBy("this")
     private final Map<GuidKey, Guid> assignments;
 
     public GuidAllocator(String nodeName, GuidRange range, GuidStore store) {

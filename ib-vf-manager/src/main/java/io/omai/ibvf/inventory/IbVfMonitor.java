@@ -1,5 +1,6 @@
 package io.omai.ibvf.inventory;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.omai.ibvf.discovery.SysfsDiscovery;
 import io.omai.ibvf.error.IbVfException;
 import io.omai.ibvf.health.DesiredVfState;
@@ -34,11 +35,11 @@ public final class IbVfMonitor implements AutoCloseable {
     private final VfHealthEvaluator health;
     private final BiFunction<PhysicalFunction, VirtualFunction, DesiredVfState> desiredState;
     private final Object lock = new Object();
-    // guarded by lock
+    @GuardedBy("lock")
     private final Set<IbVfListener> listeners = Collections.newSetFromMap(new IdentityHashMap<>());
-    // guarded by lock
+    @GuardedBy("lock")
     private InventorySnapshot current = InventorySnapshot.EMPTY;
-    // guarded by lock
+    @GuardedBy("lock")
     private boolean polledOnce;
     private ScheduledFuture<?> schedule;
 

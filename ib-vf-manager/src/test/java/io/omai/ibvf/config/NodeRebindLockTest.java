@@ -20,6 +20,8 @@ class NodeRebindLockTest {
     @TempDir
     Path state;
 
+    // Thread.yield inside the critical section widens the window for another thread to enter it, were it able to
+    @SuppressWarnings("ThreadPriorityCheck")
     @Test
     void rebindsOnDifferentThreads_neverOverlap() throws Exception {
         NodeRebindLock lock = new NodeRebindLock(state.resolve("rebind.lock"));

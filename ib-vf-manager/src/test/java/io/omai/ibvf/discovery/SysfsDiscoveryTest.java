@@ -29,14 +29,13 @@ class SysfsDiscoveryTest {
     private FakeSysfs tree;
     private FakeKernel kernel;
     private FakePf ib;
-    private FakePf eth;
     private SysfsDiscovery discovery;
 
     @BeforeEach
     void node() {
         tree = FakeSysfs.create(root);
         ib = tree.connectX6Ib(0, 16);
-        eth = tree.connectX6Eth(1, 8);
+        tree.connectX6Eth(1, 8); // an Ethernet PF beside the IB one: discovery must leave it out
         tree.gpuBeside(ib);
         kernel = new FakeKernel(tree);
         discovery = new SysfsDiscovery(kernel);

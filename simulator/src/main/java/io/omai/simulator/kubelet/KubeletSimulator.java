@@ -1,5 +1,6 @@
 package io.omai.simulator.kubelet;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.grpc.Server;
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
@@ -56,7 +57,9 @@ public final class KubeletSimulator implements AutoCloseable {
 
     private volatile int generation = -1;
     private volatile long startedNanos;
+    @GuardedBy("this")
     private Server registrationServer;
+    @GuardedBy("this")
     private Server podResourcesServer;
 
     private KubeletSimulator(Path devicePluginDir, Path podResourcesSocket) {
@@ -159,6 +162,7 @@ public final class KubeletSimulator implements AutoCloseable {
         }
     }
 
+    @GuardedBy("this")
     private void stopServersAndStreams() {
         UnixSocketGrpc.stop(registrationServer, 200);
         UnixSocketGrpc.stop(podResourcesServer, 200);

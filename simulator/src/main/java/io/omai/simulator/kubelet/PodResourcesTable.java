@@ -1,5 +1,6 @@
 package io.omai.simulator.kubelet;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.omai.agent.deviceplugin.podresources.v1.ContainerDevices;
 import io.omai.agent.deviceplugin.podresources.v1.ContainerResources;
 import io.omai.agent.deviceplugin.podresources.v1.PodResources;
@@ -23,8 +24,10 @@ public final class PodResourcesTable {
         }
     }
 
+    @GuardedBy("this")
     private final Map<String, ContainerEntry> entries = new LinkedHashMap<>();
     // devices of plugins that are not simulated here (e.g. NVIDIA's nvidia.com/gpu), by resource
+    @GuardedBy("this")
     private final Map<String, List<String>> otherAllocatable = new LinkedHashMap<>();
 
     private static String key(String namespace, String pod, String container, String resource) {

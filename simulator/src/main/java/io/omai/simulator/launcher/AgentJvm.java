@@ -119,20 +119,20 @@ public final class AgentJvm implements AutoCloseable {
     }
 
     @Override
-    public void close() throws InterruptedException {
+    public void close() {
         if (process.isAlive()) {
-            kill();
+            try {
+                kill();
+            } catch (InterruptedException e) { // SIGKILL was sent; only the wait for it was cut short
+                Thread.currentThread().interrupt();
+            }
         }
     }
 
-    /** Stops every agent in turn; an interrupt stops the rest from being waited for and is kept for the caller. */
+    /** Stops every agent in turn (an interrupt while waiting for one is kept for the caller, see {@link #close}). */
     public static void closeAll(Iterable<AgentJvm> agents) {
-        try {
-            for (AgentJvm agent : agents) {
-                agent.close();
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
+        for (AgentJvm agent : agents) {
+            agent.close();
         }
     }
 }

@@ -55,7 +55,7 @@ public final class ContainerLauncher {
         try {
             for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
                 if (line.startsWith("Uid:")) {
-                    String effective = line.substring(4).trim().split("\\s+")[1];
+                    String effective = line.substring(4).trim().split("\\s+", -1)[1];
                     if (!effective.equals("0")) {
                         return Optional.of("mount namespaces need root (effective uid " + effective
                                 + "); CI runs these tests as root");

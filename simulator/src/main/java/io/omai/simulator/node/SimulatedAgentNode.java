@@ -116,8 +116,6 @@ public final class SimulatedAgentNode implements AutoCloseable {
             for (AgentJvm agent : agents) {
                 agent.close();
             }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
         } finally {
             if (kubelet != null) {
                 kubelet.close();

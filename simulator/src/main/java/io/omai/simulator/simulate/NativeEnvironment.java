@@ -12,6 +12,7 @@ import java.lang.invoke.MethodHandle;
  * but libc's setenv(3) can, before the library is first used.
  */
 final class NativeEnvironment {
+    @SuppressWarnings("restricted") // binding libc's setenv is this class's purpose
     private static final MethodHandle setenv$mh = Linker.nativeLinker().downcallHandle(
             Linker.nativeLinker().defaultLookup().find("setenv")
                     .orElseThrow(() -> new LinkageError("Native function setenv could not be found in libc")),

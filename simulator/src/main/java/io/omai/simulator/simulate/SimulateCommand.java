@@ -74,7 +74,9 @@ public final class SimulateCommand implements Callable<Integer> {
         int port = metricsPort == 0 ? freePort() : metricsPort;
         int apiPort = schedulerApiPort == 0 ? freePort() : schedulerApiPort;
         PrintStream out = System.out;
-        boolean redraw = !plain && System.console() != null;
+        // since JDK 22 System.console() exists without a terminal too: redraw only on a real one
+        boolean redraw = !plain && java.util.Optional.ofNullable(System.console())
+                .map(java.io.Console::isTerminal).orElse(false);
         CountDownLatch stopped = new CountDownLatch(1);
         SimulatedNode[] holder = new SimulatedNode[1];
         Thread cleanup = Thread.ofPlatform().unstarted(() -> shutdown(holder, root, out, stopped));

@@ -1,5 +1,6 @@
 package io.omai.simulator.simulate;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.fabric8.kubernetes.api.model.ContainerBuilder;
 import io.fabric8.kubernetes.api.model.NodeBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
@@ -78,7 +79,9 @@ final class SimulatedNode implements AutoCloseable {
     private final KubernetesClient kube;
     private final AgentMetrics metrics;
     private final MetricsServer metricsServer;
+    @GuardedBy("this")
     private final Map<String, AllocationFiles> openFiles = new HashMap<>();
+    @GuardedBy("pods")
     private final List<RunningPod> pods = new ArrayList<>();
 
     /**

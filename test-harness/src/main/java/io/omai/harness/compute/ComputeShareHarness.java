@@ -160,12 +160,12 @@ public final class ComputeShareHarness {
             if (name.equals("wc") || name.equals("hc")) {
                 return List.of();
             } else if (name.contains("x")) {
-                String[] parts = name.split("x");
+                String[] parts = name.split("x", -1);
                 for (int i = 0; i < Integer.parseInt(parts[1]); i++) {
                     quotas.add(Integer.parseInt(parts[0]));
                 }
             } else {
-                for (String q : name.split("/")) {
+                for (String q : name.split("/", -1)) {
                     quotas.add(Integer.parseInt(q));
                 }
             }

@@ -170,13 +170,13 @@ public final class ShareExperiment {
     private Map<Long, Long> busyByPid() {
         SimNode.Run show = node.run(Duration.ofSeconds(10), "omai-sim-ctl", "show");
         Map<Long, Long> busy = new HashMap<>();
-        for (String line : show.stdout().split("\n")) {
+        for (String line : show.stdout().split("\n", -1)) {
             if (!line.startsWith("proc ")) {
                 continue;
             }
             long pid = -1;
             long busyUs = 0;
-            for (String field : line.split(" ")) {
+            for (String field : line.split(" ", -1)) {
                 if (field.startsWith("pid=")) {
                     pid = Long.parseLong(field.substring(4));
                 } else if (field.startsWith("busy_us=")) {

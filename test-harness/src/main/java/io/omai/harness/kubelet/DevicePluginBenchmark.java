@@ -151,7 +151,7 @@ public final class DevicePluginBenchmark {
 
     private static String loadAverage() {
         try {
-            return Files.readString(Path.of("/proc/loadavg")).trim().split(" ")[0];
+            return Files.readString(Path.of("/proc/loadavg")).trim().split(" ", -1)[0];
         } catch (IOException e) {
             return "unknown";
         }

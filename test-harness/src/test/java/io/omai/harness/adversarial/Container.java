@@ -78,9 +78,13 @@ final class Container implements AutoCloseable {
     }
 
     @Override
-    public void close() throws InterruptedException {
+    public void close() {
         process.descendants().forEach(ProcessHandle::destroyForcibly);
         process.destroyForcibly();
-        process.waitFor(10, TimeUnit.SECONDS);
+        try {
+            process.waitFor(10, TimeUnit.SECONDS);
+        } catch (InterruptedException e) { // SIGKILL was sent; only the wait for it was cut short
+            Thread.currentThread().interrupt();
+        }
     }
 }

@@ -148,7 +148,7 @@ final class HostileTenantsNode implements AutoCloseable {
     }
 
     @Override
-    public void close() throws Exception {
+    public void close() {
         for (Container container : containers) {
             container.close();
         }

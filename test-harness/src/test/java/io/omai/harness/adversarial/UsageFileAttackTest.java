@@ -153,7 +153,6 @@ class UsageFileAttackTest {
         }
     }
 
-    /** The agent's configuration: simulated GPUs, the kubelet simulator's sockets, {@code audit.onTamper}. */
     /** The attacked node's agent: quick kubelet timings, a 30 s grace, the audit every 300 ms, no scheduler API. */
     private Path config(SimulatedAgentNode node, int port, String onTamper) {
         return node.yaml("sim-node").quickKubelet(Duration.ofMillis(300), Duration.ofSeconds(30))
@@ -266,8 +265,8 @@ class UsageFileAttackTest {
 
     private SimNode.Run run(SimNode sim, KubeletSimulator.Admission admission, String... command) throws Exception {
         Process process = launch(sim, admission, command).start();
-        String out = new String(process.getInputStream().readAllBytes());
-        String err = new String(process.getErrorStream().readAllBytes());
+        String out = new String(process.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        String err = new String(process.getErrorStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
         assertThat(process.waitFor(60, TimeUnit.SECONDS)).isTrue();
         return new SimNode.Run(process.exitValue(), SimNode.parse(out), out, err);
     }

@@ -121,7 +121,7 @@ class CheckpointFuzzTest {
      * writes the state; then the ledger opens, reconciles (nothing held: everything is released), and closes.
      */
     private Outcome run(Consumer<Path> prepare) throws Exception {
-        Path dir = Files.createDirectories(root.resolve("case-" + (++cases)));
+        Path dir = Files.createDirectories(root.resolve("case-" + ++cases));
         Path victim = sentinel(dir.resolve("victim"));
         Map<String, String> before = snapshot(victim);
         Path state = Files.createDirectories(dir.resolve("state"));

@@ -206,7 +206,7 @@ class CrashStormContractTest {
     private void admit(Plugin plugin, ContractNode node, List<String> ids, String kind) {
         ContainerAllocateResponse response = plugin.allocate(ids);
         count(kind + "_answered");
-        String pod = "pod-" + (++pods);
+        String pod = "pod-" + ++pods;
         Path control = Path.of(response.getMountsList().stream().filter(m -> m.getContainerPath().equals(
                 "/run/omai/control")).map(Mount::getHostPath).findFirst().orElseThrow());
         Object inode = inode(control);

@@ -23,8 +23,6 @@ sealed interface AllowList {
     /** A mapping with free keys (labels, selectors) whose values match {@code value}. */
     record MapOf(AllowList value) implements AllowList {}
 
-    AllowList SCALAR = new Scalar();
-
     static Fields fields(Object... keysAndShapes) {
         java.util.LinkedHashMap<String, AllowList> fields = new java.util.LinkedHashMap<>();
         for (int i = 0; i < keysAndShapes.length; i += 2) {

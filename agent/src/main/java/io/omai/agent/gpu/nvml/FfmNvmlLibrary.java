@@ -92,6 +92,7 @@ public final class FfmNvmlLibrary implements NvmlLibrary {
     }
 
     @Override
+    @SuppressWarnings("restricted") // NVML returns a C string of unknown length: bounded by its 256-byte buffer
     public String nvmlErrorString(int result) {
         try {
             MemorySegment text = (MemorySegment) nvmlErrorString$mh.invokeExact(result);

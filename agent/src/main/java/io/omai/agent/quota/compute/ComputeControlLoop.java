@@ -1,5 +1,6 @@
 package io.omai.agent.quota.compute;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.omai.agent.lifecycle.IsolatedFailures;
 import io.omai.agent.lifecycle.LoopSlot;
 import io.omai.agent.lifecycle.SupervisedLoop;
@@ -36,9 +37,12 @@ public final class ComputeControlLoop implements AutoCloseable {
     private final long periodNs;
     private final Supplier<Map<String, List<ComputeTarget>>> targetsByGpu;
     private final ProcessGpuTime gpuTime;
+    @GuardedBy("this")
     private final Map<String, ComputeController> controllers = new HashMap<>();
+    @GuardedBy("this")
     private final Map<String, String> lastGpuTimeError = new HashMap<>();
     /** System.nanoTime of each GPU's previous step: the controller grants for the time that really passed. */
+    @GuardedBy("this")
     private final Map<String, Long> lastStepAt = new HashMap<>();
     private final IsolatedFailures failures = new IsolatedFailures("compute-control");
     private final LoopSlot loop = new LoopSlot();
@@ -105,6 +109,7 @@ public final class ComputeControlLoop implements AutoCloseable {
         tickDurationListener.accept(lastTickNanos);
     }
 
+    @GuardedBy("this")
     private void tickGpu(String uuid, List<ComputeTarget> targets, boolean timed) {
         Map<Integer, Long> busyByPid = null;
         try {

@@ -76,7 +76,7 @@ public final class ComputeController {
                 launchesAverage += weight * (launchCount - launchesAverage);
             }
             if (launchesAverage > 0 && measuredNsAverage > 0) {
-                launchCostNs = Math.clamp(measuredNsAverage / launchesAverage, MIN_LAUNCH_COST_NS, periodNs);
+                launchCostNs = Math.clamp(measuredNsAverage / launchesAverage, MIN_LAUNCH_COST_NS, (double) periodNs);
             }
         }
     }
@@ -117,7 +117,6 @@ public final class ComputeController {
         long borrowersBusyNs = 0;
         long borrowerShareNs = 0;
         long hungryBorrowerQuota = 0;
-        List<Long> used = new ArrayList<>(samples.size());
         for (ContainerSample s : samples) {
             present.add(s.allocationId());
             History h = history.computeIfAbsent(s.allocationId(), id -> new History());
@@ -132,7 +131,6 @@ public final class ComputeController {
             h.launches = s.launches();
             h.throttledNs = s.throttledNs();
             h.seen = true;
-            used.add(measured);
             busyNs += measured;
             // A borrower that spent its whole loan without waiting still wants it: dropping the loan then would
             // make it wait next period and borrow again, halving what it gets for nothing.

@@ -4,6 +4,7 @@ import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.omai.agent.gpu.nvml.NvmlLayouts;
 import io.omai.agent.gpu.nvml.NvmlLibrary;
 import java.lang.foreign.Arena;
@@ -38,8 +39,11 @@ public final class NvmlProcessGpuTime implements ProcessGpuTime {
 
     private final NvmlLibrary nvml;
     private final LongSupplier wallClockMicros;
+    @GuardedBy("this")
     private final Map<String, MemorySegment> handles = new HashMap<>();
+    @GuardedBy("this")
     private final Map<String, Long> lastSeenMicros = new HashMap<>();
+    @GuardedBy("this")
     private int capacity = 64;
 
     public NvmlProcessGpuTime(NvmlLibrary nvml) {
@@ -92,6 +96,7 @@ public final class NvmlProcessGpuTime implements ProcessGpuTime {
         return busy;
     }
 
+    @GuardedBy("this")
     private List<Sample> query(String gpuUuid, MemorySegment device, long lastSeen)
             throws GpuTimeUnavailableException {
         for (int attempt = 0; attempt < 4; attempt++) {
@@ -130,6 +135,7 @@ public final class NvmlProcessGpuTime implements ProcessGpuTime {
     }
 
     /** The NVML handle of a GPU by UUID, found by walking NVML's devices once and cached. */
+    @GuardedBy("this")
     private MemorySegment handle(String gpuUuid) throws GpuTimeUnavailableException {
         MemorySegment cached = handles.get(gpuUuid);
         if (cached != null) {

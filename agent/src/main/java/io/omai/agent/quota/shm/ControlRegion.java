@@ -236,6 +236,8 @@ public final class ControlRegion implements AutoCloseable {
      * @throws RegionFormatException {@code TORN_UPDATE} if the epoch stays odd (writer died mid-update) or the
      *     device count read under a stable epoch is out of range
      */
+    // Thread.yield is deliberate: after 64 spins the writer (another process) is likely descheduled on a busy core
+    @SuppressWarnings("ThreadPriorityCheck")
     public ControlSnapshot read() throws RegionFormatException {
         long deadline = System.nanoTime() + TORN_AFTER_NANOS;
         for (int attempt = 0; attempt < 64 || System.nanoTime() - deadline < 0; attempt++) {

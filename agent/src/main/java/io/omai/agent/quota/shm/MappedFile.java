@@ -34,6 +34,8 @@ final class MappedFile implements AutoCloseable {
      * Maps an existing file. A file shorter than {@code minimumSize} is refused before mapping, so a truncated
      * file never turns into a SIGBUS later.
      */
+    // The arena is handed to the returned MappedFile, which closes it; on failure it is closed here.
+    @SuppressWarnings("MustBeClosedChecker")
     static MappedFile open(Path path, boolean writable, long minimumSize, String kind) throws IOException {
         if (!Files.isRegularFile(path)) {
             throw new java.nio.file.NoSuchFileException(path.toString(), null, kind + " file does not exist");
@@ -64,6 +66,8 @@ final class MappedFile implements AutoCloseable {
      * container truncated) is extended with zeros, so the mapping never faults. Nothing is validated: the caller
      * treats the contents as claims.
      */
+    // The arena is handed to the returned MappedFile, which closes it; on failure it is closed here.
+    @SuppressWarnings("MustBeClosedChecker")
     static MappedFile openSized(Path path, long size, String kind) throws IOException {
         if (!Files.isRegularFile(path, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             throw new java.nio.file.NoSuchFileException(path.toString(), null, kind + " file does not exist");
@@ -138,6 +142,8 @@ final class MappedFile implements AutoCloseable {
      * Creates a zero-filled file of {@code size} bytes, lets {@code initializer} fill it while nobody else can
      * see it, then renames it into place atomically: a reader sees either no file or a complete one.
      */
+    // The arena is handed to the returned MappedFile, which closes it; on failure it is closed here.
+    @SuppressWarnings("MustBeClosedChecker")
     static MappedFile create(Path path, long size, String permissions, Consumer<MemorySegment> initializer)
             throws IOException {
         Path dir = path.toAbsolutePath().getParent();

@@ -14,6 +14,7 @@ import java.lang.invoke.MethodHandle;
  */
 public final class MonotonicClock {
     private static final int CLOCK_MONOTONIC = 1;
+    @SuppressWarnings("restricted") // binding libc's clock_gettime is this class's purpose
     private static final MethodHandle clock_gettime$mh = Linker.nativeLinker()
             .downcallHandle(
                     Linker.nativeLinker().defaultLookup().find("clock_gettime").orElseThrow(

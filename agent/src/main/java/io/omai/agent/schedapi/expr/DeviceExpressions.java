@@ -1,5 +1,6 @@
 package io.omai.agent.schedapi.expr;
 
+import com.google.errorprone.annotations.concurrent.GuardedBy;
 import dev.cel.bundle.Cel;
 import dev.cel.bundle.CelFactory;
 import dev.cel.common.CelAbstractSyntaxTree;
@@ -42,6 +43,7 @@ public final class DeviceExpressions {
     private final Cel cel;
     private final int cacheCapacity;
     // access-ordered: get() moves an entry to the end, so the eldest is the least recently used
+    @GuardedBy("cache")
     private final LinkedHashMap<String, DeviceExpression> cache;
 
     public DeviceExpressions(int cacheCapacity) {
@@ -55,7 +57,7 @@ public final class DeviceExpressions {
                 return size() > DeviceExpressions.this.cacheCapacity;
             }
         };
-        this.cel = CelFactory.standardCelBuilder()
+        this.cel = CelFactory.legacyCelBuilder()
                 .setOptions(CelOptions.current()
                         .maxExpressionCodePointSize(MAX_LENGTH)
                         .comprehensionMaxIterations(MAX_COMPREHENSION_ITERATIONS)

@@ -110,6 +110,7 @@ class NvmlProcessGpuTimeTest {
         }
 
         @Override
+        @SuppressWarnings("restricted") // sizes the caller's buffer as NVML would: capacity samples
         public int nvmlDeviceGetProcessUtilization(MemorySegment device, MemorySegment utilization,
                 MemorySegment processSamplesCount, long lastSeenTimeStamp) {
             calls.add(new Call((int) device.address() - 1, lastSeenTimeStamp));

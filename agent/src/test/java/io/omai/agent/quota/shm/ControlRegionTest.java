@@ -219,7 +219,7 @@ class ControlRegionTest {
                 }
             });
             for (int i = 1; i <= 20_000 && torn.get() == null; i++) {
-                writer.update(spec(1000 + i, (int) ((1000 + i) % 1000) + 1));
+                writer.update(spec(1000 + i, (1000 + i) % 1000 + 1));
             }
             stop.set(true);
             readerThread.join();

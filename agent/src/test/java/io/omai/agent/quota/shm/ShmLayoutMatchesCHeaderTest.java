@@ -59,7 +59,7 @@ class ShmLayoutMatchesCHeaderTest {
     void everyFieldOffsetAndSizeMatches() {
         Map<String, StructLayout> structs = structs();
         for (String[] line : probe.stream().filter(l -> l[0].equals("field")).toList()) {
-            String[] name = line[1].split("\\.");
+            String[] name = line[1].split("\\.", -1);
             StructLayout struct = structs.get(name[0]);
             assertThat(struct).as("Java layout for %s", name[0]).isNotNull();
             assertThat(struct.byteOffset(PathElement.groupElement(name[1])))
