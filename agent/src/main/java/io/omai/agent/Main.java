@@ -1,7 +1,6 @@
 package io.omai.agent;
 
 import io.omai.agent.cli.OmaiCommand;
-import picocli.CommandLine;
 
 /** Entry point of the {@code omai-agent} daemon and operator CLI. */
 public final class Main {

@@ -42,12 +42,15 @@ class DependencyDirectionTest {
     static final Map<String, Set<String>> MAY_DEPEND_ON = table(
             "", "cli",
             "cli", "node metrics config lifecycle quota.shm gpu.nvml ibvf",
-            "metrics", "node config lifecycle ledger gpu gpu.nvml quota.audit quota.compute quota.shm ibvf "
-                    + "deviceplugin.v1beta1 schedapi.v1",
-            "node", "deviceplugin schedapi kube tenancy ledger quota quota.audit quota.compute quota.shm gpu gpu.nvml "
-                    + "config lifecycle ibvf placement",
-            "deviceplugin", "tenancy ledger quota.shm gpu config lifecycle ibvf placement deviceplugin.v1beta1 "
-                    + "deviceplugin.podresources.v1",
+            "metrics",
+                    "node config lifecycle ledger gpu gpu.nvml quota.audit quota.compute quota.shm ibvf "
+                            + "deviceplugin.v1beta1 schedapi.v1",
+            "node",
+                    "deviceplugin schedapi kube tenancy ledger quota quota.audit quota.compute quota.shm gpu gpu.nvml "
+                            + "config lifecycle ibvf placement",
+            "deviceplugin",
+                    "tenancy ledger quota.shm gpu config lifecycle ibvf placement deviceplugin.v1beta1 "
+                            + "deviceplugin.podresources.v1",
             "schedapi", "schedapi.expr schedapi.v1 tenancy ledger gpu config lifecycle placement",
             "schedapi.expr", "schedapi.v1",
             "kube", "tenancy lifecycle",
@@ -71,7 +74,8 @@ class DependencyDirectionTest {
 
     @BeforeAll
     static void importAgent() {
-        agent = new ClassFileImporter().withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+        agent = new ClassFileImporter()
+                .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
                 .importPackages(AGENT);
     }
 
@@ -93,7 +97,8 @@ class DependencyDirectionTest {
             String from = relative(javaClass.getPackageName());
             Set<String> allowed = MAY_DEPEND_ON.getOrDefault(from, Set.of());
             for (Dependency dependency : javaClass.getDirectDependenciesFromSelf()) {
-                String to = ownPackage(dependency.getTargetClass().getBaseComponentType().getPackageName());
+                String to = ownPackage(
+                        dependency.getTargetClass().getBaseComponentType().getPackageName());
                 if (to != null && !to.equals(from) && !allowed.contains(to)) {
                     violations.add(label(from) + " -> " + label(to) + ": " + dependency.getDescription());
                 }
@@ -107,16 +112,20 @@ class DependencyDirectionTest {
         // a cycle in the table would make "above" and "below" meaningless
         Map<String, Integer> state = new LinkedHashMap<>();
         for (String pkg : MAY_DEPEND_ON.keySet()) {
-            assertThat(cycleFrom(pkg, state, new ArrayList<>())).as("cycle in MAY_DEPEND_ON").isEmpty();
+            assertThat(cycleFrom(pkg, state, new ArrayList<>()))
+                    .as("cycle in MAY_DEPEND_ON")
+                    .isEmpty();
         }
     }
 
     @Test
     void theArchitecturePageShowsTheTableThisTestEnforces() throws IOException {
         String page = Files.readString(ARCHITECTURE);
-        Matcher section = Pattern.compile("<!-- dependency-table -->(.*?)<!-- /dependency-table -->",
-                Pattern.DOTALL).matcher(page);
-        assertThat(section.find()).as("docs/architecture.md has a dependency-table section").isTrue();
+        Matcher section = Pattern.compile("<!-- dependency-table -->(.*?)<!-- /dependency-table -->", Pattern.DOTALL)
+                .matcher(page);
+        assertThat(section.find())
+                .as("docs/architecture.md has a dependency-table section")
+                .isTrue();
         Map<String, Set<String>> documented = new TreeMap<>();
         Pattern row = Pattern.compile("^\\| `([^`]+)` \\|[^|]*\\| (.*) \\|$");
         for (String line : section.group(1).lines().toList()) {
@@ -138,39 +147,62 @@ class DependencyDirectionTest {
     @Test
     void placementRulesAreDefinedOnceInThePlacementModel() {
         // no second planner, tie-break or memory rule in the agent: the old ones are gone and must stay gone
-        noClasses().that().resideInAPackage("io.omai.agent..")
-                .should().haveSimpleName("MilliGpu").orShould().haveSimpleName("AntiAffinityPolicy")
-                .orShould().haveSimpleName("PlacementRules").orShould().haveSimpleName("Planner")
+        noClasses()
+                .that()
+                .resideInAPackage("io.omai.agent..")
+                .should()
+                .haveSimpleName("MilliGpu")
+                .orShould()
+                .haveSimpleName("AntiAffinityPolicy")
+                .orShould()
+                .haveSimpleName("PlacementRules")
+                .orShould()
+                .haveSimpleName("Planner")
                 .check(agent);
     }
 
     @Test
     void thePlacementModelKnowsNothingOfTheAgentGrpcKubernetesOrFfm() {
         JavaClasses placement = new ClassFileImporter().importPackages(PLACEMENT);
-        noClasses().that().resideInAPackage("io.omai.placement..")
-                .should().dependOnClassesThat().resideInAnyPackage("io.omai.agent..", "io.grpc..",
-                        "com.google.protobuf..", "io.fabric8..", "java.lang.foreign..")
+        noClasses()
+                .that()
+                .resideInAPackage("io.omai.placement..")
+                .should()
+                .dependOnClassesThat()
+                .resideInAnyPackage(
+                        "io.omai.agent..", "io.grpc..", "com.google.protobuf..", "io.fabric8..", "java.lang.foreign..")
                 .check(placement);
     }
 
     @Test
     void theLedgerKnowsNoGrpcAndNoProtobuf() {
-        noClasses().that().resideInAPackage("io.omai.agent.ledger..")
-                .should().dependOnClassesThat().resideInAnyPackage("io.grpc..", "com.google.protobuf..")
+        noClasses()
+                .that()
+                .resideInAPackage("io.omai.agent.ledger..")
+                .should()
+                .dependOnClassesThat()
+                .resideInAnyPackage("io.grpc..", "com.google.protobuf..")
                 .check(agent);
     }
 
     @Test
     void gpuBindingsKnowNoGrpc() {
-        noClasses().that().resideInAPackage("io.omai.agent.gpu..")
-                .should().dependOnClassesThat().resideInAnyPackage("io.grpc..")
+        noClasses()
+                .that()
+                .resideInAPackage("io.omai.agent.gpu..")
+                .should()
+                .dependOnClassesThat()
+                .resideInAnyPackage("io.grpc..")
                 .check(agent);
     }
 
     @Test
     void onlyTheNvmlBindingPackageLinksNativeCode() {
-        noClasses().that().resideOutsideOfPackages("io.omai.agent.gpu.nvml..", "io.omai.agent.quota..")
-                .should().callMethod(java.lang.foreign.Linker.class, "nativeLinker")
+        noClasses()
+                .that()
+                .resideOutsideOfPackages("io.omai.agent.gpu.nvml..", "io.omai.agent.quota..")
+                .should()
+                .callMethod(java.lang.foreign.Linker.class, "nativeLinker")
                 .check(agent);
     }
 

@@ -11,10 +11,19 @@ import org.junit.jupiter.api.Test;
 class LoggerNamingTest {
     @Test
     void everyLoggerIsAPrivateStaticFinalFieldNamedLog() {
-        JavaClasses agent = new ClassFileImporter().withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+        JavaClasses agent = new ClassFileImporter()
+                .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
                 .importPackages("io.omai.agent");
-        fields().that().haveRawType(org.slf4j.Logger.class)
-                .should().haveName("log").andShould().bePrivate().andShould().beStatic().andShould().beFinal()
+        fields().that()
+                .haveRawType(org.slf4j.Logger.class)
+                .should()
+                .haveName("log")
+                .andShould()
+                .bePrivate()
+                .andShould()
+                .beStatic()
+                .andShould()
+                .beFinal()
                 .check(agent);
     }
 }

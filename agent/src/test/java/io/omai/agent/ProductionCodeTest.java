@@ -17,10 +17,19 @@ class ProductionCodeTest {
 
     @Test
     void noProductionClassUsesAFakeASimulatorOrATestLibrary() {
-        JavaClasses agent = new ClassFileImporter().withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+        JavaClasses agent = new ClassFileImporter()
+                .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
                 .importPackages("io.omai.agent");
-        noClasses().should().dependOnClassesThat().resideInAnyPackage("io.omai.ibvf.testing..",
-                        "io.omai.simulator..", "io.omai.harness..", "org.junit..", "org.assertj..", "org.awaitility..")
+        noClasses()
+                .should()
+                .dependOnClassesThat()
+                .resideInAnyPackage(
+                        "io.omai.ibvf.testing..",
+                        "io.omai.simulator..",
+                        "io.omai.harness..",
+                        "org.junit..",
+                        "org.assertj..",
+                        "org.awaitility..")
                 .check(agent);
     }
 }

@@ -24,7 +24,6 @@ import io.omai.ibvf.model.LinkLayer;
 import io.omai.ibvf.model.PciAddress;
 import io.omai.ibvf.model.PhysicalFunction;
 import io.omai.ibvf.model.VirtualFunction;
-
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -45,8 +44,13 @@ public final class IbVfManager {
     private final VfCountReconciler counts;
     private final VfGuidConfigurator guidConfigurator;
 
-    public IbVfManager(IbVfManagerConfig config, Sysfs sysfs, IpLink ipLink, GuidStore guidStore,
-                       RebindLock rebindLock, Sleeper sleeper) {
+    public IbVfManager(
+            IbVfManagerConfig config,
+            Sysfs sysfs,
+            IpLink ipLink,
+            GuidStore guidStore,
+            RebindLock rebindLock,
+            Sleeper sleeper) {
         this.config = config;
         this.sysfs = sysfs;
         this.discovery = new SysfsDiscovery(sysfs);
@@ -62,9 +66,8 @@ public final class IbVfManager {
      * @param guids       the GUID of every VF of an IB PF (empty map on Ethernet)
      * @param reconfigured indices of VFs whose GUID had to be set and the VF rebound
      */
-    public record ReconcileResult(PciAddress pf, int previousVfs, int enabledVfs, Map<Integer, Guid> guids,
-                                  List<Integer> reconfigured) {
-    }
+    public record ReconcileResult(
+            PciAddress pf, int previousVfs, int enabledVfs, Map<Integer, Guid> guids, List<Integer> reconfigured) {}
 
     public List<PhysicalFunction> discover() {
         return discovery.discover();
@@ -85,7 +88,8 @@ public final class IbVfManager {
             for (VirtualFunction vf : current.vfs()) {
                 Guid guid = guids.assign(pf, vf.index(), vf.address(), observed);
                 assigned.put(vf.index(), guid);
-                if (!vf.nodeGuid().equals(Optional.of(guid)) || !vf.portGuid().equals(Optional.of(guid))
+                if (!vf.nodeGuid().equals(Optional.of(guid))
+                        || !vf.portGuid().equals(Optional.of(guid))
                         || !policyMatches(current, vf)) {
                     guidConfigurator.apply(current, vf, guid, config.vfLinkState());
                     reconfigured.add(vf.index());
@@ -102,8 +106,8 @@ public final class IbVfManager {
 
     /** What health compares a VF against: the configured link policy and, on IB, the assigned GUID. */
     public DesiredVfState desiredState(PhysicalFunction pf, VirtualFunction vf) {
-        Optional<Guid> guid = pf.linkLayer() == LinkLayer.INFINIBAND ? guids.assigned(pf.address(), vf.index())
-                : Optional.empty();
+        Optional<Guid> guid =
+                pf.linkLayer() == LinkLayer.INFINIBAND ? guids.assigned(pf.address(), vf.index()) : Optional.empty();
         return new DesiredVfState(config.vfLinkState(), guid);
     }
 

@@ -3,7 +3,6 @@ package io.omai.ibvf;
 import io.omai.ibvf.config.ReadinessPolicy;
 import io.omai.ibvf.guid.GuidRange;
 import io.omai.ibvf.kernel.VfLinkState;
-
 import java.util.Objects;
 
 /**
@@ -14,8 +13,8 @@ import java.util.Objects;
  * @param vfLinkState link policy for every VF: {@code auto} (follow the PF port) or {@code enable}
  * @param readiness  how long to wait for VFs, drivers and GUIDs after a change
  */
-public record IbVfManagerConfig(String nodeName, GuidRange guidRange, VfLinkState vfLinkState,
-                                ReadinessPolicy readiness) {
+public record IbVfManagerConfig(
+        String nodeName, GuidRange guidRange, VfLinkState vfLinkState, ReadinessPolicy readiness) {
 
     public IbVfManagerConfig {
         Objects.requireNonNull(guidRange, "guidRange");

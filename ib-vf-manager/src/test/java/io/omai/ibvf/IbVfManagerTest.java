@@ -1,5 +1,9 @@
 package io.omai.ibvf;
 
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatCode;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
 import io.omai.ibvf.config.NodeRebindLock;
 import io.omai.ibvf.config.ReadinessPolicy;
 import io.omai.ibvf.error.Errno;
@@ -15,20 +19,15 @@ import io.omai.ibvf.model.VirtualFunction;
 import io.omai.ibvf.testing.FakeKernel;
 import io.omai.ibvf.testing.FakePf;
 import io.omai.ibvf.testing.FakeSysfs;
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-
-import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatCode;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class IbVfManagerTest {
 
@@ -36,6 +35,7 @@ class IbVfManagerTest {
 
     @TempDir
     Path root;
+
     @TempDir
     Path state;
 
@@ -54,8 +54,12 @@ class IbVfManagerTest {
 
     private IbVfManager manager() {
         return new IbVfManager(
-                new IbVfManagerConfig("worker-07", NODE_RANGE, VfLinkState.AUTO, new ReadinessPolicy(5, Duration.ofMillis(200))),
-                kernel, kernel, new FileGuidStore(state.resolve("guids")), new NodeRebindLock(state.resolve("rebind.lock")),
+                new IbVfManagerConfig(
+                        "worker-07", NODE_RANGE, VfLinkState.AUTO, new ReadinessPolicy(5, Duration.ofMillis(200))),
+                kernel,
+                kernel,
+                new FileGuidStore(state.resolve("guids")),
+                new NodeRebindLock(state.resolve("rebind.lock")),
                 sleeps::add);
     }
 
@@ -81,8 +85,16 @@ class IbVfManagerTest {
         String numvfs = "bus/pci/devices/0000:3b:00.0/sriov_numvfs";
         assertThat(kernel.writeLog()).startsWith(numvfs + "=0", numvfs + "=4");
         assertThat(toFour.enabledVfs()).isEqualTo(4);
-        assertThat(toFour.guids()).isEqualTo(Map.of(0, toEight.guids().get(0), 1, toEight.guids().get(1),
-                2, toEight.guids().get(2), 3, toEight.guids().get(3)));
+        assertThat(toFour.guids())
+                .isEqualTo(Map.of(
+                        0,
+                        toEight.guids().get(0),
+                        1,
+                        toEight.guids().get(1),
+                        2,
+                        toEight.guids().get(2),
+                        3,
+                        toEight.guids().get(3)));
         assertThat(manager.discover().getFirst().vfs()).hasSize(4);
     }
 
@@ -103,34 +115,38 @@ class IbVfManagerTest {
     void guids_areUniqueValidInRangeAndIdenticalForANewManagerInstance() {
         Map<Integer, Guid> first = manager().reconcile(ib.address(), 8).guids();
 
-        assertThat(first.values()).hasSize(8).doesNotHaveDuplicates()
-                .allSatisfy(guid -> {
-                    assertThat(guid.isAssignable()).isTrue();
-                    assertThat(NODE_RANGE.contains(guid)).isTrue();
-                });
+        assertThat(first.values()).hasSize(8).doesNotHaveDuplicates().allSatisfy(guid -> {
+            assertThat(guid.isAssignable()).isTrue();
+            assertThat(NODE_RANGE.contains(guid)).isTrue();
+        });
         Guid pfGuid = manager().discover().getFirst().nodeGuid().orElseThrow();
         assertThat(first.values()).doesNotContain(pfGuid);
 
-        kernel.reloadDriver(ib);  // the NIC forgets every VF GUID
+        kernel.reloadDriver(ib); // the NIC forgets every VF GUID
         IbVfManager restarted = manager();
         IbVfManager.ReconcileResult afterRestart = restarted.reconcile(ib.address(), 8);
 
         assertThat(afterRestart.guids()).isEqualTo(first);
         assertThat(afterRestart.reconfigured()).hasSize(8);
-        assertThat(restarted.discover().getFirst().vfs()).extracting(VirtualFunction::nodeGuid)
-                .containsExactlyElementsOf(first.values().stream().map(Optional::of).toList());
+        assertThat(restarted.discover().getFirst().vfs())
+                .extracting(VirtualFunction::nodeGuid)
+                .containsExactlyElementsOf(
+                        first.values().stream().map(Optional::of).toList());
     }
 
     @Test
     void guids_areSetThroughIpLinkOnThePfIpoibNetdevBeforeTheRebind() {
         manager().reconcile(ib.address(), 1);
 
-        assertThat(kernel.ipLinkLog()).containsExactly(
-                "ip link set dev ibp59s0 vf 0 node_guid " + kernel.tree().pfs().getFirst().configuredNodeGuid(0)
-                        + " port_guid " + kernel.tree().pfs().getFirst().configuredNodeGuid(0),
-                "ip link set dev ibp59s0 vf 0 state auto");
-        assertThat(kernel.writeLog()).containsSubsequence(
-                "bus/pci/drivers/mlx5_core/unbind=0000:3b:00.1", "bus/pci/drivers/mlx5_core/bind=0000:3b:00.1");
+        assertThat(kernel.ipLinkLog())
+                .containsExactly(
+                        "ip link set dev ibp59s0 vf 0 node_guid "
+                                + kernel.tree().pfs().getFirst().configuredNodeGuid(0) + " port_guid "
+                                + kernel.tree().pfs().getFirst().configuredNodeGuid(0),
+                        "ip link set dev ibp59s0 vf 0 state auto");
+        assertThat(kernel.writeLog())
+                .containsSubsequence(
+                        "bus/pci/drivers/mlx5_core/unbind=0000:3b:00.1", "bus/pci/drivers/mlx5_core/bind=0000:3b:00.1");
     }
 
     @Test
@@ -141,11 +157,17 @@ class IbVfManagerTest {
 
         assertThat(kernel.ipLinkLog()).isEmpty();
         String vf1 = "bus/pci/devices/" + ofed.address() + "/sriov/1/";
-        assertThat(kernel.writeLog()).contains(vf1 + "node=" + result.guids().get(1), vf1 + "port=" + result.guids().get(1),
-                vf1 + "policy=Follow");
-        assertThat(manager().discover()).filteredOn(pf -> pf.address().equals(ofed.address())).singleElement()
-                .satisfies(pf -> assertThat(pf.vfs()).allSatisfy(vf ->
-                        assertThat(vf.nodeGuid()).contains(result.guids().get(vf.index()))));
+        assertThat(kernel.writeLog())
+                .contains(
+                        vf1 + "node=" + result.guids().get(1),
+                        vf1 + "port=" + result.guids().get(1),
+                        vf1 + "policy=Follow");
+        assertThat(manager().discover())
+                .filteredOn(pf -> pf.address().equals(ofed.address()))
+                .singleElement()
+                .satisfies(pf -> assertThat(pf.vfs())
+                        .allSatisfy(vf -> assertThat(vf.nodeGuid())
+                                .contains(result.guids().get(vf.index()))));
     }
 
     @Test
@@ -166,16 +188,26 @@ class IbVfManagerTest {
         kernel.write(numvfs, "4");
 
         assertThatThrownBy(() -> kernel.write(numvfs, "8"))
-                .isInstanceOfSatisfying(KernelRejectedException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EBUSY))
-                .hasMessageContaining(numvfs).hasMessageContaining("'8'").hasMessageContaining("write 0 before");
+                .isInstanceOfSatisfying(
+                        KernelRejectedException.class,
+                        e -> assertThat(e.errno()).isEqualTo(Errno.EBUSY))
+                .hasMessageContaining(numvfs)
+                .hasMessageContaining("'8'")
+                .hasMessageContaining("write 0 before");
         assertThatCode(() -> kernel.write(numvfs, "0")).doesNotThrowAnyException();
         assertThatThrownBy(() -> kernel.write(numvfs, "17"))
-                .isInstanceOfSatisfying(KernelRejectedException.class, e -> assertThat(e.errno()).isEqualTo(Errno.ERANGE));
+                .isInstanceOfSatisfying(
+                        KernelRejectedException.class,
+                        e -> assertThat(e.errno()).isEqualTo(Errno.ERANGE));
         assertThatThrownBy(() -> kernel.write(numvfs, "many"))
-                .isInstanceOfSatisfying(KernelRejectedException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EINVAL));
+                .isInstanceOfSatisfying(
+                        KernelRejectedException.class,
+                        e -> assertThat(e.errno()).isEqualTo(Errno.EINVAL));
         kernel.write("bus/pci/drivers/mlx5_core/unbind", "0000:3b:00.0");
         assertThatThrownBy(() -> kernel.write(numvfs, "2"))
-                .isInstanceOfSatisfying(KernelRejectedException.class, e -> assertThat(e.errno()).isEqualTo(Errno.ENOENT))
+                .isInstanceOfSatisfying(
+                        KernelRejectedException.class,
+                        e -> assertThat(e.errno()).isEqualTo(Errno.ENOENT))
                 .hasMessageContaining("no driver bound");
     }
 
@@ -200,8 +232,8 @@ class IbVfManagerTest {
         IbVfManager.ReconcileResult restored = manager.reconcile(ib.address(), 8);
         assertThat(restored.previousVfs()).isZero();
         assertThat(restored.guids()).isEqualTo(before);
-        assertThat(manager.discover().getFirst().vfs()).allSatisfy(vf ->
-                assertThat(vf.portState()).contains(PortState.ACTIVE));
+        assertThat(manager.discover().getFirst().vfs())
+                .allSatisfy(vf -> assertThat(vf.portState()).contains(PortState.ACTIVE));
     }
 
     @Test

@@ -43,15 +43,19 @@ public enum AntiAffinityPolicy {
      * @param gpuTenants tenants already holding (allocated or reserved) capacity on that GPU
      * @param nodeTenants tenants already holding GPU capacity anywhere on the node
      */
-    public Optional<String> refusal(String tenant, String gpuUuid, Set<String> gpuTenants, String nodeName,
-                                    Set<String> nodeTenants) {
+    public Optional<String> refusal(
+            String tenant, String gpuUuid, Set<String> gpuTenants, String nodeName, Set<String> nodeTenants) {
         return switch (this) {
             case NONE -> Optional.empty();
-            case GPU -> firstOther(tenant, gpuTenants).map(other -> "anti-affinity (policy gpu): tenant '" + tenant
-                    + "' may not share GPU " + gpuUuid + " with tenant '" + other + "'");
-            case NODE -> firstOther(tenant, nodeTenants).map(other -> "anti-affinity (policy node): tenant '"
-                    + tenant + "' may not use node " + nodeName + " while tenant '" + other
-                    + "' runs GPU workloads there");
+            case GPU ->
+                firstOther(tenant, gpuTenants)
+                        .map(other -> "anti-affinity (policy gpu): tenant '" + tenant + "' may not share GPU " + gpuUuid
+                                + " with tenant '" + other + "'");
+            case NODE ->
+                firstOther(tenant, nodeTenants)
+                        .map(other -> "anti-affinity (policy node): tenant '"
+                                + tenant + "' may not use node " + nodeName + " while tenant '" + other
+                                + "' runs GPU workloads there");
         };
     }
 

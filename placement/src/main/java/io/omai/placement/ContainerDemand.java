@@ -14,8 +14,8 @@ public record ContainerDemand(String name, int milli, long memoryBytes, int vfs)
             throw new IllegalArgumentException("container '" + name + "': milli " + MilliGpu.describeInvalid(milli));
         }
         if (memoryBytes < 0 || vfs < 0) {
-            throw new IllegalArgumentException("container '" + name + "': memory " + memoryBytes + " and VFs " + vfs
-                    + " must not be negative");
+            throw new IllegalArgumentException(
+                    "container '" + name + "': memory " + memoryBytes + " and VFs " + vfs + " must not be negative");
         }
     }
 

@@ -17,20 +17,29 @@ import java.util.TreeSet;
  *     nothing more fits
  * @param tenants tenants holding capacity on it
  */
-public record GpuState(String uuid, int index, int numaNode, String pciAddress, boolean healthy, String healthReason,
-                       long memoryBytes, int milliUsed, long memoryUsedBytes, Set<String> tenants) {
+public record GpuState(
+        String uuid,
+        int index,
+        int numaNode,
+        String pciAddress,
+        boolean healthy,
+        String healthReason,
+        long memoryBytes,
+        int milliUsed,
+        long memoryUsedBytes,
+        Set<String> tenants) {
     public GpuState {
         Objects.requireNonNull(uuid, "uuid");
         Objects.requireNonNull(pciAddress, "pciAddress");
         Objects.requireNonNull(healthReason, "healthReason");
         tenants = Set.copyOf(tenants);
         if (memoryBytes < 0 || milliUsed < 0 || memoryUsedBytes < 0) {
-            throw new IllegalArgumentException("GPU " + uuid + ": memory " + memoryBytes + ", milli used "
-                    + milliUsed + " and memory used " + memoryUsedBytes + " must not be negative");
+            throw new IllegalArgumentException("GPU " + uuid + ": memory " + memoryBytes + ", milli used " + milliUsed
+                    + " and memory used " + memoryUsedBytes + " must not be negative");
         }
         if (numaNode < -1) {
-            throw new IllegalArgumentException("GPU " + uuid + ": NUMA node " + numaNode
-                    + " is neither a node (0 or more) nor unknown (-1)");
+            throw new IllegalArgumentException(
+                    "GPU " + uuid + ": NUMA node " + numaNode + " is neither a node (0 or more) nor unknown (-1)");
         }
     }
 
@@ -62,7 +71,16 @@ public record GpuState(String uuid, int index, int numaNode, String pciAddress, 
         if (!tenant.isEmpty()) {
             withTenant.add(tenant);
         }
-        return new GpuState(uuid, index, numaNode, pciAddress, healthy, healthReason, memoryBytes, milliUsed + milli,
-                memoryUsedBytes + memory, withTenant);
+        return new GpuState(
+                uuid,
+                index,
+                numaNode,
+                pciAddress,
+                healthy,
+                healthReason,
+                memoryBytes,
+                milliUsed + milli,
+                memoryUsedBytes + memory,
+                withTenant);
     }
 }

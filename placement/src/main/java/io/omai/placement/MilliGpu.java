@@ -43,7 +43,8 @@ public final class MilliGpu {
     }
 
     public static String describeInvalid(int milli) {
-        return milli < 0 ? milli + " is negative"
+        return milli < 0
+                ? milli + " is negative"
                 : milli + " is not a share below " + PER_GPU + " nor a multiple of " + PER_GPU;
     }
 }

@@ -16,7 +16,9 @@ import java.util.TreeSet;
 public record NodeState(String nodeName, List<GpuState> gpus, List<HcaState> hcas) {
     public NodeState {
         Objects.requireNonNull(nodeName, "nodeName");
-        gpus = gpus.stream().sorted(Comparator.comparingInt(GpuState::index).thenComparing(GpuState::uuid)).toList();
+        gpus = gpus.stream()
+                .sorted(Comparator.comparingInt(GpuState::index).thenComparing(GpuState::uuid))
+                .toList();
         hcas = hcas.stream().sorted(Comparator.comparing(HcaState::name)).toList();
         var uuids = new HashSet<String>();
         var indices = new HashSet<Integer>();
@@ -52,12 +54,17 @@ public record NodeState(String nodeName, List<GpuState> gpus, List<HcaState> hca
 
     /** Free milli of the healthy GPUs on {@code numaNode}: how empty that NUMA node is. */
     public int milliFreeOnNuma(int numaNode) {
-        return gpus.stream().filter(gpu -> gpu.numaNode() == numaNode && gpu.healthy())
-                .mapToInt(gpu -> Math.max(0, gpu.milliFree())).sum();
+        return gpus.stream()
+                .filter(gpu -> gpu.numaNode() == numaNode && gpu.healthy())
+                .mapToInt(gpu -> Math.max(0, gpu.milliFree()))
+                .sum();
     }
 
     /** This node with {@code gpu} replacing the GPU of the same UUID. */
     public NodeState with(GpuState gpu) {
-        return new NodeState(nodeName, gpus.stream().map(g -> g.uuid().equals(gpu.uuid()) ? gpu : g).toList(), hcas);
+        return new NodeState(
+                nodeName,
+                gpus.stream().map(g -> g.uuid().equals(gpu.uuid()) ? gpu : g).toList(),
+                hcas);
     }
 }

@@ -61,9 +61,10 @@ public final class PlacementRules {
         for (GpuState gpu : candidates) {
             freeOnNuma.computeIfAbsent(gpu.numaNode(), node::milliFreeOnNuma);
         }
-        return candidates.stream().min(Comparator.comparingInt(GpuState::milliFree)
-                .thenComparingInt(gpu -> freeOnNuma.get(gpu.numaNode()))
-                .thenComparingInt(GpuState::index));
+        return candidates.stream()
+                .min(Comparator.comparingInt(GpuState::milliFree)
+                        .thenComparingInt(gpu -> freeOnNuma.get(gpu.numaNode()))
+                        .thenComparingInt(GpuState::index));
     }
 
     /**
@@ -75,8 +76,11 @@ public final class PlacementRules {
         if (count <= 0) {
             throw new IllegalArgumentException("whole GPU count " + count + " is not positive");
         }
-        List<GpuState> sorted = candidates.stream().sorted(Comparator.comparingInt(GpuState::index)).toList();
-        List<GpuState> chosen = new ArrayList<>(sorted.stream().filter(gpu -> required.contains(gpu.uuid())).toList());
+        List<GpuState> sorted = candidates.stream()
+                .sorted(Comparator.comparingInt(GpuState::index))
+                .toList();
+        List<GpuState> chosen = new ArrayList<>(
+                sorted.stream().filter(gpu -> required.contains(gpu.uuid())).toList());
         if (chosen.size() != required.size() || chosen.size() > count || sorted.size() < count) {
             return List.of();
         }
@@ -87,13 +91,16 @@ public final class PlacementRules {
             }
         }
         int missing = count - chosen.size();
-        Set<Integer> requiredNodes = new LinkedHashSet<>(chosen.stream().map(GpuState::numaNode).toList());
-        boolean requiredOnOneKnownNode = requiredNodes.size() <= 1 && requiredNodes.stream().allMatch(n -> n >= 0);
+        Set<Integer> requiredNodes =
+                new LinkedHashSet<>(chosen.stream().map(GpuState::numaNode).toList());
+        boolean requiredOnOneKnownNode =
+                requiredNodes.size() <= 1 && requiredNodes.stream().allMatch(n -> n >= 0);
         Optional<List<GpuState>> oneNode = requiredOnOneKnownNode
                 ? rest.entrySet().stream()
                         .filter(e -> e.getKey() >= 0 && e.getValue().size() >= missing)
                         .filter(e -> requiredNodes.isEmpty() || requiredNodes.contains(e.getKey()))
-                        .min(Comparator.<Map.Entry<Integer, List<GpuState>>>comparingInt(e -> e.getValue().size())
+                        .min(Comparator.<Map.Entry<Integer, List<GpuState>>>comparingInt(
+                                        e -> e.getValue().size())
                                 .thenComparingInt(Map.Entry::getKey))
                         .map(Map.Entry::getValue)
                 : Optional.empty();

@@ -23,8 +23,12 @@ import java.util.Set;
 public final class Planner {
     private Planner() {}
 
-    public static Plan plan(NodeState node, String tenant, List<ContainerDemand> containers, AntiAffinityPolicy policy,
-                            GpuCondition condition) {
+    public static Plan plan(
+            NodeState node,
+            String tenant,
+            List<ContainerDemand> containers,
+            AntiAffinityPolicy policy,
+            GpuCondition condition) {
         NodeState state = node;
         Set<String> freeVfs = new LinkedHashSet<>();
         Map<String, Integer> vfNuma = new HashMap<>();
@@ -50,8 +54,8 @@ public final class Planner {
                 List<GpuState> eligible = new ArrayList<>();
                 Set<String> nodeTenants = state.tenants();
                 for (GpuState gpu : state.gpus()) {
-                    Optional<String> why = whyNot(container, tenant, gpu, node.nodeName(), nodeTenants, policy,
-                            condition);
+                    Optional<String> why =
+                            whyNot(container, tenant, gpu, node.nodeName(), nodeTenants, policy, condition);
                     if (why.isEmpty()) {
                         eligible.add(gpu);
                     } else {
@@ -59,12 +63,17 @@ public final class Planner {
                     }
                 }
                 chosen = MilliGpu.isShare(container.milli())
-                        ? PlacementRules.shareTarget(eligible, state).map(List::of).orElse(List.of())
+                        ? PlacementRules.shareTarget(eligible, state)
+                                .map(List::of)
+                                .orElse(List.of())
                         : PlacementRules.wholeGpus(eligible, container.gpuCount(), Set.of());
                 if (chosen.isEmpty()) {
-                    refusals.add(new Plan.Refusal(container.name(), "", container.gpuCount() == 1
-                            ? "no GPU can take " + container.milli() + " milli"
-                            : container.gpuCount() + " whole GPUs needed, " + eligible.size() + " eligible"));
+                    refusals.add(new Plan.Refusal(
+                            container.name(),
+                            "",
+                            container.gpuCount() == 1
+                                    ? "no GPU can take " + container.milli() + " milli"
+                                    : container.gpuCount() + " whole GPUs needed, " + eligible.size() + " eligible"));
                     return Plan.infeasible(refusals);
                 }
                 for (GpuState gpu : chosen) {
@@ -77,8 +86,8 @@ public final class Planner {
             int gpuNuma = chosen.isEmpty() ? -1 : chosen.getFirst().numaNode();
             List<String> vfs = PlacementRules.vfs(node.hcas(), freeVfs, container.vfs(), gpuNuma);
             if (vfs.size() < container.vfs()) {
-                return Plan.infeasible(List.of(new Plan.Refusal(container.name(), "", container.vfs()
-                        + " VF(s) needed, " + freeVfs.size() + " free")));
+                return Plan.infeasible(List.of(new Plan.Refusal(
+                        container.name(), "", container.vfs() + " VF(s) needed, " + freeVfs.size() + " free")));
             }
             vfs.forEach(freeVfs::remove);
             if (container.vfs() > 0) {
@@ -88,8 +97,8 @@ public final class Planner {
                 }
             }
             long memory = chosen.stream().mapToLong(container::memoryOn).min().orElse(0);
-            placements.add(new Plan.Placement(container.name(), chosen.stream().map(GpuState::uuid).toList(),
-                    container.milli(), memory, vfs));
+            placements.add(new Plan.Placement(
+                    container.name(), chosen.stream().map(GpuState::uuid).toList(), container.milli(), memory, vfs));
         }
         double packing = gpusChosen == 0 ? 0 : fullnessSum / gpusChosen;
         double alignment = vfContainers == 0 ? 1 : (double) vfContainersAligned / vfContainers;
@@ -98,9 +107,14 @@ public final class Planner {
     }
 
     /** Cheapest checks first: the caller's condition runs only on GPUs that could take the container. */
-    private static Optional<String> whyNot(ContainerDemand container, String tenant, GpuState gpu, String nodeName,
-                                           Set<String> nodeTenants, AntiAffinityPolicy policy,
-                                           GpuCondition condition) {
+    private static Optional<String> whyNot(
+            ContainerDemand container,
+            String tenant,
+            GpuState gpu,
+            String nodeName,
+            Set<String> nodeTenants,
+            AntiAffinityPolicy policy,
+            GpuCondition condition) {
         if (!gpu.healthy()) {
             return Optional.of("unhealthy: " + (gpu.healthReason().isEmpty() ? "unhealthy" : gpu.healthReason()));
         }
@@ -108,8 +122,8 @@ public final class Planner {
         if (refusal.isPresent()) {
             return refusal;
         }
-        Optional<String> shortfall = PlacementRules.capacityShortfall(gpu, container.milliPerGpu(),
-                container.memoryOn(gpu));
+        Optional<String> shortfall =
+                PlacementRules.capacityShortfall(gpu, container.milliPerGpu(), container.memoryOn(gpu));
         if (shortfall.isPresent()) {
             return shortfall;
         }

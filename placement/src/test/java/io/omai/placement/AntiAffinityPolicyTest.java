@@ -18,13 +18,15 @@ class AntiAffinityPolicyTest {
     @Test
     void refusal_sameTenantIsAlwaysAdmitted() {
         for (AntiAffinityPolicy policy : AntiAffinityPolicy.values()) {
-            assertThat(policy.refusal("a", "GPU-0", Set.of("a"), "n", Set.of("a"))).isEmpty();
+            assertThat(policy.refusal("a", "GPU-0", Set.of("a"), "n", Set.of("a")))
+                    .isEmpty();
         }
     }
 
     @Test
     void refusal_gpuPolicyLooksAtTheGpuOnly() {
-        assertThat(AntiAffinityPolicy.GPU.refusal("a", "GPU-0", Set.of(), "n", Set.of("b"))).isEmpty();
+        assertThat(AntiAffinityPolicy.GPU.refusal("a", "GPU-0", Set.of(), "n", Set.of("b")))
+                .isEmpty();
         assertThat(AntiAffinityPolicy.GPU.refusal("a", "GPU-0", Set.of("b"), "n", Set.of("b")))
                 .contains("anti-affinity (policy gpu): tenant 'a' may not share GPU GPU-0 with tenant 'b'");
     }

@@ -22,12 +22,20 @@ import org.junit.jupiter.api.Test;
  * rule keeps dependencies out; this keeps out what the JDK itself offers (FFM, JNI-style loading).
  */
 class PlacementIsPureTest {
-    private static final List<String> FORBIDDEN_JDK = List.of("java/lang/foreign/", "java/net/", "java/nio/channels/",
-            "java/lang/System$Logger", "java/util/concurrent/");
+    private static final List<String> FORBIDDEN_JDK = List.of(
+            "java/lang/foreign/",
+            "java/net/",
+            "java/nio/channels/",
+            "java/lang/System$Logger",
+            "java/util/concurrent/");
 
     @Test
     void compiledClassesReferOnlyToTheJdkAndThemselves() throws IOException, URISyntaxException {
-        Path classes = Path.of(MilliGpu.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+        Path classes = Path.of(MilliGpu.class
+                .getProtectionDomain()
+                .getCodeSource()
+                .getLocation()
+                .toURI());
         Set<String> outside = new TreeSet<>();
         int classCount = 0;
         try (Stream<Path> files = Files.walk(classes)) {
@@ -36,9 +44,12 @@ class PlacementIsPureTest {
                 ClassModel model = ClassFile.of().parse(file);
                 for (PoolEntry entry : model.constantPool()) {
                     if (entry instanceof ClassEntry type) {
-                        String name = type.asInternalName().replaceFirst("^\\[+L?", "").replaceFirst(";$", "");
+                        String name = type.asInternalName()
+                                .replaceFirst("^\\[+L?", "")
+                                .replaceFirst(";$", "");
                         boolean own = name.startsWith("io/omai/placement/");
-                        boolean jdk = name.startsWith("java/") && FORBIDDEN_JDK.stream().noneMatch(name::startsWith);
+                        boolean jdk = name.startsWith("java/")
+                                && FORBIDDEN_JDK.stream().noneMatch(name::startsWith);
                         if (!own && !jdk && name.contains("/")) {
                             outside.add(model.thisClass().asInternalName() + " -> " + name);
                         }
@@ -47,7 +58,8 @@ class PlacementIsPureTest {
             }
         }
         assertThat(classCount).as("classes found under %s", classes).isGreaterThanOrEqualTo(10);
-        assertThat(outside).as("references outside java.* (less FFM, networking, concurrency) and io.omai.placement")
+        assertThat(outside)
+                .as("references outside java.* (less FFM, networking, concurrency) and io.omai.placement")
                 .isEmpty();
     }
 }

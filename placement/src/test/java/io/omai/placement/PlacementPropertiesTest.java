@@ -47,7 +47,8 @@ class PlacementPropertiesTest {
         milli.forEach((uuid, added) -> {
             GpuState gpu = c.node().gpu(uuid).orElseThrow();
             assertThat(gpu.milliUsed() + added).as("milli on %s", uuid).isLessThanOrEqualTo(MilliGpu.PER_GPU);
-            assertThat(gpu.memoryUsedBytes() + memory.get(uuid)).as("memory on %s", uuid)
+            assertThat(gpu.memoryUsedBytes() + memory.get(uuid))
+                    .as("memory on %s", uuid)
                     .isLessThanOrEqualTo(gpu.memoryBytes());
             assertThat(gpu.healthy()).as("%s is healthy", uuid).isTrue();
         });
@@ -59,11 +60,14 @@ class PlacementPropertiesTest {
         for (Plan.Placement p : plan.placements()) {
             for (String uuid : p.gpuUuids()) {
                 if (c.policy() == AntiAffinityPolicy.GPU) {
-                    assertThat(c.node().gpu(uuid).orElseThrow().tenants()).as("tenants already on %s", uuid)
+                    assertThat(c.node().gpu(uuid).orElseThrow().tenants())
+                            .as("tenants already on %s", uuid)
                             .isSubsetOf(c.tenant());
                 }
                 if (c.policy() == AntiAffinityPolicy.NODE) {
-                    assertThat(c.node().tenants()).as("tenants already on the node").isSubsetOf(c.tenant());
+                    assertThat(c.node().tenants())
+                            .as("tenants already on the node")
+                            .isSubsetOf(c.tenant());
                 }
             }
         }
@@ -94,12 +98,17 @@ class PlacementPropertiesTest {
                 shared.addAll(p.gpuUuids());
             } else {
                 for (String uuid : p.gpuUuids()) {
-                    assertThat(c.node().gpu(uuid).orElseThrow().untouched()).as("%s was entirely free", uuid).isTrue();
-                    assertThat(givenWhole.add(uuid)).as("%s given whole once", uuid).isTrue();
+                    assertThat(c.node().gpu(uuid).orElseThrow().untouched())
+                            .as("%s was entirely free", uuid)
+                            .isTrue();
+                    assertThat(givenWhole.add(uuid))
+                            .as("%s given whole once", uuid)
+                            .isTrue();
                 }
             }
         }
-        assertThat(Collections.disjoint(givenWhole, shared)).as("GPUs given whole %s and shared %s", givenWhole, shared)
+        assertThat(Collections.disjoint(givenWhole, shared))
+                .as("GPUs given whole %s and shared %s", givenWhole, shared)
                 .isTrue();
     }
 
@@ -110,8 +119,17 @@ class PlacementPropertiesTest {
         Plan plan = Planner.plan(c.node(), c.tenant(), List.of(whole), c.policy(), GpuCondition.ANY);
         Map<Integer, Integer> eligibleByNuma = new HashMap<>();
         for (GpuState gpu : c.node().gpus()) {
-            boolean eligible = gpu.healthy() && gpu.untouched() && gpu.memoryBytes() >= 0
-                    && c.policy().refusal(c.tenant(), gpu.uuid(), gpu.tenants(), "", c.node().tenants()).isEmpty();
+            boolean eligible = gpu.healthy()
+                    && gpu.untouched()
+                    && gpu.memoryBytes() >= 0
+                    && c.policy()
+                            .refusal(
+                                    c.tenant(),
+                                    gpu.uuid(),
+                                    gpu.tenants(),
+                                    "",
+                                    c.node().tenants())
+                            .isEmpty();
             if (eligible && gpu.numaKnown()) {
                 eligibleByNuma.merge(gpu.numaNode(), 1, Integer::sum);
             }
@@ -120,8 +138,10 @@ class PlacementPropertiesTest {
         if (oneNodeCan) {
             assertThat(plan.feasible()).isTrue();
             assertThat(plan.placements().getFirst().gpuUuids().stream()
-                    .map(uuid -> c.node().gpu(uuid).orElseThrow().numaNode()).distinct())
-                    .as("NUMA nodes of the chosen GPUs").hasSize(1);
+                            .map(uuid -> c.node().gpu(uuid).orElseThrow().numaNode())
+                            .distinct())
+                    .as("NUMA nodes of the chosen GPUs")
+                    .hasSize(1);
         }
     }
 
@@ -148,26 +168,43 @@ class PlacementPropertiesTest {
         if (!plan.feasible()) {
             return;
         }
-        GpuState chosen = c.node().gpu(plan.placements().getFirst().gpuUuids().getFirst()).orElseThrow();
+        GpuState chosen =
+                c.node().gpu(plan.placements().getFirst().gpuUuids().getFirst()).orElseThrow();
         for (GpuState other : c.node().gpus()) {
             boolean couldTakeIt = other.healthy()
-                    && c.policy().refusal(c.tenant(), other.uuid(), other.tenants(), "", c.node().tenants()).isEmpty()
-                    && PlacementRules.capacityShortfall(other, share.milli(), share.memoryOn(other)).isEmpty();
+                    && c.policy()
+                            .refusal(
+                                    c.tenant(),
+                                    other.uuid(),
+                                    other.tenants(),
+                                    "",
+                                    c.node().tenants())
+                            .isEmpty()
+                    && PlacementRules.capacityShortfall(other, share.milli(), share.memoryOn(other))
+                            .isEmpty();
             if (couldTakeIt) {
-                assertThat(chosen.milliFree()).as("free milli of %s against %s", chosen.uuid(), other.uuid())
+                assertThat(chosen.milliFree())
+                        .as("free milli of %s against %s", chosen.uuid(), other.uuid())
                         .isLessThanOrEqualTo(other.milliFree());
             }
         }
     }
 
     private static ContainerDemand demandOf(Case c, Plan.Placement placement) {
-        return c.demand().stream().filter(d -> d.name().equals(placement.container())).findFirst().orElseThrow();
+        return c.demand().stream()
+                .filter(d -> d.name().equals(placement.container()))
+                .findFirst()
+                .orElseThrow();
     }
 
     @Provide
     Arbitrary<Case> cases() {
-        return Combinators.combine(nodes(), Arbitraries.of("a", "b", "c"), demands(),
-                Arbitraries.of(AntiAffinityPolicy.class), Arbitraries.longs())
+        return Combinators.combine(
+                        nodes(),
+                        Arbitraries.of("a", "b", "c"),
+                        demands(),
+                        Arbitraries.of(AntiAffinityPolicy.class),
+                        Arbitraries.longs())
                 .as(Case::new);
     }
 
@@ -176,22 +213,38 @@ class PlacementPropertiesTest {
             List<GpuState> indexed = new ArrayList<>();
             for (int i = 0; i < list.size(); i++) {
                 GpuState g = list.get(i);
-                indexed.add(new GpuState("GPU-" + i, i, g.numaNode(), "", g.healthy(), g.healthReason(),
-                        g.memoryBytes(), g.milliUsed(), g.memoryUsedBytes(), g.tenants()));
+                indexed.add(new GpuState(
+                        "GPU-" + i,
+                        i,
+                        g.numaNode(),
+                        "",
+                        g.healthy(),
+                        g.healthReason(),
+                        g.memoryBytes(),
+                        g.milliUsed(),
+                        g.memoryUsedBytes(),
+                        g.tenants()));
             }
             return indexed;
         });
-        Arbitrary<List<HcaState>> hcas = Combinators.combine(Arbitraries.integers().between(-1, 1),
-                Arbitraries.integers().between(0, 4), Arbitraries.integers().between(0, 4))
+        Arbitrary<List<HcaState>> hcas = Combinators.combine(
+                        Arbitraries.integers().between(-1, 1),
+                        Arbitraries.integers().between(0, 4),
+                        Arbitraries.integers().between(0, 4))
                 .as((numa, vfs, free) -> new int[] {numa, vfs, free})
-                .list().ofMaxSize(2).map(specs -> {
+                .list()
+                .ofMaxSize(2)
+                .map(specs -> {
                     List<HcaState> list = new ArrayList<>();
                     for (int h = 0; h < specs.size(); h++) {
                         List<String> vfs = new ArrayList<>();
                         for (int v = 0; v < specs.get(h)[1]; v++) {
                             vfs.add("vf-" + h + "-" + v);
                         }
-                        list.add(new HcaState("mlx5_" + h, specs.get(h)[0], vfs,
+                        list.add(new HcaState(
+                                "mlx5_" + h,
+                                specs.get(h)[0],
+                                vfs,
                                 Set.copyOf(vfs.subList(0, Math.min(specs.get(h)[2], vfs.size())))));
                     }
                     return list;
@@ -200,21 +253,35 @@ class PlacementPropertiesTest {
     }
 
     private static Arbitrary<GpuState> gpu() {
-        Arbitrary<Integer> used = Arbitraries.oneOf(Arbitraries.of(0, 0, 0, 250, 500, 501, 750, 751, 900, 901, 1000),
+        Arbitrary<Integer> used = Arbitraries.oneOf(
+                Arbitraries.of(0, 0, 0, 250, 500, 501, 750, 751, 900, 901, 1000),
                 Arbitraries.integers().between(0, 1010));
         Arbitrary<Set<String>> tenants = Arbitraries.of("a", "b", "c").set().ofMaxSize(2);
-        return Combinators.combine(Arbitraries.of(-1, 0, 0, 1, 1), Arbitraries.of(true, true, true, false),
-                Arbitraries.of(16 * GIB, 40 * GIB, 80 * GIB), used, tenants, Arbitraries.of(true, false))
-                .as((numa, healthy, memory, milli, who, proportional) -> new GpuState("GPU", 0, numa, "", healthy,
-                        healthy ? "" : "XID 79", memory, milli,
+        return Combinators.combine(
+                        Arbitraries.of(-1, 0, 0, 1, 1),
+                        Arbitraries.of(true, true, true, false),
+                        Arbitraries.of(16 * GIB, 40 * GIB, 80 * GIB),
+                        used,
+                        tenants,
+                        Arbitraries.of(true, false))
+                .as((numa, healthy, memory, milli, who, proportional) -> new GpuState(
+                        "GPU",
+                        0,
+                        numa,
+                        "",
+                        healthy,
+                        healthy ? "" : "XID 79",
+                        memory,
+                        milli,
                         milli == 0 ? 0 : proportional ? MilliGpu.defaultMemory(Math.min(milli, 999), memory) : GIB,
                         milli == 0 ? Set.of() : who));
     }
 
     private static Arbitrary<List<ContainerDemand>> demands() {
         Arbitrary<ContainerDemand> container = Combinators.combine(
-                Arbitraries.of(0, 100, 250, 500, 999, 1000, 2000, 3000),
-                Arbitraries.of(0L, 0L, GIB, 20 * GIB), Arbitraries.integers().between(0, 2))
+                        Arbitraries.of(0, 100, 250, 500, 999, 1000, 2000, 3000),
+                        Arbitraries.of(0L, 0L, GIB, 20 * GIB),
+                        Arbitraries.integers().between(0, 2))
                 .as((milli, memory, vfs) -> new ContainerDemand("c", milli, milli == 0 ? 0 : memory, vfs));
         return container.list().ofMinSize(1).ofMaxSize(3).map(list -> {
             List<ContainerDemand> named = new ArrayList<>();

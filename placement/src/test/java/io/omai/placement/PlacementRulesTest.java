@@ -12,8 +12,17 @@ class PlacementRulesTest {
     private static final long GIB = 1L << 30;
 
     private static GpuState gpu(int index, int numa, int milliUsed) {
-        return new GpuState("GPU-" + index, index, numa, "", true, "", 80 * GIB, milliUsed,
-                MilliGpu.defaultMemory(milliUsed, 80 * GIB), milliUsed == 0 ? Set.of() : Set.of("a"));
+        return new GpuState(
+                "GPU-" + index,
+                index,
+                numa,
+                "",
+                true,
+                "",
+                80 * GIB,
+                milliUsed,
+                MilliGpu.defaultMemory(milliUsed, 80 * GIB),
+                milliUsed == 0 ? Set.of() : Set.of("a"));
     }
 
     private static List<String> uuids(List<GpuState> gpus) {
@@ -24,24 +33,30 @@ class PlacementRulesTest {
     void aShareGoesToTheFullestGpuThatStillTakesIt() {
         NodeState node = new NodeState("n", List.of(gpu(0, 0, 200), gpu(1, 0, 600), gpu(2, 1, 0)), List.of());
 
-        assertThat(PlacementRules.shareTarget(node.gpus(), node)).map(GpuState::uuid).contains("GPU-1");
+        assertThat(PlacementRules.shareTarget(node.gpus(), node))
+                .map(GpuState::uuid)
+                .contains("GPU-1");
     }
 
     @Test
     void amongEquallyFullGpusTheShareGoesToTheFullerNumaNodeNotTheLowerIndex() {
         // GPU-1 (NUMA 0) and GPU-2 (NUMA 1) are equally full; NUMA 1 has less free in all, so GPU-2 wins
-        NodeState node = new NodeState("n", List.of(gpu(0, 0, 0), gpu(1, 0, 400), gpu(2, 1, 400), gpu(3, 1, 900)),
-                List.of());
+        NodeState node =
+                new NodeState("n", List.of(gpu(0, 0, 0), gpu(1, 0, 400), gpu(2, 1, 400), gpu(3, 1, 900)), List.of());
         List<GpuState> candidates = List.of(node.gpus().get(1), node.gpus().get(2));
 
-        assertThat(PlacementRules.shareTarget(candidates, node)).map(GpuState::uuid).contains("GPU-2");
+        assertThat(PlacementRules.shareTarget(candidates, node))
+                .map(GpuState::uuid)
+                .contains("GPU-2");
     }
 
     @Test
     void equallyFullGpusOnEquallyFullNodesGoByLowestIndex() {
         NodeState node = new NodeState("n", List.of(gpu(5, 1, 300), gpu(4, 0, 300)), List.of());
 
-        assertThat(PlacementRules.shareTarget(node.gpus(), node)).map(GpuState::uuid).contains("GPU-4");
+        assertThat(PlacementRules.shareTarget(node.gpus(), node))
+                .map(GpuState::uuid)
+                .contains("GPU-4");
     }
 
     @Test
@@ -93,14 +108,17 @@ class PlacementRulesTest {
         assertThat(PlacementRules.capacityShortfall(used, 701, GIB)).contains("701 milli requested, 700 free");
         assertThat(PlacementRules.capacityShortfall(used, 700, 60 * GIB))
                 .hasValueSatisfying(why -> assertThat(why).contains("of memory requested"));
-        assertThat(PlacementRules.capacityShortfall(used, 700, MilliGpu.defaultMemory(700, 80 * GIB))).isEmpty();
+        assertThat(PlacementRules.capacityShortfall(used, 700, MilliGpu.defaultMemory(700, 80 * GIB)))
+                .isEmpty();
         assertThatThrownBy(() -> PlacementRules.capacityShortfall(used, 0, 0))
-                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("outside 1..1000");
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("outside 1..1000");
     }
 
     @Test
     void vfsOnTheGpusNumaNodeComeFirst() {
-        List<HcaState> hcas = List.of(new HcaState("mlx5_0", 0, List.of("a0", "a1"), Set.of("a0", "a1")),
+        List<HcaState> hcas = List.of(
+                new HcaState("mlx5_0", 0, List.of("a0", "a1"), Set.of("a0", "a1")),
                 new HcaState("mlx5_1", 1, List.of("b0", "b1"), Set.of("b1")));
 
         assertThat(PlacementRules.vfs(hcas, Set.of("a0", "a1", "b1"), 2, 1)).containsExactly("b1", "a0");
@@ -110,11 +128,16 @@ class PlacementRulesTest {
     @Test
     void nodeStateRefusesAmbiguousInput() {
         assertThatThrownBy(() -> new NodeState("n", List.of(gpu(0, 0, 0), gpu(0, 1, 0)), List.of()))
-                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("GPU GPU-0 listed twice");
-        assertThatThrownBy(() -> new NodeState("n", List.of(gpu(0, 0, 0),
-                new GpuState("GPU-x", 0, 0, "", true, "", GIB, 0, 0, Set.of())), List.of()))
-                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("index 0 used twice");
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("GPU GPU-0 listed twice");
+        assertThatThrownBy(() -> new NodeState(
+                        "n",
+                        List.of(gpu(0, 0, 0), new GpuState("GPU-x", 0, 0, "", true, "", GIB, 0, 0, Set.of())),
+                        List.of()))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("index 0 used twice");
         assertThatThrownBy(() -> new GpuState("GPU-x", 0, -2, "", true, "", GIB, 0, 0, Set.of()))
-                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("NUMA node -2");
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("NUMA node -2");
     }
 }

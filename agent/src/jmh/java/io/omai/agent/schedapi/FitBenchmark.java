@@ -50,26 +50,40 @@ public class FitBenchmark {
         // leases far beyond the run, so the reservations stay while the benchmark measures
         var book = new ReservationBook(inventory::snapshot, AntiAffinityPolicy.GPU, Clock.systemUTC());
         String name = InProcessServerBuilder.generateName();
-        server = new SchedulerApiServer(InProcessServerBuilder.forName(name).directExecutor(), inventory, book,
-                new ClientPolicy.AnyClient()).start();
+        server = new SchedulerApiServer(
+                        InProcessServerBuilder.forName(name).directExecutor(),
+                        inventory,
+                        book,
+                        new ClientPolicy.AnyClient())
+                .start();
         channel = InProcessChannelBuilder.forName(name).directExecutor().build();
         stub = NodeAgentGrpc.newBlockingStub(channel);
         stub.reserve(reservation("k1", "pod-1", "team-a", uuid(0), 200));
         stub.reserve(reservation("k2", "pod-2", "team-c", uuid(6), 300));
 
-        ContainerRequirement share = ContainerRequirement.newBuilder().setName("main").setMilli(250).build();
+        ContainerRequirement share =
+                ContainerRequirement.newBuilder().setName("main").setMilli(250).build();
         plain = FitRequest.newBuilder().setTenant("team-a").addContainers(share).build();
-        withExpression = FitRequest.newBuilder().setTenant("team-a")
-                .addContainers(share.toBuilder().setExpression(EXPRESSION)).build();
+        withExpression = FitRequest.newBuilder()
+                .setTenant("team-a")
+                .addContainers(share.toBuilder().setExpression(EXPRESSION))
+                .build();
         if (!stub.fit(plain).getFeasible() || !stub.fit(withExpression).getFeasible()) {
             throw new IllegalStateException("benchmark node does not fit the benchmark pod; fix the fixture");
         }
     }
 
     private static ReserveRequest reservation(String key, String pod, String tenant, String gpu, int milli) {
-        return ReserveRequest.newBuilder().setIdempotencyKey(key).setPodUid(pod).setTenant(tenant)
-                .setLeaseSeconds(3600).addContainers(ContainerAssignment.newBuilder().setName("main")
-                        .addGpuUuids(gpu).setMilli(milli)).build();
+        return ReserveRequest.newBuilder()
+                .setIdempotencyKey(key)
+                .setPodUid(pod)
+                .setTenant(tenant)
+                .setLeaseSeconds(3600)
+                .addContainers(ContainerAssignment.newBuilder()
+                        .setName("main")
+                        .addGpuUuids(gpu)
+                        .setMilli(milli))
+                .build();
     }
 
     @TearDown(Level.Trial)

@@ -23,7 +23,10 @@ final class AllocationCommands {
 
     /** Options shared by {@code create} and {@code set}. */
     static final class SpecOptions {
-        @Option(names = "--device", required = true, paramLabel = "SPEC",
+        @Option(
+                names = "--device",
+                required = true,
+                paramLabel = "SPEC",
                 description = "A GPU of the allocation: uuid=GPU-...,memory=4GiB|unlimited,quota=300,"
                         + "mode=hard-cap|work-conserving[,index=N]. Repeat for several GPUs.")
         List<String> devices = new ArrayList<>();
@@ -34,7 +37,10 @@ final class AllocationCommands {
         @Option(names = "--no-compute", description = "Enforce memory only; launches spend no tokens.")
         boolean noCompute;
 
-        @Option(names = "--period-us", paramLabel = "US", description = "Compute grant period (default ${DEFAULT-VALUE}).")
+        @Option(
+                names = "--period-us",
+                paramLabel = "US",
+                description = "Compute grant period (default ${DEFAULT-VALUE}).")
         int periodUs = 100_000;
 
         AllocationSpec toSpec() {
@@ -69,8 +75,9 @@ final class AllocationCommands {
         ComputeMode mode = switch (modeText) {
             case "hard-cap", "hard" -> ComputeMode.HARD_CAP;
             case "work-conserving", "borrow" -> ComputeMode.WORK_CONSERVING;
-            default -> throw new IllegalArgumentException("--device '" + text + "': mode '" + modeText
-                    + "' is unknown; expected hard-cap or work-conserving");
+            default ->
+                throw new IllegalArgumentException("--device '" + text + "': mode '" + modeText
+                        + "' is unknown; expected hard-cap or work-conserving");
         };
         return new DeviceQuota(fields.get("uuid"), index, limit, quota, mode);
     }
@@ -79,12 +86,14 @@ final class AllocationCommands {
         try {
             return Integer.parseInt(value);
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("--device '" + text + "': " + key + " '" + value
-                    + "' is not a whole number");
+            throw new IllegalArgumentException(
+                    "--device '" + text + "': " + key + " '" + value + "' is not a whole number");
         }
     }
 
-    @Command(name = "create", mixinStandardHelpOptions = true,
+    @Command(
+            name = "create",
+            mixinStandardHelpOptions = true,
             description = "Create an allocation directory (control + usage files) with the given limits.")
     static final class Create implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "DIR", description = "Allocation directory to create.")
@@ -96,7 +105,8 @@ final class AllocationCommands {
         @Override
         public Integer call() throws Exception {
             try (AllocationFiles files = AllocationFiles.create(directory, options.toSpec())) {
-                System.out.print(InspectCommand.render(files.control().read(), files.usage().read(), directory));
+                System.out.print(InspectCommand.render(
+                        files.control().read(), files.usage().read(), directory));
             }
             return 0;
         }
@@ -107,7 +117,9 @@ final class AllocationCommands {
      * a running agent holds for every allocation it serves, and refuses while another process holds it (the
      * seqlock has room for one writer only).
      */
-    @Command(name = "set", mixinStandardHelpOptions = true,
+    @Command(
+            name = "set",
+            mixinStandardHelpOptions = true,
             description = "Change the limits of an existing allocation live (the shim applies them from its next "
                     + "call). Refused while a running agent owns the allocation.")
     static final class Set implements Callable<Integer> {
@@ -127,7 +139,8 @@ final class AllocationCommands {
                             + spec.devices().size() + " time(s)");
                 }
                 files.control().update(spec);
-                System.out.print(InspectCommand.render(files.control().read(), files.usage().read(), directory));
+                System.out.print(InspectCommand.render(
+                        files.control().read(), files.usage().read(), directory));
             }
             return 0;
         }

@@ -8,10 +8,15 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /** Prints what the InfiniBand VF manager sees on this node: PFs, VFs, RDMA devices, GUIDs, health and QoS. */
-@Command(name = "ib", mixinStandardHelpOptions = true,
+@Command(
+        name = "ib",
+        mixinStandardHelpOptions = true,
         description = "Show InfiniBand SR-IOV PFs and VFs as the agent sees them (read-only).")
 final class IbCommand implements Callable<Integer> {
-    @Option(names = "--sysfs-root", paramLabel = "DIR", description = "Root of the sysfs tree (default ${DEFAULT-VALUE}).")
+    @Option(
+            names = "--sysfs-root",
+            paramLabel = "DIR",
+            description = "Root of the sysfs tree (default ${DEFAULT-VALUE}).")
     Path sysfsRoot = Path.of("/sys");
 
     @Option(names = "--format", paramLabel = "text|json", description = "Output format (default ${DEFAULT-VALUE}).")

@@ -24,7 +24,9 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /** Prints a decoded view of allocation files: one directory, or every allocation under a state directory. */
-@Command(name = "inspect", mixinStandardHelpOptions = true,
+@Command(
+        name = "inspect",
+        mixinStandardHelpOptions = true,
         description = "Decode allocation control and usage files (an allocation directory, or a directory of them).")
 final class InspectCommand implements Callable<Integer> {
     @Parameters(arity = "1..*", paramLabel = "PATH", description = "Allocation directories or state directories.")
@@ -56,7 +58,8 @@ final class InspectCommand implements Callable<Integer> {
             }
         }
         if (json) {
-            System.out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT)
+            System.out.println(new ObjectMapper()
+                    .enable(SerializationFeature.INDENT_OUTPUT)
                     .writeValueAsString(documents));
         }
         return failures == 0 ? 0 : 1;
@@ -68,7 +71,9 @@ final class InspectCommand implements Callable<Integer> {
             return List.of(path);
         }
         if (!Files.isDirectory(path)) {
-            throw new java.nio.file.NoSuchFileException(path.toString(), null,
+            throw new java.nio.file.NoSuchFileException(
+                    path.toString(),
+                    null,
                     "not a directory; expected an allocation directory (with control and usage files) or a "
                             + "directory of them");
         }
@@ -87,46 +92,97 @@ final class InspectCommand implements Callable<Integer> {
     static String render(ControlSnapshot control, UsageSnapshot usage, Path dir) {
         StringBuilder out = new StringBuilder();
         out.append("allocation ").append(dir).append('\n');
-        out.append("  label      ").append(control.label().isEmpty() ? "-" : control.label()).append('\n');
-        out.append(String.format(Locale.ROOT, "  abi        v%d, epoch %d, created %s%n", control.abiVersion(),
-                control.epoch(), Instant.ofEpochSecond(0, control.createdNs())));
+        out.append("  label      ")
+                .append(control.label().isEmpty() ? "-" : control.label())
+                .append('\n');
+        out.append(String.format(
+                Locale.ROOT,
+                "  abi        v%d, epoch %d, created %s%n",
+                control.abiVersion(),
+                control.epoch(),
+                Instant.ofEpochSecond(0, control.createdNs())));
         out.append("  heartbeat  ").append(heartbeatAge(control.heartbeatNs())).append('\n');
-        out.append("  compute    ").append(control.computeEnforced()
-                ? "enforced, grant period " + control.computePeriodUs() / 1000.0 + " ms" : "not enforced").append('\n');
-        out.append(String.format(Locale.ROOT, "  %-3s %-40s %4s %12s %12s %12s %5s %-15s %10s %10s %8s %6s %10s%n",
-                "DEV", "UUID", "HOST", "LIMIT", "IN USE", "PEAK", "QUOTA", "MODE", "GRANT ms", "USED ms",
-                "LAUNCHES", "DENIED", "THROTTLED"));
+        out.append("  compute    ")
+                .append(
+                        control.computeEnforced()
+                                ? "enforced, grant period " + control.computePeriodUs() / 1000.0 + " ms"
+                                : "not enforced")
+                .append('\n');
+        out.append(String.format(
+                Locale.ROOT,
+                "  %-3s %-40s %4s %12s %12s %12s %5s %-15s %10s %10s %8s %6s %10s%n",
+                "DEV",
+                "UUID",
+                "HOST",
+                "LIMIT",
+                "IN USE",
+                "PEAK",
+                "QUOTA",
+                "MODE",
+                "GRANT ms",
+                "USED ms",
+                "LAUNCHES",
+                "DENIED",
+                "THROTTLED"));
         for (ControlSnapshot.Device d : control.devices()) {
-            UsageSnapshot.DeviceTotals t = d.index() < usage.devices().size() ? usage.devices().get(d.index()) : null;
-            out.append(String.format(Locale.ROOT,
+            UsageSnapshot.DeviceTotals t =
+                    d.index() < usage.devices().size() ? usage.devices().get(d.index()) : null;
+            out.append(String.format(
+                    Locale.ROOT,
                     "  %-3d %-40s %4d %12s %12s %12s %5d %-15s %10.1f %10.1f %8d %6d %9.1fs%n",
-                    d.index(), d.uuid(), d.hostIndex(),
+                    d.index(),
+                    d.uuid(),
+                    d.hostIndex(),
                     d.memoryUnlimited() ? "unlimited" : ByteQuantity.format(d.memoryLimitBytes()),
                     t == null ? "-" : ByteQuantity.format(t.bytesReserved()),
                     t == null ? "-" : ByteQuantity.format(t.bytesPeak()),
-                    d.computeQuotaMilli(), modeName(d),
-                    d.tokenGrantNs() / 1e6, t == null ? 0 : t.tokensConsumedNs() / 1e6,
-                    t == null ? 0 : t.launches(), t == null ? 0 : t.deniedAllocs(),
+                    d.computeQuotaMilli(),
+                    modeName(d),
+                    d.tokenGrantNs() / 1e6,
+                    t == null ? 0 : t.tokensConsumedNs() / 1e6,
+                    t == null ? 0 : t.launches(),
+                    t == null ? 0 : t.deniedAllocs(),
                     t == null ? 0 : t.throttledNs() / 1e9));
         }
-        out.append(String.format(Locale.ROOT, "  processes  %d live; %d reclaimed after death (%s released)%n",
-                usage.slots().size(), usage.reclaimedSlots(), ByteQuantity.format(usage.reclaimedBytes())));
+        out.append(String.format(
+                Locale.ROOT,
+                "  processes  %d live; %d reclaimed after death (%s released)%n",
+                usage.slots().size(),
+                usage.reclaimedSlots(),
+                ByteQuantity.format(usage.reclaimedBytes())));
         if (!usage.slots().isEmpty()) {
-            out.append(String.format(Locale.ROOT, "  %-4s %-8s %-8s %-8s %-14s %12s %8s%n",
-                    "SLOT", "PID", "HOSTPID", "STATE", "START(ticks)", "IN USE", "LAUNCHES"));
+            out.append(String.format(
+                    Locale.ROOT,
+                    "  %-4s %-8s %-8s %-8s %-14s %12s %8s%n",
+                    "SLOT",
+                    "PID",
+                    "HOSTPID",
+                    "STATE",
+                    "START(ticks)",
+                    "IN USE",
+                    "LAUNCHES"));
             for (UsageSnapshot.Slot s : usage.slots()) {
-                out.append(String.format(Locale.ROOT, "  %-4d %-8d %-8s %-8s %-14d %12s %8d%n",
-                        s.index(), s.pid(), s.hostPid() == 0 ? "?" : Integer.toString(s.hostPid()),
-                        slotState(s.state()), s.startTimeTicks(), ByteQuantity.format(s.bytesInUse()),
-                        s.devices().stream().mapToLong(UsageSnapshot.SlotDevice::launches).sum()));
+                out.append(String.format(
+                        Locale.ROOT,
+                        "  %-4d %-8d %-8s %-8s %-14d %12s %8d%n",
+                        s.index(),
+                        s.pid(),
+                        s.hostPid() == 0 ? "?" : Integer.toString(s.hostPid()),
+                        slotState(s.state()),
+                        s.startTimeTicks(),
+                        ByteQuantity.format(s.bytesInUse()),
+                        s.devices().stream()
+                                .mapToLong(UsageSnapshot.SlotDevice::launches)
+                                .sum()));
             }
         }
         return out.toString();
     }
 
     private static String modeName(ControlSnapshot.Device d) {
-        return d.mode() == null ? "invalid(" + d.rawMode() + ")" : d.mode().name().toLowerCase(Locale.ROOT)
-                .replace('_', '-');
+        return d.mode() == null
+                ? "invalid(" + d.rawMode() + ")"
+                : d.mode().name().toLowerCase(Locale.ROOT).replace('_', '-');
     }
 
     static String slotState(int state) {

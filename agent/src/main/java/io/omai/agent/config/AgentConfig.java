@@ -56,8 +56,13 @@ public record AgentConfig(
      * @param cdiEnabled deliver GPUs as CDI device names instead of device specs
      * @param cdiKind the CDI kind of the GPU devices, e.g. {@code nvidia.com/gpu}; names are {@code kind=uuid}
      */
-    public record Sharing(MemoryPolicy memoryPolicy, ComputePolicy computeMode, boolean computeEnforced,
-                          int computePeriodUs, boolean cdiEnabled, String cdiKind) {}
+    public record Sharing(
+            MemoryPolicy memoryPolicy,
+            ComputePolicy computeMode,
+            boolean computeEnforced,
+            int computePeriodUs,
+            boolean cdiEnabled,
+            String cdiKind) {}
 
     /**
      * How a share's compute quota is enforced ({@code sharing.computeMode}); the ledger writes it into each control
@@ -91,8 +96,8 @@ public record AgentConfig(
      * @param recoveryDebounce how long a GPU must stay free of errors before it is Healthy again
      * @param ignoredXids XIDs caused by applications, not the GPU, which never make a GPU unhealthy
      */
-    public record Nvml(String library, boolean healthChecks, Duration recoveryDebounce,
-                       java.util.Set<Long> ignoredXids) {}
+    public record Nvml(
+            String library, boolean healthChecks, Duration recoveryDebounce, java.util.Set<Long> ignoredXids) {}
 
     /**
      * @param registrationBackoffMax the longest wait between failed registrations
@@ -116,8 +121,13 @@ public record AgentConfig(
      *     empty only without TLS, where anyone may (the agent warns)
      * @param deviceLabels attributes and tags merged into what NVML reports, for resource expressions
      */
-    public record SchedulerApi(boolean enabled, String address, int port, Tls tls, java.util.Set<String> allowedClients,
-                               java.util.List<DeviceLabels> deviceLabels) {
+    public record SchedulerApi(
+            boolean enabled,
+            String address,
+            int port,
+            Tls tls,
+            java.util.Set<String> allowedClients,
+            java.util.List<DeviceLabels> deviceLabels) {
         public SchedulerApi {
             allowedClients = java.util.Set.copyOf(allowedClients);
             deviceLabels = java.util.List.copyOf(deviceLabels);
@@ -133,8 +143,11 @@ public record AgentConfig(
      * @param selectorKind {@code all}, {@code uuid}, {@code index} or {@code model}
      * @param selectorValue the UUID, index or exact model name; empty for {@code all}
      */
-    public record DeviceLabels(String selectorKind, String selectorValue, java.util.Map<String, String> attributes,
-                               java.util.Set<String> tags) {
+    public record DeviceLabels(
+            String selectorKind,
+            String selectorValue,
+            java.util.Map<String, String> attributes,
+            java.util.Set<String> tags) {
         public DeviceLabels {
             attributes = java.util.Map.copyOf(attributes);
             tags = java.util.Set.copyOf(tags);
@@ -155,11 +168,16 @@ public record AgentConfig(
      * @param pollInterval how often sysfs is re-read for VFs appearing, disappearing or changing health
      * @param rebindLock the node-wide lock file taken around VF rebinds (shared with a CNI plugin)
      */
-    public record Ib(boolean enabled, String resourceName, Path sysfsRoot,
-                     java.util.Optional<io.omai.ibvf.guid.GuidRange> guidRange,
-                     java.util.Map<io.omai.ibvf.model.PciAddress, Integer> desiredVfs,
-                     java.util.OptionalInt desiredVfsEveryPf, io.omai.ibvf.kernel.VfLinkState vfLinkState,
-                     Duration pollInterval, Path rebindLock) {
+    public record Ib(
+            boolean enabled,
+            String resourceName,
+            Path sysfsRoot,
+            java.util.Optional<io.omai.ibvf.guid.GuidRange> guidRange,
+            java.util.Map<io.omai.ibvf.model.PciAddress, Integer> desiredVfs,
+            java.util.OptionalInt desiredVfsEveryPf,
+            io.omai.ibvf.kernel.VfLinkState vfLinkState,
+            Duration pollInterval,
+            Path rebindLock) {
         public Ib {
             desiredVfs = java.util.Map.copyOf(desiredVfs);
         }
@@ -181,22 +199,40 @@ public record AgentConfig(
      *     their quota
      * @param auditInterval how often the audit looks
      */
-    public record Tenancy(AntiAffinity policy, String tenantLabel, KubernetesApi kubernetesApi, Duration identifyWait,
-                          java.util.List<String> gpus, String otherGpuResource, AuditAction audit,
-                          Duration auditInterval) {
+    public record Tenancy(
+            AntiAffinity policy,
+            String tenantLabel,
+            KubernetesApi kubernetesApi,
+            Duration identifyWait,
+            java.util.List<String> gpus,
+            String otherGpuResource,
+            AuditAction audit,
+            Duration auditInterval) {
         public Tenancy {
             gpus = java.util.List.copyOf(gpus);
         }
     }
 
     /** {@code tenancy.policy}. */
-    public enum AntiAffinity { GPU, NODE, NONE }
+    public enum AntiAffinity {
+        GPU,
+        NODE,
+        NONE
+    }
 
     /** {@code tenancy.kubernetesApi}: {@code auto} uses it when running in a cluster (in-cluster service env). */
-    public enum KubernetesApi { AUTO, ON, OFF }
+    public enum KubernetesApi {
+        AUTO,
+        ON,
+        OFF
+    }
 
     /** {@code tenancy.audit}. */
-    public enum AuditAction { OFF, REPORT, KILL }
+    public enum AuditAction {
+        OFF,
+        REPORT,
+        KILL
+    }
 
     /** @param onTamper what follows a tampered usage file, beyond the finding (event, metric, log line) */
     public record Audit(TamperAction onTamper) {}

@@ -41,7 +41,8 @@ public final class ByteQuantity {
             case "TI" -> 1L << 40;
             default -> throw new AssertionError(m.group(2));
         };
-        java.math.BigDecimal bytes = new java.math.BigDecimal(m.group(1)).multiply(java.math.BigDecimal.valueOf(multiplier));
+        java.math.BigDecimal bytes =
+                new java.math.BigDecimal(m.group(1)).multiply(java.math.BigDecimal.valueOf(multiplier));
         try {
             return bytes.setScale(0, java.math.RoundingMode.UNNECESSARY).longValueExact();
         } catch (ArithmeticException e) {

@@ -32,12 +32,13 @@ public final class ConfigLoader {
     public static final Set<Long> DEFAULT_IGNORED_XIDS = Set.of(13L, 31L, 43L, 45L, 68L, 109L);
 
     // Extended resource names: a DNS-subdomain prefix and a name, as kubelet's Register checks.
-    private static final Pattern RESOURCE_NAME =
-            Pattern.compile("[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?");
-    private static final Pattern CDI_KIND = Pattern.compile("[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-zA-Z0-9][-a-zA-Z0-9_.]*");
+    private static final Pattern RESOURCE_NAME = Pattern.compile(
+            "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?");
+    private static final Pattern CDI_KIND =
+            Pattern.compile("[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[a-zA-Z0-9][-a-zA-Z0-9_.]*");
     private static final Pattern DURATION = Pattern.compile("(\\d+)(ms|s|m|h)");
-    private static final Pattern LABEL_KEY = Pattern.compile(
-            "([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    private static final Pattern LABEL_KEY =
+            Pattern.compile("([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
                     + "[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?");
     private static final Pattern NODE_NAME = Pattern.compile("[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?");
 
@@ -69,12 +70,19 @@ public final class ConfigLoader {
         try {
             root = YAML.readTree(yaml);
         } catch (JacksonException e) {
-            throw new ConfigException(source, "", "is not valid YAML: " + e.getOriginalMessage()
-                    + (e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr()));
+            throw new ConfigException(
+                    source,
+                    "",
+                    "is not valid YAML: " + e.getOriginalMessage()
+                            + (e.getLocation() == null
+                                    ? ""
+                                    : " at line " + e.getLocation().getLineNr()));
         }
         if (root == null || root.isMissingNode() || root.isNull()) {
-            throw new ConfigException(source, "version", "is missing; expected 'version: " + AgentConfig.VERSION
-                    + "' at the top of the file");
+            throw new ConfigException(
+                    source,
+                    "version",
+                    "is missing; expected 'version: " + AgentConfig.VERSION + "' at the top of the file");
         }
         DuplicateKeys.refuse(source, YAML.getFactory(), yaml);
         return loader.read(root);
@@ -90,22 +98,46 @@ public final class ConfigLoader {
     }
 
     /** Replaces the main directories, as the {@code run} command's flags do; null keeps the configured one. */
-    public static AgentConfig withDirectories(AgentConfig config, Path devicePluginDir, Path podResourcesSocket,
-                                              Path stateDir) {
+    public static AgentConfig withDirectories(
+            AgentConfig config, Path devicePluginDir, Path podResourcesSocket, Path stateDir) {
         AgentConfig.Directories d = config.directories();
         AgentConfig.Directories replaced = new AgentConfig.Directories(
                 devicePluginDir == null ? d.devicePlugin() : devicePluginDir.toAbsolutePath(),
                 podResourcesSocket == null ? d.podResourcesSocket() : podResourcesSocket.toAbsolutePath(),
                 stateDir == null ? d.state() : stateDir.toAbsolutePath(),
                 d.devRoot());
-        return new AgentConfig(config.nodeName(), config.resources(), replaced, config.sharing(), config.shim(),
-                config.nvml(), config.kubelet(), config.metrics(), config.tenancy(), config.schedulerApi(), config.ib(),
+        return new AgentConfig(
+                config.nodeName(),
+                config.resources(),
+                replaced,
+                config.sharing(),
+                config.shim(),
+                config.nvml(),
+                config.kubelet(),
+                config.metrics(),
+                config.tenancy(),
+                config.schedulerApi(),
+                config.ib(),
                 config.audit());
     }
 
     private AgentConfig read(JsonNode root) throws ConfigException {
-        Section top = new Section("", root, "version", "nodeName", "resources", "directories", "sharing", "shim",
-                "nvml", "kubelet", "metrics", "tenancy", "schedulerApi", "ib", "audit");
+        Section top = new Section(
+                "",
+                root,
+                "version",
+                "nodeName",
+                "resources",
+                "directories",
+                "sharing",
+                "shim",
+                "nvml",
+                "kubelet",
+                "metrics",
+                "tenancy",
+                "schedulerApi",
+                "ib",
+                "audit");
         JsonNode version = top.node("version");
         if (version.isMissingNode()) {
             throw error("version", "is missing; expected 'version: " + AgentConfig.VERSION + "'");
@@ -123,12 +155,16 @@ public final class ConfigLoader {
         Section resources = top.section("resources", "milliGpu");
         String milliGpu = resources.string("milliGpu", "omai.io/milli-gpu");
         if (!RESOURCE_NAME.matcher(milliGpu).matches() || milliGpu.startsWith("kubernetes.io/")) {
-            throw error("resources.milliGpu", "'" + milliGpu + "' is not an extended resource name; expected "
-                    + "<domain>/<name> outside kubernetes.io, e.g. omai.io/milli-gpu");
+            throw error(
+                    "resources.milliGpu",
+                    "'" + milliGpu + "' is not an extended resource name; expected "
+                            + "<domain>/<name> outside kubernetes.io, e.g. omai.io/milli-gpu");
         }
         if (milliGpu.startsWith("nvidia.com/")) {
-            throw error("resources.milliGpu", "'" + milliGpu + "' would hijack NVIDIA's device plugin (kubelet "
-                    + "keeps the newest registration per name); expected a name in your own domain");
+            throw error(
+                    "resources.milliGpu",
+                    "'" + milliGpu + "' would hijack NVIDIA's device plugin (kubelet "
+                            + "keeps the newest registration per name); expected a name in your own domain");
         }
 
         Section dirs = top.section("directories", "devicePlugin", "podResourcesSocket", "state", "devRoot");
@@ -138,23 +174,23 @@ public final class ConfigLoader {
                 dirs.absolutePath("state", DEFAULT_STATE_DIR),
                 dirs.absolutePath("devRoot", Path.of("/dev")));
 
-        Section sharing = top.section("sharing", "memoryPolicy", "computeMode", "computeEnforced", "computePeriod",
-                "cdi");
+        Section sharing =
+                top.section("sharing", "memoryPolicy", "computeMode", "computeEnforced", "computePeriod", "cdi");
         AgentConfig.MemoryPolicy memoryPolicy = switch (sharing.string("memoryPolicy", "proportional")) {
             case "proportional" -> AgentConfig.MemoryPolicy.PROPORTIONAL;
             case "unlimited" -> AgentConfig.MemoryPolicy.UNLIMITED;
-            case String other -> throw error("sharing.memoryPolicy", "'" + other
-                    + "' is unknown; expected proportional or unlimited");
+            case String other ->
+                throw error("sharing.memoryPolicy", "'" + other + "' is unknown; expected proportional or unlimited");
         };
         AgentConfig.ComputePolicy computeMode = switch (sharing.string("computeMode", "hard-cap")) {
             case "hard-cap" -> AgentConfig.ComputePolicy.HARD_CAP;
             case "work-conserving" -> AgentConfig.ComputePolicy.WORK_CONSERVING;
-            case String other -> throw error("sharing.computeMode", "'" + other
-                    + "' is unknown; expected hard-cap or work-conserving");
+            case String other ->
+                throw error("sharing.computeMode", "'" + other + "' is unknown; expected hard-cap or work-conserving");
         };
         boolean computeEnforced = sharing.bool("computeEnforced", true);
-        Duration period = sharing.duration("computePeriod", Duration.ofMillis(100), Duration.ofMillis(1),
-                Duration.ofSeconds(10));
+        Duration period =
+                sharing.duration("computePeriod", Duration.ofMillis(100), Duration.ofMillis(1), Duration.ofSeconds(10));
         Section cdi = sharing.section("cdi", "enabled", "kind");
         boolean cdiEnabled = cdi.bool("enabled", false);
         String cdiKind = cdi.string("kind", "nvidia.com/gpu");
@@ -173,46 +209,67 @@ public final class ConfigLoader {
         if (library.isBlank()) {
             throw error("nvml.library", "is empty; expected libnvidia-ml.so.1 or a path to it");
         }
-        Duration debounce = nvml.duration("recoveryDebounce", Duration.ofSeconds(30), Duration.ZERO,
-                Duration.ofHours(1));
+        Duration debounce =
+                nvml.duration("recoveryDebounce", Duration.ofSeconds(30), Duration.ZERO, Duration.ofHours(1));
         Set<Long> ignoredXids = nvml.longSet("ignoredXids", DEFAULT_IGNORED_XIDS);
 
         Section kubelet = top.section("kubelet", "registrationBackoffMax", "reconcileInterval", "releaseGracePeriod");
-        Duration backoffMax = kubelet.duration("registrationBackoffMax", Duration.ofSeconds(5),
-                Duration.ofMillis(100), Duration.ofMinutes(5));
-        Duration reconcileInterval = kubelet.duration("reconcileInterval", Duration.ofSeconds(30),
-                Duration.ofMillis(100), Duration.ofHours(1));
-        Duration grace = kubelet.duration("releaseGracePeriod", Duration.ofSeconds(60), Duration.ZERO,
-                Duration.ofDays(1));
+        Duration backoffMax = kubelet.duration(
+                "registrationBackoffMax", Duration.ofSeconds(5), Duration.ofMillis(100), Duration.ofMinutes(5));
+        Duration reconcileInterval = kubelet.duration(
+                "reconcileInterval", Duration.ofSeconds(30), Duration.ofMillis(100), Duration.ofHours(1));
+        Duration grace =
+                kubelet.duration("releaseGracePeriod", Duration.ofSeconds(60), Duration.ZERO, Duration.ofDays(1));
 
         Section metrics = top.section("metrics", "address", "port");
         String metricsAddress = metrics.string("address", "0.0.0.0");
         try {
             InetAddress.ofLiteral(metricsAddress); // a literal only: binding must not depend on DNS at start
         } catch (IllegalArgumentException e) {
-            throw error("metrics.address", "'" + metricsAddress + "' is not an IP address; expected e.g. 0.0.0.0 "
-                    + "(every interface), 127.0.0.1 or ::");
+            throw error(
+                    "metrics.address",
+                    "'" + metricsAddress + "' is not an IP address; expected e.g. 0.0.0.0 "
+                            + "(every interface), 127.0.0.1 or ::");
         }
         JsonNode metricsPort = metrics.node("port");
-        if (!metricsPort.isMissingNode() && !metricsPort.isNull()
+        if (!metricsPort.isMissingNode()
+                && !metricsPort.isNull()
                 && (!metricsPort.isInt() || metricsPort.intValue() < 1 || metricsPort.intValue() > 65535)) {
-            throw error("metrics.port", "'" + metricsPort.asText() + "' is not a TCP port; expected a whole number "
-                    + "1..65535 (the DaemonSet's 'metrics' containerPort, 9400)");
+            throw error(
+                    "metrics.port",
+                    "'" + metricsPort.asText() + "' is not a TCP port; expected a whole number "
+                            + "1..65535 (the DaemonSet's 'metrics' containerPort, 9400)");
         }
 
-        return new AgentConfig(nodeName,
+        return new AgentConfig(
+                nodeName,
                 new AgentConfig.Resources(milliGpu),
                 directories,
-                new AgentConfig.Sharing(memoryPolicy, computeMode, computeEnforced,
-                        Math.toIntExact(period.toNanos() / 1_000), cdiEnabled, cdiKind),
+                new AgentConfig.Sharing(
+                        memoryPolicy,
+                        computeMode,
+                        computeEnforced,
+                        Math.toIntExact(period.toNanos() / 1_000),
+                        cdiEnabled,
+                        cdiKind),
                 shimConfig,
                 new AgentConfig.Nvml(library, nvml.bool("healthChecks", true), debounce, ignoredXids),
                 new AgentConfig.Kubelet(backoffMax, reconcileInterval, grace),
                 new AgentConfig.Metrics(metricsAddress, metricsPort.isInt() ? metricsPort.intValue() : 9400),
-                tenancy(top.section("tenancy", "policy", "tenantLabel", "kubernetesApi", "identifyWait", "gpus",
-                        "otherGpuResource", "audit", "auditInterval"), milliGpu),
-                schedulerApi(top.section("schedulerApi", "enabled", "address", "port", "tls", "allowedClients",
-                        "deviceLabels")),
+                tenancy(
+                        top.section(
+                                "tenancy",
+                                "policy",
+                                "tenantLabel",
+                                "kubernetesApi",
+                                "identifyWait",
+                                "gpus",
+                                "otherGpuResource",
+                                "audit",
+                                "auditInterval"),
+                        milliGpu),
+                schedulerApi(top.section(
+                        "schedulerApi", "enabled", "address", "port", "tls", "allowedClients", "deviceLabels")),
                 readIb(top, milliGpu),
                 audit(top.section("audit", "onTamper")));
     }
@@ -223,9 +280,12 @@ public final class ConfigLoader {
             case "report" -> AgentConfig.TamperAction.REPORT;
             case "freeze" -> AgentConfig.TamperAction.FREEZE;
             case "kill" -> AgentConfig.TamperAction.KILL;
-            case String value -> throw error("audit.onTamper", "'" + value + "' is unknown; expected report (event,"
-                    + " metric and log line only), freeze (no more memory or GPU time for the allocation) or kill"
-                    + " (SIGKILL its processes)");
+            case String value ->
+                throw error(
+                        "audit.onTamper",
+                        "'" + value + "' is unknown; expected report (event,"
+                                + " metric and log line only), freeze (no more memory or GPU time for the allocation) or kill"
+                                + " (SIGKILL its processes)");
         };
         return new AgentConfig.Audit(onTamper);
     }
@@ -239,9 +299,13 @@ public final class ConfigLoader {
             throw error("schedulerApi.address", "'" + address + "' is not an IP address; expected e.g. 0.0.0.0");
         }
         JsonNode port = api.node("port");
-        if (!port.isMissingNode() && !port.isNull() && (!port.isInt() || port.intValue() < 1 || port.intValue() > 65535)) {
-            throw error("schedulerApi.port", "'" + port.asText() + "' is not a TCP port; expected a whole number "
-                    + "1..65535 (the DaemonSet's 'sched-api' containerPort, 9401)");
+        if (!port.isMissingNode()
+                && !port.isNull()
+                && (!port.isInt() || port.intValue() < 1 || port.intValue() > 65535)) {
+            throw error(
+                    "schedulerApi.port",
+                    "'" + port.asText() + "' is not a TCP port; expected a whole number "
+                            + "1..65535 (the DaemonSet's 'sched-api' containerPort, 9401)");
         }
         Section tlsSection = api.section("tls", "certificateChain", "privateKey", "clientCa");
         Path chain = tlsSection.absolutePath("certificateChain", null);
@@ -250,9 +314,11 @@ public final class ConfigLoader {
         AgentConfig.Tls tls = null;
         if (chain != null || key != null || ca != null) {
             if (chain == null || key == null || ca == null) {
-                throw error("schedulerApi.tls", "names " + (chain == null ? "" : "certificateChain ")
-                        + (key == null ? "" : "privateKey ") + (ca == null ? "" : "clientCa ")
-                        + "only; expected all three of certificateChain, privateKey and clientCa (mutual TLS)");
+                throw error(
+                        "schedulerApi.tls",
+                        "names " + (chain == null ? "" : "certificateChain ")
+                                + (key == null ? "" : "privateKey ") + (ca == null ? "" : "clientCa ")
+                                + "only; expected all three of certificateChain, privateKey and clientCa (mutual TLS)");
             }
             tls = new AgentConfig.Tls(chain, key, ca);
         }
@@ -260,26 +326,39 @@ public final class ConfigLoader {
         JsonNode allowed = api.node("allowedClients");
         if (!allowed.isMissingNode() && !allowed.isNull()) {
             if (!allowed.isArray()) {
-                throw error("schedulerApi.allowedClients", "is " + describe(allowed)
-                        + "; expected a list of certificate identities, e.g. [omai-scheduler]");
+                throw error(
+                        "schedulerApi.allowedClients",
+                        "is " + describe(allowed)
+                                + "; expected a list of certificate identities, e.g. [omai-scheduler]");
             }
             for (JsonNode client : allowed) {
                 if (!client.isTextual() || client.textValue().isBlank()) {
-                    throw error("schedulerApi.allowedClients", "has " + describe(client)
-                            + "; expected non-empty certificate identities (CN, DNS or URI SAN)");
+                    throw error(
+                            "schedulerApi.allowedClients",
+                            "has " + describe(client)
+                                    + "; expected non-empty certificate identities (CN, DNS or URI SAN)");
                 }
                 clients.add(client.textValue());
             }
         }
         if (tls == null && !clients.isEmpty()) {
-            throw error("schedulerApi.allowedClients", "names clients but schedulerApi.tls is not set; identities "
-                    + "come from client certificates, so mutual TLS is required");
+            throw error(
+                    "schedulerApi.allowedClients",
+                    "names clients but schedulerApi.tls is not set; identities "
+                            + "come from client certificates, so mutual TLS is required");
         }
         if (tls != null && clients.isEmpty()) {
-            throw error("schedulerApi.allowedClients", "is empty; with TLS, name the identities allowed to Reserve "
-                    + "and Release, e.g. [omai-scheduler]");
+            throw error(
+                    "schedulerApi.allowedClients",
+                    "is empty; with TLS, name the identities allowed to Reserve "
+                            + "and Release, e.g. [omai-scheduler]");
         }
-        return new AgentConfig.SchedulerApi(enabled, address, port.isInt() ? port.intValue() : 9401, tls, clients,
+        return new AgentConfig.SchedulerApi(
+                enabled,
+                address,
+                port.isInt() ? port.intValue() : 9401,
+                tls,
+                clients,
                 deviceLabels(api.node("deviceLabels")));
     }
 
@@ -289,8 +368,10 @@ public final class ConfigLoader {
             return rules;
         }
         if (!list.isArray()) {
-            throw error("schedulerApi.deviceLabels", "is " + describe(list)
-                    + "; expected a list of {select: {model|uuid|index: ...} or all, attributes: {...}, tags: [...]}");
+            throw error(
+                    "schedulerApi.deviceLabels",
+                    "is " + describe(list)
+                            + "; expected a list of {select: {model|uuid|index: ...} or all, attributes: {...}, tags: [...]}");
         }
         for (int i = 0; i < list.size(); i++) {
             String path = "schedulerApi.deviceLabels[" + i + "]";
@@ -306,14 +387,20 @@ public final class ConfigLoader {
                 if (!List.of("model", "uuid", "index").contains(kind)) {
                     throw error(path + ".select", "selects by '" + kind + "'; expected model, uuid, index or all");
                 }
-                if (kind.equals("index") ? !whole(v, 0, 1023) : !v.isTextual() || v.textValue().isBlank()) {
-                    throw error(path + ".select." + kind, "is " + describe(v) + "; expected "
-                            + (kind.equals("index") ? "a GPU index 0..1023" : "a non-empty string"));
+                if (kind.equals("index")
+                        ? !whole(v, 0, 1023)
+                        : !v.isTextual() || v.textValue().isBlank()) {
+                    throw error(
+                            path + ".select." + kind,
+                            "is " + describe(v) + "; expected "
+                                    + (kind.equals("index") ? "a GPU index 0..1023" : "a non-empty string"));
                 }
                 value = v.asText();
             } else {
-                throw error(path + ".select", "is " + describe(select)
-                        + "; expected 'all' or one of {model: ...}, {uuid: ...}, {index: ...}");
+                throw error(
+                        path + ".select",
+                        "is " + describe(select)
+                                + "; expected 'all' or one of {model: ...}, {uuid: ...}, {index: ...}");
             }
             Map<String, String> attributes = new java.util.LinkedHashMap<>();
             JsonNode attrs = rule.node("attributes");
@@ -321,11 +408,14 @@ public final class ConfigLoader {
                 if (!attrs.isObject()) {
                     throw error(path + ".attributes", "is " + describe(attrs) + "; expected a mapping of strings");
                 }
-                for (Iterator<Map.Entry<String, JsonNode>> it = attrs.properties().iterator(); it.hasNext();) {
+                for (Iterator<Map.Entry<String, JsonNode>> it =
+                                attrs.properties().iterator();
+                        it.hasNext(); ) {
                     Map.Entry<String, JsonNode> e = it.next();
                     if (!e.getValue().isValueNode() || e.getValue().isNull()) {
-                        throw error(path + ".attributes." + e.getKey(), "is " + describe(e.getValue())
-                                + "; expected a string, number or boolean");
+                        throw error(
+                                path + ".attributes." + e.getKey(),
+                                "is " + describe(e.getValue()) + "; expected a string, number or boolean");
                     }
                     attributes.put(e.getKey(), e.getValue().asText());
                 }
@@ -349,18 +439,31 @@ public final class ConfigLoader {
     }
 
     private AgentConfig.Ib readIb(Section top, String milliGpu) throws ConfigException {
-        Section ib = top.section("ib", "enabled", "resourceName", "sysfsRoot", "guidRange", "desiredVfs",
-                "vfLinkState", "pollInterval", "rebindLock");
+        Section ib = top.section(
+                "ib",
+                "enabled",
+                "resourceName",
+                "sysfsRoot",
+                "guidRange",
+                "desiredVfs",
+                "vfLinkState",
+                "pollInterval",
+                "rebindLock");
         boolean enabled = ib.bool("enabled", false);
         String resourceName = ib.string("resourceName", "omai.io/ib-vf");
-        if (!RESOURCE_NAME.matcher(resourceName).matches() || resourceName.startsWith("kubernetes.io/")
+        if (!RESOURCE_NAME.matcher(resourceName).matches()
+                || resourceName.startsWith("kubernetes.io/")
                 || resourceName.startsWith("nvidia.com/")) {
-            throw error("ib.resourceName", "'" + resourceName + "' is not an extended resource name of your own; "
-                    + "expected <domain>/<name> outside kubernetes.io and nvidia.com, e.g. omai.io/ib-vf");
+            throw error(
+                    "ib.resourceName",
+                    "'" + resourceName + "' is not an extended resource name of your own; "
+                            + "expected <domain>/<name> outside kubernetes.io and nvidia.com, e.g. omai.io/ib-vf");
         }
         if (resourceName.equals(milliGpu)) {
-            throw error("ib.resourceName", "'" + resourceName + "' is also resources.milliGpu; expected a name of "
-                    + "its own (kubelet keeps one plugin per name)");
+            throw error(
+                    "ib.resourceName",
+                    "'" + resourceName + "' is also resources.milliGpu; expected a name of "
+                            + "its own (kubelet keeps one plugin per name)");
         }
         Path sysfsRoot = ib.absolutePath("sysfsRoot", Path.of("/sys"));
         String rangeText = ib.string("guidRange", "");
@@ -372,8 +475,10 @@ public final class ConfigLoader {
                 throw error("ib.guidRange", e.getMessage());
             }
         } else if (enabled) {
-            throw error("ib.guidRange", "is empty but ib.enabled is true; expected this node's own block of VF "
-                    + "GUIDs, e.g. 02:00:00:07:00:00:00:00-02:00:00:07:00:00:ff:ff");
+            throw error(
+                    "ib.guidRange",
+                    "is empty but ib.enabled is true; expected this node's own block of VF "
+                            + "GUIDs, e.g. 02:00:00:07:00:00:00:00-02:00:00:07:00:00:ff:ff");
         }
         java.util.Map<io.omai.ibvf.model.PciAddress, Integer> desiredByPf = new java.util.TreeMap<>();
         java.util.OptionalInt desiredEveryPf = java.util.OptionalInt.empty();
@@ -386,32 +491,48 @@ public final class ConfigLoader {
                 Map.Entry<String, JsonNode> entry = entries.next();
                 String key = "ib.desiredVfs." + entry.getKey();
                 if (!io.omai.ibvf.model.PciAddress.isPciAddress(entry.getKey())) {
-                    throw error(key, "'" + entry.getKey() + "' is not a PF PCI address; expected the form "
-                            + "0000:3b:00.0 (lower-case hex, as in /sys/bus/pci/devices)");
+                    throw error(
+                            key,
+                            "'" + entry.getKey() + "' is not a PF PCI address; expected the form "
+                                    + "0000:3b:00.0 (lower-case hex, as in /sys/bus/pci/devices)");
                 }
                 desiredByPf.put(io.omai.ibvf.model.PciAddress.of(entry.getKey()), vfCount(key, entry.getValue()));
             }
         } else if (!desired.isMissingNode() && !desired.isNull()) {
-            throw error("ib.desiredVfs", "is " + describe(desired) + "; expected a VF count for every PF (e.g. 8) "
-                    + "or a mapping of PF PCI address to count (e.g. {\"0000:3b:00.0\": 8})");
+            throw error(
+                    "ib.desiredVfs",
+                    "is " + describe(desired) + "; expected a VF count for every PF (e.g. 8) "
+                            + "or a mapping of PF PCI address to count (e.g. {\"0000:3b:00.0\": 8})");
         }
         io.omai.ibvf.kernel.VfLinkState linkState = switch (ib.string("vfLinkState", "auto")) {
             case "auto" -> io.omai.ibvf.kernel.VfLinkState.AUTO;
             case "enable" -> io.omai.ibvf.kernel.VfLinkState.ENABLE;
-            case String other -> throw error("ib.vfLinkState", "'" + other + "' is unknown; expected auto (the "
-                    + "VF port follows the PF port) or enable");
+            case String other ->
+                throw error(
+                        "ib.vfLinkState",
+                        "'" + other + "' is unknown; expected auto (the " + "VF port follows the PF port) or enable");
         };
-        Duration pollInterval = ib.duration("pollInterval", Duration.ofSeconds(5), Duration.ofMillis(100),
-                Duration.ofHours(1));
-        return new AgentConfig.Ib(enabled, resourceName, sysfsRoot, guidRange, desiredByPf, desiredEveryPf,
-                linkState, pollInterval, ib.absolutePath("rebindLock", Path.of("/run/omai/ib-vf-rebind.lock")));
+        Duration pollInterval =
+                ib.duration("pollInterval", Duration.ofSeconds(5), Duration.ofMillis(100), Duration.ofHours(1));
+        return new AgentConfig.Ib(
+                enabled,
+                resourceName,
+                sysfsRoot,
+                guidRange,
+                desiredByPf,
+                desiredEveryPf,
+                linkState,
+                pollInterval,
+                ib.absolutePath("rebindLock", Path.of("/run/omai/ib-vf-rebind.lock")));
     }
 
     /** A VF count as the kernel's {@code sriov_numvfs} takes it (a u16); {@code sriov_totalvfs} is checked later. */
     private int vfCount(String key, JsonNode value) throws ConfigException {
         if (!whole(value, 0, 65535)) {
-            throw error(key, "is " + describe(value) + "; expected a VF count, a whole number 0..65535 (at most "
-                    + "the PF's sriov_totalvfs)");
+            throw error(
+                    key,
+                    "is " + describe(value) + "; expected a VF count, a whole number 0..65535 (at most "
+                            + "the PF's sriov_totalvfs)");
         }
         return value.intValue();
     }
@@ -421,34 +542,42 @@ public final class ConfigLoader {
             case "gpu" -> AgentConfig.AntiAffinity.GPU;
             case "node" -> AgentConfig.AntiAffinity.NODE;
             case "none" -> AgentConfig.AntiAffinity.NONE;
-            case String other -> throw error("tenancy.policy", "'" + other + "' is unknown; expected gpu (two tenants "
-                    + "never share a GPU), node (one tenant per node) or none");
+            case String other ->
+                throw error(
+                        "tenancy.policy",
+                        "'" + other + "' is unknown; expected gpu (two tenants "
+                                + "never share a GPU), node (one tenant per node) or none");
         };
         String label = tenancy.string("tenantLabel", "omai.io/tenant");
         if (!LABEL_KEY.matcher(label).matches() || label.length() > 317) {
-            throw error("tenancy.tenantLabel", "'" + label + "' is not a Kubernetes label key; expected "
-                    + "[prefix/]name, e.g. omai.io/tenant");
+            throw error(
+                    "tenancy.tenantLabel",
+                    "'" + label + "' is not a Kubernetes label key; expected " + "[prefix/]name, e.g. omai.io/tenant");
         }
         // YAML 1.1 reads an unquoted on/off as a boolean
         JsonNode apiNode = tenancy.node("kubernetesApi");
-        String apiText = apiNode.isBoolean() ? (apiNode.booleanValue() ? "on" : "off")
-                : tenancy.string("kubernetesApi", "auto");
+        String apiText =
+                apiNode.isBoolean() ? (apiNode.booleanValue() ? "on" : "off") : tenancy.string("kubernetesApi", "auto");
         AgentConfig.KubernetesApi api = switch (apiText) {
             case "auto" -> AgentConfig.KubernetesApi.AUTO;
             case "on" -> AgentConfig.KubernetesApi.ON;
             case "off" -> AgentConfig.KubernetesApi.OFF;
-            case String other -> throw error("tenancy.kubernetesApi", "'" + other + "' is unknown; expected auto "
-                    + "(use it inside a cluster), on or off");
+            case String other ->
+                throw error(
+                        "tenancy.kubernetesApi",
+                        "'" + other + "' is unknown; expected auto " + "(use it inside a cluster), on or off");
         };
         // kubelet's admission waits for Allocate, so keep it short
-        Duration identifyWait = tenancy.duration("identifyWait", Duration.ofSeconds(2), Duration.ZERO,
-                Duration.ofSeconds(5));
+        Duration identifyWait =
+                tenancy.duration("identifyWait", Duration.ofSeconds(2), Duration.ZERO, Duration.ofSeconds(5));
         java.util.List<String> gpus = new ArrayList<>();
         JsonNode gpuList = tenancy.node("gpus");
         if (!gpuList.isMissingNode() && !gpuList.isNull()) {
             if (!gpuList.isArray()) {
-                throw error("tenancy.gpus", "is " + describe(gpuList) + "; expected a list of GPU UUIDs or "
-                        + "indices, e.g. [0, 1] or [GPU-8f6c...]; empty means all");
+                throw error(
+                        "tenancy.gpus",
+                        "is " + describe(gpuList) + "; expected a list of GPU UUIDs or "
+                                + "indices, e.g. [0, 1] or [GPU-8f6c...]; empty means all");
             }
             for (JsonNode gpu : gpuList) {
                 if (whole(gpu, 0, 1023)) {
@@ -456,8 +585,9 @@ public final class ConfigLoader {
                 } else if (gpu.isTextual() && gpu.textValue().matches("(GPU|MIG)-[0-9A-Za-z-]+")) {
                     gpus.add(gpu.textValue());
                 } else {
-                    throw error("tenancy.gpus", "has " + describe(gpu) + "; expected GPU UUIDs (GPU-...) or "
-                            + "NVML indices (0, 1, ...)");
+                    throw error(
+                            "tenancy.gpus",
+                            "has " + describe(gpu) + "; expected GPU UUIDs (GPU-...) or " + "NVML indices (0, 1, ...)");
                 }
             }
             if (new LinkedHashSet<>(gpus).size() != gpus.size()) {
@@ -466,18 +596,23 @@ public final class ConfigLoader {
         }
         String other = tenancy.string("otherGpuResource", "nvidia.com/gpu");
         if (!RESOURCE_NAME.matcher(other).matches() || other.equals(milliGpu)) {
-            throw error("tenancy.otherGpuResource", "'" + other + "' is not another plugin's extended resource "
-                    + "name; expected e.g. nvidia.com/gpu");
+            throw error(
+                    "tenancy.otherGpuResource",
+                    "'" + other + "' is not another plugin's extended resource "
+                            + "name; expected e.g. nvidia.com/gpu");
         }
         AgentConfig.AuditAction audit = switch (tenancy.string("audit", "report")) {
             case "off" -> AgentConfig.AuditAction.OFF;
             case "report" -> AgentConfig.AuditAction.REPORT;
             case "kill" -> AgentConfig.AuditAction.KILL;
-            case String value -> throw error("tenancy.audit", "'" + value + "' is unknown; expected report (metric "
-                    + "and event), kill (also SIGKILL the process) or off");
+            case String value ->
+                throw error(
+                        "tenancy.audit",
+                        "'" + value + "' is unknown; expected report (metric "
+                                + "and event), kill (also SIGKILL the process) or off");
         };
-        Duration auditInterval = tenancy.duration("auditInterval", Duration.ofSeconds(5), Duration.ofMillis(100),
-                Duration.ofHours(1));
+        Duration auditInterval =
+                tenancy.duration("auditInterval", Duration.ofSeconds(5), Duration.ofMillis(100), Duration.ofHours(1));
         return new AgentConfig.Tenancy(policy, label, api, identifyWait, gpus, other, audit, auditInterval);
     }
 
@@ -497,8 +632,8 @@ public final class ConfigLoader {
     static Duration parseDuration(String text) {
         var m = DURATION.matcher(text.trim());
         if (!m.matches()) {
-            throw new IllegalArgumentException("'" + text + "' is not a duration; expected a whole number with "
-                    + "ms, s, m or h, e.g. 30s");
+            throw new IllegalArgumentException(
+                    "'" + text + "' is not a duration; expected a whole number with " + "ms, s, m or h, e.g. 30s");
         }
         try {
             long amount = Long.parseLong(m.group(1));
@@ -510,8 +645,8 @@ public final class ConfigLoader {
                 default -> throw new AssertionError(m.group(2));
             };
         } catch (ArithmeticException | NumberFormatException e) { // more digits than a long, or hours past it
-            throw new IllegalArgumentException("'" + text + "' is too large; expected a whole number with ms, s, "
-                    + "m or h", e);
+            throw new IllegalArgumentException(
+                    "'" + text + "' is too large; expected a whole number with ms, s, " + "m or h", e);
         }
     }
 
@@ -546,8 +681,9 @@ public final class ConfigLoader {
                 return;
             }
             if (!node.isObject()) {
-                throw error(path, "is " + describe(node) + "; expected a mapping with keys "
-                        + String.join(", ", allowedKeys));
+                throw error(
+                        path,
+                        "is " + describe(node) + "; expected a mapping with keys " + String.join(", ", allowedKeys));
             }
             List<String> allowed = List.of(allowedKeys);
             Iterator<Map.Entry<String, JsonNode>> fields = node.properties().iterator();
@@ -618,8 +754,13 @@ public final class ConfigLoader {
                 throw error(key(name), e.getMessage() + ", within " + durationText(min) + ".." + durationText(max));
             }
             if (value.compareTo(min) < 0 || value.compareTo(max) > 0) {
-                throw error(key(name), "'" + text + "' is " + (value.compareTo(min) < 0 ? "below " + durationText(min)
-                        : "above " + durationText(max)) + "; expected " + durationText(min) + ".." + durationText(max));
+                throw error(
+                        key(name),
+                        "'" + text + "' is "
+                                + (value.compareTo(min) < 0
+                                        ? "below " + durationText(min)
+                                        : "above " + durationText(max))
+                                + "; expected " + durationText(min) + ".." + durationText(max));
             }
             return value;
         }
@@ -650,7 +791,9 @@ public final class ConfigLoader {
 
     /** A whole number in {@code min..max}; a number too large for a long is out of range, never wrapped. */
     private static boolean whole(JsonNode value, long min, long max) {
-        return value.isIntegralNumber() && value.canConvertToLong() && value.longValue() >= min
+        return value.isIntegralNumber()
+                && value.canConvertToLong()
+                && value.longValue() >= min
                 && value.longValue() <= max;
     }
 

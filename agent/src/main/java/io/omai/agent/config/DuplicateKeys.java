@@ -29,12 +29,16 @@ final class DuplicateKeys {
                         int line = parser.currentTokenLocation().getLineNr();
                         Integer first = lineByKey.peek().putIfAbsent(parser.currentName(), line);
                         if (first != null) {
-                            throw new ConfigException(source, keyPath(parser.getParsingContext()), "appears twice, "
-                                    + "at lines " + first + " and " + line + "; expected each key once (YAML would "
-                                    + "keep the second and silently drop the first)");
+                            throw new ConfigException(
+                                    source,
+                                    keyPath(parser.getParsingContext()),
+                                    "appears twice, "
+                                            + "at lines " + first + " and " + line
+                                            + "; expected each key once (YAML would "
+                                            + "keep the second and silently drop the first)");
                         }
                     }
-                    default -> { }
+                    default -> {}
                 }
             }
         } catch (IOException e) {

@@ -62,8 +62,10 @@ public final class ContainerEdits {
     /** The response for one container holding {@code allocation}. */
     public ContainerAllocateResponse forAllocation(Allocation allocation) {
         Path directory = ledger.directory(allocation);
-        List<GpuDevice> gpus = allocation.gpuUuids().stream().map(ledger::gpu)
-                .sorted((a, b) -> Integer.compare(a.index(), b.index())).toList();
+        List<GpuDevice> gpus = allocation.gpuUuids().stream()
+                .map(ledger::gpu)
+                .sorted((a, b) -> Integer.compare(a.index(), b.index()))
+                .toList();
         String uuids = String.join(",", gpus.stream().map(GpuDevice::uuid).toList());
 
         ContainerAllocateResponse.Builder response = ContainerAllocateResponse.newBuilder()
@@ -74,7 +76,10 @@ public final class ContainerEdits {
                 // UUIDs work whether or not the runtime hides the node's other GPUs.
                 .putEnvs(ENV_CUDA_VISIBLE_DEVICES, uuids)
                 .putAnnotations(ANNOTATION_ALLOCATION_ID, allocation.id())
-                .addMounts(mount(config.shim().containerLibrary().toString(), config.shim().hostLibrary(), true))
+                .addMounts(mount(
+                        config.shim().containerLibrary().toString(),
+                        config.shim().hostLibrary(),
+                        true))
                 .addMounts(mount(CONTAINER_CONTROL_FILE, directory.resolve(AllocationFiles.CONTROL), true))
                 .addMounts(mount(CONTAINER_USAGE_FILE, directory.resolve(AllocationFiles.USAGE), false));
         if (config.shim().preloadFileMount()) {
@@ -83,12 +88,14 @@ public final class ContainerEdits {
         if (config.sharing().cdiEnabled()) {
             // The CDI spec (nvidia-ctk cdi generate --device-name-strategy=uuid) supplies the device nodes.
             for (GpuDevice gpu : gpus) {
-                response.addCdiDevices(CDIDevice.newBuilder().setName(config.sharing().cdiKind() + "=" + gpu.uuid()));
+                response.addCdiDevices(
+                        CDIDevice.newBuilder().setName(config.sharing().cdiKind() + "=" + gpu.uuid()));
             }
         } else {
             Path dev = config.directories().devRoot();
             for (GpuDevice gpu : gpus) {
-                response.addDevices(device("/dev/nvidia" + gpu.minorNumber(), dev.resolve("nvidia" + gpu.minorNumber())));
+                response.addDevices(
+                        device("/dev/nvidia" + gpu.minorNumber(), dev.resolve("nvidia" + gpu.minorNumber())));
             }
             for (String control : CONTROL_DEVICES) {
                 response.addDevices(device("/dev/" + control, dev.resolve(control)));
@@ -98,12 +105,18 @@ public final class ContainerEdits {
     }
 
     private static Mount mount(String containerPath, Path hostPath, boolean readOnly) {
-        return Mount.newBuilder().setContainerPath(containerPath).setHostPath(hostPath.toString())
-                .setReadOnly(readOnly).build();
+        return Mount.newBuilder()
+                .setContainerPath(containerPath)
+                .setHostPath(hostPath.toString())
+                .setReadOnly(readOnly)
+                .build();
     }
 
     private static DeviceSpec device(String containerPath, Path hostPath) {
-        return DeviceSpec.newBuilder().setContainerPath(containerPath).setHostPath(hostPath.toString())
-                .setPermissions("rw").build();
+        return DeviceSpec.newBuilder()
+                .setContainerPath(containerPath)
+                .setHostPath(hostPath.toString())
+                .setPermissions("rw")
+                .build();
     }
 }

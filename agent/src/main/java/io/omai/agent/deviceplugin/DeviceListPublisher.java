@@ -40,10 +40,14 @@ public final class DeviceListPublisher {
     private volatile Runnable onStreamEnded = () -> {};
 
     private final Object watchLock = new Object();
+
     @GuardedBy("watchLock")
-    private final Set<StreamObserver<ListAndWatchResponse>> watchers = Collections.newSetFromMap(new IdentityHashMap<>());
+    private final Set<StreamObserver<ListAndWatchResponse>> watchers =
+            Collections.newSetFromMap(new IdentityHashMap<>());
+
     @GuardedBy("watchLock")
     private ListAndWatchResponse current;
+
     @GuardedBy("watchLock")
     private boolean terminated;
 
@@ -66,7 +70,8 @@ public final class DeviceListPublisher {
         List<Device> devices = new ArrayList<>(MilliGpu.PER_GPU);
         Device.Builder template = Device.newBuilder().setHealth(health);
         if (gpu.hasNumaNode()) {
-            template.setTopology(TopologyInfo.newBuilder().addNodes(NUMANode.newBuilder().setID(gpu.numaNode())));
+            template.setTopology(
+                    TopologyInfo.newBuilder().addNodes(NUMANode.newBuilder().setID(gpu.numaNode())));
         }
         for (int slot = 0; slot < MilliGpu.PER_GPU; slot++) {
             devices.add(template.setID(new MilliGpuId(gpu.uuid(), slot).id()).build());

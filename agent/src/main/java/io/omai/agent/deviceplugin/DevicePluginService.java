@@ -20,12 +20,12 @@ import io.omai.agent.ledger.LedgerException;
 import io.omai.agent.ledger.MilliGpuId;
 import io.omai.agent.tenancy.AdmissionGate;
 import io.omai.agent.tenancy.AdmissionRefusal;
-import io.omai.placement.AntiAffinityPolicy;
 import io.omai.agent.tenancy.CapacityModel;
 import io.omai.agent.tenancy.GpuWithdrawals;
 import io.omai.agent.tenancy.LedgerNodeCapacity;
 import io.omai.agent.tenancy.NodePods;
 import io.omai.agent.tenancy.ReservationBook;
+import io.omai.placement.AntiAffinityPolicy;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.List;
@@ -50,10 +50,20 @@ public final class DevicePluginService extends DevicePluginGrpc.DevicePluginImpl
 
     /** Without tenancy: every allocation is for an unknown pod, reservations are not consulted. */
     DevicePluginService(AllocationLedger ledger, ContainerEdits edits, DeviceListPublisher devices) {
-        this(new AdmissionGate("local", ledger, new ReservationBook(
-                (CapacityModel) departed -> LedgerNodeCapacity.of("local", ledger, new GpuWithdrawals(), departed),
-                AntiAffinityPolicy.NONE,
-                Clock.systemUTC()), NodePods.NONE, new GpuWithdrawals(), Duration.ZERO), edits, devices);
+        this(
+                new AdmissionGate(
+                        "local",
+                        ledger,
+                        new ReservationBook(
+                                (CapacityModel) departed ->
+                                        LedgerNodeCapacity.of("local", ledger, new GpuWithdrawals(), departed),
+                                AntiAffinityPolicy.NONE,
+                                Clock.systemUTC()),
+                        NodePods.NONE,
+                        new GpuWithdrawals(),
+                        Duration.ZERO),
+                edits,
+                devices);
     }
 
     public DevicePluginService(AdmissionGate gate, ContainerEdits edits, DeviceListPublisher devices) {
@@ -74,10 +84,11 @@ public final class DevicePluginService extends DevicePluginGrpc.DevicePluginImpl
     }
 
     @Override
-    public void getPreferredAllocation(PreferredAllocationRequest request,
-                                       StreamObserver<PreferredAllocationResponse> response) {
+    public void getPreferredAllocation(
+            PreferredAllocationRequest request, StreamObserver<PreferredAllocationResponse> response) {
         if (request.getContainerRequestsCount() == 0) {
-            response.onError(GrpcStatusMapper.invalidRequest("container_requests is empty; expected one request per container"));
+            response.onError(
+                    GrpcStatusMapper.invalidRequest("container_requests is empty; expected one request per container"));
             return;
         }
         if (request.getContainerRequestsCount() > AdmissionGate.MAX_CONTAINERS_PER_REQUEST) {
@@ -89,18 +100,26 @@ public final class DevicePluginService extends DevicePluginGrpc.DevicePluginImpl
         PreferredAllocationResponse.Builder answer = PreferredAllocationResponse.newBuilder();
         for (ContainerPreferredAllocationRequest container : request.getContainerRequestsList()) {
             try {
-                List<MilliGpuId> chosen = gate.preferredAllocation(container.getAvailableDeviceIDsList(),
-                        container.getMustIncludeDeviceIDsList(), container.getAllocationSize());
+                List<MilliGpuId> chosen = gate.preferredAllocation(
+                        container.getAvailableDeviceIDsList(),
+                        container.getMustIncludeDeviceIDsList(),
+                        container.getAllocationSize());
                 answer.addContainerResponses(ContainerPreferredAllocationResponse.newBuilder()
                         .addAllDeviceIDs(chosen.stream().map(MilliGpuId::id).toList()));
             } catch (LedgerException e) {
-                log.warn("event=preferred_allocation_refused size={} available={} reason=\"{}\"",
-                        container.getAllocationSize(), container.getAvailableDeviceIDsCount(), e.getMessage());
+                log.warn(
+                        "event=preferred_allocation_refused size={} available={} reason=\"{}\"",
+                        container.getAllocationSize(),
+                        container.getAvailableDeviceIDsCount(),
+                        e.getMessage());
                 response.onError(GrpcStatusMapper.toException(e));
                 return;
             } catch (AdmissionRefusal e) {
-                log.warn("event=preferred_allocation_refused size={} available={} reason=\"{}\"",
-                        container.getAllocationSize(), container.getAvailableDeviceIDsCount(), e.getMessage());
+                log.warn(
+                        "event=preferred_allocation_refused size={} available={} reason=\"{}\"",
+                        container.getAllocationSize(),
+                        container.getAvailableDeviceIDsCount(),
+                        e.getMessage());
                 response.onError(GrpcStatusMapper.toException(e));
                 return;
             }
@@ -121,19 +140,27 @@ public final class DevicePluginService extends DevicePluginGrpc.DevicePluginImpl
             return;
         }
         List<List<String>> ids = request.getContainerRequestsList().stream()
-                .map(ContainerAllocateRequest::getDevicesIdsList).map(List::copyOf).toList();
+                .map(ContainerAllocateRequest::getDevicesIdsList)
+                .map(List::copyOf)
+                .toList();
         List<Allocation> made;
         try {
             // all or nothing: a refusal of any container leaves the ledger and the reservations as they were
             made = gate.allocateAll(ids);
         } catch (LedgerException e) {
-            log.warn("event=allocate_refused containers={} devices={} reason=\"{}\"", containers,
-                    ids.stream().mapToInt(List::size).sum(), e.getMessage());
+            log.warn(
+                    "event=allocate_refused containers={} devices={} reason=\"{}\"",
+                    containers,
+                    ids.stream().mapToInt(List::size).sum(),
+                    e.getMessage());
             response.onError(GrpcStatusMapper.toException(e));
             return;
         } catch (AdmissionRefusal e) {
-            log.warn("event=allocate_refused containers={} devices={} reason=\"{}\"", containers,
-                    ids.stream().mapToInt(List::size).sum(), e.getMessage());
+            log.warn(
+                    "event=allocate_refused containers={} devices={} reason=\"{}\"",
+                    containers,
+                    ids.stream().mapToInt(List::size).sum(),
+                    e.getMessage());
             response.onError(GrpcStatusMapper.toException(e));
             return;
         }
@@ -141,7 +168,10 @@ public final class DevicePluginService extends DevicePluginGrpc.DevicePluginImpl
         for (Allocation allocation : made) {
             answer.addContainerResponses(edits.forAllocation(allocation));
             // The ledger logs the allocation once, when it is created; repeats are routine.
-            log.debug("event=allocate allocation={} owner=\"{}\" gpus={}", allocation.id(), allocation.owner(),
+            log.debug(
+                    "event=allocate allocation={} owner=\"{}\" gpus={}",
+                    allocation.id(),
+                    allocation.owner(),
                     allocation.milliPerGpu());
         }
         response.onNext(answer.build());
@@ -149,7 +179,8 @@ public final class DevicePluginService extends DevicePluginGrpc.DevicePluginImpl
     }
 
     @Override
-    public void preStartContainer(PreStartContainerRequest request, StreamObserver<PreStartContainerResponse> response) {
+    public void preStartContainer(
+            PreStartContainerRequest request, StreamObserver<PreStartContainerResponse> response) {
         // Not requested (pre_start_required=false); answer kindly if a kubelet calls anyway.
         response.onNext(PreStartContainerResponse.getDefaultInstance());
         response.onCompleted();

@@ -17,7 +17,7 @@ public final class GrpcStatusMapper {
             case LedgerException.InvalidRequest invalid -> Status.INVALID_ARGUMENT.withDescription(described(invalid));
             case LedgerException.NoFit noFit -> Status.RESOURCE_EXHAUSTED.withDescription(described(noFit));
             case LedgerException.StorageFailed storage ->
-                    Status.INTERNAL.withDescription(described(storage)).withCause(storage);
+                Status.INTERNAL.withDescription(described(storage)).withCause(storage);
         };
     }
 
@@ -31,9 +31,10 @@ public final class GrpcStatusMapper {
             return e.getClass().getSimpleName() + " (no detail recorded; see the agent's log)";
         }
         // a description travels as an HTTP/2 header (grpc-message): keep it well inside any peer's header limit
-        return message.length() <= MAX_DESCRIPTION ? message
+        return message.length() <= MAX_DESCRIPTION
+                ? message
                 : message.substring(0, MAX_DESCRIPTION) + "... (" + message.length() + " characters; the agent's "
-                + "log has all of it)";
+                        + "log has all of it)";
     }
 
     /** The longest description sent to kubelet; the log keeps the whole message. */
@@ -46,12 +47,16 @@ public final class GrpcStatusMapper {
     /** Tenancy refusals: the request is well formed but the node's state (tenants, reservations) forbids it. */
     public static Status toStatus(AdmissionRefusal e) {
         return switch (e) {
-            case AdmissionRefusal.Ambiguous ambiguous -> Status.FAILED_PRECONDITION.withDescription(described(ambiguous));
-            case AdmissionRefusal.Unidentified unknown -> Status.FAILED_PRECONDITION.withDescription(described(unknown));
-            case AdmissionRefusal.AntiAffinity refused -> Status.FAILED_PRECONDITION.withDescription(described(refused));
+            case AdmissionRefusal.Ambiguous ambiguous ->
+                Status.FAILED_PRECONDITION.withDescription(described(ambiguous));
+            case AdmissionRefusal.Unidentified unknown ->
+                Status.FAILED_PRECONDITION.withDescription(described(unknown));
+            case AdmissionRefusal.AntiAffinity refused ->
+                Status.FAILED_PRECONDITION.withDescription(described(refused));
             case AdmissionRefusal.NotReserved other -> Status.FAILED_PRECONDITION.withDescription(described(other));
             case AdmissionRefusal.ReservedForOthers held -> Status.RESOURCE_EXHAUSTED.withDescription(described(held));
-            case AdmissionRefusal.Withdrawn withdrawn -> Status.FAILED_PRECONDITION.withDescription(described(withdrawn));
+            case AdmissionRefusal.Withdrawn withdrawn ->
+                Status.FAILED_PRECONDITION.withDescription(described(withdrawn));
         };
     }
 

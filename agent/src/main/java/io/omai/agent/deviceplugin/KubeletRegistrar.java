@@ -1,6 +1,5 @@
 package io.omai.agent.deviceplugin;
 
-import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.omai.agent.deviceplugin.v1beta1.RegisterRequest;
@@ -60,8 +59,12 @@ public final class KubeletRegistrar implements AutoCloseable {
     private LoopThread watcher;
     private WatchService watchService;
 
-    public KubeletRegistrar(Path pluginDir, String resourceName, PluginSocketServer server, IntSupplier openStreams,
-                     Duration backoffMax) {
+    public KubeletRegistrar(
+            Path pluginDir,
+            String resourceName,
+            PluginSocketServer server,
+            IntSupplier openStreams,
+            Duration backoffMax) {
         this.pluginDir = pluginDir;
         this.kubeletSocket = pluginDir.resolve(KUBELET_SOCKET);
         this.resourceName = resourceName;
@@ -75,11 +78,13 @@ public final class KubeletRegistrar implements AutoCloseable {
         Files.createDirectories(pluginDir);
         WatchService watching = FileSystems.getDefault().newWatchService();
         watchService = watching;
-        watcher = LoopThread.start("kubelet-socket-watch", Thread.ofVirtual().name("kubelet-socket-watch"),
+        watcher = LoopThread.start(
+                "kubelet-socket-watch",
+                Thread.ofVirtual().name("kubelet-socket-watch"),
                 () -> watchDirectory(watching));
         wakeUp.release(); // the first pass looks for kubelet at once instead of after a second's wait
-        loop = LoopThread.start("kubelet-registration", Thread.ofVirtual().name("kubelet-registration"),
-                this::registrationLoop);
+        loop = LoopThread.start(
+                "kubelet-registration", Thread.ofVirtual().name("kubelet-registration"), this::registrationLoop);
     }
 
     /** Successful Register calls so far. */
@@ -107,8 +112,8 @@ public final class KubeletRegistrar implements AutoCloseable {
         while (running) {
             WatchKey key;
             try {
-                key = pluginDir.register(watchService, StandardWatchEventKinds.ENTRY_CREATE,
-                        StandardWatchEventKinds.ENTRY_DELETE);
+                key = pluginDir.register(
+                        watchService, StandardWatchEventKinds.ENTRY_CREATE, StandardWatchEventKinds.ENTRY_DELETE);
             } catch (IOException e) {
                 sleep(Duration.ofMillis(500)); // the directory itself is gone for now; the 1 s check still runs
                 continue;
@@ -120,9 +125,11 @@ public final class KubeletRegistrar implements AutoCloseable {
                     WatchKey ready = watchService.take();
                     for (WatchEvent<?> event : ready.pollEvents()) {
                         Object name = event.context();
-                        if (StandardWatchEventKinds.OVERFLOW.equals(event.kind()) || name == null
+                        if (StandardWatchEventKinds.OVERFLOW.equals(event.kind())
+                                || name == null
                                 || name.toString().equals(KUBELET_SOCKET)
-                                || name.toString().equals(server.socket().getFileName().toString())) {
+                                || name.toString()
+                                        .equals(server.socket().getFileName().toString())) {
                             wakeUp.release();
                         }
                     }
@@ -174,7 +181,8 @@ public final class KubeletRegistrar implements AutoCloseable {
                     continue;
                 }
                 waitingLogged = false;
-                reason = restarted ? "socket_rebound"
+                reason = restarted
+                        ? "socket_rebound"
                         : !Objects.equals(kubeletKey, registeredWith) ? "kubelet_socket" : null;
                 if (failedWith != null) {
                     if (restarted || !kubeletKey.equals(failedWith)) {
@@ -200,13 +208,19 @@ public final class KubeletRegistrar implements AutoCloseable {
                 if (registrations.get() > 1 && !reason.equals("stream_lost")) {
                     kubeletRestarts.incrementAndGet();
                 }
-                log.info("event=registered resource={} endpoint={} registration={} reason={} took_ms={}", resourceName,
-                        server.socket().getFileName(), registrations.get(),
+                log.info(
+                        "event=registered resource={} endpoint={} registration={} reason={} took_ms={}",
+                        resourceName,
+                        server.socket().getFileName(),
+                        registrations.get(),
                         reason,
                         (System.nanoTime() - startedNanos) / 1_000_000);
             } catch (IOException | StatusRuntimeException e) {
-                log.warn("event=registration_failed resource={} retry_in_ms={} error=\"{}\"", resourceName,
-                        backoff.toMillis(), e.getMessage());
+                log.warn(
+                        "event=registration_failed resource={} retry_in_ms={} error=\"{}\"",
+                        resourceName,
+                        backoff.toMillis(),
+                        e.getMessage());
                 failedWith = kubeletKey != null ? kubeletKey : PluginSocketServer.fileKey(kubeletSocket);
                 failedReason = reason != null ? reason : "retry";
                 retryAtNanos = System.nanoTime() + backoff.toNanos();

@@ -43,16 +43,23 @@ public final class OtherPluginGpus {
         try {
             var stub = PodResourcesListerGrpc.newBlockingStub(channel).withDeadlineAfter(5, TimeUnit.SECONDS);
             Map<String, String> found = new LinkedHashMap<>();
-            for (ContainerDevices devices : stub.getAllocatableResources(AllocatableResourcesRequest.getDefaultInstance())
+            for (ContainerDevices devices : stub.getAllocatableResources(
+                            AllocatableResourcesRequest.getDefaultInstance())
                     .getDevicesList()) {
-                match(devices, "kubelet advertises it as " + resourceName + " (another device plugin's whole GPU)",
+                match(
+                        devices,
+                        "kubelet advertises it as " + resourceName + " (another device plugin's whole GPU)",
                         found);
             }
-            for (PodResources pod : stub.list(ListPodResourcesRequest.getDefaultInstance()).getPodResourcesList()) {
+            for (PodResources pod :
+                    stub.list(ListPodResourcesRequest.getDefaultInstance()).getPodResourcesList()) {
                 for (ContainerResources container : pod.getContainersList()) {
                     for (ContainerDevices devices : container.getDevicesList()) {
-                        match(devices, "container " + pod.getNamespace() + "/" + pod.getName() + "/"
-                                + container.getName() + " holds it as " + resourceName, found);
+                        match(
+                                devices,
+                                "container " + pod.getNamespace() + "/" + pod.getName() + "/" + container.getName()
+                                        + " holds it as " + resourceName,
+                                found);
                     }
                 }
             }

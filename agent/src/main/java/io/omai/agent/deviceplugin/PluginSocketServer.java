@@ -23,10 +23,13 @@ public final class PluginSocketServer implements AutoCloseable {
 
     private final Path socket;
     private final List<? extends BindableService> services;
+
     @GuardedBy("this")
     private Server server;
+
     @GuardedBy("this")
     private Object boundFileKey;
+
     @GuardedBy("this")
     private int starts;
 
@@ -86,7 +89,8 @@ public final class PluginSocketServer implements AutoCloseable {
      */
     static Object fileKey(Path path) {
         try {
-            Object inode = Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
+            Object inode = Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS)
+                    .fileKey();
             Object changed = Files.getAttribute(path, "unix:ctime", LinkOption.NOFOLLOW_LINKS);
             return java.util.List.of(inode, changed);
         } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {

@@ -1,6 +1,5 @@
 package io.omai.agent.deviceplugin;
 
-import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
 import io.omai.agent.deviceplugin.podresources.v1.ContainerDevices;
@@ -40,8 +39,8 @@ public final class PodResourcesReconciler implements AutoCloseable {
     private volatile LoopThread loop; // null until started; start() sets it before it returns
     private final java.util.concurrent.atomic.AtomicLong passes = new java.util.concurrent.atomic.AtomicLong();
 
-    public PodResourcesReconciler(Path socket, String resourceName, AllocationLedger ledger, Duration interval,
-                           Duration releaseGracePeriod) {
+    public PodResourcesReconciler(
+            Path socket, String resourceName, AllocationLedger ledger, Duration interval, Duration releaseGracePeriod) {
         this.socket = socket;
         this.resourceName = resourceName;
         this.ledger = ledger;
@@ -72,7 +71,8 @@ public final class PodResourcesReconciler implements AutoCloseable {
                         }
                     }
                     if (!ids.isEmpty()) {
-                        held.add(new HeldDevices(pod.getNamespace() + "/" + pod.getName() + "/" + container.getName(), ids));
+                        held.add(new HeldDevices(
+                                pod.getNamespace() + "/" + pod.getName() + "/" + container.getName(), ids));
                     }
                 }
             }
@@ -111,22 +111,31 @@ public final class PodResourcesReconciler implements AutoCloseable {
         try {
             ReconcileReport report = reconcileOnce();
             if (unavailableSince != null) {
-                log.info("event=pod_resources_available socket={} unavailable_ms={}", socket,
-                        Duration.between(unavailableSince, java.time.Instant.now()).toMillis());
+                log.info(
+                        "event=pod_resources_available socket={} unavailable_ms={}",
+                        socket,
+                        Duration.between(unavailableSince, java.time.Instant.now())
+                                .toMillis());
                 unavailableSince = null;
             }
             if (report.changedAnything()) {
-                log.info("event=reconciled released={} adopted={} owners_learned={} orphans_removed={}",
-                        report.released().size(), report.adopted().size(), report.ownersLearned().size(),
+                log.info(
+                        "event=reconciled released={} adopted={} owners_learned={} orphans_removed={}",
+                        report.released().size(),
+                        report.adopted().size(),
+                        report.ownersLearned().size(),
                         report.orphansRemoved().size());
             }
         } catch (StatusRuntimeException e) {
             if (unavailableSince == null) {
                 unavailableSince = java.time.Instant.now();
                 String description = e.getStatus().getDescription();
-                log.warn("event=pod_resources_unavailable socket={} code={} description=\"{}\" detail=\"nothing "
-                        + "released until kubelet answers; logged again only when it does\"", socket,
-                        e.getStatus().getCode(), description == null ? "" : description.replace('"', '\''));
+                log.warn(
+                        "event=pod_resources_unavailable socket={} code={} description=\"{}\" detail=\"nothing "
+                                + "released until kubelet answers; logged again only when it does\"",
+                        socket,
+                        e.getStatus().getCode(),
+                        description == null ? "" : description.replace('"', '\''));
             }
         } catch (LedgerException e) {
             log.error("event=reconcile_failed error=\"{}\"", e.getMessage());

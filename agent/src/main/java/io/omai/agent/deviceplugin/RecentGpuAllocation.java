@@ -39,8 +39,8 @@ public final class RecentGpuAllocation implements GpuPairing {
     private final Clock clock;
     private final Duration window;
 
-    public RecentGpuAllocation(AllocationLedger ledger, Path nvidiaGpus, Predicate<PciAddress> inSysfs, Clock clock,
-                        Duration window) {
+    public RecentGpuAllocation(
+            AllocationLedger ledger, Path nvidiaGpus, Predicate<PciAddress> inSysfs, Clock clock, Duration window) {
         this.ledger = ledger;
         this.nvidiaGpus = nvidiaGpus;
         this.inSysfs = inSysfs;
@@ -51,8 +51,7 @@ public final class RecentGpuAllocation implements GpuPairing {
     @Override
     public List<GpuPlacement> gpusOfContainerBeingAdmitted() {
         Instant since = clock.instant().minus(window);
-        Optional<Allocation> newest = ledger.allocations().stream()
-                .max(Comparator.comparing(Allocation::createdAt));
+        Optional<Allocation> newest = ledger.allocations().stream().max(Comparator.comparing(Allocation::createdAt));
         if (newest.isEmpty() || newest.get().createdAt().isBefore(since)) {
             return List.of();
         }
@@ -90,7 +89,8 @@ public final class RecentGpuAllocation implements GpuPairing {
         try {
             for (String line : Files.readAllLines(information)) {
                 int colon = line.indexOf(':');
-                if (colon > 0 && line.substring(0, colon).strip().equals("GPU UUID")
+                if (colon > 0
+                        && line.substring(0, colon).strip().equals("GPU UUID")
                         && line.substring(colon + 1).strip().equals(uuid)) {
                     return true;
                 }

@@ -25,10 +25,10 @@ import java.util.concurrent.TimeUnit;
  * server and channel of the process; calls run on virtual threads.
  */
 public final class UnixSocketGrpc {
-    private static final EventLoopGroup EVENT_LOOPS = new MultiThreadIoEventLoopGroup(2,
-            Thread.ofPlatform().daemon().name("grpc-uds-", 0).factory(), EpollIoHandler.newFactory());
-    private static final ExecutorService CALLS =
-            Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("grpc-call-", 0).factory());
+    private static final EventLoopGroup EVENT_LOOPS = new MultiThreadIoEventLoopGroup(
+            2, Thread.ofPlatform().daemon().name("grpc-uds-", 0).factory(), EpollIoHandler.newFactory());
+    private static final ExecutorService CALLS = Executors.newThreadPerTaskExecutor(
+            Thread.ofVirtual().name("grpc-call-", 0).factory());
 
     private UnixSocketGrpc() {}
 

@@ -21,6 +21,7 @@ import java.util.TreeSet;
  */
 final class VfAllocations {
     private final Clock clock;
+
     @GuardedBy("this")
     private final Map<PciAddress, Instant> allocatedAt = new TreeMap<>();
 

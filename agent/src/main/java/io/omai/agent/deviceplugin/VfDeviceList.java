@@ -22,11 +22,14 @@ final class VfDeviceList {
         ListAndWatchResponse.Builder list = ListAndWatchResponse.newBuilder();
         for (PfStatus pf : managedPfs(inventory)) {
             Device.Builder template = Device.newBuilder();
-            pf.pf().numaNode().ifPresent(numa ->
-                    template.setTopology(TopologyInfo.newBuilder().addNodes(NUMANode.newBuilder().setID(numa))));
+            pf.pf()
+                    .numaNode()
+                    .ifPresent(numa -> template.setTopology(TopologyInfo.newBuilder()
+                            .addNodes(NUMANode.newBuilder().setID(numa))));
             for (VfStatus vf : pf.vfs()) {
                 list.addDevices(template.setID(vf.vf().address().value())
-                        .setHealth(vf.health().isHealthy() ? DeviceListPublisher.HEALTHY : DeviceListPublisher.UNHEALTHY)
+                        .setHealth(
+                                vf.health().isHealthy() ? DeviceListPublisher.HEALTHY : DeviceListPublisher.UNHEALTHY)
                         .build());
             }
         }
@@ -39,7 +42,8 @@ final class VfDeviceList {
      */
     static List<PfStatus> managedPfs(InventorySnapshot inventory) {
         return inventory.pfs().stream()
-                .filter(pf -> pf.pf().linkLayer() == LinkLayer.INFINIBAND || pf.pf().rdmaDevice().isPresent())
+                .filter(pf -> pf.pf().linkLayer() == LinkLayer.INFINIBAND
+                        || pf.pf().rdmaDevice().isPresent())
                 .toList();
     }
 

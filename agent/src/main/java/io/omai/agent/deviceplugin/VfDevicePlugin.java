@@ -64,6 +64,7 @@ import org.slf4j.LoggerFactory;
 public final class VfDevicePlugin implements AutoCloseable {
     /** The GUID assignments file, under {@code directories.state}. */
     public static final String GUID_FILE = "ib-vf-guids";
+
     private static final Logger log = LoggerFactory.getLogger(VfDevicePlugin.class);
     private static final Duration SYSFS_WRITE_TIMEOUT = Duration.ofMinutes(2);
     private static final Duration RECONCILE_RETRY_MAX = Duration.ofMinutes(5);
@@ -83,9 +84,16 @@ public final class VfDevicePlugin implements AutoCloseable {
     private volatile Duration reconcileRetry;
     private final Closer started;
 
-    private VfDevicePlugin(AgentConfig config, IbVfManager manager, IbVfMonitor monitor, VfAllocations allocations,
-                           DeviceListPublisher devices, PluginSocketServer server, KubeletRegistrar registrar,
-                           ExecutorService reconciling, Closer started) {
+    private VfDevicePlugin(
+            AgentConfig config,
+            IbVfManager manager,
+            IbVfMonitor monitor,
+            VfAllocations allocations,
+            DeviceListPublisher devices,
+            PluginSocketServer server,
+            KubeletRegistrar registrar,
+            ExecutorService reconciling,
+            Closer started) {
         this.config = config;
         this.manager = manager;
         this.monitor = monitor;
@@ -101,22 +109,32 @@ public final class VfDevicePlugin implements AutoCloseable {
      * Reconciles, then advertises. {@code sysfs} and {@code ipLink} are the kernel ({@code FileSysfs} over
      * {@code ib.sysfsRoot}, {@code ProcessIpLink}) or a fake one in tests.
      */
-    public static VfDevicePlugin start(AgentConfig config, Sysfs sysfs, IpLink ipLink, GpuPairingSource gpus,
-                                       ServerInterceptor... interceptors) throws AgentStartException {
+    public static VfDevicePlugin start(
+            AgentConfig config, Sysfs sysfs, IpLink ipLink, GpuPairingSource gpus, ServerInterceptor... interceptors)
+            throws AgentStartException {
         AgentConfig.Ib ib = config.ib();
         if (!sysfs.exists(SysfsLayout.PCI_DEVICES)) {
-            throw new AgentStartException("ib.sysfsRoot " + ib.sysfsRoot() + " has no " + SysfsLayout.PCI_DEVICES
-                    + "; expected the host's sysfs (/sys, mounted read-write by components/ib-sriov)", null);
+            throw new AgentStartException(
+                    "ib.sysfsRoot " + ib.sysfsRoot() + " has no " + SysfsLayout.PCI_DEVICES
+                            + "; expected the host's sysfs (/sys, mounted read-write by components/ib-sriov)",
+                    null);
         }
         Closer started = new Closer("ib-vf-plugin");
         try {
-            IbVfManager manager = new IbVfManager(new IbVfManagerConfig(config.nodeName(),
-                    ib.guidRange().orElseThrow(() -> new AgentStartException(
-                            "ib.guidRange is not set; the VF plugin needs this node's block of GUIDs", null)),
-                    ib.vfLinkState(), ReadinessPolicy.DEFAULT),
-                    new TimeLimitedSysfs(sysfs, SYSFS_WRITE_TIMEOUT), ipLink,
+            IbVfManager manager = new IbVfManager(
+                    new IbVfManagerConfig(
+                            config.nodeName(),
+                            ib.guidRange()
+                                    .orElseThrow(() -> new AgentStartException(
+                                            "ib.guidRange is not set; the VF plugin needs this node's block of GUIDs",
+                                            null)),
+                            ib.vfLinkState(),
+                            ReadinessPolicy.DEFAULT),
+                    new TimeLimitedSysfs(sysfs, SYSFS_WRITE_TIMEOUT),
+                    ipLink,
                     new FileGuidStore(config.directories().state().resolve(GUID_FILE)),
-                    new NodeRebindLock(ib.rebindLock()), Sleeper.REAL);
+                    new NodeRebindLock(ib.rebindLock()),
+                    Sleeper.REAL);
             IbVfMonitor monitor = manager.newMonitor();
             VfAllocations allocations = new VfAllocations(Clock.systemUTC());
             ScheduledExecutorService polling = Executors.newSingleThreadScheduledExecutor(
@@ -130,30 +148,41 @@ public final class VfDevicePlugin implements AutoCloseable {
             for (PhysicalFunction pf : manager.discover()) {
                 if (pf.linkLayer() == LinkLayer.INFINIBAND || pf.rdmaDevice().isPresent()) {
                     // Unconfigured PFs keep the count they have now, also after a driver reload wiped their VFs.
-                    desired.put(pf.address(), ib.desiredVfs().getOrDefault(pf.address(),
-                            ib.desiredVfsEveryPf().orElse(pf.numVfs())));
+                    desired.put(
+                            pf.address(),
+                            ib.desiredVfs()
+                                    .getOrDefault(
+                                            pf.address(), ib.desiredVfsEveryPf().orElse(pf.numVfs())));
                 }
             }
             if (desired.isEmpty()) {
-                log.warn("event=ib_no_pfs sysfs={} detail=\"no InfiniBand or RoCE PF with SR-IOV: nothing to "
-                        + "advertise until one appears\"", ib.sysfsRoot());
+                log.warn(
+                        "event=ib_no_pfs sysfs={} detail=\"no InfiniBand or RoCE PF with SR-IOV: nothing to "
+                                + "advertise until one appears\"",
+                        ib.sysfsRoot());
             }
-            ib.desiredVfs().keySet().stream().filter(pf -> !desired.containsKey(pf)).forEach(pf ->
-                    log.warn("event=ib_pf_not_found pf={} detail=\"ib.desiredVfs names a PF that is not an SR-IOV "
-                            + "RDMA PF on this node\"", pf));
+            ib.desiredVfs().keySet().stream()
+                    .filter(pf -> !desired.containsKey(pf))
+                    .forEach(pf -> log.warn(
+                            "event=ib_pf_not_found pf={} detail=\"ib.desiredVfs names a PF that is not an SR-IOV "
+                                    + "RDMA PF on this node\"",
+                            pf));
             DeviceListPublisher devices = new DeviceListPublisher(VfDeviceList.of(InventorySnapshot.EMPTY));
             started.add("list-and-watch-streams", devices::terminate);
-            VfPluginService service = new VfPluginService(ib.resourceName(), manager, monitor::current, allocations,
-                    gpus.pairing(sysfs), devices);
+            VfPluginService service = new VfPluginService(
+                    ib.resourceName(), manager, monitor::current, allocations, gpus.pairing(sysfs), devices);
             Path socket = config.directories().devicePlugin().resolve(ib.socketName());
-            PluginSocketServer server = new PluginSocketServer(socket,
-                    List.of(intercepted(service, interceptors)));
-            KubeletRegistrar registrar = new KubeletRegistrar(config.directories().devicePlugin(),
-                    ib.resourceName(), server, devices::watchers, config.kubelet().registrationBackoffMax());
+            PluginSocketServer server = new PluginSocketServer(socket, List.of(intercepted(service, interceptors)));
+            KubeletRegistrar registrar = new KubeletRegistrar(
+                    config.directories().devicePlugin(),
+                    ib.resourceName(),
+                    server,
+                    devices::watchers,
+                    config.kubelet().registrationBackoffMax());
             devices.onStreamEnded(registrar::streamEnded);
 
-            VfDevicePlugin plugin = new VfDevicePlugin(config, manager, monitor, allocations, devices, server,
-                    registrar, reconciling, started);
+            VfDevicePlugin plugin = new VfDevicePlugin(
+                    config, manager, monitor, allocations, devices, server, registrar, reconciling, started);
             plugin.desiredVfs.putAll(desired);
             plugin.reconcileRetry = ib.pollInterval();
             plugin.recordReconcile(plugin.reconcileAll()); // before advertising: counts, GUIDs, link policy
@@ -167,18 +196,29 @@ public final class VfDevicePlugin implements AutoCloseable {
             started.add("plugin-server", server);
             registrar.start();
             started.add("kubelet-registrar", registrar);
-            var _ = polling.scheduleWithFixedDelay(plugin::reconcileAllocations, 0,
-                    config.kubelet().reconcileInterval().toMillis(), TimeUnit.MILLISECONDS);
+            var _ = polling.scheduleWithFixedDelay(
+                    plugin::reconcileAllocations,
+                    0,
+                    config.kubelet().reconcileInterval().toMillis(),
+                    TimeUnit.MILLISECONDS);
             // Also without an inventory change: a reconcile that failed (PF driver not back yet) is tried again.
-            var _ = polling.scheduleWithFixedDelay(() -> {
-                try {
-                    plugin.reconcileIfCountsDiffer(monitor.current());
-                } catch (RuntimeException e) { // a periodic task that throws is never run again
-                    log.error("event=ib_vf_count_check_failed", e);
-                }
-            }, ib.pollInterval().toMillis(), ib.pollInterval().toMillis(), TimeUnit.MILLISECONDS);
-            log.info("event=ib_vf_plugin_started resource={} vfs={} socket={} sysfs={}", ib.resourceName(),
-                    VfDeviceList.managedVfs(monitor.current()).size(), socket, ib.sysfsRoot());
+            var _ = polling.scheduleWithFixedDelay(
+                    () -> {
+                        try {
+                            plugin.reconcileIfCountsDiffer(monitor.current());
+                        } catch (RuntimeException e) { // a periodic task that throws is never run again
+                            log.error("event=ib_vf_count_check_failed", e);
+                        }
+                    },
+                    ib.pollInterval().toMillis(),
+                    ib.pollInterval().toMillis(),
+                    TimeUnit.MILLISECONDS);
+            log.info(
+                    "event=ib_vf_plugin_started resource={} vfs={} socket={} sysfs={}",
+                    ib.resourceName(),
+                    VfDeviceList.managedVfs(monitor.current()).size(),
+                    socket,
+                    ib.sysfsRoot());
             return plugin;
         } catch (IOException | RuntimeException e) {
             started.close();
@@ -202,11 +242,18 @@ public final class VfDevicePlugin implements AutoCloseable {
         for (Map.Entry<PciAddress, Integer> pf : new TreeMap<>(desiredVfs).entrySet()) {
             try {
                 IbVfManager.ReconcileResult result = manager.reconcile(pf.getKey(), pf.getValue());
-                log.info("event=ib_vf_reconciled pf={} vfs_before={} vfs={} guids_set={}", pf.getKey(),
-                        result.previousVfs(), result.enabledVfs(), result.reconfigured().size());
+                log.info(
+                        "event=ib_vf_reconciled pf={} vfs_before={} vfs={} guids_set={}",
+                        pf.getKey(),
+                        result.previousVfs(),
+                        result.enabledVfs(),
+                        result.reconfigured().size());
             } catch (IbVfException e) {
                 // Its VFs stay Unhealthy (count, GUID or state not as desired) and are not offered; the rest go on.
-                log.error("event=ib_vf_reconcile_failed pf={} desired_vfs={} error=\"{}\"", pf.getKey(), pf.getValue(),
+                log.error(
+                        "event=ib_vf_reconcile_failed pf={} desired_vfs={} error=\"{}\"",
+                        pf.getKey(),
+                        pf.getValue(),
                         e.getMessage());
                 allReconciled = false;
             }
@@ -240,8 +287,11 @@ public final class VfDevicePlugin implements AutoCloseable {
                 continue;
             }
             if (System.nanoTime() - reconcileNotBeforeNanos >= 0 && reconcilePending.compareAndSet(false, true)) {
-                log.warn("event=ib_vf_count_changed pf={} vfs={} desired={} detail=\"reconciling\"",
-                        pf.pf().address(), pf.pf().numVfs(), wanted);
+                log.warn(
+                        "event=ib_vf_count_changed pf={} vfs={} desired={} detail=\"reconciling\"",
+                        pf.pf().address(),
+                        pf.pf().numVfs(),
+                        wanted);
                 reconciling.execute(() -> {
                     try {
                         recordReconcile(reconcileAll());
@@ -257,13 +307,16 @@ public final class VfDevicePlugin implements AutoCloseable {
 
     private void reconcileAllocations() {
         try {
-            List<PciAddress> released = allocations.reconcile(heldVfIds(), config.kubelet().releaseGracePeriod());
+            List<PciAddress> released =
+                    allocations.reconcile(heldVfIds(), config.kubelet().releaseGracePeriod());
             if (!released.isEmpty()) {
                 log.info("event=ib_vf_released vfs={} detail=\"no container holds them any more\"", released);
             }
         } catch (StatusRuntimeException e) {
-            log.warn("event=pod_resources_unavailable socket={} status={} detail=\"no VF released\"",
-                    config.directories().podResourcesSocket(), e.getStatus());
+            log.warn(
+                    "event=pod_resources_unavailable socket={} status={} detail=\"no VF released\"",
+                    config.directories().podResourcesSocket(),
+                    e.getStatus());
         } catch (RuntimeException e) {
             log.error("event=ib_vf_allocation_reconcile_failed", e);
         }
@@ -276,7 +329,8 @@ public final class VfDevicePlugin implements AutoCloseable {
             List<String> held = new ArrayList<>();
             for (PodResources pod : PodResourcesListerGrpc.newBlockingStub(channel)
                     .withDeadlineAfter(5, TimeUnit.SECONDS)
-                    .list(ListPodResourcesRequest.getDefaultInstance()).getPodResourcesList()) {
+                    .list(ListPodResourcesRequest.getDefaultInstance())
+                    .getPodResourcesList()) {
                 for (ContainerResources container : pod.getContainersList()) {
                     for (ContainerDevices devices : container.getDevicesList()) {
                         if (devices.getResourceName().equals(config.ib().resourceName())) {
@@ -306,7 +360,11 @@ public final class VfDevicePlugin implements AutoCloseable {
                 health.put(address, vf.health());
                 VfHealth before = lastHealth.get(address);
                 if (before == null) {
-                    log.info("event=ib_vf_found vf={} pf={} health=\"{}\"", address, vf.vf().pf(), vf.health());
+                    log.info(
+                            "event=ib_vf_found vf={} pf={} health=\"{}\"",
+                            address,
+                            vf.vf().pf(),
+                            vf.health());
                 } else if (!before.equals(vf.health())) {
                     if (vf.health().isHealthy()) {
                         log.info("event=ib_vf_healthy vf={} was=\"{}\"", address, before);
@@ -326,7 +384,8 @@ public final class VfDevicePlugin implements AutoCloseable {
 
         @Override
         public void onDiscoveryFailed(IbVfException failure) {
-            log.warn("event=ib_vf_discovery_failed error=\"{}\" detail=\"keeping the last list\"", failure.getMessage());
+            log.warn(
+                    "event=ib_vf_discovery_failed error=\"{}\" detail=\"keeping the last list\"", failure.getMessage());
         }
     }
 

@@ -59,8 +59,13 @@ final class VfPluginService extends DevicePluginGrpc.DevicePluginImplBase {
     private final GpuPairing pairing;
     private final DeviceListPublisher devices;
 
-    VfPluginService(String resourceName, IbVfManager manager, Supplier<InventorySnapshot> inventory,
-                    VfAllocations allocations, GpuPairing pairing, DeviceListPublisher devices) {
+    VfPluginService(
+            String resourceName,
+            IbVfManager manager,
+            Supplier<InventorySnapshot> inventory,
+            VfAllocations allocations,
+            GpuPairing pairing,
+            DeviceListPublisher devices) {
         this.resourceName = resourceName;
         this.manager = manager;
         this.inventory = inventory;
@@ -90,10 +95,11 @@ final class VfPluginService extends DevicePluginGrpc.DevicePluginImplBase {
     }
 
     @Override
-    public void getPreferredAllocation(PreferredAllocationRequest request,
-                                       StreamObserver<PreferredAllocationResponse> response) {
+    public void getPreferredAllocation(
+            PreferredAllocationRequest request, StreamObserver<PreferredAllocationResponse> response) {
         if (request.getContainerRequestsCount() == 0) {
-            response.onError(GrpcStatusMapper.invalidRequest("container_requests is empty; expected one request per container"));
+            response.onError(
+                    GrpcStatusMapper.invalidRequest("container_requests is empty; expected one request per container"));
             return;
         }
         InventorySnapshot now = inventory.get();
@@ -101,10 +107,14 @@ final class VfPluginService extends DevicePluginGrpc.DevicePluginImplBase {
         for (ContainerPreferredAllocationRequest container : request.getContainerRequestsList()) {
             try {
                 answer.addContainerResponses(ContainerPreferredAllocationResponse.newBuilder()
-                        .addAllDeviceIDs(preferred(now, container).stream().map(PciAddress::value).toList()));
+                        .addAllDeviceIDs(preferred(now, container).stream()
+                                .map(PciAddress::value)
+                                .toList()));
             } catch (StatusException e) {
-                log.warn("event=vf_preferred_allocation_refused size={} available={} reason=\"{}\"",
-                        container.getAllocationSize(), container.getAvailableDeviceIDsCount(),
+                log.warn(
+                        "event=vf_preferred_allocation_refused size={} available={} reason=\"{}\"",
+                        container.getAllocationSize(),
+                        container.getAvailableDeviceIDsCount(),
                         e.getStatus().getDescription());
                 response.onError(e);
                 return;
@@ -131,7 +141,8 @@ final class VfPluginService extends DevicePluginGrpc.DevicePluginImplBase {
                     + size + "; expected at most that many");
         }
         List<PciAddress> chosen = new ArrayList<>(mustInclude);
-        List<PciAddress> candidates = available.stream().filter(vf -> !mustInclude.contains(vf)).toList();
+        List<PciAddress> candidates =
+                available.stream().filter(vf -> !mustInclude.contains(vf)).toList();
         List<GpuPlacement> gpus = pairing.gpusOfContainerBeingAdmitted();
         List<PciAddress> ranked = gpus.isEmpty() ? balanced(now, candidates) : nearGpus(now, candidates, gpus);
         ranked.stream().limit(size - chosen.size()).forEach(chosen::add);
@@ -142,10 +153,14 @@ final class VfPluginService extends DevicePluginGrpc.DevicePluginImplBase {
     /** Closest to the container's GPUs first; a topology that cannot be read falls back to balancing. */
     private List<PciAddress> nearGpus(InventorySnapshot now, List<PciAddress> candidates, List<GpuPlacement> gpus) {
         try {
-            return manager.preference().order(candidates, gpus).stream().map(RankedVf::vf).toList();
+            return manager.preference().order(candidates, gpus).stream()
+                    .map(RankedVf::vf)
+                    .toList();
         } catch (IbVfException e) {
-            log.warn("event=vf_topology_unreadable gpus={} error=\"{}\" detail=\"preferring by free VFs per HCA\"",
-                    gpus, e.getMessage());
+            log.warn(
+                    "event=vf_topology_unreadable gpus={} error=\"{}\" detail=\"preferring by free VFs per HCA\"",
+                    gpus,
+                    e.getMessage());
             return balanced(now, candidates);
         }
     }
@@ -171,7 +186,8 @@ final class VfPluginService extends DevicePluginGrpc.DevicePluginImplBase {
     @Override
     public void allocate(AllocateRequest request, StreamObserver<AllocateResponse> response) {
         if (request.getContainerRequestsCount() == 0) {
-            response.onError(GrpcStatusMapper.invalidRequest("container_requests is empty; expected one request per container"));
+            response.onError(
+                    GrpcStatusMapper.invalidRequest("container_requests is empty; expected one request per container"));
             return;
         }
         InventorySnapshot now = inventory.get();
@@ -191,8 +207,12 @@ final class VfPluginService extends DevicePluginGrpc.DevicePluginImplBase {
             response.onNext(answer.build());
             response.onCompleted();
         } catch (StatusException e) {
-            log.warn("event=vf_allocate_refused devices={} reason=\"{}\"", request.getContainerRequestsList().stream()
-                    .flatMap(c -> c.getDevicesIdsList().stream()).toList(), e.getStatus().getDescription());
+            log.warn(
+                    "event=vf_allocate_refused devices={} reason=\"{}\"",
+                    request.getContainerRequestsList().stream()
+                            .flatMap(c -> c.getDevicesIdsList().stream())
+                            .toList(),
+                    e.getStatus().getDescription());
             response.onError(e);
         }
     }
@@ -228,21 +248,34 @@ final class VfPluginService extends DevicePluginGrpc.DevicePluginImplBase {
             } catch (IbVfException e) {
                 throw GrpcStatusMapper.toException(e);
             }
-            allocation.deviceNodes().forEach(node -> nodes.putIfAbsent(node.containerPath(), node)); // rdma_cm is shared
-            new TreeMap<>(allocation.env()).forEach((name, value) ->
-                    env.computeIfAbsent(name, k -> new ArrayList<>()).add(value));
+            allocation
+                    .deviceNodes()
+                    .forEach(node -> nodes.putIfAbsent(node.containerPath(), node)); // rdma_cm is shared
+            new TreeMap<>(allocation.env())
+                    .forEach((name, value) ->
+                            env.computeIfAbsent(name, k -> new ArrayList<>()).add(value));
             if (!allocation.rdmaCmAvailable()) {
-                log.warn("event=vf_rdma_cm_missing vf={} detail=\"rdma_ucm is not loaded: RDMA-CM will not work in "
-                        + "the container\"", vf);
+                log.warn(
+                        "event=vf_rdma_cm_missing vf={} detail=\"rdma_ucm is not loaded: RDMA-CM will not work in "
+                                + "the container\"",
+                        vf);
             }
-            log.info("event=vf_allocated vf={} rdma={} devices={}", vf, allocation.rdmaDevice(),
+            log.info(
+                    "event=vf_allocated vf={} rdma={} devices={}",
+                    vf,
+                    allocation.rdmaDevice(),
                     allocation.deviceNodes().stream().map(DeviceNode::hostPath).toList());
         }
         ContainerAllocateResponse.Builder edits = ContainerAllocateResponse.newBuilder();
-        nodes.values().forEach(node -> edits.addDevices(DeviceSpec.newBuilder().setHostPath(node.hostPath())
-                .setContainerPath(node.containerPath()).setPermissions(node.permissions())));
+        nodes.values()
+                .forEach(node -> edits.addDevices(DeviceSpec.newBuilder()
+                        .setHostPath(node.hostPath())
+                        .setContainerPath(node.containerPath())
+                        .setPermissions(node.permissions())));
         env.forEach((name, values) -> edits.putEnvs(name, String.join(",", values)));
-        edits.putEnvs(pciDeviceEnv(resourceName), String.join(",", vfs.stream().map(PciAddress::value).toList()));
+        edits.putEnvs(
+                pciDeviceEnv(resourceName),
+                String.join(",", vfs.stream().map(PciAddress::value).toList()));
         return edits.build();
     }
 
@@ -262,7 +295,8 @@ final class VfPluginService extends DevicePluginGrpc.DevicePluginImplBase {
     }
 
     @Override
-    public void preStartContainer(PreStartContainerRequest request, StreamObserver<PreStartContainerResponse> response) {
+    public void preStartContainer(
+            PreStartContainerRequest request, StreamObserver<PreStartContainerResponse> response) {
         response.onNext(PreStartContainerResponse.getDefaultInstance());
         response.onCompleted();
     }

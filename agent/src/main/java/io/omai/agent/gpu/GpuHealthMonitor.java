@@ -40,6 +40,7 @@ public final class GpuHealthMonitor implements AutoCloseable {
     private final List<Consumer<Map<String, GpuHealth>>> listeners = new CopyOnWriteArrayList<>();
 
     private final Object stateLock = new Object();
+
     @GuardedBy("stateLock")
     private final Map<String, GpuHealth> health = new LinkedHashMap<>();
     // System.nanoTime() of each GPU's latest problem
@@ -50,8 +51,12 @@ public final class GpuHealthMonitor implements AutoCloseable {
     private volatile LoopThread loop; // null until started; start() sets it before it returns
     private final java.util.concurrent.atomic.AtomicLong passes = new java.util.concurrent.atomic.AtomicLong();
 
-    public GpuHealthMonitor(NvmlLibrary nvml, List<GpuDevice> gpus, Duration recoveryDebounce, Set<Long> ignoredXids,
-                            LongSupplier nanoClock) {
+    public GpuHealthMonitor(
+            NvmlLibrary nvml,
+            List<GpuDevice> gpus,
+            Duration recoveryDebounce,
+            Set<Long> ignoredXids,
+            LongSupplier nanoClock) {
         this.nvml = nvml;
         this.gpus = List.copyOf(gpus);
         this.debounceNanos = recoveryDebounce.toNanos();
@@ -86,8 +91,8 @@ public final class GpuHealthMonitor implements AutoCloseable {
             return;
         }
         running = true;
-        loop = LoopThread.start("gpu-health", Thread.ofPlatform().daemon().name("gpu-health"), LoopThread.Stop.AWAIT,
-                this::run);
+        loop = LoopThread.start(
+                "gpu-health", Thread.ofPlatform().daemon().name("gpu-health"), LoopThread.Stop.AWAIT, this::run);
     }
 
     /** Passes of the health loop (one per event wait, at most a few seconds apart while it runs), for liveness. */
@@ -142,18 +147,22 @@ public final class GpuHealthMonitor implements AutoCloseable {
             MemorySegment handleOut = arena.allocate(ADDRESS);
             rc = nvml.nvmlDeviceGetHandleByIndex_v2(gpu.index(), handleOut);
             if (rc != NvmlLibrary.NVML_SUCCESS) {
-                markUnhealthy(gpu.uuid(), "health checking could not start: nvmlDeviceGetHandleByIndex_v2: "
-                        + nvml.nvmlErrorString(rc));
+                markUnhealthy(
+                        gpu.uuid(),
+                        "health checking could not start: nvmlDeviceGetHandleByIndex_v2: " + nvml.nvmlErrorString(rc));
                 continue;
             }
             MemorySegment handle = handleOut.get(ADDRESS, 0);
-            rc = nvml.nvmlDeviceRegisterEvents(handle,
-                    NvmlLibrary.nvmlEventTypeXidCriticalError | NvmlLibrary.nvmlEventTypeDoubleBitEccError, set);
+            rc = nvml.nvmlDeviceRegisterEvents(
+                    handle,
+                    NvmlLibrary.nvmlEventTypeXidCriticalError | NvmlLibrary.nvmlEventTypeDoubleBitEccError,
+                    set);
             if (rc == NvmlLibrary.NVML_ERROR_NOT_SUPPORTED) {
                 log.warn("event=gpu_events_not_supported gpu={} detail=\"health from NVML queries only\"", gpu.uuid());
             } else if (rc != NvmlLibrary.NVML_SUCCESS) {
-                markUnhealthy(gpu.uuid(), "health checking could not start: nvmlDeviceRegisterEvents: "
-                        + nvml.nvmlErrorString(rc));
+                markUnhealthy(
+                        gpu.uuid(),
+                        "health checking could not start: nvmlDeviceRegisterEvents: " + nvml.nvmlErrorString(rc));
                 continue;
             }
             byHandle.put(handle.address(), gpu);
@@ -192,8 +201,10 @@ public final class GpuHealthMonitor implements AutoCloseable {
         }
         if ((type & NvmlLibrary.nvmlEventTypeXidCriticalError) != 0) {
             if (ignoredXids.contains(detail)) {
-                log.info("event=gpu_xid_ignored gpu={} xid={} detail=\"application error, GPU stays healthy\"",
-                        gpu.uuid(), detail);
+                log.info(
+                        "event=gpu_xid_ignored gpu={} xid={} detail=\"application error, GPU stays healthy\"",
+                        gpu.uuid(),
+                        detail);
                 return;
             }
             markUnhealthy(gpu.uuid(), "XID " + detail + " (critical error event)");
@@ -223,8 +234,11 @@ public final class GpuHealthMonitor implements AutoCloseable {
                     health.put(gpu.uuid(), GpuHealth.healthy(gpu.uuid()));
                     lastProblemNanos.remove(gpu.uuid());
                     recovered = true;
-                    log.info("event=gpu_recovered gpu={} after=\"{} clean\" previous_reason=\"{}\"", gpu.uuid(),
-                            Duration.ofNanos(debounceNanos), current.reason());
+                    log.info(
+                            "event=gpu_recovered gpu={} after=\"{} clean\" previous_reason=\"{}\"",
+                            gpu.uuid(),
+                            Duration.ofNanos(debounceNanos),
+                            current.reason());
                 }
             }
             if (recovered) {
@@ -238,7 +252,8 @@ public final class GpuHealthMonitor implements AutoCloseable {
         synchronized (stateLock) {
             lastProblemNanos.put(uuid, nanoClock.getAsLong());
             GpuHealth previous = health.put(uuid, GpuHealth.unhealthy(uuid, reason));
-            changed = previous == null || previous.healthy() || !previous.reason().equals(reason);
+            changed =
+                    previous == null || previous.healthy() || !previous.reason().equals(reason);
         }
         if (changed) {
             log.warn("event=gpu_unhealthy gpu={} reason=\"{}\"", uuid, reason);

@@ -39,7 +39,9 @@ public final class GpuInventory {
             for (int index = 0; index < gpus; index++) {
                 GpuDevice device = describe(arena, index);
                 if (!uuids.add(device.uuid())) {
-                    throw new NvmlException("nvmlDeviceGetUUID", NvmlLibrary.NVML_ERROR_UNKNOWN,
+                    throw new NvmlException(
+                            "nvmlDeviceGetUUID",
+                            NvmlLibrary.NVML_ERROR_UNKNOWN,
                             "GPUs report the same UUID " + device.uuid());
                 }
                 devices.add(device);
@@ -54,10 +56,12 @@ public final class GpuInventory {
         MemorySegment handle = handleOut.get(ADDRESS, 0);
 
         MemorySegment uuid = arena.allocate(NvmlLibrary.NVML_DEVICE_UUID_V2_BUFFER_SIZE);
-        check("nvmlDeviceGetUUID(" + index + ")",
+        check(
+                "nvmlDeviceGetUUID(" + index + ")",
                 nvml.nvmlDeviceGetUUID(handle, uuid, NvmlLibrary.NVML_DEVICE_UUID_V2_BUFFER_SIZE));
         MemorySegment name = arena.allocate(NvmlLibrary.NVML_DEVICE_NAME_V2_BUFFER_SIZE);
-        check("nvmlDeviceGetName(" + index + ")",
+        check(
+                "nvmlDeviceGetName(" + index + ")",
                 nvml.nvmlDeviceGetName(handle, name, NvmlLibrary.NVML_DEVICE_NAME_V2_BUFFER_SIZE));
         MemorySegment minor = arena.allocate(JAVA_INT);
         check("nvmlDeviceGetMinorNumber(" + index + ")", nvml.nvmlDeviceGetMinorNumber(handle, minor));
@@ -74,8 +78,13 @@ public final class GpuInventory {
         } else {
             throw exception("nvmlDeviceGetNumaNodeId(" + index + ")", numaResult);
         }
-        return new GpuDevice(index, uuid.getString(0), name.getString(0), minor.get(JAVA_INT, 0),
-                (long) NvmlLayouts.total$vh.get(memory, 0L), numaNode);
+        return new GpuDevice(
+                index,
+                uuid.getString(0),
+                name.getString(0),
+                minor.get(JAVA_INT, 0),
+                (long) NvmlLayouts.total$vh.get(memory, 0L),
+                numaNode);
     }
 
     private void check(String function, int result) throws NvmlException {

@@ -18,6 +18,7 @@ import java.util.List;
 public final class GpuProcesses {
     /** NVML's "not available" for a process's memory. */
     public static final long MEMORY_NOT_AVAILABLE = -1L;
+
     private static final int FIRST_GUESS = 16;
 
     /** One process on the GPU; {@code usedBytes} is {@link #MEMORY_NOT_AVAILABLE} when NVML cannot tell. */
@@ -33,7 +34,8 @@ public final class GpuProcesses {
     public List<GpuProcess> running(GpuDevice gpu) throws NvmlException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment handleOut = arena.allocate(ADDRESS);
-            check("nvmlDeviceGetHandleByIndex_v2(" + gpu.index() + ")",
+            check(
+                    "nvmlDeviceGetHandleByIndex_v2(" + gpu.index() + ")",
                     nvml.nvmlDeviceGetHandleByIndex_v2(gpu.index(), handleOut));
             MemorySegment handle = handleOut.get(ADDRESS, 0);
             MemorySegment count = arena.allocate(JAVA_INT);
@@ -57,8 +59,10 @@ public final class GpuProcesses {
                 }
                 return List.copyOf(processes);
             }
-            throw new NvmlException("nvmlDeviceGetComputeRunningProcesses_v3(" + gpu.uuid() + ")",
-                    NvmlLibrary.NVML_ERROR_INSUFFICIENT_SIZE, "the process list kept growing");
+            throw new NvmlException(
+                    "nvmlDeviceGetComputeRunningProcesses_v3(" + gpu.uuid() + ")",
+                    NvmlLibrary.NVML_ERROR_INSUFFICIENT_SIZE,
+                    "the process list kept growing");
         }
     }
 

@@ -40,36 +40,61 @@ public final class KubeEvents implements ClusterEvents, AutoCloseable {
 
     @Override
     public void onNode(String reason, String message) {
-        ObjectReference node = new ObjectReferenceBuilder().withApiVersion("v1").withKind("Node").withName(nodeName)
-                .withUid(nodeName).build();
+        ObjectReference node = new ObjectReferenceBuilder()
+                .withApiVersion("v1")
+                .withKind("Node")
+                .withName(nodeName)
+                .withUid(nodeName)
+                .build();
         send("default", node, reason, message);
     }
 
     @Override
     public void onPod(String namespace, String pod, String podUid, String reason, String message) {
-        ObjectReference ref = new ObjectReferenceBuilder().withApiVersion("v1").withKind("Pod").withNamespace(namespace)
-                .withName(pod).withUid(podUid).build();
+        ObjectReference ref = new ObjectReferenceBuilder()
+                .withApiVersion("v1")
+                .withKind("Pod")
+                .withNamespace(namespace)
+                .withName(pod)
+                .withUid(podUid)
+                .build();
         send(namespace, ref, reason, message);
     }
 
     private void send(String namespace, ObjectReference about, String reason, String message) {
         String now = clock.instant().toString();
         Event event = new EventBuilder()
-                .withNewMetadata().withNamespace(namespace)
-                .withName(about.getName() + "." + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong()))
+                .withNewMetadata()
+                .withNamespace(namespace)
+                .withName(about.getName() + "."
+                        + HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong()))
                 .endMetadata()
-                .withInvolvedObject(about).withType("Warning").withReason(reason).withMessage(message)
-                .withNewSource().withComponent(COMPONENT).withHost(nodeName).endSource()
-                .withReportingComponent(COMPONENT).withReportingInstance(nodeName)
-                .withFirstTimestamp(now).withLastTimestamp(now).withCount(1)
+                .withInvolvedObject(about)
+                .withType("Warning")
+                .withReason(reason)
+                .withMessage(message)
+                .withNewSource()
+                .withComponent(COMPONENT)
+                .withHost(nodeName)
+                .endSource()
+                .withReportingComponent(COMPONENT)
+                .withReportingInstance(nodeName)
+                .withFirstTimestamp(now)
+                .withLastTimestamp(now)
+                .withCount(1)
                 .build();
         try {
             sender.execute(() -> {
                 try {
                     client.v1().events().inNamespace(namespace).resource(event).create();
                 } catch (KubernetesClientException e) {
-                    log.warn("event=k8s_event_failed reason={} about={}/{} status={} error=\"{}\"", reason,
-                            about.getKind(), about.getName(), e.getCode(), e.getMessage());
+                    log.warn(
+                            "event=k8s_event_failed reason={} about={}/{} status={} error=\"{}\"",
+                            reason,
+                            about.getKind(),
+                            about.getName(),
+                            e.getCode(),
+                            e.getMessage());
                 }
             });
         } catch (RejectedExecutionException e) {

@@ -61,7 +61,10 @@ public final class KubePodWatch implements NodePods, AutoCloseable {
         var pods = client.pods().inAnyNamespace();
         informer = (serverSideNodeFilter ? pods.withField("spec.nodeName", nodeName) : pods)
                 .inform(new Handler(), RESYNC_MILLIS);
-        log.info("event=pod_watch_started node={} tenant_label={} resource={}", nodeName, identity.label(),
+        log.info(
+                "event=pod_watch_started node={} tenant_label={} resource={}",
+                nodeName,
+                identity.label(),
                 resourceName);
         return this;
     }
@@ -97,8 +100,13 @@ public final class KubePodWatch implements NodePods, AutoCloseable {
             addGpuContainers(pod.getSpec().getInitContainers(), gpu);
             addGpuContainers(pod.getSpec().getContainers(), gpu);
         }
-        return new PodInfo(meta.getUid(), namespace, meta.getName(), identity.tenantOf(meta.getLabels(), namespace),
-                phase == null || phase.isEmpty() || phase.equals("Pending"), createdAt(meta.getCreationTimestamp()),
+        return new PodInfo(
+                meta.getUid(),
+                namespace,
+                meta.getName(),
+                identity.tenantOf(meta.getLabels(), namespace),
+                phase == null || phase.isEmpty() || phase.equals("Pending"),
+                createdAt(meta.getCreationTimestamp()),
                 gpu);
     }
 
@@ -111,8 +119,10 @@ public final class KubePodWatch implements NodePods, AutoCloseable {
                 continue;
             }
             // extended resources: requests == limits, and a limit alone implies the request
-            Quantity quantity = Optional.ofNullable(container.getResources().getLimits()).map(l -> l.get(resourceName))
-                    .or(() -> Optional.ofNullable(container.getResources().getRequests()).map(r -> r.get(resourceName)))
+            Quantity quantity = Optional.ofNullable(container.getResources().getLimits())
+                    .map(l -> l.get(resourceName))
+                    .or(() -> Optional.ofNullable(container.getResources().getRequests())
+                            .map(r -> r.get(resourceName)))
                     .orElse(null);
             if (quantity != null) {
                 int milli = Quantity.getAmountInBytes(quantity).intValueExact();
@@ -150,12 +160,20 @@ public final class KubePodWatch implements NodePods, AutoCloseable {
             PodInfo info = toPodInfo(pod);
             PodInfo before = byUid.put(info.uid(), info);
             if (before == null) {
-                log.debug("event=pod_seen pod={} uid={} tenant={} pending={} gpu_containers={}", info.ref(), info.uid(),
-                        info.tenant(), info.pending(), info.gpuContainers());
+                log.debug(
+                        "event=pod_seen pod={} uid={} tenant={} pending={} gpu_containers={}",
+                        info.ref(),
+                        info.uid(),
+                        info.tenant(),
+                        info.pending(),
+                        info.gpuContainers());
             }
         } catch (ArithmeticException | IllegalArgumentException e) {
-            log.warn("event=pod_unreadable pod={}/{} reason=\"{}\"", pod.getMetadata().getNamespace(),
-                    pod.getMetadata().getName(), e.getMessage());
+            log.warn(
+                    "event=pod_unreadable pod={}/{} reason=\"{}\"",
+                    pod.getMetadata().getNamespace(),
+                    pod.getMetadata().getName(),
+                    e.getMessage());
         }
     }
 

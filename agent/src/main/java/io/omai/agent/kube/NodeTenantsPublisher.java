@@ -40,8 +40,12 @@ public final class NodeTenantsPublisher implements AutoCloseable {
     /** Publishes at once and then every {@code periodMillis}, on a supervised loop. */
     public NodeTenantsPublisher start(long periodMillis) {
         Duration period = Duration.ofMillis(periodMillis);
-        loop.startIfIdle(() -> SupervisedLoop.start("node-tenants", Duration.ZERO, period,
-                period.multipliedBy(10).plus(Duration.ofSeconds(60)), this::publishIfChanged));
+        loop.startIfIdle(() -> SupervisedLoop.start(
+                "node-tenants",
+                Duration.ZERO,
+                period,
+                period.multipliedBy(10).plus(Duration.ofSeconds(60)),
+                this::publishIfChanged));
         return this;
     }
 
@@ -58,7 +62,10 @@ public final class NodeTenantsPublisher implements AutoCloseable {
             published = value;
             log.info("event=node_tenants_published node={} tenants=\"{}\"", nodeName, value);
         } catch (KubernetesClientException e) {
-            log.warn("event=node_tenants_not_published node={} status={} error=\"{}\"", nodeName, e.getCode(),
+            log.warn(
+                    "event=node_tenants_not_published node={} status={} error=\"{}\"",
+                    nodeName,
+                    e.getCode(),
                     e.getMessage());
         } catch (RuntimeException e) {
             log.warn("event=node_tenants_not_published node={}", nodeName, e);

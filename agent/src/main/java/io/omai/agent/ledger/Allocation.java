@@ -16,8 +16,8 @@ import java.util.Map;
  * @param claim whom the allocation was made for (pod, tenant, memory quota), {@link AllocationClaim#UNKNOWN} when
  *     it was made or adopted without that knowledge
  */
-public record Allocation(String id, List<MilliGpuId> deviceIds, Instant createdAt, String owner,
-                         AllocationClaim claim) {
+public record Allocation(
+        String id, List<MilliGpuId> deviceIds, Instant createdAt, String owner, AllocationClaim claim) {
     public Allocation {
         deviceIds = List.copyOf(deviceIds);
         owner = owner == null ? "" : owner;
@@ -62,7 +62,7 @@ public record Allocation(String id, List<MilliGpuId> deviceIds, Instant createdA
     }
 
     Allocation withClaim(AllocationClaim newClaim) {
-        return new Allocation(id, deviceIds, createdAt, newClaim.owner().isEmpty() ? owner : newClaim.owner(),
-                newClaim);
+        return new Allocation(
+                id, deviceIds, createdAt, newClaim.owner().isEmpty() ? owner : newClaim.owner(), newClaim);
     }
 }

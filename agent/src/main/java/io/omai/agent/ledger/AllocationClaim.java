@@ -15,8 +15,8 @@ import java.util.Objects;
  * @param tenant the pod's tenant, "" when unknown
  * @param memoryBytesPerGpu the memory quota per GPU; 0 means the sharing policy's default
  */
-public record AllocationClaim(String podUid, String namespace, String pod, String container, String tenant,
-                              long memoryBytesPerGpu) {
+public record AllocationClaim(
+        String podUid, String namespace, String pod, String container, String tenant, long memoryBytesPerGpu) {
     public static final AllocationClaim UNKNOWN = new AllocationClaim("", "", "", "", "", 0);
 
     public AllocationClaim {

@@ -56,13 +56,16 @@ public final class AllocationLedger implements AutoCloseable {
     public static final String DISCARDED_DIR = "discarded";
 
     private final List<Runnable> changeListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
-    private final java.util.concurrent.ExecutorService changeNotifier = java.util.concurrent.Executors
-            .newSingleThreadExecutor(Thread.ofPlatform().name("ledger-changes").daemon().factory());
+    private final java.util.concurrent.ExecutorService changeNotifier =
+            java.util.concurrent.Executors.newSingleThreadExecutor(
+                    Thread.ofPlatform().name("ledger-changes").daemon().factory());
     private static final int SPARES = 4;
     // displaced allocations' files wait here before they go: an init container whose devices an app container
     // of its pod reused is admitted with the pod but starts later, and needs its files then
-    private final java.util.concurrent.ScheduledExecutorService displacedFiles = java.util.concurrent.Executors
-            .newSingleThreadScheduledExecutor(Thread.ofPlatform().name("displaced-allocation-files").daemon()
+    private final java.util.concurrent.ScheduledExecutorService displacedFiles =
+            java.util.concurrent.Executors.newSingleThreadScheduledExecutor(Thread.ofPlatform()
+                    .name("displaced-allocation-files")
+                    .daemon()
                     .factory());
     private final Map<String, Allocation> displacedWaiting = new java.util.concurrent.ConcurrentHashMap<>();
     private volatile Duration displacedFilesGrace = Duration.ofSeconds(60);
@@ -80,6 +83,7 @@ public final class AllocationLedger implements AutoCloseable {
     private DiscardedDirectories discarded;
 
     private final Object lock = new Object();
+
     @GuardedBy("lock")
     private final Map<String, Allocation> allocations = new LinkedHashMap<>();
     // device ID -> allocation id
@@ -92,6 +96,7 @@ public final class AllocationLedger implements AutoCloseable {
     // held device sets already reported as not adoptable, so each is logged once
     @GuardedBy("lock")
     private final Set<String> reportedUnadoptable = new HashSet<>();
+
     private Instant openedAt;
     // allocations whose files are being made, so two Allocates of one ID set cannot race
     @GuardedBy("lock")
@@ -129,8 +134,8 @@ public final class AllocationLedger implements AutoCloseable {
     // GuardedBy: the new ledger is reached by no other thread until returned; its CheckpointWriter calls the
     // onMissingGpus supplier only in submit, under the ledger's lock
     @SuppressWarnings("GuardedBy")
-    public static AllocationLedger open(List<GpuDevice> gpus, AgentConfig.Sharing sharing, Path stateDir,
-                                        Clock clock) throws IOException {
+    public static AllocationLedger open(List<GpuDevice> gpus, AgentConfig.Sharing sharing, Path stateDir, Clock clock)
+            throws IOException {
         Files.createDirectories(stateDir);
         for (String own : List.of(ALLOCATIONS_DIR, SPARES_DIR, DISCARDED_DIR)) {
             ownDirectory(stateDir.resolve(own));
@@ -140,11 +145,15 @@ public final class AllocationLedger implements AutoCloseable {
         LedgerCheckpoint.Contents contents = ledger.checkpoint.read(ledger.openedAt);
         for (Allocation allocation : contents.allocations()) {
             Optional<String> missingGpu = allocation.gpuUuids().stream()
-                    .filter(uuid -> !ledger.gpusByUuid.containsKey(uuid)).findFirst();
+                    .filter(uuid -> !ledger.gpusByUuid.containsKey(uuid))
+                    .findFirst();
             if (missingGpu.isPresent()) {
                 ledger.onMissingGpus.put(allocation.id(), allocation);
-                log.warn("event=allocation_gpu_missing allocation={} gpu={} owner=\"{}\" detail=\"kept until "
-                        + "PodResources shows it released; not served\"", allocation.id(), missingGpu.get(),
+                log.warn(
+                        "event=allocation_gpu_missing allocation={} gpu={} owner=\"{}\" detail=\"kept until "
+                                + "PodResources shows it released; not served\"",
+                        allocation.id(),
+                        missingGpu.get(),
                         allocation.owner());
                 continue;
             }
@@ -153,11 +162,16 @@ public final class AllocationLedger implements AutoCloseable {
                 try {
                     ledger.discardDirectoryOf(allocation); // whatever is there instead (a link, a partial one)
                     ledger.writeFiles(allocation);
-                    log.warn("event=allocation_files_recreated allocation={} owner=\"{}\"", allocation.id(),
+                    log.warn(
+                            "event=allocation_files_recreated allocation={} owner=\"{}\"",
+                            allocation.id(),
                             allocation.owner());
                 } catch (IOException | RuntimeException e) {
-                    log.error("event=allocation_files_failed allocation={} owner=\"{}\" error=\"{}\"",
-                            allocation.id(), allocation.owner(), e.toString());
+                    log.error(
+                            "event=allocation_files_failed allocation={} owner=\"{}\" error=\"{}\"",
+                            allocation.id(),
+                            allocation.owner(),
+                            e.toString());
                 }
             }
         }
@@ -169,10 +183,16 @@ public final class AllocationLedger implements AutoCloseable {
                 ledger.writer.submit(List.copyOf(ledger.allocations.values())); // without what was set aside
             }
         }
-        log.info("event=ledger_opened checkpoint={} allocations={} on_missing_gpus={} set_aside={} repaired={} "
-                + "checkpoint_unusable={} gpus={}", ledger.checkpoint.file(), ledger.allocations.size(),
-                ledger.onMissingGpus.size(), contents.setAside().size(), contents.repaired().size(),
-                contents.unusable() != null, gpus.size());
+        log.info(
+                "event=ledger_opened checkpoint={} allocations={} on_missing_gpus={} set_aside={} repaired={} "
+                        + "checkpoint_unusable={} gpus={}",
+                ledger.checkpoint.file(),
+                ledger.allocations.size(),
+                ledger.onMissingGpus.size(),
+                contents.setAside().size(),
+                contents.repaired().size(),
+                contents.unusable() != null,
+                gpus.size());
         return ledger;
     }
 
@@ -185,8 +205,11 @@ public final class AllocationLedger implements AutoCloseable {
                 && !Files.isDirectory(directory, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             Path aside = directory.resolveSibling(directory.getFileName() + ".corrupt-" + System.currentTimeMillis());
             Files.move(directory, aside, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-            log.error("event=state_directory_replaced dir={} kept_aside={} reason=\"not a directory (a file or "
-                    + "a link)\"", directory, aside);
+            log.error(
+                    "event=state_directory_replaced dir={} kept_aside={} reason=\"not a directory (a file or "
+                            + "a link)\"",
+                    directory,
+                    aside);
         }
         Files.createDirectories(directory);
     }
@@ -265,8 +288,8 @@ public final class AllocationLedger implements AutoCloseable {
      * @throws LedgerException.InvalidRequest unknown IDs, a bad size, must-include IDs that would split a share
      * @throws LedgerException.NoFit no GPU (or not enough whole GPUs) among the candidates can hold it
      */
-    public List<MilliGpuId> preferredAllocation(Collection<String> available, Collection<String> mustInclude,
-                                                int size) throws LedgerException {
+    public List<MilliGpuId> preferredAllocation(Collection<String> available, Collection<String> mustInclude, int size)
+            throws LedgerException {
         List<MilliGpuId> candidates = parseKnown("available_deviceIDs", available);
         List<MilliGpuId> required = parseKnown("must_include_deviceIDs", mustInclude);
         return PreferredAllocationPolicy.choose(gpus, candidates, required, size);
@@ -332,8 +355,8 @@ public final class AllocationLedger implements AutoCloseable {
             synchronized (lock) {
                 preparing.remove(id);
             }
-            throw new LedgerException.StorageFailed("cannot create the files of allocation " + id + " in "
-                    + directory + ": " + e.getMessage(), e);
+            throw new LedgerException.StorageFailed(
+                    "cannot create the files of allocation " + id + " in " + directory + ": " + e.getMessage(), e);
         }
         return new Pending(id, ids, claim, true, false);
     }
@@ -359,8 +382,9 @@ public final class AllocationLedger implements AutoCloseable {
             synchronized (lock) {
                 preparing.remove(id);
             }
-            throw new LedgerException.StorageFailed("cannot create the files of allocation " + id + " in "
-                    + directory(created) + ": " + e.getMessage(), e);
+            throw new LedgerException.StorageFailed(
+                    "cannot create the files of allocation " + id + " in " + directory(created) + ": " + e.getMessage(),
+                    e);
         }
         return new Pending(id, ids, claim, false, true);
     }
@@ -430,8 +454,7 @@ public final class AllocationLedger implements AutoCloseable {
         private Allocation committed;
         private List<Allocation> displaced = List.of();
 
-        private Pending(String id, List<MilliGpuId> ids, AllocationClaim claim, boolean ownsFiles,
-                        boolean takeover) {
+        private Pending(String id, List<MilliGpuId> ids, AllocationClaim claim, boolean ownsFiles, boolean takeover) {
             this.id = id;
             this.ids = ids;
             this.claim = claim;
@@ -471,11 +494,16 @@ public final class AllocationLedger implements AutoCloseable {
                     record(committed);
                     writer.submit(List.copyOf(allocations.values()));
                     changed();
-                    log.info("event=allocation_taken_over allocation={} gpus={} owner=\"{}\" tenant={} "
+                    log.info(
+                            "event=allocation_taken_over allocation={} gpus={} owner=\"{}\" tenant={} "
                                     + "previous_owner=\"{}\" displaced={} detail=\"kubelet handed the IDs of a "
-                                    + "departed container to a new one; files made afresh\"", id,
-                            committed.milliPerGpu(), committed.owner(), committed.tenant(),
-                            existing == null ? "" : existing.owner(), released.stream().map(Allocation::id).toList());
+                                    + "departed container to a new one; files made afresh\"",
+                            id,
+                            committed.milliPerGpu(),
+                            committed.owner(),
+                            committed.tenant(),
+                            existing == null ? "" : existing.owner(),
+                            released.stream().map(Allocation::id).toList());
                     displaced = List.copyOf(released);
                     return committed;
                 }
@@ -486,7 +514,10 @@ public final class AllocationLedger implements AutoCloseable {
                         record(committed);
                         writer.submit(List.copyOf(allocations.values()));
                         changed();
-                        log.info("event=allocation_claim allocation={} pod={} tenant={}", id, claim.owner(),
+                        log.info(
+                                "event=allocation_claim allocation={} pod={} tenant={}",
+                                id,
+                                claim.owner(),
                                 claim.tenant());
                     }
                     if (ownsFiles) {
@@ -496,8 +527,10 @@ public final class AllocationLedger implements AutoCloseable {
                 }
                 if (!ownsFiles) {
                     // the repeat's allocation was released between prepare and commit: its files are gone
-                    throw new LedgerException.StorageFailed("allocation " + id + " was released while kubelet "
-                            + "repeated its Allocate; its files are gone, retry the Allocate", null);
+                    throw new LedgerException.StorageFailed(
+                            "allocation " + id + " was released while kubelet "
+                                    + "repeated its Allocate; its files are gone, retry the Allocate",
+                            null);
                 }
                 List<Allocation> released = new ArrayList<>();
                 for (String staleId : displacedBy(ids)) {
@@ -508,9 +541,16 @@ public final class AllocationLedger implements AutoCloseable {
                 preparing.remove(id);
                 writer.submit(List.copyOf(allocations.values()));
                 changed();
-                log.info("event=allocation_created allocation={} gpus={} milli={} devices={} owner=\"{}\" "
-                        + "tenant={} displaced={}", id, created.milliPerGpu(), created.milli(), ids.size(),
-                        created.owner(), created.tenant(), released.stream().map(Allocation::id).toList());
+                log.info(
+                        "event=allocation_created allocation={} gpus={} milli={} devices={} owner=\"{}\" "
+                                + "tenant={} displaced={}",
+                        id,
+                        created.milliPerGpu(),
+                        created.milli(),
+                        ids.size(),
+                        created.owner(),
+                        created.tenant(),
+                        released.stream().map(Allocation::id).toList());
                 displaced = List.copyOf(released);
                 committed = created;
                 return created;
@@ -528,7 +568,8 @@ public final class AllocationLedger implements AutoCloseable {
                 synchronized (lock) {
                     // the departed allocation keeps its (rewritten) files until released; if a reconcile or a
                     // displacement released it meanwhile, it left them to this takeover, so they go here
-                    recordGone = !allocations.containsKey(id) && !onMissingGpus.containsKey(id)
+                    recordGone = !allocations.containsKey(id)
+                            && !onMissingGpus.containsKey(id)
                             && !displacedWaiting.containsKey(id);
                     if (!recordGone) {
                         preparing.remove(id);
@@ -550,16 +591,21 @@ public final class AllocationLedger implements AutoCloseable {
                     synchronized (lock) {
                         preparing.remove(id);
                     }
-                    DiscardedDirectories.deleteQuietly(directory(new Allocation(id, ids, clock.instant(),
-                            claim.owner(), claim)));
+                    DiscardedDirectories.deleteQuietly(
+                            directory(new Allocation(id, ids, clock.instant(), claim.owner(), claim)));
                 }
                 return;
             }
             for (Allocation released : displaced) {
                 discardDisplacedLater(released);
-                log.warn("event=allocation_released reason=reassigned allocation={} owner=\"{}\" gpus={} by={} "
-                        + "files_kept_for={} detail=\"kubelet handed its IDs to a new container\"", released.id(),
-                        released.owner(), released.milliPerGpu(), id, displacedFilesGrace);
+                log.warn(
+                        "event=allocation_released reason=reassigned allocation={} owner=\"{}\" gpus={} by={} "
+                                + "files_kept_for={} detail=\"kubelet handed its IDs to a new container\"",
+                        released.id(),
+                        released.owner(),
+                        released.milliPerGpu(),
+                        id,
+                        displacedFilesGrace);
             }
             displaced = List.of();
         }
@@ -594,8 +640,9 @@ public final class AllocationLedger implements AutoCloseable {
      * counted up to the moment before it was asked: an allocation made while a slow List was in flight is not in
      * its answer, and must not look older than the grace period because of it.
      */
-    public ReconcileReport reconcileWith(java.util.function.Supplier<List<HeldDevices>> listing,
-                                         Duration releaseGracePeriod) throws LedgerException {
+    public ReconcileReport reconcileWith(
+            java.util.function.Supplier<List<HeldDevices>> listing, Duration releaseGracePeriod)
+            throws LedgerException {
         Instant asked = clock.instant();
         return reconcile(asked, listing.get(), releaseGracePeriod);
     }
@@ -623,8 +670,12 @@ public final class AllocationLedger implements AutoCloseable {
                 List<MilliGpuId> sorted = List.copyOf(ids);
                 String name = allocationId(sorted);
                 if (heldByName.putIfAbsent(name, container) != null) {
-                    log.warn("event=reconcile_conflict allocation={} owner=\"{}\" other=\"{}\" detail=\"two "
-                            + "containers hold the same IDs\"", name, container.owner(), heldByName.get(name).owner());
+                    log.warn(
+                            "event=reconcile_conflict allocation={} owner=\"{}\" other=\"{}\" detail=\"two "
+                                    + "containers hold the same IDs\"",
+                            name,
+                            container.owner(),
+                            heldByName.get(name).owner());
                     continue;
                 }
                 heldIds.put(name, sorted);
@@ -645,9 +696,13 @@ public final class AllocationLedger implements AutoCloseable {
                         }
                         continue;
                     }
-                    String other = allocation.deviceIds().stream().map(heldBy::get).filter(o -> o != null)
-                            .findFirst().orElse(null);
-                    boolean pastGrace = Duration.between(allocation.createdAt(), now).compareTo(releaseGracePeriod) >= 0;
+                    String other = allocation.deviceIds().stream()
+                            .map(heldBy::get)
+                            .filter(o -> o != null)
+                            .findFirst()
+                            .orElse(null);
+                    boolean pastGrace =
+                            Duration.between(allocation.createdAt(), now).compareTo(releaseGracePeriod) >= 0;
                     // Made in this run and young: the list may predate its Allocate (kubelet freed the IDs from a
                     // departed pod the list still shows), so only the grace period may release it.
                     boolean beforeThisRun = !allocation.createdAt().isAfter(openedAt);
@@ -678,21 +733,28 @@ public final class AllocationLedger implements AutoCloseable {
                 }
                 if (heldIds.get(name).stream().anyMatch(owned::contains)) {
                     if (reportedUnadoptable.add(name + " " + entry.getValue().owner())) {
-                        log.info("event=reconcile_not_adopted owner=\"{}\" allocation={} reason=\"its IDs overlap "
-                                + "an allocation the ledger keeps (a finished init container's devices reused by "
-                                + "its pod's app containers)\"", entry.getValue().owner(), name);
+                        log.info(
+                                "event=reconcile_not_adopted owner=\"{}\" allocation={} reason=\"its IDs overlap "
+                                        + "an allocation the ledger keeps (a finished init container's devices reused by "
+                                        + "its pod's app containers)\"",
+                                entry.getValue().owner(),
+                                name);
                     }
                     continue;
                 }
                 try {
-                    List<MilliGpuId> valid = validateShape(heldIds.get(name).stream().map(MilliGpuId::id).toList());
-                    Allocation adoptedAllocation = new Allocation(name, valid, now, entry.getValue().owner());
+                    List<MilliGpuId> valid = validateShape(
+                            heldIds.get(name).stream().map(MilliGpuId::id).toList());
+                    Allocation adoptedAllocation =
+                            new Allocation(name, valid, now, entry.getValue().owner());
                     adopted.add(adoptedAllocation);
                     served.put(name, adoptedAllocation);
                     owned.addAll(valid);
                 } catch (LedgerException e) {
                     if (reportedUnadoptable.add(name + " " + entry.getValue().owner())) {
-                        log.warn("event=reconcile_not_adopted owner=\"{}\" reason=\"{}\"", entry.getValue().owner(),
+                        log.warn(
+                                "event=reconcile_not_adopted owner=\"{}\" reason=\"{}\"",
+                                entry.getValue().owner(),
                                 e.getMessage());
                     }
                 }
@@ -710,8 +772,11 @@ public final class AllocationLedger implements AutoCloseable {
                     }
                     ensureFiles(allocation);
                 } catch (LedgerException.StorageFailed e) {
-                    log.error("event=adopt_files_failed allocation={} owner=\"{}\" error=\"{}\"", allocation.id(),
-                            allocation.owner(), e.getMessage());
+                    log.error(
+                            "event=adopt_files_failed allocation={} owner=\"{}\" error=\"{}\"",
+                            allocation.id(),
+                            allocation.owner(),
+                            e.getMessage());
                 }
             }
             allocations.clear();
@@ -729,17 +794,27 @@ public final class AllocationLedger implements AutoCloseable {
                 if (!takenOver) {
                     discarded.discard(directory(allocation));
                 }
-                log.info("event=allocation_released reason={} allocation={} owner=\"{}\" gpus={} files={}",
-                        releaseReasons.get(i), allocation.id(), allocation.owner(), allocation.milliPerGpu(),
+                log.info(
+                        "event=allocation_released reason={} allocation={} owner=\"{}\" gpus={} files={}",
+                        releaseReasons.get(i),
+                        allocation.id(),
+                        allocation.owner(),
+                        allocation.milliPerGpu(),
                         takenOver ? "kept_for_takeover" : "removed");
             }
             for (Allocation allocation : adopted) {
-                log.info("event=allocation_adopted allocation={} owner=\"{}\" gpus={}", allocation.id(),
-                        allocation.owner(), allocation.milliPerGpu());
+                log.info(
+                        "event=allocation_adopted allocation={} owner=\"{}\" gpus={}",
+                        allocation.id(),
+                        allocation.owner(),
+                        allocation.milliPerGpu());
             }
             for (Allocation allocation : learned) {
-                log.info("event=allocation_owner allocation={} owner=\"{}\" gpus={}", allocation.id(),
-                        allocation.owner(), allocation.milliPerGpu());
+                log.info(
+                        "event=allocation_owner allocation={} owner=\"{}\" gpus={}",
+                        allocation.id(),
+                        allocation.owner(),
+                        allocation.milliPerGpu());
             }
             orphans = removeOrphans(now, releaseGracePeriod);
             return new ReconcileReport(List.copyOf(released), List.copyOf(adopted), List.copyOf(learned), orphans);
@@ -764,8 +839,10 @@ public final class AllocationLedger implements AutoCloseable {
                 String name = entry.getFileName().toString();
                 // displaced files wait out their grace for an init container; a directory being prepared is an
                 // Allocate in progress outside the lock
-                if (!allocations.containsKey(name) && !onMissingGpus.containsKey(name)
-                        && !displacedWaiting.containsKey(name) && !preparing.contains(name)) {
+                if (!allocations.containsKey(name)
+                        && !onMissingGpus.containsKey(name)
+                        && !displacedWaiting.containsKey(name)
+                        && !preparing.contains(name)) {
                     removed.add(name);
                 }
             }
@@ -775,8 +852,10 @@ public final class AllocationLedger implements AutoCloseable {
         }
         for (String name : removed) {
             discarded.discard(allocationsDir.resolve(name));
-            log.warn("event=orphan_directory_removed dir={} detail=\"no allocation accounts for it (left by a "
-                    + "crash)\"", allocationsDir.resolve(name));
+            log.warn(
+                    "event=orphan_directory_removed dir={} detail=\"no allocation accounts for it (left by a "
+                            + "crash)\"",
+                    allocationsDir.resolve(name));
         }
         return List.copyOf(removed);
     }
@@ -837,7 +916,9 @@ public final class AllocationLedger implements AutoCloseable {
             return;
         }
         try {
-            var _ = displacedFiles.schedule(() -> discardDisplaced(released), displacedFilesGrace.toMillis(),
+            var _ = displacedFiles.schedule(
+                    () -> discardDisplaced(released),
+                    displacedFilesGrace.toMillis(),
                     java.util.concurrent.TimeUnit.MILLISECONDS);
         } catch (java.util.concurrent.RejectedExecutionException closing) {
             discardDisplaced(released);
@@ -859,7 +940,9 @@ public final class AllocationLedger implements AutoCloseable {
                     preparing.remove(released.id());
                 }
             }
-            log.info("event=allocation_files_removed allocation={} owner=\"{}\" reason=displaced", released.id(),
+            log.info(
+                    "event=allocation_files_removed allocation={} owner=\"{}\" reason=displaced",
+                    released.id(),
                     released.owner());
         }
     }
@@ -886,15 +969,21 @@ public final class AllocationLedger implements AutoCloseable {
         List<DeviceQuota> quotas = new ArrayList<>();
         allocation.milliPerGpu().forEach((uuid, milli) -> {
             GpuDevice gpu = gpusByUuid.get(uuid);
-            long memory = allocation.claim().memoryBytesPerGpu() > 0 ? allocation.claim().memoryBytesPerGpu()
+            long memory = allocation.claim().memoryBytesPerGpu() > 0
+                    ? allocation.claim().memoryBytesPerGpu()
                     : switch (sharing.memoryPolicy()) {
-                case PROPORTIONAL -> MilliGpu.defaultMemory(milli, gpu.memoryBytes());
-                case UNLIMITED -> ShmLayout.MEMORY_UNLIMITED;
-            };
-            quotas.add(new DeviceQuota(uuid, gpu.index(), memory, milli, switch (sharing.computeMode()) {
-                case HARD_CAP -> ComputeMode.HARD_CAP;
-                case WORK_CONSERVING -> ComputeMode.WORK_CONSERVING;
-            }));
+                        case PROPORTIONAL -> MilliGpu.defaultMemory(milli, gpu.memoryBytes());
+                        case UNLIMITED -> ShmLayout.MEMORY_UNLIMITED;
+                    };
+            quotas.add(new DeviceQuota(
+                    uuid,
+                    gpu.index(),
+                    memory,
+                    milli,
+                    switch (sharing.computeMode()) {
+                        case HARD_CAP -> ComputeMode.HARD_CAP;
+                        case WORK_CONSERVING -> ComputeMode.WORK_CONSERVING;
+                    }));
         });
         quotas.sort((a, b) -> Integer.compare(a.hostIndex(), b.hostIndex()));
         String label = allocation.owner().isEmpty() ? "allocation " + allocation.id() : allocation.owner();
@@ -913,11 +1002,14 @@ public final class AllocationLedger implements AutoCloseable {
             if (existing == null || !existing.claim().equals(AllocationClaim.UNKNOWN)) {
                 return false;
             }
-            record(existing.withClaim(new AllocationClaim(claim.podUid(), claim.namespace(), claim.pod(),
-                    claim.container(), claim.tenant(), 0)));
+            record(existing.withClaim(new AllocationClaim(
+                    claim.podUid(), claim.namespace(), claim.pod(), claim.container(), claim.tenant(), 0)));
             writer.submit(List.copyOf(allocations.values()));
             changed();
-            log.info("event=allocation_claim allocation={} pod={} tenant={}", allocationId, claim.owner(),
+            log.info(
+                    "event=allocation_claim allocation={} pod={} tenant={}",
+                    allocationId,
+                    claim.owner(),
                     claim.tenant());
             return true;
         }
@@ -991,8 +1083,10 @@ public final class AllocationLedger implements AutoCloseable {
         try {
             writeFiles(allocation);
         } catch (IOException | RuntimeException e) {
-            throw new LedgerException.StorageFailed("cannot create the files of allocation " + allocation.id()
-                    + " in " + directory(allocation) + ": " + e.getMessage(), e);
+            throw new LedgerException.StorageFailed(
+                    "cannot create the files of allocation " + allocation.id() + " in " + directory(allocation) + ": "
+                            + e.getMessage(),
+                    e);
         }
     }
 

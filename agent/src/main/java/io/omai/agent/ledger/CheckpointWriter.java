@@ -24,13 +24,16 @@ final class CheckpointWriter implements AutoCloseable {
     private final LedgerCheckpoint checkpoint;
     private final Supplier<List<Allocation>> alsoKept;
     private final Object lock = new Object();
+
     @GuardedBy("lock")
     private List<Allocation> pending;
     // versions submitted / written
     @GuardedBy("lock")
     private long submitted;
+
     @GuardedBy("lock")
     private long written;
+
     private boolean closed;
     private final LoopThread thread;
 
@@ -42,8 +45,8 @@ final class CheckpointWriter implements AutoCloseable {
         this.checkpoint = checkpoint;
         this.alsoKept = alsoKept;
         // not interrupted at close: close() flushes first and then lets the writer see closed
-        this.thread = LoopThread.start("ledger-checkpoint", Thread.ofVirtual().name("ledger-checkpoint"),
-                LoopThread.Stop.AWAIT, this::run);
+        this.thread = LoopThread.start(
+                "ledger-checkpoint", Thread.ofVirtual().name("ledger-checkpoint"), LoopThread.Stop.AWAIT, this::run);
     }
 
     /** Schedules {@code snapshot} as the next checkpoint (replacing any not yet written). */
@@ -101,8 +104,11 @@ final class CheckpointWriter implements AutoCloseable {
                     lock.notifyAll();
                 }
             } catch (IOException | RuntimeException e) {
-                log.error("event=checkpoint_write_failed file={} retry_in_ms={} error=\"{}\"", checkpoint.file(),
-                        RETRY.toMillis(), e.toString());
+                log.error(
+                        "event=checkpoint_write_failed file={} retry_in_ms={} error=\"{}\"",
+                        checkpoint.file(),
+                        RETRY.toMillis(),
+                        e.toString());
                 synchronized (lock) {
                     if (pending == null) {
                         pending = snapshot; // nothing newer: retry this one

@@ -41,8 +41,11 @@ final class DiscardedDirectories implements AutoCloseable {
                 queue.add(leftover);
             }
         }
-        this.remover = LoopThread.start("discarded-allocation-remover",
-                Thread.ofVirtual().name("discarded-allocation-remover"), LoopThread.Stop.AWAIT, this::run);
+        this.remover = LoopThread.start(
+                "discarded-allocation-remover",
+                Thread.ofVirtual().name("discarded-allocation-remover"),
+                LoopThread.Stop.AWAIT,
+                this::run);
     }
 
     /** Moves {@code directory} (if it exists) out of the way and schedules its deletion. */
@@ -55,7 +58,9 @@ final class DiscardedDirectories implements AutoCloseable {
             Files.move(directory, target, StandardCopyOption.ATOMIC_MOVE);
             queue.add(target);
         } catch (IOException e) {
-            log.warn("event=discard_rename_failed dir={} error=\"{}\" detail=\"deleting in place\"", directory,
+            log.warn(
+                    "event=discard_rename_failed dir={} error=\"{}\" detail=\"deleting in place\"",
+                    directory,
                     e.toString());
             deleteQuietly(directory);
         }

@@ -56,6 +56,7 @@ final class LedgerCheckpoint {
     static final Set<Integer> READABLE = Set.of(1, 2);
     /** Longest owner or claim field accepted: namespace (63) + pod (253) + container (63) and separators. */
     static final int MAX_TEXT = 400;
+
     private static final ObjectMapper JSON = new ObjectMapper()
             .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
             .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES);
@@ -64,15 +65,26 @@ final class LedgerCheckpoint {
     record FileFormat(int version, String checksum, List<Entry> allocations) {}
 
     /** One allocation as stored; {@code claim} absent in version 1 and for allocations of unknown pods. */
-    record Entry(String id, List<String> deviceIds, String createdAt, String owner,
-                 @JsonInclude(JsonInclude.Include.NON_NULL) ClaimEntry claim) {}
+    record Entry(
+            String id,
+            List<String> deviceIds,
+            String createdAt,
+            String owner,
+            @JsonInclude(JsonInclude.Include.NON_NULL) ClaimEntry claim) {}
 
     /** An allocation's {@link AllocationClaim} as stored. */
-    record ClaimEntry(String podUid, String namespace, String pod, String container, String tenant,
-                      long memoryBytesPerGpu) {
+    record ClaimEntry(
+            String podUid, String namespace, String pod, String container, String tenant, long memoryBytesPerGpu) {
         static ClaimEntry of(AllocationClaim claim) {
-            return claim.equals(AllocationClaim.UNKNOWN) ? null : new ClaimEntry(claim.podUid(), claim.namespace(),
-                    claim.pod(), claim.container(), claim.tenant(), claim.memoryBytesPerGpu());
+            return claim.equals(AllocationClaim.UNKNOWN)
+                    ? null
+                    : new ClaimEntry(
+                            claim.podUid(),
+                            claim.namespace(),
+                            claim.pod(),
+                            claim.container(),
+                            claim.tenant(),
+                            claim.memoryBytesPerGpu());
         }
 
         AllocationClaim toClaim() {
@@ -95,8 +107,12 @@ final class LedgerCheckpoint {
      * @param unusable why the whole file could not be used, or null
      * @param keptAside where the unusable file or the set-aside entries were kept, or null
      */
-    record Contents(List<Allocation> allocations, List<SetAside> setAside, List<Repaired> repaired, String unusable,
-                    Path keptAside) {
+    record Contents(
+            List<Allocation> allocations,
+            List<SetAside> setAside,
+            List<Repaired> repaired,
+            String unusable,
+            Path keptAside) {
         /** Whether the file on disk differs from what was loaded, so it should be rewritten. */
         boolean needsRewrite() {
             return unusable != null || !setAside.isEmpty() || !repaired.isEmpty();
@@ -180,8 +196,8 @@ final class LedgerCheckpoint {
                 List<MilliGpuId> ids = deviceIds(entry.deviceIds());
                 String derived = AllocationLedger.allocationId(ids);
                 if (!derived.equals(entry.id())) {
-                    throw new IllegalArgumentException("id '" + entry.id() + "' is not the name its device IDs "
-                            + "derive; expected " + derived);
+                    throw new IllegalArgumentException(
+                            "id '" + entry.id() + "' is not the name its device IDs " + "derive; expected " + derived);
                 }
                 if (entry.createdAt() == null) {
                     throw new IllegalArgumentException("createdAt is missing; expected an ISO-8601 instant");
@@ -232,12 +248,19 @@ final class LedgerCheckpoint {
             aside = keepEntriesAside(setAside, repaired);
         }
         for (SetAside entry : setAside) {
-            log.warn("event=checkpoint_entry_set_aside file={} kept_in={} reason=\"{}\" entry=\"{}\"", file, aside,
-                    entry.reason(), abbreviate(entry.entry()));
+            log.warn(
+                    "event=checkpoint_entry_set_aside file={} kept_in={} reason=\"{}\" entry=\"{}\"",
+                    file,
+                    aside,
+                    entry.reason(),
+                    abbreviate(entry.entry()));
         }
         for (Repaired entry : repaired) {
-            log.warn("event=checkpoint_entry_repaired file={} allocation={} correction=\"{}\"", file,
-                    entry.allocation().id(), entry.correction());
+            log.warn(
+                    "event=checkpoint_entry_repaired file={} allocation={} correction=\"{}\"",
+                    file,
+                    entry.allocation().id(),
+                    entry.correction());
         }
         return new Contents(List.copyOf(loaded), List.copyOf(setAside), List.copyOf(repaired), null, aside);
     }
@@ -245,15 +268,15 @@ final class LedgerCheckpoint {
     /** Known, distinct IDs forming one share of one GPU or whole GPUs; sorted. */
     private static List<MilliGpuId> deviceIds(List<String> raw) {
         if (raw == null || raw.isEmpty()) {
-            throw new IllegalArgumentException("deviceIds is missing or empty; expected at least one "
-                    + "<gpu-uuid>-m<slot>");
+            throw new IllegalArgumentException(
+                    "deviceIds is missing or empty; expected at least one " + "<gpu-uuid>-m<slot>");
         }
         Set<MilliGpuId> distinct = new HashSet<>();
         Map<String, Integer> perGpu = new LinkedHashMap<>();
         for (String text : raw) {
             MilliGpuId id = MilliGpuId.parse(text);
-            if (id.uuid().length() > MilliGpuId.maxUuidLength() || !id.uuid().chars().allMatch(
-                    ch -> ch > 0x20 && ch < 0x7f && ch != '/')) {
+            if (id.uuid().length() > MilliGpuId.maxUuidLength()
+                    || !id.uuid().chars().allMatch(ch -> ch > 0x20 && ch < 0x7f && ch != '/')) {
                 throw new IllegalArgumentException("device ID '" + text + "' names GPU '" + id.uuid()
                         + "', which is not a GPU UUID (printable ASCII without '/', at most "
                         + MilliGpuId.maxUuidLength() + " characters)");
@@ -299,11 +322,14 @@ final class LedgerCheckpoint {
         ArrayNode list = root.putArray("setAside");
         setAside.forEach(s -> list.addObject().put("reason", s.reason()).set("entry", s.entry()));
         ArrayNode fixed = root.putArray("repaired");
-        repaired.forEach(r -> fixed.addObject().put("allocation", r.allocation().id())
-                .put("correction", r.correction()));
+        repaired.forEach(
+                r -> fixed.addObject().put("allocation", r.allocation().id()).put("correction", r.correction()));
         try {
-            Files.write(aside, JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(root),
-                    StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+            Files.write(
+                    aside,
+                    JSON.writerWithDefaultPrettyPrinter().writeValueAsBytes(root),
+                    StandardOpenOption.CREATE_NEW,
+                    StandardOpenOption.WRITE);
             return aside;
         } catch (IOException e) {
             log.error("event=checkpoint_entries_not_kept file={} error=\"{}\"", aside, e.toString());
@@ -320,24 +346,28 @@ final class LedgerCheckpoint {
             log.error("event=checkpoint_not_kept_aside file={} error=\"{}\"", file, e.toString());
             aside = null;
         }
-        log.error("event=checkpoint_unusable file={} kept_aside={} reason=\"{}\" detail=\"starting with an empty "
-                + "ledger; what containers hold is adopted from PodResources\"", file, aside, abbreviate(problem));
+        log.error(
+                "event=checkpoint_unusable file={} kept_aside={} reason=\"{}\" detail=\"starting with an empty "
+                        + "ledger; what containers hold is adopted from PodResources\"",
+                file,
+                aside,
+                abbreviate(problem));
         return new Contents(List.of(), List.of(), List.of(), problem, aside);
     }
 
     /** Replaces the checkpoint with these allocations, atomically and durably. */
     void write(List<Allocation> allocations) throws IOException {
         List<Entry> entries = allocations.stream()
-                .map(a -> new Entry(a.id(), a.deviceIdStrings(), a.createdAt().toString(), a.owner(),
-                        ClaimEntry.of(a.claim())))
+                .map(a -> new Entry(
+                        a.id(), a.deviceIdStrings(), a.createdAt().toString(), a.owner(), ClaimEntry.of(a.claim())))
                 .toList();
         byte[] bytes = JSON.writerWithDefaultPrettyPrinter()
                 .writeValueAsBytes(new FileFormat(VERSION, checksum(JSON.valueToTree(entries)), entries));
         Path temp = file.resolveSibling(file.getFileName() + ".tmp");
         // A fresh file: an existing temp (a link someone planted) is removed, never followed.
         Files.deleteIfExists(temp);
-        try (FileChannel channel = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE,
-                LinkOption.NOFOLLOW_LINKS)) {
+        try (FileChannel channel = FileChannel.open(
+                temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE, LinkOption.NOFOLLOW_LINKS)) {
             ByteBuffer buffer = ByteBuffer.wrap(bytes);
             while (buffer.hasRemaining()) {
                 channel.write(buffer);
@@ -358,7 +388,9 @@ final class LedgerCheckpoint {
     private static String checksum(JsonNode entries) {
         try {
             byte[] canonical = JSON.writeValueAsBytes(entries);
-            return "sha256:" + HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(canonical));
+            return "sha256:"
+                    + HexFormat.of()
+                            .formatHex(MessageDigest.getInstance("SHA-256").digest(canonical));
         } catch (IOException | NoSuchAlgorithmException e) {
             throw new IllegalStateException("cannot compute the ledger checksum", e);
         }

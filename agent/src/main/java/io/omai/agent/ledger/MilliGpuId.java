@@ -14,14 +14,16 @@ public record MilliGpuId(String uuid, int slot) implements Comparable<MilliGpuId
 
     public MilliGpuId {
         if (slot < 0 || slot >= MilliGpu.PER_GPU) {
-            throw new IllegalArgumentException("slot " + slot + " of " + uuid + " is outside 0.."
-                    + (MilliGpu.PER_GPU - 1));
+            throw new IllegalArgumentException(
+                    "slot " + slot + " of " + uuid + " is outside 0.." + (MilliGpu.PER_GPU - 1));
         }
     }
 
     /** The longest GPU UUID whose IDs still fit in {@value #MAX_ID_LENGTH} characters. */
     public static int maxUuidLength() {
-        return MAX_ID_LENGTH - SEPARATOR.length() - String.valueOf(MilliGpu.PER_GPU - 1).length();
+        return MAX_ID_LENGTH
+                - SEPARATOR.length()
+                - String.valueOf(MilliGpu.PER_GPU - 1).length();
     }
 
     /**
@@ -35,10 +37,11 @@ public record MilliGpuId(String uuid, int slot) implements Comparable<MilliGpuId
             throw new IllegalArgumentException("device ID '" + id + "' is not of the form <gpu-uuid>-m<slot>");
         }
         String slotText = id.substring(at + SEPARATOR.length());
-        if (slotText.length() > 3 || !slotText.chars().allMatch(Character::isDigit)
+        if (slotText.length() > 3
+                || !slotText.chars().allMatch(Character::isDigit)
                 || (slotText.length() > 1 && slotText.charAt(0) == '0')) {
-            throw new IllegalArgumentException("device ID '" + id + "' has slot '" + slotText
-                    + "'; expected 0.." + (MilliGpu.PER_GPU - 1) + " without leading zeros");
+            throw new IllegalArgumentException("device ID '" + id + "' has slot '" + slotText + "'; expected 0.."
+                    + (MilliGpu.PER_GPU - 1) + " without leading zeros");
         }
         return new MilliGpuId(id.substring(0, at), Integer.parseInt(slotText));
     }

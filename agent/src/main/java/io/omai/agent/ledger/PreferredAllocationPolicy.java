@@ -32,8 +32,9 @@ import java.util.stream.Collectors;
 final class PreferredAllocationPolicy {
     private PreferredAllocationPolicy() {}
 
-    static List<MilliGpuId> choose(List<GpuDevice> gpus, Collection<MilliGpuId> available,
-                                   Collection<MilliGpuId> mustInclude, int size) throws LedgerException {
+    static List<MilliGpuId> choose(
+            List<GpuDevice> gpus, Collection<MilliGpuId> available, Collection<MilliGpuId> mustInclude, int size)
+            throws LedgerException {
         if (size <= 0) {
             throw new LedgerException.InvalidRequest("allocation_size " + size + " is not positive");
         }
@@ -47,14 +48,17 @@ final class PreferredAllocationPolicy {
         // kubelet's contract: must-include IDs are among the available ones. One that is not may be held by a
         // running container; returning it would hand one device to two containers.
         List<String> notAvailable = mustInclude.stream()
-                .filter(id -> !free.get(id.uuid()).get(id.slot())).map(MilliGpuId::id).sorted().toList();
+                .filter(id -> !free.get(id.uuid()).get(id.slot()))
+                .map(MilliGpuId::id)
+                .sorted()
+                .toList();
         if (!notAvailable.isEmpty()) {
             throw new LedgerException.InvalidRequest("must_include_deviceIDs " + describeIds(notAvailable)
                     + " are not in available_deviceIDs; kubelet must include only IDs it offers as available");
         }
         if (mustInclude.size() > size) {
-            throw new LedgerException.InvalidRequest("must_include_deviceIDs has " + mustInclude.size()
-                    + " IDs but allocation_size is " + size);
+            throw new LedgerException.InvalidRequest(
+                    "must_include_deviceIDs has " + mustInclude.size() + " IDs but allocation_size is " + size);
         }
         NodeState node = asOffered(gpus, free);
         if (MilliGpu.isShare(size)) {
@@ -72,15 +76,26 @@ final class PreferredAllocationPolicy {
     private static NodeState asOffered(List<GpuDevice> gpus, Map<String, BitSet> free) {
         List<GpuState> states = new ArrayList<>(gpus.size());
         for (GpuDevice gpu : gpus) {
-            states.add(new GpuState(gpu.uuid(), gpu.index(), gpu.hasNumaNode() ? gpu.numaNode() : -1, "", true, "",
-                    gpu.memoryBytes(), MilliGpu.PER_GPU - free.get(gpu.uuid()).cardinality(), 0, Set.of()));
+            states.add(new GpuState(
+                    gpu.uuid(),
+                    gpu.index(),
+                    gpu.hasNumaNode() ? gpu.numaNode() : -1,
+                    "",
+                    true,
+                    "",
+                    gpu.memoryBytes(),
+                    MilliGpu.PER_GPU - free.get(gpu.uuid()).cardinality(),
+                    0,
+                    Set.of()));
         }
         return new NodeState("", states, List.of());
     }
 
-    private static List<MilliGpuId> shareOfOneGpu(NodeState node, Map<String, BitSet> free,
-                                                  Collection<MilliGpuId> mustInclude, int size) throws LedgerException {
-        Set<String> mustGpus = mustInclude.stream().map(MilliGpuId::uuid).collect(Collectors.toCollection(TreeSet::new));
+    private static List<MilliGpuId> shareOfOneGpu(
+            NodeState node, Map<String, BitSet> free, Collection<MilliGpuId> mustInclude, int size)
+            throws LedgerException {
+        Set<String> mustGpus =
+                mustInclude.stream().map(MilliGpuId::uuid).collect(Collectors.toCollection(TreeSet::new));
         if (mustGpus.size() > 1) {
             throw new LedgerException.InvalidRequest("must_include_deviceIDs are on GPUs " + mustGpus + "; a share "
                     + "of " + size + " (below " + MilliGpu.PER_GPU + ") must stay on one GPU");
@@ -98,16 +113,23 @@ final class PreferredAllocationPolicy {
             slots.add(id.slot());
         }
         BitSet bestFree = free.get(best.uuid());
-        for (int slot = bestFree.nextSetBit(0); slot >= 0 && slots.size() < size; slot = bestFree.nextSetBit(slot + 1)) {
+        for (int slot = bestFree.nextSetBit(0);
+                slot >= 0 && slots.size() < size;
+                slot = bestFree.nextSetBit(slot + 1)) {
             slots.add(slot);
         }
-        return slots.stream().map(slot -> new MilliGpuId(best.uuid(), slot)).sorted().toList();
+        return slots.stream()
+                .map(slot -> new MilliGpuId(best.uuid(), slot))
+                .sorted()
+                .toList();
     }
 
     private static List<MilliGpuId> wholeGpus(NodeState node, Collection<MilliGpuId> mustInclude, int count)
             throws LedgerException {
-        List<GpuState> wholeFree = node.gpus().stream().filter(GpuState::untouched).toList();
-        Set<String> mustGpus = mustInclude.stream().map(MilliGpuId::uuid).collect(Collectors.toCollection(TreeSet::new));
+        List<GpuState> wholeFree =
+                node.gpus().stream().filter(GpuState::untouched).toList();
+        Set<String> mustGpus =
+                mustInclude.stream().map(MilliGpuId::uuid).collect(Collectors.toCollection(TreeSet::new));
         for (String uuid : mustGpus) {
             if (wholeFree.stream().noneMatch(gpu -> gpu.uuid().equals(uuid))) {
                 throw new LedgerException.NoFit("must_include_deviceIDs name GPU " + uuid
@@ -138,6 +160,8 @@ final class PreferredAllocationPolicy {
     }
 
     private static String describeFree(NodeState node) {
-        return node.gpus().stream().map(gpu -> gpu.uuid() + "=" + gpu.milliFree()).collect(Collectors.joining(", "));
+        return node.gpus().stream()
+                .map(gpu -> gpu.uuid() + "=" + gpu.milliFree())
+                .collect(Collectors.joining(", "));
     }
 }

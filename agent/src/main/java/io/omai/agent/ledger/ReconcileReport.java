@@ -10,8 +10,11 @@ import java.util.List;
  * @param ownersLearned allocations whose pod/container became known
  * @param orphansRemoved names in the allocations directory no allocation accounted for, removed
  */
-public record ReconcileReport(List<Allocation> released, List<Allocation> adopted, List<Allocation> ownersLearned,
-                              List<String> orphansRemoved) {
+public record ReconcileReport(
+        List<Allocation> released,
+        List<Allocation> adopted,
+        List<Allocation> ownersLearned,
+        List<String> orphansRemoved) {
     public boolean changedAnything() {
         return !released.isEmpty() || !adopted.isEmpty() || !ownersLearned.isEmpty() || !orphansRemoved.isEmpty();
     }

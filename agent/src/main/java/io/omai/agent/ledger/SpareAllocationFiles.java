@@ -26,8 +26,11 @@ import org.slf4j.LoggerFactory;
  */
 final class SpareAllocationFiles implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(SpareAllocationFiles.class);
-    private static final AllocationSpec PLACEHOLDER = new AllocationSpec("spare (unassigned)",
-            List.of(new DeviceQuota("GPU-unassigned", 0, 0, 1, ComputeMode.HARD_CAP)), true, 100_000);
+    private static final AllocationSpec PLACEHOLDER = new AllocationSpec(
+            "spare (unassigned)",
+            List.of(new DeviceQuota("GPU-unassigned", 0, 0, 1, ComputeMode.HARD_CAP)),
+            true,
+            100_000);
 
     private final Path directory;
     private final int target;
@@ -51,8 +54,8 @@ final class SpareAllocationFiles implements AutoCloseable {
             }
         }
         wanted.release(target);
-        this.filler = LoopThread.start("spare-allocation-files", Thread.ofVirtual().name("spare-allocation-files"),
-                this::fill);
+        this.filler = LoopThread.start(
+                "spare-allocation-files", Thread.ofVirtual().name("spare-allocation-files"), this::fill);
     }
 
     private void fill() {

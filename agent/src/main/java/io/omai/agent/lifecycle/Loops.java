@@ -62,9 +62,10 @@ public final class Loops {
                         return Optional.empty();
                     }
                     long idle = now - last[1];
-                    return idle < deadlineNanos ? Optional.empty()
-                            : Optional.of("no pass for " + idle / 1_000_000 + " ms (deadline "
-                                    + deadline.toMillis() + " ms, " + count + " passes)");
+                    return idle < deadlineNanos
+                            ? Optional.empty()
+                            : Optional.of("no pass for " + idle / 1_000_000 + " ms (deadline " + deadline.toMillis()
+                                    + " ms, " + count + " passes)");
                 }
             }
         });
@@ -97,8 +98,12 @@ public final class Loops {
                     body.run();
                     return; // the body ended on its own: the loop was stopped
                 } catch (Throwable e) {
-                    log.error("event=loop_failed loop={} error=\"{}\" action=restart_in_{}ms", name, e,
-                            RESTART_PAUSE_MILLIS, e);
+                    log.error(
+                            "event=loop_failed loop={} error=\"{}\" action=restart_in_{}ms",
+                            name,
+                            e,
+                            RESTART_PAUSE_MILLIS,
+                            e);
                 }
                 try {
                     Thread.sleep(RESTART_PAUSE_MILLIS);

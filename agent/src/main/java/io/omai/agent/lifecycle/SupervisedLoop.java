@@ -50,20 +50,25 @@ public final class SupervisedLoop implements LoopState, AutoCloseable {
     }
 
     /** As {@link #start(String, Duration, Duration, Runnable)}, the first pass after {@code initialDelay}. */
-    public static SupervisedLoop start(String name, Duration initialDelay, Duration period, Duration deadline,
-                                       Runnable pass) {
+    public static SupervisedLoop start(
+            String name, Duration initialDelay, Duration period, Duration deadline, Runnable pass) {
         return start(name, initialDelay, period, deadline, pass, System::nanoTime);
     }
 
-    static SupervisedLoop start(String name, Duration initialDelay, Duration period, Duration deadline,
-                                Runnable pass, LongSupplier nanoClock) {
+    static SupervisedLoop start(
+            String name,
+            Duration initialDelay,
+            Duration period,
+            Duration deadline,
+            Runnable pass,
+            LongSupplier nanoClock) {
         Loops.requirePositive(name, deadline);
         if (period.isNegative() || period.isZero()) {
             throw new IllegalArgumentException("period " + period + " of loop " + name + " must be positive");
         }
         SupervisedLoop loop = new SupervisedLoop(name, Objects.requireNonNull(pass, "pass"), deadline, nanoClock);
-        var _ = loop.executor.scheduleWithFixedDelay(loop::runPass, initialDelay.toNanos(), period.toNanos(),
-                TimeUnit.NANOSECONDS);
+        var _ = loop.executor.scheduleWithFixedDelay(
+                loop::runPass, initialDelay.toNanos(), period.toNanos(), TimeUnit.NANOSECONDS);
         return loop;
     }
 

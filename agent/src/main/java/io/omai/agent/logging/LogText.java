@@ -55,7 +55,10 @@ public final class LogText {
     }
 
     private static boolean needsEscape(char c, boolean quotes) {
-        return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == '\u2028' || c == '\u2029'
+        return c < 0x20
+                || (c >= 0x7f && c <= 0x9f)
+                || c == '\u2028'
+                || c == '\u2029'
                 || (quotes && (c == '\\' || c == '"'));
     }
 }

@@ -22,7 +22,8 @@ public final class OneLineMessageConverter extends ClassicConverter {
         for (int i = 0; i < arguments.length; i++) {
             escaped[i] = escape(arguments[i]);
         }
-        return LogText.controls(MessageFormatter.arrayFormat(event.getMessage(), escaped).getMessage());
+        return LogText.controls(
+                MessageFormatter.arrayFormat(event.getMessage(), escaped).getMessage());
     }
 
     private static Object escape(Object argument) {

@@ -20,10 +20,13 @@ public final class OneLineThrowableConverter extends ThrowableHandlingConverter 
         if (thrown == null) {
             return "";
         }
-        StringBuilder out = new StringBuilder(" exception=\"").append(LogText.value(describe(thrown))).append('"');
+        StringBuilder out = new StringBuilder(" exception=\"")
+                .append(LogText.value(describe(thrown)))
+                .append('"');
         StackTraceElementProxy[] frames = thrown.getStackTraceElementProxyArray();
         if (frames != null && frames.length > 0) {
-            out.append(" at=").append(LogText.value(frames[0].getStackTraceElement().toString()));
+            out.append(" at=")
+                    .append(LogText.value(frames[0].getStackTraceElement().toString()));
         }
         IThrowableProxy cause = thrown.getCause();
         for (int depth = 0; cause != null && depth < MAX_CAUSES; depth++, cause = cause.getCause()) {

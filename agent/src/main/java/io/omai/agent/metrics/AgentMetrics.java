@@ -46,13 +46,11 @@ public final class AgentMetrics implements AutoCloseable {
     /** kubelet waits for Allocate during admission; spare files keep it in the low milliseconds. */
     static final List<Duration> ALLOCATE_BUCKETS = millis(1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000);
     /** GetPreferredAllocation is pure computation over the candidate IDs. */
-    static final List<Duration> PREFERRED_ALLOCATION_BUCKETS = millis(0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250,
-            1000);
+    static final List<Duration> PREFERRED_ALLOCATION_BUCKETS = millis(0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000);
     /** Fit sits in a scheduler's filter/score path for every candidate node: sub-millisecond is the goal. */
     static final List<Duration> FIT_BUCKETS = millis(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000);
     /** A tick must stay well inside the grant period (100 ms by default), or grants arrive late. */
-    static final List<Duration> CONTROLLER_TICK_BUCKETS = millis(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100,
-            250);
+    static final List<Duration> CONTROLLER_TICK_BUCKETS = millis(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250);
 
     private final PrometheusMeterRegistry registry;
     private final String nodeName;
@@ -74,16 +72,20 @@ public final class AgentMetrics implements AutoCloseable {
         this.registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
         this.nodeName = nodeName;
         this.nanoClock = nanoClock;
-        this.rpcLatency = new RpcLatencyInterceptor(Map.of(
-                DevicePluginGrpc.getAllocateMethod().getFullMethodName(),
-                histogram(ALLOCATE_DURATION, "kubelet Allocate calls", ALLOCATE_BUCKETS),
-                DevicePluginGrpc.getGetPreferredAllocationMethod().getFullMethodName(),
-                histogram(PREFERRED_ALLOCATION_DURATION, "kubelet GetPreferredAllocation calls",
-                        PREFERRED_ALLOCATION_BUCKETS),
-                NodeAgentGrpc.getFitMethod().getFullMethodName(),
-                histogram(FIT_DURATION, "Scheduler API Fit calls", FIT_BUCKETS)), nanoClock);
-        this.controllerTicks = histogram(CONTROLLER_TICK_DURATION, "One compute-controller tick over every GPU",
-                CONTROLLER_TICK_BUCKETS);
+        this.rpcLatency = new RpcLatencyInterceptor(
+                Map.of(
+                        DevicePluginGrpc.getAllocateMethod().getFullMethodName(),
+                        histogram(ALLOCATE_DURATION, "kubelet Allocate calls", ALLOCATE_BUCKETS),
+                        DevicePluginGrpc.getGetPreferredAllocationMethod().getFullMethodName(),
+                        histogram(
+                                PREFERRED_ALLOCATION_DURATION,
+                                "kubelet GetPreferredAllocation calls",
+                                PREFERRED_ALLOCATION_BUCKETS),
+                        NodeAgentGrpc.getFitMethod().getFullMethodName(),
+                        histogram(FIT_DURATION, "Scheduler API Fit calls", FIT_BUCKETS)),
+                nanoClock);
+        this.controllerTicks = histogram(
+                CONTROLLER_TICK_DURATION, "One compute-controller tick over every GPU", CONTROLLER_TICK_BUCKETS);
         this.audit = new AuditMetrics(registry, nanoClock, AuditMetrics.DEFAULT_RETENTION);
         refreshes.add(audit);
     }
@@ -163,8 +165,11 @@ public final class AgentMetrics implements AutoCloseable {
                 try {
                     refresh.refresh();
                 } catch (RuntimeException | InternalError e) { // InternalError: a fault in a mapped file
-                    log.warn("event=metrics_refresh_failed binder={} error=\"{}\"",
-                            refresh.getClass().getSimpleName(), e.toString(), e);
+                    log.warn(
+                            "event=metrics_refresh_failed binder={} error=\"{}\"",
+                            refresh.getClass().getSimpleName(),
+                            e.toString(),
+                            e);
                 }
             }
             return registry.scrape();
@@ -188,7 +193,8 @@ public final class AgentMetrics implements AutoCloseable {
     }
 
     private static List<Duration> millis(double... bounds) {
-        return java.util.Arrays.stream(bounds).mapToObj(ms -> Duration.ofNanos(Math.round(ms * 1_000_000)))
+        return java.util.Arrays.stream(bounds)
+                .mapToObj(ms -> Duration.ofNanos(Math.round(ms * 1_000_000)))
                 .toList();
     }
 }

@@ -69,8 +69,13 @@ final class AllocationMetrics implements ScrapeRefresh {
     }
 
     /** What the meters of one allocation on one GPU show. */
-    record DeviceReading(double memoryLimitBytes, long memoryUsedBytes, double computeQuota, double computeAchieved,
-                         long throttledNs, long deniedAllocations) {}
+    record DeviceReading(
+            double memoryLimitBytes,
+            long memoryUsedBytes,
+            double computeQuota,
+            double computeAchieved,
+            long throttledNs,
+            long deniedAllocations) {}
 
     /** The baseline of the achieved share: tokens consumed at a time, and the share last computed. */
     private record AchievedShare(FilesKey files, long atNanos, long tokensNs, double share) {}
@@ -79,36 +84,90 @@ final class AllocationMetrics implements ScrapeRefresh {
         this.source = source;
         this.nanoClock = nanoClock;
         this.series = new SeriesSet<>(registry, AllocationMetrics::register);
-        this.tenants = new SeriesSet<>(registry, (reg, tenant, latest) -> List.of(
-                GpuMetrics.gauge(reg, NODE_TENANTS, null, "Allocations of the tenant on the node",
-                        Tags.of("tenant", tenant), latest, Integer::doubleValue)));
+        this.tenants = new SeriesSet<>(
+                registry,
+                (reg, tenant, latest) -> List.of(GpuMetrics.gauge(
+                        reg,
+                        NODE_TENANTS,
+                        null,
+                        "Allocations of the tenant on the node",
+                        Tags.of("tenant", tenant),
+                        latest,
+                        Integer::doubleValue)));
     }
 
     private static List<Meter> register(MeterRegistry registry, SeriesKey key, SeriesSet.Latest<DeviceReading> latest) {
-        Tags tags = Tags.of("namespace", key.namespace(), "pod", key.pod(), "container", key.container(),
-                "tenant", key.tenant(), "gpu", key.gpu());
+        Tags tags = Tags.of(
+                "namespace",
+                key.namespace(),
+                "pod",
+                key.pod(),
+                "container",
+                key.container(),
+                "tenant",
+                key.tenant(),
+                "gpu",
+                key.gpu());
         List<Meter> meters = new ArrayList<>();
-        meters.add(GpuMetrics.gauge(registry, MEMORY_LIMIT, "bytes",
-                "The container's memory quota on the GPU (+Inf when unlimited)", tags, latest,
+        meters.add(GpuMetrics.gauge(
+                registry,
+                MEMORY_LIMIT,
+                "bytes",
+                "The container's memory quota on the GPU (+Inf when unlimited)",
+                tags,
+                latest,
                 DeviceReading::memoryLimitBytes));
-        meters.add(GpuMetrics.gauge(registry, MEMORY_USED, "bytes",
-                "Memory its processes hold on the GPU (shim accounting)", tags, latest,
+        meters.add(GpuMetrics.gauge(
+                registry,
+                MEMORY_USED,
+                "bytes",
+                "Memory its processes hold on the GPU (shim accounting)",
+                tags,
+                latest,
                 DeviceReading::memoryUsedBytes));
-        meters.add(GpuMetrics.gauge(registry, COMPUTE_QUOTA, null, "Its share of the GPU's time, 0..1", tags,
-                latest, DeviceReading::computeQuota));
-        meters.add(GpuMetrics.gauge(registry, COMPUTE_ACHIEVED, null,
-                "GPU time it consumed per second between the last scrapes (NaN before the first interval)", tags,
-                latest, DeviceReading::computeAchieved));
-        meters.add(counter(registry, THROTTLED, "seconds", "Time its launches waited for compute tokens", tags,
-                latest, reading -> reading.throttledNs() / 1e9));
-        meters.add(counter(registry, DENIED, null, "Device memory allocations refused at its quota", tags, latest,
+        meters.add(GpuMetrics.gauge(
+                registry,
+                COMPUTE_QUOTA,
+                null,
+                "Its share of the GPU's time, 0..1",
+                tags,
+                latest,
+                DeviceReading::computeQuota));
+        meters.add(GpuMetrics.gauge(
+                registry,
+                COMPUTE_ACHIEVED,
+                null,
+                "GPU time it consumed per second between the last scrapes (NaN before the first interval)",
+                tags,
+                latest,
+                DeviceReading::computeAchieved));
+        meters.add(counter(
+                registry,
+                THROTTLED,
+                "seconds",
+                "Time its launches waited for compute tokens",
+                tags,
+                latest,
+                reading -> reading.throttledNs() / 1e9));
+        meters.add(counter(
+                registry,
+                DENIED,
+                null,
+                "Device memory allocations refused at its quota",
+                tags,
+                latest,
                 DeviceReading::deniedAllocations));
         return meters;
     }
 
-    private static FunctionCounter counter(MeterRegistry registry, String name, String baseUnit, String description,
-                                           Tags tags, SeriesSet.Latest<DeviceReading> latest,
-                                           ToDoubleFunction<DeviceReading> value) {
+    private static FunctionCounter counter(
+            MeterRegistry registry,
+            String name,
+            String baseUnit,
+            String description,
+            Tags tags,
+            SeriesSet.Latest<DeviceReading> latest,
+            ToDoubleFunction<DeviceReading> value) {
         return FunctionCounter.builder(name, latest, l -> value.applyAsDouble(l.get()))
                 .baseUnit(baseUnit)
                 .description(description)
@@ -139,15 +198,22 @@ final class AllocationMetrics implements ScrapeRefresh {
                 for (int device = 0; device < control.devices().size(); device++) {
                     ControlSnapshot.Device quota = control.devices().get(device);
                     UsageSnapshot.DeviceTotals totals = usage.devices().get(device);
-                    SeriesKey key = new SeriesKey(allocation.namespace(),
-                            allocation.ownerKnown() ? allocation.pod() : allocation.id(), allocation.container(),
-                            allocation.tenant(), Integer.toString(quota.hostIndex()));
+                    SeriesKey key = new SeriesKey(
+                            allocation.namespace(),
+                            allocation.ownerKnown() ? allocation.pod() : allocation.id(),
+                            allocation.container(),
+                            allocation.tenant(),
+                            Integer.toString(quota.hostIndex()));
                     // one container holds one allocation; should two ever share labels, the first keeps them
-                    readings.putIfAbsent(key, new DeviceReading(
-                            quota.memoryUnlimited() ? Double.POSITIVE_INFINITY : quota.memoryLimitBytes(),
-                            totals.bytesReserved(), quota.computeQuotaMilli() / 1000.0,
-                            achievedShare(key, filesKey, now, totals.tokensConsumedNs()),
-                            totals.throttledNs(), totals.deniedAllocs()));
+                    readings.putIfAbsent(
+                            key,
+                            new DeviceReading(
+                                    quota.memoryUnlimited() ? Double.POSITIVE_INFINITY : quota.memoryLimitBytes(),
+                                    totals.bytesReserved(),
+                                    quota.computeQuotaMilli() / 1000.0,
+                                    achievedShare(key, filesKey, now, totals.tokensConsumedNs()),
+                                    totals.throttledNs(),
+                                    totals.deniedAllocs()));
                 }
                 unreadable.remove(filesKey);
             } catch (IOException | RuntimeException e) {
@@ -202,13 +268,18 @@ final class AllocationMetrics implements ScrapeRefresh {
     /** Once per allocation until it reads again: a broken file usually stays broken between scrapes. */
     private void warnOnce(TrackedAllocation allocation, FilesKey key, Exception e) {
         if (unreadable.add(key)) {
-            log.warn("event=allocation_metrics_unreadable allocation={} dir={} error=\"{}\" detail=\"its series "
-                    + "are left out until it reads again\"", allocation.id(), allocation.directory(), e.toString());
+            log.warn(
+                    "event=allocation_metrics_unreadable allocation={} dir={} error=\"{}\" detail=\"its series "
+                            + "are left out until it reads again\"",
+                    allocation.id(),
+                    allocation.directory(),
+                    e.toString());
         }
     }
 
     private void closeGone(Set<FilesKey> live) {
-        Iterator<Map.Entry<FilesKey, AllocationFiles>> open = openFiles.entrySet().iterator();
+        Iterator<Map.Entry<FilesKey, AllocationFiles>> open =
+                openFiles.entrySet().iterator();
         while (open.hasNext()) {
             Map.Entry<FilesKey, AllocationFiles> entry = open.next();
             if (!live.contains(entry.getKey())) {

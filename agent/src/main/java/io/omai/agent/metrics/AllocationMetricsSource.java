@@ -27,8 +27,14 @@ public interface AllocationMetricsSource {
      * @param tenant the pod's tenant, "" while unknown
      * @param directory the directory holding its {@code control} and {@code usage} files
      */
-    record TrackedAllocation(String id, Instant createdAt, String namespace, String pod, String container,
-                             String tenant, Path directory) {
+    record TrackedAllocation(
+            String id,
+            Instant createdAt,
+            String namespace,
+            String pod,
+            String container,
+            String tenant,
+            Path directory) {
         public TrackedAllocation {
             if (id == null || id.isBlank()) {
                 throw new IllegalArgumentException("allocation id is empty");

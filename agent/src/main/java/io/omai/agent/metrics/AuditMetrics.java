@@ -54,6 +54,7 @@ public final class AuditMetrics implements ScrapeRefresh {
     private final MeterRegistry registry;
     private final LongSupplier nanoClock;
     private final long retentionNanos;
+
     @GuardedBy("this")
     private final Map<Key, Series> series = new LinkedHashMap<>();
 
@@ -76,10 +77,12 @@ public final class AuditMetrics implements ScrapeRefresh {
         Objects.requireNonNull(reason, "reason");
         Key key = new Key(reason, Objects.requireNonNullElse(namespace, ""), Objects.requireNonNullElse(pod, ""));
         Series existing = series.get(key);
-        Counter counter = existing != null ? existing.counter() : Counter.builder(VIOLATIONS)
-                .description("Processes caught on a shared GPU without the shim or beyond their quota")
-                .tags("reason", key.reason().label(), "namespace", key.namespace(), "pod", key.pod())
-                .register(registry);
+        Counter counter = existing != null
+                ? existing.counter()
+                : Counter.builder(VIOLATIONS)
+                        .description("Processes caught on a shared GPU without the shim or beyond their quota")
+                        .tags("reason", key.reason().label(), "namespace", key.namespace(), "pod", key.pod())
+                        .register(registry);
         counter.increment();
         series.put(key, new Series(counter, nanoClock.getAsLong()));
     }

@@ -33,22 +33,58 @@ final class GpuMetrics implements ScrapeRefresh {
     GpuMetrics(MeterRegistry registry, GpuMetricsSource source, String nodeName) {
         this.source = source;
         this.series = new SeriesSet<>(registry, (reg, key, latest) -> {
-            Tags tags = Tags.of("gpu", Integer.toString(key.index()), "uuid", key.uuid(), "model", key.model(),
-                    "node", nodeName);
+            Tags tags = Tags.of(
+                    "gpu", Integer.toString(key.index()), "uuid", key.uuid(), "model", key.model(), "node", nodeName);
             List<Meter> meters = new ArrayList<>();
-            meters.add(gauge(reg, MEMORY_TOTAL, "bytes", "Memory of the card", tags, latest,
-                    GpuReading::memoryTotalBytes));
-            meters.add(gauge(reg, MEMORY_ALLOCATED, "bytes", "Sum of the memory quotas handed out on the GPU",
-                    tags, latest, GpuReading::memoryAllocatedBytes));
-            meters.add(gauge(reg, MEMORY_USED, "bytes", "Memory in use as NVML reports it (NaN when unknown)",
-                    tags, latest, GpuReading::memoryUsedBytes));
-            meters.add(gauge(reg, MILLI_ALLOCATED, null, "Milli-GPU shares handed out", tags, latest,
+            meters.add(gauge(
+                    reg, MEMORY_TOTAL, "bytes", "Memory of the card", tags, latest, GpuReading::memoryTotalBytes));
+            meters.add(gauge(
+                    reg,
+                    MEMORY_ALLOCATED,
+                    "bytes",
+                    "Sum of the memory quotas handed out on the GPU",
+                    tags,
+                    latest,
+                    GpuReading::memoryAllocatedBytes));
+            meters.add(gauge(
+                    reg,
+                    MEMORY_USED,
+                    "bytes",
+                    "Memory in use as NVML reports it (NaN when unknown)",
+                    tags,
+                    latest,
+                    GpuReading::memoryUsedBytes));
+            meters.add(gauge(
+                    reg,
+                    MILLI_ALLOCATED,
+                    null,
+                    "Milli-GPU shares handed out",
+                    tags,
+                    latest,
                     GpuReading::milliAllocated));
-            meters.add(gauge(reg, MILLI_CAPACITY, null, "Milli-GPU shares the GPU offers", tags, latest,
+            meters.add(gauge(
+                    reg,
+                    MILLI_CAPACITY,
+                    null,
+                    "Milli-GPU shares the GPU offers",
+                    tags,
+                    latest,
                     GpuReading::milliCapacity));
-            meters.add(gauge(reg, UTILIZATION, null, "NVML utilisation, 0..1 (NaN when unknown)", tags, latest,
+            meters.add(gauge(
+                    reg,
+                    UTILIZATION,
+                    null,
+                    "NVML utilisation, 0..1 (NaN when unknown)",
+                    tags,
+                    latest,
                     GpuReading::utilization));
-            meters.add(gauge(reg, HEALTHY, null, "1 healthy, 0 advertised Unhealthy", tags, latest,
+            meters.add(gauge(
+                    reg,
+                    HEALTHY,
+                    null,
+                    "1 healthy, 0 advertised Unhealthy",
+                    tags,
+                    latest,
                     reading -> reading.healthy() ? 1 : 0));
             return meters;
         });
@@ -63,8 +99,14 @@ final class GpuMetrics implements ScrapeRefresh {
         series.update(current);
     }
 
-    static <V> Gauge gauge(MeterRegistry registry, String name, String baseUnit, String description, Tags tags,
-                           SeriesSet.Latest<V> latest, ToDoubleFunction<V> value) {
+    static <V> Gauge gauge(
+            MeterRegistry registry,
+            String name,
+            String baseUnit,
+            String description,
+            Tags tags,
+            SeriesSet.Latest<V> latest,
+            ToDoubleFunction<V> value) {
         return Gauge.builder(name, latest, l -> value.applyAsDouble(l.get()))
                 .baseUnit(baseUnit)
                 .description(description)

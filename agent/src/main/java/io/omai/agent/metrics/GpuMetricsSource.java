@@ -24,9 +24,17 @@ public interface GpuMetricsSource {
      * @param utilization NVML's utilisation, 0..1, or NaN when NVML cannot tell
      * @param healthy false while it is advertised Unhealthy
      */
-    record GpuReading(int index, String uuid, String model, long memoryTotalBytes, long memoryAllocatedBytes,
-                      double memoryUsedBytes, int milliAllocated, int milliCapacity, double utilization,
-                      boolean healthy) {
+    record GpuReading(
+            int index,
+            String uuid,
+            String model,
+            long memoryTotalBytes,
+            long memoryAllocatedBytes,
+            double memoryUsedBytes,
+            int milliAllocated,
+            int milliCapacity,
+            double utilization,
+            boolean healthy) {
         public GpuReading {
             if (uuid == null || uuid.isBlank()) {
                 throw new IllegalArgumentException("GPU " + index + " has no UUID");
@@ -35,8 +43,8 @@ public interface GpuMetricsSource {
                 throw new IllegalArgumentException("GPU " + uuid + " has no model (use \"\" when unknown)");
             }
             if (!Double.isNaN(utilization) && (utilization < 0 || utilization > 1)) {
-                throw new IllegalArgumentException("GPU " + uuid + ": utilisation " + utilization
-                        + " is outside 0..1 (NaN when unknown)");
+                throw new IllegalArgumentException(
+                        "GPU " + uuid + ": utilisation " + utilization + " is outside 0..1 (NaN when unknown)");
             }
         }
     }

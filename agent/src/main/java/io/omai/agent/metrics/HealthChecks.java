@@ -90,9 +90,11 @@ public final class HealthChecks {
                     return Optional.empty();
                 }
                 long stalled = now - last[1];
-                return stalled < maxStallNanos ? Optional.empty()
-                        : Optional.of("no iteration for " + Duration.ofNanos(stalled).toMillis() + " ms (at "
-                                + count + "; limit " + maxStall.toMillis() + " ms)");
+                return stalled < maxStallNanos
+                        ? Optional.empty()
+                        : Optional.of(
+                                "no iteration for " + Duration.ofNanos(stalled).toMillis() + " ms (at " + count
+                                        + "; limit " + maxStall.toMillis() + " ms)");
             }
         };
     }

@@ -40,7 +40,9 @@ public final class MetricsServer implements AutoCloseable {
      * @throws UncheckedIOException naming the address when it cannot be bound (port in use, address not local)
      */
     public static MetricsServer start(AgentConfig.Metrics config, AgentMetrics metrics) {
-        return start(new InetSocketAddress(InetAddress.ofLiteral(config.address()), config.port()), metrics::scrape,
+        return start(
+                new InetSocketAddress(InetAddress.ofLiteral(config.address()), config.port()),
+                metrics::scrape,
                 metrics.health());
     }
 
@@ -50,19 +52,23 @@ public final class MetricsServer implements AutoCloseable {
         try {
             server = HttpServer.create(address, 16);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot serve metrics on " + address + " (metrics.address/metrics.port): "
-                    + e.getMessage(), e);
+            throw new UncheckedIOException(
+                    "cannot serve metrics on " + address + " (metrics.address/metrics.port): " + e.getMessage(), e);
         }
         ExecutorService executor = Executors.newVirtualThreadPerTaskExecutor();
         server.setExecutor(executor);
-        server.createContext("/metrics", exchange -> respond(exchange, () -> new Answer(200, PROMETHEUS_TEXT,
-                scrape.get())));
+        server.createContext(
+                "/metrics", exchange -> respond(exchange, () -> new Answer(200, PROMETHEUS_TEXT, scrape.get())));
         server.createContext("/healthz", exchange -> respond(exchange, () -> probe(health.livenessProblem())));
         server.createContext("/readyz", exchange -> respond(exchange, () -> probe(health.readinessProblem())));
-        server.createContext("/", exchange -> respond(exchange, () -> new Answer(404, PLAIN_TEXT,
-                "not found; try /metrics, /healthz or /readyz\n")));
+        server.createContext(
+                "/",
+                exchange -> respond(
+                        exchange, () -> new Answer(404, PLAIN_TEXT, "not found; try /metrics, /healthz or /readyz\n")));
         server.start();
-        log.info("event=metrics_listening address={} port={}", address.getAddress().getHostAddress(),
+        log.info(
+                "event=metrics_listening address={} port={}",
+                address.getAddress().getHostAddress(),
                 server.getAddress().getPort());
         return new MetricsServer(server, executor);
     }
@@ -75,8 +81,8 @@ public final class MetricsServer implements AutoCloseable {
     private record Answer(int status, String contentType, String body) {}
 
     private static Answer probe(Optional<String> problem) {
-        return problem.map(p -> new Answer(503, PLAIN_TEXT, p + "\n")).orElseGet(() -> new Answer(200, PLAIN_TEXT,
-                "ok\n"));
+        return problem.map(p -> new Answer(503, PLAIN_TEXT, p + "\n"))
+                .orElseGet(() -> new Answer(200, PLAIN_TEXT, "ok\n"));
     }
 
     private static void respond(HttpExchange exchange, Supplier<Answer> handler) throws IOException {
@@ -87,15 +93,20 @@ public final class MetricsServer implements AutoCloseable {
             if (!head && !method.equals("GET")) {
                 exchange.getResponseHeaders().set("Allow", "GET, HEAD");
                 answer = new Answer(405, PLAIN_TEXT, method + " is not allowed; use GET\n");
-            } else if (!exchange.getRequestURI().getPath().equals(exchange.getHttpContext().getPath())
+            } else if (!exchange.getRequestURI()
+                            .getPath()
+                            .equals(exchange.getHttpContext().getPath())
                     && !exchange.getHttpContext().getPath().equals("/")) {
                 answer = new Answer(404, PLAIN_TEXT, "not found; try /metrics, /healthz or /readyz\n");
             } else {
                 try {
                     answer = handler.get();
                 } catch (RuntimeException e) {
-                    log.error("event=metrics_request_failed path={} error=\"{}\"", exchange.getRequestURI(),
-                            e.toString(), e);
+                    log.error(
+                            "event=metrics_request_failed path={} error=\"{}\"",
+                            exchange.getRequestURI(),
+                            e.toString(),
+                            e);
                     answer = new Answer(500, PLAIN_TEXT, "internal error: " + e + "\n");
                 }
             }

@@ -1,6 +1,5 @@
 package io.omai.agent.metrics;
 
-import io.omai.agent.node.NodeAgent;
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.gpu.GpuHealth;
 import io.omai.agent.gpu.nvml.NvmlLibrary;
@@ -8,6 +7,7 @@ import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.metrics.AllocationMetricsSource.TrackedAllocation;
 import io.omai.agent.metrics.GpuMetricsSource.GpuReading;
+import io.omai.agent.node.NodeAgent;
 import io.omai.agent.quota.shm.DeviceQuota;
 import io.omai.placement.MilliGpu;
 import java.nio.file.Files;
@@ -53,48 +53,67 @@ public final class NodeAgentSources {
                 return agent.kubeletRestarts();
             }
         });
-        agent.vfInventory().ifPresent(first -> metrics.bindVfs(new VfMetricsSource() {
-            @Override
-            public io.omai.ibvf.inventory.InventorySnapshot inventory() {
-                return agent.vfInventory().orElse(first);
-            }
+        agent.vfInventory()
+                .ifPresent(first -> metrics.bindVfs(new VfMetricsSource() {
+                    @Override
+                    public io.omai.ibvf.inventory.InventorySnapshot inventory() {
+                        return agent.vfInventory().orElse(first);
+                    }
 
-            @Override
-            public java.util.Set<io.omai.ibvf.model.PciAddress> allocatedVfs() {
-                return agent.allocatedVfs();
-            }
-        }));
+                    @Override
+                    public java.util.Set<io.omai.ibvf.model.PciAddress> allocatedVfs() {
+                        return agent.allocatedVfs();
+                    }
+                }));
         // A pass waits up to 1 s, a Register call up to 5 s and a failure up to the back-off: far beyond that,
         // the loop that keeps the plugin registered is stuck and a restart is the way out.
-        Duration maxStall = Duration.ofSeconds(30).plus(agent.config().kubelet().registrationBackoffMax()
-                .multipliedBy(2));
-        metrics.health().addLiveness("kubelet-registration",
-                HealthChecks.progress(agent::registrationLoopPasses, maxStall, System::nanoTime));
+        Duration maxStall = Duration.ofSeconds(30)
+                .plus(agent.config().kubelet().registrationBackoffMax().multipliedBy(2));
+        metrics.health()
+                .addLiveness(
+                        "kubelet-registration",
+                        HealthChecks.progress(agent::registrationLoopPasses, maxStall, System::nanoTime));
         // The NVML audit's findings: omai_audit_violations_total{reason, namespace, pod}
-        agent.onAuditFinding(finding -> metrics.audit().recordViolation(switch (finding.reason()) {
-            case NO_SHIM -> AuditMetrics.Reason.NO_SHIM;
-            case MEMORY_OVER_QUOTA, CONTAINER_MEMORY_OVER_QUOTA -> AuditMetrics.Reason.MEMORY_OVER_QUOTA;
-            case COMPUTE_OVER_QUOTA -> AuditMetrics.Reason.COMPUTE_OVER_QUOTA;
-            case USAGE_TAMPERED -> AuditMetrics.Reason.USAGE_TAMPERED;
-            case SLOTS_EXHAUSTED -> AuditMetrics.Reason.SLOTS_EXHAUSTED;
-        }, finding.namespace(), finding.pod()));
+        agent.onAuditFinding(finding -> metrics.audit()
+                .recordViolation(
+                        switch (finding.reason()) {
+                            case NO_SHIM -> AuditMetrics.Reason.NO_SHIM;
+                            case MEMORY_OVER_QUOTA, CONTAINER_MEMORY_OVER_QUOTA ->
+                                AuditMetrics.Reason.MEMORY_OVER_QUOTA;
+                            case COMPUTE_OVER_QUOTA -> AuditMetrics.Reason.COMPUTE_OVER_QUOTA;
+                            case USAGE_TAMPERED -> AuditMetrics.Reason.USAGE_TAMPERED;
+                            case SLOTS_EXHAUSTED -> AuditMetrics.Reason.SLOTS_EXHAUSTED;
+                        },
+                        finding.namespace(),
+                        finding.pod()));
         // The compute controller ticks every period; ten seconds without a tick means grants stopped growing.
         agent.computeLoop().onTick(metrics.controllerTickRecorder());
-        metrics.health().addLiveness("compute-control",
-                HealthChecks.progress(agent.computeLoop()::ticks, Duration.ofSeconds(10), System::nanoTime));
+        metrics.health()
+                .addLiveness(
+                        "compute-control",
+                        HealthChecks.progress(agent.computeLoop()::ticks, Duration.ofSeconds(10), System::nanoTime));
         // every background loop (reaper, compute control, GPU health, registration, reconcile): a loop that
         // missed its deadline or stopped fails liveness, so kubelet restarts the agent
         metrics.health().addLiveness("loops", agent.loops()::problem);
-        metrics.health().addReadiness("kubelet", () -> agent.registrations() > 0 ? Optional.empty()
-                : Optional.of("not registered with kubelet yet (kubelet.sock in "
-                        + agent.config().directories().devicePlugin() + ")"));
-        metrics.health().addReadiness("plugin-socket", () -> Files.exists(agent.pluginSocket()) ? Optional.empty()
-                : Optional.of("plugin socket " + agent.pluginSocket() + " is missing (kubelet restarted; rebinding)"));
+        metrics.health()
+                .addReadiness(
+                        "kubelet",
+                        () -> agent.registrations() > 0
+                                ? Optional.empty()
+                                : Optional.of("not registered with kubelet yet (kubelet.sock in "
+                                        + agent.config().directories().devicePlugin() + ")"));
+        metrics.health()
+                .addReadiness(
+                        "plugin-socket",
+                        () -> Files.exists(agent.pluginSocket())
+                                ? Optional.empty()
+                                : Optional.of("plugin socket " + agent.pluginSocket()
+                                        + " is missing (kubelet restarted; rebinding)"));
     }
 
     /** Every GPU of the ledger, with what its allocations hold on it. */
-    static GpuMetricsSource gpus(AllocationLedger ledger, Supplier<Map<String, GpuHealth>> health,
-                                 NvmlGpuReadings nvml) {
+    static GpuMetricsSource gpus(
+            AllocationLedger ledger, Supplier<Map<String, GpuHealth>> health, NvmlGpuReadings nvml) {
         return () -> {
             Map<String, Integer> milli = new HashMap<>();
             Map<String, Long> memory = new HashMap<>();
@@ -113,9 +132,16 @@ public final class NodeAgentSources {
             for (GpuDevice gpu : ledger.gpus()) {
                 NvmlGpuReadings.Reading live = nvml.read(gpu);
                 GpuHealth gpuHealth = healthNow.get(gpu.uuid());
-                readings.add(new GpuReading(gpu.index(), gpu.uuid(), gpu.name(), gpu.memoryBytes(),
-                        memory.getOrDefault(gpu.uuid(), 0L), live.memoryUsedBytes(),
-                        milli.getOrDefault(gpu.uuid(), 0), MilliGpu.PER_GPU, live.utilization(),
+                readings.add(new GpuReading(
+                        gpu.index(),
+                        gpu.uuid(),
+                        gpu.name(),
+                        gpu.memoryBytes(),
+                        memory.getOrDefault(gpu.uuid(), 0L),
+                        live.memoryUsedBytes(),
+                        milli.getOrDefault(gpu.uuid(), 0),
+                        MilliGpu.PER_GPU,
+                        live.utilization(),
                         gpuHealth != null && gpuHealth.healthy()));
             }
             return readings;
@@ -131,8 +157,14 @@ public final class NodeAgentSources {
                 boolean known = owner.length == 3;
                 String namespace = known ? owner[0] : "";
                 String pod = known ? owner[1] : "";
-                tracked.add(new TrackedAllocation(allocation.id(), allocation.createdAt(), namespace, pod,
-                        known ? owner[2] : "", allocation.claim().tenantKnown() ? allocation.tenant()
+                tracked.add(new TrackedAllocation(
+                        allocation.id(),
+                        allocation.createdAt(),
+                        namespace,
+                        pod,
+                        known ? owner[2] : "",
+                        allocation.claim().tenantKnown()
+                                ? allocation.tenant()
                                 : known ? tenants.tenantOf(namespace, pod) : "",
                         ledger.directory(allocation)));
             }

@@ -24,10 +24,11 @@ import java.util.Optional;
  */
 final class NvmlGpuReadings {
     /** {@code nvmlUtilization_t}: gpu, memory (percent). 8 bytes. */
-    static final StructLayout NVML_UTILIZATION = MemoryLayout.structLayout(
-            JAVA_INT.withName("gpu"), JAVA_INT.withName("memory"));
-    private static final long MEMORY_USED_OFFSET = NvmlLayouts.NVML_MEMORY.byteOffset(
-            MemoryLayout.PathElement.groupElement("used"));
+    static final StructLayout NVML_UTILIZATION =
+            MemoryLayout.structLayout(JAVA_INT.withName("gpu"), JAVA_INT.withName("memory"));
+
+    private static final long MEMORY_USED_OFFSET =
+            NvmlLayouts.NVML_MEMORY.byteOffset(MemoryLayout.PathElement.groupElement("used"));
 
     /** {@code nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization)} */
     @FunctionalInterface
@@ -41,8 +42,10 @@ final class NvmlGpuReadings {
         static UtilizationRates link() {
             Optional<MethodHandle> handle;
             try {
-                handle = NvmlDowncalls.optional(NvmlDowncalls.open(NvmlDowncalls.library()),
-                        "nvmlDeviceGetUtilizationRates", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
+                handle = NvmlDowncalls.optional(
+                        NvmlDowncalls.open(NvmlDowncalls.library()),
+                        "nvmlDeviceGetUtilizationRates",
+                        FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS));
             } catch (LinkageError e) {
                 return NOT_SUPPORTED; // the agent's own binding reports an unloadable library; here it is a NaN
             }
@@ -80,7 +83,8 @@ final class NvmlGpuReadings {
             MemorySegment handle = handleOut.get(ADDRESS, 0);
             MemorySegment memory = arena.allocate(NvmlLayouts.NVML_MEMORY);
             double used = nvml.nvmlDeviceGetMemoryInfo(handle, memory) == NvmlLibrary.NVML_SUCCESS
-                    ? memory.get(JAVA_LONG, MEMORY_USED_OFFSET) : Double.NaN;
+                    ? memory.get(JAVA_LONG, MEMORY_USED_OFFSET)
+                    : Double.NaN;
             MemorySegment rates = arena.allocate(NVML_UTILIZATION);
             double utilization = Double.NaN;
             if (utilizationRates.nvmlDeviceGetUtilizationRates(handle, rates) == NvmlLibrary.NVML_SUCCESS) {

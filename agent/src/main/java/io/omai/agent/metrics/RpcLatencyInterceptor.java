@@ -26,19 +26,21 @@ final class RpcLatencyInterceptor implements ServerInterceptor {
     }
 
     @Override
-    public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers,
-                                                       ServerCallHandler<Q, R> next) {
+    public <Q, R> ServerCall.Listener<Q> interceptCall(
+            ServerCall<Q, R> call, Metadata headers, ServerCallHandler<Q, R> next) {
         Timer timer = timersByFullMethodName.get(call.getMethodDescriptor().getFullMethodName());
         if (timer == null) {
             return next.startCall(call, headers);
         }
         long started = nanoClock.getAsLong();
-        return next.startCall(new SimpleForwardingServerCall<>(call) {
-            @Override
-            public void close(Status status, Metadata trailers) {
-                timer.record(nanoClock.getAsLong() - started, TimeUnit.NANOSECONDS);
-                super.close(status, trailers);
-            }
-        }, headers);
+        return next.startCall(
+                new SimpleForwardingServerCall<>(call) {
+                    @Override
+                    public void close(Status status, Metadata trailers) {
+                        timer.record(nanoClock.getAsLong() - started, TimeUnit.NANOSECONDS);
+                        super.close(status, trailers);
+                    }
+                },
+                headers);
     }
 }

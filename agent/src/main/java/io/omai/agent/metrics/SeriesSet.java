@@ -44,6 +44,7 @@ final class SeriesSet<K, V> {
 
     private final MeterRegistry registry;
     private final MeterGroup<K, V> meterGroup;
+
     @GuardedBy("this")
     private final Map<K, Group<V>> groups = new HashMap<>();
 

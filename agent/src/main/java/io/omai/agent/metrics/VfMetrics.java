@@ -36,15 +36,33 @@ final class VfMetrics implements ScrapeRefresh {
         this.vfs = new SeriesSet<>(registry, (reg, key, latest) -> {
             Tags tags = Tags.of("pf", key.pf(), "vf", key.vf(), "link_layer", key.linkLayer());
             return List.of(
-                    GpuMetrics.gauge(reg, ALLOCATED, null, "1 if the VF is handed out", tags, latest,
+                    GpuMetrics.gauge(
+                            reg,
+                            ALLOCATED,
+                            null,
+                            "1 if the VF is handed out",
+                            tags,
+                            latest,
                             reading -> reading.allocated() ? 1 : 0),
-                    GpuMetrics.gauge(reg, HEALTHY, null, "1 healthy, 0 not advertised", tags, latest,
+                    GpuMetrics.gauge(
+                            reg,
+                            HEALTHY,
+                            null,
+                            "1 healthy, 0 not advertised",
+                            tags,
+                            latest,
                             reading -> reading.healthy() ? 1 : 0));
         });
-        this.pfs = new SeriesSet<>(registry, (reg, key, latest) -> List.of(
-                GpuMetrics.gauge(reg, QOS_RATE_LIMIT, null,
+        this.pfs = new SeriesSet<>(
+                registry,
+                (reg, key, latest) -> List.of(GpuMetrics.gauge(
+                        reg,
+                        QOS_RATE_LIMIT,
+                        null,
                         "1 where the link layer enforces per-VF rate limits (Ethernet/RoCE), 0 on InfiniBand",
-                        Tags.of("pf", key.pf(), "link_layer", key.linkLayer()), latest, rate -> rate ? 1 : 0)));
+                        Tags.of("pf", key.pf(), "link_layer", key.linkLayer()),
+                        latest,
+                        rate -> rate ? 1 : 0)));
     }
 
     @Override
@@ -58,8 +76,11 @@ final class VfMetrics implements ScrapeRefresh {
             String linkLayer = pf.pf().linkLayer().sysfsName();
             pfReadings.put(new PfKey(pfAddress, linkLayer), pf.qos().perVfRateEnforced());
             for (VfStatus vf : pf.vfs()) {
-                vfReadings.put(new VfKey(pfAddress, vf.vf().address().value(), linkLayer),
-                        new VfReading(allocated.contains(vf.vf().address()), vf.health().isHealthy()));
+                vfReadings.put(
+                        new VfKey(pfAddress, vf.vf().address().value(), linkLayer),
+                        new VfReading(
+                                allocated.contains(vf.vf().address()),
+                                vf.health().isHealthy()));
             }
         }
         vfs.update(vfReadings);

@@ -72,9 +72,18 @@ public final class NodeAgent implements AutoCloseable {
     private final Closer started; // in start order; close() stops them newest first
     private VfDevicePlugin vfPlugin; // null unless ib.enabled; set once in start, before the agent is returned
 
-    private NodeAgent(AgentConfig config, GpuHealthMonitor health, AllocationLedger ledger, QuotaEnforcement quotas,
-                      SchedulerFacing scheduler, TenancyServices tenancy, PluginSocketServer server,
-                      KubeletRegistrar registrar, PodResourcesReconciler reconciler, Loops loops, Closer started) {
+    private NodeAgent(
+            AgentConfig config,
+            GpuHealthMonitor health,
+            AllocationLedger ledger,
+            QuotaEnforcement quotas,
+            SchedulerFacing scheduler,
+            TenancyServices tenancy,
+            PluginSocketServer server,
+            KubeletRegistrar registrar,
+            PodResourcesReconciler reconciler,
+            Loops loops,
+            Closer started) {
         this.config = config;
         this.health = health;
         this.ledger = ledger;
@@ -99,7 +108,8 @@ public final class NodeAgent implements AutoCloseable {
             NvmlDowncalls.useLibrary(config.nvml().library());
             nvml = FfmNvmlLibrary.instance();
         } catch (LinkageError | IllegalStateException e) {
-            Throwable cause = e instanceof ExceptionInInitializerError init && init.getCause() != null ? init.getCause() : e;
+            Throwable cause =
+                    e instanceof ExceptionInInitializerError init && init.getCause() != null ? init.getCause() : e;
             throw new AgentStartException("cannot bind NVML: " + cause.getMessage(), cause);
         }
         return start(config, nvml, pluginInterceptors);
@@ -114,31 +124,49 @@ public final class NodeAgent implements AutoCloseable {
             GpuInventory inventory = new GpuInventory(nvml);
             inventory.initialise();
             started.add("nvml", nvml::nvmlShutdown);
-            List<GpuDevice> gpus = TenancyServices.partition(inventory.discover(), config.tenancy().gpus());
+            List<GpuDevice> gpus = TenancyServices.partition(
+                    inventory.discover(), config.tenancy().gpus());
             for (GpuDevice gpu : gpus) {
-                log.info("event=gpu_found gpu={} index={} name=\"{}\" minor={} memory_bytes={} numa={}", gpu.uuid(),
-                        gpu.index(), gpu.name(), gpu.minorNumber(), gpu.memoryBytes(), gpu.numaNode());
+                log.info(
+                        "event=gpu_found gpu={} index={} name=\"{}\" minor={} memory_bytes={} numa={}",
+                        gpu.uuid(),
+                        gpu.index(),
+                        gpu.name(),
+                        gpu.minorNumber(),
+                        gpu.memoryBytes(),
+                        gpu.numaNode());
             }
             GpuHealthMonitor health = config.nvml().healthChecks()
-                    ? new GpuHealthMonitor(nvml, gpus, config.nvml().recoveryDebounce(), config.nvml().ignoredXids(),
+                    ? new GpuHealthMonitor(
+                            nvml,
+                            gpus,
+                            config.nvml().recoveryDebounce(),
+                            config.nvml().ignoredXids(),
                             System::nanoTime)
                     : GpuHealthMonitor.disabled(gpus);
             started.add("gpu-health", health);
 
-            AllocationLedger ledger = AllocationLedger.open(gpus, config.sharing(), config.directories().state(),
-                    Clock.systemUTC());
+            AllocationLedger ledger = AllocationLedger.open(
+                    gpus, config.sharing(), config.directories().state(), Clock.systemUTC());
             started.add("ledger", ledger);
             ledger.keepDisplacedFilesFor(config.kubelet().releaseGracePeriod());
             ContainerEdits edits = new ContainerEdits(ledger, config);
             edits.writePreloadFile();
             Loops loops = new Loops();
-            QuotaEnforcement quotas = new QuotaEnforcement(ledger, nvml, config.sharing().computePeriodUs() * 1_000L,
-                    config.audit().onTamper(), GpuProcessAudit.Killer.SIGKILL);
+            QuotaEnforcement quotas = new QuotaEnforcement(
+                    ledger,
+                    nvml,
+                    config.sharing().computePeriodUs() * 1_000L,
+                    config.audit().onTamper(),
+                    GpuProcessAudit.Killer.SIGKILL);
             quotas.start(loops);
             started.add("quota-enforcement", quotas);
 
-            PodResourcesReconciler reconciler = new PodResourcesReconciler(config.directories().podResourcesSocket(),
-                    config.resources().milliGpu(), ledger, config.kubelet().reconcileInterval(),
+            PodResourcesReconciler reconciler = new PodResourcesReconciler(
+                    config.directories().podResourcesSocket(),
+                    config.resources().milliGpu(),
+                    ledger,
+                    config.kubelet().reconcileInterval(),
                     config.kubelet().releaseGracePeriod());
 
             // withdrawn GPUs (another plugin hands them out whole) are advertised Unhealthy
@@ -152,20 +180,25 @@ public final class NodeAgent implements AutoCloseable {
             // one reservation book: the scheduler API fills it, the device plugin consumes it at Allocate
             SchedulerFacing scheduler = SchedulerFacing.start(config, ledger, health, withdrawals, pluginInterceptors);
             started.add("scheduler-facing", scheduler);
-            TenancyServices tenancy = TenancyServices.start(config, gpus, ledger, scheduler.reservations(),
-                    withdrawals, nvml);
+            TenancyServices tenancy =
+                    TenancyServices.start(config, gpus, ledger, scheduler.reservations(), withdrawals, nvml);
             started.add("tenancy", tenancy);
             tenancy.loops().forEach(loops::add);
             quotas.reportTo(tenancy::report); // usage files found tampered: event + metric, as the NVML audit's
 
             Path socket = config.directories().devicePlugin().resolve(config.pluginSocketName());
-            PluginSocketServer server = new PluginSocketServer(socket,
+            PluginSocketServer server = new PluginSocketServer(
+                    socket,
                     List.of(intercepted(new DevicePluginService(tenancy.gate(), edits, devices), pluginInterceptors)));
             server.ensureListening();
             started.add("plugin-server", server);
 
-            KubeletRegistrar registrar = new KubeletRegistrar(config.directories().devicePlugin(),
-                    config.resources().milliGpu(), server, devices::watchers, config.kubelet().registrationBackoffMax());
+            KubeletRegistrar registrar = new KubeletRegistrar(
+                    config.directories().devicePlugin(),
+                    config.resources().milliGpu(),
+                    server,
+                    devices::watchers,
+                    config.kubelet().registrationBackoffMax());
             devices.onStreamEnded(registrar::streamEnded);
             registrar.start();
             started.add("kubelet-registrar", registrar);
@@ -179,10 +212,15 @@ public final class NodeAgent implements AutoCloseable {
             started.add("pod-resources-reconciler", reconciler);
             watchLoops(loops, config, health, registrar, reconciler);
 
-            log.info("event=agent_started node={} resource={} gpus={} socket={} state={}", config.nodeName(),
-                    config.resources().milliGpu(), gpus.size(), socket, config.directories().state());
-            NodeAgent agent = new NodeAgent(config, health, ledger, quotas, scheduler, tenancy, server, registrar,
-                    reconciler, loops, started);
+            log.info(
+                    "event=agent_started node={} resource={} gpus={} socket={} state={}",
+                    config.nodeName(),
+                    config.resources().milliGpu(),
+                    gpus.size(),
+                    socket,
+                    config.directories().state());
+            NodeAgent agent = new NodeAgent(
+                    config, health, ledger, quotas, scheduler, tenancy, server, registrar, reconciler, loops, started);
             agent.vfPlugin = vfPlugin;
             return agent;
         } catch (AgentStartException e) {
@@ -201,17 +239,28 @@ public final class NodeAgent implements AutoCloseable {
      * The loops {@code /healthz} judges beside the supervised ones (reaper, compute control): each one counts
      * its passes and fails the probe when the count stops moving for far longer than one pass can take.
      */
-    private static void watchLoops(Loops loops, AgentConfig config, GpuHealthMonitor health,
-                                   KubeletRegistrar registrar, PodResourcesReconciler reconciler) {
+    private static void watchLoops(
+            Loops loops,
+            AgentConfig config,
+            GpuHealthMonitor health,
+            KubeletRegistrar registrar,
+            PodResourcesReconciler reconciler) {
         if (config.nvml().healthChecks()) {
             // a pass waits 500 ms for an event; a failing setup sleeps at most the debounce
-            loops.watch("gpu-health", health::passes,
+            loops.watch(
+                    "gpu-health",
+                    health::passes,
                     Duration.ofSeconds(30).plus(config.nvml().recoveryDebounce()));
         }
         // a pass waits up to 1 s, a Register call up to 5 s and a failure up to the back-off
-        loops.watch("kubelet-registration", registrar::loopPasses,
-                Duration.ofSeconds(30).plus(config.kubelet().registrationBackoffMax().multipliedBy(2)));
-        loops.watch("pod-resources-reconcile", reconciler::passes,
+        loops.watch(
+                "kubelet-registration",
+                registrar::loopPasses,
+                Duration.ofSeconds(30)
+                        .plus(config.kubelet().registrationBackoffMax().multipliedBy(2)));
+        loops.watch(
+                "pod-resources-reconcile",
+                reconciler::passes,
                 Duration.ofSeconds(60).plus(config.kubelet().reconcileInterval().multipliedBy(3)));
     }
 
@@ -225,13 +274,17 @@ public final class NodeAgent implements AutoCloseable {
      * does not exist and the container would fail to start (or run unenforced), so the agent does not start.
      */
     private static void requireShimLibrary(Path library) throws AgentStartException {
-        String problem = !Files.exists(library) ? "does not exist"
-                : !Files.isRegularFile(library) ? "is not a regular file"
-                : !Files.isReadable(library) ? "is not readable" : null;
+        String problem = !Files.exists(library)
+                ? "does not exist"
+                : !Files.isRegularFile(library)
+                        ? "is not a regular file"
+                        : !Files.isReadable(library) ? "is not readable" : null;
         if (problem != null) {
-            throw new AgentStartException("shim.hostLibrary: " + library + " " + problem + "; expected the shim "
-                    + "library (libomai-shim.so) on the host, installed by the DaemonSet's init container; every "
-                    + "Allocate mounts it into the container", null);
+            throw new AgentStartException(
+                    "shim.hostLibrary: " + library + " " + problem + "; expected the shim "
+                            + "library (libomai-shim.so) on the host, installed by the DaemonSet's init container; every "
+                            + "Allocate mounts it into the container",
+                    null);
         }
     }
 
@@ -333,12 +386,18 @@ public final class NodeAgent implements AutoCloseable {
     }
 
     /** The VF plugin over the host's sysfs and {@code ip}, preferring VFs near the newest milli-GPU allocation. */
-    private static VfDevicePlugin startVfPlugin(AgentConfig config, AllocationLedger ledger,
-                                                ServerInterceptor... pluginInterceptors) throws AgentStartException {
-        return VfDevicePlugin.start(config, new FileSysfs(config.ib().sysfsRoot()),
+    private static VfDevicePlugin startVfPlugin(
+            AgentConfig config, AllocationLedger ledger, ServerInterceptor... pluginInterceptors)
+            throws AgentStartException {
+        return VfDevicePlugin.start(
+                config,
+                new FileSysfs(config.ib().sysfsRoot()),
                 ProcessIpLink.system(),
-                sysfs -> new RecentGpuAllocation(ledger, RecentGpuAllocation.NVIDIA_GPUS,
-                        gpu -> sysfs.exists(SysfsLayout.pciDevice(gpu)), Clock.systemUTC(),
+                sysfs -> new RecentGpuAllocation(
+                        ledger,
+                        RecentGpuAllocation.NVIDIA_GPUS,
+                        gpu -> sysfs.exists(SysfsLayout.pciDevice(gpu)),
+                        Clock.systemUTC(),
                         RecentGpuAllocation.WINDOW),
                 pluginInterceptors);
     }

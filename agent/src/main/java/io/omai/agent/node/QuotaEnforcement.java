@@ -13,7 +13,6 @@ import io.omai.agent.quota.DeadProcessReaper;
 import io.omai.agent.quota.LinuxProcessTable;
 import io.omai.agent.quota.UsageProblem;
 import io.omai.agent.quota.audit.AuditFinding;
-import io.omai.agent.tenancy.GpuProcessAudit;
 import io.omai.agent.quota.compute.ComputeControlLoop;
 import io.omai.agent.quota.compute.ComputeTarget;
 import io.omai.agent.quota.compute.NvmlProcessGpuTime;
@@ -23,6 +22,7 @@ import io.omai.agent.quota.shm.ComputeMode;
 import io.omai.agent.quota.shm.ControlSnapshot;
 import io.omai.agent.quota.shm.DeviceQuota;
 import io.omai.agent.quota.shm.RegionFormatException;
+import io.omai.agent.tenancy.GpuProcessAudit;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -64,20 +64,28 @@ final class QuotaEnforcement implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(QuotaEnforcement.class);
 
     /** The threads that use the mappings, each through its own pass. */
-    enum User { COMPUTE, REAPER }
+    enum User {
+        COMPUTE,
+        REAPER
+    }
 
     /** Files of a released allocation, kept until every user's pass that may hold them has ended. */
     private record Retired(String allocationId, AllocationFiles files, Map<User, Long> passesAtRetirement) {}
 
     private final AllocationLedger ledger;
+
     @GuardedBy("this")
     private final Map<String, AllocationFiles> open = new HashMap<>();
+
     @GuardedBy("this")
     private final List<Retired> retired = new ArrayList<>();
+
     @GuardedBy("this")
     private final Map<User, Long> passes = new EnumMap<>(User.class);
+
     @GuardedBy("this")
     private final Set<String> unreadable = new HashSet<>();
+
     private final ComputeControlLoop computeLoop;
     private final DeadProcessReaper reaper;
     private final AgentConfig.TamperAction onTamper;
@@ -89,6 +97,7 @@ final class QuotaEnforcement implements AutoCloseable {
     /** Where findings go; null until {@link #reportTo}, and findings made before wait in {@link #pending}. */
     @GuardedBy("pending")
     private Consumer<AuditFinding> findings;
+
     private final List<AuditFinding> pending = new ArrayList<>();
 
     /** The file whose presence in an allocation's directory keeps it frozen. */
@@ -98,8 +107,12 @@ final class QuotaEnforcement implements AutoCloseable {
         this(ledger, nvml, periodNanos, AgentConfig.TamperAction.FREEZE, GpuProcessAudit.Killer.SIGKILL);
     }
 
-    QuotaEnforcement(AllocationLedger ledger, NvmlLibrary nvml, long periodNanos, AgentConfig.TamperAction onTamper,
-                     GpuProcessAudit.Killer killer) {
+    QuotaEnforcement(
+            AllocationLedger ledger,
+            NvmlLibrary nvml,
+            long periodNanos,
+            AgentConfig.TamperAction onTamper,
+            GpuProcessAudit.Killer killer) {
         this.ledger = ledger;
         for (User user : User.values()) {
             passes.put(user, 0L);
@@ -187,7 +200,9 @@ final class QuotaEnforcement implements AutoCloseable {
                     unreadable.remove(allocation.id());
                 } catch (IOException | RuntimeException e) {
                     if (unreadable.add(allocation.id())) {
-                        log.warn("event=allocation_files_unreadable allocation={} error=\"{}\"", allocation.id(),
+                        log.warn(
+                                "event=allocation_files_unreadable allocation={} error=\"{}\"",
+                                allocation.id(),
                                 e.getMessage());
                     }
                     continue;
@@ -235,19 +250,27 @@ final class QuotaEnforcement implements AutoCloseable {
         try {
             if (marked) {
                 ControlSnapshot control = files.control().read();
-                boolean holds = control.computeEnforced() && control.devices().stream()
-                        .allMatch(d -> d.memoryLimitBytes() == 0 && d.mode() == ComputeMode.HARD_CAP);
+                boolean holds = control.computeEnforced()
+                        && control.devices().stream()
+                                .allMatch(d -> d.memoryLimitBytes() == 0 && d.mode() == ComputeMode.HARD_CAP);
                 if (!holds) {
                     files.control().update(frozenSpec(ledger.spec(allocation)));
                 }
                 if (frozen.add(allocation.id())) {
-                    log.warn("event=allocation_frozen allocation={} pod={} gpus={} marker={}", allocation.id(),
-                            podOf(allocation), allocation.gpuUuids(), marker(allocation));
+                    log.warn(
+                            "event=allocation_frozen allocation={} pod={} gpus={} marker={}",
+                            allocation.id(),
+                            podOf(allocation),
+                            allocation.gpuUuids(),
+                            marker(allocation));
                 }
             } else if (frozen.remove(allocation.id())) {
                 files.control().update(ledger.spec(allocation));
-                log.info("event=allocation_unfrozen allocation={} pod={} gpus={} reason=marker_removed",
-                        allocation.id(), podOf(allocation), allocation.gpuUuids());
+                log.info(
+                        "event=allocation_unfrozen allocation={} pod={} gpus={} reason=marker_removed",
+                        allocation.id(),
+                        podOf(allocation),
+                        allocation.gpuUuids());
             }
         } catch (RegionFormatException | RuntimeException e) {
             log.warn("event=freeze_not_applied allocation={} error=\"{}\"", allocation.id(), e.toString());
@@ -279,25 +302,34 @@ final class QuotaEnforcement implements AutoCloseable {
     private void usageProblem(AllocationFiles files, UsageProblem problem) {
         Allocation allocation;
         synchronized (this) {
-            String id = open.entrySet().stream().filter(e -> e.getValue() == files).map(Map.Entry::getKey)
-                    .findFirst().orElse(null);
-            allocation = id == null ? null
-                    : ledger.allocations().stream().filter(a -> a.id().equals(id)).findFirst().orElse(null);
+            String id = open.entrySet().stream()
+                    .filter(e -> e.getValue() == files)
+                    .map(Map.Entry::getKey)
+                    .findFirst()
+                    .orElse(null);
+            allocation = id == null
+                    ? null
+                    : ledger.allocations().stream()
+                            .filter(a -> a.id().equals(id))
+                            .findFirst()
+                            .orElse(null);
         }
         if (allocation == null) {
             return; // released meanwhile
         }
         AllocationSpec spec = ledger.spec(allocation);
         String gpu = problem.device() >= 0 && problem.device() < spec.devices().size()
-                ? spec.devices().get(problem.device()).uuid() : String.join(",", allocation.gpuUuids());
+                ? spec.devices().get(problem.device()).uuid()
+                : String.join(",", allocation.gpuUuids());
         long limit = problem.device() >= 0 && problem.device() < spec.devices().size()
-                ? spec.devices().get(problem.device()).memoryLimitBytes() : 0;
+                ? spec.devices().get(problem.device()).memoryLimitBytes()
+                : 0;
         boolean tampered = problem.kind() == UsageProblem.Kind.TAMPERED;
         AgentConfig.TamperAction action = tampered ? onTamper : AgentConfig.TamperAction.REPORT;
         String done = "";
         List<Integer> killed = List.of();
         switch (action) {
-            case REPORT -> { }
+            case REPORT -> {}
             case FREEZE -> done = freeze(allocation, files, problem.detail());
             case KILL -> {
                 killed = kill(allocation, files);
@@ -306,21 +338,35 @@ final class QuotaEnforcement implements AutoCloseable {
         }
         String pod = podOf(allocation);
         String[] ns = pod.split("/", 2);
-        AuditFinding finding = new AuditFinding(tampered ? AuditFinding.Reason.USAGE_TAMPERED
-                : AuditFinding.Reason.SLOTS_EXHAUSTED, gpu, 0, "", -1, limit, ns.length == 2 ? ns[0] : "",
-                ns.length == 2 ? ns[1] : "", allocation.claim().podUid(), allocation.id(), !killed.isEmpty(),
+        AuditFinding finding = new AuditFinding(
+                tampered ? AuditFinding.Reason.USAGE_TAMPERED : AuditFinding.Reason.SLOTS_EXHAUSTED,
+                gpu,
+                0,
+                "",
+                -1,
+                limit,
+                ns.length == 2 ? ns[0] : "",
+                ns.length == 2 ? ns[1] : "",
+                allocation.claim().podUid(),
+                allocation.id(),
+                !killed.isEmpty(),
                 problem.detail() + (done.isEmpty() ? "" : "; " + done));
-        log.warn("event={} allocation={} pod={} gpu={} action={} detail=\"{}\"",
-                tampered ? "usage_tampered" : "usage_slots_exhausted", allocation.id(), pod, gpu,
-                action.name().toLowerCase(java.util.Locale.ROOT), finding.detail());
+        log.warn(
+                "event={} allocation={} pod={} gpu={} action={} detail=\"{}\"",
+                tampered ? "usage_tampered" : "usage_slots_exhausted",
+                allocation.id(),
+                pod,
+                gpu,
+                action.name().toLowerCase(java.util.Locale.ROOT),
+                finding.detail());
         report(finding);
     }
 
     /** Freezes now (marker first, so a crash in between still freezes at the next pass). */
     private String freeze(Allocation allocation, AllocationFiles files, String why) {
         try {
-            Files.writeString(marker(allocation), "frozen: " + why + "\ndelete this file to unfreeze\n",
-                    StandardCharsets.UTF_8);
+            Files.writeString(
+                    marker(allocation), "frozen: " + why + "\ndelete this file to unfreeze\n", StandardCharsets.UTF_8);
         } catch (IOException e) {
             log.warn("event=freeze_marker_not_written allocation={} error=\"{}\"", allocation.id(), e.toString());
         }
@@ -345,8 +391,11 @@ final class QuotaEnforcement implements AutoCloseable {
             try {
                 gpuProcesses.running(gpu).forEach(p -> candidates.add(p.hostPid()));
             } catch (NvmlException | RuntimeException e) {
-                log.warn("event=tamper_kill_nvml_unavailable allocation={} gpu={} error=\"{}\"", allocation.id(),
-                        uuid, e.getMessage());
+                log.warn(
+                        "event=tamper_kill_nvml_unavailable allocation={} gpu={} error=\"{}\"",
+                        allocation.id(),
+                        uuid,
+                        e.getMessage());
             }
         }
         long self = ProcessHandle.current().pid();

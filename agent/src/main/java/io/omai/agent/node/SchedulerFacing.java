@@ -35,42 +35,55 @@ final class SchedulerFacing implements AutoCloseable {
         this.server = server;
     }
 
-    static SchedulerFacing start(AgentConfig config, AllocationLedger ledger, GpuHealthMonitor health,
-                                 GpuWithdrawals withdrawals, ServerInterceptor... interceptors) {
+    static SchedulerFacing start(
+            AgentConfig config,
+            AllocationLedger ledger,
+            GpuHealthMonitor health,
+            GpuWithdrawals withdrawals,
+            ServerInterceptor... interceptors) {
         AgentConfig.SchedulerApi api = config.schedulerApi();
-        LedgerNodeInventory inventory = new LedgerNodeInventory(config.nodeName(), ledger,
-                () -> withdrawals.overlay(health.current()), overlay(api.deviceLabels()), List::of,
+        LedgerNodeInventory inventory = new LedgerNodeInventory(
+                config.nodeName(),
+                ledger,
+                () -> withdrawals.overlay(health.current()),
+                overlay(api.deviceLabels()),
+                List::of,
                 LedgerNodeCapacity::tenantOf);
         health.addListener(changed -> inventory.changed());
         withdrawals.onChange(inventory::changed);
         // the book reads the ledger live (one capacity model with the admission gate), not the published snapshot
-        ReservationBook reservations = new ReservationBook(inventory::live, TenancyServices.policy(config),
-                Clock.systemUTC());
+        ReservationBook reservations =
+                new ReservationBook(inventory::live, TenancyServices.policy(config), Clock.systemUTC());
         if (!api.enabled()) {
             return new SchedulerFacing(inventory, reservations, null);
         }
         Optional<TlsSettings> tls = Optional.ofNullable(api.tls())
                 .map(t -> new TlsSettings(t.certificateChain(), t.privateKey(), t.clientCa()));
-        ServerBuilder<?> builder = SchedulerApiServer.tcp(
-                new InetSocketAddress(InetAddress.ofLiteral(api.address()), api.port()), tls);
+        ServerBuilder<?> builder =
+                SchedulerApiServer.tcp(new InetSocketAddress(InetAddress.ofLiteral(api.address()), api.port()), tls);
         for (ServerInterceptor interceptor : interceptors) {
             builder.intercept(interceptor);
         }
-        ClientPolicy clients = tls.isPresent() ? new ClientPolicy.AllowList(api.allowedClients())
-                : new ClientPolicy.AnyClient();
+        ClientPolicy clients =
+                tls.isPresent() ? new ClientPolicy.AllowList(api.allowedClients()) : new ClientPolicy.AnyClient();
         SchedulerApiServer server = new SchedulerApiServer(builder, inventory, reservations, clients).start();
         return new SchedulerFacing(inventory, reservations, server);
     }
 
     private static DeviceAttributeOverlay overlay(List<AgentConfig.DeviceLabels> labels) {
-        return new DeviceAttributeOverlay(labels.stream().map(l -> new DeviceAttributeOverlay.Rule(
-                switch (l.selectorKind()) {
-                    case "all" -> new DeviceAttributeOverlay.Selector.All();
-                    case "uuid" -> new DeviceAttributeOverlay.Selector.ByUuid(l.selectorValue());
-                    case "index" -> new DeviceAttributeOverlay.Selector.ByIndex(Integer.parseInt(l.selectorValue()));
-                    case "model" -> new DeviceAttributeOverlay.Selector.ByModel(l.selectorValue());
-                    default -> throw new IllegalArgumentException("device label selector " + l.selectorKind());
-                }, l.attributes(), l.tags())).toList());
+        return new DeviceAttributeOverlay(labels.stream()
+                .map(l -> new DeviceAttributeOverlay.Rule(
+                        switch (l.selectorKind()) {
+                            case "all" -> new DeviceAttributeOverlay.Selector.All();
+                            case "uuid" -> new DeviceAttributeOverlay.Selector.ByUuid(l.selectorValue());
+                            case "index" ->
+                                new DeviceAttributeOverlay.Selector.ByIndex(Integer.parseInt(l.selectorValue()));
+                            case "model" -> new DeviceAttributeOverlay.Selector.ByModel(l.selectorValue());
+                            default -> throw new IllegalArgumentException("device label selector " + l.selectorKind());
+                        },
+                        l.attributes(),
+                        l.tags()))
+                .toList());
     }
 
     LedgerNodeInventory inventory() {

@@ -19,7 +19,6 @@ import io.omai.agent.lifecycle.Closer;
 import io.omai.agent.lifecycle.SupervisedLoop;
 import io.omai.agent.quota.audit.AuditFinding;
 import io.omai.agent.tenancy.AdmissionGate;
-import io.omai.placement.AntiAffinityPolicy;
 import io.omai.agent.tenancy.ClusterEvents;
 import io.omai.agent.tenancy.GpuProcessAudit;
 import io.omai.agent.tenancy.GpuWithdrawals;
@@ -27,6 +26,7 @@ import io.omai.agent.tenancy.NodePods;
 import io.omai.agent.tenancy.Reservation;
 import io.omai.agent.tenancy.ReservationBook;
 import io.omai.agent.tenancy.TenantIdentity;
+import io.omai.placement.AntiAffinityPolicy;
 import java.time.Clock;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -58,9 +58,13 @@ final class TenancyServices implements AutoCloseable {
     private final GpuProcessAudit audit; // null with tenancy.audit: off
     private final List<Consumer<AuditFinding>> auditListeners = new CopyOnWriteArrayList<>();
 
-    private TenancyServices(GpuWithdrawals withdrawals, AdmissionGate gate, ClusterEvents events,
-                            Closer resources, OtherPluginGpus otherPlugin,
-                            GpuProcessAudit audit) {
+    private TenancyServices(
+            GpuWithdrawals withdrawals,
+            AdmissionGate gate,
+            ClusterEvents events,
+            Closer resources,
+            OtherPluginGpus otherPlugin,
+            GpuProcessAudit audit) {
         this.withdrawals = withdrawals;
         this.gate = gate;
         this.events = events;
@@ -81,17 +85,25 @@ final class TenancyServices implements AutoCloseable {
         List<GpuDevice> ours = new ArrayList<>();
         for (String wanted : configured) {
             GpuDevice match = discovered.stream()
-                    .filter(gpu -> gpu.uuid().equals(wanted) || Integer.toString(gpu.index()).equals(wanted))
-                    .findFirst().orElseThrow(() -> new AgentStartException("tenancy.gpus names " + wanted
-                            + ", which this node does not have; its GPUs are " + discovered.stream()
-                            .map(gpu -> gpu.index() + "=" + gpu.uuid()).toList(), null));
+                    .filter(gpu -> gpu.uuid().equals(wanted)
+                            || Integer.toString(gpu.index()).equals(wanted))
+                    .findFirst()
+                    .orElseThrow(() -> new AgentStartException(
+                            "tenancy.gpus names " + wanted
+                                    + ", which this node does not have; its GPUs are "
+                                    + discovered.stream()
+                                            .map(gpu -> gpu.index() + "=" + gpu.uuid())
+                                            .toList(),
+                            null));
             ours.add(match);
         }
         ours.sort((a, b) -> Integer.compare(a.index(), b.index()));
         for (GpuDevice gpu : discovered) {
             if (!ours.contains(gpu)) {
-                log.info("event=gpu_not_shared gpu={} index={} detail=\"not in tenancy.gpus; left to other plugins\"",
-                        gpu.uuid(), gpu.index());
+                log.info(
+                        "event=gpu_not_shared gpu={} index={} detail=\"not in tenancy.gpus; left to other plugins\"",
+                        gpu.uuid(),
+                        gpu.index());
             }
         }
         return List.copyOf(ours);
@@ -110,16 +122,32 @@ final class TenancyServices implements AutoCloseable {
         };
     }
 
-    static TenancyServices start(AgentConfig config, List<GpuDevice> gpus, AllocationLedger ledger,
-                                 ReservationBook book, GpuWithdrawals withdrawals, NvmlLibrary nvml) {
-        return start(config, gpus, ledger, book, withdrawals, nvml,
+    static TenancyServices start(
+            AgentConfig config,
+            List<GpuDevice> gpus,
+            AllocationLedger ledger,
+            ReservationBook book,
+            GpuWithdrawals withdrawals,
+            NvmlLibrary nvml) {
+        return start(
+                config,
+                gpus,
+                ledger,
+                book,
+                withdrawals,
+                nvml,
                 kubernetesApi(config.tenancy()) ? new KubernetesClientBuilder().build() : null);
     }
 
     /** With a given Kubernetes client (tests: the mock server's), or null for none. */
-    static TenancyServices start(AgentConfig config, List<GpuDevice> gpus, AllocationLedger ledger,
-                                 ReservationBook book, GpuWithdrawals withdrawals, NvmlLibrary nvml,
-                                 KubernetesClient client) {
+    static TenancyServices start(
+            AgentConfig config,
+            List<GpuDevice> gpus,
+            AllocationLedger ledger,
+            ReservationBook book,
+            GpuWithdrawals withdrawals,
+            NvmlLibrary nvml,
+            KubernetesClient client) {
         AgentConfig.Tenancy settings = config.tenancy();
         Closer resources = new Closer("tenancy");
         if (client != null) {
@@ -131,26 +159,40 @@ final class TenancyServices implements AutoCloseable {
             KubeEvents kubeEvents = new KubeEvents(client, config.nodeName(), Clock.systemUTC());
             resources.add("kube-events", kubeEvents);
             events = kubeEvents;
-            KubePodWatch watch = new KubePodWatch(config.nodeName(), config.resources().milliGpu(),
-                    new TenantIdentity(settings.tenantLabel()), pod -> book.releaseByPod(pod.uid())
-                            .ifPresent(released -> log.info("event=reservation_released reason=pod_deleted "
-                                    + "pod={} reservation={} tenant={}", pod.ref(), released.idempotencyKey(),
+            KubePodWatch watch = new KubePodWatch(
+                    config.nodeName(),
+                    config.resources().milliGpu(),
+                    new TenantIdentity(settings.tenantLabel()),
+                    pod -> book.releaseByPod(pod.uid())
+                            .ifPresent(released -> log.info(
+                                    "event=reservation_released reason=pod_deleted "
+                                            + "pod={} reservation={} tenant={}",
+                                    pod.ref(),
+                                    released.idempotencyKey(),
                                     released.tenant())));
             resources.add("pod-informer", watch.start(client));
             pods = watch;
-            resources.add("tenants-publisher", new NodeTenantsPublisher(client, config.nodeName(), () -> tenants(ledger, book))
-                    .start(TENANTS_PERIOD_MILLIS));
+            resources.add(
+                    "tenants-publisher",
+                    new NodeTenantsPublisher(client, config.nodeName(), () -> tenants(ledger, book))
+                            .start(TENANTS_PERIOD_MILLIS));
         }
-        AdmissionGate gate = new AdmissionGate(config.nodeName(), ledger, book, pods, withdrawals,
-                settings.identifyWait());
+        AdmissionGate gate =
+                new AdmissionGate(config.nodeName(), ledger, book, pods, withdrawals, settings.identifyWait());
         gate.reportTo(events);
-        OtherPluginGpus otherPlugin = new OtherPluginGpus(config.directories().podResourcesSocket(),
-                settings.otherGpuResource(), gpus);
+        OtherPluginGpus otherPlugin =
+                new OtherPluginGpus(config.directories().podResourcesSocket(), settings.otherGpuResource(), gpus);
         // the audit keeps its own window of NVML's GPU-time samples, apart from the compute controller's
-        GpuProcessAudit audit = settings.audit() == AgentConfig.AuditAction.OFF ? null : new GpuProcessAudit(ledger,
-                new GpuProcesses(nvml)::running, io.omai.agent.quota.audit.ProcessIdentity.PROC,
-                new io.omai.agent.quota.compute.NvmlProcessGpuTime(nvml), System::nanoTime,
-                settings.audit() == AgentConfig.AuditAction.KILL, GpuProcessAudit.Killer.SIGKILL);
+        GpuProcessAudit audit = settings.audit() == AgentConfig.AuditAction.OFF
+                ? null
+                : new GpuProcessAudit(
+                        ledger,
+                        new GpuProcesses(nvml)::running,
+                        io.omai.agent.quota.audit.ProcessIdentity.PROC,
+                        new io.omai.agent.quota.compute.NvmlProcessGpuTime(nvml),
+                        System::nanoTime,
+                        settings.audit() == AgentConfig.AuditAction.KILL,
+                        GpuProcessAudit.Killer.SIGKILL);
         if (audit != null) {
             // closed after its loop (the Closer goes in reverse): waits for a pass in progress, then unmaps
             resources.add("nvml-audit-mappings", audit);
@@ -159,18 +201,22 @@ final class TenancyServices implements AutoCloseable {
         Duration every = config.kubelet().reconcileInterval();
         if (pods.enabled()) {
             NodePods known = pods;
-            services.supervise(SupervisedLoop.start("pod-claims", every, every, deadline(every),
-                    () -> learnClaims(ledger, known)));
+            services.supervise(SupervisedLoop.start(
+                    "pod-claims", every, every, deadline(every), () -> learnClaims(ledger, known)));
         }
-        services.supervise(SupervisedLoop.start("coexistence-check", Duration.ZERO, every, deadline(every),
-                services::checkOtherPlugin));
+        services.supervise(SupervisedLoop.start(
+                "coexistence-check", Duration.ZERO, every, deadline(every), services::checkOtherPlugin));
         if (audit != null) {
             Duration auditEvery = settings.auditInterval();
-            services.supervise(SupervisedLoop.start("nvml-audit", auditEvery, auditEvery, deadline(auditEvery),
-                    services::auditOnce));
+            services.supervise(SupervisedLoop.start(
+                    "nvml-audit", auditEvery, auditEvery, deadline(auditEvery), services::auditOnce));
         }
-        log.info("event=tenancy_started node={} policy={} tenant_label={} kubernetes_api={} other_gpu_resource={}",
-                config.nodeName(), book.policy().configName(), settings.tenantLabel(), client != null,
+        log.info(
+                "event=tenancy_started node={} policy={} tenant_label={} kubernetes_api={} other_gpu_resource={}",
+                config.nodeName(),
+                book.policy().configName(),
+                settings.tenantLabel(),
+                client != null,
                 settings.otherGpuResource());
         return services;
     }
@@ -201,8 +247,11 @@ final class TenancyServices implements AutoCloseable {
                 if (!allocation.claim().equals(AllocationClaim.UNKNOWN) || owner.length != 3) {
                     continue;
                 }
-                pods.byName(owner[0], owner[1]).ifPresent(pod -> ledger.learnClaim(allocation.id(),
-                        new AllocationClaim(pod.uid(), pod.namespace(), pod.name(), owner[2], pod.tenant(), 0)));
+                pods.byName(owner[0], owner[1])
+                        .ifPresent(pod -> ledger.learnClaim(
+                                allocation.id(),
+                                new AllocationClaim(
+                                        pod.uid(), pod.namespace(), pod.name(), owner[2], pod.tenant(), 0)));
             }
         } catch (RuntimeException e) {
             log.warn("event=claims_not_learned", e);
@@ -239,8 +288,10 @@ final class TenancyServices implements AutoCloseable {
         withdrawals.replace(overlaps);
         overlaps.forEach((uuid, reason) -> {
             if (!before.containsKey(uuid)) {
-                events.onNode("GpuWithdrawn", "GPU " + uuid + " is withdrawn from omai.io/milli-gpu: " + reason
-                        + "; two plugins must never hand out one GPU (configure tenancy.gpus or the other plugin)");
+                events.onNode(
+                        "GpuWithdrawn",
+                        "GPU " + uuid + " is withdrawn from omai.io/milli-gpu: " + reason
+                                + "; two plugins must never hand out one GPU (configure tenancy.gpus or the other plugin)");
             }
         });
     }

@@ -65,7 +65,9 @@ public final class DeadProcessReaper implements AutoCloseable {
         public static final Result NONE = new Result(0, 0, 0);
 
         Result plus(Result o) {
-            return new Result(slotsReclaimed + o.slotsReclaimed, bytesReclaimed + o.bytesReclaimed,
+            return new Result(
+                    slotsReclaimed + o.slotsReclaimed,
+                    bytesReclaimed + o.bytesReclaimed,
                     leakedBytesReset + o.leakedBytesReset);
         }
     }
@@ -79,8 +81,9 @@ public final class DeadProcessReaper implements AutoCloseable {
     /** Problems reported and still present, per usage file: each is told once while it lasts. */
     @GuardedBy("this")
     private final Map<String, Set<String>> reported = new HashMap<>();
+
     private final IsolatedFailures failures = new IsolatedFailures("dead-process-reaper");
-    private volatile BiConsumer<AllocationFiles, UsageProblem> problemListener = (files, problem) -> { };
+    private volatile BiConsumer<AllocationFiles, UsageProblem> problemListener = (files, problem) -> {};
     private final LoopSlot loop = new LoopSlot();
 
     /**
@@ -91,7 +94,9 @@ public final class DeadProcessReaper implements AutoCloseable {
         this(processes, allocations, System::nanoTime);
     }
 
-    DeadProcessReaper(ProcessTable processes, Supplier<? extends Collection<AllocationFiles>> allocations,
+    DeadProcessReaper(
+            ProcessTable processes,
+            Supplier<? extends Collection<AllocationFiles>> allocations,
             LongSupplier nanoClock) {
         this.processes = Objects.requireNonNull(processes, "processes");
         this.allocations = Objects.requireNonNull(allocations, "allocations");
@@ -158,6 +163,7 @@ public final class DeadProcessReaper implements AutoCloseable {
 
     /** How many times a total below its slots is re-read before it counts, and how far apart. */
     static final int CONFIRMING_READS = 3;
+
     static final long CONFIRM_PAUSE_NANOS = 5_000_000L;
 
     /**
@@ -170,8 +176,11 @@ public final class DeadProcessReaper implements AutoCloseable {
         List<UsageProblem> problems = new ArrayList<>();
         UsageSnapshot snapshot = usage.read();
         if (snapshot.slots().size() >= ShmLayout.MAX_SLOTS) {
-            problems.add(new UsageProblem(UsageProblem.Kind.SLOTS_EXHAUSTED, -1, "all " + ShmLayout.MAX_SLOTS
-                    + " process slots are taken (pids " + pidsOf(snapshot) + "); the shim refuses new processes"));
+            problems.add(new UsageProblem(
+                    UsageProblem.Kind.SLOTS_EXHAUSTED,
+                    -1,
+                    "all " + ShmLayout.MAX_SLOTS + " process slots are taken (pids " + pidsOf(snapshot)
+                            + "); the shim refuses new processes"));
         }
         for (int read = 0; read < CONFIRMING_READS; read++) {
             List<UsageProblem> below = totalsBelowSlots(snapshot);
@@ -205,18 +214,27 @@ public final class DeadProcessReaper implements AutoCloseable {
             }
             long total = snapshot.devices().get(d).bytesReserved();
             if (Long.compareUnsigned(total, slots) < 0) {
-                problems.add(new UsageProblem(UsageProblem.Kind.TAMPERED, d, "device " + d + " total bytes_reserved"
-                        + " is " + Long.toUnsignedString(total) + " but its slots hold " + Long.toUnsignedString(slots)
-                        + " (largest: slot " + largestSlot + " with " + Long.toUnsignedString(largest)
-                        + "); the shim never lets the total fall below its slots"));
+                problems.add(new UsageProblem(
+                        UsageProblem.Kind.TAMPERED,
+                        d,
+                        "device " + d + " total bytes_reserved"
+                                + " is " + Long.toUnsignedString(total) + " but its slots hold "
+                                + Long.toUnsignedString(slots)
+                                + " (largest: slot " + largestSlot + " with " + Long.toUnsignedString(largest)
+                                + "); the shim never lets the total fall below its slots"));
             }
         }
         return problems;
     }
 
     private static String pidsOf(UsageSnapshot snapshot) {
-        return snapshot.slots().stream().map(s -> Integer.toString(s.pid())).distinct().limit(8)
-                .reduce((a, b) -> a + "," + b).orElse("") + (snapshot.slots().size() > 8 ? ",..." : "");
+        return snapshot.slots().stream()
+                        .map(s -> Integer.toString(s.pid()))
+                        .distinct()
+                        .limit(8)
+                        .reduce((a, b) -> a + "," + b)
+                        .orElse("")
+                + (snapshot.slots().size() > 8 ? ",..." : "");
     }
 
     /**
@@ -285,8 +303,13 @@ public final class DeadProcessReaper implements AutoCloseable {
                 slots++;
                 bytes += released;
                 occupied--;
-                log.info("reclaimed usage slot {} of {}: process {} (pid namespace {}) is gone, {} bytes released",
-                        slot.index(), usage.path(), slot.pid(), slot.pidNsInode(), released);
+                log.info(
+                        "reclaimed usage slot {} of {}: process {} (pid namespace {}) is gone, {} bytes released",
+                        slot.index(),
+                        usage.path(),
+                        slot.pid(),
+                        slot.pidNsInode(),
+                        released);
             }
         }
         long leaked = 0;
@@ -329,7 +352,8 @@ public final class DeadProcessReaper implements AutoCloseable {
         }
 
         private ProcStat matching(Optional<ProcStat> p, UsageSnapshot.Slot slot) {
-            return p.filter(proc -> proc.isLive(slot.pidNsInode(), slot.pid(), slot.startTimeTicks())).orElse(null);
+            return p.filter(proc -> proc.isLive(slot.pidNsInode(), slot.pid(), slot.startTimeTicks()))
+                    .orElse(null);
         }
     }
 
@@ -344,7 +368,8 @@ public final class DeadProcessReaper implements AutoCloseable {
             throw new IllegalStateException("the dead-process reaper is already running");
         }
         Duration deadline = period.multipliedBy(20).compareTo(Duration.ofSeconds(10)) > 0
-                ? period.multipliedBy(20) : Duration.ofSeconds(10);
+                ? period.multipliedBy(20)
+                : Duration.ofSeconds(10);
         return loop.startIfIdle(() -> SupervisedLoop.start("dead-process-reaper", period, deadline, this::reapOnce));
     }
 

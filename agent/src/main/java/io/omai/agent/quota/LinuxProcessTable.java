@@ -43,7 +43,8 @@ public final class LinuxProcessTable implements ProcessTable {
             String status = readOrNull(dir.resolve("status"));
             long ns = 0;
             try {
-                ns = parseNsLink(Files.readSymbolicLink(dir.resolve("ns").resolve("pid")).toString());
+                ns = parseNsLink(
+                        Files.readSymbolicLink(dir.resolve("ns").resolve("pid")).toString());
             } catch (java.nio.file.AccessDeniedException e) {
                 ns = 0;
             }
@@ -79,7 +80,9 @@ public final class LinuxProcessTable implements ProcessTable {
     @Override
     public long ownPidNamespaceInode() {
         try {
-            return parseNsLink(Files.readSymbolicLink(proc.resolve("self").resolve("ns").resolve("pid")).toString());
+            return parseNsLink(
+                    Files.readSymbolicLink(proc.resolve("self").resolve("ns").resolve("pid"))
+                            .toString());
         } catch (IOException | RuntimeException e) {
             return 0;
         }
@@ -106,8 +109,8 @@ public final class LinuxProcessTable implements ProcessTable {
         String[] fields = stat.substring(close + 1).trim().split(" +", -1);
         // fields[0] is field 3 (state); field 22 (starttime) is fields[19].
         if (fields.length < 20) {
-            throw new IllegalArgumentException("/proc/" + pid + "/stat has " + (fields.length + 2)
-                    + " fields, expected at least 22");
+            throw new IllegalArgumentException(
+                    "/proc/" + pid + "/stat has " + (fields.length + 2) + " fields, expected at least 22");
         }
         boolean zombie = fields[0].equals("Z") || fields[0].equals("X");
         long start = Long.parseUnsignedLong(fields[19]);

@@ -17,7 +17,8 @@ public record ProcStat(int pid, int nsPid, long pidNsInode, long startTimeTicks,
      * either side) match: a slot is only reclaimed when no process can be its owner.
      */
     public boolean isLive(long slotPidNsInode, int slotPid, long slotStartTicks) {
-        return !zombie && startTimeTicks == slotStartTicks
+        return !zombie
+                && startTimeTicks == slotStartTicks
                 && (nsPid < 0 || nsPid == slotPid)
                 && (slotPidNsInode == 0 || pidNsInode == 0 || pidNsInode == slotPidNsInode);
     }

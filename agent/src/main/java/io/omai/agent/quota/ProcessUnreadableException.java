@@ -8,7 +8,9 @@ import java.nio.file.Path;
  */
 public final class ProcessUnreadableException extends RuntimeException {
     public ProcessUnreadableException(Path procDir, Throwable cause) {
-        super("cannot read " + procDir + " (" + cause + "); the agent needs root and hostPID to tell which "
-                + "processes of a container are gone", cause);
+        super(
+                "cannot read " + procDir + " (" + cause + "); the agent needs root and hostPID to tell which "
+                        + "processes of a container are gone",
+                cause);
     }
 }

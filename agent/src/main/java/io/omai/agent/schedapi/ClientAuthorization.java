@@ -33,8 +33,8 @@ final class ClientAuthorization implements ServerInterceptor {
     }
 
     @Override
-    public <Q, A> ServerCall.Listener<Q> interceptCall(ServerCall<Q, A> call, Metadata headers,
-                                                      ServerCallHandler<Q, A> next) {
+    public <Q, A> ServerCall.Listener<Q> interceptCall(
+            ServerCall<Q, A> call, Metadata headers, ServerCallHandler<Q, A> next) {
         String method = call.getMethodDescriptor().getFullMethodName();
         if (!MUTATING_METHODS.contains(method) || !(policy instanceof ClientPolicy.AllowList(Set<String> allowed))) {
             return next.startCall(call, headers);
@@ -45,8 +45,9 @@ final class ClientAuthorization implements ServerInterceptor {
         }
         String who = identity.map(id -> "client " + id.names()).orElse("a client without a verified certificate");
         log.warn("refused {} to {}", method, who);
-        call.close(Status.PERMISSION_DENIED.withDescription(who + " may not call " + method
-                + "; its certificate's CN or SAN must be in the node agent's allowed scheduler identities"),
+        call.close(
+                Status.PERMISSION_DENIED.withDescription(who + " may not call " + method
+                        + "; its certificate's CN or SAN must be in the node agent's allowed scheduler identities"),
                 new Metadata());
         return new ServerCall.Listener<>() {};
     }
@@ -58,7 +59,8 @@ final class ClientAuthorization implements ServerInterceptor {
         try {
             Certificate[] chain = session.getPeerCertificates();
             return chain.length > 0 && chain[0] instanceof X509Certificate leaf
-                    ? Optional.of(ClientIdentity.of(leaf)) : Optional.empty();
+                    ? Optional.of(ClientIdentity.of(leaf))
+                    : Optional.empty();
         } catch (SSLPeerUnverifiedException e) {
             return Optional.empty();
         }

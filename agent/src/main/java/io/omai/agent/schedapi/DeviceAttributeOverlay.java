@@ -85,6 +85,8 @@ public final class DeviceAttributeOverlay {
     }
 
     public NodeSnapshot apply(NodeSnapshot reported) {
-        return rules.isEmpty() ? reported : reported.withGpus(reported.gpus().stream().map(this::apply).toList());
+        return rules.isEmpty()
+                ? reported
+                : reported.withGpus(reported.gpus().stream().map(this::apply).toList());
     }
 }

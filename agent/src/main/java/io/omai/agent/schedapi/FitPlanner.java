@@ -32,8 +32,8 @@ import java.util.stream.Collectors;
 final class FitPlanner {
     private FitPlanner() {}
 
-    static FitResult plan(FitQuery query, NodeSnapshot snapshot, List<Reservation> reservations,
-                          AntiAffinityPolicy policy) {
+    static FitResult plan(
+            FitQuery query, NodeSnapshot snapshot, List<Reservation> reservations, AntiAffinityPolicy policy) {
         NodeState node = nodeState(snapshot, NodeUsage.of(snapshot, reservations));
         Map<String, GpuSnapshot> gpusByUuid = new HashMap<>();
         snapshot.gpus().forEach(gpu -> gpusByUuid.put(gpu.uuid(), gpu));
@@ -48,12 +48,17 @@ final class FitPlanner {
         Plan plan = Planner.plan(node, query.tenant(), demands, policy, expression);
         if (!plan.feasible()) {
             return FitResult.infeasible(plan.refusals().stream()
-                    .map(r -> new FitResult.Reason(r.container(), r.gpuUuid(), r.message())).toList());
+                    .map(r -> new FitResult.Reason(r.container(), r.gpuUuid(), r.message()))
+                    .toList());
         }
-        return new FitResult(true, plan.score(), plan.placements().stream()
-                .map(p -> new ContainerReservation(p.container(), p.gpuUuids(), p.milli(), p.memoryBytes(),
-                        p.vfIds()))
-                .toList(), List.of());
+        return new FitResult(
+                true,
+                plan.score(),
+                plan.placements().stream()
+                        .map(p -> new ContainerReservation(
+                                p.container(), p.gpuUuids(), p.milli(), p.memoryBytes(), p.vfIds()))
+                        .toList(),
+                List.of());
     }
 
     /**
@@ -64,14 +69,24 @@ final class FitPlanner {
         List<GpuState> gpus = new ArrayList<>(snapshot.gpus().size());
         for (GpuSnapshot gpu : snapshot.gpus()) {
             GpuUsage load = usage.gpu(gpu.uuid()).orElseThrow();
-            gpus.add(new GpuState(gpu.uuid(), gpu.index(), gpu.numaNode(), "", gpu.healthy(),
-                    gpu.healthy() ? "" : gpu.health().reason(), gpu.memoryBytes(),
+            gpus.add(new GpuState(
+                    gpu.uuid(),
+                    gpu.index(),
+                    gpu.numaNode(),
+                    "",
+                    gpu.healthy(),
+                    gpu.healthy() ? "" : gpu.health().reason(),
+                    gpu.memoryBytes(),
                     gpu.milliAllocated() + load.milliReserved(),
-                    gpu.memoryAllocatedBytes() + load.memoryReservedBytes(), load.tenants()));
+                    gpu.memoryAllocatedBytes() + load.memoryReservedBytes(),
+                    load.tenants()));
         }
         Set<String> freeVfs = usage.freeVfIds();
         List<HcaState> hcas = snapshot.hcas().stream()
-                .map(hca -> new HcaState(hca.name(), hca.numaNode(), hca.vfIds(),
+                .map(hca -> new HcaState(
+                        hca.name(),
+                        hca.numaNode(),
+                        hca.vfIds(),
                         hca.vfIds().stream().filter(freeVfs::contains).collect(Collectors.toSet())))
                 .toList();
         return new NodeState(snapshot.nodeName(), gpus, hcas);
@@ -82,8 +97,10 @@ final class FitPlanner {
             return Optional.empty();
         }
         try {
-            return need.selector().get().test(DeviceViews.of(gpu, state)) ? Optional.empty()
-                    : Optional.of("expression is false: " + need.selector().get().text());
+            return need.selector().get().test(DeviceViews.of(gpu, state))
+                    ? Optional.empty()
+                    : Optional.of(
+                            "expression is false: " + need.selector().get().text());
         } catch (ExpressionException e) {
             return Optional.of("expression failed: " + e.getMessage());
         }

@@ -15,9 +15,19 @@ import java.util.Set;
  *     {@code device.class}
  * @param tenants tenants of the allocated containers on this GPU
  */
-public record GpuSnapshot(String uuid, int index, String model, long memoryBytes, int milliCapacity,
-                        int milliAllocated, long memoryAllocatedBytes, DeviceHealth health, int numaNode,
-                        Map<String, String> attributes, Set<String> tags, Set<String> tenants)
+public record GpuSnapshot(
+        String uuid,
+        int index,
+        String model,
+        long memoryBytes,
+        int milliCapacity,
+        int milliAllocated,
+        long memoryAllocatedBytes,
+        DeviceHealth health,
+        int numaNode,
+        Map<String, String> attributes,
+        Set<String> tags,
+        Set<String> tenants)
         implements GpuCapacity {
     public static final String CLASS_ATTRIBUTE = "class";
 
@@ -44,17 +54,50 @@ public record GpuSnapshot(String uuid, int index, String model, long memoryBytes
     }
 
     public GpuSnapshot withAllocation(int milli, long memoryBytes, Set<String> tenantsNow) {
-        return new GpuSnapshot(uuid, index, model, this.memoryBytes, milliCapacity, milli, memoryBytes, health,
-                numaNode, attributes, tags, tenantsNow);
+        return new GpuSnapshot(
+                uuid,
+                index,
+                model,
+                this.memoryBytes,
+                milliCapacity,
+                milli,
+                memoryBytes,
+                health,
+                numaNode,
+                attributes,
+                tags,
+                tenantsNow);
     }
 
     public GpuSnapshot withHealth(DeviceHealth healthNow) {
-        return new GpuSnapshot(uuid, index, model, memoryBytes, milliCapacity, milliAllocated, memoryAllocatedBytes,
-                healthNow, numaNode, attributes, tags, tenants);
+        return new GpuSnapshot(
+                uuid,
+                index,
+                model,
+                memoryBytes,
+                milliCapacity,
+                milliAllocated,
+                memoryAllocatedBytes,
+                healthNow,
+                numaNode,
+                attributes,
+                tags,
+                tenants);
     }
 
     public GpuSnapshot withLabels(Map<String, String> attributesNow, Set<String> tagsNow) {
-        return new GpuSnapshot(uuid, index, model, memoryBytes, milliCapacity, milliAllocated, memoryAllocatedBytes,
-                health, numaNode, attributesNow, tagsNow, tenants);
+        return new GpuSnapshot(
+                uuid,
+                index,
+                model,
+                memoryBytes,
+                milliCapacity,
+                milliAllocated,
+                memoryAllocatedBytes,
+                health,
+                numaNode,
+                attributesNow,
+                tagsNow,
+                tenants);
     }
 }

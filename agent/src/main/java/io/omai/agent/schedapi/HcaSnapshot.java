@@ -14,8 +14,14 @@ import java.util.Set;
  * @param freeVfIds the VFs not allocated to a container
  * @param qosCapabilities what the link layer can enforce per VF, e.g. "max_tx_rate"; empty on InfiniBand
  */
-public record HcaSnapshot(String name, String pciAddress, int numaNode, String linkLayer, List<String> vfIds,
-                  Set<String> freeVfIds, List<String> qosCapabilities) {
+public record HcaSnapshot(
+        String name,
+        String pciAddress,
+        int numaNode,
+        String linkLayer,
+        List<String> vfIds,
+        Set<String> freeVfIds,
+        List<String> qosCapabilities) {
     public HcaSnapshot {
         Objects.requireNonNull(name, "name");
         Objects.requireNonNull(pciAddress, "pciAddress");

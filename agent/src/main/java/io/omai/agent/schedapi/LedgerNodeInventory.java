@@ -33,8 +33,10 @@ public final class LedgerNodeInventory implements NodeInventory, AutoCloseable {
     private final Function<Allocation, String> tenantOf;
     private final List<Runnable> listeners = new CopyOnWriteArrayList<>();
     private final AllocationLedger.Subscription ledgerSubscription;
+
     @GuardedBy("this")
     private long generation;
+
     private volatile NodeSnapshot current;
 
     /**
@@ -42,9 +44,13 @@ public final class LedgerNodeInventory implements NodeInventory, AutoCloseable {
      * @param hcas the HCAs and their VFs now (empty when the VF plugin is off)
      * @param tenantOf the tenant an allocation belongs to ("" when not known yet)
      */
-    public LedgerNodeInventory(String nodeName, AllocationLedger ledger, Supplier<Map<String, GpuHealth>> health,
-                               DeviceAttributeOverlay overlay, Supplier<List<HcaSnapshot>> hcas,
-                               Function<Allocation, String> tenantOf) {
+    public LedgerNodeInventory(
+            String nodeName,
+            AllocationLedger ledger,
+            Supplier<Map<String, GpuHealth>> health,
+            DeviceAttributeOverlay overlay,
+            Supplier<List<HcaSnapshot>> hcas,
+            Function<Allocation, String> tenantOf) {
         this.nodeName = nodeName;
         this.ledger = ledger;
         this.health = health;
@@ -105,12 +111,22 @@ public final class LedgerNodeInventory implements NodeInventory, AutoCloseable {
         List<GpuSnapshot> gpus = new ArrayList<>();
         for (GpuDevice gpu : ledger.gpus()) {
             GpuHealth h = healthNow.get(gpu.uuid());
-            DeviceHealth deviceHealth = h == null || h.healthy() ? DeviceHealth.HEALTHY
+            DeviceHealth deviceHealth = h == null || h.healthy()
+                    ? DeviceHealth.HEALTHY
                     : DeviceHealth.unhealthy(h.reason().isBlank() ? "unhealthy" : h.reason());
             LedgerNodeCapacity.GpuLoad load = loads.get(gpu.uuid());
-            gpus.add(overlay.apply(new GpuSnapshot(gpu.uuid(), gpu.index(), gpu.name(), gpu.memoryBytes(), 1000,
-                    load == null ? 0 : load.milli(), load == null ? 0L : load.memoryBytes(), deviceHealth,
-                    gpu.hasNumaNode() ? gpu.numaNode() : -1, Map.of(), Set.of(),
+            gpus.add(overlay.apply(new GpuSnapshot(
+                    gpu.uuid(),
+                    gpu.index(),
+                    gpu.name(),
+                    gpu.memoryBytes(),
+                    1000,
+                    load == null ? 0 : load.milli(),
+                    load == null ? 0L : load.memoryBytes(),
+                    deviceHealth,
+                    gpu.hasNumaNode() ? gpu.numaNode() : -1,
+                    Map.of(),
+                    Set.of(),
                     load == null ? Set.of() : load.tenants())));
         }
         return new NodeSnapshot(nodeName, generationNow, gpus, hcas.get());

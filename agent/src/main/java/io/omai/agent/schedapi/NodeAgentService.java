@@ -33,8 +33,8 @@ final class NodeAgentService extends NodeAgentGrpc.NodeAgentImplBase {
     private final NodeStatePublisher publisher;
     private final RequestValidator validator;
 
-    NodeAgentService(NodeInventory inventory, ReservationBook book, NodeStatePublisher publisher,
-                     RequestValidator validator) {
+    NodeAgentService(
+            NodeInventory inventory, ReservationBook book, NodeStatePublisher publisher, RequestValidator validator) {
         this.inventory = inventory;
         this.book = book;
         this.publisher = publisher;
@@ -62,7 +62,9 @@ final class NodeAgentService extends NodeAgentGrpc.NodeAgentImplBase {
             FitQuery query = validator.fitQuery(request);
             long generation = publisher.current().getGeneration();
             List<Reservation> counted = book.outstanding().stream()
-                    .filter(reservation -> query.podUid().map(pod -> !pod.equals(reservation.podUid())).orElse(true))
+                    .filter(reservation -> query.podUid()
+                            .map(pod -> !pod.equals(reservation.podUid()))
+                            .orElse(true))
                     .toList();
             FitResult result = FitPlanner.plan(query, inventory.snapshot(), counted, book.policy());
             return ProtoMapping.fitResponse(result, generation);
@@ -73,9 +75,16 @@ final class NodeAgentService extends NodeAgentGrpc.NodeAgentImplBase {
     public void reserve(ReserveRequest request, StreamObserver<ReserveResponse> response) {
         answer(response, () -> {
             Reservation reservation = book.reserve(validator.reservationRequest(request));
-            log.info("reservation '{}' for pod {} (tenant {}) holds {} until {}", reservation.idempotencyKey(),
-                    reservation.podUid(), reservation.tenant(), reservation.containers(), reservation.expiresAt());
-            return ReserveResponse.newBuilder().setReservation(ProtoMapping.reservation(reservation)).build();
+            log.info(
+                    "reservation '{}' for pod {} (tenant {}) holds {} until {}",
+                    reservation.idempotencyKey(),
+                    reservation.podUid(),
+                    reservation.tenant(),
+                    reservation.containers(),
+                    reservation.expiresAt());
+            return ReserveResponse.newBuilder()
+                    .setReservation(ProtoMapping.reservation(reservation))
+                    .build();
         });
     }
 
@@ -84,15 +93,19 @@ final class NodeAgentService extends NodeAgentGrpc.NodeAgentImplBase {
         answer(response, () -> {
             RequestValidator.ReleaseTarget target = validator.releaseTarget(request);
             Reservation released = switch (target) {
-                case RequestValidator.ReleaseTarget.ByPod(String podUid) -> book.releaseByPod(podUid)
-                        .orElseThrow(() -> new ReservationException.NoSuchReservation("pod " + podUid
-                                + " has no live reservation (never made, released or expired)"));
-                case RequestValidator.ReleaseTarget.ByKey(String key) -> book.releaseByKey(key)
-                        .orElseThrow(() -> new ReservationException.NoSuchReservation("no live reservation under "
-                                + "idempotency key '" + key + "' (never made, released or expired)"));
+                case RequestValidator.ReleaseTarget.ByPod(String podUid) ->
+                    book.releaseByPod(podUid)
+                            .orElseThrow(() -> new ReservationException.NoSuchReservation(
+                                    "pod " + podUid + " has no live reservation (never made, released or expired)"));
+                case RequestValidator.ReleaseTarget.ByKey(String key) ->
+                    book.releaseByKey(key)
+                            .orElseThrow(() -> new ReservationException.NoSuchReservation("no live reservation under "
+                                    + "idempotency key '" + key + "' (never made, released or expired)"));
             };
             log.info("reservation '{}' for pod {} released", released.idempotencyKey(), released.podUid());
-            return ReleaseResponse.newBuilder().setReleased(ProtoMapping.reservation(released)).build();
+            return ReleaseResponse.newBuilder()
+                    .setReleased(ProtoMapping.reservation(released))
+                    .build();
         });
     }
 

@@ -1,6 +1,5 @@
 package io.omai.agent.schedapi;
 
-import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.omai.agent.schedapi.v1.NodeState;
 import io.omai.agent.tenancy.ReservationBook;
 import io.omai.agent.tenancy.Subscription;
@@ -90,8 +89,7 @@ public final class NodeStatePublisher implements AutoCloseable {
     }
 
     private NodeState build(long generation) {
-        return ProtoMapping.nodeState(inventory.snapshot(), book.outstanding(), book.policy(), generation,
-                incarnation);
+        return ProtoMapping.nodeState(inventory.snapshot(), book.outstanding(), book.policy(), generation, incarnation);
     }
 
     /** Stops following the sources and ends every observer (watch streams complete). */

@@ -1,6 +1,5 @@
 package io.omai.agent.schedapi;
 
-import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.grpc.Context;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.omai.agent.schedapi.v1.NodeState;
@@ -23,18 +22,18 @@ final class NodeStateWatch implements NodeStatePublisher.Observer {
     // @GuardedBy("lock")
     private boolean closed;
 
-    private NodeStateWatch(ServerCallStreamObserver<NodeState> call, NodeStatePublisher publisher,
-                           long clientGeneration) {
+    private NodeStateWatch(
+            ServerCallStreamObserver<NodeState> call, NodeStatePublisher publisher, long clientGeneration) {
         this.call = call;
         this.publisher = publisher;
         this.newestGeneration = clientGeneration;
     }
 
     /** Starts a watch; must run inside the service method (grpc only accepts handlers there). */
-    static void start(WatchNodeStateRequest request, ServerCallStreamObserver<NodeState> call,
-                      NodeStatePublisher publisher) {
-        boolean sameIncarnation = request.getIncarnation().isEmpty()
-                || request.getIncarnation().equals(publisher.incarnation());
+    static void start(
+            WatchNodeStateRequest request, ServerCallStreamObserver<NodeState> call, NodeStatePublisher publisher) {
+        boolean sameIncarnation =
+                request.getIncarnation().isEmpty() || request.getIncarnation().equals(publisher.incarnation());
         // a client from another incarnation gets the current state whatever generation it names
         long clientGeneration = sameIncarnation ? request.getAfterGeneration() : 0;
         var watch = new NodeStateWatch(call, publisher, clientGeneration);

@@ -22,8 +22,12 @@ import java.util.TreeSet;
 final class ProtoMapping {
     private ProtoMapping() {}
 
-    static NodeState nodeState(NodeSnapshot snapshot, List<Reservation> reservations, AntiAffinityPolicy policy,
-                               long generation, String incarnation) {
+    static NodeState nodeState(
+            NodeSnapshot snapshot,
+            List<Reservation> reservations,
+            AntiAffinityPolicy policy,
+            long generation,
+            String incarnation) {
         NodeUsage usage = NodeUsage.of(snapshot, reservations);
         var state = NodeState.newBuilder()
                 .setNodeName(snapshot.nodeName())
@@ -50,7 +54,9 @@ final class ProtoMapping {
                     .addAllTenants(new TreeSet<>(load.tenants())));
         }
         for (HcaSnapshot hca : snapshot.hcas()) {
-            List<String> free = hca.freeVfIdsInOrder().stream().filter(usage.freeVfIds()::contains).toList();
+            List<String> free = hca.freeVfIdsInOrder().stream()
+                    .filter(usage.freeVfIds()::contains)
+                    .toList();
             state.addHcas(HcaState.newBuilder()
                     .setName(hca.name())
                     .setPciAddress(hca.pciAddress())
@@ -101,14 +107,18 @@ final class ProtoMapping {
                 .setScore(result.score())
                 .setGeneration(generation);
         result.assignments().forEach(container -> response.addAssignments(assignment(container)));
-        result.reasons().forEach(reason -> response.addReasons(FitReason.newBuilder()
-                .setContainer(reason.container())
-                .setGpuUuid(reason.gpuUuid())
-                .setMessage(reason.message())));
+        result.reasons()
+                .forEach(reason -> response.addReasons(FitReason.newBuilder()
+                        .setContainer(reason.container())
+                        .setGpuUuid(reason.gpuUuid())
+                        .setMessage(reason.message())));
         return response.build();
     }
 
     private static Timestamp timestamp(Instant instant) {
-        return Timestamp.newBuilder().setSeconds(instant.getEpochSecond()).setNanos(instant.getNano()).build();
+        return Timestamp.newBuilder()
+                .setSeconds(instant.getEpochSecond())
+                .setNanos(instant.getNano())
+                .build();
     }
 }

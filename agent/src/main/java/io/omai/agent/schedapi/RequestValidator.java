@@ -15,7 +15,6 @@ import io.omai.placement.MilliGpu;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
-import java.util.List;
 import java.util.Optional;
 import java.util.Set;
 import java.util.regex.Pattern;
@@ -54,7 +53,8 @@ public final class RequestValidator {
         for (int i = 0; i < request.getContainersCount(); i++) {
             needs.add(containerNeed(request.getContainers(i), "containers[" + i + "]", names));
         }
-        Optional<String> podUid = request.getPodUid().isEmpty() ? Optional.empty()
+        Optional<String> podUid = request.getPodUid().isEmpty()
+                ? Optional.empty()
                 : Optional.of(text(request.getPodUid(), "pod_uid", POD_UID, POD_UID_EXPECTED));
         return new FitQuery(tenant, needs, podUid);
     }
@@ -64,17 +64,20 @@ public final class RequestValidator {
         int milli = milli(c.getMilli(), path + ".milli");
         long memory = memory(c.getMemoryBytes(), milli, path + ".memory_bytes");
         if (c.getGpus() != 0 && c.getGpus() != MilliGpu.gpuCount(milli)) {
-            throw new InvalidRequestException(path + ".gpus", c.getGpus() + " does not match milli " + milli
-                    + ", which means " + MilliGpu.gpuCount(milli) + " GPU(s); leave gpus at 0 or make them agree");
+            throw new InvalidRequestException(
+                    path + ".gpus",
+                    c.getGpus() + " does not match milli " + milli + ", which means " + MilliGpu.gpuCount(milli)
+                            + " GPU(s); leave gpus at 0 or make them agree");
         }
         if (c.getVfs() < 0 || c.getVfs() > MAX_VFS_PER_CONTAINER) {
-            throw new InvalidRequestException(path + ".vfs", c.getVfs() + " is not between 0 and "
-                    + MAX_VFS_PER_CONTAINER);
+            throw new InvalidRequestException(
+                    path + ".vfs", c.getVfs() + " is not between 0 and " + MAX_VFS_PER_CONTAINER);
         }
         Optional<DeviceExpression> selector = Optional.empty();
         if (!c.getExpression().isEmpty()) {
             if (milli == 0) {
-                throw new InvalidRequestException(path + ".expression", "selects GPUs but milli is 0 (no GPU asked for)");
+                throw new InvalidRequestException(
+                        path + ".expression", "selects GPUs but milli is 0 (no GPU asked for)");
             }
             try {
                 selector = Optional.of(expressions.compile(c.getExpression()));
@@ -87,7 +90,10 @@ public final class RequestValidator {
     }
 
     public ReservationRequest reservationRequest(ReserveRequest request) {
-        String key = text(request.getIdempotencyKey(), "idempotency_key", KEY,
+        String key = text(
+                request.getIdempotencyKey(),
+                "idempotency_key",
+                KEY,
                 "1 to 256 printable ASCII characters without spaces");
         String podUid = text(request.getPodUid(), "pod_uid", POD_UID, POD_UID_EXPECTED);
         String tenant = tenant(request.getTenant());
@@ -101,33 +107,34 @@ public final class RequestValidator {
         return new ReservationRequest(key, podUid, tenant, containers, lease(request.getLeaseSeconds()));
     }
 
-    private ContainerReservation containerReservation(ContainerAssignment c, String path, Set<String> names,
-                                                      Set<String> podVfs) {
+    private ContainerReservation containerReservation(
+            ContainerAssignment c, String path, Set<String> names, Set<String> podVfs) {
         String name = containerName(c.getName(), path + ".name", names);
         int milli = milli(c.getMilli(), path + ".milli");
         long memory = memory(c.getMemoryBytes(), milli, path + ".memory_bytes");
         int expected = MilliGpu.gpuCount(milli);
         if (c.getGpuUuidsCount() != expected) {
-            throw new InvalidRequestException(path + ".gpu_uuids", c.getGpuUuidsCount() + " GPU(s) named but milli "
-                    + milli + " needs " + expected);
+            throw new InvalidRequestException(
+                    path + ".gpu_uuids",
+                    c.getGpuUuidsCount() + " GPU(s) named but milli " + milli + " needs " + expected);
         }
         var uuids = new HashSet<String>();
         for (int j = 0; j < c.getGpuUuidsCount(); j++) {
             String uuid = text(c.getGpuUuids(j), path + ".gpu_uuids[" + j + "]", DEVICE_ID, "a GPU UUID");
             if (!uuids.add(uuid)) {
-                throw new InvalidRequestException(path + ".gpu_uuids[" + j + "]", "'" + uuid
-                        + "' is named twice; whole GPUs must be distinct");
+                throw new InvalidRequestException(
+                        path + ".gpu_uuids[" + j + "]", "'" + uuid + "' is named twice; whole GPUs must be distinct");
             }
         }
         if (c.getVfIdsCount() > MAX_VFS_PER_CONTAINER) {
-            throw new InvalidRequestException(path + ".vf_ids", c.getVfIdsCount() + " VFs; at most "
-                    + MAX_VFS_PER_CONTAINER);
+            throw new InvalidRequestException(
+                    path + ".vf_ids", c.getVfIdsCount() + " VFs; at most " + MAX_VFS_PER_CONTAINER);
         }
         for (int j = 0; j < c.getVfIdsCount(); j++) {
             String vf = text(c.getVfIds(j), path + ".vf_ids[" + j + "]", DEVICE_ID, "a VF id (PCI address)");
             if (!podVfs.add(vf)) {
-                throw new InvalidRequestException(path + ".vf_ids[" + j + "]", "'" + vf
-                        + "' is named twice in this pod");
+                throw new InvalidRequestException(
+                        path + ".vf_ids[" + j + "]", "'" + vf + "' is named twice in this pod");
             }
         }
         return new ContainerReservation(name, c.getGpuUuidsList(), milli, memory, c.getVfIdsList());
@@ -135,13 +142,17 @@ public final class RequestValidator {
 
     public void checkWatch(WatchNodeStateRequest request) {
         if (request.getAfterGeneration() < 0) {
-            throw new InvalidRequestException("after_generation", request.getAfterGeneration()
-                    + " is negative; pass 0 for none or the generation of the last state received");
+            throw new InvalidRequestException(
+                    "after_generation",
+                    request.getAfterGeneration()
+                            + " is negative; pass 0 for none or the generation of the last state received");
         }
         if (request.getIncarnation().length() > MAX_INCARNATION_LENGTH) {
-            throw new InvalidRequestException("incarnation", "is " + request.getIncarnation().length()
-                    + " characters long; pass back the incarnation of a state received (at most "
-                    + MAX_INCARNATION_LENGTH + ")");
+            throw new InvalidRequestException(
+                    "incarnation",
+                    "is " + request.getIncarnation().length()
+                            + " characters long; pass back the incarnation of a state received (at most "
+                            + MAX_INCARNATION_LENGTH + ")");
         }
     }
 
@@ -155,16 +166,24 @@ public final class RequestValidator {
     public ReleaseTarget releaseTarget(ReleaseRequest request) {
         return switch (request.getSelectorCase()) {
             case POD_UID -> new ReleaseTarget.ByPod(text(request.getPodUid(), "pod_uid", POD_UID, POD_UID_EXPECTED));
-            case IDEMPOTENCY_KEY -> new ReleaseTarget.ByKey(text(request.getIdempotencyKey(), "idempotency_key",
-                    KEY, "1 to 256 printable ASCII characters without spaces"));
-            case SELECTOR_NOT_SET -> throw new InvalidRequestException("selector",
-                    "neither pod_uid nor idempotency_key is set; set one");
+            case IDEMPOTENCY_KEY ->
+                new ReleaseTarget.ByKey(text(
+                        request.getIdempotencyKey(),
+                        "idempotency_key",
+                        KEY,
+                        "1 to 256 printable ASCII characters without spaces"));
+            case SELECTOR_NOT_SET ->
+                throw new InvalidRequestException("selector", "neither pod_uid nor idempotency_key is set; set one");
         };
     }
 
     private static String tenant(String tenant) {
-        return text(tenant, "tenant", TENANT, "a tenant name (e.g. a namespace): letters, digits, '.', '_', ':', "
-                + "'/' or '-', alphanumeric at both ends, at most 253");
+        return text(
+                tenant,
+                "tenant",
+                TENANT,
+                "a tenant name (e.g. a namespace): letters, digits, '.', '_', ':', "
+                        + "'/' or '-', alphanumeric at both ends, at most 253");
     }
 
     private static void requireContainers(int count) {
@@ -206,8 +225,10 @@ public final class RequestValidator {
             return DEFAULT_LEASE;
         }
         if (seconds < 0 || seconds > MAX_LEASE_SECONDS) {
-            throw new InvalidRequestException("lease_seconds", seconds + " is not between 1 and " + MAX_LEASE_SECONDS
-                    + " (0 means " + DEFAULT_LEASE.toSeconds() + ")");
+            throw new InvalidRequestException(
+                    "lease_seconds",
+                    seconds + " is not between 1 and " + MAX_LEASE_SECONDS + " (0 means " + DEFAULT_LEASE.toSeconds()
+                            + ")");
         }
         return Duration.ofSeconds(seconds);
     }

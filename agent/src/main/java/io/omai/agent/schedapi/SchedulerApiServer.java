@@ -48,28 +48,28 @@ public final class SchedulerApiServer implements AutoCloseable {
     private final ScheduledExecutorService sweeper;
     private final ClientPolicy clientPolicy;
 
-    public SchedulerApiServer(ServerBuilder<?> serverBuilder, NodeInventory inventory, ReservationBook book,
-                              ClientPolicy clientPolicy) {
+    public SchedulerApiServer(
+            ServerBuilder<?> serverBuilder, NodeInventory inventory, ReservationBook book, ClientPolicy clientPolicy) {
         this.book = book;
         this.clientPolicy = clientPolicy;
         this.publisher = new NodeStatePublisher(inventory, book);
-        var service = new NodeAgentService(inventory, book, publisher,
-                new RequestValidator(new DeviceExpressions(EXPRESSION_CACHE_SIZE)));
+        var service = new NodeAgentService(
+                inventory, book, publisher, new RequestValidator(new DeviceExpressions(EXPRESSION_CACHE_SIZE)));
         this.server = serverBuilder
                 .addService(ServerInterceptors.intercept(service, new ClientAuthorization(clientPolicy)))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
                 .build();
-        this.sweeper = Executors.newSingleThreadScheduledExecutor(Thread.ofPlatform().daemon()
-                .name("omai-lease-sweeper").factory());
+        this.sweeper = Executors.newSingleThreadScheduledExecutor(
+                Thread.ofPlatform().daemon().name("omai-lease-sweeper").factory());
     }
 
     /**
      * A TCP server builder: mutual TLS when {@code tls} is given, else plaintext (development only).
      */
     public static ServerBuilder<?> tcp(InetSocketAddress address, Optional<TlsSettings> tls) {
-        return NettyServerBuilder.forAddress(address,
-                tls.map(TlsSettings::serverCredentials).orElseGet(InsecureServerCredentials::create));
+        return NettyServerBuilder.forAddress(
+                address, tls.map(TlsSettings::serverCredentials).orElseGet(InsecureServerCredentials::create));
     }
 
     public SchedulerApiServer start() {
@@ -81,8 +81,8 @@ public final class SchedulerApiServer implements AutoCloseable {
         if (clientPolicy instanceof ClientPolicy.AnyClient) {
             log.warn("scheduler API accepts Reserve/Release from any client (no TLS allow-list); development only");
         }
-        var _ = sweeper.scheduleWithFixedDelay(this::sweep, SWEEP_PERIOD.toMillis(), SWEEP_PERIOD.toMillis(),
-                TimeUnit.MILLISECONDS);
+        var _ = sweeper.scheduleWithFixedDelay(
+                this::sweep, SWEEP_PERIOD.toMillis(), SWEEP_PERIOD.toMillis(), TimeUnit.MILLISECONDS);
         health.setStatus("", ServingStatus.SERVING);
         health.setStatus(SERVICE_NAME, ServingStatus.SERVING);
         log.info("scheduler API serving {} on {}", SERVICE_NAME, server.getListenSockets());
@@ -91,8 +91,11 @@ public final class SchedulerApiServer implements AutoCloseable {
 
     private void sweep() {
         try {
-            book.expireDue().forEach(expired -> log.info("reservation '{}' for pod {} expired unconsumed",
-                    expired.idempotencyKey(), expired.podUid()));
+            book.expireDue()
+                    .forEach(expired -> log.info(
+                            "reservation '{}' for pod {} expired unconsumed",
+                            expired.idempotencyKey(),
+                            expired.podUid()));
         } catch (RuntimeException e) {
             // a failed sweep must not cancel the schedule; expiry is still exact for readers
             log.warn("lease sweep failed", e);

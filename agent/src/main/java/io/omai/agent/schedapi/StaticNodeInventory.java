@@ -49,8 +49,7 @@ public final class StaticNodeInventory implements NodeInventory {
         return updateGpu(gpuUuid, gpu -> {
             var tenants = new TreeSet<>(gpu.tenants());
             tenants.add(tenant);
-            return gpu.withAllocation(gpu.milliAllocated() + milli, gpu.memoryAllocatedBytes() + memoryBytes,
-                    tenants);
+            return gpu.withAllocation(gpu.milliAllocated() + milli, gpu.memoryAllocatedBytes() + memoryBytes, tenants);
         });
     }
 

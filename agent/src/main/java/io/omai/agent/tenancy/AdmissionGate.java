@@ -69,8 +69,13 @@ public final class AdmissionGate {
      * @param pods this node's pods as the API shows them ({@link NodePods#NONE} without the Kubernetes API)
      * @param identifyWait how long to wait for the informer to show the pod being admitted
      */
-    public AdmissionGate(String nodeName, AllocationLedger ledger, ReservationBook book, NodePods pods,
-                         GpuWithdrawals withdrawals, Duration identifyWait) {
+    public AdmissionGate(
+            String nodeName,
+            AllocationLedger ledger,
+            ReservationBook book,
+            NodePods pods,
+            GpuWithdrawals withdrawals,
+            Duration identifyWait) {
         this.nodeName = Objects.requireNonNull(nodeName, "nodeName");
         this.ledger = Objects.requireNonNull(ledger, "ledger");
         this.book = Objects.requireNonNull(book, "book");
@@ -92,8 +97,8 @@ public final class AdmissionGate {
      * The IDs kubelet should allocate for the container being admitted: the reserved ones, or the ledger's
      * choice among the candidates on GPUs the pod's tenant may use and that reservations leave free.
      */
-    public List<MilliGpuId> preferredAllocation(Collection<String> available, Collection<String> mustInclude,
-                                                int size) throws LedgerException, AdmissionRefusal {
+    public List<MilliGpuId> preferredAllocation(Collection<String> available, Collection<String> mustInclude, int size)
+            throws LedgerException, AdmissionRefusal {
         // the ledger validates the IDs and the size first, so a malformed request is INVALID_ARGUMENT as before
         ledger.preferredAllocation(available, mustInclude, size);
         Admitted who = finder.find(size);
@@ -109,8 +114,13 @@ public final class AdmissionGate {
                 throw noFit;
             }
             String why = who.describe() + ": " + noFit.getMessage() + "; GPUs this pod may not use: " + excluded;
-            log.warn("event=preferred_allocation_refused pod={}/{} tenant={} size={} excluded=\"{}\"",
-                    who.namespace(), who.pod(), who.tenant(), size, excluded);
+            log.warn(
+                    "event=preferred_allocation_refused pod={}/{} tenant={} size={} excluded=\"{}\"",
+                    who.namespace(),
+                    who.pod(),
+                    who.tenant(),
+                    size,
+                    excluded);
             if (excluded.values().stream().allMatch(reason -> reason.startsWith(WITHDRAWN))) {
                 throw new AdmissionRefusal.Withdrawn(why);
             }
@@ -153,8 +163,10 @@ public final class AdmissionGate {
         List<AllocationLedger.Pending> pending = new ArrayList<>(plans.size());
         try {
             for (Plan plan : plans) {
-                pending.add(plan.takenOver().isPresent() ? ledger.prepareTakeover(plan.deviceIds(), plan.claim())
-                        : ledger.prepare(plan.deviceIds(), plan.claim()));
+                pending.add(
+                        plan.takenOver().isPresent()
+                                ? ledger.prepareTakeover(plan.deviceIds(), plan.claim())
+                                : ledger.prepare(plan.deviceIds(), plan.claim()));
             }
             Object outcome;
             try {
@@ -162,9 +174,14 @@ public final class AdmissionGate {
             } catch (Refused refused) {
                 Plan plan = refused.plan;
                 if (plan.who() != null) {
-                    log.warn("event=admission_refused pod={}/{} container={} tenant={} gpus={} reason=\"{}\"",
-                            plan.who().namespace(), plan.who().pod(), plan.who().container(), plan.who().tenant(),
-                            plan.gpus(), refused.refusal.getMessage());
+                    log.warn(
+                            "event=admission_refused pod={}/{} container={} tenant={} gpus={} reason=\"{}\"",
+                            plan.who().namespace(),
+                            plan.who().pod(),
+                            plan.who().container(),
+                            plan.who().tenant(),
+                            plan.gpus(),
+                            refused.refusal.getMessage());
                     report(plan.who(), refused.refusal);
                 }
                 throw refused.refusal;
@@ -176,9 +193,16 @@ public final class AdmissionGate {
             for (int i = 0; i < plans.size(); i++) {
                 Plan plan = plans.get(i);
                 if (plan.who() != null) {
-                    log.info("event=admitted pod={}/{} container={} tenant={} gpus={} allocation={} reservation={} "
-                                    + "policy={}", plan.who().namespace(), plan.who().pod(), plan.claim().container(),
-                            plan.who().tenant(), plan.gpus(), made.get(i).id(), plan.reservationKey(),
+                    log.info(
+                            "event=admitted pod={}/{} container={} tenant={} gpus={} allocation={} reservation={} "
+                                    + "policy={}",
+                            plan.who().namespace(),
+                            plan.who().pod(),
+                            plan.claim().container(),
+                            plan.who().tenant(),
+                            plan.gpus(),
+                            made.get(i).id(),
+                            plan.reservationKey(),
                             policy().configName());
                 }
             }
@@ -194,8 +218,8 @@ public final class AdmissionGate {
 
     private void validateRequest(List<? extends Collection<String>> containers) throws LedgerException {
         if (containers.isEmpty()) {
-            throw new LedgerException.InvalidRequest("container_requests is empty; expected one request per "
-                    + "container");
+            throw new LedgerException.InvalidRequest(
+                    "container_requests is empty; expected one request per " + "container");
         }
         if (containers.size() > MAX_CONTAINERS_PER_REQUEST) {
             throw new LedgerException.InvalidRequest("container_requests has " + containers.size()
@@ -207,7 +231,8 @@ public final class AdmissionGate {
             try {
                 ledger.checkAllocatable(containers.get(i));
             } catch (LedgerException.InvalidRequest e) {
-                throw containers.size() == 1 ? e
+                throw containers.size() == 1
+                        ? e
                         : new LedgerException.InvalidRequest("container_requests[" + i + "]: " + e.getMessage());
             }
             for (String id : containers.get(i)) {
@@ -227,10 +252,17 @@ public final class AdmissionGate {
      * {@code takenOver} is a recorded allocation of exactly these IDs whose pod is gone: the new pod takes its
      * devices, with fresh files.
      */
-    private record Plan(List<String> deviceIds, Set<String> gpus, Admitted who, AllocationClaim claim,
-                        Optional<ContainerReservation> reserved, Optional<Allocation> takenOver) {
+    private record Plan(
+            List<String> deviceIds,
+            Set<String> gpus,
+            Admitted who,
+            AllocationClaim claim,
+            Optional<ContainerReservation> reserved,
+            Optional<Allocation> takenOver) {
         String reservationKey() {
-            return who == null ? "" : who.reservation().map(Reservation::idempotencyKey).orElse("");
+            return who == null
+                    ? ""
+                    : who.reservation().map(Reservation::idempotencyKey).orElse("");
         }
     }
 
@@ -242,8 +274,10 @@ public final class AdmissionGate {
             String podUid = same.get().claim().podUid();
             // the pod of the allocation is shown but no longer pending: a repeat, unless another pod is pending
             // for this size (kubelet gave it the devices of a pod the informer has not seen go)
-            newcomer = pods.enabled() && pods.byUid(podUid).filter(PodInfo::pending).isEmpty()
-                    ? finder.findNow(deviceIds.size()).filter(who -> !who.podUid().equals(podUid))
+            newcomer = pods.enabled()
+                            && pods.byUid(podUid).filter(PodInfo::pending).isEmpty()
+                    ? finder.findNow(deviceIds.size())
+                            .filter(who -> !who.podUid().equals(podUid))
                     : Optional.empty();
             if (newcomer.isEmpty()) {
                 if (pods.enabled()) {
@@ -256,8 +290,8 @@ public final class AdmissionGate {
         for (String uuid : gpus) {
             Optional<String> withdrawn = withdrawals.reason(uuid);
             if (withdrawn.isPresent()) {
-                throw new AdmissionRefusal.Withdrawn("GPU " + uuid + " on node " + nodeName
-                        + " is withdrawn from sharing: " + withdrawn.get());
+                throw new AdmissionRefusal.Withdrawn(
+                        "GPU " + uuid + " on node " + nodeName + " is withdrawn from sharing: " + withdrawn.get());
             }
         }
         Admitted who = newcomer.isPresent() ? newcomer.get() : finder.find(deviceIds.size());
@@ -267,19 +301,25 @@ public final class AdmissionGate {
         Reservation reservation = who.reservation().get();
         int size = deviceIds.size();
         Optional<ContainerReservation> match = reservation.containers().stream()
-                .filter(c -> c.milli() == size && new HashSet<>(c.gpuUuids()).equals(gpus)).findFirst();
+                .filter(c -> c.milli() == size && new HashSet<>(c.gpuUuids()).equals(gpus))
+                .findFirst();
         if (match.isEmpty()) {
             var refusal = new AdmissionRefusal.NotReserved(who.describe() + " holds reservation '"
                     + reservation.idempotencyKey() + "' for " + describe(reservation.containers())
                     + " but kubelet allocates " + size + " milli on " + gpus + " on node " + nodeName);
-            log.warn("event=admission_refused pod={}/{} container={} tenant={} gpus={} reason=\"{}\"",
-                    who.namespace(), who.pod(), who.container(), who.tenant(), gpus, refusal.getMessage());
+            log.warn(
+                    "event=admission_refused pod={}/{} container={} tenant={} gpus={} reason=\"{}\"",
+                    who.namespace(),
+                    who.pod(),
+                    who.container(),
+                    who.tenant(),
+                    gpus,
+                    refusal.getMessage());
             report(who, refusal);
             throw refusal;
         }
         ContainerReservation container = match.get();
-        return new Plan(deviceIds, gpus, who, claim(who, container.name(), container.memoryBytes()), match,
-                takenOver);
+        return new Plan(deviceIds, gpus, who, claim(who, container.name(), container.memoryBytes()), match, takenOver);
     }
 
     /**
@@ -302,8 +342,8 @@ public final class AdmissionGate {
      * Under the book's lock, memory only: checks every container against the node as it is now (departed
      * allocations left out, earlier containers of the request counted), then records them all.
      */
-    private List<Allocation> admitInOneStep(ReservationBook.Admission admission, List<Plan> plans,
-                                            List<AllocationLedger.Pending> pending) {
+    private List<Allocation> admitInOneStep(
+            ReservationBook.Admission admission, List<Plan> plans, List<AllocationLedger.Pending> pending) {
         Set<String> departed = new TreeSet<>();
         for (Plan plan : plans) {
             if (plan.who() != null) { // a repeat keeps its allocation; anything else displaces what it reuses
@@ -320,8 +360,8 @@ public final class AdmissionGate {
                     admission.consume(plan.who().podUid(), plan.reserved().get());
                 } catch (ReservationException e) {
                     // the lease ended or the scheduler released it since the pod was identified
-                    throw new Refused(plan, new AdmissionRefusal.NotReserved(plan.who().describe() + ": "
-                            + e.getMessage()));
+                    throw new Refused(
+                            plan, new AdmissionRefusal.NotReserved(plan.who().describe() + ": " + e.getMessage()));
                 }
                 continue;
             }
@@ -345,7 +385,8 @@ public final class AdmissionGate {
         for (String uuid : plan.gpus()) {
             GpuUsage gpu = usage.gpu(uuid).orElseThrow();
             // an unidentified pod (no Kubernetes API, no reservation) has no tenant to check
-            Optional<String> tenancy = who.podUid().isEmpty() ? Optional.empty()
+            Optional<String> tenancy = who.podUid().isEmpty()
+                    ? Optional.empty()
                     : policy().refusal(who.tenant(), uuid, gpu.tenants(), nodeName, usage.nodeTenants());
             if (tenancy.isPresent()) {
                 throw new Refused(plan, new AdmissionRefusal.AntiAffinity(who.describe() + ": " + tenancy.get()));
@@ -353,15 +394,22 @@ public final class AdmissionGate {
             long memory = MilliGpu.defaultMemory(perGpu, gpu.gpu().memoryBytes());
             String shortfall = gpu.capacityShortfall(perGpu, memory);
             if (shortfall != null) {
-                throw new Refused(plan, new AdmissionRefusal.ReservedForOthers(who.describe() + ": GPU " + uuid
-                        + " on node " + nodeName + ": " + shortfall + " (" + gpu.describe() + "; reservations on "
-                        + "it: " + describeReservations(usage, uuid) + ")"));
+                throw new Refused(
+                        plan,
+                        new AdmissionRefusal.ReservedForOthers(who.describe() + ": GPU " + uuid
+                                + " on node " + nodeName + ": " + shortfall + " (" + gpu.describe()
+                                + "; reservations on "
+                                + "it: " + describeReservations(usage, uuid) + ")"));
             }
         }
         String tenant = who.podUid().isEmpty() ? TenantIdentity.UNKNOWN : who.tenant();
         for (String uuid : plan.gpus()) {
-            usage.hold(tenant, uuid, perGpu, MilliGpu.defaultMemory(perGpu,
-                    usage.gpu(uuid).orElseThrow().gpu().memoryBytes()));
+            usage.hold(
+                    tenant,
+                    uuid,
+                    perGpu,
+                    MilliGpu.defaultMemory(
+                            perGpu, usage.gpu(uuid).orElseThrow().gpu().memoryBytes()));
         }
     }
 
@@ -375,16 +423,24 @@ public final class AdmissionGate {
         if (who.podUid().isEmpty()) {
             return AllocationClaim.UNKNOWN; // no Kubernetes API and no reservation: counted as tenant "(unknown)"
         }
-        return new AllocationClaim(who.podUid(), who.namespace(), who.pod(), container, who.tenant(),
-                memoryBytesPerGpu);
+        return new AllocationClaim(
+                who.podUid(), who.namespace(), who.pod(), container, who.tenant(), memoryBytesPerGpu);
     }
 
     /** The reserved GPUs' IDs among kubelet's candidates (must-include ones first). */
-    private List<MilliGpuId> reservedIds(Admitted who, Reservation reservation, Collection<String> available,
-                                         Collection<String> mustInclude, int size) throws AdmissionRefusal {
+    private List<MilliGpuId> reservedIds(
+            Admitted who,
+            Reservation reservation,
+            Collection<String> available,
+            Collection<String> mustInclude,
+            int size)
+            throws AdmissionRefusal {
         ContainerReservation container = reservation.containers().stream()
-                .filter(c -> c.milli() == size && c.name().equals(who.container())).findFirst()
-                .or(() -> reservation.containers().stream().filter(c -> c.milli() == size).findFirst())
+                .filter(c -> c.milli() == size && c.name().equals(who.container()))
+                .findFirst()
+                .or(() -> reservation.containers().stream()
+                        .filter(c -> c.milli() == size)
+                        .findFirst())
                 .orElseThrow(() -> new AdmissionRefusal.NotReserved(who.describe() + " holds reservation '"
                         + reservation.idempotencyKey() + "' for " + describe(reservation.containers())
                         + " but kubelet asks for " + size + " milli"));
@@ -400,8 +456,8 @@ public final class AdmissionGate {
         for (String uuid : container.gpuUuids()) {
             Optional<String> withdrawn = withdrawals.reason(uuid);
             if (withdrawn.isPresent()) {
-                throw new AdmissionRefusal.Withdrawn(who.describe() + ": reserved GPU " + uuid
-                        + " is withdrawn from sharing: " + withdrawn.get());
+                throw new AdmissionRefusal.Withdrawn(
+                        who.describe() + ": reserved GPU " + uuid + " is withdrawn from sharing: " + withdrawn.get());
             }
             List<MilliGpuId> onGpu = candidates.getOrDefault(uuid, List.of());
             if (onGpu.size() < container.milliPerGpu()) {
@@ -411,8 +467,14 @@ public final class AdmissionGate {
             }
             chosen.addAll(onGpu.subList(0, container.milliPerGpu()));
         }
-        log.info("event=preferred_reserved pod={}/{} container={} tenant={} reservation={} gpus={}", who.namespace(),
-                who.pod(), container.name(), who.tenant(), reservation.idempotencyKey(), container.gpuUuids());
+        log.info(
+                "event=preferred_reserved pod={}/{} container={} tenant={} reservation={} gpus={}",
+                who.namespace(),
+                who.pod(),
+                container.name(),
+                who.tenant(),
+                reservation.idempotencyKey(),
+                container.gpuUuids());
         return chosen;
     }
 
@@ -428,11 +490,12 @@ public final class AdmissionGate {
             NodeUsage usage = admission.usage(departed);
             for (GpuUsage gpu : usage.gpus()) {
                 reservedMilli.put(gpu.uuid(), gpu.milliReserved());
-                withdrawals.reason(gpu.uuid()).ifPresentOrElse(reason -> refused.put(gpu.uuid(), WITHDRAWN + reason),
-                        () -> {
+                withdrawals
+                        .reason(gpu.uuid())
+                        .ifPresentOrElse(reason -> refused.put(gpu.uuid(), WITHDRAWN + reason), () -> {
                             if (!who.podUid().isEmpty()) {
-                                policy().refusal(who.tenant(), gpu.uuid(), gpu.tenants(), nodeName,
-                                        usage.nodeTenants()).ifPresent(reason -> refused.put(gpu.uuid(), reason));
+                                policy().refusal(who.tenant(), gpu.uuid(), gpu.tenants(), nodeName, usage.nodeTenants())
+                                        .ifPresent(reason -> refused.put(gpu.uuid(), reason));
                             }
                         });
             }
@@ -440,7 +503,8 @@ public final class AdmissionGate {
         });
         Map<String, List<String>> byGpu = new LinkedHashMap<>();
         for (String text : available) {
-            byGpu.computeIfAbsent(MilliGpuId.parse(text).uuid(), uuid -> new ArrayList<>()).add(text);
+            byGpu.computeIfAbsent(MilliGpuId.parse(text).uuid(), uuid -> new ArrayList<>())
+                    .add(text);
         }
         List<String> allowed = new ArrayList<>();
         byGpu.forEach((uuid, ids) -> {
@@ -451,12 +515,17 @@ public final class AdmissionGate {
             allowed.addAll(ids.subList(0, keep));
         });
         if (!refused.isEmpty()) {
-            log.info("event=preferred_filtered pod={}/{} container={} tenant={} policy={} excluded_gpus={}",
-                    who.namespace(), who.pod(), who.container(), who.tenant(), policy().configName(), refused.keySet());
+            log.info(
+                    "event=preferred_filtered pod={}/{} container={} tenant={} policy={} excluded_gpus={}",
+                    who.namespace(),
+                    who.pod(),
+                    who.container(),
+                    who.tenant(),
+                    policy().configName(),
+                    refused.keySet());
         }
         return allowed;
     }
-
 
     private static Set<String> gpusOf(Collection<String> deviceIds) {
         Set<String> gpus = new TreeSet<>();
@@ -473,7 +542,8 @@ public final class AdmissionGate {
     }
 
     private static String describe(List<ContainerReservation> containers) {
-        return containers.stream().map(c -> "'" + c.name() + "' " + c.milli() + " milli on " + c.gpuUuids())
+        return containers.stream()
+                .map(c -> "'" + c.name() + "' " + c.milli() + " milli on " + c.gpuUuids())
                 .collect(Collectors.joining(", "));
     }
 

@@ -39,8 +39,13 @@ final class AdmittedPodFinder {
     // devices handed to the next container): they have no allocation of their own but are done
     private final Map<String, Set<String>> servedByRepeat = new java.util.concurrent.ConcurrentHashMap<>();
 
-    AdmittedPodFinder(String nodeName, AllocationLedger ledger, ReservationBook book, NodePods pods,
-                      Duration identifyWait, Supplier<ClusterEvents> events) {
+    AdmittedPodFinder(
+            String nodeName,
+            AllocationLedger ledger,
+            ReservationBook book,
+            NodePods pods,
+            Duration identifyWait,
+            Supplier<ClusterEvents> events) {
         this.nodeName = Objects.requireNonNull(nodeName, "nodeName");
         this.ledger = Objects.requireNonNull(ledger, "ledger");
         this.book = Objects.requireNonNull(book, "book");
@@ -74,8 +79,8 @@ final class AdmittedPodFinder {
                 Thread.sleep(POLL);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                throw new AdmissionRefusal.Unidentified("interrupted while identifying the pod for " + size
-                        + " milli-GPU on node " + nodeName);
+                throw new AdmissionRefusal.Unidentified(
+                        "interrupted while identifying the pod for " + size + " milli-GPU on node " + nodeName);
             }
         }
     }
@@ -94,10 +99,13 @@ final class AdmittedPodFinder {
         servedByRepeat.keySet().removeIf(uid -> pods.byUid(uid).isEmpty());
         pods.byUid(podUid).ifPresent(pod -> {
             Set<String> done = doneContainers().getOrDefault(pod.uid(), Set.of());
-            pod.gpuContainers().stream().filter(c -> !done.contains(c.name())).findFirst()
+            pod.gpuContainers().stream()
+                    .filter(c -> !done.contains(c.name()))
+                    .findFirst()
                     .filter(next -> next.milli() == size)
-                    .ifPresent(next -> servedByRepeat.computeIfAbsent(pod.uid(),
-                            uid -> java.util.concurrent.ConcurrentHashMap.newKeySet()).add(next.name()));
+                    .ifPresent(next -> servedByRepeat
+                            .computeIfAbsent(pod.uid(), uid -> java.util.concurrent.ConcurrentHashMap.newKeySet())
+                            .add(next.name()));
         });
     }
 
@@ -106,12 +114,13 @@ final class AdmittedPodFinder {
         Map<String, Set<String>> allocatedContainers = new HashMap<>();
         for (Allocation allocation : ledger.allocations()) {
             if (!allocation.claim().podUid().isEmpty()) {
-                allocatedContainers.computeIfAbsent(allocation.claim().podUid(), uid -> new HashSet<>())
+                allocatedContainers
+                        .computeIfAbsent(allocation.claim().podUid(), uid -> new HashSet<>())
                         .add(allocation.claim().container());
             }
         }
-        servedByRepeat.forEach((uid, names) -> allocatedContainers.computeIfAbsent(uid, u -> new HashSet<>())
-                .addAll(names));
+        servedByRepeat.forEach((uid, names) ->
+                allocatedContainers.computeIfAbsent(uid, u -> new HashSet<>()).addAll(names));
         return allocatedContainers;
     }
 
@@ -124,16 +133,26 @@ final class AdmittedPodFinder {
                 continue;
             }
             Set<String> done = allocatedContainers.getOrDefault(pod.uid(), Set.of());
-            pod.gpuContainers().stream().filter(c -> !done.contains(c.name())).findFirst()
+            pod.gpuContainers().stream()
+                    .filter(c -> !done.contains(c.name()))
+                    .findFirst()
                     .filter(next -> next.milli() == size)
                     .ifPresent(next -> {
                         candidatePods.add(pod);
-                        candidates.add(new Admitted(pod.uid(), pod.namespace(), pod.name(), next.name(),
-                                pod.tenant(), book.forPod(pod.uid())));
+                        candidates.add(new Admitted(
+                                pod.uid(),
+                                pod.namespace(),
+                                pod.name(),
+                                next.name(),
+                                pod.tenant(),
+                                book.forPod(pod.uid())));
                     });
         }
         if (!candidates.isEmpty()) {
-            var oldestAt = candidatePods.stream().map(PodInfo::createdAt).min(Comparator.naturalOrder()).orElseThrow();
+            var oldestAt = candidatePods.stream()
+                    .map(PodInfo::createdAt)
+                    .min(Comparator.naturalOrder())
+                    .orElseThrow();
             List<Admitted> oldest = new ArrayList<>();
             for (int i = 0; i < candidates.size(); i++) {
                 if (candidatePods.get(i).createdAt().equals(oldestAt)) {
@@ -151,9 +170,15 @@ final class AdmittedPodFinder {
             if (pod.isPresent() && !pod.get().pending()) {
                 continue;
             }
-            reservation.containers().stream().filter(c -> c.milli() == size).findFirst().ifPresent(c ->
-                    reserved.add(new Admitted(reservation.podUid(), pod.map(PodInfo::namespace).orElse(""),
-                            pod.map(PodInfo::name).orElse(""), c.name(), reservation.tenant(),
+            reservation.containers().stream()
+                    .filter(c -> c.milli() == size)
+                    .findFirst()
+                    .ifPresent(c -> reserved.add(new Admitted(
+                            reservation.podUid(),
+                            pod.map(PodInfo::namespace).orElse(""),
+                            pod.map(PodInfo::name).orElse(""),
+                            c.name(),
+                            reservation.tenant(),
                             Optional.of(reservation))));
         }
         if (reserved.isEmpty()) {

@@ -9,8 +9,8 @@ import java.util.Objects;
  * The devices one container holds: {@code milli} below 1000 on one GPU, or {@code milli / 1000} whole GPUs, with
  * {@code memoryBytes} per GPU (0 in a request: the default, see {@link MilliGpu#defaultMemory}), and VFs.
  */
-public record ContainerReservation(String name, List<String> gpuUuids, int milli, long memoryBytes,
-                                   List<String> vfIds) {
+public record ContainerReservation(
+        String name, List<String> gpuUuids, int milli, long memoryBytes, List<String> vfIds) {
     public ContainerReservation {
         Objects.requireNonNull(name, "name");
         gpuUuids = List.copyOf(gpuUuids);

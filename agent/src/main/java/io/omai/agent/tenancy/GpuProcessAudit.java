@@ -6,9 +6,9 @@ import io.omai.agent.gpu.GpuProcesses;
 import io.omai.agent.gpu.NvmlException;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
-import io.omai.agent.quota.compute.ProcessGpuTime;
 import io.omai.agent.quota.audit.AuditFinding;
 import io.omai.agent.quota.audit.ProcessIdentity;
+import io.omai.agent.quota.compute.ProcessGpuTime;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.AllocationSpec;
 import io.omai.agent.quota.shm.ControlSnapshot;
@@ -80,7 +80,8 @@ public final class GpuProcessAudit implements AutoCloseable {
         boolean kill(int hostPid);
 
         /** The host's own: SIGKILL through {@link ProcessHandle#destroyForcibly()}. */
-        Killer SIGKILL = pid -> ProcessHandle.of(pid).map(ProcessHandle::destroyForcibly).orElse(false);
+        Killer SIGKILL =
+                pid -> ProcessHandle.of(pid).map(ProcessHandle::destroyForcibly).orElse(false);
     }
 
     /** What NVML shows running on a GPU ({@link GpuProcesses#running} in the daemon). */
@@ -112,10 +113,13 @@ public final class GpuProcessAudit implements AutoCloseable {
     private final Killer killer;
     private final int self;
     private final long ownPidNamespace;
+
     @GuardedBy("this")
     private Set<Key> seenLastPass = Set.of();
+
     @GuardedBy("this")
     private final Set<Key> reported = new HashSet<>();
+
     @GuardedBy("this")
     private final Set<Integer> ambiguousLogged = new HashSet<>();
     /** (allocation, GPU) → the grant the control file showed at the previous pass, and when. */
@@ -138,8 +142,14 @@ public final class GpuProcessAudit implements AutoCloseable {
      * @param gpuTime NVML's per-process GPU time, an instance of the audit's own (it keeps a window per GPU);
      *     null to leave compute unchecked
      */
-    public GpuProcessAudit(AllocationLedger ledger, ProcessSource processes, ProcessIdentity identities,
-                           ProcessGpuTime gpuTime, LongSupplier nanoClock, boolean kill, Killer killer) {
+    public GpuProcessAudit(
+            AllocationLedger ledger,
+            ProcessSource processes,
+            ProcessIdentity identities,
+            ProcessGpuTime gpuTime,
+            LongSupplier nanoClock,
+            boolean kill,
+            Killer killer) {
         this.ledger = Objects.requireNonNull(ledger, "ledger");
         this.processes = Objects.requireNonNull(processes, "processes");
         this.identities = Objects.requireNonNull(identities, "identities");
@@ -154,7 +164,8 @@ public final class GpuProcessAudit implements AutoCloseable {
     /** The inode of the agent's pid namespace, 0 when /proc does not say. */
     private static long pidNamespaceInode() {
         try {
-            String link = java.nio.file.Files.readSymbolicLink(java.nio.file.Path.of("/proc/self/ns/pid")).toString();
+            String link = java.nio.file.Files.readSymbolicLink(java.nio.file.Path.of("/proc/self/ns/pid"))
+                    .toString();
             return Long.parseLong(link.substring(link.indexOf('[') + 1, link.indexOf(']')));
         } catch (IOException | RuntimeException e) {
             return 0;
@@ -223,8 +234,12 @@ public final class GpuProcessAudit implements AutoCloseable {
         private final Map<Integer, List<String>> identityCache;
         private final Set<Integer> ambiguousLogged; // the audit's, handed over by its pass under its monitor
 
-        Owners(List<Allocation> sharing, Map<String, Reading> readings, Set<String> host,
-               Map<Integer, List<String>> identityCache, Set<Integer> ambiguousLogged) {
+        Owners(
+                List<Allocation> sharing,
+                Map<String, Reading> readings,
+                Set<String> host,
+                Map<Integer, List<String>> identityCache,
+                Set<Integer> ambiguousLogged) {
             this.host = host;
             this.identityCache = identityCache;
             this.ambiguousLogged = ambiguousLogged;
@@ -235,7 +250,9 @@ public final class GpuProcessAudit implements AutoCloseable {
                     continue;
                 }
                 // the container's own bind mount of this usage file: no slot needed to know its processes
-                byIdentity.computeIfAbsent(reading.usageIdentity(), i -> new HashSet<>()).add(allocation.id());
+                byIdentity
+                        .computeIfAbsent(reading.usageIdentity(), i -> new HashSet<>())
+                        .add(allocation.id());
                 for (UsageSnapshot.Slot slot : reading.slots()) {
                     // the reaper maps a slot to its host pid; until it has, the pid is the host pid only when the
                     // container shares the agent's pid namespace (else it names an unrelated host process)
@@ -250,7 +267,9 @@ public final class GpuProcessAudit implements AutoCloseable {
                 for (String identity : identitiesOf(pid)) {
                     // a usage file is its own allocation's alone: a forged slot must not make it ambiguous
                     if (!host.contains(identity) && !identity.startsWith("usage:")) {
-                        byIdentity.computeIfAbsent(identity, i -> new HashSet<>()).addAll(claimants);
+                        byIdentity
+                                .computeIfAbsent(identity, i -> new HashSet<>())
+                                .addAll(claimants);
                     }
                 }
             });
@@ -266,17 +285,19 @@ public final class GpuProcessAudit implements AutoCloseable {
             String owner = owner(process.hostPid());
             if (owner == null && claimants.size() > 1) {
                 if (ambiguousLogged.add(process.hostPid())) {
-                    log.warn("event=audit_owner_ambiguous pid={} allocations={} detail=\"slots of several "
-                            + "allocations name this process and no cgroup or mount namespace decides; not counted\"",
-                            process.hostPid(), claimants.stream().sorted().toList());
+                    log.warn(
+                            "event=audit_owner_ambiguous pid={} allocations={} detail=\"slots of several "
+                                    + "allocations name this process and no cgroup or mount namespace decides; not counted\"",
+                            process.hostPid(),
+                            claimants.stream().sorted().toList());
                 }
                 return Optional.empty();
             }
             if (owner == null && claimants.size() == 1) {
                 owner = claimants.iterator().next();
             }
-            return Optional.of(new Attributed(process, owner == null ? null : byId.get(owner),
-                    owner != null && claimants.contains(owner)));
+            return Optional.of(new Attributed(
+                    process, owner == null ? null : byId.get(owner), owner != null && claimants.contains(owner)));
         }
 
         /**
@@ -317,16 +338,29 @@ public final class GpuProcessAudit implements AutoCloseable {
     }
 
     @GuardedBy("this")
-    private void checkProcesses(GpuDevice gpu, List<Attributed> attributed, Set<String> overQuota, Set<Key> seen,
-                                List<AuditFinding> findings) {
+    private void checkProcesses(
+            GpuDevice gpu,
+            List<Attributed> attributed,
+            Set<String> overQuota,
+            Set<Key> seen,
+            List<AuditFinding> findings) {
         for (Attributed a : attributed) {
             GpuProcesses.GpuProcess process = a.process();
             if (!a.slotted()) {
-                Key key = new Key(AuditFinding.Reason.NO_SHIM, gpu.uuid(), process.hostPid(),
+                Key key = new Key(
+                        AuditFinding.Reason.NO_SHIM,
+                        gpu.uuid(),
+                        process.hostPid(),
                         a.owner() == null ? "" : a.owner().id());
                 if (confirmed(key, 2, seen)) {
                     boolean killed = kill && killer.kill(process.hostPid());
-                    findings.add(report(key, a.owner(), process.hostPid(), process.usedBytes(), 0, killed,
+                    findings.add(report(
+                            key,
+                            a.owner(),
+                            process.hostPid(),
+                            process.usedBytes(),
+                            0,
+                            killed,
                             a.owner() == null ? "" : "it is in the container's cgroup or mount namespace"));
                 }
                 continue;
@@ -335,9 +369,13 @@ public final class GpuProcessAudit implements AutoCloseable {
                 continue; // the container's finding covers its processes
             }
             long limit = limitOn(a.owner(), gpu.uuid()).orElse(-1L);
-            if (limit >= 0 && process.usedBytes() != GpuProcesses.MEMORY_NOT_AVAILABLE
+            if (limit >= 0
+                    && process.usedBytes() != GpuProcesses.MEMORY_NOT_AVAILABLE
                     && process.usedBytes() > limit + CONTEXT_SLACK_BYTES) {
-                Key key = new Key(AuditFinding.Reason.MEMORY_OVER_QUOTA, gpu.uuid(), process.hostPid(),
+                Key key = new Key(
+                        AuditFinding.Reason.MEMORY_OVER_QUOTA,
+                        gpu.uuid(),
+                        process.hostPid(),
                         a.owner().id());
                 if (confirmed(key, 1, seen)) {
                     boolean killed = kill && killer.kill(process.hostPid());
@@ -349,8 +387,8 @@ public final class GpuProcessAudit implements AutoCloseable {
 
     /** Returns the containers over their quota on this GPU now (reported now or earlier). */
     @GuardedBy("this")
-    private Set<String> checkContainerMemory(GpuDevice gpu, List<Attributed> attributed, Set<Key> seen,
-                                             List<AuditFinding> findings) {
+    private Set<String> checkContainerMemory(
+            GpuDevice gpu, List<Attributed> attributed, Set<Key> seen, List<AuditFinding> findings) {
         Set<String> over = new HashSet<>();
         Map<String, Allocation> owners = new HashMap<>();
         Map<String, List<GpuProcesses.GpuProcess>> byOwner = new LinkedHashMap<>();
@@ -363,7 +401,9 @@ public final class GpuProcessAudit implements AutoCloseable {
         byOwner.forEach((id, members) -> {
             Allocation owner = owners.get(id);
             long limit = limitOn(owner, gpu.uuid()).orElse(-1L);
-            long total = members.stream().mapToLong(GpuProcesses.GpuProcess::usedBytes).sum();
+            long total = members.stream()
+                    .mapToLong(GpuProcesses.GpuProcess::usedBytes)
+                    .sum();
             if (limit < 0 || total <= limit + CONTEXT_SLACK_BYTES * members.size()) {
                 return;
             }
@@ -372,19 +412,36 @@ public final class GpuProcessAudit implements AutoCloseable {
             if (!confirmed(key, 1, seen)) {
                 return;
             }
-            boolean killed = killAll(members.stream().map(GpuProcesses.GpuProcess::hostPid).toList());
-            findings.add(report(key, owner, 0, total, limit, killed, "NVML shows " + members.size()
-                    + " process(es): " + members.stream().map(p -> "pid " + p.hostPid() + " " + p.usedBytes() + " B")
-                    .collect(Collectors.joining(", ")) + "; the usage file says "
-                    + usageTotal(owner, gpu.uuid())));
+            boolean killed = killAll(
+                    members.stream().map(GpuProcesses.GpuProcess::hostPid).toList());
+            findings.add(report(
+                    key,
+                    owner,
+                    0,
+                    total,
+                    limit,
+                    killed,
+                    "NVML shows " + members.size()
+                            + " process(es): "
+                            + members.stream()
+                                    .map(p -> "pid " + p.hostPid() + " " + p.usedBytes() + " B")
+                                    .collect(Collectors.joining(", "))
+                            + "; the usage file says "
+                            + usageTotal(owner, gpu.uuid())));
         });
         return over;
     }
 
     @GuardedBy("this")
-    private void checkCompute(GpuDevice gpu, List<Allocation> sharing, Owners owners, Map<String, Reading> readings,
-                              List<Attributed> attributed, Set<Key> seen, List<AuditFinding> findings,
-                              Set<String> granted) {
+    private void checkCompute(
+            GpuDevice gpu,
+            List<Allocation> sharing,
+            Owners owners,
+            Map<String, Reading> readings,
+            List<Attributed> attributed,
+            Set<Key> seen,
+            List<AuditFinding> findings,
+            Set<String> granted) {
         Map<Integer, Long> busy;
         try {
             busy = gpuTime.busySinceLastSample(gpu.uuid());
@@ -403,11 +460,15 @@ public final class GpuProcessAudit implements AutoCloseable {
         for (Allocation allocation : sharing) {
             Reading reading = readings.get(allocation.id());
             Optional<AllocationSpec> spec = spec(allocation);
-            if (reading == null || reading.control() == null || spec.isEmpty() || !spec.get().computeEnforced()) {
+            if (reading == null
+                    || reading.control() == null
+                    || spec.isEmpty()
+                    || !spec.get().computeEnforced()) {
                 continue;
             }
             Optional<ControlSnapshot.Device> device = reading.control().devices().stream()
-                    .filter(d -> d.uuid().equals(gpu.uuid())).findFirst();
+                    .filter(d -> d.uuid().equals(gpu.uuid()))
+                    .findFirst();
             if (device.isEmpty()) {
                 continue;
             }
@@ -436,11 +497,19 @@ public final class GpuProcessAudit implements AutoCloseable {
             }
             List<Integer> members = attributed.stream()
                     .filter(a -> a.owner() != null && a.owner().id().equals(allocation.id()))
-                    .map(a -> a.process().hostPid()).toList();
+                    .map(a -> a.process().hostPid())
+                    .toList();
             boolean killed = killAll(members);
-            findings.add(report(key, allocation, 0, -1, 0, killed, "NVML counts " + used / 1_000_000
-                    + " ms of GPU time in the last " + window / 1_000_000 + " ms, the grant allowed "
-                    + allowed / 1_000_000 + " ms (quota " + device.get().computeQuotaMilli() + "/1000)"));
+            findings.add(report(
+                    key,
+                    allocation,
+                    0,
+                    -1,
+                    0,
+                    killed,
+                    "NVML counts " + used / 1_000_000
+                            + " ms of GPU time in the last " + window / 1_000_000 + " ms, the grant allowed "
+                            + allowed / 1_000_000 + " ms (quota " + device.get().computeQuotaMilli() + "/1000)"));
         }
     }
 
@@ -465,19 +534,36 @@ public final class GpuProcessAudit implements AutoCloseable {
         return killed;
     }
 
-    private AuditFinding report(Key key, Allocation allocation, int pid, long usedBytes, long limit, boolean killed,
-                                String detail) {
+    private AuditFinding report(
+            Key key, Allocation allocation, int pid, long usedBytes, long limit, boolean killed, String detail) {
         var claim = allocation == null ? null : allocation.claim();
         String[] owner = allocation == null ? new String[0] : allocation.owner().split("/", 3);
-        String namespace = claim != null && !claim.namespace().isEmpty() ? claim.namespace()
-                : owner.length == 3 ? owner[0] : "";
+        String namespace =
+                claim != null && !claim.namespace().isEmpty() ? claim.namespace() : owner.length == 3 ? owner[0] : "";
         String pod = claim != null && !claim.pod().isEmpty() ? claim.pod() : owner.length == 3 ? owner[1] : "";
-        AuditFinding finding = new AuditFinding(key.reason(), key.gpuUuid(), pid, pid > 0 ? command(pid) : "",
-                usedBytes, limit, namespace, pod, claim == null ? "" : claim.podUid(),
-                allocation == null ? "" : allocation.id(), killed, detail);
-        log.warn("event=audit_violation reason={} gpu={} pid={} pod={}/{} allocation={} killed={} detail=\"{}\"",
-                finding.reason().name().toLowerCase(Locale.ROOT), finding.gpuUuid(), finding.hostPid(),
-                namespace, pod, finding.allocationId(), killed, finding.describe().replace('"', '\''));
+        AuditFinding finding = new AuditFinding(
+                key.reason(),
+                key.gpuUuid(),
+                pid,
+                pid > 0 ? command(pid) : "",
+                usedBytes,
+                limit,
+                namespace,
+                pod,
+                claim == null ? "" : claim.podUid(),
+                allocation == null ? "" : allocation.id(),
+                killed,
+                detail);
+        log.warn(
+                "event=audit_violation reason={} gpu={} pid={} pod={}/{} allocation={} killed={} detail=\"{}\"",
+                finding.reason().name().toLowerCase(Locale.ROOT),
+                finding.gpuUuid(),
+                finding.hostPid(),
+                namespace,
+                pod,
+                finding.allocationId(),
+                killed,
+                finding.describe().replace('"', '\''));
         return finding;
     }
 
@@ -493,8 +579,8 @@ public final class GpuProcessAudit implements AutoCloseable {
         java.nio.file.Path directory = ledger.directory(allocation);
         java.nio.file.attribute.BasicFileAttributes usage;
         try {
-            usage = java.nio.file.Files.readAttributes(directory.resolve(AllocationFiles.USAGE),
-                    java.nio.file.attribute.BasicFileAttributes.class);
+            usage = java.nio.file.Files.readAttributes(
+                    directory.resolve(AllocationFiles.USAGE), java.nio.file.attribute.BasicFileAttributes.class);
         } catch (IOException | RuntimeException e) {
             log.debug("event=audit_usage_unreadable allocation={} reason=\"{}\"", allocation.id(), e.toString());
             unmap(allocation.id());
@@ -504,16 +590,20 @@ public final class GpuProcessAudit implements AutoCloseable {
         Mapped mapped = this.mapped.get(allocation.id());
         try {
             if (usage.size() < UsageRegion.FILE_SIZE) {
-                throw new RegionFormatException(directory.resolve(AllocationFiles.USAGE),
-                        RegionFormatException.Problem.TRUNCATED, "usage file is " + usage.size() + " bytes, expected "
-                        + UsageRegion.FILE_SIZE);
+                throw new RegionFormatException(
+                        directory.resolve(AllocationFiles.USAGE),
+                        RegionFormatException.Problem.TRUNCATED,
+                        "usage file is " + usage.size() + " bytes, expected " + UsageRegion.FILE_SIZE);
             }
             if (mapped == null || !mapped.fileKey().equals(usage.fileKey())) {
                 unmap(allocation.id());
                 mapped = new Mapped(AllocationFiles.openReadOnly(directory), usage.fileKey());
                 this.mapped.put(allocation.id(), mapped);
             }
-            return new Reading(mapped.files().usage().read().slots(), mapped.files().control().read(), identity);
+            return new Reading(
+                    mapped.files().usage().read().slots(),
+                    mapped.files().control().read(),
+                    identity);
         } catch (IOException | RuntimeException | InternalError e) {
             log.debug("event=audit_usage_unreadable allocation={} reason=\"{}\"", allocation.id(), e.toString());
             unmap(allocation.id());
@@ -571,11 +661,17 @@ public final class GpuProcessAudit implements AutoCloseable {
 
     /** The quota the agent set (its ledger, not the control file a container could have a view of). */
     private Optional<Long> limitOn(Allocation allocation, String uuid) {
-        return spec(allocation).flatMap(spec -> spec.devices().stream().filter(q -> q.uuid().equals(uuid))
-                .filter(q -> !q.memoryUnlimited()).map(DeviceQuota::memoryLimitBytes).findFirst());
+        return spec(allocation)
+                .flatMap(spec -> spec.devices().stream()
+                        .filter(q -> q.uuid().equals(uuid))
+                        .filter(q -> !q.memoryUnlimited())
+                        .map(DeviceQuota::memoryLimitBytes)
+                        .findFirst());
     }
 
     private static String command(int pid) {
-        return ProcessHandle.of(pid).flatMap(h -> h.info().commandLine().or(() -> h.info().command())).orElse("");
+        return ProcessHandle.of(pid)
+                .flatMap(h -> h.info().commandLine().or(() -> h.info().command()))
+                .orElse("");
     }
 }

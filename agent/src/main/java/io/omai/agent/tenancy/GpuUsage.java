@@ -34,7 +34,9 @@ public record GpuUsage(GpuCapacity gpu, int milliReserved, long memoryReservedBy
 
     /** Nothing allocated or reserved: the GPU can be given whole. */
     public boolean untouched() {
-        return gpu.milliAllocated() == 0 && milliReserved == 0 && gpu.memoryAllocatedBytes() == 0
+        return gpu.milliAllocated() == 0
+                && milliReserved == 0
+                && gpu.memoryAllocatedBytes() == 0
                 && memoryReservedBytes == 0;
     }
 
@@ -54,9 +56,17 @@ public record GpuUsage(GpuCapacity gpu, int milliReserved, long memoryReservedBy
 
     /** This GPU with its reservations counted as used, as the placement model reads it. */
     public GpuState state() {
-        return new GpuState(gpu.uuid(), gpu.index(), gpu.numaNode(), "", gpu.healthy(),
-                gpu.healthy() ? "" : "unhealthy", gpu.memoryBytes(), gpu.milliAllocated() + milliReserved,
-                gpu.memoryAllocatedBytes() + memoryReservedBytes, tenants);
+        return new GpuState(
+                gpu.uuid(),
+                gpu.index(),
+                gpu.numaNode(),
+                "",
+                gpu.healthy(),
+                gpu.healthy() ? "" : "unhealthy",
+                gpu.memoryBytes(),
+                gpu.milliAllocated() + milliReserved,
+                gpu.memoryAllocatedBytes() + memoryReservedBytes,
+                tenants);
     }
 
     /**

@@ -37,9 +37,10 @@ public final class GpuWithdrawals {
                 log.warn("event=gpu_withdrawn gpu={} reason=\"{}\"", uuid, reason);
             }
         });
-        before.keySet().stream().filter(uuid -> !next.containsKey(uuid))
-                .forEach(uuid -> log.info("event=gpu_restored gpu={} detail=\"no longer reported by another plugin\"",
-                        uuid));
+        before.keySet().stream()
+                .filter(uuid -> !next.containsKey(uuid))
+                .forEach(uuid ->
+                        log.info("event=gpu_restored gpu={} detail=\"no longer reported by another plugin\"", uuid));
         listeners.forEach(Runnable::run);
     }
 

@@ -21,8 +21,17 @@ import java.util.function.Function;
  */
 public record LedgerNodeCapacity(String nodeName, List<Gpu> gpus) implements NodeCapacity {
     /** One GPU's size and load. */
-    public record Gpu(String uuid, int index, int numaNode, int milliCapacity, int milliAllocated, long memoryBytes,
-                      long memoryAllocatedBytes, boolean healthy, Set<String> tenants) implements GpuCapacity {
+    public record Gpu(
+            String uuid,
+            int index,
+            int numaNode,
+            int milliCapacity,
+            int milliAllocated,
+            long memoryBytes,
+            long memoryAllocatedBytes,
+            boolean healthy,
+            Set<String> tenants)
+            implements GpuCapacity {
         public Gpu {
             tenants = Set.copyOf(tenants);
         }
@@ -43,15 +52,22 @@ public record LedgerNodeCapacity(String nodeName, List<Gpu> gpus) implements Nod
     }
 
     /** Reads the ledger now, leaving out the {@code departed} allocations (see {@link CapacityModel#read}). */
-    public static LedgerNodeCapacity of(String nodeName, AllocationLedger ledger, GpuWithdrawals withdrawals,
-                                        Set<String> departed) {
+    public static LedgerNodeCapacity of(
+            String nodeName, AllocationLedger ledger, GpuWithdrawals withdrawals, Set<String> departed) {
         Map<String, GpuLoad> loads = loads(ledger, departed, LedgerNodeCapacity::tenantOf);
         List<Gpu> gpus = new ArrayList<>();
         for (GpuDevice gpu : ledger.gpus()) {
             GpuLoad load = loads.getOrDefault(gpu.uuid(), GpuLoad.NONE);
-            gpus.add(new Gpu(gpu.uuid(), gpu.index(), gpu.hasNumaNode() ? gpu.numaNode() : -1, MilliGpu.PER_GPU,
-                    load.milli(), gpu.memoryBytes(),
-                    load.memoryBytes(), !withdrawals.isWithdrawn(gpu.uuid()), load.tenants()));
+            gpus.add(new Gpu(
+                    gpu.uuid(),
+                    gpu.index(),
+                    gpu.hasNumaNode() ? gpu.numaNode() : -1,
+                    MilliGpu.PER_GPU,
+                    load.milli(),
+                    gpu.memoryBytes(),
+                    load.memoryBytes(),
+                    !withdrawals.isWithdrawn(gpu.uuid()),
+                    load.tenants()));
         }
         return new LedgerNodeCapacity(nodeName, gpus);
     }
@@ -65,8 +81,8 @@ public record LedgerNodeCapacity(String nodeName, List<Gpu> gpus) implements Nod
      * @param departed allocations to leave out
      * @param tenantOf the tenant an allocation counts as; "" counts none
      */
-    public static Map<String, GpuLoad> loads(AllocationLedger ledger, Set<String> departed,
-                                             Function<Allocation, String> tenantOf) {
+    public static Map<String, GpuLoad> loads(
+            AllocationLedger ledger, Set<String> departed, Function<Allocation, String> tenantOf) {
         Map<String, Integer> milli = new HashMap<>();
         Map<String, Long> memory = new HashMap<>();
         Map<String, Set<String>> tenants = new HashMap<>();
@@ -89,8 +105,8 @@ public record LedgerNodeCapacity(String nodeName, List<Gpu> gpus) implements Nod
             }
         }
         Map<String, GpuLoad> loads = new HashMap<>();
-        milli.forEach((uuid, m) -> loads.put(uuid, new GpuLoad(m, memory.getOrDefault(uuid, 0L),
-                tenants.getOrDefault(uuid, Set.of()))));
+        milli.forEach((uuid, m) ->
+                loads.put(uuid, new GpuLoad(m, memory.getOrDefault(uuid, 0L), tenants.getOrDefault(uuid, Set.of()))));
         return loads;
     }
 

@@ -33,7 +33,8 @@ public interface NodePods {
     }
 
     default Optional<PodInfo> byName(String namespace, String name) {
-        return pods().stream().filter(pod -> pod.namespace().equals(namespace) && pod.name().equals(name))
+        return pods().stream()
+                .filter(pod -> pod.namespace().equals(namespace) && pod.name().equals(name))
                 .findFirst();
     }
 }

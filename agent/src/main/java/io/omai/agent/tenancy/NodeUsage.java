@@ -2,9 +2,9 @@ package io.omai.agent.tenancy;
 
 import java.util.ArrayList;
 import java.util.Collection;
-import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
@@ -67,8 +67,9 @@ public final class NodeUsage {
 
     /** The reservations holding capacity on this GPU. */
     public List<Reservation> reservationsOn(String gpuUuid) {
-        return reservations.stream().filter(r -> r.containers().stream()
-                .anyMatch(c -> c.gpuUuids().contains(gpuUuid))).toList();
+        return reservations.stream()
+                .filter(r -> r.containers().stream().anyMatch(c -> c.gpuUuids().contains(gpuUuid)))
+                .toList();
     }
 
     public boolean knowsVf(String vfId) {

@@ -13,8 +13,14 @@ import java.util.Objects;
  * @param gpuContainers the containers requesting milli-GPUs, in the order kubelet allocates them (init
  *     containers first, then the others, each in spec order)
  */
-public record PodInfo(String uid, String namespace, String name, String tenant, boolean pending, Instant createdAt,
-                      List<GpuContainer> gpuContainers) {
+public record PodInfo(
+        String uid,
+        String namespace,
+        String name,
+        String tenant,
+        boolean pending,
+        Instant createdAt,
+        List<GpuContainer> gpuContainers) {
     /** A container and the milli-GPUs it requests. */
     public record GpuContainer(String name, int milli) {
         public GpuContainer {

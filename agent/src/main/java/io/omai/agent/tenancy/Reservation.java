@@ -10,8 +10,8 @@ import java.util.Objects;
  * @param request the request as made (kept to recognise retries)
  * @param containers the request's containers with defaults resolved: memory per GPU is never 0 where milli is
  */
-public record Reservation(ReservationRequest request, List<ContainerReservation> containers, Instant createdAt,
-                          Instant expiresAt) {
+public record Reservation(
+        ReservationRequest request, List<ContainerReservation> containers, Instant createdAt, Instant expiresAt) {
     public Reservation {
         Objects.requireNonNull(request, "request");
         containers = List.copyOf(containers);

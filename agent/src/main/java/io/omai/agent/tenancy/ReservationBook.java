@@ -45,6 +45,7 @@ public final class ReservationBook {
 
     /** By idempotency key, in creation order. Replaced, never mutated: readers use it without the lock. */
     private volatile Map<String, Reservation> byKey = Map.of();
+
     private volatile long version;
 
     /**
@@ -133,12 +134,14 @@ public final class ReservationBook {
             ContainerReservation container = request.containers().get(i);
             String where = "containers[" + i + "] ('" + container.name() + "')";
             for (String uuid : container.gpuUuids()) {
-                GpuUsage gpu = usage.gpu(uuid).orElseThrow(() -> new ReservationException.UnknownDevice(
-                        where + ": node " + usage.nodeName() + " has no GPU " + uuid));
+                GpuUsage gpu = usage.gpu(uuid)
+                        .orElseThrow(() -> new ReservationException.UnknownDevice(
+                                where + ": node " + usage.nodeName() + " has no GPU " + uuid));
                 if (!gpu.gpu().healthy()) {
                     throw new ReservationException.UnhealthyDevice(where + ": GPU " + uuid + " is unhealthy");
                 }
-                long memory = container.memoryBytes() > 0 ? container.memoryBytes()
+                long memory = container.memoryBytes() > 0
+                        ? container.memoryBytes()
                         : MilliGpu.defaultMemory(container.milli(), gpu.gpu().memoryBytes());
                 String shortfall = gpu.capacityShortfall(container.milliPerGpu(), memory);
                 if (shortfall != null) {
@@ -153,12 +156,12 @@ public final class ReservationBook {
             }
             for (String vf : container.vfIds()) {
                 if (!usage.knowsVf(vf)) {
-                    throw new ReservationException.UnknownDevice(where + ": node " + usage.nodeName()
-                            + " has no VF " + vf);
+                    throw new ReservationException.UnknownDevice(
+                            where + ": node " + usage.nodeName() + " has no VF " + vf);
                 }
                 if (!usage.freeVfIds().contains(vf)) {
-                    throw new ReservationException.InsufficientCapacity(where + ": VF " + vf
-                            + " is allocated or reserved");
+                    throw new ReservationException.InsufficientCapacity(
+                            where + ": VF " + vf + " is allocated or reserved");
                 }
                 usage.holdVf(vf);
             }
@@ -178,7 +181,8 @@ public final class ReservationBook {
         return container.gpuUuids().stream()
                 .map(uuid -> usage.gpu(uuid).orElseThrow().gpu().memoryBytes())
                 .mapToLong(card -> MilliGpu.defaultMemory(container.milli(), card))
-                .min().orElse(0);
+                .min()
+                .orElse(0);
     }
 
     public Optional<Reservation> releaseByKey(String idempotencyKey) {
@@ -201,9 +205,11 @@ public final class ReservationBook {
         try {
             synchronized (lock) {
                 dropExpired(clock.instant());
-                Reservation consumed = byKey.values().stream().filter(r -> r.podUid().equals(podUid)).findFirst()
-                        .orElseThrow(() -> new ReservationException.NoSuchReservation("pod " + podUid
-                                + " has no live reservation (never made, released or expired)"));
+                Reservation consumed = byKey.values().stream()
+                        .filter(r -> r.podUid().equals(podUid))
+                        .findFirst()
+                        .orElseThrow(() -> new ReservationException.NoSuchReservation(
+                                "pod " + podUid + " has no live reservation (never made, released or expired)"));
                 recordAllocation.accept(consumed);
                 var next = new LinkedHashMap<>(byKey);
                 next.remove(consumed.idempotencyKey());
@@ -225,17 +231,22 @@ public final class ReservationBook {
      * @throws ReservationException.NoSuchReservation if the pod has no live reservation or none of its remaining
      *     containers matches
      */
-    public ContainerReservation consumeContainer(String podUid, Predicate<ContainerReservation> which,
-                                                 java.util.function.BiConsumer<Reservation, ContainerReservation>
-                                                         recordAllocation) {
+    public ContainerReservation consumeContainer(
+            String podUid,
+            Predicate<ContainerReservation> which,
+            java.util.function.BiConsumer<Reservation, ContainerReservation> recordAllocation) {
         long versionBefore = version;
         try {
             synchronized (lock) {
                 dropExpired(clock.instant());
-                Reservation reservation = byKey.values().stream().filter(r -> r.podUid().equals(podUid))
-                        .findFirst().orElseThrow(() -> new ReservationException.NoSuchReservation("pod " + podUid
-                                + " has no live reservation (never made, released or expired)"));
-                ContainerReservation container = reservation.containers().stream().filter(which).findFirst()
+                Reservation reservation = byKey.values().stream()
+                        .filter(r -> r.podUid().equals(podUid))
+                        .findFirst()
+                        .orElseThrow(() -> new ReservationException.NoSuchReservation(
+                                "pod " + podUid + " has no live reservation (never made, released or expired)"));
+                ContainerReservation container = reservation.containers().stream()
+                        .filter(which)
+                        .findFirst()
                         .orElseThrow(() -> new ReservationException.NoSuchReservation("reservation '"
                                 + reservation.idempotencyKey() + "' of pod " + podUid + " has no remaining "
                                 + "container that matches; remaining: " + reservation.containers()));
@@ -246,8 +257,13 @@ public final class ReservationBook {
                 if (remaining.isEmpty()) {
                     next.remove(reservation.idempotencyKey());
                 } else {
-                    next.put(reservation.idempotencyKey(), new Reservation(reservation.request(), remaining,
-                            reservation.createdAt(), reservation.expiresAt()));
+                    next.put(
+                            reservation.idempotencyKey(),
+                            new Reservation(
+                                    reservation.request(),
+                                    remaining,
+                                    reservation.createdAt(),
+                                    reservation.expiresAt()));
                 }
                 publish(next);
                 return container;
@@ -325,9 +341,11 @@ public final class ReservationBook {
          * @throws ReservationException.NoSuchReservation if the pod has no live reservation with that container
          */
         public void consume(String podUid, ContainerReservation container) {
-            Reservation reservation = working.values().stream().filter(r -> r.podUid().equals(podUid)).findFirst()
-                    .orElseThrow(() -> new ReservationException.NoSuchReservation("pod " + podUid
-                            + " has no live reservation (never made, released or expired)"));
+            Reservation reservation = working.values().stream()
+                    .filter(r -> r.podUid().equals(podUid))
+                    .findFirst()
+                    .orElseThrow(() -> new ReservationException.NoSuchReservation(
+                            "pod " + podUid + " has no live reservation (never made, released or expired)"));
             var remaining = new ArrayList<>(reservation.containers());
             if (!remaining.remove(container)) {
                 throw new ReservationException.NoSuchReservation("reservation '" + reservation.idempotencyKey()
@@ -338,8 +356,10 @@ public final class ReservationBook {
             if (remaining.isEmpty()) {
                 working.remove(reservation.idempotencyKey());
             } else {
-                working.put(reservation.idempotencyKey(), new Reservation(reservation.request(), remaining,
-                        reservation.createdAt(), reservation.expiresAt()));
+                working.put(
+                        reservation.idempotencyKey(),
+                        new Reservation(
+                                reservation.request(), remaining, reservation.createdAt(), reservation.expiresAt()));
             }
             changed = true;
         }
@@ -350,7 +370,8 @@ public final class ReservationBook {
         try {
             synchronized (lock) {
                 dropExpired(clock.instant());
-                Optional<Reservation> removed = byKey.values().stream().filter(which).findFirst();
+                Optional<Reservation> removed =
+                        byKey.values().stream().filter(which).findFirst();
                 removed.ifPresent(reservation -> {
                     var next = new LinkedHashMap<>(byKey);
                     next.remove(reservation.idempotencyKey());
@@ -369,7 +390,8 @@ public final class ReservationBook {
         try {
             synchronized (lock) {
                 Instant now = clock.instant();
-                List<Reservation> expired = byKey.values().stream().filter(r -> !r.isLiveAt(now)).toList();
+                List<Reservation> expired =
+                        byKey.values().stream().filter(r -> !r.isLiveAt(now)).toList();
                 dropExpired(now);
                 return expired;
             }
@@ -395,7 +417,8 @@ public final class ReservationBook {
 
     public Optional<Reservation> forKey(String idempotencyKey) {
         Reservation reservation = byKey.get(idempotencyKey);
-        return reservation != null && reservation.isLiveAt(clock.instant()) ? Optional.of(reservation)
+        return reservation != null && reservation.isLiveAt(clock.instant())
+                ? Optional.of(reservation)
                 : Optional.empty();
     }
 

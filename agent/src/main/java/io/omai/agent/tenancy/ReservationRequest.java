@@ -9,8 +9,8 @@ import java.util.Objects;
  * What a scheduler asks to hold for a pod. Equal requests (same key, pod, tenant, containers and lease) are
  * the same request: retrying one returns the reservation it made.
  */
-public record ReservationRequest(String idempotencyKey, String podUid, String tenant,
-                                 List<ContainerReservation> containers, Duration lease) {
+public record ReservationRequest(
+        String idempotencyKey, String podUid, String tenant, List<ContainerReservation> containers, Duration lease) {
     public ReservationRequest {
         requireText(idempotencyKey, "idempotency key");
         requireText(podUid, "pod UID");

@@ -33,8 +33,13 @@ class CliTest {
     @Test
     void createSetAndInspectAnAllocationByHand() {
         Path alloc = dir.resolve("alloc-1");
-        Run created = run("create", alloc.toString(), "--label", "team-a/p/c",
-                "--device", "uuid=GPU-aaaa,memory=4GiB,quota=300,mode=hard-cap,index=2");
+        Run created = run(
+                "create",
+                alloc.toString(),
+                "--label",
+                "team-a/p/c",
+                "--device",
+                "uuid=GPU-aaaa,memory=4GiB,quota=300,mode=hard-cap,index=2");
         assertThat(created.exit()).as(created.err()).isZero();
         assertThat(created.out()).contains("team-a/p/c", "GPU-aaaa", "4.00 GiB", "300", "hard-cap");
 
@@ -55,14 +60,21 @@ class CliTest {
     @Test
     void setIsRefusedWhileAnotherWriterOwnsTheAllocation() throws Exception {
         Path alloc = dir.resolve("alloc-2");
-        assertThat(run("create", alloc.toString(), "--device", "uuid=GPU-aaaa,memory=4GiB").exit()).isZero();
+        assertThat(run("create", alloc.toString(), "--device", "uuid=GPU-aaaa,memory=4GiB")
+                        .exit())
+                .isZero();
         try (var _ = io.omai.agent.quota.shm.ControlWriterLock.acquire(alloc)) {
             Run set = run("set", alloc.toString(), "--device", "uuid=GPU-aaaa,memory=60GiB");
             assertThat(set.exit()).isEqualTo(2);
-            assertThat(set.err()).contains("has a writer already", "pid " + ProcessHandle.current().pid(),
-                    "change limits through the agent or stop it first");
+            assertThat(set.err())
+                    .contains(
+                            "has a writer already",
+                            "pid " + ProcessHandle.current().pid(),
+                            "change limits through the agent or stop it first");
         }
-        assertThat(run("inspect", alloc.toString()).out()).as("nothing written").contains("4.00 GiB")
+        assertThat(run("inspect", alloc.toString()).out())
+                .as("nothing written")
+                .contains("4.00 GiB")
                 .doesNotContain("60.00 GiB");
         Run after = run("set", alloc.toString(), "--device", "uuid=GPU-aaaa,memory=6GiB");
         assertThat(after.exit()).as("no writer left: " + after.err()).isZero();

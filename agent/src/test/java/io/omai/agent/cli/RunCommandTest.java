@@ -31,8 +31,8 @@ class RunCommandTest {
         Files.writeString(config, "version: 1\nsharing:\n  memoryPolicy: half\n");
         Result result = run("run", "--config", config.toString());
         assertThat(result.exit()).isEqualTo(RunCommand.EXIT_BAD_CONFIG);
-        assertThat(result.err()).contains("bad configuration", "sharing.memoryPolicy", "'half'",
-                "expected proportional or unlimited");
+        assertThat(result.err())
+                .contains("bad configuration", "sharing.memoryPolicy", "'half'", "expected proportional or unlimited");
     }
 
     @Test
@@ -50,8 +50,13 @@ class RunCommandTest {
         Files.writeString(config, "version: 1\nkubelet:\n  releaseGracePeriod: 9223372036854775807h\n");
         Result result = run("run", "--config", config.toString());
         assertThat(result.exit()).isEqualTo(RunCommand.EXIT_BAD_CONFIG);
-        assertThat(result.err()).contains("bad configuration", "kubelet.releaseGracePeriod",
-                "'9223372036854775807h' is too large", "0ms..24h").doesNotContain("long overflow");
+        assertThat(result.err())
+                .contains(
+                        "bad configuration",
+                        "kubelet.releaseGracePeriod",
+                        "'9223372036854775807h' is too large",
+                        "0ms..24h")
+                .doesNotContain("long overflow");
     }
 
     @Test

@@ -26,15 +26,25 @@ class ConfigLoaderTest {
                 .isEqualTo(Path.of("/var/lib/kubelet/pod-resources/kubelet.sock"));
         assertThat(config.directories().state()).isEqualTo(Path.of("/var/lib/omai"));
         assertThat(config.directories().devRoot()).isEqualTo(Path.of("/dev"));
-        assertThat(config.sharing()).isEqualTo(new AgentConfig.Sharing(AgentConfig.MemoryPolicy.PROPORTIONAL,
-                AgentConfig.ComputePolicy.HARD_CAP, true, 100_000, false, "nvidia.com/gpu"));
-        assertThat(config.shim()).isEqualTo(new AgentConfig.Shim(Path.of("/usr/local/omai/lib/libomai-shim.so"),
-                Path.of("/usr/local/omai/lib/libomai-shim.so"), true));
+        assertThat(config.sharing())
+                .isEqualTo(new AgentConfig.Sharing(
+                        AgentConfig.MemoryPolicy.PROPORTIONAL,
+                        AgentConfig.ComputePolicy.HARD_CAP,
+                        true,
+                        100_000,
+                        false,
+                        "nvidia.com/gpu"));
+        assertThat(config.shim())
+                .isEqualTo(new AgentConfig.Shim(
+                        Path.of("/usr/local/omai/lib/libomai-shim.so"),
+                        Path.of("/usr/local/omai/lib/libomai-shim.so"),
+                        true));
         assertThat(config.nvml().library()).isEqualTo("libnvidia-ml.so.1");
         assertThat(config.nvml().recoveryDebounce()).isEqualTo(Duration.ofSeconds(30));
         assertThat(config.nvml().ignoredXids()).containsExactlyInAnyOrder(13L, 31L, 43L, 45L, 68L, 109L);
-        assertThat(config.kubelet()).isEqualTo(new AgentConfig.Kubelet(Duration.ofSeconds(5), Duration.ofSeconds(30),
-                Duration.ofSeconds(60)));
+        assertThat(config.kubelet())
+                .isEqualTo(
+                        new AgentConfig.Kubelet(Duration.ofSeconds(5), Duration.ofSeconds(30), Duration.ofSeconds(60)));
         assertThat(config.pluginSocketName()).isEqualTo("omai-io-milli-gpu.sock");
     }
 
@@ -76,15 +86,26 @@ class ConfigLoaderTest {
         AgentConfig config = ConfigLoader.load(file);
         assertThat(config.nodeName()).isEqualTo("gpu-node-7");
         assertThat(config.resources().milliGpu()).isEqualTo("example.com/milligpu");
-        assertThat(config.directories()).isEqualTo(new AgentConfig.Directories(Path.of("/tmp/dp"),
-                Path.of("/tmp/pr/kubelet.sock"), Path.of("/tmp/state"), Path.of("/tmp/dev")));
-        assertThat(config.sharing()).isEqualTo(new AgentConfig.Sharing(AgentConfig.MemoryPolicy.UNLIMITED,
-                AgentConfig.ComputePolicy.WORK_CONSERVING, false, 50_000, true, "nvidia.com/gpu"));
+        assertThat(config.directories())
+                .isEqualTo(new AgentConfig.Directories(
+                        Path.of("/tmp/dp"),
+                        Path.of("/tmp/pr/kubelet.sock"),
+                        Path.of("/tmp/state"),
+                        Path.of("/tmp/dev")));
+        assertThat(config.sharing())
+                .isEqualTo(new AgentConfig.Sharing(
+                        AgentConfig.MemoryPolicy.UNLIMITED,
+                        AgentConfig.ComputePolicy.WORK_CONSERVING,
+                        false,
+                        50_000,
+                        true,
+                        "nvidia.com/gpu"));
         assertThat(config.shim().preloadFileMount()).isFalse();
-        assertThat(config.nvml()).isEqualTo(new AgentConfig.Nvml("/opt/sim/libnvidia-ml.so.1", false,
-                Duration.ofMinutes(2), Set.of(13L, 43L)));
-        assertThat(config.kubelet()).isEqualTo(new AgentConfig.Kubelet(Duration.ofSeconds(2),
-                Duration.ofMillis(500), Duration.ZERO));
+        assertThat(config.nvml())
+                .isEqualTo(new AgentConfig.Nvml(
+                        "/opt/sim/libnvidia-ml.so.1", false, Duration.ofMinutes(2), Set.of(13L, 43L)));
+        assertThat(config.kubelet())
+                .isEqualTo(new AgentConfig.Kubelet(Duration.ofSeconds(2), Duration.ofMillis(500), Duration.ZERO));
     }
 
     @ParameterizedTest(name = "{0}")
@@ -125,11 +146,10 @@ class ConfigLoaderTest {
 
     @Test
     void commandLineDirectoriesOverrideTheFile() throws ConfigException {
-        AgentConfig config = ConfigLoader.withDirectories(ConfigLoader.parse("x", "version: 1"),
-                Path.of("/a/dp"), null, Path.of("/a/state"));
+        AgentConfig config = ConfigLoader.withDirectories(
+                ConfigLoader.parse("x", "version: 1"), Path.of("/a/dp"), null, Path.of("/a/state"));
         assertThat(config.directories().devicePlugin()).isEqualTo(Path.of("/a/dp"));
-        assertThat(config.directories().podResourcesSocket())
-                .isEqualTo(ConfigLoader.DEFAULT_POD_RESOURCES_SOCKET);
+        assertThat(config.directories().podResourcesSocket()).isEqualTo(ConfigLoader.DEFAULT_POD_RESOURCES_SOCKET);
         assertThat(config.directories().state()).isEqualTo(Path.of("/a/state"));
     }
 

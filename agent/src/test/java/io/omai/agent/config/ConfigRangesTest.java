@@ -1,7 +1,6 @@
 package io.omai.agent.config;
 
 import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
@@ -27,8 +26,9 @@ class ConfigRangesTest {
     void aDurationThatOverflowsALongNamesItsKey() {
         ConfigException e = refused("version: 1\nkubelet:\n  registrationBackoffMax: 9223372036854775807h\n");
         assertThat(e.key()).isEqualTo("kubelet.registrationBackoffMax");
-        assertThat(e).hasMessage("agent.yaml: kubelet.registrationBackoffMax: '9223372036854775807h' is too large; "
-                + "expected a whole number with ms, s, m or h, within 100ms..5m");
+        assertThat(e)
+                .hasMessage("agent.yaml: kubelet.registrationBackoffMax: '9223372036854775807h' is too large; "
+                        + "expected a whole number with ms, s, m or h, within 100ms..5m");
     }
 
     @Test
@@ -95,14 +95,15 @@ class ConfigRangesTest {
                   reconcileInterval: 30s
                 """);
         assertThat(e.key()).isEqualTo("kubelet.reconcileInterval");
-        assertThat(e).hasMessage("agent.yaml: kubelet.reconcileInterval: appears twice, at lines 3 and 5; expected "
-                + "each key once (YAML would keep the second and silently drop the first)");
+        assertThat(e)
+                .hasMessage("agent.yaml: kubelet.reconcileInterval: appears twice, at lines 3 and 5; expected "
+                        + "each key once (YAML would keep the second and silently drop the first)");
     }
 
     @Test
     void duplicatesAreFoundAtTheTopAndInsideLists() {
-        assertThat(refused("version: 1\nnodeName: a\nnodeName: b\n")).hasMessageContaining(
-                "nodeName: appears twice, at lines 2 and 3");
+        assertThat(refused("version: 1\nnodeName: a\nnodeName: b\n"))
+                .hasMessageContaining("nodeName: appears twice, at lines 2 and 3");
         assertThat(refused("""
                 version: 1
                 schedulerApi:

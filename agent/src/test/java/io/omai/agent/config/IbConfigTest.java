@@ -23,15 +23,24 @@ class IbConfigTest {
     void defaultsLeaveThePluginOffAndEveryVfCountAsItIs() {
         AgentConfig.Ib ib = ConfigLoader.defaults().ib();
 
-        assertThat(ib).isEqualTo(new AgentConfig.Ib(false, "omai.io/ib-vf", Path.of("/sys"), Optional.empty(),
-                Map.of(), OptionalInt.empty(), VfLinkState.AUTO, Duration.ofSeconds(5),
-                Path.of("/run/omai/ib-vf-rebind.lock")));
+        assertThat(ib)
+                .isEqualTo(new AgentConfig.Ib(
+                        false,
+                        "omai.io/ib-vf",
+                        Path.of("/sys"),
+                        Optional.empty(),
+                        Map.of(),
+                        OptionalInt.empty(),
+                        VfLinkState.AUTO,
+                        Duration.ofSeconds(5),
+                        Path.of("/run/omai/ib-vf-rebind.lock")));
         assertThat(ib.socketName()).isEqualTo("omai-io-ib-vf.sock");
     }
 
     @Test
     void everyKeyIsRead() throws ConfigException {
-        AgentConfig.Ib ib = ConfigLoader.parse("agent.yaml", """
+        AgentConfig.Ib ib =
+                ConfigLoader.parse("agent.yaml", """
                 version: 1
                 ib:
                   enabled: true
@@ -44,15 +53,23 @@ class IbConfigTest {
                   rebindLock: /var/run/omai/rebind.lock
                 """.formatted(RANGE)).ib();
 
-        assertThat(ib).isEqualTo(new AgentConfig.Ib(true, "example.com/rdma-vf", Path.of("/host/sys"),
-                Optional.of(GuidRange.parse(RANGE)),
-                Map.of(PciAddress.of("0000:3b:00.0"), 8, PciAddress.of("0000:86:00.0"), 0), OptionalInt.empty(),
-                VfLinkState.ENABLE, Duration.ofMillis(250), Path.of("/var/run/omai/rebind.lock")));
+        assertThat(ib)
+                .isEqualTo(new AgentConfig.Ib(
+                        true,
+                        "example.com/rdma-vf",
+                        Path.of("/host/sys"),
+                        Optional.of(GuidRange.parse(RANGE)),
+                        Map.of(PciAddress.of("0000:3b:00.0"), 8, PciAddress.of("0000:86:00.0"), 0),
+                        OptionalInt.empty(),
+                        VfLinkState.ENABLE,
+                        Duration.ofMillis(250),
+                        Path.of("/var/run/omai/rebind.lock")));
     }
 
     @Test
     void oneCountAppliesToEveryPf() throws ConfigException {
-        AgentConfig.Ib ib = ConfigLoader.parse("agent.yaml", "version: 1\nib: {desiredVfs: 4}").ib();
+        AgentConfig.Ib ib = ConfigLoader.parse("agent.yaml", "version: 1\nib: {desiredVfs: 4}")
+                .ib();
 
         assertThat(ib.desiredVfsEveryPf()).hasValue(4);
         assertThat(ib.desiredVfs()).isEmpty();

@@ -11,7 +11,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 class TenancyConfigTest {
     private static AgentConfig.Tenancy parse(String section) throws ConfigException {
-        return ConfigLoader.parse("agent.yaml", "version: 1\ntenancy:\n" + section.indent(2)).tenancy();
+        return ConfigLoader.parse("agent.yaml", "version: 1\ntenancy:\n" + section.indent(2))
+                .tenancy();
     }
 
     @Test
@@ -48,22 +49,25 @@ class TenancyConfigTest {
     }
 
     @ParameterizedTest
-    @CsvSource(delimiter = '|', value = {
-            "policy: gpus|tenancy.policy: 'gpus' is unknown; expected gpu",
-            "tenantLabel: 'a b'|tenancy.tenantLabel: 'a b' is not a Kubernetes label key",
-            "kubernetesApi: maybe|tenancy.kubernetesApi: 'maybe' is unknown; expected auto",
-            "identifyWait: 10s|tenancy.identifyWait: '10s' is above 5s",
-            "identifyWait: soon|tenancy.identifyWait: 'soon' is not a duration",
-            "gpus: 0|tenancy.gpus: is '0' (number); expected a list of GPU UUIDs or indices",
-            "gpus: [gpu0]|tenancy.gpus: has 'gpu0' (a string); expected GPU UUIDs (GPU-...) or NVML indices",
-            "gpus: [1, 1]|tenancy.gpus: names a GPU twice: [1, 1]",
-            "otherGpuResource: omai.io/milli-gpu|tenancy.otherGpuResource: 'omai.io/milli-gpu' is not another plugin's",
-            "audit: shout|tenancy.audit: 'shout' is unknown; expected report",
-            "auditInterval: 10ms|tenancy.auditInterval: '10ms' is below 100ms",
-            "colour: blue|tenancy.colour: is not a known key; expected one of policy, tenantLabel",
-    })
+    @CsvSource(
+            delimiter = '|',
+            value = {
+                "policy: gpus|tenancy.policy: 'gpus' is unknown; expected gpu",
+                "tenantLabel: 'a b'|tenancy.tenantLabel: 'a b' is not a Kubernetes label key",
+                "kubernetesApi: maybe|tenancy.kubernetesApi: 'maybe' is unknown; expected auto",
+                "identifyWait: 10s|tenancy.identifyWait: '10s' is above 5s",
+                "identifyWait: soon|tenancy.identifyWait: 'soon' is not a duration",
+                "gpus: 0|tenancy.gpus: is '0' (number); expected a list of GPU UUIDs or indices",
+                "gpus: [gpu0]|tenancy.gpus: has 'gpu0' (a string); expected GPU UUIDs (GPU-...) or NVML indices",
+                "gpus: [1, 1]|tenancy.gpus: names a GPU twice: [1, 1]",
+                "otherGpuResource: omai.io/milli-gpu|tenancy.otherGpuResource: 'omai.io/milli-gpu' is not another plugin's",
+                "audit: shout|tenancy.audit: 'shout' is unknown; expected report",
+                "auditInterval: 10ms|tenancy.auditInterval: '10ms' is below 100ms",
+                "colour: blue|tenancy.colour: is not a known key; expected one of policy, tenantLabel",
+            })
     void everyBadValueIsRefusedNamingKeyValueAndExpectation(String line, String message) {
-        assertThatThrownBy(() -> parse(line)).isInstanceOf(ConfigException.class)
+        assertThatThrownBy(() -> parse(line))
+                .isInstanceOf(ConfigException.class)
                 .hasMessageContaining(message);
     }
 }

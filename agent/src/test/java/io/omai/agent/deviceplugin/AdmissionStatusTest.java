@@ -10,17 +10,23 @@ import org.junit.jupiter.api.Test;
 class AdmissionStatusTest {
     @Test
     void refusalsAreFailedPreconditionAndHeldCapacityIsResourceExhausted() {
-        assertThat(GrpcStatusMapper.toStatus(new AdmissionRefusal.Ambiguous("pods a/x and b/y")).getCode())
+        assertThat(GrpcStatusMapper.toStatus(new AdmissionRefusal.Ambiguous("pods a/x and b/y"))
+                        .getCode())
                 .isEqualTo(Status.Code.FAILED_PRECONDITION);
         assertThat(GrpcStatusMapper.toStatus(new AdmissionRefusal.AntiAffinity("tenant 'b' may not share GPU-1"))
-                .getDescription()).isEqualTo("tenant 'b' may not share GPU-1");
-        assertThat(GrpcStatusMapper.toStatus(new AdmissionRefusal.Withdrawn("GPU-1")).getCode())
+                        .getDescription())
+                .isEqualTo("tenant 'b' may not share GPU-1");
+        assertThat(GrpcStatusMapper.toStatus(new AdmissionRefusal.Withdrawn("GPU-1"))
+                        .getCode())
                 .isEqualTo(Status.Code.FAILED_PRECONDITION);
-        assertThat(GrpcStatusMapper.toStatus(new AdmissionRefusal.NotReserved("k1")).getCode())
+        assertThat(GrpcStatusMapper.toStatus(new AdmissionRefusal.NotReserved("k1"))
+                        .getCode())
                 .isEqualTo(Status.Code.FAILED_PRECONDITION);
-        assertThat(GrpcStatusMapper.toStatus(new AdmissionRefusal.Unidentified("none")).getCode())
+        assertThat(GrpcStatusMapper.toStatus(new AdmissionRefusal.Unidentified("none"))
+                        .getCode())
                 .isEqualTo(Status.Code.FAILED_PRECONDITION);
-        assertThat(GrpcStatusMapper.toStatus(new AdmissionRefusal.ReservedForOthers("200 free")).getCode())
+        assertThat(GrpcStatusMapper.toStatus(new AdmissionRefusal.ReservedForOthers("200 free"))
+                        .getCode())
                 .isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
     }
 }

@@ -52,19 +52,23 @@ class DevicePluginServiceTest {
     private ManagedChannel channel;
     private AllocationLedger ledger;
     private DeviceListPublisher devices;
-    private final java.util.concurrent.atomic.AtomicInteger streamsEnded = new java.util.concurrent.atomic.AtomicInteger();
+    private final java.util.concurrent.atomic.AtomicInteger streamsEnded =
+            new java.util.concurrent.atomic.AtomicInteger();
 
     private DevicePluginGrpc.DevicePluginBlockingStub start(String extraYaml) throws Exception {
-        AgentConfig config = ConfigLoader.withDirectories(ConfigLoader.parse("test", "version: 1\n" + extraYaml),
-                null, null, state);
+        AgentConfig config =
+                ConfigLoader.withDirectories(ConfigLoader.parse("test", "version: 1\n" + extraYaml), null, null, state);
         ledger = AllocationLedger.open(GPUS, config.sharing(), state, Clock.systemUTC());
         ContainerEdits edits = new ContainerEdits(ledger, config);
         edits.writePreloadFile();
         devices = new DeviceListPublisher(GPUS, Map.of());
         devices.onStreamEnded(streamsEnded::incrementAndGet);
         String name = InProcessServerBuilder.generateName();
-        server = InProcessServerBuilder.forName(name).directExecutor()
-                .addService(new DevicePluginService(ledger, edits, devices)).build().start();
+        server = InProcessServerBuilder.forName(name)
+                .directExecutor()
+                .addService(new DevicePluginService(ledger, edits, devices))
+                .build()
+                .start();
         channel = InProcessChannelBuilder.forName(name).directExecutor().build();
         return DevicePluginGrpc.newBlockingStub(channel);
     }
@@ -83,7 +87,9 @@ class DevicePluginServiceTest {
     }
 
     private static List<String> ids(int gpu, int count) {
-        return IntStream.range(0, count).mapToObj(slot -> new MilliGpuId(FakeNvml.uuid(gpu), slot).id()).toList();
+        return IntStream.range(0, count)
+                .mapToObj(slot -> new MilliGpuId(FakeNvml.uuid(gpu), slot).id())
+                .toList();
     }
 
     @Test
@@ -121,8 +127,10 @@ class DevicePluginServiceTest {
         devices.healthChanged(Map.of(FakeNvml.uuid(1), GpuHealth.unhealthy(FakeNvml.uuid(1), "XID 79")));
         await().until(() -> received.size() == 2);
         assertThat(received.get(1).getDevicesCount()).isEqualTo(2000);
-        assertThat(received.get(1).getDevicesList().subList(0, 1000)).allMatch(d -> d.getHealth().equals("Healthy"));
-        assertThat(received.get(1).getDevicesList().subList(1000, 2000)).allMatch(d -> d.getHealth().equals("Unhealthy"));
+        assertThat(received.get(1).getDevicesList().subList(0, 1000))
+                .allMatch(d -> d.getHealth().equals("Healthy"));
+        assertThat(received.get(1).getDevicesList().subList(1000, 2000))
+                .allMatch(d -> d.getHealth().equals("Unhealthy"));
 
         devices.healthChanged(Map.of(FakeNvml.uuid(1), GpuHealth.healthy(FakeNvml.uuid(1))));
         await().until(() -> received.size() == 3);
@@ -134,7 +142,8 @@ class DevicePluginServiceTest {
     }
 
     private static List<String> slots(int gpu, int from, int count) {
-        return IntStream.range(from, from + count).mapToObj(slot -> new MilliGpuId(FakeNvml.uuid(gpu), slot).id())
+        return IntStream.range(from, from + count)
+                .mapToObj(slot -> new MilliGpuId(FakeNvml.uuid(gpu), slot).id())
                 .toList();
     }
 
@@ -145,8 +154,10 @@ class DevicePluginServiceTest {
     @Test
     void overlappingContainersOfOneAllocateAreRefusedAsAWhole() throws Exception {
         DevicePluginGrpc.DevicePluginBlockingStub plugin = start("");
-        AllocateRequest request = AllocateRequest.newBuilder().addContainerRequests(container(slots(0, 0, 250)))
-                .addContainerRequests(container(slots(0, 100, 250))).build();
+        AllocateRequest request = AllocateRequest.newBuilder()
+                .addContainerRequests(container(slots(0, 0, 250)))
+                .addContainerRequests(container(slots(0, 100, 250)))
+                .build();
 
         assertThatThrownBy(() -> plugin.allocate(request)).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
             assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
@@ -175,7 +186,8 @@ class DevicePluginServiceTest {
         PreferredAllocationRequest.Builder preferred = PreferredAllocationRequest.newBuilder();
         for (int i = 0; i < 65; i++) {
             preferred.addContainerRequests(ContainerPreferredAllocationRequest.newBuilder()
-                    .addAllAvailableDeviceIDs(slots(0, 0, 10)).setAllocationSize(1));
+                    .addAllAvailableDeviceIDs(slots(0, 0, 10))
+                    .setAllocationSize(1));
         }
         assertThatThrownBy(() -> plugin.getPreferredAllocation(preferred.build()))
                 .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
@@ -188,12 +200,15 @@ class DevicePluginServiceTest {
     void aDepartedContainersIdsAreAllocatedAgainAndARealShortfallIsExplained() throws Exception {
         DevicePluginGrpc.DevicePluginBlockingStub plugin = start("");
         for (int i = 0; i < 4; i++) {
-            plugin.allocate(AllocateRequest.newBuilder().addContainerRequests(container(slots(0, i * 250, 250)))
+            plugin.allocate(AllocateRequest.newBuilder()
+                    .addContainerRequests(container(slots(0, i * 250, 250)))
                     .build());
         }
         // the pod holding m250..m499 left: kubelet hands its IDs out again at once
         ContainerAllocateResponse reused = plugin.allocate(AllocateRequest.newBuilder()
-                .addContainerRequests(container(slots(0, 250, 250))).build()).getContainerResponses(0);
+                        .addContainerRequests(container(slots(0, 250, 250)))
+                        .build())
+                .getContainerResponses(0);
         assertThat(reused.getEnvsMap()).containsEntry("CUDA_VISIBLE_DEVICES", FakeNvml.uuid(0));
         assertThat(ledger.allocations()).hasSize(4);
     }
@@ -205,16 +220,19 @@ class DevicePluginServiceTest {
         available.addAll(ids(1, 1000));
         var response = plugin.getPreferredAllocation(PreferredAllocationRequest.newBuilder()
                 .addContainerRequests(ContainerPreferredAllocationRequest.newBuilder()
-                        .addAllAvailableDeviceIDs(available).setAllocationSize(250))
+                        .addAllAvailableDeviceIDs(available)
+                        .setAllocationSize(250))
                 .build());
         List<String> chosen = response.getContainerResponses(0).getDeviceIDsList();
         assertThat(chosen).hasSize(250);
-        assertThat(chosen.stream().map(id -> MilliGpuId.parse(id).uuid()).distinct()).hasSize(1);
+        assertThat(chosen.stream().map(id -> MilliGpuId.parse(id).uuid()).distinct())
+                .hasSize(1);
 
         assertThatThrownBy(() -> plugin.getPreferredAllocation(PreferredAllocationRequest.newBuilder()
-                .addContainerRequests(ContainerPreferredAllocationRequest.newBuilder()
-                        .addAllAvailableDeviceIDs(available).setAllocationSize(1500))
-                .build()))
+                        .addContainerRequests(ContainerPreferredAllocationRequest.newBuilder()
+                                .addAllAvailableDeviceIDs(available)
+                                .setAllocationSize(1500))
+                        .build()))
                 .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
                     assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
                     assertThat(e.getStatus().getDescription()).contains("cannot be placed without splitting");
@@ -225,26 +243,35 @@ class DevicePluginServiceTest {
     void allocateAnswersEnvMountsAndDeviceNodesForTheShare() throws Exception {
         DevicePluginGrpc.DevicePluginBlockingStub plugin = start("");
         ContainerAllocateResponse response = plugin.allocate(AllocateRequest.newBuilder()
-                .addContainerRequests(ContainerAllocateRequest.newBuilder().addAllDevicesIds(ids(1, 250)))
-                .build()).getContainerResponses(0);
+                        .addContainerRequests(
+                                ContainerAllocateRequest.newBuilder().addAllDevicesIds(ids(1, 250)))
+                        .build())
+                .getContainerResponses(0);
         Allocation allocation = ledger.allocations().getFirst();
         Path dir = ledger.directory(allocation);
-        assertThat(response.getEnvsMap()).containsExactlyInAnyOrderEntriesOf(Map.of(
-                "OMAI_CONTROL_FILE", "/run/omai/control",
-                "OMAI_USAGE_FILE", "/run/omai/usage",
-                "OMAI_ALLOCATION_ID", allocation.id(),
-                "NVIDIA_VISIBLE_DEVICES", FakeNvml.uuid(1),
-                "CUDA_VISIBLE_DEVICES", FakeNvml.uuid(1)));
-        assertThat(response.getMountsList()).containsExactly(
-                mount("/usr/local/omai/lib/libomai-shim.so", "/usr/local/omai/lib/libomai-shim.so", true),
-                mount("/run/omai/control", dir.resolve("control").toString(), true),
-                mount("/run/omai/usage", dir.resolve("usage").toString(), false),
-                mount("/etc/ld.so.preload", state.resolve("ld.so.preload").toString(), true));
+        assertThat(response.getEnvsMap())
+                .containsExactlyInAnyOrderEntriesOf(Map.of(
+                        "OMAI_CONTROL_FILE", "/run/omai/control",
+                        "OMAI_USAGE_FILE", "/run/omai/usage",
+                        "OMAI_ALLOCATION_ID", allocation.id(),
+                        "NVIDIA_VISIBLE_DEVICES", FakeNvml.uuid(1),
+                        "CUDA_VISIBLE_DEVICES", FakeNvml.uuid(1)));
+        assertThat(response.getMountsList())
+                .containsExactly(
+                        mount("/usr/local/omai/lib/libomai-shim.so", "/usr/local/omai/lib/libomai-shim.so", true),
+                        mount("/run/omai/control", dir.resolve("control").toString(), true),
+                        mount("/run/omai/usage", dir.resolve("usage").toString(), false),
+                        mount(
+                                "/etc/ld.so.preload",
+                                state.resolve("ld.so.preload").toString(),
+                                true));
         assertThat(Files.readString(state.resolve("ld.so.preload"))).isEqualTo("/usr/local/omai/lib/libomai-shim.so\n");
-        assertThat(response.getDevicesList()).extracting(DeviceSpec::getContainerPath)
+        assertThat(response.getDevicesList())
+                .extracting(DeviceSpec::getContainerPath)
                 .containsExactly("/dev/nvidia1", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools");
-        assertThat(response.getDevicesList()).allMatch(d -> d.getPermissions().equals("rw")
-                && d.getHostPath().equals(d.getContainerPath()));
+        assertThat(response.getDevicesList())
+                .allMatch(
+                        d -> d.getPermissions().equals("rw") && d.getHostPath().equals(d.getContainerPath()));
         assertThat(response.getCdiDevicesList()).isEmpty();
         assertThat(response.getAnnotationsMap()).containsEntry("omai.io/allocation-id", allocation.id());
     }
@@ -255,20 +282,24 @@ class DevicePluginServiceTest {
         List<String> both = new java.util.ArrayList<>(ids(0, 1000));
         both.addAll(ids(1, 1000));
         ContainerAllocateResponse response = plugin.allocate(AllocateRequest.newBuilder()
-                .addContainerRequests(ContainerAllocateRequest.newBuilder().addAllDevicesIds(both))
-                .build()).getContainerResponses(0);
-        assertThat(response.getCdiDevicesList()).extracting(c -> c.getName())
+                        .addContainerRequests(
+                                ContainerAllocateRequest.newBuilder().addAllDevicesIds(both))
+                        .build())
+                .getContainerResponses(0);
+        assertThat(response.getCdiDevicesList())
+                .extracting(c -> c.getName())
                 .containsExactly("nvidia.com/gpu=" + FakeNvml.uuid(0), "nvidia.com/gpu=" + FakeNvml.uuid(1));
         assertThat(response.getDevicesList()).isEmpty();
-        assertThat(response.getEnvsMap()).containsEntry("NVIDIA_VISIBLE_DEVICES",
-                FakeNvml.uuid(0) + "," + FakeNvml.uuid(1));
+        assertThat(response.getEnvsMap())
+                .containsEntry("NVIDIA_VISIBLE_DEVICES", FakeNvml.uuid(0) + "," + FakeNvml.uuid(1));
     }
 
     @Test
     void bogusAllocateIsInvalidArgumentAndLeavesTheLedgerUnchanged() throws Exception {
         DevicePluginGrpc.DevicePluginBlockingStub plugin = start("");
         plugin.allocate(AllocateRequest.newBuilder()
-                .addContainerRequests(ContainerAllocateRequest.newBuilder().addAllDevicesIds(ids(0, 100))).build());
+                .addContainerRequests(ContainerAllocateRequest.newBuilder().addAllDevicesIds(ids(0, 100)))
+                .build());
         List<Allocation> before = ledger.allocations();
         assertThat(ledger.flush(java.time.Duration.ofSeconds(10))).isTrue();
         byte[] checkpoint = Files.readAllBytes(ledger.checkpointFile());
@@ -280,8 +311,10 @@ class DevicePluginServiceTest {
                 request(spanning),
                 // a good container next to a bad one: the batch is refused as a whole
                 AllocateRequest.newBuilder()
-                        .addContainerRequests(ContainerAllocateRequest.newBuilder().addAllDevicesIds(ids(1, 10)))
-                        .addContainerRequests(ContainerAllocateRequest.newBuilder().addDevicesIds("nonsense"))
+                        .addContainerRequests(
+                                ContainerAllocateRequest.newBuilder().addAllDevicesIds(ids(1, 10)))
+                        .addContainerRequests(
+                                ContainerAllocateRequest.newBuilder().addDevicesIds("nonsense"))
                         .build());
         for (AllocateRequest request : bogus) {
             assertThatThrownBy(() -> plugin.allocate(request))
@@ -297,10 +330,15 @@ class DevicePluginServiceTest {
 
     private static AllocateRequest request(List<String> ids) {
         return AllocateRequest.newBuilder()
-                .addContainerRequests(ContainerAllocateRequest.newBuilder().addAllDevicesIds(ids)).build();
+                .addContainerRequests(ContainerAllocateRequest.newBuilder().addAllDevicesIds(ids))
+                .build();
     }
 
     private static Mount mount(String container, String host, boolean readOnly) {
-        return Mount.newBuilder().setContainerPath(container).setHostPath(host).setReadOnly(readOnly).build();
+        return Mount.newBuilder()
+                .setContainerPath(container)
+                .setHostPath(host)
+                .setReadOnly(readOnly)
+                .build();
     }
 }

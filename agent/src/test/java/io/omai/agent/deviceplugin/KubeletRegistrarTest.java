@@ -38,17 +38,18 @@ class KubeletRegistrarTest {
 
     /** kubelet's side: records Register calls, then (if asked) opens ListAndWatch to the plugin. */
     private void startKubelet(boolean openStream) throws Exception {
-        kubelet = UnixSocketGrpc.startServer(dir.resolve("kubelet.sock"), List.of(new RegistrationGrpc.RegistrationImplBase() {
-            @Override
-            public void register(RegisterRequest request, StreamObserver<Empty> response) {
-                registrations.add(request);
-                response.onNext(Empty.getDefaultInstance());
-                response.onCompleted();
-                if (openStream) {
-                    Thread.ofVirtual().start(() -> openListAndWatch(request.getEndpoint()));
-                }
-            }
-        }));
+        kubelet = UnixSocketGrpc.startServer(
+                dir.resolve("kubelet.sock"), List.of(new RegistrationGrpc.RegistrationImplBase() {
+                    @Override
+                    public void register(RegisterRequest request, StreamObserver<Empty> response) {
+                        registrations.add(request);
+                        response.onNext(Empty.getDefaultInstance());
+                        response.onCompleted();
+                        if (openStream) {
+                            Thread.ofVirtual().start(() -> openListAndWatch(request.getEndpoint()));
+                        }
+                    }
+                }));
     }
 
     private void openListAndWatch(String endpoint) {
@@ -70,12 +71,13 @@ class KubeletRegistrarTest {
 
     private void startPlugin() throws Exception {
         devices = new DeviceListPublisher(FakeNvml.gpus(1, 1L << 30, 1), Map.of());
-        plugin = new PluginSocketServer(dir.resolve("omai-io-milli-gpu.sock"), List.of(new DevicePluginGrpc.DevicePluginImplBase() {
-            @Override
-            public void listAndWatch(Empty request, StreamObserver<ListAndWatchResponse> response) {
-                devices.watch(response);
-            }
-        }));
+        plugin = new PluginSocketServer(
+                dir.resolve("omai-io-milli-gpu.sock"), List.of(new DevicePluginGrpc.DevicePluginImplBase() {
+                    @Override
+                    public void listAndWatch(Empty request, StreamObserver<ListAndWatchResponse> response) {
+                        devices.watch(response);
+                    }
+                }));
         plugin.ensureListening();
         registrar = new KubeletRegistrar(dir, RESOURCE, plugin, devices::watchers, Duration.ofMillis(200));
         devices.onStreamEnded(registrar::streamEnded);

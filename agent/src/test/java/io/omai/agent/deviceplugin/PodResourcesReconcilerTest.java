@@ -26,10 +26,17 @@ class PodResourcesReconcilerTest {
         ListAppender<ILoggingEvent> appender = new ListAppender<>();
         appender.start();
         logger.addAppender(appender);
-        try (AllocationLedger ledger = AllocationLedger.open(FakeNvml.gpus(1, 1L << 30, 1),
-                ConfigLoader.defaults().sharing(), dir.resolve("state"), Clock.systemUTC());
-             PodResourcesReconciler reconciler = new PodResourcesReconciler(dir.resolve("absent/kubelet.sock"),
-                     "omai.io/milli-gpu", ledger, Duration.ofMillis(100), Duration.ofSeconds(60))) {
+        try (AllocationLedger ledger = AllocationLedger.open(
+                        FakeNvml.gpus(1, 1L << 30, 1),
+                        ConfigLoader.defaults().sharing(),
+                        dir.resolve("state"),
+                        Clock.systemUTC());
+                PodResourcesReconciler reconciler = new PodResourcesReconciler(
+                        dir.resolve("absent/kubelet.sock"),
+                        "omai.io/milli-gpu",
+                        ledger,
+                        Duration.ofMillis(100),
+                        Duration.ofSeconds(60))) {
             for (int round = 0; round < 5; round++) {
                 reconciler.tryReconcile();
             }
@@ -37,10 +44,12 @@ class PodResourcesReconcilerTest {
             logger.detachAppender(appender);
         }
         List<ILoggingEvent> unavailable = appender.list.stream()
-                .filter(e -> e.getFormattedMessage().contains("event=pod_resources_unavailable")).toList();
+                .filter(e -> e.getFormattedMessage().contains("event=pod_resources_unavailable"))
+                .toList();
         assertThat(unavailable).singleElement().satisfies(event -> {
             assertThat(event.getThrowableProxy()).isNull();
-            assertThat(event.getFormattedMessage()).contains("code=UNAVAILABLE", "absent/kubelet.sock")
+            assertThat(event.getFormattedMessage())
+                    .contains("code=UNAVAILABLE", "absent/kubelet.sock")
                     .doesNotContain("\n");
         });
     }

@@ -31,6 +31,7 @@ class RecentGpuAllocationTest {
 
     @TempDir
     Path state;
+
     @TempDir
     Path proc;
 
@@ -39,8 +40,7 @@ class RecentGpuAllocationTest {
 
     @BeforeEach
     void open() throws Exception {
-        ledger = AllocationLedger.open(GPUS, ConfigLoader.defaults().sharing(), state,
-                Clock.fixed(T0, ZoneOffset.UTC));
+        ledger = AllocationLedger.open(GPUS, ConfigLoader.defaults().sharing(), state, Clock.fixed(T0, ZoneOffset.UTC));
     }
 
     @AfterEach
@@ -69,13 +69,15 @@ class RecentGpuAllocationTest {
     }
 
     private void allocateOn(int gpu, int milli) throws Exception {
-        ledger.allocate(IntStream.range(0, milli).mapToObj(slot -> new MilliGpuId(GPUS.get(gpu).uuid(), slot).id())
+        ledger.allocate(IntStream.range(0, milli)
+                .mapToObj(slot -> new MilliGpuId(GPUS.get(gpu).uuid(), slot).id())
                 .toList());
     }
 
     @Test
     void nothingAllocatedMeansNoPairing() {
-        assertThat(pairing(proc.resolve("absent"), true).gpusOfContainerBeingAdmitted()).isEmpty();
+        assertThat(pairing(proc.resolve("absent"), true).gpusOfContainerBeingAdmitted())
+                .isEmpty();
     }
 
     @Test
@@ -88,7 +90,8 @@ class RecentGpuAllocationTest {
 
         now = T0.plusSeconds(3);
         assertThat(pairing(proc.resolve("absent"), true).gpusOfContainerBeingAdmitted())
-                .as("older than the window: another pod's, not this container's").isEmpty();
+                .as("older than the window: another pod's, not this container's")
+                .isEmpty();
     }
 
     @Test
@@ -101,13 +104,14 @@ class RecentGpuAllocationTest {
                 GPU UUID: \t %s
                 Bus Location: \t 0000:3c:00.0
                 Device Minor: \t 1
-                """.formatted(GPUS.get(1).uuid()));
+                """.formatted(
+                        GPUS.get(1).uuid()));
         allocateOn(1, 500);
 
-        assertThat(pairing(gpus, true).gpusOfContainerBeingAdmitted()).containsExactly(
-                new GpuPlacement(Optional.of(PciAddress.of("0000:3c:00.0")), OptionalInt.of(1)));
+        assertThat(pairing(gpus, true).gpusOfContainerBeingAdmitted())
+                .containsExactly(new GpuPlacement(Optional.of(PciAddress.of("0000:3c:00.0")), OptionalInt.of(1)));
         assertThat(pairing(gpus, false).gpusOfContainerBeingAdmitted())
-                .as("an address the VF plugin's sysfs does not show is of no use").containsExactly(
-                        GpuPlacement.onNumaNode(1));
+                .as("an address the VF plugin's sysfs does not show is of no use")
+                .containsExactly(GpuPlacement.onNumaNode(1));
     }
 }

@@ -55,7 +55,9 @@ class VfDevicePluginTest {
     }
 
     private AgentConfig config(String ibYaml) throws Exception {
-        return ConfigLoader.parse("test", """
+        return ConfigLoader.parse(
+                "test",
+                """
                 version: 1
                 nodeName: worker-07
                 directories:
@@ -69,8 +71,13 @@ class VfDevicePluginTest {
                   guidRange: %s
                   pollInterval: 100ms
                   rebindLock: %s
-                """.formatted(dir.resolve("dp"), dir.resolve("pr/kubelet.sock"), dir.resolve("state"), RANGE,
-                dir.resolve("rebind.lock")) + ibYaml);
+                """.formatted(
+                                        dir.resolve("dp"),
+                                        dir.resolve("pr/kubelet.sock"),
+                                        dir.resolve("state"),
+                                        RANGE,
+                                        dir.resolve("rebind.lock"))
+                        + ibYaml);
     }
 
     @Test
@@ -84,15 +91,20 @@ class VfDevicePluginTest {
 
         assertThat(plugin.pluginSocket()).isEqualTo(dir.resolve("dp/omai-io-ib-vf.sock"));
         assertThat(Files.exists(plugin.pluginSocket())).isTrue();
-        Map<String, Optional<Guid>> guids = guidsByVf(plugin.manager().discover().getFirst().vfs());
+        Map<String, Optional<Guid>> guids =
+                guidsByVf(plugin.manager().discover().getFirst().vfs());
         assertThat(guids).hasSize(3).allSatisfy((vf, guid) -> assertThat(guid).isPresent());
-        assertThat(Files.readString(dir.resolve("state").resolve(VfDevicePlugin.GUID_FILE))).contains("worker-07");
+        assertThat(Files.readString(dir.resolve("state").resolve(VfDevicePlugin.GUID_FILE)))
+                .contains("worker-07");
 
         channel = UnixSocketGrpc.channel(plugin.pluginSocket());
         // Polling drives every step; the deadline only keeps a broken build from hanging.
         Iterator<ListAndWatchResponse> stream = DevicePluginGrpc.newBlockingStub(channel)
-                .withDeadlineAfter(2, TimeUnit.MINUTES).listAndWatch(Empty.getDefaultInstance());
-        assertThat(healthy(stream.next())).as("the first list: every VF, Healthy").hasSize(3);
+                .withDeadlineAfter(2, TimeUnit.MINUTES)
+                .listAndWatch(Empty.getDefaultInstance());
+        assertThat(healthy(stream.next()))
+                .as("the first list: every VF, Healthy")
+                .hasSize(3);
 
         kernel.reloadDriver(ib);
 
@@ -101,9 +113,14 @@ class VfDevicePluginTest {
         while (healthy(list).size() < 3) {
             list = stream.next();
         }
-        assertThat(list.getDevicesList()).extracting(Device::getID)
-                .containsExactlyInAnyOrder(ib.vfAddress(0).value(), ib.vfAddress(1).value(), ib.vfAddress(2).value());
-        assertThat(guidsByVf(plugin.manager().discover().getFirst().vfs())).as("the same GUIDs as before")
+        assertThat(list.getDevicesList())
+                .extracting(Device::getID)
+                .containsExactlyInAnyOrder(
+                        ib.vfAddress(0).value(),
+                        ib.vfAddress(1).value(),
+                        ib.vfAddress(2).value());
+        assertThat(guidsByVf(plugin.manager().discover().getFirst().vfs()))
+                .as("the same GUIDs as before")
                 .isEqualTo(guids);
     }
 
@@ -118,8 +135,11 @@ class VfDevicePluginTest {
         plugin = VfDevicePlugin.start(config("  desiredVfs: 2\n"), kernel, kernel, sysfs -> GpuPairing.UNKNOWN);
         channel = UnixSocketGrpc.channel(plugin.pluginSocket());
         Iterator<ListAndWatchResponse> stream = DevicePluginGrpc.newBlockingStub(channel)
-                .withDeadlineAfter(2, TimeUnit.MINUTES).listAndWatch(Empty.getDefaultInstance());
-        assertThat(stream.next().getDevicesList()).as("nothing to advertise yet").isEmpty();
+                .withDeadlineAfter(2, TimeUnit.MINUTES)
+                .listAndWatch(Empty.getDefaultInstance());
+        assertThat(stream.next().getDevicesList())
+                .as("nothing to advertise yet")
+                .isEmpty();
 
         kernel.write("bus/pci/drivers/mlx5_core/bind", ib.address().value());
 
@@ -127,8 +147,10 @@ class VfDevicePluginTest {
         while (healthy(list).size() < 2) {
             list = stream.next();
         }
-        assertThat(list.getDevicesList()).extracting(Device::getID)
-                .containsExactlyInAnyOrder(ib.vfAddress(0).value(), ib.vfAddress(1).value());
+        assertThat(list.getDevicesList())
+                .extracting(Device::getID)
+                .containsExactlyInAnyOrder(
+                        ib.vfAddress(0).value(), ib.vfAddress(1).value());
     }
 
     @Test
@@ -137,8 +159,11 @@ class VfDevicePluginTest {
 
         AgentConfig config = config("  sysfsRoot: " + nowhere + "\n");
 
-        assertThatThrownBy(() -> VfDevicePlugin.start(config, new FileSysfs(config.ib().sysfsRoot()),
-                ProcessIpLink.system(), sysfs -> GpuPairing.UNKNOWN))
+        assertThatThrownBy(() -> VfDevicePlugin.start(
+                        config,
+                        new FileSysfs(config.ib().sysfsRoot()),
+                        ProcessIpLink.system(),
+                        sysfs -> GpuPairing.UNKNOWN))
                 .isInstanceOf(AgentStartException.class)
                 .hasMessage("ib.sysfsRoot " + nowhere + " has no bus/pci/devices; expected the host's sysfs (/sys, "
                         + "mounted read-write by components/ib-sriov)");
@@ -146,7 +171,9 @@ class VfDevicePluginTest {
     }
 
     private static List<Device> healthy(ListAndWatchResponse list) {
-        return list.getDevicesList().stream().filter(d -> d.getHealth().equals(DeviceListPublisher.HEALTHY)).toList();
+        return list.getDevicesList().stream()
+                .filter(d -> d.getHealth().equals(DeviceListPublisher.HEALTHY))
+                .toList();
     }
 
     private static Map<String, Optional<Guid>> guidsByVf(List<VirtualFunction> vfs) {

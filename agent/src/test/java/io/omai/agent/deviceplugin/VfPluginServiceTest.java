@@ -59,6 +59,7 @@ class VfPluginServiceTest {
 
     @TempDir
     Path root;
+
     @TempDir
     Path state;
 
@@ -80,11 +81,17 @@ class VfPluginServiceTest {
         ib = tree.connectX6Ib(0, 16);
         eth = tree.connectX6Eth(1, 8);
         kernel = new FakeKernel(tree);
-        IbVfManager manager = new IbVfManager(new IbVfManagerConfig("worker-07",
-                GuidRange.parse("02:00:00:07:00:00:00:00-02:00:00:07:00:00:ff:ff"), VfLinkState.AUTO,
-                new ReadinessPolicy(3, Duration.ZERO)),
-                kernel, kernel, new FileGuidStore(state.resolve("guids")), new NodeRebindLock(state.resolve("lock")),
-                duration -> { });
+        IbVfManager manager = new IbVfManager(
+                new IbVfManagerConfig(
+                        "worker-07",
+                        GuidRange.parse("02:00:00:07:00:00:00:00-02:00:00:07:00:00:ff:ff"),
+                        VfLinkState.AUTO,
+                        new ReadinessPolicy(3, Duration.ZERO)),
+                kernel,
+                kernel,
+                new FileGuidStore(state.resolve("guids")),
+                new NodeRebindLock(state.resolve("lock")),
+                duration -> {});
         manager.reconcile(ib.address(), 4);
         manager.reconcile(eth.address(), 2);
         monitor = manager.newMonitor();
@@ -92,10 +99,12 @@ class VfPluginServiceTest {
         monitor.subscribe(snapshot -> devices.publish(VfDeviceList.of(snapshot)));
         allocations = new VfAllocations(Clock.systemUTC());
         String name = InProcessServerBuilder.generateName();
-        server = InProcessServerBuilder.forName(name).directExecutor()
-                .addService(new VfPluginService(RESOURCE, manager, monitor::current, allocations,
-                        () -> gpusOfAdmittedContainer, devices))
-                .build().start();
+        server = InProcessServerBuilder.forName(name)
+                .directExecutor()
+                .addService(new VfPluginService(
+                        RESOURCE, manager, monitor::current, allocations, () -> gpusOfAdmittedContainer, devices))
+                .build()
+                .start();
         channel = InProcessChannelBuilder.forName(name).directExecutor().build();
         plugin = DevicePluginGrpc.newBlockingStub(channel);
     }
@@ -116,36 +125,48 @@ class VfPluginServiceTest {
 
     private ContainerAllocateResponse allocate(String... ids) {
         return plugin.allocate(AllocateRequest.newBuilder()
-                .addContainerRequests(ContainerAllocateRequest.newBuilder().addAllDevicesIds(List.of(ids)))
-                .build()).getContainerResponses(0);
+                        .addContainerRequests(
+                                ContainerAllocateRequest.newBuilder().addAllDevicesIds(List.of(ids)))
+                        .build())
+                .getContainerResponses(0);
     }
 
     private List<String> preferred(List<String> available, List<String> mustInclude, int size) {
         return plugin.getPreferredAllocation(PreferredAllocationRequest.newBuilder()
-                .addContainerRequests(ContainerPreferredAllocationRequest.newBuilder()
-                        .addAllAvailableDeviceIDs(available).addAllMustIncludeDeviceIDs(mustInclude)
-                        .setAllocationSize(size))
-                .build()).getContainerResponses(0).getDeviceIDsList();
+                        .addContainerRequests(ContainerPreferredAllocationRequest.newBuilder()
+                                .addAllAvailableDeviceIDs(available)
+                                .addAllMustIncludeDeviceIDs(mustInclude)
+                                .setAllocationSize(size))
+                        .build())
+                .getContainerResponses(0)
+                .getDeviceIDsList();
     }
 
     @Test
     void listsEveryVfByPciAddressWithThePfNumaNodeAndPushesHealthChanges() {
         Iterator<ListAndWatchResponse> stream = plugin.listAndWatch(Empty.getDefaultInstance());
         List<Device> first = stream.next().getDevicesList();
-        assertThat(first).extracting(Device::getID)
-                .containsExactlyInAnyOrderElementsOf(Stream.concat(ibVfs().stream(), ethVfs().stream()).toList());
+        assertThat(first)
+                .extracting(Device::getID)
+                .containsExactlyInAnyOrderElementsOf(
+                        Stream.concat(ibVfs().stream(), ethVfs().stream()).toList());
         assertThat(first).allMatch(device -> device.getHealth().equals("Healthy"));
-        assertThat(first).filteredOn(device -> ibVfs().contains(device.getID()))
+        assertThat(first)
+                .filteredOn(device -> ibVfs().contains(device.getID()))
                 .allMatch(device -> device.getTopology().getNodes(0).getID() == 0);
-        assertThat(first).filteredOn(device -> ethVfs().contains(device.getID()))
+        assertThat(first)
+                .filteredOn(device -> ethVfs().contains(device.getID()))
                 .allMatch(device -> device.getTopology().getNodes(0).getID() == 1);
 
         kernel.setPfPortState(ib, PortState.DOWN);
         monitor.poll();
         List<Device> down = stream.next().getDevicesList();
-        assertThat(down).filteredOn(device -> ibVfs().contains(device.getID()))
-                .hasSize(4).allMatch(device -> device.getHealth().equals("Unhealthy"));
-        assertThat(down).filteredOn(device -> ethVfs().contains(device.getID()))
+        assertThat(down)
+                .filteredOn(device -> ibVfs().contains(device.getID()))
+                .hasSize(4)
+                .allMatch(device -> device.getHealth().equals("Unhealthy"));
+        assertThat(down)
+                .filteredOn(device -> ethVfs().contains(device.getID()))
                 .allMatch(device -> device.getHealth().equals("Healthy"));
 
         kernel.setPfPortState(ib, PortState.ACTIVE);
@@ -153,8 +174,10 @@ class VfPluginServiceTest {
         monitor.poll();
         List<Device> recovered = stream.next().getDevicesList();
         assertThat(recovered).allMatch(device -> device.getHealth().equals("Healthy"));
-        assertThat(recovered).filteredOn(device -> ethVfs().contains(device.getID()))
-                .as("NUMA -1 is unknown: no topology rather than node 0").allMatch(device -> !device.hasTopology());
+        assertThat(recovered)
+                .filteredOn(device -> ethVfs().contains(device.getID()))
+                .as("NUMA -1 is unknown: no topology rather than node 0")
+                .allMatch(device -> !device.hasTopology());
     }
 
     @Test
@@ -164,8 +187,10 @@ class VfPluginServiceTest {
 
         ContainerAllocateResponse response = allocate(vf.value());
 
-        assertThat(response.getDevicesList()).extracting(DeviceSpec::getHostPath)
-                .containsExactlyElementsOf(expected.deviceNodes().stream().map(n -> n.hostPath()).toList())
+        assertThat(response.getDevicesList())
+                .extracting(DeviceSpec::getHostPath)
+                .containsExactlyElementsOf(
+                        expected.deviceNodes().stream().map(n -> n.hostPath()).toList())
                 .anyMatch(path -> path.matches("/dev/infiniband/uverbs\\d+"))
                 .anyMatch(path -> path.matches("/dev/infiniband/umad\\d+"))
                 .anyMatch(path -> path.matches("/dev/infiniband/issm\\d+"))
@@ -181,7 +206,9 @@ class VfPluginServiceTest {
                 .containsEntry(VfAllocation.ENV_PORT_GUID, expected.env().get(VfAllocation.ENV_PORT_GUID))
                 .containsEntry("PCIDEVICE_OMAI_IO_IB_VF", vf.value());
         assertThat(allocations.current()).containsExactly(vf);
-        assertThat(allocate(vf.value())).as("a repeated Allocate answers the same").isEqualTo(response);
+        assertThat(allocate(vf.value()))
+                .as("a repeated Allocate answers the same")
+                .isEqualTo(response);
     }
 
     @Test
@@ -199,36 +226,55 @@ class VfPluginServiceTest {
         ContainerAllocateResponse after = allocate(vf1.value());
         assertThat(before1).isNotEqualTo(before2);
         assertThat(after.getEnvsOrThrow(VfAllocation.ENV_UVERBS)).isEqualTo(before2);
-        assertThat(after.getDevicesList()).extracting(DeviceSpec::getHostPath).contains("/dev/infiniband/" + before2)
+        assertThat(after.getDevicesList())
+                .extracting(DeviceSpec::getHostPath)
+                .contains("/dev/infiniband/" + before2)
                 .doesNotContain("/dev/infiniband/" + before1);
     }
 
     @Test
     void severalVfsInOneContainerGetEveryNodeOnceAndCommaSeparatedEnv() {
-        ContainerAllocateResponse response = allocate(ib.vfAddress(0).value(), eth.vfAddress(1).value());
+        ContainerAllocateResponse response =
+                allocate(ib.vfAddress(0).value(), eth.vfAddress(1).value());
 
-        assertThat(response.getDevicesList()).extracting(DeviceSpec::getContainerPath).doesNotHaveDuplicates()
-                .filteredOn(path -> path.contains("uverbs")).hasSize(2);
-        assertThat(response.getEnvsMap()).containsEntry(VfAllocation.ENV_PCI_ADDRESS,
-                ib.vfAddress(0).value() + "," + eth.vfAddress(1).value())
-                .containsEntry("PCIDEVICE_OMAI_IO_IB_VF", ib.vfAddress(0).value() + "," + eth.vfAddress(1).value());
+        assertThat(response.getDevicesList())
+                .extracting(DeviceSpec::getContainerPath)
+                .doesNotHaveDuplicates()
+                .filteredOn(path -> path.contains("uverbs"))
+                .hasSize(2);
+        assertThat(response.getEnvsMap())
+                .containsEntry(
+                        VfAllocation.ENV_PCI_ADDRESS,
+                        ib.vfAddress(0).value() + "," + eth.vfAddress(1).value())
+                .containsEntry(
+                        "PCIDEVICE_OMAI_IO_IB_VF",
+                        ib.vfAddress(0).value() + "," + eth.vfAddress(1).value());
     }
 
     static Stream<Arguments> refusedAllocations() {
         return Stream.of(
                 Arguments.of("no IDs", List.of(), Status.Code.INVALID_ARGUMENT, "devices_ids is empty"),
-                Arguments.of("not a PCI address", List.of("mlx5_3"), Status.Code.INVALID_ARGUMENT,
+                Arguments.of(
+                        "not a PCI address",
+                        List.of("mlx5_3"),
+                        Status.Code.INVALID_ARGUMENT,
                         "has 'mlx5_3', which is not a VF PCI address; expected IDs this plugin advertised"),
-                Arguments.of("unknown VF", List.of("0000:99:00.1"), Status.Code.INVALID_ARGUMENT,
+                Arguments.of(
+                        "unknown VF",
+                        List.of("0000:99:00.1"),
+                        Status.Code.INVALID_ARGUMENT,
                         "VF 0000:99:00.1 is unknown: it is not one of the 6 VFs this node advertises as omai.io/ib-vf"),
-                Arguments.of("the same VF twice", List.of("0000:3b:00.1", "0000:3b:00.1"), Status.Code.INVALID_ARGUMENT,
+                Arguments.of(
+                        "the same VF twice",
+                        List.of("0000:3b:00.1", "0000:3b:00.1"),
+                        Status.Code.INVALID_ARGUMENT,
                         "names 0000:3b:00.1 twice; expected each VF once"));
     }
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("refusedAllocations")
-    void badAllocateRequestsAreRefusedWithWhatWasExpected(String what, List<String> ids, Status.Code code,
-                                                          String message) {
+    void badAllocateRequestsAreRefusedWithWhatWasExpected(
+            String what, List<String> ids, Status.Code code, String message) {
         assertThatThrownBy(() -> allocate(ids.toArray(String[]::new)))
                 .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
                     assertThat(e.getStatus().getCode()).isEqualTo(code);
@@ -243,13 +289,17 @@ class VfPluginServiceTest {
         monitor.poll();
 
         assertThatThrownBy(() -> plugin.allocate(AllocateRequest.newBuilder()
-                .addContainerRequests(ContainerAllocateRequest.newBuilder().addDevicesIds(eth.vfAddress(0).value()))
-                .addContainerRequests(ContainerAllocateRequest.newBuilder().addDevicesIds(ib.vfAddress(0).value()))
-                .build()))
+                        .addContainerRequests(ContainerAllocateRequest.newBuilder()
+                                .addDevicesIds(eth.vfAddress(0).value()))
+                        .addContainerRequests(ContainerAllocateRequest.newBuilder()
+                                .addDevicesIds(ib.vfAddress(0).value()))
+                        .build()))
                 .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
                     assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
-                    assertThat(e.getStatus().getDescription()).contains("VF " + ib.vfAddress(0) + " is Unhealthy")
-                            .contains("PF_PORT_NOT_ACTIVE").contains("expected a Healthy VF");
+                    assertThat(e.getStatus().getDescription())
+                            .contains("VF " + ib.vfAddress(0) + " is Unhealthy")
+                            .contains("PF_PORT_NOT_ACTIVE")
+                            .contains("expected a Healthy VF");
                 });
         assertThat(allocations.current()).isEmpty();
     }
@@ -261,27 +311,44 @@ class VfPluginServiceTest {
         assertThatThrownBy(() -> allocate(ib.vfAddress(3).value()))
                 .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
                     assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
-                    assertThat(e.getStatus().getDescription()).contains(ib.vfAddress(3).value())
+                    assertThat(e.getStatus().getDescription())
+                            .contains(ib.vfAddress(3).value())
                             .contains("has no RDMA device");
                 });
     }
 
     static Stream<Arguments> preferences() {
         return Stream.of(
-                Arguments.of("GPU behind the HCA's PCIe switch", "switch", List.of("eth0", "eth1", "ib3", "ib1"), 2,
+                Arguments.of(
+                        "GPU behind the HCA's PCIe switch",
+                        "switch",
+                        List.of("eth0", "eth1", "ib3", "ib1"),
+                        2,
                         List.of("ib1", "ib3")),
-                Arguments.of("GPU known only by NUMA node 1", "numa1", List.of("ib0", "ib1", "eth1", "eth0"), 2,
+                Arguments.of(
+                        "GPU known only by NUMA node 1",
+                        "numa1",
+                        List.of("ib0", "ib1", "eth1", "eth0"),
+                        2,
                         List.of("eth0", "eth1")),
-                Arguments.of("no GPU known: the HCA with most free VFs", "none", List.of("eth0", "ib2", "eth1", "ib0",
-                        "ib1"), 2, List.of("ib0", "ib1")),
-                Arguments.of("no GPU known, fewer free on the IB HCA", "none", List.of("ib2", "eth1", "eth0"), 1,
+                Arguments.of(
+                        "no GPU known: the HCA with most free VFs",
+                        "none",
+                        List.of("eth0", "ib2", "eth1", "ib0", "ib1"),
+                        2,
+                        List.of("ib0", "ib1")),
+                Arguments.of(
+                        "no GPU known, fewer free on the IB HCA",
+                        "none",
+                        List.of("ib2", "eth1", "eth0"),
+                        1,
                         List.of("eth0")));
     }
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("preferences")
-    void preferredAllocationRanksByGpuProximityElseBalancesOverHcas(String what, String gpu, List<String> available,
-                                                                     int size, List<String> expected) {
+    void preferredAllocationRanksByGpuProximityElseBalancesOverHcas(
+            String what, String gpu, List<String> available, int size, List<String> expected) {
         gpusOfAdmittedContainer = switch (gpu) {
             case "switch" -> List.of(GpuPlacement.at(tree.gpuBeside(ib)));
             case "numa1" -> List.of(GpuPlacement.onNumaNode(1));
@@ -304,8 +371,10 @@ class VfPluginServiceTest {
                             .isEqualTo("allocation_size 2 exceeds the 1 available VFs; expected at most that many");
                 });
         assertThatThrownBy(() -> preferred(ids(List.of("ib0")), List.of(), 0))
-                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> assertThat(e.getStatus().getDescription())
-                        .isEqualTo("allocation_size 0 asks for no VF; expected at least 1"));
+                .isInstanceOfSatisfying(
+                        StatusRuntimeException.class,
+                        e -> assertThat(e.getStatus().getDescription())
+                                .isEqualTo("allocation_size 0 asks for no VF; expected at least 1"));
     }
 
     /** "ib2" → the IB HCA's VF 2, "eth0" → the RoCE NIC's VF 0. */
@@ -323,11 +392,14 @@ class VfPluginServiceTest {
         allocate(ib.vfAddress(0).value());
         allocate(ib.vfAddress(1).value());
 
-        assertThat(allocations.reconcile(List.of(ib.vfAddress(1).value(), eth.vfAddress(0).value()), Duration.ZERO))
+        assertThat(allocations.reconcile(
+                        List.of(ib.vfAddress(1).value(), eth.vfAddress(0).value()), Duration.ZERO))
                 .containsExactly(ib.vfAddress(0));
         assertThat(allocations.current()).containsExactly(ib.vfAddress(1), eth.vfAddress(0));
-        assertThat(allocations.reconcile(List.of(), Duration.ofHours(1))).as("within the grace period").isEmpty();
-        assertThat(Map.of("vfs", allocations.current())).isEqualTo(Map.of("vfs",
-                java.util.Set.of(ib.vfAddress(1), eth.vfAddress(0))));
+        assertThat(allocations.reconcile(List.of(), Duration.ofHours(1)))
+                .as("within the grace period")
+                .isEmpty();
+        assertThat(Map.of("vfs", allocations.current()))
+                .isEqualTo(Map.of("vfs", java.util.Set.of(ib.vfAddress(1), eth.vfAddress(0))));
     }
 }

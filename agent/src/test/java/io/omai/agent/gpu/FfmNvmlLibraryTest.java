@@ -29,7 +29,9 @@ class FfmNvmlLibraryTest {
     static final String UUID1 = "GPU-00000000-0000-4000-8000-0000000000a1";
 
     static Path nativeBuild() {
-        return Path.of(System.getProperty("omai.native.build", "../native/build")).toAbsolutePath().normalize();
+        return Path.of(System.getProperty("omai.native.build", "../native/build"))
+                .toAbsolutePath()
+                .normalize();
     }
 
     static Path simLibrary() {
@@ -66,15 +68,20 @@ class FfmNvmlLibraryTest {
         GpuInventory inventory = new GpuInventory(nvml);
         inventory.initialise();
         List<GpuDevice> gpus = inventory.discover();
-        try (GpuHealthMonitor monitor = new GpuHealthMonitor(nvml, gpus, Duration.ofMinutes(5), Set.of(),
-                System::nanoTime)) {
+        try (GpuHealthMonitor monitor =
+                new GpuHealthMonitor(nvml, gpus, Duration.ofMinutes(5), Set.of(), System::nanoTime)) {
             monitor.start();
             Thread.sleep(700); // the event set is registered on the monitor thread; only later events count
-            Process ctl = new ProcessBuilder(nativeBuild().resolve("bin/omai-sim-ctl").toString(), "inject-xid", "1", "48")
-                    .redirectErrorStream(true).start();
+            Process ctl = new ProcessBuilder(
+                            nativeBuild().resolve("bin/omai-sim-ctl").toString(), "inject-xid", "1", "48")
+                    .redirectErrorStream(true)
+                    .start();
             assertThat(ctl.waitFor(10, TimeUnit.SECONDS)).isTrue();
-            assertThat(ctl.exitValue()).as(new String(ctl.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8)).isZero();
-            await().atMost(Duration.ofSeconds(10)).until(() -> !monitor.current().get(UUID1).healthy());
+            assertThat(ctl.exitValue())
+                    .as(new String(ctl.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8))
+                    .isZero();
+            await().atMost(Duration.ofSeconds(10))
+                    .until(() -> !monitor.current().get(UUID1).healthy());
             assertThat(monitor.current().get(UUID1).reason()).isEqualTo("XID 48 (critical error event)");
             assertThat(monitor.current().get(UUID0).healthy()).isTrue();
         }
@@ -90,8 +97,11 @@ class FfmNvmlLibraryTest {
     @Test
     void aMissingSymbolIsALinkageErrorNamingSymbolAndLibrary() {
         String library = simLibrary().toString();
-        assertThatThrownBy(() -> NvmlDowncalls.required(NvmlDowncalls.open(library), library, "nvmlNoSuchCall",
-                FunctionDescriptor.of(ValueLayout.JAVA_INT)))
+        assertThatThrownBy(() -> NvmlDowncalls.required(
+                        NvmlDowncalls.open(library),
+                        library,
+                        "nvmlNoSuchCall",
+                        FunctionDescriptor.of(ValueLayout.JAVA_INT)))
                 .isInstanceOf(LinkageError.class)
                 .hasMessage("Native function nvmlNoSuchCall could not be found in " + library);
     }

@@ -61,16 +61,18 @@ class KubeTenancyTest {
 
     @BeforeEach
     void start() throws Exception {
-        ledger = AllocationLedger.open(FakeNvml.gpus(2, 80L << 30, 2), ConfigLoader.defaults().sharing(), state, clock);
+        ledger = AllocationLedger.open(
+                FakeNvml.gpus(2, 80L << 30, 2), ConfigLoader.defaults().sharing(), state, clock);
         GpuWithdrawals withdrawals = new GpuWithdrawals();
-        book = new ReservationBook(() -> LedgerNodeCapacity.of(NODE, ledger, withdrawals), AntiAffinityPolicy.GPU,
-                clock);
+        book = new ReservationBook(
+                () -> LedgerNodeCapacity.of(NODE, ledger, withdrawals), AntiAffinityPolicy.GPU, clock);
         watch = new KubePodWatch(NODE, MILLI_GPU, new TenantIdentity(TenantIdentity.DEFAULT_LABEL), pod -> {
-            synchronized (deleted) {
-                deleted.add(pod.uid());
-            }
-            book.releaseByPod(pod.uid());
-        }).start(client, false);
+                    synchronized (deleted) {
+                        deleted.add(pod.uid());
+                    }
+                    book.releaseByPod(pod.uid());
+                })
+                .start(client, false);
     }
 
     @AfterEach
@@ -81,15 +83,29 @@ class KubeTenancyTest {
     }
 
     private static Pod pod(String namespace, String name, String node, Map<String, String> labels, int milli) {
-        return client.pods().inNamespace(namespace).resource(new PodBuilder()
-                .withNewMetadata().withNamespace(namespace).withName(name).withLabels(labels).endMetadata()
-                .withNewSpec().withNodeName(node)
-                .addToContainers(new ContainerBuilder().withName("main").withImage("cuda")
-                        .withNewResources().addToLimits(MILLI_GPU, new Quantity(Integer.toString(milli)))
-                        .endResources().build())
-                .endSpec()
-                .withNewStatus().withPhase("Pending").endStatus()
-                .build()).create();
+        return client.pods()
+                .inNamespace(namespace)
+                .resource(new PodBuilder()
+                        .withNewMetadata()
+                        .withNamespace(namespace)
+                        .withName(name)
+                        .withLabels(labels)
+                        .endMetadata()
+                        .withNewSpec()
+                        .withNodeName(node)
+                        .addToContainers(new ContainerBuilder()
+                                .withName("main")
+                                .withImage("cuda")
+                                .withNewResources()
+                                .addToLimits(MILLI_GPU, new Quantity(Integer.toString(milli)))
+                                .endResources()
+                                .build())
+                        .endSpec()
+                        .withNewStatus()
+                        .withPhase("Pending")
+                        .endStatus()
+                        .build())
+                .create();
     }
 
     private PodInfo seen(Pod pod) {
@@ -110,7 +126,9 @@ class KubeTenancyTest {
         assertThat(x.gpuContainers()).containsExactly(new PodInfo.GpuContainer("main", 250));
         assertThat(seen(plain).tenant()).isEqualTo("ns-2");
         await().atMost(WAIT).until(watch::synced);
-        assertThat(watch.pods()).extracting(PodInfo::name).containsExactlyInAnyOrder("trainer", "infer")
+        assertThat(watch.pods())
+                .extracting(PodInfo::name)
+                .containsExactlyInAnyOrder("trainer", "infer")
                 .doesNotContain(elsewhere.getMetadata().getName());
     }
 
@@ -127,7 +145,8 @@ class KubeTenancyTest {
 
         // consume: kubelet admits the pod; the agent hands out exactly the reserved GPU and records the tenant
         List<String> available = available();
-        List<String> chosen = gate.preferredAllocation(available, List.of(), 300).stream().map(MilliGpuId::id)
+        List<String> chosen = gate.preferredAllocation(available, List.of(), 300).stream()
+                .map(MilliGpuId::id)
                 .toList();
         Allocation allocation = gate.allocate(chosen);
         assertThat(allocation.gpuUuids()).containsExactly(gpu0);
@@ -154,7 +173,13 @@ class KubeTenancyTest {
 
     @Test
     void theNodesTenantsArePublishedAsAnAnnotation() {
-        client.nodes().resource(new NodeBuilder().withNewMetadata().withName(NODE).endMetadata().build()).create();
+        client.nodes()
+                .resource(new NodeBuilder()
+                        .withNewMetadata()
+                        .withName(NODE)
+                        .endMetadata()
+                        .build())
+                .create();
         var tenants = new java.util.concurrent.atomic.AtomicReference<Set<String>>(Set.of("team-b", "team-a"));
         NodeTenantsPublisher publisher = new NodeTenantsPublisher(client, NODE, tenants::get);
         publisher.publishIfChanged();
@@ -174,7 +199,8 @@ class KubeTenancyTest {
             events.onPod("ns-a", "trainer", "uid-1", "GpuAllocationRefused", "tenant 'a' may not share GPU-1");
             events.onNode("GpuWithdrawn", "GPU-1 is advertised as nvidia.com/gpu");
             await().atMost(WAIT).untilAsserted(() -> {
-                List<Event> podEvents = client.v1().events().inNamespace("ns-a").list().getItems();
+                List<Event> podEvents =
+                        client.v1().events().inNamespace("ns-a").list().getItems();
                 assertThat(podEvents).singleElement().satisfies(e -> {
                     assertThat(e.getType()).isEqualTo("Warning");
                     assertThat(e.getReason()).isEqualTo("GpuAllocationRefused");
@@ -182,14 +208,19 @@ class KubeTenancyTest {
                     assertThat(e.getSource().getHost()).isEqualTo(NODE);
                 });
                 assertThat(client.v1().events().inNamespace("default").list().getItems())
-                        .anySatisfy(e -> assertThat(e.getInvolvedObject().getKind()).isEqualTo("Node"));
+                        .anySatisfy(
+                                e -> assertThat(e.getInvolvedObject().getKind()).isEqualTo("Node"));
             });
         }
     }
 
     private static ReservationRequest request(String key, PodInfo pod, String gpu, int milli, Duration lease) {
-        return new ReservationRequest(key, pod.uid(), pod.tenant(),
-                List.of(new ContainerReservation("main", List.of(gpu), milli, 0, List.of())), lease);
+        return new ReservationRequest(
+                key,
+                pod.uid(),
+                pod.tenant(),
+                List.of(new ContainerReservation("main", List.of(gpu), milli, 0, List.of())),
+                lease);
     }
 
     private List<String> available() {

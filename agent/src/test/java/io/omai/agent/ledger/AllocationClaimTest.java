@@ -32,15 +32,18 @@ class AllocationClaimTest {
             assertThat(ledger.flush(Duration.ofSeconds(5))).isTrue();
         }
         assertThat(Files.readString(state.resolve(AllocationLedger.CHECKPOINT_FILE)))
-                .contains("\"version\" : 2").contains("\"tenant\" : \"team-a\"");
+                .contains("\"version\" : 2")
+                .contains("\"tenant\" : \"team-a\"");
         try (AllocationLedger reopened = AllocationLedger.open(gpus(2), sharing(), state, Clock.systemUTC())) {
             Allocation read = reopened.allocation(made.id()).orElseThrow();
             assertThat(read.claim()).isEqualTo(teamA);
-            assertThat(reopened.spec(read).devices().getFirst().memoryLimitBytes()).isEqualTo(3 * GIB);
+            assertThat(reopened.spec(read).devices().getFirst().memoryLimitBytes())
+                    .isEqualTo(3 * GIB);
         }
-        try (AllocationFiles files = AllocationFiles.open(state.resolve(AllocationLedger.ALLOCATIONS_DIR)
-                .resolve(made.id()))) {
-            assertThat(files.control().read().devices().getFirst().memoryLimitBytes()).isEqualTo(3 * GIB);
+        try (AllocationFiles files = AllocationFiles.open(
+                state.resolve(AllocationLedger.ALLOCATIONS_DIR).resolve(made.id()))) {
+            assertThat(files.control().read().devices().getFirst().memoryLimitBytes())
+                    .isEqualTo(3 * GIB);
         }
     }
 
@@ -62,7 +65,9 @@ class AllocationClaimTest {
             assertThat(read.claim()).isEqualTo(AllocationClaim.UNKNOWN);
             assertThat(reopened.learnClaim(made.id(), teamA)).isTrue();
             assertThat(reopened.allocation(made.id()).orElseThrow().tenant()).isEqualTo("team-a");
-            assertThat(reopened.learnClaim(made.id(), teamA)).as("known already").isFalse();
+            assertThat(reopened.learnClaim(made.id(), teamA))
+                    .as("known already")
+                    .isFalse();
         }
     }
 
@@ -73,7 +78,8 @@ class AllocationClaimTest {
             Allocation learned = ledger.allocate(ids(0, 0, 100), teamA);
             assertThat(learned.id()).isEqualTo(unknown.id());
             assertThat(learned.claim()).isEqualTo(teamA);
-            assertThat(ledger.allocate(ids(0, 0, 100), AllocationClaim.UNKNOWN).claim()).isEqualTo(teamA);
+            assertThat(ledger.allocate(ids(0, 0, 100), AllocationClaim.UNKNOWN).claim())
+                    .isEqualTo(teamA);
         }
     }
 }

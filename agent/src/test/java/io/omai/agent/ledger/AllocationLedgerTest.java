@@ -107,13 +107,19 @@ class AllocationLedgerTest {
         assertThat(control.devices().getFirst().memoryLimitBytes()).isEqualTo(GPU_MEMORY / 4);
         assertThat(control.devices().getFirst().computeQuotaMilli()).isEqualTo(250);
         assertThat(control.devices().getFirst().mode()).isEqualTo(ComputeMode.HARD_CAP);
-        assertThat(Files.isRegularFile(ledger.directory(allocation).resolve(AllocationFiles.USAGE))).isTrue();
+        assertThat(Files.isRegularFile(ledger.directory(allocation).resolve(AllocationFiles.USAGE)))
+                .isTrue();
     }
 
     @Test
     void unlimitedMemoryPolicyWritesNoMemoryLimit() throws Exception {
-        AgentConfig.Sharing unlimited = new AgentConfig.Sharing(AgentConfig.MemoryPolicy.UNLIMITED,
-                AgentConfig.ComputePolicy.WORK_CONSERVING, true, 100_000, false, "nvidia.com/gpu");
+        AgentConfig.Sharing unlimited = new AgentConfig.Sharing(
+                AgentConfig.MemoryPolicy.UNLIMITED,
+                AgentConfig.ComputePolicy.WORK_CONSERVING,
+                true,
+                100_000,
+                false,
+                "nvidia.com/gpu");
         closeAll();
         AllocationLedger ledger = AllocationLedger.open(gpus(1), unlimited, state, clock);
         opened.add(ledger);
@@ -153,7 +159,8 @@ class AllocationLedgerTest {
         Allocation allocation = ledger.allocate(ids(0, 0, 100));
         AllocationFiles.delete(ledger.directory(allocation));
         ledger.allocate(ids(0, 0, 100));
-        assertThat(control(ledger, allocation).devices().getFirst().computeQuotaMilli()).isEqualTo(100);
+        assertThat(control(ledger, allocation).devices().getFirst().computeQuotaMilli())
+                .isEqualTo(100);
     }
 
     @Test
@@ -197,7 +204,8 @@ class AllocationLedgerTest {
             assertThat(directory.resolve("control")).exists();
             assertThat(ledger.allocations()).isEmpty();
             assertThatThrownBy(() -> ledger.prepare(ids(0, 0, 300), AllocationClaim.UNKNOWN))
-                    .isInstanceOf(LedgerException.InvalidRequest.class).hasMessageContaining("in progress");
+                    .isInstanceOf(LedgerException.InvalidRequest.class)
+                    .hasMessageContaining("in progress");
         }
         assertThat(directory).doesNotExist();
         assertThat(ledger.allocations()).isEmpty();
@@ -239,7 +247,8 @@ class AllocationLedgerTest {
         assertThat(open().allocations()).isEmpty(); // to be rebuilt from PodResources
         try (Stream<Path> files = Files.list(state)) {
             Path aside = files.filter(f -> f.getFileName().toString().startsWith("ledger.json.corrupt-"))
-                    .findFirst().orElseThrow();
+                    .findFirst()
+                    .orElseThrow();
             assertThat(Files.readString(aside)).isEqualTo(tampered);
         }
     }
@@ -277,7 +286,8 @@ class AllocationLedgerTest {
     void reconcileAdoptsWhatContainersHoldButTheLedgerDoesNotKnow() throws Exception {
         AllocationLedger ledger = open();
         ReconcileReport report = ledger.reconcile(
-                List.of(new HeldDevices("ns/p/c", ids(0, 0, 400)),
+                List.of(
+                        new HeldDevices("ns/p/c", ids(0, 0, 400)),
                         new HeldDevices("ns/bad/c", List.of(id(0, 900), id(1, 900)))),
                 Duration.ZERO);
         assertThat(report.adopted()).singleElement().satisfies(a -> {
@@ -285,7 +295,8 @@ class AllocationLedgerTest {
             assertThat(a.milli()).isEqualTo(400);
         });
         Allocation adopted = ledger.allocations().getFirst();
-        assertThat(control(ledger, adopted).devices().getFirst().computeQuotaMilli()).isEqualTo(400);
+        assertThat(control(ledger, adopted).devices().getFirst().computeQuotaMilli())
+                .isEqualTo(400);
     }
 
     @Test

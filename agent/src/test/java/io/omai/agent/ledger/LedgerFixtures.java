@@ -30,7 +30,9 @@ final class LedgerFixtures {
 
     /** IDs {@code from..from+count-1} of one GPU. */
     static List<String> ids(int gpu, int from, int count) {
-        return IntStream.range(from, from + count).mapToObj(slot -> id(gpu, slot)).toList();
+        return IntStream.range(from, from + count)
+                .mapToObj(slot -> id(gpu, slot))
+                .toList();
     }
 
     /** Every ID of the given GPUs. */

@@ -59,7 +59,8 @@ class LedgerRecoveryTest {
     }
 
     private static Object inode(Path file) throws IOException {
-        return Files.readAttributes(file, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
+        return Files.readAttributes(file, java.nio.file.attribute.BasicFileAttributes.class)
+                .fileKey();
     }
 
     @Test
@@ -113,8 +114,9 @@ class LedgerRecoveryTest {
         // the app container got its finished init container's 250 IDs plus 250 free ones; the list shows both
         Allocation app = ledger.allocate(ids(0, 0, 500));
         clock.advance(Duration.ofSeconds(1));
-        ReconcileReport report = ledger.reconcile(List.of(new HeldDevices("ns/p/init", ids(0, 0, 250)),
-                new HeldDevices("ns/p/main", ids(0, 0, 500))), GRACE);
+        ReconcileReport report = ledger.reconcile(
+                List.of(new HeldDevices("ns/p/init", ids(0, 0, 250)), new HeldDevices("ns/p/main", ids(0, 0, 500))),
+                GRACE);
 
         assertThat(report.adopted()).isEmpty();
         assertThat(ledger.allocations()).singleElement().satisfies(a -> {
@@ -122,7 +124,8 @@ class LedgerRecoveryTest {
             assertThat(a.owner()).isEqualTo("ns/p/main");
         });
         // one owner per ID: the GPU holds 500 milli, not 750
-        assertThat(ledger.allocations().stream().mapToInt(Allocation::milli).sum()).isEqualTo(500);
+        assertThat(ledger.allocations().stream().mapToInt(Allocation::milli).sum())
+                .isEqualTo(500);
         assertThat(allocationDirectories()).containsExactly(app.id());
     }
 
@@ -144,15 +147,17 @@ class LedgerRecoveryTest {
         AllocationLedger ledger = open(2);
         clock.advance(Duration.ofSeconds(1));
         Allocation[] made = new Allocation[1];
-        ReconcileReport report = ledger.reconcileWith(() -> {
-            try {
-                made[0] = ledger.allocate(ids(0, 0, 10)); // answered while kubelet builds its list
-            } catch (LedgerException e) {
-                throw new AssertionError(e);
-            }
-            clock.advance(GRACE.plusSeconds(1)); // and the list takes longer than the grace period
-            return List.of();
-        }, GRACE);
+        ReconcileReport report = ledger.reconcileWith(
+                () -> {
+                    try {
+                        made[0] = ledger.allocate(ids(0, 0, 10)); // answered while kubelet builds its list
+                    } catch (LedgerException e) {
+                        throw new AssertionError(e);
+                    }
+                    clock.advance(GRACE.plusSeconds(1)); // and the list takes longer than the grace period
+                    return List.of();
+                },
+                GRACE);
         assertThat(report.released()).isEmpty();
         assertThat(ledger.allocation(made[0].id())).isPresent();
     }
@@ -196,12 +201,18 @@ class LedgerRecoveryTest {
 
         AllocationLedger narrowed = open(1); // GPU 1 lost (or tenancy.gpus narrowed)
         assertThat(narrowed.allocations()).isEmpty();
-        assertThat(narrowed.allocationsOnMissingGpus()).extracting(Allocation::id).containsExactly(onLost.id());
+        assertThat(narrowed.allocationsOnMissingGpus())
+                .extracting(Allocation::id)
+                .containsExactly(onLost.id());
         Allocation other = narrowed.allocate(ids(0, 0, 100));
-        ReconcileReport held = narrowed.reconcile(List.of(new HeldDevices("ns/lost/main", ids(1, 0, 250)),
-                new HeldDevices("ns/other/main", ids(0, 0, 100))), GRACE);
+        ReconcileReport held = narrowed.reconcile(
+                List.of(
+                        new HeldDevices("ns/lost/main", ids(1, 0, 250)),
+                        new HeldDevices("ns/other/main", ids(0, 0, 100))),
+                GRACE);
         assertThat(held.released()).isEmpty();
-        assertThat(narrowed.allocationsOnMissingGpus()).singleElement()
+        assertThat(narrowed.allocationsOnMissingGpus())
+                .singleElement()
                 .satisfies(a -> assertThat(a.owner()).isEqualTo("ns/lost/main"));
 
         AllocationLedger back = open(2); // the checkpoint kept it across the narrowed run
@@ -252,6 +263,7 @@ class LedgerRecoveryTest {
             assertThat(takeover.allocationId()).isEqualTo(departed.id()); // refused: never committed
         }
         assertThat(ledger.allocations()).isEmpty();
-        assertThat(Files.exists(ledger.directory(departed), LinkOption.NOFOLLOW_LINKS)).isFalse();
+        assertThat(Files.exists(ledger.directory(departed), LinkOption.NOFOLLOW_LINKS))
+                .isFalse();
     }
 }

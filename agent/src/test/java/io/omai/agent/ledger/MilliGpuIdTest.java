@@ -16,8 +16,11 @@ class MilliGpuIdTest {
 
     @Test
     void aRealGpuUuidGivesIdsWithinKubeletsLimit() {
-        String longest = new MilliGpuId("GPU-" + "a".repeat(8) + "-" + "b".repeat(4) + "-" + "c".repeat(4) + "-"
-                + "d".repeat(4) + "-" + "e".repeat(12), 999).id();
+        String longest = new MilliGpuId(
+                        "GPU-" + "a".repeat(8) + "-" + "b".repeat(4) + "-" + "c".repeat(4) + "-" + "d".repeat(4) + "-"
+                                + "e".repeat(12),
+                        999)
+                .id();
         assertThat(longest.length()).isLessThanOrEqualTo(MilliGpuId.MAX_ID_LENGTH);
         assertThat(MilliGpuId.maxUuidLength()).isEqualTo(58);
     }

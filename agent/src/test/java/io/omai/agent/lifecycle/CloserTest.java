@@ -59,7 +59,8 @@ class CloserTest {
                     .isEqualTo("event=stop_failed owner=node-agent resource=plugin-server");
             assertThat(event.getThrowableProxy()).isNotNull();
             assertThat(event.getThrowableProxy().getMessage()).isEqualTo("socket gone");
-            assertThat(event.getThrowableProxy().getStackTraceElementProxyArray()).isNotEmpty();
+            assertThat(event.getThrowableProxy().getStackTraceElementProxyArray())
+                    .isNotEmpty();
         });
     }
 

@@ -30,12 +30,15 @@ class LoopThreadTest {
     void aBodyThatThrowsRunsAgainUntilClosed() throws InterruptedException {
         AtomicInteger runs = new AtomicInteger();
         CountDownLatch ranTwice = new CountDownLatch(2);
-        LoopThread loop = LoopThread.start("crasher", Thread.ofPlatform().daemon().name("test-crasher"), () -> {
-            runs.incrementAndGet();
-            ranTwice.countDown();
-            throw new IllegalStateException("boom");
-        });
-        assertThat(ranTwice.await(10, TimeUnit.SECONDS)).as("restarted after the failure").isTrue();
+        LoopThread loop =
+                LoopThread.start("crasher", Thread.ofPlatform().daemon().name("test-crasher"), () -> {
+                    runs.incrementAndGet();
+                    ranTwice.countDown();
+                    throw new IllegalStateException("boom");
+                });
+        assertThat(ranTwice.await(10, TimeUnit.SECONDS))
+                .as("restarted after the failure")
+                .isTrue();
 
         loop.close();
         int afterClose = runs.get();
@@ -48,8 +51,8 @@ class LoopThreadTest {
         java.util.concurrent.atomic.AtomicBoolean stopping = new java.util.concurrent.atomic.AtomicBoolean();
         java.util.concurrent.atomic.AtomicBoolean interrupted = new java.util.concurrent.atomic.AtomicBoolean();
         CountDownLatch started = new CountDownLatch(1);
-        LoopThread loop = LoopThread.start("waiter", Thread.ofPlatform().daemon().name("test-waiter"),
-                LoopThread.Stop.AWAIT, () -> {
+        LoopThread loop = LoopThread.start(
+                "waiter", Thread.ofPlatform().daemon().name("test-waiter"), LoopThread.Stop.AWAIT, () -> {
                     started.countDown();
                     while (!stopping.get()) {
                         try {

@@ -31,16 +31,24 @@ class SupervisedLoopTest {
     @Test
     void aLoopThatCompletesNoPassWithinItsDeadlineIsAProblemNamingItsLastFailure() {
         Loops loops = new Loops(clock::get);
-        SupervisedLoop loop = loops.add(SupervisedLoop.start("reaper", Duration.ZERO, Duration.ofHours(1),
-                Duration.ofSeconds(10), () -> {
+        SupervisedLoop loop = loops.add(SupervisedLoop.start(
+                "reaper",
+                Duration.ZERO,
+                Duration.ofHours(1),
+                Duration.ofSeconds(10),
+                () -> {
                     throw new IllegalStateException("usage file gone");
-                }, clock::get));
+                },
+                clock::get));
         try {
             loop.runPass();
             assertThat(loops.problem()).isEmpty();
             clock.addAndGet(Duration.ofSeconds(11).toNanos());
-            assertThat(loops.problem()).hasValueSatisfying(p -> assertThat(p).startsWith("reaper: no completed pass for 11000 ms")
-                    .contains("deadline 10000 ms").contains("usage file gone"));
+            assertThat(loops.problem())
+                    .hasValueSatisfying(p -> assertThat(p)
+                            .startsWith("reaper: no completed pass for 11000 ms")
+                            .contains("deadline 10000 ms")
+                            .contains("usage file gone"));
         } finally {
             loop.close();
         }
@@ -56,7 +64,8 @@ class SupervisedLoopTest {
         passes.incrementAndGet();
         assertThat(loops.problem()).isEmpty();
         clock.addAndGet(Duration.ofSeconds(6).toNanos());
-        assertThat(loops.problem()).hasValueSatisfying(p -> assertThat(p).startsWith("gpu-health: no pass for 6000 ms"));
+        assertThat(loops.problem())
+                .hasValueSatisfying(p -> assertThat(p).startsWith("gpu-health: no pass for 6000 ms"));
         assertThat(loops.all()).extracting(LoopState::name).containsExactly("gpu-health");
     }
 
@@ -64,13 +73,17 @@ class SupervisedLoopTest {
     void aRestartingBodyRunsAgainAfterItThrows() throws InterruptedException {
         AtomicInteger runs = new AtomicInteger();
         CountDownLatch second = new CountDownLatch(2);
-        Thread t = Thread.ofVirtual().start(Loops.restarting("registration", () -> {
-            runs.incrementAndGet();
-            second.countDown();
-            if (runs.get() == 1) {
-                throw new StackOverflowError("first run");
-            }
-        }, () -> true));
+        Thread t = Thread.ofVirtual()
+                .start(Loops.restarting(
+                        "registration",
+                        () -> {
+                            runs.incrementAndGet();
+                            second.countDown();
+                            if (runs.get() == 1) {
+                                throw new StackOverflowError("first run");
+                            }
+                        },
+                        () -> true));
         second.await();
         t.join(Duration.ofSeconds(10));
         assertThat(runs).hasValue(2);
@@ -91,7 +104,7 @@ class SupervisedLoopTest {
         }
         assertThat(ran).hasValue(2);
         assertThat(failures.failing()).containsOnlyKeys("b");
-        assertThat(failures.run("b", () -> { })).isTrue();
+        assertThat(failures.run("b", () -> {})).isTrue();
         assertThat(failures.failing()).isEmpty();
     }
 }

@@ -53,8 +53,11 @@ class OneLineLogTest {
     void aNewlineInAnArgumentStaysOnTheEventsLine() {
         log.warn("event=allocate_refused device={} reason=\"{}\"", FORGED, "unknown");
         assertThat(lines()).hasSize(1);
-        assertThat(lines().getFirst()).contains(" WARN ", "event=allocate_refused",
-                "device=GPU-1-m1\\n2026-01-01T00:00:00.000Z INFO  Forged [main] event=forged reason=\"unknown\"");
+        assertThat(lines().getFirst())
+                .contains(
+                        " WARN ",
+                        "event=allocate_refused",
+                        "device=GPU-1-m1\\n2026-01-01T00:00:00.000Z INFO  Forged [main] event=forged reason=\"unknown\"");
     }
 
     @Test
@@ -74,20 +77,31 @@ class OneLineLogTest {
     @Test
     void anExceptionStaysOnTheEventsLineWithItsCause() {
         Exception cause = new IllegalArgumentException("device ID '" + FORGED + "' is unknown");
-        log.error("event=registration_loop_error resource={}", "omai.io/milli-gpu", new IllegalStateException(
-                "failed\nforged line", cause));
+        log.error(
+                "event=registration_loop_error resource={}",
+                "omai.io/milli-gpu",
+                new IllegalStateException("failed\nforged line", cause));
         assertThat(lines()).hasSize(1);
-        assertThat(lines().getFirst()).contains("event=registration_loop_error resource=omai.io/milli-gpu",
-                " exception=\"java.lang.IllegalStateException: failed\\nforged line\"",
-                " at=io.omai.agent.logging.OneLineLogTest.anExceptionStaysOnTheEventsLineWithItsCause(",
-                " cause=\"java.lang.IllegalArgumentException: device ID 'GPU-1-m1\\n2026-01-01T00");
+        assertThat(lines().getFirst())
+                .contains(
+                        "event=registration_loop_error resource=omai.io/milli-gpu",
+                        " exception=\"java.lang.IllegalStateException: failed\\nforged line\"",
+                        " at=io.omai.agent.logging.OneLineLogTest.anExceptionStaysOnTheEventsLineWithItsCause(",
+                        " cause=\"java.lang.IllegalArgumentException: device ID 'GPU-1-m1\\n2026-01-01T00");
     }
 
     @Test
     void ordinaryValuesAreLeftAsTheyAre() {
-        log.info("event=registered resource={} endpoint={} took_ms={} ids={}", "omai.io/milli-gpu",
-                "omai-io-milli-gpu.sock", 12, new String[] {"a", "b"});
-        assertThat(lines()).singleElement().asString().endsWith("event=registered resource=omai.io/milli-gpu "
-                + "endpoint=omai-io-milli-gpu.sock took_ms=12 ids=[a, b]");
+        log.info(
+                "event=registered resource={} endpoint={} took_ms={} ids={}",
+                "omai.io/milli-gpu",
+                "omai-io-milli-gpu.sock",
+                12,
+                new String[] {"a", "b"});
+        assertThat(lines())
+                .singleElement()
+                .asString()
+                .endsWith("event=registered resource=omai.io/milli-gpu "
+                        + "endpoint=omai-io-milli-gpu.sock took_ms=12 ids=[a, b]");
     }
 }

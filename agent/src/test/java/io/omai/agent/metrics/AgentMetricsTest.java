@@ -64,17 +64,18 @@ class AgentMetricsTest {
 
     @Test
     void aKubeletSourceNobodyElseHoldsKeepsCounting() {
-        metrics.bindKubelet(new KubeletMetricsSource() { // as NodeAgentSources binds it: no other reference
-            @Override
-            public long registrations() {
-                return 5;
-            }
+        metrics.bindKubelet(
+                new KubeletMetricsSource() { // as NodeAgentSources binds it: no other reference
+                    @Override
+                    public long registrations() {
+                        return 5;
+                    }
 
-            @Override
-            public long kubeletRestarts() {
-                return 4;
-            }
-        });
+                    @Override
+                    public long kubeletRestarts() {
+                        return 4;
+                    }
+                });
         for (int i = 0; i < 3; i++) {
             System.gc(); // Micrometer holds function-counter state weakly: it must not be the only holder
         }
@@ -94,8 +95,8 @@ class AgentMetricsTest {
             }
 
             @Override
-            public void getPreferredAllocation(PreferredAllocationRequest request,
-                                               StreamObserver<PreferredAllocationResponse> response) {
+            public void getPreferredAllocation(
+                    PreferredAllocationRequest request, StreamObserver<PreferredAllocationResponse> response) {
                 nanos.advanceSeconds(0.0004);
                 response.onError(io.grpc.Status.INVALID_ARGUMENT.asException()); // refusals are timed too
             }
@@ -116,16 +117,22 @@ class AgentMetricsTest {
         };
         // the device plugin's way (NodeAgent wraps its service) and the scheduler API's (a builder interceptor)
         String pluginName = InProcessServerBuilder.generateName();
-        Server pluginServer = InProcessServerBuilder.forName(pluginName).directExecutor()
+        Server pluginServer = InProcessServerBuilder.forName(pluginName)
+                .directExecutor()
                 .addService(ServerInterceptors.intercept(plugin, metrics.rpcLatency()))
-                .build().start();
+                .build()
+                .start();
         String schedulerName = InProcessServerBuilder.generateName();
-        Server schedulerServer = InProcessServerBuilder.forName(schedulerName).directExecutor()
+        Server schedulerServer = InProcessServerBuilder.forName(schedulerName)
+                .directExecutor()
                 .addService(scheduler)
                 .intercept(metrics.rpcLatency())
-                .build().start();
-        ManagedChannel pluginChannel = InProcessChannelBuilder.forName(pluginName).directExecutor().build();
-        ManagedChannel schedulerChannel = InProcessChannelBuilder.forName(schedulerName).directExecutor().build();
+                .build()
+                .start();
+        ManagedChannel pluginChannel =
+                InProcessChannelBuilder.forName(pluginName).directExecutor().build();
+        ManagedChannel schedulerChannel =
+                InProcessChannelBuilder.forName(schedulerName).directExecutor().build();
         try {
             var kubelet = DevicePluginGrpc.newBlockingStub(pluginChannel);
             kubelet.allocate(AllocateRequest.getDefaultInstance());
@@ -144,13 +151,19 @@ class AgentMetricsTest {
         Scrape scrape = Scrape.of(metrics);
         assertThat(scrape.get("omai_allocate_duration_seconds_count")).isEqualTo(2);
         assertThat(scrape.get("omai_allocate_duration_seconds_sum")).isCloseTo(0.006, within(1e-9));
-        assertThat(scrape.get("omai_allocate_duration_seconds_bucket", "le", "0.0025")).isZero();
-        assertThat(scrape.get("omai_allocate_duration_seconds_bucket", "le", "0.005")).isEqualTo(2);
-        assertThat(scrape.get("omai_preferred_allocation_duration_seconds_count")).isEqualTo(1);
-        assertThat(scrape.get("omai_preferred_allocation_duration_seconds_bucket", "le", "5.0E-4")).isEqualTo(1);
+        assertThat(scrape.get("omai_allocate_duration_seconds_bucket", "le", "0.0025"))
+                .isZero();
+        assertThat(scrape.get("omai_allocate_duration_seconds_bucket", "le", "0.005"))
+                .isEqualTo(2);
+        assertThat(scrape.get("omai_preferred_allocation_duration_seconds_count"))
+                .isEqualTo(1);
+        assertThat(scrape.get("omai_preferred_allocation_duration_seconds_bucket", "le", "5.0E-4"))
+                .isEqualTo(1);
         assertThat(scrape.get("omai_fit_duration_seconds_count")).isEqualTo(1);
-        assertThat(scrape.get("omai_fit_duration_seconds_bucket", "le", "2.5E-4")).isEqualTo(1);
-        assertThat(scrape.get("omai_fit_duration_seconds_bucket", "le", "1.0E-4")).isZero();
+        assertThat(scrape.get("omai_fit_duration_seconds_bucket", "le", "2.5E-4"))
+                .isEqualTo(1);
+        assertThat(scrape.get("omai_fit_duration_seconds_bucket", "le", "1.0E-4"))
+                .isZero();
     }
 
     @Test
@@ -160,10 +173,14 @@ class AgentMetricsTest {
 
         Scrape scrape = Scrape.of(metrics);
         assertThat(scrape.get("omai_controller_tick_duration_seconds_count")).isEqualTo(2);
-        assertThat(scrape.get("omai_controller_tick_duration_seconds_bucket", "le", "0.0025")).isZero();
-        assertThat(scrape.get("omai_controller_tick_duration_seconds_bucket", "le", "0.005")).isEqualTo(1);
-        assertThat(scrape.get("omai_controller_tick_duration_seconds_bucket", "le", "0.05")).isEqualTo(2);
-        assertThat(scrape.get("omai_controller_tick_duration_seconds_bucket", "le", "+Inf")).isEqualTo(2);
+        assertThat(scrape.get("omai_controller_tick_duration_seconds_bucket", "le", "0.0025"))
+                .isZero();
+        assertThat(scrape.get("omai_controller_tick_duration_seconds_bucket", "le", "0.005"))
+                .isEqualTo(1);
+        assertThat(scrape.get("omai_controller_tick_duration_seconds_bucket", "le", "0.05"))
+                .isEqualTo(2);
+        assertThat(scrape.get("omai_controller_tick_duration_seconds_bucket", "le", "+Inf"))
+                .isEqualTo(2);
     }
 
     @Test
@@ -174,8 +191,9 @@ class AgentMetricsTest {
         audit.recordViolation(AuditMetrics.Reason.MEMORY_OVER_QUOTA, "team-b", "big-1");
 
         Scrape scrape = Scrape.of(metrics);
-        assertThat(scrape.get("omai_audit_violations_total", "reason", "no_shim", "namespace", "team-a", "pod",
-                "rogue-0")).isEqualTo(2);
+        assertThat(scrape.get(
+                        "omai_audit_violations_total", "reason", "no_shim", "namespace", "team-a", "pod", "rogue-0"))
+                .isEqualTo(2);
         assertThat(scrape.get("omai_audit_violations_total", "reason", "memory_over_quota", "pod", "big-1"))
                 .isEqualTo(1);
 
@@ -184,13 +202,16 @@ class AgentMetricsTest {
         nanos.advanceSeconds(120);
 
         Scrape later = Scrape.of(metrics);
-        assertThat(later.anySampleLabelled("pod", "rogue-0")).as("no finding for an hour").isFalse();
+        assertThat(later.anySampleLabelled("pod", "rogue-0"))
+                .as("no finding for an hour")
+                .isFalse();
         assertThat(later.get("omai_audit_violations_total", "pod", "big-1")).isEqualTo(2);
     }
 
     @Test
     void aNodeNameIsRequiredForTheGpuSeriesNodeLabel() {
-        assertThatThrownBy(() -> AgentMetrics.create(" ")).isInstanceOf(IllegalArgumentException.class)
+        assertThatThrownBy(() -> AgentMetrics.create(" "))
+                .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("node name is empty");
     }
 
@@ -200,6 +221,7 @@ class AgentMetricsTest {
             throw new IllegalStateException("ledger closed");
         });
         metrics.controllerTickRecorder().accept(1_000_000);
-        assertThat(Scrape.of(metrics).get("omai_controller_tick_duration_seconds_count")).isEqualTo(1);
+        assertThat(Scrape.of(metrics).get("omai_controller_tick_duration_seconds_count"))
+                .isEqualTo(1);
     }
 }

@@ -33,8 +33,8 @@ class AllocationMetricsTest {
     void start() throws Exception {
         ledger = MetricsFixtures.ledger(state);
         metrics = new AgentMetrics("node-1", nanos::get);
-        metrics.bindAllocations(NodeAgentSources.allocations(ledger,
-                (namespace, pod) -> namespace.equals("team-a") ? "tenant-a" : ""));
+        metrics.bindAllocations(
+                NodeAgentSources.allocations(ledger, (namespace, pod) -> namespace.equals("team-a") ? "tenant-a" : ""));
     }
 
     @AfterEach
@@ -53,7 +53,9 @@ class AllocationMetricsTest {
         assertThat(idle.get("omai_allocation_memory_limit_bytes", series)).isEqualTo(GPU_MEMORY / 4);
         assertThat(idle.get("omai_allocation_memory_used_bytes", series)).isZero();
         assertThat(idle.get("omai_allocation_compute_quota_ratio", series)).isEqualTo(0.25);
-        assertThat(idle.get("omai_allocation_compute_achieved_ratio", series)).as("no interval yet").isNaN();
+        assertThat(idle.get("omai_allocation_compute_achieved_ratio", series))
+                .as("no interval yet")
+                .isNaN();
         assertThat(idle.get("omai_allocation_throttled_seconds_total", series)).isZero();
         assertThat(idle.get("omai_allocation_denied_allocations_total", series)).isZero();
         assertThat(idle.get("omai_node_tenants", "tenant", "tenant-a")).isEqualTo(1);
@@ -72,7 +74,8 @@ class AllocationMetricsTest {
         assertThat(busy.get("omai_allocation_throttled_seconds_total", series)).isEqualTo(1.5);
         assertThat(busy.get("omai_allocation_denied_allocations_total", series)).isEqualTo(3);
         assertThat(busy.get("omai_allocation_compute_achieved_ratio", series))
-                .as("0.5 s of GPU time in 2 s").isCloseTo(0.25, within(1e-9));
+                .as("0.5 s of GPU time in 2 s")
+                .isCloseTo(0.25, within(1e-9));
     }
 
     @Test
@@ -92,11 +95,13 @@ class AllocationMetricsTest {
             shim.launched(slot, 0, 10, 100_000_000L, 0);
             nanos.advanceSeconds(0.2);
             assertThat(Scrape.of(metrics).get("omai_allocation_compute_achieved_ratio", series))
-                    .as("0.2 s is below the window: the last share stands").isCloseTo(0.4, within(1e-9));
+                    .as("0.2 s is below the window: the last share stands")
+                    .isCloseTo(0.4, within(1e-9));
 
             nanos.advanceSeconds(0.8);
             assertThat(Scrape.of(metrics).get("omai_allocation_compute_achieved_ratio", series))
-                    .as("0.1 s of GPU time in the 1 s since the last baseline").isCloseTo(0.1, within(1e-9));
+                    .as("0.1 s of GPU time in the 1 s since the last baseline")
+                    .isCloseTo(0.1, within(1e-9));
         }
     }
 
@@ -104,20 +109,27 @@ class AllocationMetricsTest {
     void seriesOfReleasedAllocationsAreRemoved() throws Exception {
         Allocation train = ledger.allocate(ids(0, 0, 250));
         Allocation other = ledger.allocate(ids(0, 250, 100));
-        ledger.reconcile(List.of(new HeldDevices("team-a/train-0/main", train.deviceIdStrings()),
-                new HeldDevices("team-b/web-1/app", other.deviceIdStrings())), KEEP);
+        ledger.reconcile(
+                List.of(
+                        new HeldDevices("team-a/train-0/main", train.deviceIdStrings()),
+                        new HeldDevices("team-b/web-1/app", other.deviceIdStrings())),
+                KEEP);
         Scrape both = Scrape.of(metrics);
         assertThat(both.count("omai_allocation_memory_limit_bytes")).isEqualTo(2);
-        assertThat(both.value("omai_allocation_memory_limit_bytes", "pod", "web-1", "tenant", "")).isPresent();
+        assertThat(both.value("omai_allocation_memory_limit_bytes", "pod", "web-1", "tenant", ""))
+                .isPresent();
 
         ledger.reconcile(List.of(new HeldDevices("team-b/web-1/app", other.deviceIdStrings())), Duration.ZERO);
 
         Scrape after = Scrape.of(metrics);
-        assertThat(after.anySampleLabelled("pod", "train-0")).as("train-0's series are gone:\n%s", after.text)
+        assertThat(after.anySampleLabelled("pod", "train-0"))
+                .as("train-0's series are gone:\n%s", after.text)
                 .isFalse();
-        assertThat(after.value("omai_node_tenants", "tenant", "tenant-a")).as("no allocation of tenant-a left")
+        assertThat(after.value("omai_node_tenants", "tenant", "tenant-a"))
+                .as("no allocation of tenant-a left")
                 .isEmpty();
-        assertThat(after.get("omai_allocation_memory_limit_bytes", "pod", "web-1")).isEqualTo(GPU_MEMORY / 10);
+        assertThat(after.get("omai_allocation_memory_limit_bytes", "pod", "web-1"))
+                .isEqualTo(GPU_MEMORY / 10);
         assertThat(after.count("omai_allocation_memory_limit_bytes")).isEqualTo(1);
     }
 
@@ -127,15 +139,31 @@ class AllocationMetricsTest {
         Allocation second = ledger.allocate(ids(0, 100, 100));
 
         Scrape scrape = Scrape.of(metrics);
-        assertThat(scrape.get("omai_allocation_compute_quota_ratio", "pod", first.id(), "namespace", "",
-                "container", "", "tenant", "")).isEqualTo(0.1);
-        assertThat(scrape.get("omai_allocation_compute_quota_ratio", "pod", second.id())).isEqualTo(0.1);
+        assertThat(scrape.get(
+                        "omai_allocation_compute_quota_ratio",
+                        "pod",
+                        first.id(),
+                        "namespace",
+                        "",
+                        "container",
+                        "",
+                        "tenant",
+                        ""))
+                .isEqualTo(0.1);
+        assertThat(scrape.get("omai_allocation_compute_quota_ratio", "pod", second.id()))
+                .isEqualTo(0.1);
 
-        ledger.reconcile(List.of(new HeldDevices("team-a/train-0/main", first.deviceIdStrings()),
-                new HeldDevices("team-a/train-1/main", second.deviceIdStrings())), KEEP);
+        ledger.reconcile(
+                List.of(
+                        new HeldDevices("team-a/train-0/main", first.deviceIdStrings()),
+                        new HeldDevices("team-a/train-1/main", second.deviceIdStrings())),
+                KEEP);
         Scrape named = Scrape.of(metrics);
-        assertThat(named.anySampleLabelled("pod", first.id())).as("the id label gives way to the pod").isFalse();
-        assertThat(named.get("omai_allocation_compute_quota_ratio", "pod", "train-1")).isEqualTo(0.1);
+        assertThat(named.anySampleLabelled("pod", first.id()))
+                .as("the id label gives way to the pod")
+                .isFalse();
+        assertThat(named.get("omai_allocation_compute_quota_ratio", "pod", "train-1"))
+                .isEqualTo(0.1);
         assertThat(named.get("omai_node_tenants", "tenant", "tenant-a")).isEqualTo(2);
     }
 
@@ -148,7 +176,8 @@ class AllocationMetricsTest {
 
         Scrape scrape = Scrape.of(metrics);
         for (String gpu : List.of("0", "1")) {
-            assertThat(scrape.get("omai_allocation_compute_quota_ratio", "pod", "train-0", "gpu", gpu)).isEqualTo(1);
+            assertThat(scrape.get("omai_allocation_compute_quota_ratio", "pod", "train-0", "gpu", gpu))
+                    .isEqualTo(1);
             assertThat(scrape.get("omai_allocation_memory_limit_bytes", "pod", "train-0", "gpu", gpu))
                     .isEqualTo(GPU_MEMORY);
         }
@@ -158,14 +187,19 @@ class AllocationMetricsTest {
     void anAllocationWhoseFilesAreGoneIsSkippedNotFatal() throws Exception {
         Allocation broken = ledger.allocate(ids(0, 0, 100));
         Allocation fine = ledger.allocate(ids(1, 0, 100));
-        ledger.reconcile(List.of(new HeldDevices("team-a/broken-0/main", broken.deviceIdStrings()),
-                new HeldDevices("team-a/fine-0/main", fine.deviceIdStrings())), KEEP);
+        ledger.reconcile(
+                List.of(
+                        new HeldDevices("team-a/broken-0/main", broken.deviceIdStrings()),
+                        new HeldDevices("team-a/fine-0/main", fine.deviceIdStrings())),
+                KEEP);
         AllocationFiles.delete(ledger.directory(broken));
 
         Scrape scrape = Scrape.of(metrics);
         assertThat(scrape.anySampleLabelled("pod", "broken-0")).isFalse();
-        assertThat(scrape.get("omai_allocation_compute_quota_ratio", "pod", "fine-0")).isEqualTo(0.1);
-        assertThat(scrape.get("omai_node_tenants", "tenant", "tenant-a")).as("both still count for the tenant")
+        assertThat(scrape.get("omai_allocation_compute_quota_ratio", "pod", "fine-0"))
+                .isEqualTo(0.1);
+        assertThat(scrape.get("omai_node_tenants", "tenant", "tenant-a"))
+                .as("both still count for the tenant")
                 .isEqualTo(2);
     }
 

@@ -35,6 +35,7 @@ class GpuMetricsTest {
     private final Map<Integer, Long> usedBytes = new ConcurrentHashMap<>();
     /** Utilisation percent per NVML index; absent: NOT_SUPPORTED. */
     private final Map<Integer, Integer> utilizationPercent = new ConcurrentHashMap<>();
+
     private final Map<String, GpuHealth> health = new ConcurrentHashMap<>();
     private AllocationLedger ledger;
     private AgentMetrics metrics;
@@ -65,14 +66,17 @@ class GpuMetricsTest {
     void everyGpuHasItsSizeSharesAndHealthLabelledByIndexUuidModelAndNode() {
         Scrape scrape = Scrape.of(metrics);
         for (var gpu : GPUS) {
-            String[] labels = {"gpu", Integer.toString(gpu.index()), "uuid", gpu.uuid(), "model", "Fake GPU",
-                    "node", "node-1"};
+            String[] labels = {
+                "gpu", Integer.toString(gpu.index()), "uuid", gpu.uuid(), "model", "Fake GPU", "node", "node-1"
+            };
             assertThat(scrape.get("omai_gpu_memory_total_bytes", labels)).isEqualTo(GPU_MEMORY);
             assertThat(scrape.get("omai_gpu_memory_allocated_bytes", labels)).isZero();
             assertThat(scrape.get("omai_gpu_milli_allocated", labels)).isZero();
             assertThat(scrape.get("omai_gpu_milli_capacity", labels)).isEqualTo(1000);
             assertThat(scrape.get("omai_gpu_healthy", labels)).isEqualTo(1);
-            assertThat(scrape.get("omai_gpu_utilization_ratio", labels)).as("NVML cannot tell").isNaN();
+            assertThat(scrape.get("omai_gpu_utilization_ratio", labels))
+                    .as("NVML cannot tell")
+                    .isNaN();
         }
     }
 
@@ -98,9 +102,13 @@ class GpuMetricsTest {
         health.put(FakeNvml.uuid(1), GpuHealth.healthy(FakeNvml.uuid(1)));
 
         Scrape later = Scrape.of(metrics);
-        assertThat(later.get("omai_gpu_milli_allocated", "gpu", "0")).as("%s released", first.id()).isEqualTo(200);
+        assertThat(later.get("omai_gpu_milli_allocated", "gpu", "0"))
+                .as("%s released", first.id())
+                .isEqualTo(200);
         assertThat(later.get("omai_gpu_memory_allocated_bytes", "gpu", "0")).isEqualTo(GPU_MEMORY / 5);
-        assertThat(later.get("omai_gpu_memory_used_bytes", "gpu", "0")).as("NVML lost the GPU").isNaN();
+        assertThat(later.get("omai_gpu_memory_used_bytes", "gpu", "0"))
+                .as("NVML lost the GPU")
+                .isNaN();
         assertThat(later.get("omai_gpu_utilization_ratio", "gpu", "0")).isNaN();
         assertThat(later.get("omai_gpu_healthy", "gpu", "1")).isEqualTo(1);
     }
@@ -108,15 +116,17 @@ class GpuMetricsTest {
     @Test
     void aGpuReadingRefusesValuesOutsideTheirRange() {
         assertThatThrownBy(() -> new GpuMetricsSource.GpuReading(0, "GPU-x", "m", 1, 0, 0, 0, 1000, 1.5, true))
-                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("utilisation 1.5");
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("utilisation 1.5");
         assertThatThrownBy(() -> new GpuMetricsSource.GpuReading(0, " ", "m", 1, 0, 0, 0, 1000, 0, true))
-                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("no UUID");
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("no UUID");
     }
 
     /** FakeNvml, with nvmlDeviceGetMemoryInfo also filling in {@code used}. */
     private NvmlLibrary nvmlWithMemoryUse() {
-        return (NvmlLibrary) Proxy.newProxyInstance(NvmlLibrary.class.getClassLoader(),
-                new Class<?>[] {NvmlLibrary.class}, (proxy, method, args) -> {
+        return (NvmlLibrary) Proxy.newProxyInstance(
+                NvmlLibrary.class.getClassLoader(), new Class<?>[] {NvmlLibrary.class}, (proxy, method, args) -> {
                     Object result;
                     try {
                         result = method.invoke(fake, args);
@@ -125,8 +135,8 @@ class GpuMetricsTest {
                     }
                     if (method.getName().equals("nvmlDeviceGetMemoryInfo")
                             && (int) result == NvmlLibrary.NVML_SUCCESS) {
-                        ((MemorySegment) args[1]).set(JAVA_LONG, 16, usedBytes.getOrDefault(
-                                index((MemorySegment) args[0]), 0L));
+                        ((MemorySegment) args[1])
+                                .set(JAVA_LONG, 16, usedBytes.getOrDefault(index((MemorySegment) args[0]), 0L));
                     }
                     return result;
                 });

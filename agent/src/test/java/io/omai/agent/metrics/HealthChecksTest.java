@@ -43,8 +43,10 @@ class HealthChecksTest {
     @Test
     void badArgumentsAreRefused() {
         assertThatThrownBy(() -> new HealthChecks().addReadiness(" ", Optional::empty))
-                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("needs a name");
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("needs a name");
         assertThatThrownBy(() -> HealthChecks.progress(() -> 0, Duration.ZERO, nanos::get))
-                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("must be positive");
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("must be positive");
     }
 }

@@ -25,7 +25,8 @@ class MetricsConfigTest {
     @Test
     void aBadPortIsRefusedWithTheKeyTheValueAndTheRange() {
         for (String port : new String[] {"0", "65536", "-1", "'9400'", "94.5"}) {
-            assertThatThrownBy(() -> parse("metrics: {port: " + port + "}")).as(port)
+            assertThatThrownBy(() -> parse("metrics: {port: " + port + "}"))
+                    .as(port)
                     .isInstanceOf(ConfigException.class)
                     .hasMessageContaining("metrics.port")
                     .hasMessageContaining("1..65535");
@@ -35,7 +36,8 @@ class MetricsConfigTest {
     @Test
     void aHostNameOrGarbageIsNotAnAddress() {
         for (String address : new String[] {"localhost", "300.1.1.1", "''"}) {
-            assertThatThrownBy(() -> parse("metrics: {address: " + address + "}")).as(address)
+            assertThatThrownBy(() -> parse("metrics: {address: " + address + "}"))
+                    .as(address)
                     .isInstanceOf(ConfigException.class)
                     .hasMessageContaining("metrics.address")
                     .hasMessageContaining("is not an IP address");
@@ -44,8 +46,10 @@ class MetricsConfigTest {
 
     @Test
     void anUnknownKeyIsRefused() {
-        assertThatThrownBy(() -> parse("metrics: {prot: 9400}")).isInstanceOf(ConfigException.class)
-                .hasMessageContaining("metrics.prot").hasMessageContaining("address, port");
+        assertThatThrownBy(() -> parse("metrics: {prot: 9400}"))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining("metrics.prot")
+                .hasMessageContaining("address, port");
     }
 
     private static AgentConfig parse(String section) throws ConfigException {

@@ -29,13 +29,17 @@ final class MetricsFixtures {
     private MetricsFixtures() {}
 
     static AllocationLedger ledger(Path state) throws Exception {
-        return AllocationLedger.open(GPUS, ConfigLoader.defaults().sharing(), state,
+        return AllocationLedger.open(
+                GPUS,
+                ConfigLoader.defaults().sharing(),
+                state,
                 Clock.fixed(Instant.parse("2026-01-01T00:00:00Z"), ZoneOffset.UTC));
     }
 
     /** IDs {@code from..from+count-1} of one GPU. */
     static List<String> ids(int gpu, int from, int count) {
-        return IntStream.range(from, from + count).mapToObj(slot -> new MilliGpuId(FakeNvml.uuid(gpu), slot).id())
+        return IntStream.range(from, from + count)
+                .mapToObj(slot -> new MilliGpuId(FakeNvml.uuid(gpu), slot).id())
                 .toList();
     }
 
@@ -57,11 +61,14 @@ final class MetricsFixtures {
     /** Adds to a device's {@code denied_allocs} in a usage file, as the shim does when it refuses at the quota. */
     static void denyAllocations(Path usageFile, int device, long denials) throws IOException {
         try (Arena arena = Arena.ofConfined();
-             FileChannel channel = FileChannel.open(usageFile, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+                FileChannel channel = FileChannel.open(usageFile, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
             MemorySegment usage = channel.map(FileChannel.MapMode.READ_WRITE, 0, channel.size(), arena);
-            DENIED.getAndAdd(usage, ShmLayout.USAGE_DEVICES_OFFSET
-                    + device * ShmLayout.USAGE_DEVICE.byteSize()
-                    + ShmLayout.offset(ShmLayout.USAGE_DEVICE, "denied_allocs"), denials);
+            DENIED.getAndAdd(
+                    usage,
+                    ShmLayout.USAGE_DEVICES_OFFSET
+                            + device * ShmLayout.USAGE_DEVICE.byteSize()
+                            + ShmLayout.offset(ShmLayout.USAGE_DEVICE, "denied_allocs"),
+                    denials);
         }
     }
 }

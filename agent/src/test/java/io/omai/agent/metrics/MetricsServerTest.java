@@ -44,7 +44,8 @@ class MetricsServerTest {
         HttpResponse<String> response = get("/metrics");
         assertThat(response.statusCode()).isEqualTo(200);
         assertThat(response.headers().firstValue("Content-Type")).hasValue(MetricsServer.PROMETHEUS_TEXT);
-        assertThat(new Scrape(response.body()).get("omai_controller_tick_duration_seconds_count")).isEqualTo(1);
+        assertThat(new Scrape(response.body()).get("omai_controller_tick_duration_seconds_count"))
+                .isEqualTo(1);
     }
 
     @Test
@@ -69,7 +70,9 @@ class MetricsServerTest {
 
     @Test
     void livenessFailsOnlyWhileALoopIsStuck() throws Exception {
-        assertThat(get("/healthz").statusCode()).as("alive while still starting").isEqualTo(200);
+        assertThat(get("/healthz").statusCode())
+                .as("alive while still starting")
+                .isEqualTo(200);
         loop.set(Optional.of("no iteration for 5000 ms"));
         assertThat(get("/healthz")).satisfies(r -> {
             assertThat(r.statusCode()).isEqualTo(503);
@@ -83,12 +86,18 @@ class MetricsServerTest {
     void otherPathsAndMethodsAreRefusedClearly() throws Exception {
         assertThat(get("/").statusCode()).isEqualTo(404);
         assertThat(get("/metricsx").statusCode()).isEqualTo(404);
-        HttpResponse<String> post = http.send(HttpRequest.newBuilder(uri("/metrics"))
-                .POST(HttpRequest.BodyPublishers.ofString("x")).build(), HttpResponse.BodyHandlers.ofString());
+        HttpResponse<String> post = http.send(
+                HttpRequest.newBuilder(uri("/metrics"))
+                        .POST(HttpRequest.BodyPublishers.ofString("x"))
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
         assertThat(post.statusCode()).isEqualTo(405);
         assertThat(post.headers().firstValue("Allow")).hasValue("GET, HEAD");
-        HttpResponse<Void> head = http.send(HttpRequest.newBuilder(uri("/healthz"))
-                .method("HEAD", HttpRequest.BodyPublishers.noBody()).build(), HttpResponse.BodyHandlers.discarding());
+        HttpResponse<Void> head = http.send(
+                HttpRequest.newBuilder(uri("/healthz"))
+                        .method("HEAD", HttpRequest.BodyPublishers.noBody())
+                        .build(),
+                HttpResponse.BodyHandlers.discarding());
         assertThat(head.statusCode()).isEqualTo(200);
     }
 

@@ -39,19 +39,24 @@ class PromtoolCheckTest {
     @Test
     void theFullScrapePassesPromtoolCheckMetrics() throws Exception {
         Optional<Path> promtool = onPath("promtool");
-        assumeTrue(promtool.isPresent(), "promtool is not on the PATH, so the scrape was NOT linted: install "
-                + "Debian's 'prometheus' package (apt-get install -y --no-install-recommends prometheus), as "
-                + ".ci/run does");
+        assumeTrue(
+                promtool.isPresent(),
+                "promtool is not on the PATH, so the scrape was NOT linted: install "
+                        + "Debian's 'prometheus' package (apt-get install -y --no-install-recommends prometheus), as "
+                        + ".ci/run does");
         String scrape = fullScrape();
 
         Process check = new ProcessBuilder(promtool.get().toString(), "check", "metrics")
-                .redirectErrorStream(true).start();
+                .redirectErrorStream(true)
+                .start();
         try (var stdin = check.getOutputStream()) {
             stdin.write(scrape.getBytes(StandardCharsets.UTF_8));
         }
         String output = new String(check.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertThat(check.waitFor(60, TimeUnit.SECONDS)).as("promtool finished").isTrue();
-        assertThat(check.exitValue()).as("promtool check metrics said:\n%s\nabout:\n%s", output, scrape).isZero();
+        assertThat(check.exitValue())
+                .as("promtool check metrics said:\n%s\nabout:\n%s", output, scrape)
+                .isZero();
         assertThat(output.strip()).as("promtool findings").isEmpty();
     }
 
@@ -71,12 +76,13 @@ class PromtoolCheckTest {
     private String fullScrape() throws Exception {
         MetricsFixtures.Nanos nanos = new MetricsFixtures.Nanos();
         try (AllocationLedger ledger = MetricsFixtures.ledger(state);
-             AgentMetrics metrics = new AgentMetrics("node-1", nanos::get)) {
+                AgentMetrics metrics = new AgentMetrics("node-1", nanos::get)) {
             Allocation allocation = ledger.allocate(ids(0, 0, 250));
             ledger.allocate(ids(1, 0, 100)); // owner not known yet
-            ledger.reconcile(List.of(new HeldDevices("team-a/train-0/main", allocation.deviceIdStrings())),
-                    Duration.ofDays(1));
-            NvmlGpuReadings nvml = new NvmlGpuReadings(new io.omai.agent.gpu.FakeNvml(MetricsFixtures.GPUS),
+            ledger.reconcile(
+                    List.of(new HeldDevices("team-a/train-0/main", allocation.deviceIdStrings())), Duration.ofDays(1));
+            NvmlGpuReadings nvml = new NvmlGpuReadings(
+                    new io.omai.agent.gpu.FakeNvml(MetricsFixtures.GPUS),
                     NvmlGpuReadings.UtilizationRates.NOT_SUPPORTED);
             metrics.bindGpus(NodeAgentSources.gpus(ledger, () -> Map.of(), nvml));
             metrics.bindAllocations(NodeAgentSources.allocations(ledger, (namespace, pod) -> "tenant-a"));
@@ -112,7 +118,8 @@ class PromtoolCheckTest {
 
     private static Set<String> documentedMetrics() throws IOException {
         Path doc = repositoryRoot().resolve("docs/operations.md");
-        Matcher section = Pattern.compile("(?ms)^## Metrics\\s*$(.*?)(?=^## |\\z)").matcher(Files.readString(doc));
+        Matcher section =
+                Pattern.compile("(?ms)^## Metrics\\s*$(.*?)(?=^## |\\z)").matcher(Files.readString(doc));
         assertThat(section.find()).as("%s has a '## Metrics' section", doc).isTrue();
         Set<String> names = new TreeSet<>();
         Matcher name = Pattern.compile("\\bomai_[a-z0-9_]+").matcher(section.group(1));
@@ -138,7 +145,10 @@ class PromtoolCheckTest {
         if (path == null) {
             return Optional.empty();
         }
-        return Arrays.stream(path.split(File.pathSeparator)).filter(dir -> !dir.isEmpty())
-                .map(dir -> Path.of(dir, command)).filter(Files::isExecutable).findFirst();
+        return Arrays.stream(path.split(File.pathSeparator))
+                .filter(dir -> !dir.isEmpty())
+                .map(dir -> Path.of(dir, command))
+                .filter(Files::isExecutable)
+                .findFirst();
     }
 }

@@ -51,8 +51,7 @@ final class Scrape {
             if (sample.getKey().name().equals(name)
                     && sample.getKey().labels().entrySet().containsAll(wanted.entrySet())) {
                 if (found != null) {
-                    throw new AssertionError("more than one sample of " + name + " matches " + wanted + " in\n"
-                            + text);
+                    throw new AssertionError("more than one sample of " + name + " matches " + wanted + " in\n" + text);
                 }
                 found = sample.getValue();
             }
@@ -62,15 +61,16 @@ final class Scrape {
 
     /** The value of a sample that must be there. */
     double get(String name, String... labels) {
-        return value(name, labels).orElseThrow(() -> new AssertionError("no sample " + name + " with "
-                + pairs(labels) + " in\n" + text));
+        return value(name, labels)
+                .orElseThrow(() -> new AssertionError("no sample " + name + " with " + pairs(labels) + " in\n" + text));
     }
 
     /** How many samples of {@code name} carry these labels. */
     long count(String name, String... labels) {
         Map<String, String> wanted = pairs(labels);
-        return samples.keySet().stream().filter(s -> s.name().equals(name)
-                && s.labels().entrySet().containsAll(wanted.entrySet())).count();
+        return samples.keySet().stream()
+                .filter(s -> s.name().equals(name) && s.labels().entrySet().containsAll(wanted.entrySet()))
+                .count();
     }
 
     /** Whether any sample of any metric carries label {@code key} = {@code value}. */

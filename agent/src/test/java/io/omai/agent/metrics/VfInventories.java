@@ -22,8 +22,12 @@ final class VfInventories {
     static InventorySnapshot twoPfs() {
         return new InventorySnapshot(List.of(
                 pf("0000:3b:00.0", LinkLayer.INFINIBAND, 2, VfHealth.HEALTHY),
-                pf("0000:5e:00.0", LinkLayer.ETHERNET, 1, new VfHealth.Unhealthy(List.of(
-                        new VfHealth.Problem(VfHealth.Reason.NO_DRIVER, "no driver bound"))))));
+                pf(
+                        "0000:5e:00.0",
+                        LinkLayer.ETHERNET,
+                        1,
+                        new VfHealth.Unhealthy(
+                                List.of(new VfHealth.Problem(VfHealth.Reason.NO_DRIVER, "no driver bound"))))));
     }
 
     /** A PF at {@code address} (function 0) with {@code vfs} VFs at functions 2, 3, ... of the same device. */
@@ -32,15 +36,34 @@ final class VfInventories {
         List<VirtualFunction> functions = new ArrayList<>();
         List<VfStatus> statuses = new ArrayList<>();
         for (int i = 0; i < vfs; i++) {
-            VirtualFunction vf = new VirtualFunction(pf, i, PciAddress.of(address.substring(0, 11) + (i + 2)),
-                    Optional.of("mlx5_core"), Optional.empty(), Optional.empty(), Optional.empty(), Optional.empty(),
+            VirtualFunction vf = new VirtualFunction(
+                    pf,
+                    i,
+                    PciAddress.of(address.substring(0, 11) + (i + 2)),
+                    Optional.of("mlx5_core"),
+                    Optional.empty(),
+                    Optional.empty(),
+                    Optional.empty(),
+                    Optional.empty(),
                     Optional.empty());
             functions.add(vf);
             statuses.add(new VfStatus(vf, health));
         }
-        PhysicalFunction physical = new PhysicalFunction(pf, "/sys/bus/pci/devices/" + address,
-                linkLayer == LinkLayer.INFINIBAND ? 0x020700 : 0x020000, "mlx5_core", linkLayer, OptionalInt.of(0),
-                8, vfs, "101c", Optional.of("ib0"), Optional.of("mlx5_0"), Optional.empty(), List.of(), functions);
+        PhysicalFunction physical = new PhysicalFunction(
+                pf,
+                "/sys/bus/pci/devices/" + address,
+                linkLayer == LinkLayer.INFINIBAND ? 0x020700 : 0x020000,
+                "mlx5_core",
+                linkLayer,
+                OptionalInt.of(0),
+                8,
+                vfs,
+                "101c",
+                Optional.of("ib0"),
+                Optional.of("mlx5_0"),
+                Optional.empty(),
+                List.of(),
+                functions);
         return new PfStatus(physical, QosCapability.of(linkLayer), statuses);
     }
 }

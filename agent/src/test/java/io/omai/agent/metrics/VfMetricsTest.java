@@ -47,14 +47,17 @@ class VfMetricsTest {
         assertThat(scrape.get("omai_vf_allocated", first)).isZero();
         assertThat(scrape.get("omai_vf_allocated", second)).isEqualTo(1);
         assertThat(scrape.get("omai_vf_healthy", first)).isEqualTo(1);
-        assertThat(scrape.get("omai_vf_healthy", "vf", "0000:5e:00.2", "link_layer", "Ethernet")).isZero();
+        assertThat(scrape.get("omai_vf_healthy", "vf", "0000:5e:00.2", "link_layer", "Ethernet"))
+                .isZero();
         assertThat(scrape.get("omai_vf_qos_rate_limit_supported", "pf", "0000:3b:00.0", "link_layer", "InfiniBand"))
                 .isZero();
         assertThat(scrape.get("omai_vf_qos_rate_limit_supported", "pf", "0000:5e:00.0", "link_layer", "Ethernet"))
                 .isEqualTo(1);
 
         allocated.set(Set.of());
-        assertThat(Scrape.of(metrics).get("omai_vf_allocated", second)).as("released").isZero();
+        assertThat(Scrape.of(metrics).get("omai_vf_allocated", second))
+                .as("released")
+                .isZero();
     }
 
     @Test
@@ -64,8 +67,8 @@ class VfMetricsTest {
                 VfInventories.pf("0000:5e:00.0", LinkLayer.ETHERNET, 1, VfHealth.HEALTHY))));
         assertThat(Scrape.of(metrics).count("omai_vf_healthy")).isEqualTo(5);
 
-        inventory.set(new InventorySnapshot(List.of(
-                VfInventories.pf("0000:3b:00.0", LinkLayer.INFINIBAND, 2, VfHealth.HEALTHY))));
+        inventory.set(new InventorySnapshot(
+                List.of(VfInventories.pf("0000:3b:00.0", LinkLayer.INFINIBAND, 2, VfHealth.HEALTHY))));
         Scrape scrape = Scrape.of(metrics);
         assertThat(scrape.count("omai_vf_healthy")).isEqualTo(2);
         assertThat(scrape.count("omai_vf_allocated")).isEqualTo(2);

@@ -56,7 +56,9 @@ class QuotaEnforcementTamperTest {
     }
 
     private static List<String> ids(int gpu) {
-        return IntStream.range(0, 500).mapToObj(s -> new MilliGpuId(FakeNvml.uuid(gpu), s).id()).toList();
+        return IntStream.range(0, 500)
+                .mapToObj(s -> new MilliGpuId(FakeNvml.uuid(gpu), s).id())
+                .toList();
     }
 
     private void enforce(AgentConfig.TamperAction action) {
@@ -74,8 +76,8 @@ class QuotaEnforcementTamperTest {
 
     private ControlSnapshot control(Allocation allocation) throws IOException {
         // the control file alone: the usage file may be the tampered one
-        try (ControlRegion control = ControlRegion.openReadOnly(ledger.directory(allocation)
-                .resolve(AllocationFiles.CONTROL))) {
+        try (ControlRegion control =
+                ControlRegion.openReadOnly(ledger.directory(allocation).resolve(AllocationFiles.CONTROL))) {
             return control.read();
         }
     }
@@ -109,7 +111,9 @@ class QuotaEnforcementTamperTest {
         assertThat(quotas.frozen()).containsExactly(attacker.id());
         ControlSnapshot frozen = control(attacker);
         assertThat(frozen.devices()).allSatisfy(d -> {
-            assertThat(d.memoryLimitBytes()).as("the shim's reserve can never pass 0").isZero();
+            assertThat(d.memoryLimitBytes())
+                    .as("the shim's reserve can never pass 0")
+                    .isZero();
             assertThat(d.mode()).isEqualTo(ComputeMode.HARD_CAP);
         });
         assertThat(frozen.computeEnforced()).isTrue();
@@ -120,13 +124,17 @@ class QuotaEnforcementTamperTest {
         quotas.computeLoop().tick();
         quotas.computeLoop().tick();
         ControlSnapshot after = control(attacker);
-        assertThat(after.devices().getFirst().tokenGrantNs()).as("no more GPU time").isEqualTo(grant);
-        assertThat(after.heartbeatNs()).as("still heartbeaten: no fall-back to its own quota")
+        assertThat(after.devices().getFirst().tokenGrantNs())
+                .as("no more GPU time")
+                .isEqualTo(grant);
+        assertThat(after.heartbeatNs())
+                .as("still heartbeaten: no fall-back to its own quota")
                 .isGreaterThan(frozen.heartbeatNs());
 
         putLong(usage(attacker), 0, ShmLayout.USAGE_MAGIC);
         quotas.reaper().reapOnce();
-        assertThat(control(attacker).devices().getFirst().memoryLimitBytes()).as("frozen until the marker goes")
+        assertThat(control(attacker).devices().getFirst().memoryLimitBytes())
+                .as("frozen until the marker goes")
                 .isZero();
         Files.delete(ledger.directory(attacker).resolve(QuotaEnforcement.FROZEN_MARKER));
         quotas.reaper().reapOnce();
@@ -138,8 +146,8 @@ class QuotaEnforcementTamperTest {
     @Test
     void aFindingOfAPassBeforeTheReportPathExistsIsHandedOverNotLost() throws Exception {
         // the reaper starts before the tenancy services: a file already tampered at agent start
-        quotas = new QuotaEnforcement(ledger, new FakeNvml(gpus), 100_000_000L, AgentConfig.TamperAction.REPORT,
-                pid -> killed.add(pid));
+        quotas = new QuotaEnforcement(
+                ledger, new FakeNvml(gpus), 100_000_000L, AgentConfig.TamperAction.REPORT, pid -> killed.add(pid));
         putLong(usage(attacker), 0, 0L);
         quotas.reaper().reapOnce();
         quotas.reaper().reapOnce();
@@ -154,7 +162,10 @@ class QuotaEnforcementTamperTest {
         enforce(AgentConfig.TamperAction.REPORT);
         try (ShimLikeWriter shim = new ShimLikeWriter(usage(neighbour))) {
             for (int i = 0; i < ShmLayout.MAX_SLOTS; i++) {
-                shim.claim(ProcessHandle.current().pid() > Integer.MAX_VALUE ? 1 : (int) ProcessHandle.current().pid(),
+                shim.claim(
+                        ProcessHandle.current().pid() > Integer.MAX_VALUE
+                                ? 1
+                                : (int) ProcessHandle.current().pid(),
                         0); // half-claimed slots: given a grace period, so they stay for this pass
             }
         }
@@ -162,9 +173,12 @@ class QuotaEnforcementTamperTest {
 
         quotas.reaper().reapOnce();
 
-        assertThat(findings).extracting(AuditFinding::reason).containsExactlyInAnyOrder(
-                AuditFinding.Reason.USAGE_TAMPERED, AuditFinding.Reason.SLOTS_EXHAUSTED);
-        assertThat(findings).filteredOn(f -> f.reason() == AuditFinding.Reason.SLOTS_EXHAUSTED).singleElement()
+        assertThat(findings)
+                .extracting(AuditFinding::reason)
+                .containsExactlyInAnyOrder(AuditFinding.Reason.USAGE_TAMPERED, AuditFinding.Reason.SLOTS_EXHAUSTED);
+        assertThat(findings)
+                .filteredOn(f -> f.reason() == AuditFinding.Reason.SLOTS_EXHAUSTED)
+                .singleElement()
                 .satisfies(f -> assertThat(f.pod()).isEqualTo("victim"));
         assertThat(quotas.frozen()).isEmpty();
         assertThat(control(attacker).devices().getFirst().memoryLimitBytes()).isEqualTo(8 * GIB);
@@ -179,15 +193,22 @@ class QuotaEnforcementTamperTest {
             String stat = Files.readString(Path.of("/proc", Integer.toString(pid), "stat"));
             String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ", -1);
             long startTicks = Long.parseLong(fields[19]); // field 22 of /proc/pid/stat
-            long pidNs = Long.parseLong(Files.readSymbolicLink(Path.of("/proc/self/ns/pid")).toString()
+            long pidNs = Long.parseLong(Files.readSymbolicLink(Path.of("/proc/self/ns/pid"))
+                    .toString()
                     .replaceAll("\\D", ""));
             try (ShimLikeWriter shim = new ShimLikeWriter(usage(attacker))) {
                 int slot = shim.claim(pid, startTicks);
-                putLong(usage(attacker), ShmLayout.USAGE_SLOTS_OFFSET + slot * ShmLayout.USAGE_SLOT.byteSize()
-                        + ShmLayout.offset(ShmLayout.USAGE_SLOT, "pid_ns_inode"), pidNs);
+                putLong(
+                        usage(attacker),
+                        ShmLayout.USAGE_SLOTS_OFFSET
+                                + slot * ShmLayout.USAGE_SLOT.byteSize()
+                                + ShmLayout.offset(ShmLayout.USAGE_SLOT, "pid_ns_inode"),
+                        pidNs);
             }
-            putLong(usage(attacker), ShmLayout.USAGE_DEVICES_OFFSET
-                    + ShmLayout.offset(ShmLayout.USAGE_DEVICE, "bytes_reserved"), 0L);
+            putLong(
+                    usage(attacker),
+                    ShmLayout.USAGE_DEVICES_OFFSET + ShmLayout.offset(ShmLayout.USAGE_DEVICE, "bytes_reserved"),
+                    0L);
             try (ShimLikeWriter shim = new ShimLikeWriter(usage(attacker))) {
                 shim.allocate(0, 0, GIB); // slot 0 now holds more than the total: tampered
                 shim.reserveOnly(0, -GIB);
@@ -199,7 +220,9 @@ class QuotaEnforcementTamperTest {
                 assertThat(f.reason()).isEqualTo(AuditFinding.Reason.USAGE_TAMPERED);
                 assertThat(f.killed()).isFalse();
             });
-            assertThat(killed).as("the slot's process does not see this usage file at /run/omai/usage").isEmpty();
+            assertThat(killed)
+                    .as("the slot's process does not see this usage file at /run/omai/usage")
+                    .isEmpty();
             assertThat(bystander.isAlive()).isTrue();
         } finally {
             bystander.destroyForcibly();

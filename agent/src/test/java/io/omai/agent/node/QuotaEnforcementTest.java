@@ -36,8 +36,11 @@ class QuotaEnforcementTest {
     void open() throws Exception {
         var gpus = FakeNvml.gpus(1, 16 * GIB, 1);
         ledger = AllocationLedger.open(gpus, ConfigLoader.defaults().sharing(), state, Clock.systemUTC());
-        share = ledger.allocate(IntStream.range(0, 250).mapToObj(s -> new MilliGpuId(FakeNvml.uuid(0), s).id())
-                .toList(), new AllocationClaim("uid-1", "ns-a", "infer", "main", "team-a", 4 * GIB));
+        share = ledger.allocate(
+                IntStream.range(0, 250)
+                        .mapToObj(s -> new MilliGpuId(FakeNvml.uuid(0), s).id())
+                        .toList(),
+                new AllocationClaim("uid-1", "ns-a", "infer", "main", "team-a", 4 * GIB));
         enforcement = new QuotaEnforcement(ledger, new FakeNvml(gpus), 100_000_000L);
     }
 
@@ -54,15 +57,22 @@ class QuotaEnforcementTest {
         assertThat(held).hasSize(1);
         ledger.reconcile(List.of(), java.time.Duration.ZERO);
 
-        assertThat(enforcement.liveFiles()).as("the reaper's next pass no longer sees it").isEmpty();
+        assertThat(enforcement.liveFiles())
+                .as("the reaper's next pass no longer sees it")
+                .isEmpty();
         // the compute pass goes on writing through the target it holds
         held.get(0).files().control().heartbeat();
         held.get(0).files().control().addTokenGrant(0, 1_000);
         assertThat(enforcement.mappedCount()).isEqualTo(1);
 
-        assertThat(enforcement.targetsByGpu()).as("the compute loop's next pass").isEmpty();
-        assertThat(enforcement.mappedCount()).as("both users have moved on: unmapped").isZero();
-        assertThatThrownBy(() -> held.get(0).files().control().heartbeat()).isInstanceOf(IllegalStateException.class)
+        assertThat(enforcement.targetsByGpu())
+                .as("the compute loop's next pass")
+                .isEmpty();
+        assertThat(enforcement.mappedCount())
+                .as("both users have moved on: unmapped")
+                .isZero();
+        assertThatThrownBy(() -> held.get(0).files().control().heartbeat())
+                .isInstanceOf(IllegalStateException.class)
                 .hasMessageContaining("closed");
     }
 
@@ -73,7 +83,8 @@ class QuotaEnforcementTest {
         Path directory = ledger.directory(share);
         assertThatThrownBy(() -> AllocationFiles.openAsWriter(directory))
                 .isInstanceOf(ControlWriterLock.HeldException.class)
-                .hasMessageContaining("has a writer already").hasMessageContaining(directory.toString());
+                .hasMessageContaining("has a writer already")
+                .hasMessageContaining(directory.toString());
 
         ledger.reconcile(List.of(), java.time.Duration.ZERO);
         enforcement.liveFiles();

@@ -38,17 +38,20 @@ class TenancyServicesTest {
     void thePartitionKeepsTheConfiguredGpusByUuidOrIndexAndRefusesUnknownOnes() throws Exception {
         assertThat(TenancyServices.partition(gpus, List.of())).isEqualTo(gpus);
         assertThat(TenancyServices.partition(gpus, List.of(FakeNvml.uuid(2), "0")))
-                .extracting(GpuDevice::index).containsExactly(0, 2);
+                .extracting(GpuDevice::index)
+                .containsExactly(0, 2);
         assertThatThrownBy(() -> TenancyServices.partition(gpus, List.of("7")))
                 .isInstanceOf(AgentStartException.class)
-                .hasMessageContaining("tenancy.gpus names 7").hasMessageContaining(FakeNvml.uuid(1));
+                .hasMessageContaining("tenancy.gpus names 7")
+                .hasMessageContaining(FakeNvml.uuid(1));
     }
 
     @Test
     void anAdoptedAllocationLearnsItsPodAndTenantFromTheInformer() throws Exception {
-        try (AllocationLedger ledger = AllocationLedger.open(gpus, ConfigLoader.defaults().sharing(), state,
-                Clock.systemUTC())) {
-            List<String> ids = IntStream.range(0, 100).mapToObj(s -> new MilliGpuId(FakeNvml.uuid(0), s).id())
+        try (AllocationLedger ledger =
+                AllocationLedger.open(gpus, ConfigLoader.defaults().sharing(), state, Clock.systemUTC())) {
+            List<String> ids = IntStream.range(0, 100)
+                    .mapToObj(s -> new MilliGpuId(FakeNvml.uuid(0), s).id())
                     .toList();
             ledger.reconcile(List.of(new HeldDevices("ns-a/trainer/main", ids)), Duration.ZERO); // adopted
             String id = ledger.allocations().getFirst().id();
@@ -76,19 +79,28 @@ class TenancyServicesTest {
 
     @Test
     void thePeriodicChecksAreSupervisedLoopsThatHealthzJudgesAndCloseStops() throws Exception {
-        try (AllocationLedger ledger = AllocationLedger.open(gpus, ConfigLoader.defaults().sharing(), state,
-                Clock.systemUTC())) {
+        try (AllocationLedger ledger =
+                AllocationLedger.open(gpus, ConfigLoader.defaults().sharing(), state, Clock.systemUTC())) {
             AgentConfig config = ConfigLoader.defaults();
-            TenancyServices services = TenancyServices.start(config, gpus, ledger,
-                    new ReservationBook((Supplier<NodeCapacity>) () -> {
-                        throw new AssertionError("no reservation in this test");
-                    }, TenancyServices.policy(config), Clock.systemUTC()),
-                    new GpuWithdrawals(), new FakeNvml(gpus), null);
+            TenancyServices services = TenancyServices.start(
+                    config,
+                    gpus,
+                    ledger,
+                    new ReservationBook(
+                            (Supplier<NodeCapacity>) () -> {
+                                throw new AssertionError("no reservation in this test");
+                            },
+                            TenancyServices.policy(config),
+                            Clock.systemUTC()),
+                    new GpuWithdrawals(),
+                    new FakeNvml(gpus),
+                    null);
             List<SupervisedLoop> loops = services.loops();
             // no Kubernetes API here: no pod-claims loop; the audit is on by default
-            assertThat(loops).extracting(SupervisedLoop::name)
-                    .containsExactly("coexistence-check", "nvml-audit");
-            assertThat(loops).allSatisfy(loop -> assertThat(loop.problem(System.nanoTime())).isEmpty());
+            assertThat(loops).extracting(SupervisedLoop::name).containsExactly("coexistence-check", "nvml-audit");
+            assertThat(loops)
+                    .allSatisfy(
+                            loop -> assertThat(loop.problem(System.nanoTime())).isEmpty());
 
             services.close();
 
@@ -97,7 +109,9 @@ class TenancyServicesTest {
             Thread.sleep(50);
             assertThat(loops.stream().mapToLong(SupervisedLoop::passes).toArray())
                     .containsExactly(passes);
-            assertThat(loops).allSatisfy(loop -> assertThat(loop.problem(System.nanoTime())).isEmpty());
+            assertThat(loops)
+                    .allSatisfy(
+                            loop -> assertThat(loop.problem(System.nanoTime())).isEmpty());
         }
     }
 }

@@ -34,10 +34,15 @@ class DeadProcessReaperTest {
 
     @BeforeEach
     void setUp() throws IOException {
-        files = AllocationFiles.create(dir.resolve("alloc"), new AllocationSpec("ns/pod/c",
-                List.of(new DeviceQuota("GPU-a", 0, 1 << 30, 1000, ComputeMode.HARD_CAP),
-                        new DeviceQuota("GPU-b", 1, 1 << 30, 1000, ComputeMode.HARD_CAP)),
-                false, 100_000));
+        files = AllocationFiles.create(
+                dir.resolve("alloc"),
+                new AllocationSpec(
+                        "ns/pod/c",
+                        List.of(
+                                new DeviceQuota("GPU-a", 0, 1 << 30, 1000, ComputeMode.HARD_CAP),
+                                new DeviceQuota("GPU-b", 1, 1 << 30, 1000, ComputeMode.HARD_CAP)),
+                        false,
+                        100_000));
         shim = new ShimLikeWriter(dir.resolve("alloc").resolve(AllocationFiles.USAGE));
         reaper = new DeadProcessReaper(processes, () -> List.of(files), clock::get);
     }
@@ -81,7 +86,8 @@ class DeadProcessReaperTest {
 
         assertThat(files.usage().read().slots())
                 .extracting(UsageSnapshot.Slot::index, UsageSnapshot.Slot::hostPid)
-                .containsExactlyInAnyOrder(org.assertj.core.groups.Tuple.tuple(inContainer, 4107),
+                .containsExactlyInAnyOrder(
+                        org.assertj.core.groups.Tuple.tuple(inContainer, 4107),
                         org.assertj.core.groups.Tuple.tuple(sameNamespace, 4200));
     }
 
@@ -133,7 +139,9 @@ class DeadProcessReaperTest {
 
         assertThat(reaper.reapOnce().slotsReclaimed()).as("just seen").isZero();
         clock.addAndGet(DeadProcessReaper.CLAIM_GRACE.toNanos() - 1);
-        assertThat(reaper.reapOnce().slotsReclaimed()).as("within the grace period").isZero();
+        assertThat(reaper.reapOnce().slotsReclaimed())
+                .as("within the grace period")
+                .isZero();
         clock.addAndGet(1);
         assertThat(reaper.reapOnce().slotsReclaimed()).isEqualTo(1);
         assertThat(files.usage().read().slots()).noneMatch(s -> s.index() == slot);
@@ -148,7 +156,9 @@ class DeadProcessReaperTest {
         assertThat(reaper.reapOnce()).isEqualTo(DeadProcessReaper.Result.NONE);
         assertThat(files.usage().read().devices().get(0).bytesReserved()).isEqualTo(64);
         processes.unreadable = false;
-        assertThat(reaper.reapOnce().bytesReclaimed()).as("readable again: it is gone").isEqualTo(64);
+        assertThat(reaper.reapOnce().bytesReclaimed())
+                .as("readable again: it is gone")
+                .isEqualTo(64);
     }
 
     @Test
@@ -160,12 +170,20 @@ class DeadProcessReaperTest {
 
         assertThat(p).isEqualTo(new ProcStat(4242, 17, NS, 987654, false));
         assertThat(p.isLive(NS, 17, 987654)).isTrue();
-        assertThat(p.isLive(NS, 4242, 987654)).as("slots hold the pid of the process's own namespace").isFalse();
+        assertThat(p.isLive(NS, 4242, 987654))
+                .as("slots hold the pid of the process's own namespace")
+                .isFalse();
         assertThat(p.isLive(NS + 1, 17, 987654)).as("another namespace").isFalse();
-        assertThat(p.isLive(0, 17, 987654)).as("namespace unknown: pid and start time decide").isTrue();
+        assertThat(p.isLive(0, 17, 987654))
+                .as("namespace unknown: pid and start time decide")
+                .isTrue();
         ProcStat veiled = LinuxProcessTable.parse(4242, stat, null, 0);
-        assertThat(veiled.isLive(NS, 17, 987654)).as("status and ns/pid denied: it may be the owner").isTrue();
-        assertThat(veiled.isLive(NS, 17, 987653)).as("but not with another start time").isFalse();
+        assertThat(veiled.isLive(NS, 17, 987654))
+                .as("status and ns/pid denied: it may be the owner")
+                .isTrue();
+        assertThat(veiled.isLive(NS, 17, 987653))
+                .as("but not with another start time")
+                .isFalse();
         assertThatThrownBy(() -> LinuxProcessTable.parse(1, "1 (x) S 1", status, NS))
                 .hasMessageContaining("expected at least 22");
         assertThatThrownBy(() -> LinuxProcessTable.parseNsLink("mnt:[1]")).hasMessageContaining("pid:[inode]");
@@ -179,7 +197,9 @@ class DeadProcessReaperTest {
         Optional<ProcStat> me = table.read(self);
 
         assertThat(me).isPresent();
-        assertThat(me.get().pidNsInode()).isEqualTo(table.ownPidNamespaceInode()).isNotZero();
+        assertThat(me.get().pidNsInode())
+                .isEqualTo(table.ownPidNamespaceInode())
+                .isNotZero();
         assertThat(me.get().nsPid()).isEqualTo(self);
         assertThat(me.get().startTimeTicks()).isPositive();
         assertThat(me.get().zombie()).isFalse();
@@ -204,7 +224,8 @@ class DeadProcessReaperTest {
         @Override
         public List<ProcStat> all() {
             if (unreadable) {
-                throw new ProcessUnreadableException(Path.of("/proc/4242"), new java.nio.file.AccessDeniedException("ns/pid"));
+                throw new ProcessUnreadableException(
+                        Path.of("/proc/4242"), new java.nio.file.AccessDeniedException("ns/pid"));
             }
             return List.copyOf(procs);
         }

@@ -57,29 +57,36 @@ class UsageFileTamperTest {
         neighbour = create("neighbour");
         attackerShim = new ShimLikeWriter(attacker.usage().path());
         neighbourShim = new ShimLikeWriter(neighbour.usage().path());
-        reaper = new DeadProcessReaper(new ProcessTable() {
-            @Override
-            public Optional<ProcStat> read(int pid) {
-                return live.stream().filter(p -> p.pid() == pid).findFirst();
-            }
+        reaper = new DeadProcessReaper(
+                new ProcessTable() {
+                    @Override
+                    public Optional<ProcStat> read(int pid) {
+                        return live.stream().filter(p -> p.pid() == pid).findFirst();
+                    }
 
-            @Override
-            public List<ProcStat> all() {
-                return List.copyOf(live);
-            }
+                    @Override
+                    public List<ProcStat> all() {
+                        return List.copyOf(live);
+                    }
 
-            @Override
-            public long ownPidNamespaceInode() {
-                return NS;
-            }
-        }, () -> List.of(attacker, neighbour));
-        reaper.onProblem((files, problem) -> problems.add(files.directory().getFileName() + " " + problem.kind()
-                + " " + problem.detail()));
+                    @Override
+                    public long ownPidNamespaceInode() {
+                        return NS;
+                    }
+                },
+                () -> List.of(attacker, neighbour));
+        reaper.onProblem((files, problem) ->
+                problems.add(files.directory().getFileName() + " " + problem.kind() + " " + problem.detail()));
     }
 
     private AllocationFiles create(String name) throws IOException {
-        return AllocationFiles.create(dir.resolve(name), new AllocationSpec("ns/" + name + "/c",
-                List.of(new DeviceQuota("GPU-" + name, 0, 20 * GIB, 500, ComputeMode.HARD_CAP)), false, 100_000));
+        return AllocationFiles.create(
+                dir.resolve(name),
+                new AllocationSpec(
+                        "ns/" + name + "/c",
+                        List.of(new DeviceQuota("GPU-" + name, 0, 20 * GIB, 500, ComputeMode.HARD_CAP)),
+                        false,
+                        100_000));
     }
 
     @AfterEach
@@ -101,7 +108,8 @@ class UsageFileTamperTest {
 
     private void assertNeighbourReclaimed() {
         assertThat(neighbour.usage().read().devices().getFirst().bytesReserved())
-                .as("the dead neighbour's bytes came back, the live one's stayed").isEqualTo(GIB);
+                .as("the dead neighbour's bytes came back, the live one's stayed")
+                .isEqualTo(GIB);
     }
 
     @Test
@@ -112,8 +120,13 @@ class UsageFileTamperTest {
         reaper.reapOnce(); // before: InternalError from the truncated mapping ended the pass (and the schedule)
 
         assertNeighbourReclaimed();
-        assertThat(problems).singleElement().asString().startsWith("attacker TAMPERED").contains("0 bytes");
-        assertThatThrownBy(() -> attacker.usage().read()).isInstanceOf(DamagedRegionException.class)
+        assertThat(problems)
+                .singleElement()
+                .asString()
+                .startsWith("attacker TAMPERED")
+                .contains("0 bytes");
+        assertThatThrownBy(() -> attacker.usage().read())
+                .isInstanceOf(DamagedRegionException.class)
                 .hasMessageContaining("expected " + UsageRegion.FILE_SIZE);
         reaper.reapOnce();
         assertThat(problems).as("reported once while it lasts").hasSize(1);
@@ -127,7 +140,10 @@ class UsageFileTamperTest {
         reaper.reapOnce();
 
         assertNeighbourReclaimed();
-        assertThat(problems).singleElement().asString().startsWith("attacker TAMPERED")
+        assertThat(problems)
+                .singleElement()
+                .asString()
+                .startsWith("attacker TAMPERED")
                 .contains(UsageRegion.FILE_SIZE / 2 + " bytes");
     }
 
@@ -139,8 +155,13 @@ class UsageFileTamperTest {
         reaper.reapOnce();
 
         assertNeighbourReclaimed();
-        assertThat(problems).singleElement().asString().startsWith("attacker TAMPERED").contains("magic is 0x0");
-        assertThatThrownBy(() -> attacker.usage().verify()).isInstanceOf(RegionFormatException.class)
+        assertThat(problems)
+                .singleElement()
+                .asString()
+                .startsWith("attacker TAMPERED")
+                .contains("magic is 0x0");
+        assertThatThrownBy(() -> attacker.usage().verify())
+                .isInstanceOf(RegionFormatException.class)
                 .extracting(e -> ((RegionFormatException) e).problem())
                 .isEqualTo(RegionFormatException.Problem.BAD_MAGIC);
     }
@@ -158,7 +179,10 @@ class UsageFileTamperTest {
         assertThat(attacker.usage().read().devices().getFirst().bytesReserved())
                 .as("before: the reclaim saturated the total to 0 and the container could allocate 20 GiB more")
                 .isEqualTo(20 * GIB);
-        assertThat(problems).singleElement().asString().startsWith("attacker TAMPERED")
+        assertThat(problems)
+                .singleElement()
+                .asString()
+                .startsWith("attacker TAMPERED")
                 .contains("its slots hold 9223372058329612288");
     }
 
@@ -190,7 +214,10 @@ class UsageFileTamperTest {
         reaper.reapOnce();
 
         assertNeighbourReclaimed();
-        assertThat(problems).singleElement().asString().startsWith("attacker TAMPERED")
+        assertThat(problems)
+                .singleElement()
+                .asString()
+                .startsWith("attacker TAMPERED")
                 .contains("total bytes_reserved is 0 but its slots hold " + 20 * GIB);
     }
 
@@ -205,7 +232,10 @@ class UsageFileTamperTest {
         reaper.reapOnce();
 
         assertNeighbourReclaimed();
-        assertThat(problems).singleElement().asString().startsWith("attacker SLOTS_EXHAUSTED")
+        assertThat(problems)
+                .singleElement()
+                .asString()
+                .startsWith("attacker SLOTS_EXHAUSTED")
                 .contains("all " + ShmLayout.MAX_SLOTS + " process slots are taken");
     }
 
@@ -238,12 +268,17 @@ class UsageFileTamperTest {
     }
 
     private static long total(int device) {
-        return ShmLayout.USAGE_DEVICES_OFFSET + device * USAGE_DEVICE.byteSize() + offset(USAGE_DEVICE, "bytes_reserved");
+        return ShmLayout.USAGE_DEVICES_OFFSET
+                + device * USAGE_DEVICE.byteSize()
+                + offset(USAGE_DEVICE, "bytes_reserved");
     }
 
     private static long slotBytes(int slot, int device) {
-        return ShmLayout.USAGE_SLOTS_OFFSET + slot * USAGE_SLOT.byteSize() + offset(USAGE_SLOT, "devices")
-                + device * USAGE_SLOT_DEVICE.byteSize() + offset(USAGE_SLOT_DEVICE, "bytes_in_use");
+        return ShmLayout.USAGE_SLOTS_OFFSET
+                + slot * USAGE_SLOT.byteSize()
+                + offset(USAGE_SLOT, "devices")
+                + device * USAGE_SLOT_DEVICE.byteSize()
+                + offset(USAGE_SLOT_DEVICE, "bytes_in_use");
     }
 
     static void putLong(Path file, long at, long value) throws IOException {

@@ -23,7 +23,9 @@ class DeviceAttributeOverlayTest {
         NodeSnapshot labelled = overlay.apply(reported);
 
         GpuSnapshot zero = labelled.gpus().get(0);
-        assertThat(zero.attributes()).containsEntry("rack", "r12").containsEntry("class", "batch")
+        assertThat(zero.attributes())
+                .containsEntry("rack", "r12")
+                .containsEntry("class", "batch")
                 .containsEntry("compute_capability", "9.0");
         assertThat(zero.tags()).containsExactlyInAnyOrder("nvlink", "dc-west");
         assertThat(labelled.gpus().get(2).deviceClass()).isEqualTo("infer");
@@ -34,8 +36,8 @@ class DeviceAttributeOverlayTest {
 
     @Test
     void apply_neverTouchesNvmlFactsOrAllocations() {
-        var overlay = new DeviceAttributeOverlay(List.of(
-                new Rule(new Selector.All(), Map.of("model", "fake", "uuid", "fake"), Set.of())));
+        var overlay = new DeviceAttributeOverlay(
+                List.of(new Rule(new Selector.All(), Map.of("model", "fake", "uuid", "fake"), Set.of())));
 
         GpuSnapshot labelled = overlay.apply(reported.gpus().get(0));
 

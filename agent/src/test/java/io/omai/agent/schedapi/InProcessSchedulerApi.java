@@ -31,8 +31,12 @@ final class InProcessSchedulerApi implements AutoCloseable {
         inventory = new StaticNodeInventory(node);
         book = new ReservationBook(inventory::snapshot, policy, clock);
         String name = InProcessServerBuilder.generateName();
-        server = new SchedulerApiServer(InProcessServerBuilder.forName(name).directExecutor(), inventory, book,
-                new ClientPolicy.AnyClient()).start();
+        server = new SchedulerApiServer(
+                        InProcessServerBuilder.forName(name).directExecutor(),
+                        inventory,
+                        book,
+                        new ClientPolicy.AnyClient())
+                .start();
         channel = InProcessChannelBuilder.forName(name).directExecutor().build();
         blocking = NodeAgentGrpc.newBlockingStub(channel);
         async = NodeAgentGrpc.newStub(channel);

@@ -29,7 +29,9 @@ class LedgerNodeInventoryTest {
     Path state;
 
     private static List<String> ids(int gpu, int from, int count) {
-        return IntStream.range(from, from + count).mapToObj(s -> new MilliGpuId(FakeNvml.uuid(gpu), s).id()).toList();
+        return IntStream.range(from, from + count)
+                .mapToObj(s -> new MilliGpuId(FakeNvml.uuid(gpu), s).id())
+                .toList();
     }
 
     @Test
@@ -37,10 +39,15 @@ class LedgerNodeInventoryTest {
         Map<String, GpuHealth> health = new ConcurrentHashMap<>();
         DeviceAttributeOverlay overlay = new DeviceAttributeOverlay(List.of(new DeviceAttributeOverlay.Rule(
                 new DeviceAttributeOverlay.Selector.ByIndex(1), Map.of("class", "infer"), Set.of("spare"))));
-        try (AllocationLedger ledger = AllocationLedger.open(FakeNvml.gpus(2, MEMORY, 1),
-                ConfigLoader.defaults().sharing(), state, Clock.systemUTC());
-                LedgerNodeInventory inventory = new LedgerNodeInventory("node-7", ledger, () -> Map.copyOf(health),
-                        overlay, List::of, LedgerNodeInventory::namespaceOf)) {
+        try (AllocationLedger ledger = AllocationLedger.open(
+                        FakeNvml.gpus(2, MEMORY, 1), ConfigLoader.defaults().sharing(), state, Clock.systemUTC());
+                LedgerNodeInventory inventory = new LedgerNodeInventory(
+                        "node-7",
+                        ledger,
+                        () -> Map.copyOf(health),
+                        overlay,
+                        List::of,
+                        LedgerNodeInventory::namespaceOf)) {
             NodeSnapshot empty = inventory.snapshot();
             assertThat(empty.nodeName()).isEqualTo("node-7");
             assertThat(empty.gpus()).hasSize(2).allSatisfy(g -> {
@@ -60,12 +67,14 @@ class LedgerNodeInventoryTest {
             GpuSnapshot gpu0 = allocated.gpus().get(0);
             assertThat(gpu0.milliAllocated()).isEqualTo(250);
             assertThat(gpu0.memoryAllocatedBytes()).isEqualTo(MEMORY / 4);
-            assertThat(gpu0.tenants()).as("owner not known until kubelet reports it").isEmpty();
+            assertThat(gpu0.tenants())
+                    .as("owner not known until kubelet reports it")
+                    .isEmpty();
 
             // kubelet reports the container: the tenant (its namespace, by default) becomes known.
             ledger.reconcile(List.of(new HeldDevices("team-a/trainer/main", ids(0, 0, 250))), Duration.ofHours(1));
-            await().atMost(Duration.ofSeconds(5)).until(() -> inventory.snapshot().gpus().get(0).tenants()
-                    .contains("team-a"));
+            await().atMost(Duration.ofSeconds(5))
+                    .until(() -> inventory.snapshot().gpus().get(0).tenants().contains("team-a"));
             assertThat(inventory.snapshot().tenants()).containsExactly("team-a");
 
             health.put(FakeNvml.uuid(1), GpuHealth.unhealthy(FakeNvml.uuid(1), "XID 79"));
@@ -81,9 +90,11 @@ class LedgerNodeInventoryTest {
 
     @Test
     void tenantIsTheOwnersNamespace() {
-        assertThat(LedgerNodeInventory.namespaceOf(new io.omai.agent.ledger.Allocation("a-1", List.of(),
-                java.time.Instant.EPOCH, "team-b/pod/ctr"))).isEqualTo("team-b");
-        assertThat(LedgerNodeInventory.namespaceOf(new io.omai.agent.ledger.Allocation("a-2", List.of(),
-                java.time.Instant.EPOCH, ""))).isEmpty();
+        assertThat(LedgerNodeInventory.namespaceOf(new io.omai.agent.ledger.Allocation(
+                        "a-1", List.of(), java.time.Instant.EPOCH, "team-b/pod/ctr")))
+                .isEqualTo("team-b");
+        assertThat(LedgerNodeInventory.namespaceOf(
+                        new io.omai.agent.ledger.Allocation("a-2", List.of(), java.time.Instant.EPOCH, "")))
+                .isEmpty();
     }
 }

@@ -45,16 +45,28 @@ class NodeAgentServiceTest {
     }
 
     private static FitRequest fit(String tenant, ContainerRequirement... containers) {
-        return FitRequest.newBuilder().setTenant(tenant).addAllContainers(List.of(containers)).build();
+        return FitRequest.newBuilder()
+                .setTenant(tenant)
+                .addAllContainers(List.of(containers))
+                .build();
     }
 
     private static ContainerAssignment share(String name, String gpu, int milli) {
-        return ContainerAssignment.newBuilder().setName(name).addGpuUuids(gpu).setMilli(milli).build();
+        return ContainerAssignment.newBuilder()
+                .setName(name)
+                .addGpuUuids(gpu)
+                .setMilli(milli)
+                .build();
     }
 
     private static ReserveRequest reserve(String key, String pod, String tenant, ContainerAssignment... containers) {
-        return ReserveRequest.newBuilder().setIdempotencyKey(key).setPodUid(pod).setTenant(tenant)
-                .addAllContainers(List.of(containers)).setLeaseSeconds(30).build();
+        return ReserveRequest.newBuilder()
+                .setIdempotencyKey(key)
+                .setPodUid(pod)
+                .setTenant(tenant)
+                .addAllContainers(List.of(containers))
+                .setLeaseSeconds(30)
+                .build();
     }
 
     private static GpuState gpu(NodeState state, int index) {
@@ -97,19 +109,24 @@ class NodeAgentServiceTest {
         assertThat(gpu(state, 2).getTenantsList()).containsExactly("team-b");
         assertThat(gpu(state, 7).getHealth()).isEqualTo(Health.HEALTH_UNHEALTHY);
         assertThat(gpu(state, 7).getHealthReason()).isEqualTo("XID 79");
-        assertThat(state.getHcasList()).extracting(h -> h.getName() + "@" + h.getNumaNode() + ":" + h.getVfsFree()
-                + "/" + h.getVfsTotal()).containsExactly("mlx5_0@0:4/4", "mlx5_1@1:4/4");
+        assertThat(state.getHcasList())
+                .extracting(h -> h.getName() + "@" + h.getNumaNode() + ":" + h.getVfsFree() + "/" + h.getVfsTotal())
+                .containsExactly("mlx5_0@0:4/4", "mlx5_1@1:4/4");
         assertThat(state.getTenantsList()).containsExactly("team-a", "team-b");
         assertThat(state.getReservationsList()).extracting(r -> r.getPodUid()).containsExactly("pod-1");
     }
 
     @Test
     void getNodeState_generationGrowsOnEveryChange() {
-        long before = api.blocking.getNodeState(GetNodeStateRequest.getDefaultInstance()).getGeneration();
+        long before = api.blocking
+                .getNodeState(GetNodeStateRequest.getDefaultInstance())
+                .getGeneration();
         api.inventory.allocate(uuid(0), "team-a", 100, GIB);
         api.blocking.reserve(reserve("k1", "pod-1", "team-a", share("main", uuid(0), 100)));
 
-        long after = api.blocking.getNodeState(GetNodeStateRequest.getDefaultInstance()).getGeneration();
+        long after = api.blocking
+                .getNodeState(GetNodeStateRequest.getDefaultInstance())
+                .getGeneration();
 
         assertThat(after).isGreaterThanOrEqualTo(before + 2);
     }
@@ -178,10 +195,16 @@ class NodeAgentServiceTest {
 
     @Test
     void fit_expressionSelectsByClassTagsAndQuantity() {
-        FitResponse infer = api.blocking.fit(fit("team-a", need("main", 500).toBuilder()
-                .setExpression("device.class == 'infer' && device.memory >= quantity('80Gi')").build()));
-        FitResponse nvlink = api.blocking.fit(fit("team-a", need("main", 500).toBuilder()
-                .setExpression("'nvlink' in device.tags && device.index > 1").build()));
+        FitResponse infer = api.blocking.fit(fit(
+                "team-a",
+                need("main", 500).toBuilder()
+                        .setExpression("device.class == 'infer' && device.memory >= quantity('80Gi')")
+                        .build()));
+        FitResponse nvlink = api.blocking.fit(fit(
+                "team-a",
+                need("main", 500).toBuilder()
+                        .setExpression("'nvlink' in device.tags && device.index > 1")
+                        .build()));
 
         assertThat(infer.getAssignments(0).getGpuUuidsList()).containsExactly(uuid(4));
         assertThat(nvlink.getAssignments(0).getGpuUuidsList()).containsExactly(uuid(2));
@@ -199,20 +222,27 @@ class NodeAgentServiceTest {
 
         assertThat(response.getFeasible()).isFalse();
         assertThat(response.getAssignmentsList()).isEmpty();
-        assertThat(response.getReasonsList()).extracting(FitReason::getGpuUuid, FitReason::getMessage).contains(
-                org.assertj.core.groups.Tuple.tuple(uuid(0), "500 milli requested, 100 free"),
-                org.assertj.core.groups.Tuple.tuple(uuid(6),
-                        "anti-affinity (policy gpu): tenant 'team-a' may not share GPU " + uuid(6)
-                                + " with tenant 'team-b'"),
-                org.assertj.core.groups.Tuple.tuple(uuid(7), "unhealthy: XID 48"),
-                org.assertj.core.groups.Tuple.tuple("", "no GPU can take 500 milli"));
-        assertThat(response.getReasonsList()).allMatch(reason -> reason.getContainer().equals("main"));
+        assertThat(response.getReasonsList())
+                .extracting(FitReason::getGpuUuid, FitReason::getMessage)
+                .contains(
+                        org.assertj.core.groups.Tuple.tuple(uuid(0), "500 milli requested, 100 free"),
+                        org.assertj.core.groups.Tuple.tuple(
+                                uuid(6),
+                                "anti-affinity (policy gpu): tenant 'team-a' may not share GPU " + uuid(6)
+                                        + " with tenant 'team-b'"),
+                        org.assertj.core.groups.Tuple.tuple(uuid(7), "unhealthy: XID 48"),
+                        org.assertj.core.groups.Tuple.tuple("", "no GPU can take 500 milli"));
+        assertThat(response.getReasonsList())
+                .allMatch(reason -> reason.getContainer().equals("main"));
     }
 
     @Test
     void fit_expressionFalseIsAReason() {
-        FitResponse response = api.blocking.fit(fit("team-a", need("main", 500).toBuilder()
-                .setExpression("device.model.startsWith('NVIDIA A100')").build()));
+        FitResponse response = api.blocking.fit(fit(
+                "team-a",
+                need("main", 500).toBuilder()
+                        .setExpression("device.model.startsWith('NVIDIA A100')")
+                        .build()));
 
         assertThat(response.getFeasible()).isFalse();
         assertThat(response.getReasons(0).getMessage())
@@ -221,8 +251,11 @@ class NodeAgentServiceTest {
 
     @Test
     void fit_expressionErrorOnADeviceIsAReasonNotAFailure() {
-        FitResponse response = api.blocking.fit(fit("team-a", need("main", 500).toBuilder()
-                .setExpression("device.attributes['rack'] == 'r12'").build()));
+        FitResponse response = api.blocking.fit(fit(
+                "team-a",
+                need("main", 500).toBuilder()
+                        .setExpression("device.attributes['rack'] == 'r12'")
+                        .build()));
 
         assertThat(response.getFeasible()).isFalse();
         assertThat(response.getReasons(0).getMessage())
@@ -231,8 +264,12 @@ class NodeAgentServiceTest {
 
     @Test
     void fit_vfsComeFromTheHcaOnTheGpusNumaNode() {
-        FitResponse response = api.blocking.fit(fit("team-a", need("main", 1000).toBuilder()
-                .setExpression("device.numa == 1").setVfs(2).build()));
+        FitResponse response = api.blocking.fit(fit(
+                "team-a",
+                need("main", 1000).toBuilder()
+                        .setExpression("device.numa == 1")
+                        .setVfs(2)
+                        .build()));
 
         assertThat(response.getAssignments(0).getVfIdsList()).containsExactly(vf(1, 0), vf(1, 1));
         assertThat(response.getScore()).isEqualTo(100);
@@ -240,7 +277,8 @@ class NodeAgentServiceTest {
 
     @Test
     void fit_tooManyVfsIsANodeReason() {
-        FitResponse response = api.blocking.fit(fit("team-a", need("main", 0).toBuilder().setVfs(9).build()));
+        FitResponse response = api.blocking.fit(
+                fit("team-a", need("main", 0).toBuilder().setVfs(9).build()));
 
         assertThat(response.getFeasible()).isFalse();
         assertThat(response.getReasons(0).getMessage()).isEqualTo("9 VF(s) needed, 8 free");
@@ -265,52 +303,78 @@ class NodeAgentServiceTest {
     void fit_containersOfOnePodSeeEachOther() {
         FitResponse response = api.blocking.fit(fit("team-a", need("a", 600), need("b", 600), need("c", 400)));
 
-        List<String> placed = response.getAssignmentsList().stream().map(a -> a.getGpuUuids(0)).toList();
+        List<String> placed = response.getAssignmentsList().stream()
+                .map(a -> a.getGpuUuids(0))
+                .toList();
         assertThat(placed.get(0)).isNotEqualTo(placed.get(1));
         assertThat(placed.get(2)).isEqualTo(placed.get(0));
     }
 
     @Test
     void fit_badExpressionIsInvalidArgumentWithFieldAndPosition() {
-        StatusRuntimeException e = failure(() -> api.blocking.fit(fit("team-a", need("main", 500),
+        StatusRuntimeException e = failure(() -> api.blocking.fit(fit(
+                "team-a",
+                need("main", 500),
                 need("side", 500).toBuilder().setExpression("device.memroy > 1").build())));
 
         assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
-        assertThat(e.getStatus().getDescription()).startsWith("containers[1].expression: line 1, column 7: ")
+        assertThat(e.getStatus().getDescription())
+                .startsWith("containers[1].expression: line 1, column 7: ")
                 .contains("memroy");
     }
 
     @Test
     void fit_nonBoolExpressionIsInvalidArgument() {
-        StatusRuntimeException e = failure(() -> api.blocking.fit(fit("team-a",
+        StatusRuntimeException e = failure(() -> api.blocking.fit(fit(
+                "team-a",
                 need("main", 500).toBuilder().setExpression("device.memory").build())));
 
         assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
-        assertThat(e.getStatus().getDescription()).startsWith("containers[0].expression: ").contains("bool");
+        assertThat(e.getStatus().getDescription())
+                .startsWith("containers[0].expression: ")
+                .contains("bool");
     }
 
     static Stream<Arguments> malformedFits() {
         return Stream.of(
-                Arguments.of(fit("team-a", need("main", 500), need("side", 1500)),
+                Arguments.of(
+                        fit("team-a", need("main", 500), need("side", 1500)),
                         "containers[1].milli: 1500 is not a share below 1000 nor a multiple of 1000"),
                 Arguments.of(fit("", need("main", 500)), "tenant: is missing; expected a tenant name"),
                 Arguments.of(fit("team a", need("main", 500)), "tenant: 'team a' is not a tenant name"),
                 Arguments.of(fit("team-a"), "containers: is empty; a pod needs at least one container"),
-                Arguments.of(fit("team-a", need("main", 500), need("main", 500)),
+                Arguments.of(
+                        fit("team-a", need("main", 500), need("main", 500)),
                         "containers[1].name: 'main' is used by two containers"),
                 Arguments.of(fit("team-a", need("Main", 500)), "containers[0].name: 'Main' is not a DNS label"),
                 Arguments.of(fit("team-a", need("main", -5)), "containers[0].milli: -5 is negative"),
-                Arguments.of(fit("team-a", need("main", 2000).toBuilder().setGpus(3).build()),
+                Arguments.of(
+                        fit("team-a", need("main", 2000).toBuilder().setGpus(3).build()),
                         "containers[0].gpus: 3 does not match milli 2000, which means 2 GPU(s)"),
-                Arguments.of(fit("team-a", need("main", 500).toBuilder().setMemoryBytes(-1).build()),
+                Arguments.of(
+                        fit(
+                                "team-a",
+                                need("main", 500).toBuilder().setMemoryBytes(-1).build()),
                         "containers[0].memory_bytes: -1 is negative"),
-                Arguments.of(fit("team-a", need("main", 0).toBuilder().setMemoryBytes(GIB).build()),
+                Arguments.of(
+                        fit(
+                                "team-a",
+                                need("main", 0).toBuilder().setMemoryBytes(GIB).build()),
                         "containers[0].memory_bytes: 1073741824 bytes of GPU memory asked for but milli is 0"),
-                Arguments.of(fit("team-a", need("main", 500).toBuilder().setVfs(-1).build()),
+                Arguments.of(
+                        fit("team-a", need("main", 500).toBuilder().setVfs(-1).build()),
                         "containers[0].vfs: -1 is not between 0 and 64"),
-                Arguments.of(fit("team-a", need("main", 0).toBuilder().setExpression("true").build()),
+                Arguments.of(
+                        fit(
+                                "team-a",
+                                need("main", 0).toBuilder()
+                                        .setExpression("true")
+                                        .build()),
                         "containers[0].expression: selects GPUs but milli is 0"),
-                Arguments.of(fit("team-a", need("main", 500)).toBuilder().setPodUid("pod 1").build(),
+                Arguments.of(
+                        fit("team-a", need("main", 500)).toBuilder()
+                                .setPodUid("pod 1")
+                                .build(),
                         "pod_uid: 'pod 1' is not a pod UID"));
     }
 
@@ -328,14 +392,16 @@ class NodeAgentServiceTest {
         ReserveResponse response = api.blocking.reserve(reserve("k1", "pod-1", "team-a", share("main", uuid(0), 700)));
 
         assertThat(response.getReservation().getContainers(0).getMemoryBytes()).isEqualTo(MilliOf80Gib.bytes(700));
-        assertThat(response.getReservation().getExpiresAt().getSeconds() - response.getReservation().getCreatedAt()
-                .getSeconds()).isEqualTo(30);
-        FitResponse fit = api.blocking.fit(fit("team-a", need("main", 400).toBuilder()
-                .setExpression("device.index == 0").build()));
+        assertThat(response.getReservation().getExpiresAt().getSeconds()
+                        - response.getReservation().getCreatedAt().getSeconds())
+                .isEqualTo(30);
+        FitResponse fit = api.blocking.fit(fit(
+                "team-a",
+                need("main", 400).toBuilder().setExpression("device.index == 0").build()));
         assertThat(fit.getFeasible()).isFalse();
         assertThat(fit.getReasons(0).getMessage()).isEqualTo("400 milli requested, 300 free");
-        StatusRuntimeException e = failure(() -> api.blocking.reserve(
-                reserve("k2", "pod-2", "team-a", share("main", uuid(0), 400))));
+        StatusRuntimeException e =
+                failure(() -> api.blocking.reserve(reserve("k2", "pod-2", "team-a", share("main", uuid(0), 400))));
         assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
         assertThat(e.getStatus().getDescription()).contains(uuid(0)).contains("400 milli requested, 300 free");
     }
@@ -343,11 +409,19 @@ class NodeAgentServiceTest {
     @Test
     void fit_withPodUidIgnoresThatPodsOwnReservation() {
         api.blocking.reserve(reserve("k1", "pod-1", "team-a", share("main", uuid(0), 700)));
-        FitRequest refit = fit("team-a", need("main", 700).toBuilder().setExpression("device.index == 0").build());
+        FitRequest refit = fit(
+                "team-a",
+                need("main", 700).toBuilder().setExpression("device.index == 0").build());
 
         assertThat(api.blocking.fit(refit).getFeasible()).isFalse();
-        assertThat(api.blocking.fit(refit.toBuilder().setPodUid("pod-1").build()).getFeasible()).isTrue();
-        assertThat(api.blocking.fit(refit.toBuilder().setPodUid("pod-2").build()).getFeasible()).isFalse();
+        assertThat(api.blocking
+                        .fit(refit.toBuilder().setPodUid("pod-1").build())
+                        .getFeasible())
+                .isTrue();
+        assertThat(api.blocking
+                        .fit(refit.toBuilder().setPodUid("pod-2").build())
+                        .getFeasible())
+                .isFalse();
     }
 
     @Test
@@ -365,12 +439,12 @@ class NodeAgentServiceTest {
     void reserve_sameKeyDifferentContentIsAlreadyExists() {
         api.blocking.reserve(reserve("k1", "pod-1", "team-a", share("main", uuid(0), 700)));
 
-        StatusRuntimeException e = failure(() -> api.blocking.reserve(
-                reserve("k1", "pod-1", "team-a", share("main", uuid(0), 600))));
+        StatusRuntimeException e =
+                failure(() -> api.blocking.reserve(reserve("k1", "pod-1", "team-a", share("main", uuid(0), 600))));
 
         assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.ALREADY_EXISTS);
-        assertThat(e.getStatus().getDescription()).startsWith("idempotency key 'k1' was used for a different "
-                + "reservation (containers");
+        assertThat(e.getStatus().getDescription())
+                .startsWith("idempotency key 'k1' was used for a different " + "reservation (containers");
     }
 
     @Test
@@ -379,42 +453,64 @@ class NodeAgentServiceTest {
         api.inventory.setHealth(uuid(2), DeviceHealth.unhealthy("XID 79"));
 
         assertThat(failure(() -> api.blocking.reserve(reserve("k1", "pod-1", "team-a", share("main", uuid(1), 100))))
-                .getStatus()).satisfies(status -> {
+                        .getStatus())
+                .satisfies(status -> {
                     assertThat(status.getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
-                    assertThat(status.getDescription()).contains("tenant 'team-a' may not share GPU " + uuid(1)
-                            + " with tenant 'team-b'");
+                    assertThat(status.getDescription())
+                            .contains("tenant 'team-a' may not share GPU " + uuid(1) + " with tenant 'team-b'");
                 });
         assertThat(failure(() -> api.blocking.reserve(reserve("k2", "pod-2", "team-a", share("main", uuid(2), 100))))
-                .getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
+                        .getStatus()
+                        .getCode())
+                .isEqualTo(Status.Code.FAILED_PRECONDITION);
         assertThat(failure(() -> api.blocking.reserve(reserve("k3", "pod-3", "team-a", share("main", "GPU-x", 100))))
-                .getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND);
+                        .getStatus()
+                        .getCode())
+                .isEqualTo(Status.Code.NOT_FOUND);
         api.blocking.reserve(reserve("k4", "pod-4", "team-a", share("main", uuid(3), 100)));
         assertThat(failure(() -> api.blocking.reserve(reserve("k5", "pod-4", "team-a", share("main", uuid(4), 100))))
-                .getStatus().getCode()).isEqualTo(Status.Code.ALREADY_EXISTS);
+                        .getStatus()
+                        .getCode())
+                .isEqualTo(Status.Code.ALREADY_EXISTS);
     }
 
     static Stream<Arguments> malformedReserves() {
         ReserveRequest good = reserve("k1", "pod-1", "team-a", share("main", uuid(0), 500));
         return Stream.of(
                 Arguments.of(edit(good, r -> r.clearIdempotencyKey()), "idempotency_key: is missing"),
-                Arguments.of(edit(good, r -> r.setIdempotencyKey("has space")),
+                Arguments.of(
+                        edit(good, r -> r.setIdempotencyKey("has space")),
                         "idempotency_key: 'has space' is not 1 to 256 printable ASCII characters"),
                 Arguments.of(edit(good, r -> r.clearPodUid()), "pod_uid: is missing"),
                 Arguments.of(edit(good, r -> r.setTenant("-bad")), "tenant: '-bad' is not a tenant name"),
                 Arguments.of(edit(good, r -> r.setLeaseSeconds(-1)), "lease_seconds: -1 is not between 1 and 3600"),
                 Arguments.of(edit(good, r -> r.setLeaseSeconds(7200)), "lease_seconds: 7200 is not between 1 and 3600"),
                 Arguments.of(edit(good, r -> r.clearContainers()), "containers: is empty"),
-                Arguments.of(edit(good, r -> r.setContainers(0, share("main", uuid(0), 1500))),
+                Arguments.of(
+                        edit(good, r -> r.setContainers(0, share("main", uuid(0), 1500))),
                         "containers[0].milli: 1500 is not a share below 1000 nor a multiple of 1000"),
-                Arguments.of(edit(good, r -> r.setContainers(0, share("main", uuid(0), 2000))),
+                Arguments.of(
+                        edit(good, r -> r.setContainers(0, share("main", uuid(0), 2000))),
                         "containers[0].gpu_uuids: 1 GPU(s) named but milli 2000 needs 2"),
-                Arguments.of(edit(good, r -> r.setContainers(0, share("main", uuid(0), 2000).toBuilder()
-                        .addGpuUuids(uuid(0)).build())), "containers[0].gpu_uuids[1]: '" + uuid(0)
-                        + "' is named twice"),
-                Arguments.of(edit(good, r -> r.setContainers(0, share("main", "", 500))),
+                Arguments.of(
+                        edit(
+                                good,
+                                r -> r.setContainers(
+                                        0,
+                                        share("main", uuid(0), 2000).toBuilder()
+                                                .addGpuUuids(uuid(0))
+                                                .build())),
+                        "containers[0].gpu_uuids[1]: '" + uuid(0) + "' is named twice"),
+                Arguments.of(
+                        edit(good, r -> r.setContainers(0, share("main", "", 500))),
                         "containers[0].gpu_uuids[0]: is missing; expected a GPU UUID"),
-                Arguments.of(edit(good, r -> r.addContainers(share("side", uuid(1), 100).toBuilder()
-                        .addVfIds(vf(0, 0)).addVfIds(vf(0, 0)).build())),
+                Arguments.of(
+                        edit(
+                                good,
+                                r -> r.addContainers(share("side", uuid(1), 100).toBuilder()
+                                        .addVfIds(vf(0, 0))
+                                        .addVfIds(vf(0, 0))
+                                        .build())),
                         "containers[1].vf_ids[1]: '" + vf(0, 0) + "' is named twice in this pod"));
     }
 
@@ -425,14 +521,18 @@ class NodeAgentServiceTest {
     @ParameterizedTest
     @MethodSource("malformedReserves")
     void reserve_malformedRequestIsInvalidArgumentAndChangesNothing(ReserveRequest request, String message) {
-        long generation = api.blocking.getNodeState(GetNodeStateRequest.getDefaultInstance()).getGeneration();
+        long generation = api.blocking
+                .getNodeState(GetNodeStateRequest.getDefaultInstance())
+                .getGeneration();
 
         StatusRuntimeException e = failure(() -> api.blocking.reserve(request));
 
         assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
         assertThat(e.getStatus().getDescription()).startsWith(message);
         assertThat(api.book.outstanding()).isEmpty();
-        assertThat(api.blocking.getNodeState(GetNodeStateRequest.getDefaultInstance()).getGeneration())
+        assertThat(api.blocking
+                        .getNodeState(GetNodeStateRequest.getDefaultInstance())
+                        .getGeneration())
                 .isEqualTo(generation);
     }
 
@@ -441,15 +541,26 @@ class NodeAgentServiceTest {
         api.blocking.reserve(reserve("k1", "pod-1", "team-a", share("main", uuid(0), 500)));
         api.blocking.reserve(reserve("k2", "pod-2", "team-a", share("main", uuid(1), 500)));
 
-        assertThat(api.blocking.release(ReleaseRequest.newBuilder().setPodUid("pod-1").build()).getReleased()
-                .getIdempotencyKey()).isEqualTo("k1");
-        assertThat(api.blocking.release(ReleaseRequest.newBuilder().setIdempotencyKey("k2").build()).getReleased()
-                .getPodUid()).isEqualTo("pod-2");
+        assertThat(api.blocking
+                        .release(ReleaseRequest.newBuilder().setPodUid("pod-1").build())
+                        .getReleased()
+                        .getIdempotencyKey())
+                .isEqualTo("k1");
+        assertThat(api.blocking
+                        .release(ReleaseRequest.newBuilder()
+                                .setIdempotencyKey("k2")
+                                .build())
+                        .getReleased()
+                        .getPodUid())
+                .isEqualTo("pod-2");
         StatusRuntimeException gone = failure(() -> api.blocking.release(
                 ReleaseRequest.newBuilder().setIdempotencyKey("k2").build()));
         assertThat(gone.getStatus().getCode()).isEqualTo(Status.Code.NOT_FOUND);
         assertThat(gone.getStatus().getDescription()).contains("'k2'");
-        assertThat(api.blocking.getNodeState(GetNodeStateRequest.getDefaultInstance()).getReservationsList()).isEmpty();
+        assertThat(api.blocking
+                        .getNodeState(GetNodeStateRequest.getDefaultInstance())
+                        .getReservationsList())
+                .isEmpty();
     }
 
     @Test
@@ -457,8 +568,8 @@ class NodeAgentServiceTest {
         StatusRuntimeException e = failure(() -> api.blocking.release(ReleaseRequest.getDefaultInstance()));
 
         assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
-        assertThat(e.getStatus().getDescription()).isEqualTo("selector: neither pod_uid nor idempotency_key is set; "
-                + "set one");
+        assertThat(e.getStatus().getDescription())
+                .isEqualTo("selector: neither pod_uid nor idempotency_key is set; " + "set one");
     }
 
     @Test
@@ -466,12 +577,15 @@ class NodeAgentServiceTest {
         api.blocking.reserve(reserve("k1", "pod-1", "team-a", share("main", uuid(0), 900)));
         api.clock.advance(Duration.ofSeconds(30));
 
-        FitResponse fit = api.blocking.fit(fit("team-b", need("main", 900).toBuilder()
-                .setExpression("device.index == 0").build()));
+        FitResponse fit = api.blocking.fit(fit(
+                "team-b",
+                need("main", 900).toBuilder().setExpression("device.index == 0").build()));
 
         assertThat(fit.getFeasible()).isTrue();
-        assertThatThrownBy(() -> api.blocking.release(ReleaseRequest.newBuilder().setPodUid("pod-1").build()))
-                .isInstanceOf(StatusRuntimeException.class).hasMessageContaining("NOT_FOUND");
+        assertThatThrownBy(() -> api.blocking.release(
+                        ReleaseRequest.newBuilder().setPodUid("pod-1").build()))
+                .isInstanceOf(StatusRuntimeException.class)
+                .hasMessageContaining("NOT_FOUND");
     }
 
     /** Memory proportional to a share of an 80 GiB card, as the agent computes it. */

@@ -28,16 +28,32 @@ final class NodeFixtures {
         var gpus = new ArrayList<GpuSnapshot>();
         for (int i = 0; i < 8; i++) {
             boolean train = i < 4;
-            gpus.add(new GpuSnapshot(uuid(i), i, MODEL, 80 * GIB, 1000, 0, 0, DeviceHealth.HEALTHY, train ? 0 : 1,
+            gpus.add(new GpuSnapshot(
+                    uuid(i),
+                    i,
+                    MODEL,
+                    80 * GIB,
+                    1000,
+                    0,
+                    0,
+                    DeviceHealth.HEALTHY,
+                    train ? 0 : 1,
                     Map.of("class", train ? "train" : "infer", "compute_capability", "9.0"),
-                    train ? Set.of("nvlink") : Set.of(), Set.of()));
+                    train ? Set.of("nvlink") : Set.of(),
+                    Set.of()));
         }
         return new NodeSnapshot("node-a", 1, gpus, List.of(hca(0), hca(1)));
     }
 
     private static HcaSnapshot hca(int number) {
         List<String> vfs = List.of(vf(number, 0), vf(number, 1), vf(number, 2), vf(number, 3));
-        return new HcaSnapshot("mlx5_" + number, number == 0 ? "0000:3b:00.0" : "0000:d8:00.0", number, "InfiniBand", vfs,
-                Set.copyOf(vfs), List.of());
+        return new HcaSnapshot(
+                "mlx5_" + number,
+                number == 0 ? "0000:3b:00.0" : "0000:d8:00.0",
+                number,
+                "InfiniBand",
+                vfs,
+                Set.copyOf(vfs),
+                List.of());
     }
 }

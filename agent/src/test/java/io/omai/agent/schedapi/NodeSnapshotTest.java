@@ -13,8 +13,14 @@ class NodeSnapshotTest {
 
     @Test
     void vfs_freeOnesInHcaOrder() {
-        NodeSnapshot oneTaken = node.withHcas(List.of(new HcaSnapshot("mlx5_0", "0000:3b:00.0", 0, "InfiniBand",
-                List.of(NodeFixtures.vf(0, 0), NodeFixtures.vf(0, 1)), Set.of(NodeFixtures.vf(0, 1)), List.of())));
+        NodeSnapshot oneTaken = node.withHcas(List.of(new HcaSnapshot(
+                "mlx5_0",
+                "0000:3b:00.0",
+                0,
+                "InfiniBand",
+                List.of(NodeFixtures.vf(0, 0), NodeFixtures.vf(0, 1)),
+                Set.of(NodeFixtures.vf(0, 1)),
+                List.of())));
 
         assertThat(oneTaken.vfIds()).containsExactly(NodeFixtures.vf(0, 0), NodeFixtures.vf(0, 1));
         assertThat(oneTaken.freeVfIds()).containsExactly(NodeFixtures.vf(0, 1));
@@ -22,12 +28,15 @@ class NodeSnapshotTest {
 
     @Test
     void construction_refusesDuplicateGpusAndVfs() {
-        assertThatThrownBy(() -> node.withGpus(List.of(node.gpus().get(0), node.gpus().get(0))))
+        assertThatThrownBy(() ->
+                        node.withGpus(List.of(node.gpus().get(0), node.gpus().get(0))))
                 .hasMessage("node node-a: GPU " + NodeFixtures.uuid(0) + " listed twice");
-        assertThatThrownBy(() -> node.withHcas(List.of(node.hcas().get(0), node.hcas().get(0))))
+        assertThatThrownBy(() ->
+                        node.withHcas(List.of(node.hcas().get(0), node.hcas().get(0))))
                 .hasMessageContaining("VF " + NodeFixtures.vf(0, 0) + " listed twice");
-        assertThatThrownBy(() -> new HcaSnapshot("mlx5_0", "0000:3b:00.0", 0, "InfiniBand", List.of("a"),
-                Set.of("b"), List.of())).hasMessage("HCA mlx5_0: free VFs [b] not among [a]");
+        assertThatThrownBy(() -> new HcaSnapshot(
+                        "mlx5_0", "0000:3b:00.0", 0, "InfiniBand", List.of("a"), Set.of("b"), List.of()))
+                .hasMessage("HCA mlx5_0: free VFs [b] not among [a]");
     }
 
     @Test

@@ -41,12 +41,18 @@ class ReserveRaceTest {
         for (int round = 0; round < ROUNDS; round++) {
             List<Status.Code> codes = raceFor(round, uuid(7), 1000);
 
-            assertThat(codes).as("round %d", round).filteredOn(code -> code == Status.Code.OK).hasSize(1);
-            assertThat(codes).as("round %d", round).filteredOn(code -> code != Status.Code.OK)
+            assertThat(codes)
+                    .as("round %d", round)
+                    .filteredOn(code -> code == Status.Code.OK)
+                    .hasSize(1);
+            assertThat(codes)
+                    .as("round %d", round)
+                    .filteredOn(code -> code != Status.Code.OK)
                     .containsOnly(Status.Code.RESOURCE_EXHAUSTED);
             assertThat(api.book.outstanding()).hasSize(1);
             api.blocking.release(ReleaseRequest.newBuilder()
-                    .setPodUid(api.book.outstanding().getFirst().podUid()).build());
+                    .setPodUid(api.book.outstanding().getFirst().podUid())
+                    .build());
         }
     }
 
@@ -69,9 +75,15 @@ class ReserveRaceTest {
             String id = round + "-" + t;
             // one tenant for shares (so anti-affinity does not decide), one per caller for whole GPUs
             String tenant = milli < 1000 ? "team-a" : "team-" + t;
-            ReserveRequest request = ReserveRequest.newBuilder().setIdempotencyKey("key-" + id).setPodUid("pod-" + id)
-                    .setTenant(tenant).setLeaseSeconds(60)
-                    .addContainers(ContainerAssignment.newBuilder().setName("main").addGpuUuids(gpu).setMilli(milli))
+            ReserveRequest request = ReserveRequest.newBuilder()
+                    .setIdempotencyKey("key-" + id)
+                    .setPodUid("pod-" + id)
+                    .setTenant(tenant)
+                    .setLeaseSeconds(60)
+                    .addContainers(ContainerAssignment.newBuilder()
+                            .setName("main")
+                            .addGpuUuids(gpu)
+                            .setMilli(milli))
                     .build();
             outcomes.add(pool.submit(() -> {
                 start.await();

@@ -42,13 +42,18 @@ class ReserveVersusAllocateRaceTest {
     @Test
     void reserveAndAnUnreservedAllocateNeverBothWin() throws Exception {
         ExecutorService pool = Executors.newFixedThreadPool(2);
-        try (AllocationLedger ledger = AllocationLedger.open(FakeNvml.gpus(1, 16L << 30, 1),
-                ConfigLoader.defaults().sharing(), state, Clock.systemUTC());
-                LedgerNodeInventory inventory = new LedgerNodeInventory("node-r", ledger, Map::of,
-                        new DeviceAttributeOverlay(List.of()), List::of, LedgerNodeInventory::namespaceOf)) {
+        try (AllocationLedger ledger = AllocationLedger.open(
+                        FakeNvml.gpus(1, 16L << 30, 1), ConfigLoader.defaults().sharing(), state, Clock.systemUTC());
+                LedgerNodeInventory inventory = new LedgerNodeInventory(
+                        "node-r",
+                        ledger,
+                        Map::of,
+                        new DeviceAttributeOverlay(List.of()),
+                        List::of,
+                        LedgerNodeInventory::namespaceOf)) {
             ReservationBook book = new ReservationBook(inventory::live, AntiAffinityPolicy.GPU, Clock.systemUTC());
-            AdmissionGate gate = new AdmissionGate("node-r", ledger, book, NodePods.NONE, new GpuWithdrawals(),
-                    Duration.ZERO);
+            AdmissionGate gate =
+                    new AdmissionGate("node-r", ledger, book, NodePods.NONE, new GpuWithdrawals(), Duration.ZERO);
             String gpu = FakeNvml.uuid(0);
             int bothWon = 0;
             int allocateWon = 0;
@@ -57,8 +62,12 @@ class ReserveVersusAllocateRaceTest {
                 // a different 600 IDs each round, so every Allocate is a new allocation
                 int first = (round % 2) * 400;
                 List<String> ids = IntStream.range(first, first + 600)
-                        .mapToObj(slot -> new MilliGpuId(gpu, slot).id()).toList();
-                ReservationRequest request = new ReservationRequest("key-" + round, "pod-" + round, "team-s",
+                        .mapToObj(slot -> new MilliGpuId(gpu, slot).id())
+                        .toList();
+                ReservationRequest request = new ReservationRequest(
+                        "key-" + round,
+                        "pod-" + round,
+                        "team-s",
                         // 500, not 600: an Allocate of 600 is then not this reservation's pod being admitted
                         List.of(new ContainerReservation("main", List.of(gpu), 500, 0, List.of())),
                         Duration.ofMinutes(5));
@@ -91,12 +100,14 @@ class ReserveVersusAllocateRaceTest {
                 ledger.reconcile(List.of(), Duration.ZERO);
                 assertThat(ledger.allocations()).isEmpty();
             }
-            assertThat(bothWon).as("rounds where a reservation of 500 and an allocation of 600 both got one 1000-milli GPU (allocate won %d, reserve won %d)",
-                    allocateWon, reserveWon).isZero();
+            assertThat(bothWon)
+                    .as(
+                            "rounds where a reservation of 500 and an allocation of 600 both got one 1000-milli GPU (allocate won %d, reserve won %d)",
+                            allocateWon, reserveWon)
+                    .isZero();
             assertThat(allocateWon + reserveWon).isEqualTo(ROUNDS);
         } finally {
             pool.shutdownNow();
         }
     }
-
 }

@@ -40,20 +40,31 @@ class SameVerdictFromWatchedStateTest {
     /** The extender's side: the published proto to the model's input, nothing else. */
     private static NodeState fromPublished(io.omai.agent.schedapi.v1.NodeState published) {
         List<GpuState> gpus = published.getGpusList().stream()
-                .map(g -> new GpuState(g.getUuid(), g.getIndex(), g.getNumaNode(), "",
-                        g.getHealth() == Health.HEALTH_HEALTHY, g.getHealthReason(), g.getMemoryBytes(),
+                .map(g -> new GpuState(
+                        g.getUuid(),
+                        g.getIndex(),
+                        g.getNumaNode(),
+                        "",
+                        g.getHealth() == Health.HEALTH_HEALTHY,
+                        g.getHealthReason(),
+                        g.getMemoryBytes(),
                         g.getMilliAllocated() + g.getMilliReserved(),
-                        g.getMemoryAllocatedBytes() + g.getMemoryReservedBytes(), Set.copyOf(g.getTenantsList())))
+                        g.getMemoryAllocatedBytes() + g.getMemoryReservedBytes(),
+                        Set.copyOf(g.getTenantsList())))
                 .toList();
         List<HcaState> hcas = published.getHcasList().stream()
-                .map(h -> new HcaState(h.getName(), h.getNumaNode(), h.getFreeVfIdsList(),
-                        Set.copyOf(h.getFreeVfIdsList())))
+                .map(h -> new HcaState(
+                        h.getName(), h.getNumaNode(), h.getFreeVfIdsList(), Set.copyOf(h.getFreeVfIdsList())))
                 .toList();
         return new NodeState(published.getNodeName(), gpus, hcas);
     }
 
     private static ContainerRequirement need(String name, int milli, int vfs) {
-        return ContainerRequirement.newBuilder().setName(name).setMilli(milli).setVfs(vfs).build();
+        return ContainerRequirement.newBuilder()
+                .setName(name)
+                .setMilli(milli)
+                .setVfs(vfs)
+                .build();
     }
 
     @Test
@@ -62,9 +73,16 @@ class SameVerdictFromWatchedStateTest {
         api.inventory.allocate(uuid(5), "team-a", 400, 10 * GIB);
         api.inventory.allocate(uuid(6), "team-b", 100, 10 * GIB);
         api.inventory.setHealth(uuid(7), DeviceHealth.unhealthy("XID 79"));
-        api.blocking.reserve(ReserveRequest.newBuilder().setIdempotencyKey("k1").setPodUid("pod-1")
-                .setTenant("team-b").setLeaseSeconds(30).addContainers(ContainerAssignment.newBuilder()
-                        .setName("main").addGpuUuids(uuid(0)).setMilli(250)).build());
+        api.blocking.reserve(ReserveRequest.newBuilder()
+                .setIdempotencyKey("k1")
+                .setPodUid("pod-1")
+                .setTenant("team-b")
+                .setLeaseSeconds(30)
+                .addContainers(ContainerAssignment.newBuilder()
+                        .setName("main")
+                        .addGpuUuids(uuid(0))
+                        .setMilli(250))
+                .build());
         NodeState watched = fromPublished(api.blocking.getNodeState(GetNodeStateRequest.getDefaultInstance()));
 
         List<List<ContainerRequirement>> pods = List.of(
@@ -75,23 +93,40 @@ class SameVerdictFromWatchedStateTest {
                 List.of(need("big", 900, 0), need("big2", 900, 0), need("big3", 900, 0), need("big4", 900, 0)));
         for (String tenant : List.of("team-a", "team-b", "team-c")) {
             for (List<ContainerRequirement> pod : pods) {
-                FitResponse fit = api.blocking.fit(FitRequest.newBuilder().setTenant(tenant).addAllContainers(pod)
+                FitResponse fit = api.blocking.fit(FitRequest.newBuilder()
+                        .setTenant(tenant)
+                        .addAllContainers(pod)
                         .build());
-                Plan plan = Planner.plan(watched, tenant, pod.stream()
-                        .map(c -> new ContainerDemand(c.getName(), c.getMilli(), 0, c.getVfs())).toList(),
-                        AntiAffinityPolicy.GPU, GpuCondition.ANY);
+                Plan plan = Planner.plan(
+                        watched,
+                        tenant,
+                        pod.stream()
+                                .map(c -> new ContainerDemand(c.getName(), c.getMilli(), 0, c.getVfs()))
+                                .toList(),
+                        AntiAffinityPolicy.GPU,
+                        GpuCondition.ANY);
 
-                String what = tenant + " " + pod.stream().map(c -> c.getName() + "=" + c.getMilli()).toList();
+                String what = tenant + " "
+                        + pod.stream()
+                                .map(c -> c.getName() + "=" + c.getMilli())
+                                .toList();
                 assertThat(plan.feasible()).as("feasible: %s", what).isEqualTo(fit.getFeasible());
                 assertThat(plan.score()).as("score: %s", what).isEqualTo(fit.getScore());
-                assertThat(plan.placements().stream().map(p -> p.container() + p.gpuUuids() + p.milli() + "/"
-                        + p.memoryBytes() + p.vfIds()).toList()).as("placements: %s", what)
-                        .isEqualTo(fit.getAssignmentsList().stream().map(a -> a.getName() + a.getGpuUuidsList()
-                                + a.getMilli() + "/" + a.getMemoryBytes() + a.getVfIdsList()).toList());
-                assertThat(plan.refusals().stream().map(r -> r.container() + "@" + r.gpuUuid() + ": " + r.message())
-                        .toList()).as("reasons: %s", what)
-                        .isEqualTo(fit.getReasonsList().stream().map(r -> r.getContainer() + "@" + r.getGpuUuid()
-                                + ": " + r.getMessage()).toList());
+                assertThat(plan.placements().stream()
+                                .map(p -> p.container() + p.gpuUuids() + p.milli() + "/" + p.memoryBytes() + p.vfIds())
+                                .toList())
+                        .as("placements: %s", what)
+                        .isEqualTo(fit.getAssignmentsList().stream()
+                                .map(a -> a.getName() + a.getGpuUuidsList() + a.getMilli() + "/" + a.getMemoryBytes()
+                                        + a.getVfIdsList())
+                                .toList());
+                assertThat(plan.refusals().stream()
+                                .map(r -> r.container() + "@" + r.gpuUuid() + ": " + r.message())
+                                .toList())
+                        .as("reasons: %s", what)
+                        .isEqualTo(fit.getReasonsList().stream()
+                                .map(r -> r.getContainer() + "@" + r.getGpuUuid() + ": " + r.getMessage())
+                                .toList());
             }
         }
     }

@@ -72,18 +72,25 @@ class SchedulerApiOverTcpTest {
         inventory = new StaticNodeInventory(NodeFixtures.eightGpus());
         var book = new ReservationBook(inventory::snapshot, AntiAffinityPolicy.GPU, Clock.systemUTC());
         var tls = new TlsSettings(agent.certificateChain(), agent.privateKey(), pki.ca());
-        server = new SchedulerApiServer(SchedulerApiServer.tcp(new InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0),
-                Optional.of(tls)), inventory, book, new ClientPolicy.AllowList(Set.of(SCHEDULER))).start();
+        server = new SchedulerApiServer(
+                        SchedulerApiServer.tcp(
+                                new InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0), Optional.of(tls)),
+                        inventory,
+                        book,
+                        new ClientPolicy.AllowList(Set.of(SCHEDULER)))
+                .start();
         scheduler = channel(allowed, pki.ca());
         intruder = channel(other, pki.ca());
     }
 
     private ManagedChannel channel(ThrowawayPki.Party client, Path ca) throws IOException {
         ChannelCredentials credentials = TlsChannelCredentials.newBuilder()
-                .keyManager(client.certificateChain().toFile(), client.privateKey().toFile())
+                .keyManager(
+                        client.certificateChain().toFile(), client.privateKey().toFile())
                 .trustManager(ca.toFile())
                 .build();
-        ManagedChannel channel = Grpc.newChannelBuilderForAddress("127.0.0.1", server.port(), credentials).build();
+        ManagedChannel channel = Grpc.newChannelBuilderForAddress("127.0.0.1", server.port(), credentials)
+                .build();
         channels.add(channel);
         return channel;
     }
@@ -99,28 +106,48 @@ class SchedulerApiOverTcpTest {
     }
 
     private static ReserveRequest reserve(String key, String pod, int gpu) {
-        return ReserveRequest.newBuilder().setIdempotencyKey(key).setPodUid(pod).setTenant("team-a")
-                .setLeaseSeconds(60).addContainers(ContainerAssignment.newBuilder().setName("main")
-                        .addGpuUuids(uuid(gpu)).setMilli(500)).build();
+        return ReserveRequest.newBuilder()
+                .setIdempotencyKey(key)
+                .setPodUid(pod)
+                .setTenant("team-a")
+                .setLeaseSeconds(60)
+                .addContainers(ContainerAssignment.newBuilder()
+                        .setName("main")
+                        .addGpuUuids(uuid(gpu))
+                        .setMilli(500))
+                .build();
     }
 
     @Test
     void tls_allowListedSchedulerMayReserveAndRelease() {
         var stub = NodeAgentGrpc.newBlockingStub(scheduler).withDeadlineAfter(10, TimeUnit.SECONDS);
 
-        assertThat(stub.reserve(reserve("tcp-k1", "tcp-pod-1", 0)).getReservation().getPodUid())
+        assertThat(stub.reserve(reserve("tcp-k1", "tcp-pod-1", 0))
+                        .getReservation()
+                        .getPodUid())
                 .isEqualTo("tcp-pod-1");
-        assertThat(stub.release(ReleaseRequest.newBuilder().setPodUid("tcp-pod-1").build()).getReleased()
-                .getIdempotencyKey()).isEqualTo("tcp-k1");
+        assertThat(stub.release(ReleaseRequest.newBuilder()
+                                .setPodUid("tcp-pod-1")
+                                .build())
+                        .getReleased()
+                        .getIdempotencyKey())
+                .isEqualTo("tcp-k1");
     }
 
     @Test
     void tls_otherClientsMayReadButNotReserve() {
         var stub = NodeAgentGrpc.newBlockingStub(intruder).withDeadlineAfter(10, TimeUnit.SECONDS);
 
-        assertThat(stub.getNodeState(GetNodeStateRequest.getDefaultInstance()).getGpusCount()).isEqualTo(8);
-        assertThat(stub.fit(FitRequest.newBuilder().setTenant("team-a").addContainers(ContainerRequirement
-                .newBuilder().setName("main").setMilli(100)).build()).getFeasible()).isTrue();
+        assertThat(stub.getNodeState(GetNodeStateRequest.getDefaultInstance()).getGpusCount())
+                .isEqualTo(8);
+        assertThat(stub.fit(FitRequest.newBuilder()
+                                .setTenant("team-a")
+                                .addContainers(ContainerRequirement.newBuilder()
+                                        .setName("main")
+                                        .setMilli(100))
+                                .build())
+                        .getFeasible())
+                .isTrue();
         StatusRuntimeException denied = null;
         try {
             stub.reserve(reserve("tcp-k2", "tcp-pod-2", 1));
@@ -130,16 +157,21 @@ class SchedulerApiOverTcpTest {
         assertThat(denied).isNotNull();
         assertThat(denied.getStatus().getCode()).isEqualTo(Status.Code.PERMISSION_DENIED);
         assertThat(denied.getStatus().getDescription()).contains("someone-else").contains("Reserve");
-        assertThat(NodeAgentGrpc.newBlockingStub(scheduler).getNodeState(GetNodeStateRequest.getDefaultInstance())
-                .getReservationsList()).noneMatch(r -> r.getPodUid().equals("tcp-pod-2"));
+        assertThat(NodeAgentGrpc.newBlockingStub(scheduler)
+                        .getNodeState(GetNodeStateRequest.getDefaultInstance())
+                        .getReservationsList())
+                .noneMatch(r -> r.getPodUid().equals("tcp-pod-2"));
     }
 
     @Test
     void health_reportsTheServiceServing() {
         var health = HealthGrpc.newBlockingStub(intruder).withDeadlineAfter(10, TimeUnit.SECONDS);
 
-        assertThat(health.check(HealthCheckRequest.newBuilder().setService(SchedulerApiServer.SERVICE_NAME).build())
-                .getStatus()).isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
+        assertThat(health.check(HealthCheckRequest.newBuilder()
+                                .setService(SchedulerApiServer.SERVICE_NAME)
+                                .build())
+                        .getStatus())
+                .isEqualTo(HealthCheckResponse.ServingStatus.SERVING);
     }
 
     @Test
@@ -167,15 +199,16 @@ class SchedulerApiOverTcpTest {
         requests.onCompleted();
 
         assertThat(done.await(10, TimeUnit.SECONDS)).isTrue();
-        assertThat(services.poll().getListServicesResponse().getServiceList()).extracting(ServiceResponse::getName)
+        assertThat(services.poll().getListServicesResponse().getServiceList())
+                .extracting(ServiceResponse::getName)
                 .contains(SchedulerApiServer.SERVICE_NAME, "grpc.health.v1.Health");
     }
 
     @Test
     void watch_deliversAnAllocationQuickly() throws InterruptedException {
         var states = new LinkedBlockingQueue<NodeState>();
-        NodeAgentGrpc.newStub(scheduler).watchNodeState(WatchNodeStateRequest.getDefaultInstance(),
-                new StreamObserver<>() {
+        NodeAgentGrpc.newStub(scheduler)
+                .watchNodeState(WatchNodeStateRequest.getDefaultInstance(), new StreamObserver<>() {
                     @Override
                     public void onNext(NodeState state) {
                         states.add(state);
@@ -201,8 +234,11 @@ class SchedulerApiOverTcpTest {
         }
         latenciesMicros.sort(null);
         long worst = latenciesMicros.getLast();
-        System.out.printf(Locale.ROOT, "watch latency over TCP+mTLS, allocation -> client: median %.2f ms, max "
-                + "%.2f ms (20 changes)%n", latenciesMicros.get(10) / 1000.0, worst / 1000.0);
+        System.out.printf(
+                Locale.ROOT,
+                "watch latency over TCP+mTLS, allocation -> client: median %.2f ms, max " + "%.2f ms (20 changes)%n",
+                latenciesMicros.get(10) / 1000.0,
+                worst / 1000.0);
         // the target is 100 ms; the bound is generous so two busy shared cores cannot make this flaky
         assertThat(worst).isLessThan(2_000_000);
         inventory.freeAll(uuid(3));

@@ -26,8 +26,7 @@ final class ThrowawayPki {
 
     ThrowawayPki(Path directory) throws IOException, InterruptedException {
         this.directory = directory;
-        keytool("-genkeypair", "-keystore", store("ca"), "-alias", "ca", "-dname", "CN=omai-test-ca",
-                "-ext", "bc:c");
+        keytool("-genkeypair", "-keystore", store("ca"), "-alias", "ca", "-dname", "CN=omai-test-ca", "-ext", "bc:c");
         keytool("-exportcert", "-rfc", "-keystore", store("ca"), "-alias", "ca", "-file", ca().toString());
     }
 
@@ -46,8 +45,17 @@ final class ThrowawayPki {
         Path request = directory.resolve(name + ".csr");
         keytool("-certreq", "-keystore", store(name), "-alias", name, "-file", request.toString());
         Path certificate = directory.resolve(name + ".crt");
-        var gencert = new ArrayList<>(List.of("-gencert", "-rfc", "-keystore", store("ca"), "-alias", "ca",
-                "-infile", request.toString(), "-outfile", certificate.toString()));
+        var gencert = new ArrayList<>(List.of(
+                "-gencert",
+                "-rfc",
+                "-keystore",
+                store("ca"),
+                "-alias",
+                "ca",
+                "-infile",
+                request.toString(),
+                "-outfile",
+                certificate.toString()));
         if (!subjectAlternativeNames.isEmpty()) {
             gencert.addAll(List.of("-ext", "san=" + subjectAlternativeNames));
         }
@@ -68,7 +76,8 @@ final class ThrowawayPki {
     }
 
     private static String pem(String type, byte[] der) {
-        String body = Base64.getMimeEncoder(64, "\n".getBytes(StandardCharsets.US_ASCII)).encodeToString(der);
+        String body = Base64.getMimeEncoder(64, "\n".getBytes(StandardCharsets.US_ASCII))
+                .encodeToString(der);
         return "-----BEGIN " + type + "-----\n" + body + "\n-----END " + type + "-----\n";
     }
 
@@ -84,8 +93,7 @@ final class ThrowawayPki {
         command.addAll(List.of(arguments));
         command.addAll(List.of("-storetype", "PKCS12", "-storepass", PASSWORD, "-noprompt"));
         if (arguments[0].equals("-genkeypair")) {
-            command.addAll(List.of("-keypass", PASSWORD, "-keyalg", "EC", "-groupname", "secp256r1",
-                    "-validity", "2"));
+            command.addAll(List.of("-keypass", PASSWORD, "-keyalg", "EC", "-groupname", "secp256r1", "-validity", "2"));
         }
         Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
         String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);

@@ -86,8 +86,10 @@ class WatchNodeStateTest {
     @Test
     void watch_resumingFromTheCurrentGenerationWaitsForTheNextChange() throws InterruptedException {
         NodeState now = current();
-        Recorder recorder = watch(WatchNodeStateRequest.newBuilder().setAfterGeneration(now.getGeneration())
-                .setIncarnation(now.getIncarnation()).build());
+        Recorder recorder = watch(WatchNodeStateRequest.newBuilder()
+                .setAfterGeneration(now.getGeneration())
+                .setIncarnation(now.getIncarnation())
+                .build());
         // direct executors: had the server sent anything, it would already be here
         assertThat(recorder.states).isEmpty();
 
@@ -103,16 +105,20 @@ class WatchNodeStateTest {
         NodeState old = current();
         api.inventory.allocate(uuid(0), "team-a", 300, GIB);
 
-        Recorder recorder = watch(WatchNodeStateRequest.newBuilder().setAfterGeneration(old.getGeneration())
-                .setIncarnation(old.getIncarnation()).build());
+        Recorder recorder = watch(WatchNodeStateRequest.newBuilder()
+                .setAfterGeneration(old.getGeneration())
+                .setIncarnation(old.getIncarnation())
+                .build());
 
         assertThat(recorder.next().getGpus(0).getMilliAllocated()).isEqualTo(300);
     }
 
     @Test
     void watch_anotherIncarnationGetsTheCurrentStateWhateverItsGeneration() throws InterruptedException {
-        Recorder recorder = watch(WatchNodeStateRequest.newBuilder().setAfterGeneration(1_000_000)
-                .setIncarnation("agent-before-restart").build());
+        Recorder recorder = watch(WatchNodeStateRequest.newBuilder()
+                .setAfterGeneration(1_000_000)
+                .setIncarnation("agent-before-restart")
+                .build());
 
         assertThat(recorder.next()).isEqualTo(current());
     }
@@ -120,8 +126,8 @@ class WatchNodeStateTest {
     @Test
     void watch_negativeGenerationIsInvalidArgument() {
         var failures = new LinkedBlockingQueue<Throwable>();
-        api.async.watchNodeState(WatchNodeStateRequest.newBuilder().setAfterGeneration(-3).build(),
-                new StreamObserver<>() {
+        api.async.watchNodeState(
+                WatchNodeStateRequest.newBuilder().setAfterGeneration(-3).build(), new StreamObserver<>() {
                     @Override
                     public void onNext(NodeState state) {
                         failures.add(new AssertionError("got a state for a malformed request"));
@@ -148,9 +154,16 @@ class WatchNodeStateTest {
         Recorder recorder = watch(WatchNodeStateRequest.getDefaultInstance());
         recorder.next();
 
-        api.blocking.reserve(ReserveRequest.newBuilder().setIdempotencyKey("k1").setPodUid("pod-1")
-                .setTenant("team-a").setLeaseSeconds(5).addContainers(ContainerAssignment.newBuilder()
-                        .setName("main").addGpuUuids(uuid(0)).setMilli(500)).build());
+        api.blocking.reserve(ReserveRequest.newBuilder()
+                .setIdempotencyKey("k1")
+                .setPodUid("pod-1")
+                .setTenant("team-a")
+                .setLeaseSeconds(5)
+                .addContainers(ContainerAssignment.newBuilder()
+                        .setName("main")
+                        .addGpuUuids(uuid(0))
+                        .setMilli(500))
+                .build());
         assertThat(recorder.next().getReservationsCount()).isEqualTo(1);
 
         api.clock.advance(Duration.ofSeconds(5));
@@ -195,8 +208,10 @@ class WatchNodeStateTest {
         }
         call.becomeReady();
 
-        assertThat(call.sent).singleElement()
-                .satisfies(state -> assertThat(state.getGpus(0).getMilliAllocated()).isEqualTo(500));
+        assertThat(call.sent)
+                .singleElement()
+                .satisfies(state ->
+                        assertThat(state.getGpus(0).getMilliAllocated()).isEqualTo(500));
     }
 
     /** A server call whose transport is not ready until told, as with a client that stopped reading. */

@@ -50,7 +50,8 @@ class AdmissionGateTest {
         assertThat(allocation.claim().podUid()).isEqualTo("u1");
         assertThat(allocation.claim().tenant()).isEqualTo("team-a");
         assertThat(allocation.claim().container()).isEqualTo("main");
-        assertThat(node.ledger.spec(allocation).devices().getFirst().memoryLimitBytes()).isEqualTo(5 * GIB);
+        assertThat(node.ledger.spec(allocation).devices().getFirst().memoryLimitBytes())
+                .isEqualTo(5 * GIB);
         assertThat(node.book.forPod("u1")).as("consumed").isEmpty();
     }
 
@@ -59,11 +60,16 @@ class AdmissionGateTest {
         node(4, AntiAffinityPolicy.GPU);
         PodInfo pod = node.pendingPod("u1", "ns-a", "team-a", 300, 10);
         node.reserve(pod, 2, 300, 0, Duration.ofSeconds(30));
-        List<String> elsewhere = node.available().stream().filter(id -> id.startsWith(gpu(0))).limit(300).toList();
+        List<String> elsewhere = node.available().stream()
+                .filter(id -> id.startsWith(gpu(0)))
+                .limit(300)
+                .toList();
 
         assertThatThrownBy(() -> node.gate.allocate(elsewhere))
                 .isInstanceOf(AdmissionRefusal.NotReserved.class)
-                .hasMessageContaining("ns-a/pod-u1").hasMessageContaining("key-u1").hasMessageContaining(gpu(2))
+                .hasMessageContaining("ns-a/pod-u1")
+                .hasMessageContaining("key-u1")
+                .hasMessageContaining(gpu(2))
                 .hasMessageContaining(gpu(0));
         assertThat(node.ledger.allocations()).isEmpty();
         assertThat(node.book.forPod("u1")).as("kept for the right IDs").isPresent();
@@ -79,11 +85,16 @@ class AdmissionGateTest {
         List<MilliGpuId> preferred = node.gate.preferredAllocation(node.available(), List.of(), 200);
         assertThat(preferred).noneMatch(id -> id.uuid().equals(teamAGpu));
 
-        List<String> onTeamAGpu = node.available().stream().filter(id -> id.startsWith(teamAGpu)).limit(200).toList();
+        List<String> onTeamAGpu = node.available().stream()
+                .filter(id -> id.startsWith(teamAGpu))
+                .limit(200)
+                .toList();
         assertThatThrownBy(() -> node.gate.allocate(onTeamAGpu))
                 .isInstanceOf(AdmissionRefusal.AntiAffinity.class)
-                .hasMessageContaining("ns-b/pod-b1").hasMessageContaining("'team-b'")
-                .hasMessageContaining("'team-a'").hasMessageContaining(teamAGpu);
+                .hasMessageContaining("ns-b/pod-b1")
+                .hasMessageContaining("'team-b'")
+                .hasMessageContaining("'team-a'")
+                .hasMessageContaining(teamAGpu);
         assertThat(node.admit(b).gpuUuids()).doesNotContain(teamAGpu);
     }
 
@@ -102,13 +113,19 @@ class AdmissionGateTest {
         node.pendingPod("b1", "ns-b", "team-b", 500, 10);
 
         assertThatThrownBy(() -> node.gate.preferredAllocation(node.available(), List.of(), 500))
-                .isInstanceOf(AdmissionRefusal.AntiAffinity.class).hasMessageContaining("ns-b/pod-b1")
+                .isInstanceOf(AdmissionRefusal.AntiAffinity.class)
+                .hasMessageContaining("ns-b/pod-b1")
                 .hasMessageContaining("policy node");
-        List<String> freeGpu = node.available().stream().filter(id -> id.startsWith(gpu(3))).limit(500).toList();
+        List<String> freeGpu = node.available().stream()
+                .filter(id -> id.startsWith(gpu(3)))
+                .limit(500)
+                .toList();
         assertThatThrownBy(() -> node.gate.allocate(freeGpu))
                 .isInstanceOf(AdmissionRefusal.AntiAffinity.class)
-                .hasMessageContaining("policy node").hasMessageContaining(TenancyNode.NODE)
-                .hasMessageContaining("'team-a'").hasMessageContaining("'team-b'");
+                .hasMessageContaining("policy node")
+                .hasMessageContaining(TenancyNode.NODE)
+                .hasMessageContaining("'team-a'")
+                .hasMessageContaining("'team-b'");
     }
 
     @Test
@@ -118,7 +135,8 @@ class AdmissionGateTest {
         node.pendingPod("old", "ns-a", "team-a", 300, 50);
         node.pendingPod("other-size", "ns-c", "team-c", 200, 500);
 
-        Allocation allocation = node.gate.allocate(node.available().stream().limit(300).toList());
+        Allocation allocation =
+                node.gate.allocate(node.available().stream().limit(300).toList());
         assertThat(allocation.claim().podUid()).isEqualTo("old");
         assertThat(allocation.claim().tenant()).isEqualTo("team-a");
     }
@@ -131,9 +149,11 @@ class AdmissionGateTest {
 
         assertThatThrownBy(() -> node.gate.preferredAllocation(node.available(), List.of(), 300))
                 .isInstanceOf(AdmissionRefusal.Ambiguous.class)
-                .hasMessageContaining("ns-a/pod-x").hasMessageContaining("ns-b/pod-y")
+                .hasMessageContaining("ns-a/pod-x")
+                .hasMessageContaining("ns-b/pod-y")
                 .hasMessageContaining("[team-a, team-b]");
-        assertThatThrownBy(() -> node.gate.allocate(node.available().stream().limit(300).toList()))
+        assertThatThrownBy(() ->
+                        node.gate.allocate(node.available().stream().limit(300).toList()))
                 .isInstanceOf(AdmissionRefusal.Ambiguous.class);
         assertThat(node.ledger.allocations()).isEmpty();
     }
@@ -144,14 +164,16 @@ class AdmissionGateTest {
         node.pendingPod("x", "ns-a", "team-a", 300, 7);
         node.pendingPod("y", "ns-a", "team-a", 300, 7);
 
-        Allocation allocation = node.gate.allocate(node.available().stream().limit(300).toList());
+        Allocation allocation =
+                node.gate.allocate(node.available().stream().limit(300).toList());
         assertThat(allocation.claim().tenant()).isEqualTo("team-a");
     }
 
     @Test
     void withAnEnabledPodSourceAnUnknownPodIsRefused() throws Exception {
         node(1, AntiAffinityPolicy.GPU);
-        assertThatThrownBy(() -> node.gate.allocate(node.available().stream().limit(100).toList()))
+        assertThatThrownBy(() ->
+                        node.gate.allocate(node.available().stream().limit(100).toList()))
                 .isInstanceOf(AdmissionRefusal.Unidentified.class)
                 .hasMessageContaining("no pending pod on node " + TenancyNode.NODE)
                 .hasMessageContaining("100 milli-GPU");
@@ -161,8 +183,10 @@ class AdmissionGateTest {
     void withoutTheKubernetesApiAReservationIdentifiesThePodAndUnknownPodsShareOnlyWithEachOther() throws Exception {
         node(2, AntiAffinityPolicy.GPU);
         node.pods.enabled = false;
-        Allocation unknown = node.gate.allocate(node.available().stream().filter(id -> id.startsWith(gpu(0)))
-                .limit(100).toList());
+        Allocation unknown = node.gate.allocate(node.available().stream()
+                .filter(id -> id.startsWith(gpu(0)))
+                .limit(100)
+                .toList());
         assertThat(unknown.claim().tenant()).isEmpty();
 
         PodInfo elsewhere = new PodInfo("r1", "", "", "team-a", true, node.clock.instant(), List.of());
@@ -171,8 +195,10 @@ class AdmissionGateTest {
                 .isInstanceOf(ReservationException.AntiAffinityViolation.class)
                 .hasMessageContaining(TenantIdentity.UNKNOWN);
         node.reserve(elsewhere, 1, 200, 0, Duration.ofSeconds(30));
-        Allocation reserved = node.gate.allocate(node.available().stream().filter(id -> id.startsWith(gpu(1)))
-                .limit(200).toList());
+        Allocation reserved = node.gate.allocate(node.available().stream()
+                .filter(id -> id.startsWith(gpu(1)))
+                .limit(200)
+                .toList());
         assertThat(reserved.claim().podUid()).isEqualTo("r1");
         assertThat(reserved.claim().tenant()).isEqualTo("team-a");
     }
@@ -185,10 +211,13 @@ class AdmissionGateTest {
         node.pendingPod("u", "ns-a2", "team-a", 300, 60);
 
         assertThatThrownBy(() -> node.gate.preferredAllocation(node.available(), List.of(), 300))
-                .isInstanceOf(LedgerException.NoFit.class).hasMessageContaining("=200");
-        assertThatThrownBy(() -> node.gate.allocate(node.available().stream().limit(300).toList()))
+                .isInstanceOf(LedgerException.NoFit.class)
+                .hasMessageContaining("=200");
+        assertThatThrownBy(() ->
+                        node.gate.allocate(node.available().stream().limit(300).toList()))
                 .isInstanceOf(AdmissionRefusal.ReservedForOthers.class)
-                .hasMessageContaining("300 milli requested, 200 free").hasMessageContaining("key-r");
+                .hasMessageContaining("300 milli requested, 200 free")
+                .hasMessageContaining("key-r");
     }
 
     @Test
@@ -211,33 +240,52 @@ class AdmissionGateTest {
 
         assertThat(node.gate.preferredAllocation(node.available(), List.of(), 500))
                 .allMatch(id -> id.uuid().equals(gpu(1)));
-        List<String> onWithdrawn = node.available().stream().filter(id -> id.startsWith(gpu(0))).limit(500).toList();
+        List<String> onWithdrawn = node.available().stream()
+                .filter(id -> id.startsWith(gpu(0)))
+                .limit(500)
+                .toList();
         assertThatThrownBy(() -> node.gate.allocate(onWithdrawn))
                 .isInstanceOf(AdmissionRefusal.Withdrawn.class)
-                .hasMessageContaining(gpu(0)).hasMessageContaining("nvidia.com/gpu");
+                .hasMessageContaining(gpu(0))
+                .hasMessageContaining("nvidia.com/gpu");
     }
 
     @Test
     void aPodsContainersConsumeItsReservationOneByOneInKubeletsOrder() throws Exception {
         node(4, AntiAffinityPolicy.GPU);
-        PodInfo pod = new PodInfo("m1", "ns-a", "multi", "team-a", true, node.clock.instant().minusSeconds(5),
+        PodInfo pod = new PodInfo(
+                "m1",
+                "ns-a",
+                "multi",
+                "team-a",
+                true,
+                node.clock.instant().minusSeconds(5),
                 List.of(new PodInfo.GpuContainer("init", 100), new PodInfo.GpuContainer("main", 1000)));
         node.pods.put(pod);
-        node.book.reserve(new ReservationRequest("key-m1", "m1", "team-a", List.of(
-                new ContainerReservation("init", List.of(gpu(1)), 100, 0, List.of()),
-                new ContainerReservation("main", List.of(gpu(3)), 1000, 0, List.of())), Duration.ofSeconds(30)));
+        node.book.reserve(new ReservationRequest(
+                "key-m1",
+                "m1",
+                "team-a",
+                List.of(
+                        new ContainerReservation("init", List.of(gpu(1)), 100, 0, List.of()),
+                        new ContainerReservation("main", List.of(gpu(3)), 1000, 0, List.of())),
+                Duration.ofSeconds(30)));
 
         List<String> init = node.gate.preferredAllocation(node.available(), List.of(), 100).stream()
-                .map(MilliGpuId::id).toList();
+                .map(MilliGpuId::id)
+                .toList();
         Allocation first = node.gate.allocate(init);
         assertThat(first.gpuUuids()).containsExactly(gpu(1));
         assertThat(first.claim().container()).isEqualTo("init");
-        assertThat(node.book.forPod("m1").orElseThrow().containers()).extracting(ContainerReservation::name)
-                .as("the rest still counts").containsExactly("main");
+        assertThat(node.book.forPod("m1").orElseThrow().containers())
+                .extracting(ContainerReservation::name)
+                .as("the rest still counts")
+                .containsExactly("main");
         node.held.put("ns-a/multi/init", init);
 
         List<String> main = node.gate.preferredAllocation(node.available(), List.of(), 1000).stream()
-                .map(MilliGpuId::id).toList();
+                .map(MilliGpuId::id)
+                .toList();
         Allocation second = node.gate.allocate(main);
         assertThat(second.gpuUuids()).containsExactly(gpu(3));
         assertThat(second.claim().container()).isEqualTo("main");

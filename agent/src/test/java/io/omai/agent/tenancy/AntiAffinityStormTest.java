@@ -34,7 +34,9 @@ class AntiAffinityStormTest {
     Path state;
 
     @ParameterizedTest
-    @EnumSource(value = AntiAffinityPolicy.class, names = {"GPU", "NODE"})
+    @EnumSource(
+            value = AntiAffinityPolicy.class,
+            names = {"GPU", "NODE"})
     void noTwoTenantsEverShareAGpuOrNode(AntiAffinityPolicy policy) throws Exception {
         Random random = new Random(20260301L);
         Map<String, Integer> outcomes = new HashMap<>();
@@ -46,14 +48,20 @@ class AntiAffinityStormTest {
                 int action = random.nextInt(10);
                 if (action < 4) {
                     node.clock.advance(Duration.ofSeconds(1)); // kubelet orders by creation time
-                    PodInfo pod = node.pendingPod("p" + created++, "ns-" + random.nextInt(5),
-                            TENANTS.get(random.nextInt(TENANTS.size())), SIZES[random.nextInt(SIZES.length)], 0);
+                    PodInfo pod = node.pendingPod(
+                            "p" + created++,
+                            "ns-" + random.nextInt(5),
+                            TENANTS.get(random.nextInt(TENANTS.size())),
+                            SIZES[random.nextInt(SIZES.length)],
+                            0);
                     pending.add(pod);
                     if (random.nextBoolean()) {
                         outcomes.merge(tryReserve(node, pod, random) ? "reserved" : "reserve_refused", 1, Integer::sum);
                     }
                 } else if (action < 8 && !pending.isEmpty()) {
-                    PodInfo oldest = pending.stream().min(Comparator.comparing(PodInfo::createdAt)).orElseThrow();
+                    PodInfo oldest = pending.stream()
+                            .min(Comparator.comparing(PodInfo::createdAt))
+                            .orElseThrow();
                     pending.remove(oldest);
                     try {
                         node.admit(oldest);
@@ -73,10 +81,15 @@ class AntiAffinityStormTest {
                 assertSeparated(node, policy, step);
             }
         }
-        assertThat(outcomes.getOrDefault("admitted", 0)).as("storm outcomes %s", outcomes).isGreaterThan(40);
-        assertThat(outcomes.getOrDefault("reserved", 0)).as("storm outcomes %s", outcomes).isGreaterThan(10);
+        assertThat(outcomes.getOrDefault("admitted", 0))
+                .as("storm outcomes %s", outcomes)
+                .isGreaterThan(40);
+        assertThat(outcomes.getOrDefault("reserved", 0))
+                .as("storm outcomes %s", outcomes)
+                .isGreaterThan(10);
         assertThat(outcomes.getOrDefault("refused", 0) + outcomes.getOrDefault("reserve_refused", 0))
-                .as("the storm must provoke refusals: %s", outcomes).isGreaterThan(10);
+                .as("the storm must provoke refusals: %s", outcomes)
+                .isGreaterThan(10);
     }
 
     /** A scheduler's try: GPUs in random order, the first that takes the reservation. */
@@ -111,7 +124,8 @@ class AntiAffinityStormTest {
         }
         if (policy == AntiAffinityPolicy.GPU) {
             byGpu.forEach((uuid, tenants) -> assertThat(tenants)
-                    .as("step %d: tenants on GPU %s", step, uuid).hasSizeLessThanOrEqualTo(1));
+                    .as("step %d: tenants on GPU %s", step, uuid)
+                    .hasSizeLessThanOrEqualTo(1));
         } else {
             Set<String> onNode = new TreeSet<>();
             byGpu.values().forEach(onNode::addAll);

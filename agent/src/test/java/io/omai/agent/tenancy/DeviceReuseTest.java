@@ -65,7 +65,8 @@ class DeviceReuseTest {
         Allocation next = node.admit("ns/q/main", 250);
 
         // the same IDs: the same allocation directory, made afresh for the new container
-        assertThat(next.deviceIdStrings()).containsExactlyInAnyOrderElementsOf(four.get(1).deviceIdStrings());
+        assertThat(next.deviceIdStrings())
+                .containsExactlyInAnyOrderElementsOf(four.get(1).deviceIdStrings());
         assertThat(next.owner()).isEqualTo("");
         assertThat(directory(next).resolve("control")).exists();
         assertThat(node.ledger.allocations()).hasSize(4);
@@ -85,7 +86,8 @@ class DeviceReuseTest {
         Allocation next = node.admit("ns/big/main", 500);
 
         assertThat(next.milli()).isEqualTo(500);
-        assertThat(node.ledger.allocations()).extracting(Allocation::id)
+        assertThat(node.ledger.allocations())
+                .extracting(Allocation::id)
                 .containsExactlyInAnyOrder(four.get(1).id(), four.get(3).id(), next.id());
         assertThat(directory(four.get(0))).doesNotExist();
         assertThat(directory(four.get(2))).doesNotExist();
@@ -134,7 +136,8 @@ class DeviceReuseTest {
 
         assertThat(node.ledger.allocations()).extracting(Allocation::id).containsExactly(second.id());
         assertThat(directory(first).resolve("control")).exists(); // perhaps an init container yet to start
-        org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(10))
+        org.awaitility.Awaitility.await()
+                .atMost(Duration.ofSeconds(10))
                 .until(() -> !java.nio.file.Files.exists(directory(first)));
         assertThat(directory(second).resolve("control")).exists();
     }
@@ -185,7 +188,8 @@ class DeviceReuseTest {
             Map<String, Set<String>> allocated = new HashMap<>();
             node.ledger.allocations().forEach(a -> allocated.put(a.id(), new HashSet<>(a.deviceIdStrings())));
             for (var held : node.held.entrySet()) {
-                assertThat(allocated.values()).as("admission %d: %s", admission, held.getKey())
+                assertThat(allocated.values())
+                        .as("admission %d: %s", admission, held.getKey())
                         .contains(new HashSet<>(held.getValue()));
             }
         }
@@ -202,6 +206,8 @@ class DeviceReuseTest {
     }
 
     static List<String> ids(int gpu, int from, int count) {
-        return IntStream.range(from, from + count).mapToObj(slot -> new MilliGpuId(gpu(gpu), slot).id()).toList();
+        return IntStream.range(from, from + count)
+                .mapToObj(slot -> new MilliGpuId(gpu(gpu), slot).id())
+                .toList();
     }
 }

@@ -10,15 +10,28 @@ record FakeNodeCapacity(String nodeName, List<Gpu> gpus, Set<String> vfIds, Set<
         implements NodeCapacity {
     static final long GIB = 1L << 30;
 
-    record Gpu(String uuid, int milliCapacity, int milliAllocated, long memoryBytes, long memoryAllocatedBytes,
-               boolean healthy, Set<String> tenants) implements GpuCapacity {
+    record Gpu(
+            String uuid,
+            int milliCapacity,
+            int milliAllocated,
+            long memoryBytes,
+            long memoryAllocatedBytes,
+            boolean healthy,
+            Set<String> tenants)
+            implements GpuCapacity {
         static Gpu idle(String uuid) {
             return new Gpu(uuid, 1000, 0, 80 * GIB, 0, true, Set.of());
         }
 
         Gpu allocated(String tenant, int milli, long memory) {
-            return new Gpu(uuid, milliCapacity, milliAllocated + milli, memoryBytes, memoryAllocatedBytes + memory,
-                    healthy, Set.of(tenant));
+            return new Gpu(
+                    uuid,
+                    milliCapacity,
+                    milliAllocated + milli,
+                    memoryBytes,
+                    memoryAllocatedBytes + memory,
+                    healthy,
+                    Set.of(tenant));
         }
 
         Gpu unhealthy() {
@@ -36,8 +49,13 @@ record FakeNodeCapacity(String nodeName, List<Gpu> gpus, Set<String> vfIds, Set<
     }
 
     FakeNodeCapacity with(Gpu replacement) {
-        return new FakeNodeCapacity(nodeName, gpus.stream()
-                .map(gpu -> gpu.uuid().equals(replacement.uuid()) ? replacement : gpu).toList(), vfIds, freeVfIds);
+        return new FakeNodeCapacity(
+                nodeName,
+                gpus.stream()
+                        .map(gpu -> gpu.uuid().equals(replacement.uuid()) ? replacement : gpu)
+                        .toList(),
+                vfIds,
+                freeVfIds);
     }
 
     Gpu gpu(String uuid) {

@@ -39,10 +39,13 @@ class GpuProcessAuditTest {
 
     @BeforeEach
     void open() throws Exception {
-        ledger = AllocationLedger.open(FakeNvml.gpus(2, 16 * GIB, 2), ConfigLoader.defaults().sharing(), state,
-                Clock.systemUTC());
-        share = ledger.allocate(IntStream.range(0, 250).mapToObj(s -> new MilliGpuId(FakeNvml.uuid(0), s).id())
-                .toList(), new AllocationClaim("uid-1", "ns-a", "infer", "main", "team-a", 2 * GIB));
+        ledger = AllocationLedger.open(
+                FakeNvml.gpus(2, 16 * GIB, 2), ConfigLoader.defaults().sharing(), state, Clock.systemUTC());
+        share = ledger.allocate(
+                IntStream.range(0, 250)
+                        .mapToObj(s -> new MilliGpuId(FakeNvml.uuid(0), s).id())
+                        .toList(),
+                new AllocationClaim("uid-1", "ns-a", "infer", "main", "team-a", 2 * GIB));
         // the shim's slot: this (host) pid holds a slot in the allocation's usage file
         try (ShimLikeWriter shim = new ShimLikeWriter(ledger.directory(share).resolve(AllocationFiles.USAGE))) {
             shim.claim(4242, 1);
@@ -56,6 +59,7 @@ class GpuProcessAuditTest {
 
     /** pid → its cgroup and mount namespace; pids not here are gone. The agent's own are "host". */
     private final Map<Integer, List<String>> identities = new ConcurrentHashMap<>();
+
     private final Map<String, Map<Integer, Long>> busy = new ConcurrentHashMap<>();
     private long now = 1_000_000_000L;
 
@@ -63,9 +67,14 @@ class GpuProcessAuditTest {
         int self = (int) ProcessHandle.current().pid();
         identities.put(self, List.of("cgroup:/agent", "mntns:host"));
         identities.put(1, List.of("cgroup:/", "mntns:host"));
-        return new GpuProcessAudit(ledger, gpu -> nvml.getOrDefault(gpu.uuid(), List.of()),
+        return new GpuProcessAudit(
+                ledger,
+                gpu -> nvml.getOrDefault(gpu.uuid(), List.of()),
                 pid -> identities.getOrDefault(pid, List.of()),
-                uuid -> busy.getOrDefault(uuid, Map.of()), () -> now, kill, pid -> {
+                uuid -> busy.getOrDefault(uuid, Map.of()),
+                () -> now,
+                kill,
+                pid -> {
                     killed.add(pid);
                     return true;
                 });
@@ -77,7 +86,9 @@ class GpuProcessAuditTest {
         nvml.put(FakeNvml.uuid(1), List.of(new GpuProcess(888, GIB))); // GPU 1 holds no allocation: not shared
         GpuProcessAudit audit = audit(false);
 
-        assertThat(audit.auditOnce()).as("a first sighting may be a process about to attach").isEmpty();
+        assertThat(audit.auditOnce())
+                .as("a first sighting may be a process about to attach")
+                .isEmpty();
         assertThat(audit.auditOnce()).singleElement().satisfies(finding -> {
             assertThat(finding.reason()).isEqualTo(AuditFinding.Reason.NO_SHIM);
             assertThat(finding.hostPid()).isEqualTo(777);
@@ -96,7 +107,8 @@ class GpuProcessAuditTest {
         GpuProcessAudit audit = audit(true);
 
         assertThat(audit.auditOnce()).singleElement().satisfies(finding -> {
-            assertThat(finding.reason()).as("its container is that one process")
+            assertThat(finding.reason())
+                    .as("its container is that one process")
                     .isEqualTo(AuditFinding.Reason.CONTAINER_MEMORY_OVER_QUOTA);
             assertThat(finding.namespace()).isEqualTo("ns-a");
             assertThat(finding.pod()).isEqualTo("infer");
@@ -114,8 +126,11 @@ class GpuProcessAuditTest {
         try (ShimLikeWriter shim = new ShimLikeWriter(ledger.directory(share).resolve(AllocationFiles.USAGE))) {
             shim.claim(4243, 1);
         }
-        nvml.put(FakeNvml.uuid(0), List.of(new GpuProcess(4242, 2 * GIB + GpuProcessAudit.CONTEXT_SLACK_BYTES + 1),
-                new GpuProcess(4243, 1L << 20)));
+        nvml.put(
+                FakeNvml.uuid(0),
+                List.of(
+                        new GpuProcess(4242, 2 * GIB + GpuProcessAudit.CONTEXT_SLACK_BYTES + 1),
+                        new GpuProcess(4243, 1L << 20)));
         assertThat(audit(false).auditOnce()).singleElement().satisfies(finding -> {
             assertThat(finding.reason()).isEqualTo(AuditFinding.Reason.MEMORY_OVER_QUOTA);
             assertThat(finding.hostPid()).isEqualTo(4242);
@@ -132,8 +147,11 @@ class GpuProcessAuditTest {
     }
 
     private Allocation second() throws Exception {
-        return ledger.allocate(IntStream.range(250, 500).mapToObj(s -> new MilliGpuId(FakeNvml.uuid(0), s).id())
-                .toList(), new AllocationClaim("uid-2", "ns-b", "train", "main", "team-b", 2 * GIB));
+        return ledger.allocate(
+                IntStream.range(250, 500)
+                        .mapToObj(s -> new MilliGpuId(FakeNvml.uuid(0), s).id())
+                        .toList(),
+                new AllocationClaim("uid-2", "ns-b", "train", "main", "team-b", 2 * GIB));
     }
 
     /**
@@ -157,8 +175,8 @@ class GpuProcessAuditTest {
             assertThat(finding.namespace()).isEqualTo("ns-a");
             assertThat(finding.allocationId()).isEqualTo(share.id());
             assertThat(finding.killed()).isTrue();
-            assertThat(finding.describe()).contains("together hold 4294967296 bytes", "pid 4242", "pid 4243",
-                    "the usage file says 0 B");
+            assertThat(finding.describe())
+                    .contains("together hold 4294967296 bytes", "pid 4242", "pid 4243", "the usage file says 0 B");
         });
         assertThat(killed).containsExactlyInAnyOrder(4242, 4243);
         assertThat(audit.auditOnce()).as("once while it lasts").isEmpty();
@@ -181,8 +199,8 @@ class GpuProcessAuditTest {
             assertThat(finding.reason()).isEqualTo(AuditFinding.Reason.NO_SHIM);
             assertThat(finding.hostPid()).isEqualTo(5000);
             assertThat(finding.pod()).isEqualTo("infer");
-            assertThat(finding.describe()).contains("process 5000", "pod ns-a/infer", "without the OMAI shim",
-                    "cgroup or mount namespace");
+            assertThat(finding.describe())
+                    .contains("process 5000", "pod ns-a/infer", "without the OMAI shim", "cgroup or mount namespace");
         });
         assertThat(killed).isEmpty();
     }
@@ -287,8 +305,9 @@ class GpuProcessAuditTest {
                 } else {
                     assertThat(findings).singleElement().satisfies(finding -> {
                         assertThat(finding.reason()).isEqualTo(AuditFinding.Reason.COMPUTE_OVER_QUOTA);
-                        assertThat(finding.describe()).contains("NVML counts 9000 ms of GPU time in the last "
-                                + "10000 ms, the grant allowed 2500 ms");
+                        assertThat(finding.describe())
+                                .contains("NVML counts 9000 ms of GPU time in the last "
+                                        + "10000 ms, the grant allowed 2500 ms");
                         assertThat(finding.killed()).isTrue();
                     });
                 }

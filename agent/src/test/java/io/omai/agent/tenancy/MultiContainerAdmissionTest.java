@@ -98,7 +98,13 @@ class MultiContainerAdmissionTest {
     @Test
     void anAppContainerReusesItsInitContainersDevices() throws Exception {
         node(1, true);
-        PodInfo pod = new PodInfo("p", "ns-a", "trainer", "team-a", true, node.clock.instant().minusSeconds(5),
+        PodInfo pod = new PodInfo(
+                "p",
+                "ns-a",
+                "trainer",
+                "team-a",
+                true,
+                node.clock.instant().minusSeconds(5),
                 List.of(new PodInfo.GpuContainer("init", 250), new PodInfo.GpuContainer("main", 500)));
         node.pods.put(pod);
         Allocation init = node.gate.allocate(ids(0, 0, 250));
@@ -121,7 +127,13 @@ class MultiContainerAdmissionTest {
     @Test
     void anAppContainerGivenExactlyItsInitContainersDevicesSharesThatAllocation() throws Exception {
         node(1, true);
-        PodInfo pod = new PodInfo("p", "ns-a", "trainer", "team-a", true, node.clock.instant().minusSeconds(5),
+        PodInfo pod = new PodInfo(
+                "p",
+                "ns-a",
+                "trainer",
+                "team-a",
+                true,
+                node.clock.instant().minusSeconds(5),
                 List.of(new PodInfo.GpuContainer("init", 250), new PodInfo.GpuContainer("main", 250)));
         node.pods.put(pod);
         Allocation init = node.gate.allocate(ids(0, 0, 250));
@@ -130,14 +142,25 @@ class MultiContainerAdmissionTest {
 
         assertThat(app.id()).isEqualTo(init.id());
         assertThat(node.ledger.allocations()).hasSize(1);
-        assertThat(state.resolve(AllocationLedger.ALLOCATIONS_DIR).resolve(init.id()).resolve("control")).exists();
+        assertThat(state.resolve(AllocationLedger.ALLOCATIONS_DIR)
+                        .resolve(init.id())
+                        .resolve("control"))
+                .exists();
     }
 
     @Test
     void initContainersThatShareDevicesDoNotHideTheAppContainer() throws Exception {
         node(1, true);
-        node.pods.put(new PodInfo("p", "ns-a", "trainer", "team-a", true, node.clock.instant().minusSeconds(5),
-                List.of(new PodInfo.GpuContainer("init-1", 250), new PodInfo.GpuContainer("init-2", 250),
+        node.pods.put(new PodInfo(
+                "p",
+                "ns-a",
+                "trainer",
+                "team-a",
+                true,
+                node.clock.instant().minusSeconds(5),
+                List.of(
+                        new PodInfo.GpuContainer("init-1", 250),
+                        new PodInfo.GpuContainer("init-2", 250),
                         new PodInfo.GpuContainer("main", 500))));
         Allocation init1 = node.gate.allocate(ids(0, 0, 250));
         Allocation init2 = node.gate.allocate(ids(0, 0, 250)); // kubelet reuses init-1's devices for init-2

@@ -26,8 +26,12 @@ class ReservationBookTest {
     }
 
     private static ReservationRequest share(String key, String pod, String tenant, String gpu, int milli) {
-        return new ReservationRequest(key, pod, tenant,
-                List.of(new ContainerReservation("main", List.of(gpu), milli, 0, List.of())), Duration.ofSeconds(30));
+        return new ReservationRequest(
+                key,
+                pod,
+                tenant,
+                List.of(new ContainerReservation("main", List.of(gpu), milli, 0, List.of())),
+                Duration.ofSeconds(30));
     }
 
     @Test
@@ -37,8 +41,10 @@ class ReservationBookTest {
 
         assertThatThrownBy(() -> book.reserve(share("k2", "pod-2", "team-a", "GPU-0", 500)))
                 .isInstanceOf(ReservationException.InsufficientCapacity.class)
-                .hasMessageContaining("GPU-0").hasMessageContaining("500 milli requested, 400 free");
-        assertThat(book.reserve(share("k3", "pod-3", "team-a", "GPU-0", 400)).podUid()).isEqualTo("pod-3");
+                .hasMessageContaining("GPU-0")
+                .hasMessageContaining("500 milli requested, 400 free");
+        assertThat(book.reserve(share("k3", "pod-3", "team-a", "GPU-0", 400)).podUid())
+                .isEqualTo("pod-3");
     }
 
     @Test
@@ -63,7 +69,10 @@ class ReservationBookTest {
     void reserve_wholeGpuNeedsAnUntouchedGpu() {
         ReservationBook book = book(AntiAffinityPolicy.NONE);
         book.reserve(share("k1", "pod-1", "team-a", "GPU-0", 100));
-        var whole = new ReservationRequest("k2", "pod-2", "team-a",
+        var whole = new ReservationRequest(
+                "k2",
+                "pod-2",
+                "team-a",
                 List.of(new ContainerReservation("train", List.of("GPU-0", "GPU-1"), 2000, 0, List.of())),
                 Duration.ofSeconds(30));
 
@@ -119,7 +128,10 @@ class ReservationBookTest {
         assertThatThrownBy(() -> book.reserve(share("k2", "pod-2", "team-a", "GPU-1", 500)))
                 .isInstanceOf(ReservationException.UnhealthyDevice.class)
                 .hasMessageContaining("GPU-1 is unhealthy");
-        var vf = new ReservationRequest("k3", "pod-3", "team-a",
+        var vf = new ReservationRequest(
+                "k3",
+                "pod-3",
+                "team-a",
                 List.of(new ContainerReservation("main", List.of(), 0, 0, List.of("0000:99:00.1"))),
                 Duration.ofSeconds(30));
         assertThatThrownBy(() -> book.reserve(vf))
@@ -131,11 +143,17 @@ class ReservationBookTest {
     @Test
     void reserve_vfCanBeHeldOnlyOnce() {
         ReservationBook book = book(AntiAffinityPolicy.GPU);
-        var first = new ReservationRequest("k1", "pod-1", "team-a",
+        var first = new ReservationRequest(
+                "k1",
+                "pod-1",
+                "team-a",
                 List.of(new ContainerReservation("main", List.of(), 0, 0, List.of("0000:3b:00.2"))),
                 Duration.ofSeconds(30));
         book.reserve(first);
-        var second = new ReservationRequest("k2", "pod-2", "team-a",
+        var second = new ReservationRequest(
+                "k2",
+                "pod-2",
+                "team-a",
                 List.of(new ContainerReservation("main", List.of(), 0, 0, List.of("0000:3b:00.2"))),
                 Duration.ofSeconds(30));
 
@@ -152,7 +170,8 @@ class ReservationBookTest {
         assertThatThrownBy(() -> book.reserve(share("k2", "pod-2", "team-b", "GPU-0", 300)))
                 .isInstanceOf(ReservationException.AntiAffinityViolation.class)
                 .hasMessageContaining("tenant 'team-b' may not share GPU GPU-0 with tenant 'team-a'");
-        assertThat(book.reserve(share("k3", "pod-3", "team-b", "GPU-1", 300)).tenant()).isEqualTo("team-b");
+        assertThat(book.reserve(share("k3", "pod-3", "team-b", "GPU-1", 300)).tenant())
+                .isEqualTo("team-b");
     }
 
     @Test
@@ -172,7 +191,8 @@ class ReservationBookTest {
         assertThatThrownBy(() -> book.reserve(share("k2", "pod-2", "team-b", "GPU-1", 300)))
                 .isInstanceOf(ReservationException.AntiAffinityViolation.class)
                 .hasMessageContaining("tenant 'team-b' may not use node node-a while tenant 'team-a'");
-        assertThat(book.reserve(share("k3", "pod-3", "team-a", "GPU-1", 300)).tenant()).isEqualTo("team-a");
+        assertThat(book.reserve(share("k3", "pod-3", "team-a", "GPU-1", 300)).tenant())
+                .isEqualTo("team-a");
     }
 
     @Test
@@ -180,7 +200,8 @@ class ReservationBookTest {
         ReservationBook book = book(AntiAffinityPolicy.NONE);
         book.reserve(share("k1", "pod-1", "team-a", "GPU-0", 300));
 
-        assertThat(book.reserve(share("k2", "pod-2", "team-b", "GPU-0", 300)).tenant()).isEqualTo("team-b");
+        assertThat(book.reserve(share("k2", "pod-2", "team-b", "GPU-0", 300)).tenant())
+                .isEqualTo("team-b");
     }
 
     @Test
@@ -198,7 +219,8 @@ class ReservationBookTest {
 
         assertThat(book.expireDue()).extracting(Reservation::podUid).containsExactly("pod-1");
         assertThat(changes).hasValue(2);
-        assertThat(book.reserve(share("k2", "pod-2", "team-b", "GPU-0", 999)).tenant()).isEqualTo("team-b");
+        assertThat(book.reserve(share("k2", "pod-2", "team-b", "GPU-0", 999)).tenant())
+                .isEqualTo("team-b");
     }
 
     @Test
@@ -266,8 +288,9 @@ class ReservationBookTest {
         book.reserve(share("k1", "pod-1", "team-a", "GPU-0", 600));
 
         assertThatThrownBy(() -> book.consume("pod-1", reservation -> {
-            throw new IllegalStateException("checkpoint write failed");
-        })).hasMessage("checkpoint write failed");
+                    throw new IllegalStateException("checkpoint write failed");
+                }))
+                .hasMessage("checkpoint write failed");
         assertThat(book.forPod("pod-1")).isPresent();
     }
 
@@ -277,7 +300,9 @@ class ReservationBookTest {
         book.reserve(share("k1", "pod-1", "team-a", "GPU-0", 700));
 
         String shortfall = book.atomically(reservations -> NodeUsage.of(node.get(), reservations)
-                .gpu("GPU-0").orElseThrow().capacityShortfall(500, GIB));
+                .gpu("GPU-0")
+                .orElseThrow()
+                .capacityShortfall(500, GIB));
 
         assertThat(shortfall).isEqualTo("500 milli requested, 300 free");
     }
@@ -307,7 +332,10 @@ class ReservationBookTest {
                     outcomes.add(pool.submit(() -> {
                         start.await();
                         try {
-                            book.reserve(new ReservationRequest("key-" + id, "pod-" + id, "tenant-" + id,
+                            book.reserve(new ReservationRequest(
+                                    "key-" + id,
+                                    "pod-" + id,
+                                    "tenant-" + id,
                                     List.of(new ContainerReservation("main", List.of("GPU-0"), 1000, 0, List.of())),
                                     Duration.ofSeconds(30)));
                             return true;

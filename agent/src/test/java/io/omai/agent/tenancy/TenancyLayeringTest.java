@@ -18,31 +18,48 @@ class TenancyLayeringTest {
 
     @BeforeAll
     static void importAgent() {
-        agent = new ClassFileImporter().withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
+        agent = new ClassFileImporter()
+                .withImportOption(ImportOption.Predefined.DO_NOT_INCLUDE_TESTS)
                 .importPackages("io.omai.agent");
     }
 
     @Test
     void onlyTheKubeAdapterAndItsWiringKnowTheKubernetesClient() {
-        noClasses().that().resideOutsideOfPackages("io.omai.agent.kube..", "io.omai.agent.node..")
-                .should().dependOnClassesThat().resideInAnyPackage("io.fabric8..")
+        noClasses()
+                .that()
+                .resideOutsideOfPackages("io.omai.agent.kube..", "io.omai.agent.node..")
+                .should()
+                .dependOnClassesThat()
+                .resideInAnyPackage("io.fabric8..")
                 .check(agent);
     }
 
     @Test
     void theTenancyCoreKnowsNoAdapterAndNoGrpc() {
-        noClasses().that().resideInAPackage("io.omai.agent.tenancy..")
-                .should().dependOnClassesThat().resideInAnyPackage("io.omai.agent.kube..",
-                        "io.omai.agent.deviceplugin..", "io.omai.agent.schedapi..", "io.omai.agent.cli..",
-                        "io.omai.agent.node..", "io.grpc..", "com.google.protobuf..")
+        noClasses()
+                .that()
+                .resideInAPackage("io.omai.agent.tenancy..")
+                .should()
+                .dependOnClassesThat()
+                .resideInAnyPackage(
+                        "io.omai.agent.kube..",
+                        "io.omai.agent.deviceplugin..",
+                        "io.omai.agent.schedapi..",
+                        "io.omai.agent.cli..",
+                        "io.omai.agent.node..",
+                        "io.grpc..",
+                        "com.google.protobuf..")
                 .check(agent);
     }
 
     @Test
     void theLedgerKnowsNothingOfTenancyOrKubernetes() {
-        noClasses().that().resideInAPackage("io.omai.agent.ledger..")
-                .should().dependOnClassesThat().resideInAnyPackage("io.omai.agent.tenancy..", "io.omai.agent.kube..",
-                        "io.fabric8..")
+        noClasses()
+                .that()
+                .resideInAPackage("io.omai.agent.ledger..")
+                .should()
+                .dependOnClassesThat()
+                .resideInAnyPackage("io.omai.agent.tenancy..", "io.omai.agent.kube..", "io.fabric8..")
                 .check(agent);
     }
 }

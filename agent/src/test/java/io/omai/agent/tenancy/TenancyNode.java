@@ -60,16 +60,24 @@ final class TenancyNode implements AutoCloseable {
 
         void running(String uid) {
             PodInfo pod = byUid.get(uid);
-            byUid.put(uid, new PodInfo(pod.uid(), pod.namespace(), pod.name(), pod.tenant(), false, pod.createdAt(),
-                    pod.gpuContainers()));
+            byUid.put(
+                    uid,
+                    new PodInfo(
+                            pod.uid(),
+                            pod.namespace(),
+                            pod.name(),
+                            pod.tenant(),
+                            false,
+                            pod.createdAt(),
+                            pod.gpuContainers()));
         }
     }
 
     TenancyNode(Path state, int gpus, AntiAffinityPolicy policy) throws Exception {
-        ledger = AllocationLedger.open(FakeNvml.gpus(gpus, GPU_MEMORY, 2), ConfigLoader.defaults().sharing(), state,
-                clock);
-        book = new ReservationBook((CapacityModel) departed -> LedgerNodeCapacity.of(NODE, ledger, withdrawals,
-                departed), policy, clock);
+        ledger = AllocationLedger.open(
+                FakeNvml.gpus(gpus, GPU_MEMORY, 2), ConfigLoader.defaults().sharing(), state, clock);
+        book = new ReservationBook(
+                (CapacityModel) departed -> LedgerNodeCapacity.of(NODE, ledger, withdrawals, departed), policy, clock);
         gate = new AdmissionGate(NODE, ledger, book, pods, withdrawals, Duration.ZERO);
     }
 
@@ -79,14 +87,23 @@ final class TenancyNode implements AutoCloseable {
 
     /** A pending pod with one container {@code main} asking for {@code milli}, created {@code ageSeconds} ago. */
     PodInfo pendingPod(String uid, String namespace, String tenant, int milli, long ageSeconds) {
-        PodInfo pod = new PodInfo(uid, namespace, "pod-" + uid, tenant, true,
-                clock.instant().minusSeconds(ageSeconds), List.of(new PodInfo.GpuContainer("main", milli)));
+        PodInfo pod = new PodInfo(
+                uid,
+                namespace,
+                "pod-" + uid,
+                tenant,
+                true,
+                clock.instant().minusSeconds(ageSeconds),
+                List.of(new PodInfo.GpuContainer("main", milli)));
         pods.put(pod);
         return pod;
     }
 
     Reservation reserve(PodInfo pod, int gpuIndex, int milli, long memoryBytes, Duration lease) {
-        return book.reserve(new ReservationRequest("key-" + pod.uid(), pod.uid(), pod.tenant(),
+        return book.reserve(new ReservationRequest(
+                "key-" + pod.uid(),
+                pod.uid(),
+                pod.tenant(),
                 List.of(new ContainerReservation("main", List.of(gpu(gpuIndex)), milli, memoryBytes, List.of())),
                 lease));
     }

@@ -1,7 +1,6 @@
 package io.omai.ibvf.alloc;
 
 import io.omai.ibvf.model.PciAddress;
-
 import java.util.Optional;
 import java.util.OptionalInt;
 

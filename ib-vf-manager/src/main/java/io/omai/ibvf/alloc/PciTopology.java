@@ -4,7 +4,6 @@ import io.omai.ibvf.discovery.SysfsValues;
 import io.omai.ibvf.kernel.Sysfs;
 import io.omai.ibvf.kernel.SysfsLayout;
 import io.omai.ibvf.model.PciAddress;
-
 import java.util.Arrays;
 import java.util.List;
 import java.util.OptionalInt;
@@ -30,7 +29,8 @@ public final class PciTopology {
         /** Number of upstream elements (host bridge and bridges) two functions share. */
         public int sharedUpstream(PciLocation other) {
             int shared = 0;
-            while (shared < upstream.size() && shared < other.upstream.size()
+            while (shared < upstream.size()
+                    && shared < other.upstream.size()
                     && upstream.get(shared).equals(other.upstream.get(shared))) {
                 shared++;
             }

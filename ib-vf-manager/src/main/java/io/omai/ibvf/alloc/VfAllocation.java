@@ -1,7 +1,6 @@
 package io.omai.ibvf.alloc;
 
 import io.omai.ibvf.model.PciAddress;
-
 import java.util.List;
 import java.util.Map;
 
@@ -10,8 +9,12 @@ import java.util.Map;
  * ({@code uverbsN}, {@code umadN}, {@code issmN}, and {@code rdma_cm} when the {@code rdma_ucm} module is loaded) and
  * environment variables naming the VF.
  */
-public record VfAllocation(PciAddress address, String rdmaDevice, List<DeviceNode> deviceNodes,
-                           Map<String, String> env, boolean rdmaCmAvailable) {
+public record VfAllocation(
+        PciAddress address,
+        String rdmaDevice,
+        List<DeviceNode> deviceNodes,
+        Map<String, String> env,
+        boolean rdmaCmAvailable) {
 
     public static final String ENV_PCI_ADDRESS = "OMAI_IB_VF_PCI_ADDRESS";
     public static final String ENV_RDMA_DEVICE = "OMAI_IB_VF_RDMA_DEVICE";

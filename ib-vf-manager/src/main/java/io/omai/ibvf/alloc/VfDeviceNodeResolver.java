@@ -7,7 +7,6 @@ import io.omai.ibvf.kernel.Sysfs;
 import io.omai.ibvf.kernel.SysfsLayout;
 import io.omai.ibvf.model.Guid;
 import io.omai.ibvf.model.PciAddress;
-
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -67,7 +66,8 @@ public final class VfDeviceNodeResolver {
         values.optionalGuid(SysfsLayout.rdmaDevice(vf, rdma) + "/node_guid")
                 .ifPresent(guid -> env.put(VfAllocation.ENV_NODE_GUID, guid.toIpLinkFormat()));
         values.optionalPortGuidFromGid(SysfsLayout.rdmaPort(vf, rdma, 1) + "/gids/0")
-                .map(Guid::toIpLinkFormat).ifPresent(guid -> env.put(VfAllocation.ENV_PORT_GUID, guid));
+                .map(Guid::toIpLinkFormat)
+                .ifPresent(guid -> env.put(VfAllocation.ENV_PORT_GUID, guid));
         return new VfAllocation(vf, rdma, nodes, env, rdmaCm);
     }
 
@@ -75,14 +75,16 @@ public final class VfDeviceNodeResolver {
     private List<String> charDevicesOf(String directory, String prefix, String rdma) {
         List<String> matching = new ArrayList<>();
         for (String name : sysfs.list(directory)) {
-            if (!name.startsWith(prefix) || !name.substring(prefix.length()).chars().allMatch(Character::isDigit)
+            if (!name.startsWith(prefix)
+                    || !name.substring(prefix.length()).chars().allMatch(Character::isDigit)
                     || name.length() == prefix.length()) {
                 continue;
             }
             String ibdevPath = directory + "/" + name + "/ibdev";
             String ibdev = sysfs.readRequired(ibdevPath, "every " + prefix + " device names its RDMA device");
             if (!ibdev.equals(rdma)) {
-                throw new SysfsFormatException(ibdevPath, ibdev, "'" + rdma + "', the RDMA device of the same PCI function");
+                throw new SysfsFormatException(
+                        ibdevPath, ibdev, "'" + rdma + "', the RDMA device of the same PCI function");
             }
             matching.add(name);
         }

@@ -2,7 +2,6 @@ package io.omai.ibvf.alloc;
 
 import io.omai.ibvf.alloc.PciTopology.PciLocation;
 import io.omai.ibvf.model.PciAddress;
-
 import java.util.Comparator;
 import java.util.List;
 import java.util.OptionalInt;
@@ -26,15 +25,15 @@ public final class VfPreference {
         NONE
     }
 
-    public record RankedVf(PciAddress vf, Affinity affinity, int sharedUpstream) {
-    }
+    public record RankedVf(PciAddress vf, Affinity affinity, int sharedUpstream) {}
 
     public List<RankedVf> order(List<PciAddress> candidateVfs, List<GpuPlacement> gpus) {
         List<PciLocation> gpuLocations = gpus.stream().map(this::locate).toList();
         return candidateVfs.stream()
                 .map(vf -> rank(topology.locate(vf), gpuLocations))
                 .sorted(Comparator.comparing(RankedVf::affinity)
-                        .thenComparing(Comparator.comparingInt(RankedVf::sharedUpstream).reversed())
+                        .thenComparing(Comparator.comparingInt(RankedVf::sharedUpstream)
+                                .reversed())
                         .thenComparing(RankedVf::vf))
                 .toList();
     }
@@ -52,7 +51,8 @@ public final class VfPreference {
         Affinity best = Affinity.NONE;
         int deepest = 0;
         for (PciLocation gpu : gpus) {
-            Affinity affinity = vf.sharesPcieBridgeWith(gpu) ? Affinity.SAME_PCIE_SWITCH
+            Affinity affinity = vf.sharesPcieBridgeWith(gpu)
+                    ? Affinity.SAME_PCIE_SWITCH
                     : sameKnownNuma(vf.numaNode(), gpu.numaNode()) ? Affinity.SAME_NUMA_NODE : Affinity.NONE;
             if (affinity.compareTo(best) < 0) {
                 best = affinity;

@@ -1,7 +1,6 @@
 package io.omai.ibvf.config;
 
 import io.omai.ibvf.error.VfNotReadyException;
-
 import java.util.Optional;
 import java.util.function.Supplier;
 

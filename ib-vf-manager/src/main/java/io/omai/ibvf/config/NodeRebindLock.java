@@ -2,7 +2,6 @@ package io.omai.ibvf.config;
 
 import io.omai.ibvf.error.Errno;
 import io.omai.ibvf.error.KernelRejectedException;
-
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
@@ -34,12 +33,16 @@ public final class NodeRebindLock implements RebindLock {
         try {
             Files.createDirectories(lockFile.getParent());
             try (FileChannel channel = FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-                 FileLock _ = channel.lock()) {
+                    FileLock _ = channel.lock()) {
                 rebind.run();
             }
         } catch (IOException failure) {
-            throw new KernelRejectedException(Errno.EIO, lockFile.toString(), "lock",
-                    "cannot take the node-wide VF rebind lock: " + failure, failure);
+            throw new KernelRejectedException(
+                    Errno.EIO,
+                    lockFile.toString(),
+                    "lock",
+                    "cannot take the node-wide VF rebind lock: " + failure,
+                    failure);
         } finally {
             local.unlock();
         }

@@ -7,10 +7,9 @@ import io.omai.ibvf.error.VfNotReadyException;
 import io.omai.ibvf.kernel.Sysfs;
 import io.omai.ibvf.kernel.SysfsLayout;
 import io.omai.ibvf.model.PciAddress;
+import java.util.Optional;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-
-import java.util.Optional;
 
 /**
  * Brings a PF's {@code sriov_numvfs} to a desired count, idempotently. The kernel refuses to change a non-zero count
@@ -33,8 +32,7 @@ public final class VfCountReconciler {
     }
 
     /** What a reconcile found and did. {@code changed} is false when the count already matched. */
-    public record CountChange(PciAddress pf, int previous, int enabled, boolean changed) {
-    }
+    public record CountChange(PciAddress pf, int previous, int enabled, boolean changed) {}
 
     public CountChange reconcile(PciAddress pf, int desired) {
         if (desired < 0) {
@@ -44,9 +42,13 @@ public final class VfCountReconciler {
         String totalVfsPath = SysfsLayout.pciAttribute(pf, "sriov_totalvfs");
         int total = values.decimal(totalVfsPath, pf + " must be SR-IOV capable");
         if (desired > total) {
-            throw new KernelRejectedException(Errno.ERANGE, numVfsPath, Integer.toString(desired),
+            throw new KernelRejectedException(
+                    Errno.ERANGE,
+                    numVfsPath,
+                    Integer.toString(desired),
                     "refused before writing: " + totalVfsPath + " is " + total
-                            + " (raise NUM_OF_VFS in the HCA firmware to allow more)", null);
+                            + " (raise NUM_OF_VFS in the HCA firmware to allow more)",
+                    null);
         }
         int previous = values.decimal(numVfsPath, pf + " must be SR-IOV capable");
         boolean changed = previous != desired;
@@ -87,8 +89,8 @@ public final class VfCountReconciler {
                         + SysfsLayout.pciAttribute(pf, "sriov_drivers_autoprobe") + " is 1");
             }
             if (sysfs.list(SysfsLayout.rdmaDevices(vf)).isEmpty()) {
-                return Optional.of("VF " + index + " (" + vf + ") has no RDMA device under "
-                        + SysfsLayout.rdmaDevices(vf));
+                return Optional.of(
+                        "VF " + index + " (" + vf + ") has no RDMA device under " + SysfsLayout.rdmaDevices(vf));
             }
         }
         return Optional.empty();

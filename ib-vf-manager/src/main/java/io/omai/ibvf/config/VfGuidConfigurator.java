@@ -8,10 +8,9 @@ import io.omai.ibvf.kernel.VfLinkState;
 import io.omai.ibvf.model.Guid;
 import io.omai.ibvf.model.PhysicalFunction;
 import io.omai.ibvf.model.VirtualFunction;
+import java.util.Optional;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-
-import java.util.Optional;
 
 /**
  * Gives an IB VF its GUID (node GUID = port GUID, as the operator and ib-sriov-cni do) and link policy, then rebinds
@@ -46,9 +45,10 @@ public final class VfGuidConfigurator {
             sysfs.write(mlnxDir + "/port", guid.toIpLinkFormat());
             sysfs.write(mlnxDir + "/policy", linkState.mlnxPolicy());
         } else {
-            String netdev = pf.netdev().orElseThrow(() -> new SysfsMissingException(
-                    SysfsLayout.pciAttribute(pf.address(), "net"),
-                    "VF GUIDs are set through the PF's IPoIB netdev and " + pf.address() + " has none"));
+            String netdev = pf.netdev()
+                    .orElseThrow(() -> new SysfsMissingException(
+                            SysfsLayout.pciAttribute(pf.address(), "net"),
+                            "VF GUIDs are set through the PF's IPoIB netdev and " + pf.address() + " has none"));
             ipLink.setVfGuids(netdev, vf.index(), guid, guid);
             ipLink.setVfLinkState(netdev, vf.index(), linkState);
         }
@@ -58,15 +58,22 @@ public final class VfGuidConfigurator {
                 sysfs.write(SysfsLayout.driverUnbind(driver), vf.address().value());
             }
             sysfs.write(SysfsLayout.driverBind(driver), vf.address().value());
-            wait.until("VF " + vf.index() + " (" + vf.address() + ") of " + pf.address() + " after rebind",
+            wait.until(
+                    "VF " + vf.index() + " (" + vf.address() + ") of " + pf.address() + " after rebind",
                     () -> guidNotVisible(vf, guid));
         });
-        log.info("pf={} vf={} pci={} guid={} state={} applied and rebound", pf.address(), vf.index(), vf.address(),
-                guid, linkState.ipLinkWord());
+        log.info(
+                "pf={} vf={} pci={} guid={} state={} applied and rebound",
+                pf.address(),
+                vf.index(),
+                vf.address(),
+                guid,
+                linkState.ipLinkWord());
     }
 
     private Optional<String> guidNotVisible(VirtualFunction vf, Guid guid) {
-        Optional<String> rdma = sysfs.list(SysfsLayout.rdmaDevices(vf.address())).stream().findFirst();
+        Optional<String> rdma =
+                sysfs.list(SysfsLayout.rdmaDevices(vf.address())).stream().findFirst();
         if (rdma.isEmpty()) {
             return Optional.of("no RDMA device under " + SysfsLayout.rdmaDevices(vf.address()));
         }

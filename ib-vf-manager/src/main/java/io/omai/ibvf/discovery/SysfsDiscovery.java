@@ -9,7 +9,6 @@ import io.omai.ibvf.model.PciAddress;
 import io.omai.ibvf.model.PhysicalFunction;
 import io.omai.ibvf.model.RdmaPort;
 import io.omai.ibvf.model.VirtualFunction;
-
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -57,11 +56,13 @@ public final class SysfsDiscovery {
         int pciClass = values.prefixedHex(classPath, "every PCI function has a class");
         int totalVfs = values.decimal(SysfsLayout.pciAttribute(pf, "sriov_totalvfs"), pf + " must be SR-IOV capable");
         int numVfs = values.decimal(SysfsLayout.pciAttribute(pf, "sriov_numvfs"), pf + " must be SR-IOV capable");
-        String vfDeviceId = values.bareHexDeviceId(SysfsLayout.pciAttribute(pf, "sriov_vf_device"),
-                "the VF device id is read from the PF, never guessed");
+        String vfDeviceId = values.bareHexDeviceId(
+                SysfsLayout.pciAttribute(pf, "sriov_vf_device"), "the VF device id is read from the PF, never guessed");
         Optional<String> rdmaDevice = singleRdmaDevice(pf);
         List<RdmaPort> ports = rdmaDevice.map(device -> ports(pf, device)).orElse(List.of());
-        LinkLayer linkLayer = ports.isEmpty() ? linkLayerFromClass(classPath, pciClass) : ports.getFirst().linkLayer();
+        LinkLayer linkLayer = ports.isEmpty()
+                ? linkLayerFromClass(classPath, pciClass)
+                : ports.getFirst().linkLayer();
         return new PhysicalFunction(
                 pf,
                 sysfs.canonicalPath(SysfsLayout.pciDevice(pf)),
@@ -74,8 +75,7 @@ public final class SysfsDiscovery {
                 vfDeviceId,
                 mainNetdev(pf),
                 rdmaDevice,
-                rdmaDevice.flatMap(device ->
-                        values.optionalGuid(SysfsLayout.rdmaDevice(pf, device) + "/node_guid")),
+                rdmaDevice.flatMap(device -> values.optionalGuid(SysfsLayout.rdmaDevice(pf, device) + "/node_guid")),
                 ports,
                 vfs(pf, numVfs));
     }
@@ -90,7 +90,8 @@ public final class SysfsDiscovery {
 
     private static LinkLayer linkLayerFromClass(String classPath, int pciClass) {
         if ((pciClass >>> 16) != NETWORK_CLASS) {
-            throw new SysfsFormatException(classPath, "0x%06x".formatted(pciClass), "a network controller class 0x02xxxx");
+            throw new SysfsFormatException(
+                    classPath, "0x%06x".formatted(pciClass), "a network controller class 0x02xxxx");
         }
         return (pciClass >>> 8) == INFINIBAND_SUBCLASS ? LinkLayer.INFINIBAND : LinkLayer.ETHERNET;
     }
@@ -105,7 +106,8 @@ public final class SysfsDiscovery {
                 continue;
             }
             if (!PciAddress.isPciAddress(target.get())) {
-                throw new SysfsFormatException(link, target.get(), "a symlink to a PCI function such as ../0000:3b:00.1");
+                throw new SysfsFormatException(
+                        link, target.get(), "a symlink to a PCI function such as ../0000:3b:00.1");
             }
             vfs.add(vf(pf, index, PciAddress.of(target.get())));
         }
@@ -121,11 +123,12 @@ public final class SysfsDiscovery {
                 sysfs.linkTargetName(SysfsLayout.pciAttribute(address, "driver")),
                 mainNetdev(address),
                 rdmaDevice,
-                rdmaDevice.flatMap(device -> values.optionalGuid(SysfsLayout.rdmaDevice(address, device) + "/node_guid")),
-                rdmaDevice.flatMap(device ->
-                        values.optionalPortGuidFromGid(SysfsLayout.rdmaPort(address, device, 1) + "/gids/0")),
-                rdmaDevice.flatMap(device ->
-                        values.optionalPortState(SysfsLayout.rdmaPort(address, device, 1) + "/state")));
+                rdmaDevice.flatMap(
+                        device -> values.optionalGuid(SysfsLayout.rdmaDevice(address, device) + "/node_guid")),
+                rdmaDevice.flatMap(
+                        device -> values.optionalPortGuidFromGid(SysfsLayout.rdmaPort(address, device, 1) + "/gids/0")),
+                rdmaDevice.flatMap(
+                        device -> values.optionalPortState(SysfsLayout.rdmaPort(address, device, 1) + "/state")));
     }
 
     /**
@@ -135,7 +138,9 @@ public final class SysfsDiscovery {
     private Optional<String> singleRdmaDevice(PciAddress function) {
         List<String> devices = sysfs.list(SysfsLayout.rdmaDevices(function));
         if (devices.size() > 1) {
-            throw new SysfsFormatException(SysfsLayout.rdmaDevices(function), String.join(",", devices),
+            throw new SysfsFormatException(
+                    SysfsLayout.rdmaDevices(function),
+                    String.join(",", devices),
                     "exactly one RDMA device per PCI function");
         }
         return devices.stream().findFirst();
@@ -151,8 +156,8 @@ public final class SysfsDiscovery {
             } catch (NumberFormatException notAPort) {
                 throw new SysfsFormatException(portDir, name, "numbered port directories such as ports/1");
             }
-            ports.add(new RdmaPort(number, values.linkLayer(portDir + "/link_layer"),
-                    values.portState(portDir + "/state")));
+            ports.add(new RdmaPort(
+                    number, values.linkLayer(portDir + "/link_layer"), values.portState(portDir + "/state")));
         }
         ports.sort(Comparator.comparingInt(RdmaPort::number));
         return ports;

@@ -5,7 +5,6 @@ import io.omai.ibvf.kernel.Sysfs;
 import io.omai.ibvf.model.Guid;
 import io.omai.ibvf.model.LinkLayer;
 import io.omai.ibvf.model.PortState;
-
 import java.util.HexFormat;
 import java.util.Locale;
 import java.util.Optional;
@@ -25,7 +24,9 @@ public final class SysfsValues {
     }
 
     public OptionalInt optionalDecimal(String path) {
-        return sysfs.read(path).map(text -> OptionalInt.of(parseDecimal(path, text))).orElse(OptionalInt.empty());
+        return sysfs.read(path)
+                .map(text -> OptionalInt.of(parseDecimal(path, text)))
+                .orElse(OptionalInt.empty());
     }
 
     /** {@code numa_node}: {@code -1} means unknown and must not be read as node 0. */
@@ -44,7 +45,9 @@ public final class SysfsValues {
     /** A {@code 0x}-prefixed hex attribute such as {@code class} or {@code vendor}. */
     public int prefixedHex(String path, String why) {
         String text = sysfs.readRequired(path, why);
-        if (!text.startsWith("0x") || text.length() < 3 || text.length() > 10
+        if (!text.startsWith("0x")
+                || text.length() < 3
+                || text.length() > 10
                 || !text.substring(2).chars().allMatch(HexFormat::isHexDigit)) {
             throw new SysfsFormatException(path, text, "a hexadecimal number with a 0x prefix, e.g. 0x020700");
         }
@@ -62,14 +65,14 @@ public final class SysfsValues {
 
     public LinkLayer linkLayer(String path) {
         String text = sysfs.readRequired(path, "every RDMA port reports its link layer");
-        return LinkLayer.fromSysfs(text).orElseThrow(() ->
-                new SysfsFormatException(path, text, "'InfiniBand' or 'Ethernet'"));
+        return LinkLayer.fromSysfs(text)
+                .orElseThrow(() -> new SysfsFormatException(path, text, "'InfiniBand' or 'Ethernet'"));
     }
 
     public PortState portState(String path) {
         String text = sysfs.readRequired(path, "every RDMA port reports its state");
-        return PortState.fromSysfs(text).orElseThrow(() ->
-                new SysfsFormatException(path, text, "'<n>: <STATE>' such as '4: ACTIVE'"));
+        return PortState.fromSysfs(text)
+                .orElseThrow(() -> new SysfsFormatException(path, text, "'<n>: <STATE>' such as '4: ACTIVE'"));
     }
 
     public Optional<PortState> optionalPortState(String path) {
@@ -77,8 +80,9 @@ public final class SysfsValues {
     }
 
     public Optional<Guid> optionalGuid(String path) {
-        return sysfs.read(path).map(text -> Guid.parse(text).orElseThrow(() ->
-                new SysfsFormatException(path, text, "a GUID such as b83f:d203:00a1:b2c4")));
+        return sysfs.read(path)
+                .map(text -> Guid.parse(text)
+                        .orElseThrow(() -> new SysfsFormatException(path, text, "a GUID such as b83f:d203:00a1:b2c4")));
     }
 
     /** The port GUID from {@code gids/0}: the low 64 bits of the IPv6-style GID. */
@@ -86,11 +90,12 @@ public final class SysfsValues {
         return sysfs.read(path).map(text -> {
             String[] groups = text.split(":", -1);
             if (groups.length != 8) {
-                throw new SysfsFormatException(path, text, "a GID of 8 groups such as fe80:0000:0000:0000:b83f:d203:00a1:b2c4");
+                throw new SysfsFormatException(
+                        path, text, "a GID of 8 groups such as fe80:0000:0000:0000:b83f:d203:00a1:b2c4");
             }
             String low = String.join(":", groups[4], groups[5], groups[6], groups[7]);
-            return Guid.parse(low).orElseThrow(() ->
-                    new SysfsFormatException(path, text, "a GID of 8 four-digit hex groups"));
+            return Guid.parse(low)
+                    .orElseThrow(() -> new SysfsFormatException(path, text, "a GID of 8 four-digit hex groups"));
         });
     }
 

@@ -5,8 +5,12 @@ package io.omai.ibvf.error;
  * exhaustively; every message names the path or command, the value involved and what was expected.
  */
 public abstract sealed class IbVfException extends RuntimeException
-        permits SysfsFormatException, SysfsMissingException, KernelRejectedException, VfNotReadyException,
-                GuidAssignmentException, QosUnsupportedException {
+        permits SysfsFormatException,
+                SysfsMissingException,
+                KernelRejectedException,
+                VfNotReadyException,
+                GuidAssignmentException,
+                QosUnsupportedException {
 
     protected IbVfException(String message, Throwable cause) {
         super(message, cause);

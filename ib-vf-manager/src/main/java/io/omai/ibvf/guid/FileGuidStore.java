@@ -3,7 +3,6 @@ package io.omai.ibvf.guid;
 import io.omai.ibvf.error.GuidAssignmentException;
 import io.omai.ibvf.model.Guid;
 import io.omai.ibvf.model.PciAddress;
-
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -68,8 +67,9 @@ public final class FileGuidStore implements GuidStore {
                     throw corrupt(number, line, "'node <name>'");
                 }
                 if (!fields[1].equals(nodeName)) {
-                    throw new GuidAssignmentException("GUID assignments in " + file + " belong to node '" + fields[1]
-                            + "', not to this node '" + nodeName + "'; a copied file would duplicate GUIDs on the subnet");
+                    throw new GuidAssignmentException(
+                            "GUID assignments in " + file + " belong to node '" + fields[1] + "', not to this node '"
+                                    + nodeName + "'; a copied file would duplicate GUIDs on the subnet");
                 }
                 sawNode = true;
             } else {
@@ -90,8 +90,10 @@ public final class FileGuidStore implements GuidStore {
         } catch (NumberFormatException notANumber) {
             throw corrupt(number, line, expected);
         }
-        Guid guid = Guid.parse(fields[2]).filter(Guid::isAssignable).orElseThrow(() -> corrupt(number, line, expected
-                + " with a GUID that is neither all-zero nor all-ones"));
+        Guid guid = Guid.parse(fields[2])
+                .filter(Guid::isAssignable)
+                .orElseThrow(
+                        () -> corrupt(number, line, expected + " with a GUID that is neither all-zero nor all-ones"));
         if (vfIndex < 0 || assignments.put(new GuidKey(PciAddress.of(fields[0]), vfIndex), guid) != null) {
             throw corrupt(number, line, "one line per PF and non-negative VF index");
         }
@@ -99,10 +101,20 @@ public final class FileGuidStore implements GuidStore {
 
     @Override
     public void save(String nodeName, Map<GuidKey, Guid> assignments) {
-        StringBuilder text = new StringBuilder(HEADER).append('\n').append(FORMAT_LINE).append('\n')
-                .append("node ").append(nodeName).append('\n');
-        new TreeMap<>(assignments).forEach((key, guid) -> text.append(key.pf()).append(' ').append(key.vfIndex())
-                .append(' ').append(guid.toIpLinkFormat()).append('\n'));
+        StringBuilder text = new StringBuilder(HEADER)
+                .append('\n')
+                .append(FORMAT_LINE)
+                .append('\n')
+                .append("node ")
+                .append(nodeName)
+                .append('\n');
+        new TreeMap<>(assignments)
+                .forEach((key, guid) -> text.append(key.pf())
+                        .append(' ')
+                        .append(key.vfIndex())
+                        .append(' ')
+                        .append(guid.toIpLinkFormat())
+                        .append('\n'));
         Path temporary = file.resolveSibling(file.getFileName() + ".tmp");
         try {
             Files.createDirectories(file.toAbsolutePath().getParent());
@@ -114,7 +126,7 @@ public final class FileGuidStore implements GuidStore {
     }
 
     private GuidAssignmentException corrupt(int lineNumber, String line, String expected) {
-        return new GuidAssignmentException("GUID assignment file " + file + " line " + lineNumber + " reads '" + line
-                + "', expected " + expected);
+        return new GuidAssignmentException(
+                "GUID assignment file " + file + " line " + lineNumber + " reads '" + line + "', expected " + expected);
     }
 }

@@ -4,7 +4,6 @@ import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.omai.ibvf.error.GuidAssignmentException;
 import io.omai.ibvf.model.Guid;
 import io.omai.ibvf.model.PciAddress;
-
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -27,6 +26,7 @@ public final class GuidAllocator {
     private final String nodeName;
     private final GuidRange range;
     private final GuidStore store;
+
     @GuardedBy("this")
     private final Map<GuidKey, Guid> assignments;
 
@@ -38,8 +38,7 @@ public final class GuidAllocator {
     }
 
     /** A GUID seen in sysfs, with the PCI function that shows it. */
-    public record ObservedGuid(Guid guid, PciAddress shownBy) {
-    }
+    public record ObservedGuid(Guid guid, PciAddress shownBy) {}
 
     /**
      * The GUID for VF {@code vfIndex} of {@code pf}.
@@ -47,7 +46,8 @@ public final class GuidAllocator {
      * @param vfAddress the VF's PCI address; GUIDs it shows itself are not conflicts
      * @param observed  every node/port GUID visible on the node (PFs and VFs)
      */
-    public synchronized Guid assign(PciAddress pf, int vfIndex, PciAddress vfAddress, Collection<ObservedGuid> observed) {
+    public synchronized Guid assign(
+            PciAddress pf, int vfIndex, PciAddress vfAddress, Collection<ObservedGuid> observed) {
         GuidKey key = new GuidKey(pf, vfIndex);
         Set<Guid> takenByOthers = new HashSet<>();
         for (ObservedGuid seen : observed) {
@@ -87,14 +87,16 @@ public final class GuidAllocator {
                 return candidate;
             }
         }
-        throw new GuidAssignmentException("GUID range " + range + " of node '" + nodeName + "' has no free GUID left for "
-                + key + " (" + taken.size() + " in use); give the node a larger range");
+        throw new GuidAssignmentException(
+                "GUID range " + range + " of node '" + nodeName + "' has no free GUID left for " + key + " ("
+                        + taken.size() + " in use); give the node a larger range");
     }
 
     private long hash(GuidKey key) {
         try {
             MessageDigest sha = MessageDigest.getInstance("SHA-256");
-            byte[] digest = sha.digest((nodeName + "|" + key.pf() + "|" + key.vfIndex()).getBytes(StandardCharsets.UTF_8));
+            byte[] digest =
+                    sha.digest((nodeName + "|" + key.pf() + "|" + key.vfIndex()).getBytes(StandardCharsets.UTF_8));
             return ByteBuffer.wrap(digest).getLong();
         } catch (NoSuchAlgorithmException impossible) {
             throw new IllegalStateException("SHA-256 is required of every Java platform", impossible);
@@ -102,7 +104,10 @@ public final class GuidAllocator {
     }
 
     private static String ownerOf(Guid guid, Collection<ObservedGuid> observed, PciAddress except) {
-        return observed.stream().filter(seen -> seen.guid().equals(guid) && !seen.shownBy().equals(except))
-                .map(seen -> seen.shownBy().value()).findFirst().orElse("another device");
+        return observed.stream()
+                .filter(seen -> seen.guid().equals(guid) && !seen.shownBy().equals(except))
+                .map(seen -> seen.shownBy().value())
+                .findFirst()
+                .orElse("another device");
     }
 }

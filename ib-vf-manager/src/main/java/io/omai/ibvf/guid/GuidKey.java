@@ -1,7 +1,6 @@
 package io.omai.ibvf.guid;
 
 import io.omai.ibvf.model.PciAddress;
-
 import java.util.Comparator;
 
 /** What a GUID is assigned to: VF {@code vfIndex} of PF {@code pf} on this node. */

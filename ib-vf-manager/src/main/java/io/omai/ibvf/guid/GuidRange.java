@@ -14,8 +14,8 @@ public record GuidRange(Guid first, Guid last) {
             throw new IllegalArgumentException("GUID range start " + first + " is above its end " + last);
         }
         if (last.value() - first.value() + 1 <= 0) {
-            throw new IllegalArgumentException("GUID range " + first + "-" + last
-                    + " is too large; at most 2^63 GUIDs per node");
+            throw new IllegalArgumentException(
+                    "GUID range " + first + "-" + last + " is too large; at most 2^63 GUIDs per node");
         }
     }
 
@@ -23,15 +23,16 @@ public record GuidRange(Guid first, Guid last) {
     public static GuidRange parse(String text) {
         String[] bounds = text.split("-", -1);
         if (bounds.length != 2) {
-            throw new IllegalArgumentException("GUID range '" + text
-                    + "' is not of the form 02:00:00:07:00:00:00:00-02:00:00:07:00:00:ff:ff");
+            throw new IllegalArgumentException(
+                    "GUID range '" + text + "' is not of the form 02:00:00:07:00:00:00:00-02:00:00:07:00:00:ff:ff");
         }
         return new GuidRange(parseBound(text, bounds[0]), parseBound(text, bounds[1]));
     }
 
     private static Guid parseBound(String range, String bound) {
-        return Guid.parse(bound).orElseThrow(() -> new IllegalArgumentException(
-                "GUID range '" + range + "': '" + bound + "' is not a GUID such as 02:00:00:07:00:00:00:00"));
+        return Guid.parse(bound)
+                .orElseThrow(() -> new IllegalArgumentException(
+                        "GUID range '" + range + "': '" + bound + "' is not a GUID such as 02:00:00:07:00:00:00:00"));
     }
 
     /** Number of GUIDs in the range. */

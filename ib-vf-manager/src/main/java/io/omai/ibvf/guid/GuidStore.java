@@ -1,7 +1,6 @@
 package io.omai.ibvf.guid;
 
 import io.omai.ibvf.model.Guid;
-
 import java.util.Map;
 
 /**

@@ -2,7 +2,6 @@ package io.omai.ibvf.health;
 
 import io.omai.ibvf.kernel.VfLinkState;
 import io.omai.ibvf.model.Guid;
-
 import java.util.Optional;
 
 /**

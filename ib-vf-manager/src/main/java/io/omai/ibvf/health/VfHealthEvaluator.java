@@ -9,7 +9,6 @@ import io.omai.ibvf.model.LinkLayer;
 import io.omai.ibvf.model.PhysicalFunction;
 import io.omai.ibvf.model.PortState;
 import io.omai.ibvf.model.VirtualFunction;
-
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -30,15 +29,18 @@ public final class VfHealthEvaluator {
         List<Problem> problems = new ArrayList<>();
         Optional<PortState> pfPort = pf.portState();
         if (pfPort.filter(state -> state == PortState.ACTIVE).isEmpty()) {
-            problems.add(new Problem(Reason.PF_PORT_NOT_ACTIVE, "PF " + pf.address() + " port state is "
-                    + pfPort.map(PortState::sysfsText).orElse("unknown (no RDMA device)")));
+            problems.add(new Problem(
+                    Reason.PF_PORT_NOT_ACTIVE,
+                    "PF " + pf.address() + " port state is "
+                            + pfPort.map(PortState::sysfsText).orElse("unknown (no RDMA device)")));
         }
         if (vf.driver().isEmpty()) {
             problems.add(new Problem(Reason.NO_DRIVER, "VF " + vf.address() + " has no driver bound"));
         }
         if (vf.rdmaDevice().isEmpty()) {
-            problems.add(new Problem(Reason.NO_RDMA_DEVICE, "VF " + vf.address() + " has no RDMA device under "
-                    + SysfsLayout.rdmaDevices(vf.address())));
+            problems.add(new Problem(
+                    Reason.NO_RDMA_DEVICE,
+                    "VF " + vf.address() + " has no RDMA device under " + SysfsLayout.rdmaDevices(vf.address())));
         } else {
             if (pf.linkLayer() == LinkLayer.INFINIBAND) {
                 checkGuids(vf, desired, problems);
@@ -52,24 +54,34 @@ public final class VfHealthEvaluator {
         Guid node = vf.nodeGuid().orElse(Guid.ZERO);
         Guid port = vf.portGuid().orElse(Guid.ZERO);
         if (!node.isAssignable() || !port.isAssignable()) {
-            problems.add(new Problem(Reason.GUID_INVALID, "VF " + vf.address() + " node GUID " + node.toSysfsFormat()
-                    + ", port GUID " + port.toSysfsFormat() + " (all-zero or all-ones is invalid)"));
+            problems.add(new Problem(
+                    Reason.GUID_INVALID,
+                    "VF " + vf.address() + " node GUID " + node.toSysfsFormat() + ", port GUID " + port.toSysfsFormat()
+                            + " (all-zero or all-ones is invalid)"));
             return;
         }
-        desired.guid().filter(expected -> !expected.equals(node) || !expected.equals(port)).ifPresent(expected ->
-                problems.add(new Problem(Reason.GUID_NOT_AS_ASSIGNED, "VF " + vf.address() + " shows node GUID "
-                        + node + ", port GUID " + port + "; assigned " + expected)));
+        desired.guid()
+                .filter(expected -> !expected.equals(node) || !expected.equals(port))
+                .ifPresent(expected -> problems.add(new Problem(
+                        Reason.GUID_NOT_AS_ASSIGNED,
+                        "VF " + vf.address() + " shows node GUID " + node + ", port GUID " + port + "; assigned "
+                                + expected)));
     }
 
     private void checkState(PhysicalFunction pf, VirtualFunction vf, DesiredVfState desired, List<Problem> problems) {
         Optional<PortState> port = vf.portState();
         if (port.filter(state -> state == PortState.ACTIVE).isEmpty()) {
-            problems.add(new Problem(Reason.STATE_NOT_AS_DESIRED, "VF " + vf.address() + " port state is "
-                    + port.map(PortState::sysfsText).orElse("unknown") + ", desired 4: ACTIVE"));
+            problems.add(new Problem(
+                    Reason.STATE_NOT_AS_DESIRED,
+                    "VF " + vf.address() + " port state is "
+                            + port.map(PortState::sysfsText).orElse("unknown") + ", desired 4: ACTIVE"));
         }
         String policyPath = SysfsLayout.mlnxVfConfig(pf.address(), vf.index()) + "/policy";
-        sysfs.read(policyPath).filter(policy -> !policy.equals(desired.linkState().mlnxPolicy())).ifPresent(policy ->
-                problems.add(new Problem(Reason.STATE_NOT_AS_DESIRED, policyPath + " is '" + policy + "', desired '"
-                        + desired.linkState().mlnxPolicy() + "'")));
+        sysfs.read(policyPath)
+                .filter(policy -> !policy.equals(desired.linkState().mlnxPolicy()))
+                .ifPresent(policy -> problems.add(new Problem(
+                        Reason.STATE_NOT_AS_DESIRED,
+                        policyPath + " is '" + policy + "', desired '"
+                                + desired.linkState().mlnxPolicy() + "'")));
     }
 }

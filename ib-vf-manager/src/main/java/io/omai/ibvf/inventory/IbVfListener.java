@@ -11,6 +11,5 @@ public interface IbVfListener {
     void onInventoryChanged(InventorySnapshot snapshot);
 
     /** Discovery failed (for example malformed sysfs); the previous snapshot stays current. */
-    default void onDiscoveryFailed(IbVfException failure) {
-    }
+    default void onDiscoveryFailed(IbVfException failure) {}
 }

@@ -8,9 +8,6 @@ import io.omai.ibvf.health.VfHealthEvaluator;
 import io.omai.ibvf.model.PhysicalFunction;
 import io.omai.ibvf.model.VirtualFunction;
 import io.omai.ibvf.qos.QosCapability;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -21,6 +18,8 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BiFunction;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Continuous rediscovery: each {@link #poll()} reads sysfs afresh, evaluates health and notifies listeners when the
@@ -35,16 +34,22 @@ public final class IbVfMonitor implements AutoCloseable {
     private final VfHealthEvaluator health;
     private final BiFunction<PhysicalFunction, VirtualFunction, DesiredVfState> desiredState;
     private final Object lock = new Object();
+
     @GuardedBy("lock")
     private final Set<IbVfListener> listeners = Collections.newSetFromMap(new IdentityHashMap<>());
+
     @GuardedBy("lock")
     private InventorySnapshot current = InventorySnapshot.EMPTY;
+
     @GuardedBy("lock")
     private boolean polledOnce;
+
     private ScheduledFuture<?> schedule;
 
-    public IbVfMonitor(SysfsDiscovery discovery, VfHealthEvaluator health,
-                       BiFunction<PhysicalFunction, VirtualFunction, DesiredVfState> desiredState) {
+    public IbVfMonitor(
+            SysfsDiscovery discovery,
+            VfHealthEvaluator health,
+            BiFunction<PhysicalFunction, VirtualFunction, DesiredVfState> desiredState) {
         this.discovery = discovery;
         this.health = health;
         this.desiredState = desiredState;
@@ -91,7 +96,9 @@ public final class IbVfMonitor implements AutoCloseable {
             polledOnce = true;
         }
         if (changed) {
-            log.info("IB VF inventory changed: {} VFs, {} healthy", next.vfs().size(),
+            log.info(
+                    "IB VF inventory changed: {} VFs, {} healthy",
+                    next.vfs().size(),
                     next.vfs().stream().filter(vf -> vf.health().isHealthy()).count());
             listenersNow().forEach(listener -> listener.onInventoryChanged(next));
         }

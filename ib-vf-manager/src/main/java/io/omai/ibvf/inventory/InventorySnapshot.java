@@ -2,7 +2,6 @@ package io.omai.ibvf.inventory;
 
 import io.omai.ibvf.health.VfHealth;
 import io.omai.ibvf.model.PciAddress;
-
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;

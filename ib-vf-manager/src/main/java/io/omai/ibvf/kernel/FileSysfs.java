@@ -1,7 +1,6 @@
 package io.omai.ibvf.kernel;
 
 import io.omai.ibvf.error.SysfsMissingException;
-
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -50,8 +49,12 @@ public final class FileSysfs implements Sysfs {
     public void write(String path, String value) {
         // sysfs stores take the whole buffer in one write(2); TRUNCATE keeps regular files in fake trees exact.
         try {
-            Files.writeString(resolve(path), value, StandardCharsets.UTF_8,
-                    StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
+            Files.writeString(
+                    resolve(path),
+                    value,
+                    StandardCharsets.UTF_8,
+                    StandardOpenOption.WRITE,
+                    StandardOpenOption.TRUNCATE_EXISTING);
         } catch (IOException failure) {
             throw KernelErrors.writeFailed(path, value, failure);
         }

@@ -4,7 +4,6 @@ import io.omai.ibvf.error.Errno;
 import io.omai.ibvf.error.IbVfException;
 import io.omai.ibvf.error.KernelRejectedException;
 import io.omai.ibvf.error.SysfsMissingException;
-
 import java.io.IOException;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.NoSuchFileException;
@@ -15,8 +14,7 @@ import java.nio.file.NoSuchFileException;
  */
 public final class KernelErrors {
 
-    private KernelErrors() {
-    }
+    private KernelErrors() {}
 
     /** A failed write of {@code value} to the sysfs attribute {@code path}. */
     public static IbVfException writeFailed(String path, String value, IOException failure) {

@@ -3,7 +3,6 @@ package io.omai.ibvf.kernel;
 import io.omai.ibvf.error.Errno;
 import io.omai.ibvf.error.KernelRejectedException;
 import io.omai.ibvf.model.Guid;
-
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -28,8 +27,14 @@ public final class ProcessIpLink implements IpLink {
 
     @Override
     public void setVfGuids(String pfNetdev, int vfIndex, Guid nodeGuid, Guid portGuid) {
-        run(pfNetdev, vfIndex, nodeGuid.toIpLinkFormat() + "/" + portGuid.toIpLinkFormat(),
-                "node_guid", nodeGuid.toIpLinkFormat(), "port_guid", portGuid.toIpLinkFormat());
+        run(
+                pfNetdev,
+                vfIndex,
+                nodeGuid.toIpLinkFormat() + "/" + portGuid.toIpLinkFormat(),
+                "node_guid",
+                nodeGuid.toIpLinkFormat(),
+                "port_guid",
+                portGuid.toIpLinkFormat());
     }
 
     @Override
@@ -39,17 +44,25 @@ public final class ProcessIpLink implements IpLink {
 
     @Override
     public void setVfTxRate(String pfNetdev, int vfIndex, TxRate rate) {
-        run(pfNetdev, vfIndex, rate.maxMbps() + "/" + rate.minMbps(),
-                "max_tx_rate", Integer.toString(rate.maxMbps()), "min_tx_rate", Integer.toString(rate.minMbps()));
+        run(
+                pfNetdev,
+                vfIndex,
+                rate.maxMbps() + "/" + rate.minMbps(),
+                "max_tx_rate",
+                Integer.toString(rate.maxMbps()),
+                "min_tx_rate",
+                Integer.toString(rate.minMbps()));
     }
 
     private void run(String pfNetdev, int vfIndex, String value, String... settings) {
-        List<String> command = new ArrayList<>(List.of(ipBinary, "link", "set", "dev", pfNetdev,
-                "vf", Integer.toString(vfIndex)));
+        List<String> command =
+                new ArrayList<>(List.of(ipBinary, "link", "set", "dev", pfNetdev, "vf", Integer.toString(vfIndex)));
         command.addAll(List.of(settings));
         String commandLine = String.join(" ", command);
         try {
-            Process process = new ProcessBuilder(command).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            Process process = new ProcessBuilder(command)
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                    .start();
             if (!process.waitFor(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
                 process.destroyForcibly();
                 throw KernelErrors.of(Errno.ETIMEDOUT, commandLine, value);
@@ -60,8 +73,12 @@ public final class ProcessIpLink implements IpLink {
                 throw KernelErrors.commandFailed(commandLine, value, stderr);
             }
         } catch (IOException failure) {
-            throw new KernelRejectedException(Errno.ENOENT, commandLine, value,
-                    "cannot run '" + ipBinary + "' (is iproute2 installed?): " + failure.getMessage(), failure);
+            throw new KernelRejectedException(
+                    Errno.ENOENT,
+                    commandLine,
+                    value,
+                    "cannot run '" + ipBinary + "' (is iproute2 installed?): " + failure.getMessage(),
+                    failure);
         } catch (InterruptedException interrupted) {
             Thread.currentThread().interrupt();
             throw KernelErrors.of(Errno.ETIMEDOUT, commandLine, value);

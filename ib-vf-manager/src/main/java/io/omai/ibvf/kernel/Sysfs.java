@@ -1,7 +1,6 @@
 package io.omai.ibvf.kernel;
 
 import io.omai.ibvf.error.SysfsMissingException;
-
 import java.util.List;
 import java.util.Optional;
 

@@ -9,8 +9,7 @@ public final class SysfsLayout {
     /** The misc device {@code rdma_ucm} registers; {@code /dev/infiniband/rdma_cm} exists exactly when this does. */
     public static final String RDMA_CM_MISC_DEVICE = "class/misc/rdma_cm";
 
-    private SysfsLayout() {
-    }
+    private SysfsLayout() {}
 
     public static String pciDevice(PciAddress address) {
         return PCI_DEVICES + "/" + address;

@@ -3,7 +3,6 @@ package io.omai.ibvf.kernel;
 import io.omai.ibvf.error.Errno;
 import io.omai.ibvf.error.IbVfException;
 import io.omai.ibvf.error.KernelRejectedException;
-
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
@@ -39,8 +38,12 @@ public final class TimeLimitedSysfs implements Sysfs {
         try {
             write.get(writeTimeout.toMillis(), TimeUnit.MILLISECONDS);
         } catch (TimeoutException slow) {
-            throw new KernelRejectedException(Errno.ETIMEDOUT, path, value, "still blocked after " + writeTimeout
-                    + "; the device may be hung (see dmesg)", slow);
+            throw new KernelRejectedException(
+                    Errno.ETIMEDOUT,
+                    path,
+                    value,
+                    "still blocked after " + writeTimeout + "; the device may be hung (see dmesg)",
+                    slow);
         } catch (InterruptedException interrupted) {
             Thread.currentThread().interrupt();
             throw KernelErrors.of(Errno.ETIMEDOUT, path, value);

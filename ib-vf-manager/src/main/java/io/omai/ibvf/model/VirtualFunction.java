@@ -19,5 +19,4 @@ public record VirtualFunction(
         Optional<String> rdmaDevice,
         Optional<Guid> nodeGuid,
         Optional<Guid> portGuid,
-        Optional<PortState> portState) {
-}
+        Optional<PortState> portState) {}

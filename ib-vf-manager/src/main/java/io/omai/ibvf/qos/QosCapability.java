@@ -34,14 +34,20 @@ public record QosCapability(LinkLayer linkLayer, Support maxTxRate, Support minT
 
     public static QosCapability of(LinkLayer linkLayer) {
         return switch (linkLayer) {
-            case ETHERNET -> new QosCapability(linkLayer,
-                    new Supported("ip link set <pf> vf N max_tx_rate <Mbit/s> (E-Switch vport rate limit, TX only)"),
-                    new Supported("ip link set <pf> vf N min_tx_rate <Mbit/s> (E-Switch bandwidth share, TX only)"),
-                    "per-VF tx rate on the PF (legacy E-Switch), or devlink rate in switchdev mode");
+            case ETHERNET ->
+                new QosCapability(
+                        linkLayer,
+                        new Supported(
+                                "ip link set <pf> vf N max_tx_rate <Mbit/s> (E-Switch vport rate limit, TX only)"),
+                        new Supported("ip link set <pf> vf N min_tx_rate <Mbit/s> (E-Switch bandwidth share, TX only)"),
+                        "per-VF tx rate on the PF (legacy E-Switch), or devlink rate in switchdev mode");
             case INFINIBAND -> {
                 Unsupported noVfRate = new Unsupported("InfiniBand PFs have no per-VF rate limit: the IPoIB netdev "
                         + "lacks ndo_set_vf_rate (EOPNOTSUPP) and mlx5 has no E-Switch in IB mode");
-                yield new QosCapability(linkLayer, noVfRate, noVfRate,
+                yield new QosCapability(
+                        linkLayer,
+                        noVfRate,
+                        noVfRate,
                         "subnet manager QoS: SL-to-VL tables and VL arbitration weights per partition "
                                 + "(opensm qos-policy.conf or UFM); advisory per-QP static rate via PathRecords");
             }

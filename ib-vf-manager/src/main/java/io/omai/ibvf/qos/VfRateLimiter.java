@@ -29,8 +29,9 @@ public final class VfRateLimiter {
         if (!capability.perVfRateEnforced()) {
             return; // nothing requested (0/0) and nothing enforceable: there is no limit to clear
         }
-        String netdev = pf.netdev().orElseThrow(() -> new SysfsMissingException(
-                SysfsLayout.pciAttribute(pf.address(), "net"), "per-VF rates are set on the PF netdev"));
+        String netdev = pf.netdev()
+                .orElseThrow(() -> new SysfsMissingException(
+                        SysfsLayout.pciAttribute(pf.address(), "net"), "per-VF rates are set on the PF netdev"));
         ipLink.setVfTxRate(netdev, vfIndex, rate);
     }
 }

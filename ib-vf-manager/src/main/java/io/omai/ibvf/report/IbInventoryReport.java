@@ -1,15 +1,14 @@
 package io.omai.ibvf.report;
 
 import io.omai.ibvf.discovery.SysfsDiscovery;
+import io.omai.ibvf.error.IbVfException;
 import io.omai.ibvf.health.DesiredVfState;
 import io.omai.ibvf.health.VfHealthEvaluator;
-import io.omai.ibvf.error.IbVfException;
 import io.omai.ibvf.inventory.IbVfListener;
 import io.omai.ibvf.inventory.IbVfMonitor;
 import io.omai.ibvf.inventory.InventorySnapshot;
 import io.omai.ibvf.kernel.FileSysfs;
 import io.omai.ibvf.kernel.Sysfs;
-
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -20,8 +19,7 @@ import java.util.List;
  */
 public final class IbInventoryReport {
 
-    private IbInventoryReport() {
-    }
+    private IbInventoryReport() {}
 
     /**
      * Discovers from the sysfs tree at {@code sysfsRoot} (normally {@code /sys}) and renders it. Without a manager
@@ -29,13 +27,12 @@ public final class IbInventoryReport {
      */
     public static String render(Path sysfsRoot, ReportFormat format) {
         Sysfs sysfs = new FileSysfs(sysfsRoot);
-        IbVfMonitor oneShot = new IbVfMonitor(new SysfsDiscovery(sysfs), new VfHealthEvaluator(sysfs),
-                (pf, vf) -> DesiredVfState.anyValidGuid());
+        IbVfMonitor oneShot = new IbVfMonitor(
+                new SysfsDiscovery(sysfs), new VfHealthEvaluator(sysfs), (pf, vf) -> DesiredVfState.anyValidGuid());
         List<IbVfException> failures = new ArrayList<>();
         oneShot.subscribe(new IbVfListener() {
             @Override
-            public void onInventoryChanged(InventorySnapshot snapshot) {
-            }
+            public void onInventoryChanged(InventorySnapshot snapshot) {}
 
             @Override
             public void onDiscoveryFailed(IbVfException failure) {

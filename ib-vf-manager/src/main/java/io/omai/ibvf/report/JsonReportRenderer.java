@@ -3,7 +3,6 @@ package io.omai.ibvf.report;
 import io.omai.ibvf.qos.QosCapability;
 import io.omai.ibvf.report.InventoryReport.PfRow;
 import io.omai.ibvf.report.InventoryReport.VfRow;
-
 import java.util.Optional;
 import java.util.OptionalInt;
 
@@ -14,14 +13,21 @@ final class JsonReportRenderer {
         JsonWriter json = new JsonWriter().beginObject().name("pfs").beginArray();
         for (PfRow pf : report.pfs()) {
             json.beginObject()
-                    .name("pciAddress").value(pf.pciAddress())
-                    .name("linkLayer").value(pf.linkLayer());
+                    .name("pciAddress")
+                    .value(pf.pciAddress())
+                    .name("linkLayer")
+                    .value(pf.linkLayer());
             optional(json.name("numaNode"), pf.numaNode());
-            json.name("netdev").value(pf.netdev().orElse(null))
-                    .name("rdmaDevice").value(pf.rdmaDevice().orElse(null))
-                    .name("portState").value(pf.portState().orElse(null))
-                    .name("totalVfs").value(pf.totalVfs())
-                    .name("numVfs").value(pf.numVfs());
+            json.name("netdev")
+                    .value(pf.netdev().orElse(null))
+                    .name("rdmaDevice")
+                    .value(pf.rdmaDevice().orElse(null))
+                    .name("portState")
+                    .value(pf.portState().orElse(null))
+                    .name("totalVfs")
+                    .value(pf.totalVfs())
+                    .name("numVfs")
+                    .value(pf.numVfs());
             qos(json.name("qos"), pf.qos());
             json.name("vfs").beginArray();
             for (VfRow vf : pf.vfs()) {
@@ -33,9 +39,7 @@ final class JsonReportRenderer {
     }
 
     private static void vf(JsonWriter json, VfRow vf) {
-        json.beginObject()
-                .name("index").value(vf.index())
-                .name("pciAddress").value(vf.pciAddress());
+        json.beginObject().name("index").value(vf.index()).name("pciAddress").value(vf.pciAddress());
         nullable(json.name("rdmaDevice"), vf.rdmaDevice());
         nullable(json.name("uverbs"), vf.uverbs());
         nullable(json.name("nodeGuid"), vf.nodeGuid());
@@ -56,7 +60,8 @@ final class JsonReportRenderer {
     private static void support(JsonWriter json, QosCapability.Support support) {
         json.beginObject().name("supported").value(support.enforced());
         switch (support) {
-            case QosCapability.Supported(String mechanism) -> json.name("mechanism").value(mechanism);
+            case QosCapability.Supported(String mechanism) ->
+                json.name("mechanism").value(mechanism);
             case QosCapability.Unsupported(String reason) -> json.name("reason").value(reason);
         }
         json.endObject();

@@ -12,6 +12,7 @@ final class JsonWriter {
     private final StringBuilder out = new StringBuilder();
     /** One entry per open container: true once it holds an element (so the next one needs a comma). */
     private final Deque<Boolean> hasElements = new ArrayDeque<>();
+
     private boolean afterName;
 
     JsonWriter beginObject() {

@@ -3,7 +3,6 @@ package io.omai.ibvf.report;
 import io.omai.ibvf.qos.QosCapability;
 import io.omai.ibvf.report.InventoryReport.PfRow;
 import io.omai.ibvf.report.InventoryReport.VfRow;
-
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
@@ -21,15 +20,29 @@ final class TextReportRenderer {
         }
         StringBuilder out = new StringBuilder();
         for (PfRow pf : report.pfs()) {
-            out.append("PF ").append(pf.pciAddress())
-                    .append("  link ").append(pf.linkLayer())
-                    .append("  numa ").append(text(pf.numaNode()))
-                    .append("  netdev ").append(text(pf.netdev()))
-                    .append("  rdma ").append(text(pf.rdmaDevice()))
-                    .append("  port ").append(text(pf.portState()))
-                    .append("  VFs ").append(pf.numVfs()).append('/').append(pf.totalVfs()).append('\n');
-            out.append("  QoS per-VF max_tx_rate: ").append(support(pf.qos().maxTxRate())).append('\n');
-            out.append("  QoS per-VF min_tx_rate: ").append(support(pf.qos().minTxRate())).append('\n');
+            out.append("PF ")
+                    .append(pf.pciAddress())
+                    .append("  link ")
+                    .append(pf.linkLayer())
+                    .append("  numa ")
+                    .append(text(pf.numaNode()))
+                    .append("  netdev ")
+                    .append(text(pf.netdev()))
+                    .append("  rdma ")
+                    .append(text(pf.rdmaDevice()))
+                    .append("  port ")
+                    .append(text(pf.portState()))
+                    .append("  VFs ")
+                    .append(pf.numVfs())
+                    .append('/')
+                    .append(pf.totalVfs())
+                    .append('\n');
+            out.append("  QoS per-VF max_tx_rate: ")
+                    .append(support(pf.qos().maxTxRate()))
+                    .append('\n');
+            out.append("  QoS per-VF min_tx_rate: ")
+                    .append(support(pf.qos().minTxRate()))
+                    .append('\n');
             out.append("  QoS lever: ").append(pf.qos().lever()).append('\n');
             if (!pf.vfs().isEmpty()) {
                 table(out, pf.vfs());
@@ -43,8 +56,14 @@ final class TextReportRenderer {
         List<List<String>> rows = new ArrayList<>();
         rows.add(VF_HEADER);
         for (VfRow vf : vfs) {
-            rows.add(List.of(Integer.toString(vf.index()), vf.pciAddress(), text(vf.rdmaDevice()), text(vf.uverbs()),
-                    text(vf.nodeGuid()), text(vf.portGuid()), text(vf.portState()),
+            rows.add(List.of(
+                    Integer.toString(vf.index()),
+                    vf.pciAddress(),
+                    text(vf.rdmaDevice()),
+                    text(vf.uverbs()),
+                    text(vf.nodeGuid()),
+                    text(vf.portGuid()),
+                    text(vf.portState()),
                     vf.healthy() ? "Healthy" : "Unhealthy"));
         }
         int[] widths = new int[VF_HEADER.size()];
@@ -57,7 +76,8 @@ final class TextReportRenderer {
             List<String> row = rows.get(r);
             StringBuilder line = new StringBuilder("  ");
             for (int column = 0; column < row.size(); column++) {
-                line.append(row.get(column)).append(" ".repeat(widths[column] - row.get(column).length() + 2));
+                line.append(row.get(column))
+                        .append(" ".repeat(widths[column] - row.get(column).length() + 2));
             }
             out.append(line.toString().stripTrailing()).append('\n');
             if (r > 0) {

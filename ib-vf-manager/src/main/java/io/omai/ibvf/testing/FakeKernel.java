@@ -12,7 +12,6 @@ import io.omai.ibvf.model.LinkLayer;
 import io.omai.ibvf.model.PciAddress;
 import io.omai.ibvf.model.PortState;
 import io.omai.ibvf.testing.FakeSysfs.FakeFunction;
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -84,7 +83,8 @@ public final class FakeKernel implements Sysfs, IpLink {
         }
         if (attribute.equals("sriov_numvfs")) {
             Optional<FakeFunction> function = files.exists(directory)
-                    ? tree.functionByDirectory(files.canonicalPath(directory)) : Optional.empty();
+                    ? tree.functionByDirectory(files.canonicalPath(directory))
+                    : Optional.empty();
             if (function.isPresent() && function.get().isPf()) {
                 writeNumVfs(path, function.get().pf(), value);
                 return;
@@ -101,12 +101,12 @@ public final class FakeKernel implements Sysfs, IpLink {
 
     @Override
     public synchronized void setVfGuids(String pfNetdev, int vfIndex, Guid nodeGuid, Guid portGuid) {
-        String command = "ip link set dev " + pfNetdev + " vf " + vfIndex + " node_guid " + nodeGuid
-                + " port_guid " + portGuid;
+        String command =
+                "ip link set dev " + pfNetdev + " vf " + vfIndex + " node_guid " + nodeGuid + " port_guid " + portGuid;
         FakePf pf = pfForIpLink(command, pfNetdev, vfIndex, nodeGuid.toString());
         if (pf.linkLayer() != LinkLayer.INFINIBAND) {
-            throw KernelErrors.commandFailed(command, nodeGuid.toString(),
-                    "RTNETLINK answers: " + Errno.EOPNOTSUPP.strerror());
+            throw KernelErrors.commandFailed(
+                    command, nodeGuid.toString(), "RTNETLINK answers: " + Errno.EOPNOTSUPP.strerror());
         }
         ipLinkLog.add(command);
         pf.vfNodeGuids.put(vfIndex, nodeGuid);
@@ -208,8 +208,8 @@ public final class FakeKernel implements Sysfs, IpLink {
 
     private void bindOrUnbind(String path, boolean bind, String value) {
         String address = value.strip();
-        Optional<FakeFunction> function = PciAddress.isPciAddress(address)
-                ? tree.function(PciAddress.of(address)) : Optional.empty();
+        Optional<FakeFunction> function =
+                PciAddress.isPciAddress(address) ? tree.function(PciAddress.of(address)) : Optional.empty();
         if (function.isEmpty()) {
             throw KernelErrors.of(Errno.ENODEV, path, value);
         }
@@ -230,7 +230,8 @@ public final class FakeKernel implements Sysfs, IpLink {
 
     private boolean isMlnxVfFile(String directory, String attribute) {
         return (attribute.equals("node") || attribute.equals("port") || attribute.equals("policy"))
-                && directory.matches(".*/sriov/\\d+") && files.exists(directory);
+                && directory.matches(".*/sriov/\\d+")
+                && files.exists(directory);
     }
 
     private void writeMlnxVfFile(String path, String directory, String attribute, String value) {
@@ -245,7 +246,8 @@ public final class FakeKernel implements Sysfs, IpLink {
             }
             default -> {
                 VfLinkState state = Arrays.stream(VfLinkState.values())
-                        .filter(s -> s.mlnxPolicy().equals(value.strip())).findFirst()
+                        .filter(s -> s.mlnxPolicy().equals(value.strip()))
+                        .findFirst()
                         .orElseThrow(() -> KernelErrors.of(Errno.EINVAL, path, value));
                 pf.vfLinkStates.put(vfIndex, state);
                 files.write(path, state.mlnxPolicy());
@@ -255,8 +257,9 @@ public final class FakeKernel implements Sysfs, IpLink {
     }
 
     private FakePf pfForIpLink(String command, String pfNetdev, int vfIndex, String value) {
-        FakePf pf = tree.pfByNetdev(pfNetdev).orElseThrow(() -> KernelErrors.commandFailed(command, value,
-                "Cannot find device \"" + pfNetdev + "\""));
+        FakePf pf = tree.pfByNetdev(pfNetdev)
+                .orElseThrow(
+                        () -> KernelErrors.commandFailed(command, value, "Cannot find device \"" + pfNetdev + "\""));
         if (vfIndex < 0 || vfIndex >= tree.enabledVfs(pf)) {
             throw KernelErrors.commandFailed(command, value, "RTNETLINK answers: " + Errno.EINVAL.strerror());
         }

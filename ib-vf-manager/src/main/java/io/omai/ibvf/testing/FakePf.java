@@ -5,7 +5,6 @@ import io.omai.ibvf.kernel.VfLinkState;
 import io.omai.ibvf.model.Guid;
 import io.omai.ibvf.model.LinkLayer;
 import io.omai.ibvf.model.PciAddress;
-
 import java.util.HashMap;
 import java.util.Map;
 
@@ -27,8 +26,14 @@ public final class FakePf {
     final Map<Integer, VfLinkState> vfLinkStates = new HashMap<>();
     final Map<Integer, TxRate> vfTxRates = new HashMap<>();
 
-    FakePf(PciAddress address, LinkLayer linkLayer, String directory, String netdev, int numaNode, int totalVfs,
-           boolean mlnxSriovFiles) {
+    FakePf(
+            PciAddress address,
+            LinkLayer linkLayer,
+            String directory,
+            String netdev,
+            int numaNode,
+            int totalVfs,
+            boolean mlnxSriovFiles) {
         this.address = address;
         this.linkLayer = linkLayer;
         this.directory = directory;

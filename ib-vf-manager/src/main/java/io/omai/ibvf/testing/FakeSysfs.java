@@ -6,7 +6,6 @@ import io.omai.ibvf.model.Guid;
 import io.omai.ibvf.model.LinkLayer;
 import io.omai.ibvf.model.PciAddress;
 import io.omai.ibvf.model.PortState;
-
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
@@ -39,6 +38,7 @@ public final class FakeSysfs {
     private final List<FakePf> pfs = new ArrayList<>();
     /** Every PF and VF by address: which PF it belongs to and its VF index (-1 for the PF itself). */
     private final Map<PciAddress, FakeFunction> functions = new LinkedHashMap<>();
+
     private int nextHostBridge = 0x38;
     private int nextSeparateGpuBridge = 0xb0;
 
@@ -117,8 +117,9 @@ public final class FakeSysfs {
     /** A GPU on the sibling downstream port of {@code pf}'s PCIe switch (an {@code nvidia-smi topo} PIX pair). */
     public PciAddress gpuBeside(FakePf pf) {
         int hostBus = pf.address().bus() - 3;
-        String switchDown = "devices/pci0000:%02x/0000:%02x:01.0/0000:%02x:00.0".formatted(hostBus, hostBus, hostBus + 1)
-                + "/0000:%02x:01.0".formatted(hostBus + 2);
+        String switchDown =
+                "devices/pci0000:%02x/0000:%02x:01.0/0000:%02x:00.0".formatted(hostBus, hostBus, hostBus + 1)
+                        + "/0000:%02x:01.0".formatted(hostBus + 2);
         return addGpu(switchDown, PciAddress.of("0000:%02x:00.0".formatted(hostBus + 4)), pf.numaNode());
     }
 
@@ -181,7 +182,9 @@ public final class FakeSysfs {
     }
 
     Optional<FakeFunction> functionByDirectory(String canonicalDirectory) {
-        return functions.values().stream().filter(f -> f.directory().equals(canonicalDirectory)).findFirst();
+        return functions.values().stream()
+                .filter(f -> f.directory().equals(canonicalDirectory))
+                .findFirst();
     }
 
     Optional<FakePf> pfByNetdev(String netdev) {
@@ -206,11 +209,13 @@ public final class FakeSysfs {
 
     PortState pfPortState(FakePf pf) {
         String rdma = onlyEntry(pf.directory() + "/infiniband").orElseThrow();
-        return PortState.fromSysfs(readFile(pf.directory() + "/infiniband/" + rdma + "/ports/1/state")).orElseThrow();
+        return PortState.fromSysfs(readFile(pf.directory() + "/infiniband/" + rdma + "/ports/1/state"))
+                .orElseThrow();
     }
 
     void createVfs(FakePf pf, int count) {
-        boolean autoprobe = readFile(pf.directory() + "/sriov_drivers_autoprobe").equals("1");
+        boolean autoprobe =
+                readFile(pf.directory() + "/sriov_drivers_autoprobe").equals("1");
         for (int index = 0; index < count; index++) {
             PciAddress vf = pf.vfAddress(index);
             String dir = pf.parentDirectory() + "/" + vf;
@@ -267,8 +272,11 @@ public final class FakeSysfs {
         String netDir = dir + "/net/" + netdev;
         writeFile(netDir + "/type", ib ? "32" : "1");
         writeFile(netDir + "/operstate", function.isPf() ? "up" : "down");
-        writeFile(netDir + "/address", ib ? "00:00:10:87:fe:80:00:00:00:00:00:00:" + portGuid.toIpLinkFormat()
-                : "02:00:00:00:%02x:%02x".formatted(pf.address().bus(), function.vfIndex() + 1));
+        writeFile(
+                netDir + "/address",
+                ib
+                        ? "00:00:10:87:fe:80:00:00:00:00:00:00:" + portGuid.toIpLinkFormat()
+                        : "02:00:00:00:%02x:%02x".formatted(pf.address().bus(), function.vfIndex() + 1));
         symlink("class/net/" + netdev, netDir);
 
         String rdma = "mlx5_" + lowestFree("class/infiniband", "mlx5_");
@@ -327,7 +335,8 @@ public final class FakeSysfs {
     /** The VF port follows the PF port, and the SM only activates a virtual port with a valid GUID. */
     PortState vfPortState(FakePf pf, int vfIndex, PortState pfState) {
         boolean linkAllowed = pf.configuredLinkState(vfIndex) != VfLinkState.DISABLE;
-        boolean guidOk = pf.linkLayer() == LinkLayer.ETHERNET || visibleNodeGuid(pf, vfIndex).isAssignable();
+        boolean guidOk = pf.linkLayer() == LinkLayer.ETHERNET
+                || visibleNodeGuid(pf, vfIndex).isAssignable();
         return pfState == PortState.ACTIVE && linkAllowed && guidOk ? PortState.ACTIVE : PortState.DOWN;
     }
 
@@ -354,7 +363,8 @@ public final class FakeSysfs {
     private Guid visibleNodeGuid(FakePf pf, int vfIndex) {
         String dir = functions.get(pf.vfAddress(vfIndex)).directory() + "/infiniband";
         return onlyEntry(dir)
-                .map(rdma -> Guid.parse(readFile(dir + "/" + rdma + "/node_guid")).orElseThrow())
+                .map(rdma ->
+                        Guid.parse(readFile(dir + "/" + rdma + "/node_guid")).orElseThrow())
                 .orElse(Guid.ZERO);
     }
 
@@ -397,9 +407,8 @@ public final class FakeSysfs {
         PciAddress address = PciAddress.of("0000:%02x:00.0".formatted(host + 3));
         String dir = "devices/pci0000:%02x/0000:%02x:01.0/0000:%02x:00.0/0000:%02x:00.0/%s"
                 .formatted(host, host, host + 1, host + 2, address);
-        String netdev = linkLayer == LinkLayer.INFINIBAND
-                ? "ibp" + address.bus() + "s0"
-                : "enp" + address.bus() + "s0f0np0";
+        String netdev =
+                linkLayer == LinkLayer.INFINIBAND ? "ibp" + address.bus() + "s0" : "enp" + address.bus() + "s0f0np0";
         FakePf pf = new FakePf(address, linkLayer, dir, netdev, numaNode, totalVfs, mlnxSriovFiles);
         writeFile(dir + "/vendor", "0x15b3");
         writeFile(dir + "/device", "0x101b");

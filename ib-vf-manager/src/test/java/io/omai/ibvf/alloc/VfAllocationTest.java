@@ -1,5 +1,8 @@
 package io.omai.ibvf.alloc;
 
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
 import io.omai.ibvf.alloc.VfPreference.Affinity;
 import io.omai.ibvf.alloc.VfPreference.RankedVf;
 import io.omai.ibvf.error.SysfsFormatException;
@@ -8,16 +11,12 @@ import io.omai.ibvf.model.PciAddress;
 import io.omai.ibvf.testing.FakeKernel;
 import io.omai.ibvf.testing.FakePf;
 import io.omai.ibvf.testing.FakeSysfs;
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.nio.file.Path;
 import java.util.List;
 import java.util.OptionalInt;
-
-import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class VfAllocationTest {
 
@@ -44,20 +43,29 @@ class VfAllocationTest {
     @Test
     void resolve_givesTheVfsOwnUverbsUmadIssmAndRdmaCm_plusEnv() {
         PciAddress vf = ib.vfAddress(0);
-        String uverbs = tree.files().list("bus/pci/devices/" + vf + "/infiniband_verbs").getFirst();
+        String uverbs =
+                tree.files().list("bus/pci/devices/" + vf + "/infiniband_verbs").getFirst();
         String rdma = tree.files().list("bus/pci/devices/" + vf + "/infiniband").getFirst();
 
         VfAllocation allocation = resolver.resolve(vf);
 
-        String madIndex = tree.files().list("bus/pci/devices/" + vf + "/infiniband_mad").getFirst().substring(4);
-        assertThat(allocation.deviceNodes()).extracting(DeviceNode::hostPath).containsExactly(
-                "/dev/infiniband/" + uverbs, "/dev/infiniband/umad" + madIndex, "/dev/infiniband/issm" + madIndex,
-                "/dev/infiniband/rdma_cm");
+        String madIndex = tree.files()
+                .list("bus/pci/devices/" + vf + "/infiniband_mad")
+                .getFirst()
+                .substring(4);
+        assertThat(allocation.deviceNodes())
+                .extracting(DeviceNode::hostPath)
+                .containsExactly(
+                        "/dev/infiniband/" + uverbs,
+                        "/dev/infiniband/umad" + madIndex,
+                        "/dev/infiniband/issm" + madIndex,
+                        "/dev/infiniband/rdma_cm");
         assertThat(allocation.deviceNodes()).allSatisfy(node -> {
             assertThat(node.containerPath()).isEqualTo(node.hostPath());
             assertThat(node.permissions()).isEqualTo("rw");
         });
-        assertThat(allocation.env()).containsEntry(VfAllocation.ENV_PCI_ADDRESS, "0000:3b:00.1")
+        assertThat(allocation.env())
+                .containsEntry(VfAllocation.ENV_PCI_ADDRESS, "0000:3b:00.1")
                 .containsEntry(VfAllocation.ENV_RDMA_DEVICE, rdma)
                 .containsEntry(VfAllocation.ENV_UVERBS, uverbs)
                 .containsEntry(VfAllocation.ENV_NODE_GUID, "00:00:00:00:00:00:00:00")
@@ -95,8 +103,9 @@ class VfAllocationTest {
 
         assertThat(allocation.rdmaDevice()).isEqualTo("mlx5_2");
         assertThat(allocation.env()).containsEntry(VfAllocation.ENV_UVERBS, "uverbs3");
-        assertThat(allocation.deviceNodes()).extracting(DeviceNode::hostPath).startsWith(
-                "/dev/infiniband/uverbs3", "/dev/infiniband/umad3", "/dev/infiniband/issm3");
+        assertThat(allocation.deviceNodes())
+                .extracting(DeviceNode::hostPath)
+                .startsWith("/dev/infiniband/uverbs3", "/dev/infiniband/umad3", "/dev/infiniband/issm3");
     }
 
     @Test
@@ -106,7 +115,9 @@ class VfAllocationTest {
         VfAllocation allocation = resolver.resolve(ib.vfAddress(4));
 
         assertThat(allocation.rdmaCmAvailable()).isFalse();
-        assertThat(allocation.deviceNodes()).extracting(DeviceNode::hostPath).noneMatch(path -> path.endsWith("rdma_cm"));
+        assertThat(allocation.deviceNodes())
+                .extracting(DeviceNode::hostPath)
+                .noneMatch(path -> path.endsWith("rdma_cm"));
     }
 
     @Test
@@ -114,17 +125,21 @@ class VfAllocationTest {
         kernel.write("bus/pci/drivers/mlx5_core/unbind", ib.vfAddress(5).value());
 
         assertThatThrownBy(() -> resolver.resolve(ib.vfAddress(5)))
-                .isInstanceOf(VfNotReadyException.class).hasMessageContaining("bus/pci/devices/0000:3b:00.6/infiniband");
+                .isInstanceOf(VfNotReadyException.class)
+                .hasMessageContaining("bus/pci/devices/0000:3b:00.6/infiniband");
     }
 
     @Test
     void resolve_uverbsOfAnotherDevice_isAFormatError() {
         PciAddress vf = ib.vfAddress(6);
-        String uverbs = tree.files().list("bus/pci/devices/" + vf + "/infiniband_verbs").getFirst();
+        String uverbs =
+                tree.files().list("bus/pci/devices/" + vf + "/infiniband_verbs").getFirst();
         tree.writeFile(ib.parentDirectory() + "/" + vf + "/infiniband_verbs/" + uverbs + "/ibdev", "mlx5_99");
 
         assertThatThrownBy(() -> resolver.resolve(vf))
-                .isInstanceOf(SysfsFormatException.class).hasMessageContaining("'mlx5_99'").hasMessageContaining("ibdev");
+                .isInstanceOf(SysfsFormatException.class)
+                .hasMessageContaining("'mlx5_99'")
+                .hasMessageContaining("ibdev");
     }
 
     @Test
@@ -135,18 +150,22 @@ class VfAllocationTest {
         List<PciAddress> candidates = List.of(eth.vfAddress(0), ib.vfAddress(7), eth.vfAddress(1), ib.vfAddress(0));
 
         List<RankedVf> nearIbGpu = preference.order(candidates, List.of(GpuPlacement.at(gpuUnderIbSwitch)));
-        assertThat(nearIbGpu).extracting(RankedVf::vf, RankedVf::affinity).containsExactly(
-                org.assertj.core.groups.Tuple.tuple(ib.vfAddress(0), Affinity.SAME_PCIE_SWITCH),
-                org.assertj.core.groups.Tuple.tuple(ib.vfAddress(7), Affinity.SAME_PCIE_SWITCH),
-                org.assertj.core.groups.Tuple.tuple(eth.vfAddress(0), Affinity.NONE),
-                org.assertj.core.groups.Tuple.tuple(eth.vfAddress(1), Affinity.NONE));
+        assertThat(nearIbGpu)
+                .extracting(RankedVf::vf, RankedVf::affinity)
+                .containsExactly(
+                        org.assertj.core.groups.Tuple.tuple(ib.vfAddress(0), Affinity.SAME_PCIE_SWITCH),
+                        org.assertj.core.groups.Tuple.tuple(ib.vfAddress(7), Affinity.SAME_PCIE_SWITCH),
+                        org.assertj.core.groups.Tuple.tuple(eth.vfAddress(0), Affinity.NONE),
+                        org.assertj.core.groups.Tuple.tuple(eth.vfAddress(1), Affinity.NONE));
 
         List<RankedVf> nearNuma1 = preference.order(candidates, List.of(GpuPlacement.at(farGpuOnNuma1)));
-        assertThat(nearNuma1).extracting(RankedVf::vf, RankedVf::affinity).containsExactly(
-                org.assertj.core.groups.Tuple.tuple(eth.vfAddress(0), Affinity.SAME_NUMA_NODE),
-                org.assertj.core.groups.Tuple.tuple(eth.vfAddress(1), Affinity.SAME_NUMA_NODE),
-                org.assertj.core.groups.Tuple.tuple(ib.vfAddress(0), Affinity.NONE),
-                org.assertj.core.groups.Tuple.tuple(ib.vfAddress(7), Affinity.NONE));
+        assertThat(nearNuma1)
+                .extracting(RankedVf::vf, RankedVf::affinity)
+                .containsExactly(
+                        org.assertj.core.groups.Tuple.tuple(eth.vfAddress(0), Affinity.SAME_NUMA_NODE),
+                        org.assertj.core.groups.Tuple.tuple(eth.vfAddress(1), Affinity.SAME_NUMA_NODE),
+                        org.assertj.core.groups.Tuple.tuple(ib.vfAddress(0), Affinity.NONE),
+                        org.assertj.core.groups.Tuple.tuple(ib.vfAddress(7), Affinity.NONE));
     }
 
     @Test
@@ -155,12 +174,14 @@ class VfAllocationTest {
         tree.writeFile(ib.parentDirectory() + "/" + ib.vfAddress(0) + "/numa_node", "-1");
         VfPreference preference = new VfPreference(new PciTopology(kernel));
 
-        List<RankedVf> ranked = preference.order(List.of(ib.vfAddress(0), ib.vfAddress(1)),
-                List.of(new GpuPlacement(gpu, OptionalInt.empty())));
+        List<RankedVf> ranked = preference.order(
+                List.of(ib.vfAddress(0), ib.vfAddress(1)), List.of(new GpuPlacement(gpu, OptionalInt.empty())));
 
-        assertThat(ranked).extracting(RankedVf::vf, RankedVf::affinity).containsExactly(
-                org.assertj.core.groups.Tuple.tuple(ib.vfAddress(1), Affinity.SAME_NUMA_NODE),
-                org.assertj.core.groups.Tuple.tuple(ib.vfAddress(0), Affinity.NONE));
+        assertThat(ranked)
+                .extracting(RankedVf::vf, RankedVf::affinity)
+                .containsExactly(
+                        org.assertj.core.groups.Tuple.tuple(ib.vfAddress(1), Affinity.SAME_NUMA_NODE),
+                        org.assertj.core.groups.Tuple.tuple(ib.vfAddress(0), Affinity.NONE));
     }
 
     @Test
@@ -170,10 +191,13 @@ class VfAllocationTest {
 
         List<RankedVf> ranked = preference.order(candidates, List.of(GpuPlacement.onNumaNode(1)));
 
-        assertThat(ranked).extracting(RankedVf::vf, RankedVf::affinity).containsExactly(
-                org.assertj.core.groups.Tuple.tuple(eth.vfAddress(0), Affinity.SAME_NUMA_NODE),
-                org.assertj.core.groups.Tuple.tuple(ib.vfAddress(0), Affinity.NONE));
+        assertThat(ranked)
+                .extracting(RankedVf::vf, RankedVf::affinity)
+                .containsExactly(
+                        org.assertj.core.groups.Tuple.tuple(eth.vfAddress(0), Affinity.SAME_NUMA_NODE),
+                        org.assertj.core.groups.Tuple.tuple(ib.vfAddress(0), Affinity.NONE));
         assertThatThrownBy(() -> new GpuPlacement(java.util.Optional.empty(), OptionalInt.empty()))
-                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("neither");
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("neither");
     }
 }

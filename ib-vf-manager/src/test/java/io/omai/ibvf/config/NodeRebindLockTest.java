@@ -1,9 +1,9 @@
 package io.omai.ibvf.config;
 
-import io.omai.ibvf.error.VfNotReadyException;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.omai.ibvf.error.VfNotReadyException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -11,9 +11,8 @@ import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicInteger;
-
-import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class NodeRebindLockTest {
 
@@ -56,12 +55,15 @@ class NodeRebindLockTest {
     @Test
     void boundedWait_checksExactlyTheConfiguredNumberOfTimes() {
         AtomicInteger checks = new AtomicInteger();
-        BoundedWait wait = new BoundedWait(new ReadinessPolicy(3, Duration.ofSeconds(1)), duration -> { });
+        BoundedWait wait = new BoundedWait(new ReadinessPolicy(3, Duration.ofSeconds(1)), duration -> {});
 
         assertThatThrownBy(() -> wait.until("pf x", () -> {
-            checks.incrementAndGet();
-            return Optional.of("virtfn0 is missing");
-        })).isInstanceOf(VfNotReadyException.class).hasMessageContaining("pf x").hasMessageContaining("virtfn0 is missing")
+                    checks.incrementAndGet();
+                    return Optional.of("virtfn0 is missing");
+                }))
+                .isInstanceOf(VfNotReadyException.class)
+                .hasMessageContaining("pf x")
+                .hasMessageContaining("virtfn0 is missing")
                 .hasMessageContaining("PT2S");
         assertThat(checks).hasValue(3);
     }

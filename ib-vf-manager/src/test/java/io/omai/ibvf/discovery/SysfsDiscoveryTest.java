@@ -1,5 +1,8 @@
 package io.omai.ibvf.discovery;
 
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
 import io.omai.ibvf.error.SysfsFormatException;
 import io.omai.ibvf.error.SysfsMissingException;
 import io.omai.ibvf.model.Guid;
@@ -11,15 +14,11 @@ import io.omai.ibvf.model.VirtualFunction;
 import io.omai.ibvf.testing.FakeKernel;
 import io.omai.ibvf.testing.FakePf;
 import io.omai.ibvf.testing.FakeSysfs;
+import java.nio.file.Path;
+import java.util.OptionalInt;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import java.nio.file.Path;
-import java.util.OptionalInt;
-
-import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 class SysfsDiscoveryTest {
 
@@ -45,13 +44,18 @@ class SysfsDiscoveryTest {
     void discover_findsBothPfsWithLinkLayerNumaAndSriovCounts() {
         kernel.write("bus/pci/devices/" + ib.address() + "/sriov_numvfs", "8");
 
-        assertThat(discovery.discover()).extracting(PhysicalFunction::address, PhysicalFunction::linkLayer,
-                        PhysicalFunction::numaNode, PhysicalFunction::totalVfs, PhysicalFunction::numVfs)
+        assertThat(discovery.discover())
+                .extracting(
+                        PhysicalFunction::address,
+                        PhysicalFunction::linkLayer,
+                        PhysicalFunction::numaNode,
+                        PhysicalFunction::totalVfs,
+                        PhysicalFunction::numVfs)
                 .containsExactly(
-                        org.assertj.core.groups.Tuple.tuple(PciAddress.of("0000:3b:00.0"), LinkLayer.INFINIBAND,
-                                OptionalInt.of(0), 16, 8),
-                        org.assertj.core.groups.Tuple.tuple(PciAddress.of("0000:5b:00.0"), LinkLayer.ETHERNET,
-                                OptionalInt.of(1), 8, 0));
+                        org.assertj.core.groups.Tuple.tuple(
+                                PciAddress.of("0000:3b:00.0"), LinkLayer.INFINIBAND, OptionalInt.of(0), 16, 8),
+                        org.assertj.core.groups.Tuple.tuple(
+                                PciAddress.of("0000:5b:00.0"), LinkLayer.ETHERNET, OptionalInt.of(1), 8, 0));
     }
 
     @Test
@@ -64,8 +68,7 @@ class SysfsDiscoveryTest {
         assertThat(pf.netdev()).contains("ibp59s0");
         assertThat(pf.rdmaDevice()).contains("mlx5_0");
         assertThat(pf.portState()).contains(PortState.ACTIVE);
-        assertThat(pf.sysfsPath()).isEqualTo(
-                "devices/pci0000:38/0000:38:01.0/0000:39:00.0/0000:3a:00.0/0000:3b:00.0");
+        assertThat(pf.sysfsPath()).isEqualTo("devices/pci0000:38/0000:38:01.0/0000:39:00.0/0000:3a:00.0/0000:3b:00.0");
     }
 
     @Test
@@ -75,10 +78,17 @@ class SysfsDiscoveryTest {
         PhysicalFunction pf = discovery.discoverPf(ib.address());
 
         assertThat(pf.vfs()).hasSize(8);
-        assertThat(pf.vfs()).extracting(VirtualFunction::address).containsExactly(
-                PciAddress.of("0000:3b:00.1"), PciAddress.of("0000:3b:00.2"), PciAddress.of("0000:3b:00.3"),
-                PciAddress.of("0000:3b:00.4"), PciAddress.of("0000:3b:00.5"), PciAddress.of("0000:3b:00.6"),
-                PciAddress.of("0000:3b:00.7"), PciAddress.of("0000:3b:01.0"));
+        assertThat(pf.vfs())
+                .extracting(VirtualFunction::address)
+                .containsExactly(
+                        PciAddress.of("0000:3b:00.1"),
+                        PciAddress.of("0000:3b:00.2"),
+                        PciAddress.of("0000:3b:00.3"),
+                        PciAddress.of("0000:3b:00.4"),
+                        PciAddress.of("0000:3b:00.5"),
+                        PciAddress.of("0000:3b:00.6"),
+                        PciAddress.of("0000:3b:00.7"),
+                        PciAddress.of("0000:3b:01.0"));
         VirtualFunction vf7 = pf.vf(7).orElseThrow();
         assertThat(vf7.driver()).contains("mlx5_core");
         assertThat(vf7.netdev()).contains("ibp59s0v7");
@@ -125,8 +135,9 @@ class SysfsDiscoveryTest {
         tree.delete(ib.directory() + "/sriov_numvfs");
 
         assertThatThrownBy(() -> discovery.discoverPf(ib.address()))
-                .isInstanceOfSatisfying(SysfsMissingException.class, e ->
-                        assertThat(e.path()).isEqualTo("bus/pci/devices/0000:3b:00.0/sriov_numvfs"));
+                .isInstanceOfSatisfying(
+                        SysfsMissingException.class,
+                        e -> assertThat(e.path()).isEqualTo("bus/pci/devices/0000:3b:00.0/sriov_numvfs"));
     }
 
     @Test
@@ -144,17 +155,20 @@ class SysfsDiscoveryTest {
     void garbagePortStateAndClass_areFormatErrors() {
         tree.writeFile(ib.directory() + "/infiniband/mlx5_0/ports/1/state", "ACTIVE");
         assertThatThrownBy(() -> discovery.discoverPf(ib.address()))
-                .isInstanceOf(SysfsFormatException.class).hasMessageContaining("'ACTIVE'");
+                .isInstanceOf(SysfsFormatException.class)
+                .hasMessageContaining("'ACTIVE'");
 
         tree.writeFile(ib.directory() + "/class", "network");
         assertThatThrownBy(() -> discovery.discover())
                 .isInstanceOf(SysfsFormatException.class)
-                .hasMessageContaining("bus/pci/devices/0000:3b:00.0/class").hasMessageContaining("'network'");
+                .hasMessageContaining("bus/pci/devices/0000:3b:00.0/class")
+                .hasMessageContaining("'network'");
     }
 
     @Test
     void unknownPf_isAMissingError() {
         assertThatThrownBy(() -> discovery.discoverPf(PciAddress.of("0000:99:00.0")))
-                .isInstanceOf(SysfsMissingException.class).hasMessageContaining("bus/pci/devices/0000:99:00.0");
+                .isInstanceOf(SysfsMissingException.class)
+                .hasMessageContaining("bus/pci/devices/0000:99:00.0");
     }
 }

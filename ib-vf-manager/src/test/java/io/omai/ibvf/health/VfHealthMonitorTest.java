@@ -1,5 +1,7 @@
 package io.omai.ibvf.health;
 
+import static org.assertj.core.api.Assertions.assertThat;
+
 import io.omai.ibvf.IbVfManager;
 import io.omai.ibvf.IbVfManagerConfig;
 import io.omai.ibvf.config.NodeRebindLock;
@@ -20,21 +22,19 @@ import io.omai.ibvf.model.PortState;
 import io.omai.ibvf.testing.FakeKernel;
 import io.omai.ibvf.testing.FakePf;
 import io.omai.ibvf.testing.FakeSysfs;
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-
-import static org.assertj.core.api.Assertions.assertThat;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class VfHealthMonitorTest {
 
     @TempDir
     Path root;
+
     @TempDir
     Path state;
 
@@ -50,11 +50,17 @@ class VfHealthMonitorTest {
         tree = FakeSysfs.create(root);
         ib = tree.connectX6Ib(0, 16);
         kernel = new FakeKernel(tree);
-        manager = new IbVfManager(new IbVfManagerConfig("worker-07",
-                GuidRange.parse("02:00:00:07:00:00:00:00-02:00:00:07:00:00:ff:ff"), VfLinkState.AUTO,
-                new ReadinessPolicy(3, Duration.ZERO)),
-                kernel, kernel, new FileGuidStore(state.resolve("guids")), new NodeRebindLock(state.resolve("lock")),
-                duration -> { });
+        manager = new IbVfManager(
+                new IbVfManagerConfig(
+                        "worker-07",
+                        GuidRange.parse("02:00:00:07:00:00:00:00-02:00:00:07:00:00:ff:ff"),
+                        VfLinkState.AUTO,
+                        new ReadinessPolicy(3, Duration.ZERO)),
+                kernel,
+                kernel,
+                new FileGuidStore(state.resolve("guids")),
+                new NodeRebindLock(state.resolve("lock")),
+                duration -> {});
         manager.reconcile(ib.address(), 8);
         monitor = manager.newMonitor();
         monitor.poll();
@@ -63,8 +69,11 @@ class VfHealthMonitorTest {
 
     @Test
     void subscribe_deliversTheCurrentInventoryFirst() {
-        assertThat(listener.snapshots).singleElement().satisfies(snapshot ->
-                assertThat(snapshot.vfs()).hasSize(8).allSatisfy(vf -> assertThat(vf.health()).isEqualTo(VfHealth.HEALTHY)));
+        assertThat(listener.snapshots)
+                .singleElement()
+                .satisfies(snapshot -> assertThat(snapshot.vfs())
+                        .hasSize(8)
+                        .allSatisfy(vf -> assertThat(vf.health()).isEqualTo(VfHealth.HEALTHY)));
     }
 
     @Test
@@ -72,13 +81,16 @@ class VfHealthMonitorTest {
         kernel.setPfPortState(ib, PortState.DOWN);
         InventorySnapshot down = monitor.poll();
 
-        assertThat(down.vfs()).hasSize(8).allSatisfy(vf -> assertThat(reasons(vf))
-                .contains(Reason.PF_PORT_NOT_ACTIVE, Reason.STATE_NOT_AS_DESIRED));
+        assertThat(down.vfs())
+                .hasSize(8)
+                .allSatisfy(
+                        vf -> assertThat(reasons(vf)).contains(Reason.PF_PORT_NOT_ACTIVE, Reason.STATE_NOT_AS_DESIRED));
 
         kernel.setPfPortState(ib, PortState.ACTIVE);
         InventorySnapshot up = monitor.poll();
 
-        assertThat(up.vfs()).allSatisfy(vf -> assertThat(vf.health().isHealthy()).isTrue());
+        assertThat(up.vfs())
+                .allSatisfy(vf -> assertThat(vf.health().isHealthy()).isTrue());
         assertThat(listener.snapshots).hasSize(3);
     }
 
@@ -95,8 +107,9 @@ class VfHealthMonitorTest {
         PciAddress vf3 = ib.vfAddress(3);
         kernel.write("bus/pci/drivers/mlx5_core/unbind", vf3.value());
 
-        assertThat(healthOf(monitor.poll(), vf3)).satisfies(health -> assertThat(reasonsOf(health))
-                .containsExactly(Reason.NO_DRIVER, Reason.NO_RDMA_DEVICE));
+        assertThat(healthOf(monitor.poll(), vf3))
+                .satisfies(health ->
+                        assertThat(reasonsOf(health)).containsExactly(Reason.NO_DRIVER, Reason.NO_RDMA_DEVICE));
 
         kernel.write("bus/pci/drivers/mlx5_core/bind", vf3.value());
 
@@ -111,8 +124,12 @@ class VfHealthMonitorTest {
         manager.reconcile(ib.address(), 8);
         InventorySnapshot restored = monitor.poll();
 
-        assertThat(restored.vfs()).hasSize(8).allSatisfy(vf -> assertThat(vf.health().isHealthy()).isTrue());
-        assertThat(listener.snapshots).extracting(snapshot -> snapshot.vfs().size()).containsExactly(8, 0, 8);
+        assertThat(restored.vfs())
+                .hasSize(8)
+                .allSatisfy(vf -> assertThat(vf.health().isHealthy()).isTrue());
+        assertThat(listener.snapshots)
+                .extracting(snapshot -> snapshot.vfs().size())
+                .containsExactly(8, 0, 8);
     }
 
     @Test
@@ -120,8 +137,9 @@ class VfHealthMonitorTest {
         kernel.reloadDriver(ib);
         kernel.write("bus/pci/devices/" + ib.address() + "/sriov_numvfs", "8");
 
-        assertThat(monitor.poll().vfs()).hasSize(8).allSatisfy(vf ->
-                assertThat(reasons(vf)).contains(Reason.GUID_INVALID, Reason.STATE_NOT_AS_DESIRED));
+        assertThat(monitor.poll().vfs())
+                .hasSize(8)
+                .allSatisfy(vf -> assertThat(reasons(vf)).contains(Reason.GUID_INVALID, Reason.STATE_NOT_AS_DESIRED));
     }
 
     @Test
@@ -153,7 +171,8 @@ class VfHealthMonitorTest {
 
     private static List<Reason> reasonsOf(VfHealth health) {
         return health instanceof VfHealth.Unhealthy(List<VfHealth.Problem> problems)
-                ? problems.stream().map(VfHealth.Problem::reason).toList() : List.of();
+                ? problems.stream().map(VfHealth.Problem::reason).toList()
+                : List.of();
     }
 
     private static VfHealth healthOf(InventorySnapshot snapshot, PciAddress vf) {

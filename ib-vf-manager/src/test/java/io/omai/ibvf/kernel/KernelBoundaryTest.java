@@ -1,21 +1,20 @@
 package io.omai.ibvf.kernel;
 
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
 import io.omai.ibvf.error.Errno;
 import io.omai.ibvf.error.KernelRejectedException;
 import io.omai.ibvf.error.SysfsMissingException;
 import io.omai.ibvf.model.Guid;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
-
-import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class KernelBoundaryTest {
 
@@ -32,16 +31,21 @@ class KernelBoundaryTest {
                     assertThat(e).hasMessageContaining(path).hasMessageContaining("'8'");
                 });
         assertThat(KernelErrors.writeFailed(path, "99", new IOException("Numerical result out of range")))
-                .isInstanceOfSatisfying(KernelRejectedException.class, e -> assertThat(e.errno()).isEqualTo(Errno.ERANGE));
+                .isInstanceOfSatisfying(
+                        KernelRejectedException.class,
+                        e -> assertThat(e.errno()).isEqualTo(Errno.ERANGE));
         assertThat(KernelErrors.writeFailed(path, "8", new NoSuchFileException(path)))
-                .isInstanceOf(SysfsMissingException.class).hasMessageContaining(path);
+                .isInstanceOf(SysfsMissingException.class)
+                .hasMessageContaining(path);
         assertThat(KernelErrors.writeFailed(path, "8", new IOException("something odd")))
                 .isInstanceOfSatisfying(KernelRejectedException.class, e -> {
                     assertThat(e.errno()).isEqualTo(Errno.UNKNOWN);
                     assertThat(e).hasMessageContaining("something odd");
                 });
-        assertThat(KernelErrors.commandFailed("ip link set dev ib9 vf 0 state auto", "auto",
-                "Cannot find device \"ib9\"\n").errno()).isEqualTo(Errno.ENODEV);
+        assertThat(KernelErrors.commandFailed(
+                                "ip link set dev ib9 vf 0 state auto", "auto", "Cannot find device \"ib9\"\n")
+                        .errno())
+                .isEqualTo(Errno.ENODEV);
     }
 
     @Test
@@ -54,7 +58,8 @@ class KernelBoundaryTest {
         assertThat(sysfs.read("bus/pci/devices/x/absent")).isEmpty();
         assertThat(sysfs.list("bus/pci/devices/x/absent")).isEmpty();
         assertThatThrownBy(() -> sysfs.write("bus/pci/devices/x/absent", "1"))
-                .isInstanceOf(SysfsMissingException.class).hasMessageContaining("bus/pci/devices/x/absent");
+                .isInstanceOf(SysfsMissingException.class)
+                .hasMessageContaining("bus/pci/devices/x/absent");
         assertThatThrownBy(() -> sysfs.read("../etc/passwd")).isInstanceOf(IllegalArgumentException.class);
 
         sysfs.write("bus/pci/devices/x/numa_node", "0");
@@ -64,16 +69,19 @@ class KernelBoundaryTest {
     @Test
     void processIpLink_runsTheDocumentedCommand_andMapsItsStderr() throws IOException {
         Path log = dir.resolve("args");
-        Path ip = fakeIp("echo \"$@\" >> " + log + "\ncase \"$*\" in *max_tx_rate*) echo 'RTNETLINK answers: Operation not supported' >&2; exit 2;; esac\n");
+        Path ip = fakeIp(
+                "echo \"$@\" >> " + log
+                        + "\ncase \"$*\" in *max_tx_rate*) echo 'RTNETLINK answers: Operation not supported' >&2; exit 2;; esac\n");
         ProcessIpLink ipLink = new ProcessIpLink(ip.toString(), Duration.ofSeconds(30));
         Guid guid = Guid.parse("02:00:00:07:00:00:00:01").orElseThrow();
 
         ipLink.setVfGuids("ibp59s0", 3, guid, guid);
         ipLink.setVfLinkState("ibp59s0", 3, VfLinkState.AUTO);
 
-        assertThat(Files.readAllLines(log)).containsExactly(
-                "link set dev ibp59s0 vf 3 node_guid 02:00:00:07:00:00:00:01 port_guid 02:00:00:07:00:00:00:01",
-                "link set dev ibp59s0 vf 3 state auto");
+        assertThat(Files.readAllLines(log))
+                .containsExactly(
+                        "link set dev ibp59s0 vf 3 node_guid 02:00:00:07:00:00:00:01 port_guid 02:00:00:07:00:00:00:01",
+                        "link set dev ibp59s0 vf 3 state auto");
         assertThatThrownBy(() -> ipLink.setVfTxRate("ibp59s0", 3, new TxRate(1000, 0)))
                 .isInstanceOfSatisfying(KernelRejectedException.class, e -> {
                     assertThat(e.errno()).isEqualTo(Errno.EOPNOTSUPP);
@@ -86,7 +94,8 @@ class KernelBoundaryTest {
         ProcessIpLink ipLink = new ProcessIpLink(dir.resolve("no-such-ip").toString(), Duration.ofSeconds(5));
 
         assertThatThrownBy(() -> ipLink.setVfLinkState("ibp59s0", 0, VfLinkState.ENABLE))
-                .isInstanceOf(KernelRejectedException.class).hasMessageContaining("iproute2");
+                .isInstanceOf(KernelRejectedException.class)
+                .hasMessageContaining("iproute2");
     }
 
     private Path fakeIp(String body) throws IOException {

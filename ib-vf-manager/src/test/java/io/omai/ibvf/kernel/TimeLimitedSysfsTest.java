@@ -1,21 +1,20 @@
 package io.omai.ibvf.kernel;
 
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
 import io.omai.ibvf.error.Errno;
 import io.omai.ibvf.error.KernelRejectedException;
 import io.omai.ibvf.testing.FakeKernel;
 import io.omai.ibvf.testing.FakePf;
 import io.omai.ibvf.testing.FakeSysfs;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.CountDownLatch;
-
-import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class TimeLimitedSysfsTest {
 
@@ -51,7 +50,9 @@ class TimeLimitedSysfsTest {
 
         assertThat(sysfs.read(numvfs)).contains("2");
         assertThatThrownBy(() -> sysfs.write(numvfs, "4"))
-                .isInstanceOfSatisfying(KernelRejectedException.class, e -> assertThat(e.errno()).isEqualTo(Errno.EBUSY));
+                .isInstanceOfSatisfying(
+                        KernelRejectedException.class,
+                        e -> assertThat(e.errno()).isEqualTo(Errno.EBUSY));
     }
 
     /** A sysfs whose writes block until released, like a store on a hung device. */

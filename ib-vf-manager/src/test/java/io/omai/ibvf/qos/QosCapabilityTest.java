@@ -1,5 +1,8 @@
 package io.omai.ibvf.qos;
 
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
 import io.omai.ibvf.discovery.SysfsDiscovery;
 import io.omai.ibvf.error.Errno;
 import io.omai.ibvf.error.KernelRejectedException;
@@ -10,14 +13,10 @@ import io.omai.ibvf.model.PhysicalFunction;
 import io.omai.ibvf.testing.FakeKernel;
 import io.omai.ibvf.testing.FakePf;
 import io.omai.ibvf.testing.FakeSysfs;
+import java.nio.file.Path;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-
-import java.nio.file.Path;
-
-import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 class QosCapabilityTest {
 
@@ -45,8 +44,10 @@ class QosCapabilityTest {
 
         assertThat(ethernet.maxTxRate().enforced()).isTrue();
         assertThat(ethernet.minTxRate().enforced()).isTrue();
-        assertThat(infiniband.maxTxRate()).isInstanceOfSatisfying(QosCapability.Unsupported.class, unsupported ->
-                assertThat(unsupported.reason()).contains("ndo_set_vf_rate"));
+        assertThat(infiniband.maxTxRate())
+                .isInstanceOfSatisfying(
+                        QosCapability.Unsupported.class,
+                        unsupported -> assertThat(unsupported.reason()).contains("ndo_set_vf_rate"));
         assertThat(infiniband.minTxRate().enforced()).isFalse();
         assertThat(infiniband.lever()).contains("subnet manager").contains("SL-to-VL");
     }
@@ -58,8 +59,8 @@ class QosCapabilityTest {
         new VfRateLimiter(kernel).apply(pf, 1, new TxRate(10_000, 2_000));
 
         assertThat(eth.configuredTxRate(1)).isEqualTo(new TxRate(10_000, 2_000));
-        assertThat(kernel.ipLinkLog()).containsExactly(
-                "ip link set dev enp91s0f0np0 vf 1 max_tx_rate 10000 min_tx_rate 2000");
+        assertThat(kernel.ipLinkLog())
+                .containsExactly("ip link set dev enp91s0f0np0 vf 1 max_tx_rate 10000 min_tx_rate 2000");
     }
 
     @Test
@@ -68,7 +69,8 @@ class QosCapabilityTest {
 
         assertThatThrownBy(() -> new VfRateLimiter(kernel).apply(pf, 0, new TxRate(10_000, 0)))
                 .isInstanceOf(QosUnsupportedException.class)
-                .hasMessageContaining("0000:3b:00.0").hasMessageContaining("10000 Mbit/s")
+                .hasMessageContaining("0000:3b:00.0")
+                .hasMessageContaining("10000 Mbit/s")
                 .hasMessageContaining("subnet manager");
         assertThat(kernel.ipLinkLog()).isEmpty();
     }

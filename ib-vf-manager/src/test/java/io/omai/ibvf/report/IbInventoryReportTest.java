@@ -1,5 +1,8 @@
 package io.omai.ibvf.report;
 
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
 import io.omai.ibvf.IbVfManager;
 import io.omai.ibvf.IbVfManagerConfig;
 import io.omai.ibvf.config.NodeRebindLock;
@@ -13,21 +16,18 @@ import io.omai.ibvf.model.PortState;
 import io.omai.ibvf.testing.FakeKernel;
 import io.omai.ibvf.testing.FakePf;
 import io.omai.ibvf.testing.FakeSysfs;
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
-
-import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 class IbInventoryReportTest {
 
     @TempDir
     Path root;
+
     @TempDir
     Path state;
 
@@ -42,11 +42,17 @@ class IbInventoryReportTest {
         ib = tree.connectX6Ib(0, 16);
         FakePf eth = tree.connectX6Eth(1, 8);
         kernel = new FakeKernel(tree);
-        IbVfManager manager = new IbVfManager(new IbVfManagerConfig("worker-07",
-                GuidRange.parse("02:00:00:07:00:00:00:00-02:00:00:07:00:00:ff:ff"), VfLinkState.AUTO,
-                new ReadinessPolicy(3, Duration.ZERO)),
-                kernel, kernel, new FileGuidStore(state.resolve("guids")), new NodeRebindLock(state.resolve("lock")),
-                duration -> { });
+        IbVfManager manager = new IbVfManager(
+                new IbVfManagerConfig(
+                        "worker-07",
+                        GuidRange.parse("02:00:00:07:00:00:00:00-02:00:00:07:00:00:ff:ff"),
+                        VfLinkState.AUTO,
+                        new ReadinessPolicy(3, Duration.ZERO)),
+                kernel,
+                kernel,
+                new FileGuidStore(state.resolve("guids")),
+                new NodeRebindLock(state.resolve("lock")),
+                duration -> {});
         guids = manager.reconcile(ib.address(), 8).guids();
         manager.reconcile(eth.address(), 2);
     }
@@ -57,7 +63,9 @@ class IbInventoryReportTest {
 
         String text = IbInventoryReport.render(root, ReportFormat.TEXT);
 
-        assertThat(text).contains("PF 0000:3b:00.0  link InfiniBand  numa 0  netdev ibp59s0  rdma mlx5_0  port 1: DOWN  VFs 8/16")
+        assertThat(text)
+                .contains(
+                        "PF 0000:3b:00.0  link InfiniBand  numa 0  netdev ibp59s0  rdma mlx5_0  port 1: DOWN  VFs 8/16")
                 .contains("PF 0000:5b:00.0  link Ethernet  numa 1")
                 .contains("QoS per-VF max_tx_rate: unsupported: InfiniBand PFs have no per-VF rate limit")
                 .contains("QoS per-VF max_tx_rate: supported via ip link set <pf> vf N max_tx_rate")
@@ -74,16 +82,23 @@ class IbInventoryReportTest {
 
         String json = IbInventoryReport.render(root, ReportFormat.JSON);
 
-        assertThat(json).startsWith("{\n  \"pfs\": [\n    {\n      \"pciAddress\": \"0000:3b:00.0\",")
+        assertThat(json)
+                .startsWith("{\n  \"pfs\": [\n    {\n      \"pciAddress\": \"0000:3b:00.0\",")
                 .contains("\"linkLayer\": \"InfiniBand\"", "\"numaNode\": 0", "\"totalVfs\": 16", "\"numVfs\": 8")
                 .contains("\"maxTxRate\": {\n          \"supported\": false,")
-                .contains("\"pciAddress\": \"0000:3b:00.1\"", "\"nodeGuid\": \"" + guids.get(0) + "\"", "\"healthy\": true")
-                .contains("\"pciAddress\": \"0000:3b:01.0\",\n          \"rdmaDevice\": null,\n          \"uverbs\": null")
+                .contains(
+                        "\"pciAddress\": \"0000:3b:00.1\"",
+                        "\"nodeGuid\": \"" + guids.get(0) + "\"",
+                        "\"healthy\": true")
+                .contains(
+                        "\"pciAddress\": \"0000:3b:01.0\",\n          \"rdmaDevice\": null,\n          \"uverbs\": null")
                 .contains("\"NO_DRIVER: VF 0000:3b:01.0 has no driver bound\"")
                 .contains("\"linkLayer\": \"Ethernet\"", "\"supported\": true")
                 .endsWith("}\n");
-        assertThat(json.chars().filter(c -> c == '{').count()).isEqualTo(json.chars().filter(c -> c == '}').count());
-        assertThat(json.chars().filter(c -> c == '[').count()).isEqualTo(json.chars().filter(c -> c == ']').count());
+        assertThat(json.chars().filter(c -> c == '{').count())
+                .isEqualTo(json.chars().filter(c -> c == '}').count());
+        assertThat(json.chars().filter(c -> c == '[').count())
+                .isEqualTo(json.chars().filter(c -> c == ']').count());
     }
 
     @Test
@@ -91,7 +106,8 @@ class IbInventoryReportTest {
         tree.writeFile(ib.directory() + "/sriov_totalvfs", "lots");
 
         assertThatThrownBy(() -> IbInventoryReport.render(root, ReportFormat.TEXT))
-                .isInstanceOf(SysfsFormatException.class).hasMessageContaining("'lots'");
+                .isInstanceOf(SysfsFormatException.class)
+                .hasMessageContaining("'lots'");
     }
 
     @Test
@@ -103,6 +119,8 @@ class IbInventoryReportTest {
     @Test
     void format_parsesCliSpellings() {
         assertThat(ReportFormat.parse("json")).isEqualTo(ReportFormat.JSON);
-        assertThatThrownBy(() -> ReportFormat.parse("yaml")).hasMessageContaining("'yaml'").hasMessageContaining("'text' or 'json'");
+        assertThatThrownBy(() -> ReportFormat.parse("yaml"))
+                .hasMessageContaining("'yaml'")
+                .hasMessageContaining("'text' or 'json'");
     }
 }

@@ -46,7 +46,8 @@ import java.util.stream.Stream;
  */
 public final class KubeletSimulator implements AutoCloseable {
     static final String API_VERSION = "v1beta1";
-    private static final Pattern RESOURCE_NAME = Pattern.compile("[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9][-A-Za-z0-9_.]*");
+    private static final Pattern RESOURCE_NAME =
+            Pattern.compile("[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9][-A-Za-z0-9_.]*");
 
     private final Path devicePluginDir;
     private final Path podResourcesSocket;
@@ -57,8 +58,10 @@ public final class KubeletSimulator implements AutoCloseable {
 
     private volatile int generation = -1;
     private volatile long startedNanos;
+
     @GuardedBy("this")
     private Server registrationServer;
+
     @GuardedBy("this")
     private Server podResourcesServer;
 
@@ -101,7 +104,8 @@ public final class KubeletSimulator implements AutoCloseable {
             podResourcesServer = UnixSocketGrpc.startServer(podResourcesSocket, List.of(new PodResourcesService()));
             generation++;
             startedNanos = System.nanoTime();
-            registrationServer = UnixSocketGrpc.startServer(kubeletSocket(), List.of(new RegistrationService(generation)));
+            registrationServer =
+                    UnixSocketGrpc.startServer(kubeletSocket(), List.of(new RegistrationService(generation)));
         } catch (IOException e) {
             throw new UncheckedIOException("cannot start the kubelet simulator in " + devicePluginDir, e);
         }
@@ -156,7 +160,8 @@ public final class KubeletSimulator implements AutoCloseable {
 
     private static boolean isSocket(Path file) {
         try {
-            return Files.readAttributes(file, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).isOther();
+            return Files.readAttributes(file, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS)
+                    .isOther();
         } catch (IOException e) {
             return false;
         }
@@ -242,8 +247,8 @@ public final class KubeletSimulator implements AutoCloseable {
             }
         }
         if (available.size() < size) {
-            throw new IllegalStateException("UnexpectedAdmissionError: " + size + " of " + resource
-                    + " requested, " + available.size() + " available");
+            throw new IllegalStateException("UnexpectedAdmissionError: " + size + " of " + resource + " requested, "
+                    + available.size() + " available");
         }
         List<String> chosen = new ArrayList<>();
         if (plugin.options().getGetPreferredAllocationAvailable()) {
@@ -267,8 +272,8 @@ public final class KubeletSimulator implements AutoCloseable {
     }
 
     /** What {@link #admit} did: the IDs chosen and the plugin's answer for the container. */
-    public record Admission(List<String> deviceIds,
-                            io.omai.agent.deviceplugin.v1beta1.ContainerAllocateResponse response) {}
+    public record Admission(
+            List<String> deviceIds, io.omai.agent.deviceplugin.v1beta1.ContainerAllocateResponse response) {}
 
     @Override
     public synchronized void close() {
@@ -310,42 +315,54 @@ public final class KubeletSimulator implements AutoCloseable {
             }
             if (problem != null) {
                 refusedRegistrations.add(problem);
-                response.onError(Status.INVALID_ARGUMENT.withDescription(problem).asException());
+                response.onError(
+                        Status.INVALID_ARGUMENT.withDescription(problem).asException());
                 return;
             }
-            registrations.add(new Registration(request.getResourceName(), request.getEndpoint(), serverGeneration,
-                    receivedNanos - startedNanos));
+            registrations.add(new Registration(
+                    request.getResourceName(), request.getEndpoint(), serverGeneration, receivedNanos - startedNanos));
             response.onNext(Empty.getDefaultInstance());
             response.onCompleted();
             // As kubelet: the endpoint is dialled after Register returns; the newest registration wins.
-            Thread.ofVirtual().name("kubelet-endpoint-" + request.getResourceName()).start(() -> {
-                PluginEndpoint endpoint = PluginEndpoint.connect(devicePluginDir.resolve(request.getEndpoint()),
-                        request.getResourceName(), serverGeneration);
-                PluginEndpoint previous = endpoints.put(request.getResourceName(), endpoint);
-                if (previous != null) {
-                    previous.close();
-                }
-            });
+            Thread.ofVirtual()
+                    .name("kubelet-endpoint-" + request.getResourceName())
+                    .start(() -> {
+                        PluginEndpoint endpoint = PluginEndpoint.connect(
+                                devicePluginDir.resolve(request.getEndpoint()),
+                                request.getResourceName(),
+                                serverGeneration);
+                        PluginEndpoint previous = endpoints.put(request.getResourceName(), endpoint);
+                        if (previous != null) {
+                            previous.close();
+                        }
+                    });
         }
     }
 
     private final class PodResourcesService extends PodResourcesListerGrpc.PodResourcesListerImplBase {
         @Override
         public void list(ListPodResourcesRequest request, StreamObserver<ListPodResourcesResponse> response) {
-            response.onNext(ListPodResourcesResponse.newBuilder().addAllPodResources(podResources.asPodResources()).build());
+            response.onNext(ListPodResourcesResponse.newBuilder()
+                    .addAllPodResources(podResources.asPodResources())
+                    .build());
             response.onCompleted();
         }
 
         @Override
-        public void getAllocatableResources(AllocatableResourcesRequest request,
-                                            StreamObserver<AllocatableResourcesResponse> response) {
+        public void getAllocatableResources(
+                AllocatableResourcesRequest request, StreamObserver<AllocatableResourcesResponse> response) {
             AllocatableResourcesResponse.Builder answer = AllocatableResourcesResponse.newBuilder();
             endpoints.forEach((resource, endpoint) -> answer.addDevices(ContainerDevices.newBuilder()
                     .setResourceName(resource)
-                    .addAllDeviceIds(endpoint.devices().stream().filter(d -> d.getHealth().equals("Healthy"))
-                            .map(Device::getID).toList())));
-            podResources.otherAllocatable().forEach((resource, ids) -> answer.addDevices(ContainerDevices.newBuilder()
-                    .setResourceName(resource).addAllDeviceIds(ids)));
+                    .addAllDeviceIds(endpoint.devices().stream()
+                            .filter(d -> d.getHealth().equals("Healthy"))
+                            .map(Device::getID)
+                            .toList())));
+            podResources
+                    .otherAllocatable()
+                    .forEach((resource, ids) -> answer.addDevices(ContainerDevices.newBuilder()
+                            .setResourceName(resource)
+                            .addAllDeviceIds(ids)));
             response.onNext(answer.build());
             response.onCompleted();
         }
@@ -353,15 +370,18 @@ public final class KubeletSimulator implements AutoCloseable {
         @Override
         public void get(GetPodResourcesRequest request, StreamObserver<GetPodResourcesResponse> response) {
             for (PodResources pod : podResources.asPodResources()) {
-                if (pod.getName().equals(request.getPodName()) && pod.getNamespace().equals(request.getPodNamespace())) {
-                    response.onNext(GetPodResourcesResponse.newBuilder().setPodResources(pod).build());
+                if (pod.getName().equals(request.getPodName())
+                        && pod.getNamespace().equals(request.getPodNamespace())) {
+                    response.onNext(GetPodResourcesResponse.newBuilder()
+                            .setPodResources(pod)
+                            .build());
                     response.onCompleted();
                     return;
                 }
             }
-            response.onError(Status.NOT_FOUND.withDescription("pod " + request.getPodNamespace() + "/"
-                    + request.getPodName() + " not found").asException());
+            response.onError(Status.NOT_FOUND
+                    .withDescription("pod " + request.getPodNamespace() + "/" + request.getPodName() + " not found")
+                    .asException());
         }
     }
-
 }

@@ -30,7 +30,8 @@ public final class PluginEndpoint implements AutoCloseable {
     private final int generation;
     private final ManagedChannel channel;
     private final DevicePluginGrpc.DevicePluginBlockingStub stub;
-    private final AtomicReference<DevicePluginOptions> options = new AtomicReference<>(DevicePluginOptions.getDefaultInstance());
+    private final AtomicReference<DevicePluginOptions> options =
+            new AtomicReference<>(DevicePluginOptions.getDefaultInstance());
     private final AtomicReference<List<Device>> devices = new AtomicReference<>(List.of());
     private final AtomicBoolean streaming = new AtomicBoolean();
     private final AtomicInteger messages = new AtomicInteger();
@@ -46,7 +47,9 @@ public final class PluginEndpoint implements AutoCloseable {
     static PluginEndpoint connect(Path socket, String resourceName, int generation) {
         PluginEndpoint endpoint = new PluginEndpoint(socket, resourceName, generation);
         try {
-            endpoint.options.set(endpoint.stub.withWaitForReady().withDeadlineAfter(10, TimeUnit.SECONDS)
+            endpoint.options.set(endpoint.stub
+                    .withWaitForReady()
+                    .withDeadlineAfter(10, TimeUnit.SECONDS)
                     .getDevicePluginOptions(Empty.getDefaultInstance()));
             DevicePluginGrpc.newStub(endpoint.channel).listAndWatch(Empty.getDefaultInstance(), new StreamObserver<>() {
                 @Override
@@ -104,20 +107,24 @@ public final class PluginEndpoint implements AutoCloseable {
 
     /** GetPreferredAllocation for one container. */
     public List<String> preferredAllocation(Collection<String> available, Collection<String> mustInclude, int size) {
-        return stub.withDeadlineAfter(10, TimeUnit.SECONDS).getPreferredAllocation(PreferredAllocationRequest.newBuilder()
+        return stub.withDeadlineAfter(10, TimeUnit.SECONDS)
+                .getPreferredAllocation(PreferredAllocationRequest.newBuilder()
                         .addContainerRequests(ContainerPreferredAllocationRequest.newBuilder()
                                 .addAllAvailableDeviceIDs(available)
                                 .addAllMustIncludeDeviceIDs(mustInclude)
                                 .setAllocationSize(size))
                         .build())
-                .getContainerResponses(0).getDeviceIDsList();
+                .getContainerResponses(0)
+                .getDeviceIDsList();
     }
 
     /** Allocate for one container; kubelet uses {@code container_responses[0]}. */
     public ContainerAllocateResponse allocate(Collection<String> deviceIds) {
         return allocate(AllocateRequest.newBuilder()
-                .addContainerRequests(ContainerAllocateRequest.newBuilder().addAllDevicesIds(deviceIds))
-                .build()).getContainerResponses(0);
+                        .addContainerRequests(
+                                ContainerAllocateRequest.newBuilder().addAllDevicesIds(deviceIds))
+                        .build())
+                .getContainerResponses(0);
     }
 
     /** Allocate with an arbitrary request (tests of bad requests). */

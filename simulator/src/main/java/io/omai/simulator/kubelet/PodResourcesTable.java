@@ -17,8 +17,8 @@ import java.util.TreeSet;
  */
 public final class PodResourcesTable {
     /** A container and the device IDs it holds, per resource. */
-    public record ContainerEntry(String namespace, String pod, String container, String resourceName,
-                                 List<String> deviceIds) {
+    public record ContainerEntry(
+            String namespace, String pod, String container, String resourceName, List<String> deviceIds) {
         public ContainerEntry {
             deviceIds = List.copyOf(deviceIds);
         }
@@ -40,7 +40,8 @@ public final class PodResourcesTable {
 
     /** Forgets every container of a pod (the pod was deleted). */
     public synchronized void removePod(String namespace, String pod) {
-        entries.values().removeIf(e -> e.namespace().equals(namespace) && e.pod().equals(pod));
+        entries.values()
+                .removeIf(e -> e.namespace().equals(namespace) && e.pod().equals(pod));
     }
 
     /**
@@ -81,10 +82,18 @@ public final class PodResourcesTable {
         Map<String, Map<String, ContainerResources.Builder>> containers = new LinkedHashMap<>();
         for (ContainerEntry entry : entries.values()) {
             String podKey = entry.namespace() + "/" + entry.pod();
-            pods.computeIfAbsent(podKey, k -> PodResources.newBuilder().setNamespace(entry.namespace()).setName(entry.pod()));
-            containers.computeIfAbsent(podKey, k -> new LinkedHashMap<>())
-                    .computeIfAbsent(entry.container(), c -> ContainerResources.newBuilder().setName(c))
-                    .addDevices(ContainerDevices.newBuilder().setResourceName(entry.resourceName())
+            pods.computeIfAbsent(
+                    podKey,
+                    k -> PodResources.newBuilder()
+                            .setNamespace(entry.namespace())
+                            .setName(entry.pod()));
+            containers
+                    .computeIfAbsent(podKey, k -> new LinkedHashMap<>())
+                    .computeIfAbsent(
+                            entry.container(),
+                            c -> ContainerResources.newBuilder().setName(c))
+                    .addDevices(ContainerDevices.newBuilder()
+                            .setResourceName(entry.resourceName())
                             .addAllDeviceIds(entry.deviceIds()));
         }
         List<PodResources> result = new ArrayList<>();

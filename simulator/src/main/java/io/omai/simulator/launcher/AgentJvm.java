@@ -46,7 +46,8 @@ public final class AgentJvm implements AutoCloseable {
         command.add("--enable-native-access=ALL-UNNAMED");
         command.addAll(jvmOptions);
         command.addAll(List.of("-cp", classpath, "io.omai.agent.Main", "run", "--config", config.toString()));
-        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true)
+        ProcessBuilder builder = new ProcessBuilder(command)
+                .redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
         builder.environment().putAll(env);
         try {
@@ -80,8 +81,8 @@ public final class AgentJvm implements AutoCloseable {
                 return;
             }
             if (!process.isAlive()) {
-                throw new AssertionError("agent exited with " + process.exitValue() + " before logging '" + text
-                        + "':\n" + log());
+                throw new AssertionError(
+                        "agent exited with " + process.exitValue() + " before logging '" + text + "':\n" + log());
             }
             try {
                 Thread.sleep(20);

@@ -35,7 +35,10 @@ import java.util.Set;
  */
 public final class ContainerLauncher {
     /** How the allocation is applied. */
-    public enum Isolation { MOUNT_NAMESPACE, HOST_PATHS }
+    public enum Isolation {
+        MOUNT_NAMESPACE,
+        HOST_PATHS
+    }
 
     /** A prepared container process. */
     public record Launch(ProcessBuilder process, List<String> skippedDevices) {}
@@ -76,8 +79,11 @@ public final class ContainerLauncher {
      *
      * @param runtimeEnv what the image/runtime adds (PATH, the simulator's variables, ...); the response's env wins
      */
-    public Launch prepare(ContainerAllocateResponse allocation, Isolation isolation, Map<String, String> runtimeEnv,
-                          List<String> command) {
+    public Launch prepare(
+            ContainerAllocateResponse allocation,
+            Isolation isolation,
+            Map<String, String> runtimeEnv,
+            List<String> command) {
         List<String> skipped = new ArrayList<>();
         for (DeviceSpec device : allocation.getDevicesList()) {
             if (!Files.exists(Path.of(device.getHostPath()))) {
@@ -92,8 +98,16 @@ public final class ContainerLauncher {
             if (unavailable.isPresent()) {
                 throw new IllegalStateException("cannot use a mount namespace: " + unavailable.get());
             }
-            List<String> argv = new ArrayList<>(List.of("unshare", "--mount", "--propagation", "private", "--",
-                    "/bin/sh", "-c", namespaceScript(allocation, skipped), "omai-container"));
+            List<String> argv = new ArrayList<>(List.of(
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    namespaceScript(allocation, skipped),
+                    "omai-container"));
             argv.addAll(command);
             builder = new ProcessBuilder(argv);
         } else {
@@ -102,7 +116,8 @@ public final class ContainerLauncher {
                 hostPathOf.put(mount.getContainerPath(), mount.getHostPath());
             }
             env.replaceAll((key, value) -> hostPathOf.getOrDefault(value, value));
-            preloadedLibrary(allocation).map(library -> hostPathOf.getOrDefault(library, library))
+            preloadedLibrary(allocation)
+                    .map(library -> hostPathOf.getOrDefault(library, library))
                     .ifPresent(library -> env.put("LD_PRELOAD", library));
             builder = new ProcessBuilder(command);
         }
@@ -117,7 +132,9 @@ public final class ContainerLauncher {
             if (mount.getContainerPath().equals(LD_SO_PRELOAD)) {
                 try {
                     return Files.readAllLines(Path.of(mount.getHostPath()), StandardCharsets.US_ASCII).stream()
-                            .map(String::trim).filter(line -> !line.isEmpty()).findFirst();
+                            .map(String::trim)
+                            .filter(line -> !line.isEmpty())
+                            .findFirst();
                 } catch (IOException e) {
                     throw new UncheckedIOException("cannot read " + mount.getHostPath(), e);
                 }
@@ -169,8 +186,11 @@ public final class ContainerLauncher {
             } catch (IOException e) {
                 throw new UncheckedIOException("cannot prepare overlay directories in " + scratch, e);
             }
-            script.append("mount -t overlay omai-overlay -o ").append(quote("lowerdir=" + root + ",upperdir=" + upper
-                    + ",workdir=" + work)).append(' ').append(quote(root.toString())).append('\n');
+            script.append("mount -t overlay omai-overlay -o ")
+                    .append(quote("lowerdir=" + root + ",upperdir=" + upper + ",workdir=" + work))
+                    .append(' ')
+                    .append(quote(root.toString()))
+                    .append('\n');
             n++;
         }
         for (String target : targets) {
@@ -178,10 +198,20 @@ public final class ContainerLauncher {
             if (Files.isDirectory(Path.of(host))) {
                 script.append("mkdir -p ").append(quote(target)).append('\n');
             } else {
-                script.append("mkdir -p ").append(quote(Path.of(target).getParent().toString())).append('\n');
-                script.append("[ -e ").append(quote(target)).append(" ] || touch ").append(quote(target)).append('\n');
+                script.append("mkdir -p ")
+                        .append(quote(Path.of(target).getParent().toString()))
+                        .append('\n');
+                script.append("[ -e ")
+                        .append(quote(target))
+                        .append(" ] || touch ")
+                        .append(quote(target))
+                        .append('\n');
             }
-            script.append("mount --bind ").append(quote(host)).append(' ').append(quote(target)).append('\n');
+            script.append("mount --bind ")
+                    .append(quote(host))
+                    .append(' ')
+                    .append(quote(target))
+                    .append('\n');
             if (readOnly.get(target)) {
                 script.append("mount -o remount,bind,ro ").append(quote(target)).append('\n');
             }

@@ -16,11 +16,11 @@ import java.util.Map;
 public final class AgentYaml {
     /** Top-level scalars in order, then sections of {@code key: value} lines in order. */
     private final Map<String, String> scalars = new LinkedHashMap<>();
+
     private final Map<String, Map<String, String>> sections = new LinkedHashMap<>();
     private final StringBuilder raw = new StringBuilder();
 
-    private AgentYaml() {
-    }
+    private AgentYaml() {}
 
     /** A configuration for {@code paths}'s node named {@code nodeName}; nothing else is set. */
     public static AgentYaml forNode(String nodeName, SimulatedNodePaths paths) {
@@ -51,7 +51,8 @@ public final class AgentYaml {
 
     /** kubelet timings for tests: re-registration within a second, the given reconcile interval and grace period. */
     public AgentYaml quickKubelet(Duration reconcileInterval, Duration releaseGracePeriod) {
-        return set("kubelet.registrationBackoffMax", "1s").set("kubelet.reconcileInterval", reconcileInterval)
+        return set("kubelet.registrationBackoffMax", "1s")
+                .set("kubelet.reconcileInterval", reconcileInterval)
                 .set("kubelet.releaseGracePeriod", releaseGracePeriod);
     }
 
@@ -79,11 +80,16 @@ public final class AgentYaml {
 
     public String text() {
         StringBuilder text = new StringBuilder();
-        scalars.forEach((key, value) -> text.append(key).append(": ").append(value).append('\n'));
+        scalars.forEach(
+                (key, value) -> text.append(key).append(": ").append(value).append('\n'));
         sections.forEach((section, entries) -> {
             text.append(section).append(":\n");
-            entries.forEach((key, value) -> text.append("  ").append(key).append(':')
-                    .append(value.startsWith("\n") ? "" : " ").append(value).append('\n'));
+            entries.forEach((key, value) -> text.append("  ")
+                    .append(key)
+                    .append(':')
+                    .append(value.startsWith("\n") ? "" : " ")
+                    .append(value)
+                    .append('\n'));
         });
         return text.append(raw).toString();
     }

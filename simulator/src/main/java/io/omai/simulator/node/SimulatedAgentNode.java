@@ -75,8 +75,8 @@ public final class SimulatedAgentNode implements AutoCloseable {
 
     /** Starts an agent JVM on {@code config} without waiting for anything; its log is {@code agent-<n>.log}. */
     public AgentJvm launch(Path config, List<String> jvmOptions) {
-        AgentJvm agent = AgentJvm.start(config, sim.env(), paths.root().resolve("agent-" + (agents.size() + 1) + ".log"),
-                jvmOptions);
+        AgentJvm agent = AgentJvm.start(
+                config, sim.env(), paths.root().resolve("agent-" + (agents.size() + 1) + ".log"), jvmOptions);
         agents.add(agent);
         return agent;
     }

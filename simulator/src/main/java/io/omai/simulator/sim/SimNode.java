@@ -40,13 +40,26 @@ public final class SimNode {
 
         /** An H100-like GPU numbered {@code index}: deterministic UUID and PCI address. */
         public static Gpu h100(int index, long memoryBytes) {
-            return new Gpu(uuidOf(index), "NVIDIA H100 80GB HBM3", memoryBytes,
-                    String.format(Locale.ROOT, "0000:%02x:00.0", 0x17 + index), 0, 132);
+            return new Gpu(
+                    uuidOf(index),
+                    "NVIDIA H100 80GB HBM3",
+                    memoryBytes,
+                    String.format(Locale.ROOT, "0000:%02x:00.0", 0x17 + index),
+                    0,
+                    132);
         }
 
         String configLine(int index) {
-            return String.format(Locale.ROOT, "gpu index=%d uuid=%s name=\"%s\" memory=%d pci=%s numa=%d sms=%d",
-                    index, uuid, name, memoryBytes, pciBusId, numaNode, sms);
+            return String.format(
+                    Locale.ROOT,
+                    "gpu index=%d uuid=%s name=\"%s\" memory=%d pci=%s numa=%d sms=%d",
+                    index,
+                    uuid,
+                    name,
+                    memoryBytes,
+                    pciBusId,
+                    numaNode,
+                    sms);
         }
     }
 
@@ -77,8 +90,11 @@ public final class SimNode {
         }
 
         public Result first(String op) {
-            return results.stream().filter(r -> r.op().equals(op)).findFirst()
-                    .orElseThrow(() -> new AssertionError("no result op=" + op + " in:\n" + stdout + "\nstderr:\n" + stderr));
+            return results.stream()
+                    .filter(r -> r.op().equals(op))
+                    .findFirst()
+                    .orElseThrow(() ->
+                            new AssertionError("no result op=" + op + " in:\n" + stdout + "\nstderr:\n" + stderr));
         }
     }
 
@@ -294,8 +310,8 @@ public final class SimNode {
                     }
                     long left = deadline - System.nanoTime();
                     if (left <= 0 || (!process.isAlive() && !outReader.isAlive())) {
-                        throw new AssertionError("no result op=" + op + " within " + timeout + "; stdout:\n" + out
-                                + "stderr:\n" + err);
+                        throw new AssertionError(
+                                "no result op=" + op + " within " + timeout + "; stdout:\n" + out + "stderr:\n" + err);
                     }
                     try {
                         wait(Math.max(1, Math.min(TimeUnit.NANOSECONDS.toMillis(left), 50)));

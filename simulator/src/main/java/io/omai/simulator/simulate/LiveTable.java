@@ -10,9 +10,9 @@ import io.omai.agent.quota.shm.DamagedRegionException;
 import io.omai.agent.quota.shm.DeviceQuota;
 import io.omai.agent.quota.shm.RegionFormatException;
 import io.omai.agent.quota.shm.UsageSnapshot;
-import io.omai.simulator.sim.SimNode;
 import io.omai.ibvf.inventory.InventorySnapshot;
 import io.omai.ibvf.model.PciAddress;
+import io.omai.simulator.sim.SimNode;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.Deque;
@@ -38,6 +38,7 @@ import java.util.regex.Pattern;
 final class LiveTable {
     /** Achieved shares and throttling are averaged over this long (or the refresh interval, if longer). */
     static final Duration WINDOW = Duration.ofSeconds(5);
+
     private static final Pattern PROC = Pattern.compile("(?m)^proc pid=(\\d+) .*?\\bbusy_us=(\\d+)");
 
     private final SimulatedNode node;
@@ -70,12 +71,25 @@ final class LiveTable {
 
         StringBuilder out = new StringBuilder();
         List<SimulatedNode.RunningPod> pods = node.pods();
-        out.append(String.format(Locale.ROOT, "OMAI simulated node  t=%5.1fs  metrics http://127.0.0.1:%d/metrics "
-                + "(also /healthz, /readyz)%n", elapsedMillis / 1000.0, node.metricsPort()));
-        out.append(String.format(Locale.ROOT, "Kubernetes API (in-process, pods and node) %s; allocations in %s%n",
-                node.kubernetesApi(), node.allocationsDirectory()));
-        out.append(String.format(Locale.ROOT, "%n%-3s %-40s %-9s %-9s %-21s %s%n", "GPU", "UUID", "HEALTH",
-                "MILLI", "MEMORY quotas/card", "TENANTS (agent's)"));
+        out.append(String.format(
+                Locale.ROOT,
+                "OMAI simulated node  t=%5.1fs  metrics http://127.0.0.1:%d/metrics " + "(also /healthz, /readyz)%n",
+                elapsedMillis / 1000.0,
+                node.metricsPort()));
+        out.append(String.format(
+                Locale.ROOT,
+                "Kubernetes API (in-process, pods and node) %s; allocations in %s%n",
+                node.kubernetesApi(),
+                node.allocationsDirectory()));
+        out.append(String.format(
+                Locale.ROOT,
+                "%n%-3s %-40s %-9s %-9s %-21s %s%n",
+                "GPU",
+                "UUID",
+                "HEALTH",
+                "MILLI",
+                "MEMORY quotas/card",
+                "TENANTS (agent's)"));
         List<Allocation> allocations = node.agent().ledger().allocations();
         Map<String, GpuHealth> health = node.agent().advertisedHealth();
         for (GpuDevice gpu : node.agent().ledger().gpus()) {
@@ -92,23 +106,37 @@ final class LiveTable {
                 // proportional guess; an unlimited quota counts as the share of the card.
                 for (DeviceQuota quota : node.agent().ledger().spec(a).devices()) {
                     if (quota.uuid().equals(gpu.uuid())) {
-                        quotas += quota.memoryUnlimited() ? gpu.memoryBytes() * share / 1000
-                                : quota.memoryLimitBytes();
+                        quotas += quota.memoryUnlimited() ? gpu.memoryBytes() * share / 1000 : quota.memoryLimitBytes();
                     }
                 }
                 tenants.add(a.claim().tenantKnown() ? a.tenant() : "?");
             }
             GpuHealth h = health.get(gpu.uuid());
-            out.append(String.format(Locale.ROOT, "%-3d %-40s %-9s %4d/1000 %-21s %s%n", gpu.index(), gpu.uuid(),
-                    h == null ? "?" : h.healthy() ? "Healthy" : "Unhealthy", milli,
+            out.append(String.format(
+                    Locale.ROOT,
+                    "%-3d %-40s %-9s %4d/1000 %-21s %s%n",
+                    gpu.index(),
+                    gpu.uuid(),
+                    h == null ? "?" : h.healthy() ? "Healthy" : "Unhealthy",
+                    milli,
                     ByteQuantity.format(quotas) + "/" + ByteQuantity.format(gpu.memoryBytes()),
                     tenants.isEmpty() ? "-" : String.join(",", tenants)));
             if (h != null && !h.healthy()) {
                 out.append("    ").append(h.reason()).append('\n');
             }
         }
-        out.append(String.format(Locale.ROOT, "%n%-19s %-7s %-18s %-3s %6s %9s %10s %-20s %6s%n", "POD",
-                "TENANT", "ALLOCATION", "GPU", "QUOTA", "ACHIEVED", "THROTTLED", "MEMORY used/limit", "DENIED"));
+        out.append(String.format(
+                Locale.ROOT,
+                "%n%-19s %-7s %-18s %-3s %6s %9s %10s %-20s %6s%n",
+                "POD",
+                "TENANT",
+                "ALLOCATION",
+                "GPU",
+                "QUOTA",
+                "ACHIEVED",
+                "THROTTLED",
+                "MEMORY used/limit",
+                "DENIED"));
         for (SimulatedNode.RunningPod pod : pods) {
             Optional<AllocationFiles> files = node.files(pod.allocationId());
             if (files.isEmpty()) {
@@ -119,38 +147,84 @@ final class LiveTable {
                 UsageSnapshot usage = files.get().usage().read();
                 ControlSnapshot.Device device = control.devices().getFirst();
                 UsageSnapshot.DeviceTotals totals = usage.devices().getFirst();
-                String tenant = node.agent().ledger().allocation(pod.allocationId())
-                        .filter(a -> a.claim().tenantKnown()).map(Allocation::tenant).orElse("?");
-                String achieved = !pod.process().isAlive() ? "exited" : seconds <= 0 ? "-"
-                        : String.format(Locale.ROOT, "%.1f%%", 100.0 * delta(now.busyMicrosByPid(),
-                                base.busyMicrosByPid(), pod.process().pid()) / 1e6 / seconds);
-                String throttled = seconds <= 0 ? "-" : String.format(Locale.ROOT, "%.0f ms/s",
-                        delta(now.throttledNsByAllocation(), base.throttledNsByAllocation(), pod.allocationId())
-                                / 1e6 / seconds);
-                out.append(String.format(Locale.ROOT, "%-19s %-7s %-18s %-3d %5.1f%% %9s %10s %-20s %6d%n",
-                        pod.spec().name(), tenant, pod.allocationId(), device.hostIndex(),
-                        device.computeQuotaMilli() / 10.0, achieved, throttled,
-                        ByteQuantity.format(totals.bytesReserved()) + "/" + (device.memoryUnlimited() ? "unlimited"
-                                : ByteQuantity.format(device.memoryLimitBytes())), totals.deniedAllocs()));
+                String tenant = node.agent()
+                        .ledger()
+                        .allocation(pod.allocationId())
+                        .filter(a -> a.claim().tenantKnown())
+                        .map(Allocation::tenant)
+                        .orElse("?");
+                String achieved = !pod.process().isAlive()
+                        ? "exited"
+                        : seconds <= 0
+                                ? "-"
+                                : String.format(
+                                        Locale.ROOT,
+                                        "%.1f%%",
+                                        100.0
+                                                * delta(
+                                                        now.busyMicrosByPid(),
+                                                        base.busyMicrosByPid(),
+                                                        pod.process().pid())
+                                                / 1e6
+                                                / seconds);
+                String throttled = seconds <= 0
+                        ? "-"
+                        : String.format(
+                                Locale.ROOT,
+                                "%.0f ms/s",
+                                delta(now.throttledNsByAllocation(), base.throttledNsByAllocation(), pod.allocationId())
+                                        / 1e6
+                                        / seconds);
+                out.append(String.format(
+                        Locale.ROOT,
+                        "%-19s %-7s %-18s %-3d %5.1f%% %9s %10s %-20s %6d%n",
+                        pod.spec().name(),
+                        tenant,
+                        pod.allocationId(),
+                        device.hostIndex(),
+                        device.computeQuotaMilli() / 10.0,
+                        achieved,
+                        throttled,
+                        ByteQuantity.format(totals.bytesReserved()) + "/"
+                                + (device.memoryUnlimited()
+                                        ? "unlimited"
+                                        : ByteQuantity.format(device.memoryLimitBytes())),
+                        totals.deniedAllocs()));
             } catch (RegionFormatException | DamagedRegionException e) {
                 // the usage file is the container's to write: a damaged one is shown, never the end of the table
-                out.append(pod.spec().name()).append(": ").append(e.getMessage()).append('\n');
+                out.append(pod.spec().name())
+                        .append(": ")
+                        .append(e.getMessage())
+                        .append('\n');
             }
         }
-        out.append(String.format(Locale.ROOT, "QUOTA: compute share of the GPU.  ACHIEVED: share of the GPU its "
-                + "kernels occupied over the last %.0f s%n(the simulated driver's busy time).  THROTTLED: time its "
-                + "launches waited for tokens, ms per s, summed over%nthreads.  MEMORY: bytes held / its quota.  "
-                + "DENIED: allocations refused for the quota.%n", seconds));
+        out.append(String.format(
+                Locale.ROOT,
+                "QUOTA: compute share of the GPU.  ACHIEVED: share of the GPU its "
+                        + "kernels occupied over the last %.0f s%n(the simulated driver's busy time).  THROTTLED: time its "
+                        + "launches waited for tokens, ms per s, summed over%nthreads.  MEMORY: bytes held / its quota.  "
+                        + "DENIED: allocations refused for the quota.%n",
+                seconds));
         InventorySnapshot vfs = node.vfMonitor().poll();
-        Set<PciAddress> handedOut = node.agent().vfPlugin().map(plugin -> plugin.allocatedVfs()).orElse(Set.of());
+        Set<PciAddress> handedOut =
+                node.agent().vfPlugin().map(plugin -> plugin.allocatedVfs()).orElse(Set.of());
         Map<String, String> holders = new HashMap<>();
         pods.forEach(pod -> pod.vfs().forEach(vf -> holders.put(vf, pod.spec().name())));
-        out.append(String.format(Locale.ROOT, "%n%-14s %-14s %-10s %-22s %s%n", "VF", "PF", "RDMA", "ALLOCATED",
-                "HEALTH"));
-        vfs.pfs().forEach(pf -> pf.vfs().forEach(status -> out.append(String.format(Locale.ROOT,
-                "%-14s %-14s %-10s %-22s %s%n", status.vf().address(), pf.pf().address(),
-                status.vf().rdmaDevice().orElse("-"), !handedOut.contains(status.vf().address()) ? "-"
-                        : holders.getOrDefault(status.vf().address().value(), "yes"), status.health()))));
+        out.append(String.format(
+                Locale.ROOT, "%n%-14s %-14s %-10s %-22s %s%n", "VF", "PF", "RDMA", "ALLOCATED", "HEALTH"));
+        vfs.pfs()
+                .forEach(pf -> pf.vfs()
+                        .forEach(status -> out.append(String.format(
+                                Locale.ROOT,
+                                "%-14s %-14s %-10s %-22s %s%n",
+                                status.vf().address(),
+                                pf.pf().address(),
+                                status.vf().rdmaDevice().orElse("-"),
+                                !handedOut.contains(status.vf().address())
+                                        ? "-"
+                                        : holders.getOrDefault(
+                                                status.vf().address().value(), "yes"),
+                                status.health()))));
         return out.toString();
     }
 
@@ -169,10 +243,12 @@ final class LiveTable {
             busy.put(Long.parseLong(m.group(1)), Long.parseLong(m.group(2)));
         }
         Map<String, Long> throttled = new HashMap<>();
-        for (String id : new TreeSet<>(node.pods().stream().map(SimulatedNode.RunningPod::allocationId).toList())) {
+        for (String id : new TreeSet<>(
+                node.pods().stream().map(SimulatedNode.RunningPod::allocationId).toList())) {
             try {
-                node.files(id).ifPresent(files -> throttled.put(id,
-                        files.usage().read().devices().getFirst().throttledNs()));
+                node.files(id)
+                        .ifPresent(files -> throttled.put(
+                                id, files.usage().read().devices().getFirst().throttledNs()));
             } catch (DamagedRegionException e) {
                 // no figure for this pod in this window; its row says what is wrong
             }

@@ -13,10 +13,14 @@ import java.lang.invoke.MethodHandle;
  */
 final class NativeEnvironment {
     @SuppressWarnings("restricted") // binding libc's setenv is this class's purpose
-    private static final MethodHandle setenv$mh = Linker.nativeLinker().downcallHandle(
-            Linker.nativeLinker().defaultLookup().find("setenv")
-                    .orElseThrow(() -> new LinkageError("Native function setenv could not be found in libc")),
-            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
+    private static final MethodHandle setenv$mh = Linker.nativeLinker()
+            .downcallHandle(
+                    Linker.nativeLinker()
+                            .defaultLookup()
+                            .find("setenv")
+                            .orElseThrow(() -> new LinkageError("Native function setenv could not be found in libc")),
+                    FunctionDescriptor.of(
+                            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_INT));
 
     private NativeEnvironment() {}
 

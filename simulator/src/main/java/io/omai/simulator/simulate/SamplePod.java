@@ -14,8 +14,15 @@ import java.util.Map;
  * @param dutyPercent how busy its workload keeps the GPU when unthrottled (100 = saturating)
  * @param ibVfs InfiniBand VFs it asks for besides its share (admitted right after the GPU, as kubelet does)
  */
-record SamplePod(String namespace, String pod, String container, Map<String, String> labels, int milli,
-                 long memoryBytes, int dutyPercent, int ibVfs) {
+record SamplePod(
+        String namespace,
+        String pod,
+        String container,
+        Map<String, String> labels,
+        int milli,
+        long memoryBytes,
+        int dutyPercent,
+        int ibVfs) {
 
     static final String TENANT_LABEL = "omai.io/tenant";
 

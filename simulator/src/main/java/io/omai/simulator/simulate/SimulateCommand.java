@@ -9,7 +9,6 @@ import java.time.Duration;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import picocli.CommandLine;
@@ -19,34 +18,52 @@ import picocli.CommandLine.Option;
 /**
  * {@code omai-agent simulate}: the agent on a simulated node, the project's main job on any machine.
  */
-@Command(name = "simulate", mixinStandardHelpOptions = true,
-        description = {"Run the agent on a simulated node: 2 simulated GPUs, one InfiniBand HCA with VFs in a fake "
-                + "sysfs, an in-process kubelet simulator and Kubernetes API. Creates sample pods of two tenants in the "
-                + "API and admits them through kubelet's path (the agent identifies each pod and its tenant through its "
-                + "informer; one pod also takes a VF through the agent's omai.io/ib-vf plugin), runs their workloads "
-                + "under the shim, serves the agent's /metrics, /healthz and /readyz and shows a live table. Ctrl-C "
-                + "stops everything and removes what it created."})
+@Command(
+        name = "simulate",
+        mixinStandardHelpOptions = true,
+        description = {
+            "Run the agent on a simulated node: 2 simulated GPUs, one InfiniBand HCA with VFs in a fake "
+                    + "sysfs, an in-process kubelet simulator and Kubernetes API. Creates sample pods of two tenants in the "
+                    + "API and admits them through kubelet's path (the agent identifies each pod and its tenant through its "
+                    + "informer; one pod also takes a VF through the agent's omai.io/ib-vf plugin), runs their workloads "
+                    + "under the shim, serves the agent's /metrics, /healthz and /readyz and shows a live table. Ctrl-C "
+                    + "stops everything and removes what it created."
+        })
 public final class SimulateCommand implements Callable<Integer> {
-    @Option(names = "--duration", paramLabel = "TIME", converter = DurationConverter.class,
+    @Option(
+            names = "--duration",
+            paramLabel = "TIME",
+            converter = DurationConverter.class,
             description = "Stop after showing the table this long, counted from when the sample pods run (e.g. 30s, "
                     + "2m); default: run until Ctrl-C.")
     Duration duration;
 
-    @Option(names = "--refresh", paramLabel = "TIME", converter = DurationConverter.class,
-            description = "Table refresh interval (default ${DEFAULT-VALUE}).", defaultValue = "1s")
+    @Option(
+            names = "--refresh",
+            paramLabel = "TIME",
+            converter = DurationConverter.class,
+            description = "Table refresh interval (default ${DEFAULT-VALUE}).",
+            defaultValue = "1s")
     Duration refresh;
 
-    @Option(names = "--metrics-port", paramLabel = "PORT",
-            description = "Port of the agent's metrics endpoint on 127.0.0.1; 0 picks a free one (default ${DEFAULT-VALUE}).",
+    @Option(
+            names = "--metrics-port",
+            paramLabel = "PORT",
+            description =
+                    "Port of the agent's metrics endpoint on 127.0.0.1; 0 picks a free one (default ${DEFAULT-VALUE}).",
             defaultValue = "9400")
     int metricsPort;
 
-    @Option(names = "--sched-api-port", paramLabel = "PORT",
+    @Option(
+            names = "--sched-api-port",
+            paramLabel = "PORT",
             description = "Port of the scheduler gRPC API on 127.0.0.1; 0 picks a free one (default ${DEFAULT-VALUE}).",
             defaultValue = "9401")
     int schedulerApiPort;
 
-    @Option(names = "--work-dir", paramLabel = "DIR",
+    @Option(
+            names = "--work-dir",
+            paramLabel = "DIR",
             description = "Where the simulated node lives (default: a new temporary directory, removed at exit).")
     Path workDir;
 
@@ -63,8 +80,8 @@ public final class SimulateCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         for (int[] port : new int[][] {{metricsPort}, {schedulerApiPort}}) {
             if (port[0] < 0 || port[0] > 65535) {
-                throw new CommandLine.ParameterException(new CommandLine(this),
-                        "port " + port[0] + " is not a TCP port; expected 0..65535");
+                throw new CommandLine.ParameterException(
+                        new CommandLine(this), "port " + port[0] + " is not a TCP port; expected 0..65535");
             }
         }
         if (refresh.isNegative() || refresh.isZero()) {
@@ -75,8 +92,10 @@ public final class SimulateCommand implements Callable<Integer> {
         int apiPort = schedulerApiPort == 0 ? freePort() : schedulerApiPort;
         PrintStream out = System.out;
         // since JDK 22 System.console() exists without a terminal too: redraw only on a real one
-        boolean redraw = !plain && java.util.Optional.ofNullable(System.console())
-                .map(java.io.Console::isTerminal).orElse(false);
+        boolean redraw = !plain
+                && java.util.Optional.ofNullable(System.console())
+                        .map(java.io.Console::isTerminal)
+                        .orElse(false);
         CountDownLatch stopped = new CountDownLatch(1);
         SimulatedNode[] holder = new SimulatedNode[1];
         Thread cleanup = Thread.ofPlatform().unstarted(() -> shutdown(holder, root, out, stopped));
@@ -89,17 +108,29 @@ public final class SimulateCommand implements Callable<Integer> {
                 out.println("simulate: agent log in " + root.resolve("agent.log"));
             }
             holder[0] = new SimulatedNode(root, port, apiPort);
-            out.printf(Locale.ROOT, "simulate: metrics on http://127.0.0.1:%d/metrics, probes on /healthz and /readyz%n",
+            out.printf(
+                    Locale.ROOT,
+                    "simulate: metrics on http://127.0.0.1:%d/metrics, probes on /healthz and /readyz%n",
                     holder[0].metricsPort());
-            out.printf(Locale.ROOT, "simulate: scheduler API (omai.scheduler.v1, plaintext) on 127.0.0.1:%d%n",
+            out.printf(
+                    Locale.ROOT,
+                    "simulate: scheduler API (omai.scheduler.v1, plaintext) on 127.0.0.1:%d%n",
                     holder[0].schedulerApiPort());
-            out.printf(Locale.ROOT, "simulate: Kubernetes API (in-process, fabric8 mock server) on %s%n",
+            out.printf(
+                    Locale.ROOT,
+                    "simulate: Kubernetes API (in-process, fabric8 mock server) on %s%n",
                     holder[0].kubernetesApi());
             Duration workloadTime = duration != null ? duration.plusSeconds(30) : Duration.ofDays(1);
             for (SamplePod pod : SamplePod.defaults()) {
                 SimulatedNode.RunningPod running = holder[0].admit(pod, workloadTime);
-                out.printf(Locale.ROOT, "simulate: admitted %s (the agent identified tenant %s; %d milli) as "
-                        + "allocation %s on %s%s%n", pod.name(), running.tenant(), pod.milli(), running.allocationId(),
+                out.printf(
+                        Locale.ROOT,
+                        "simulate: admitted %s (the agent identified tenant %s; %d milli) as "
+                                + "allocation %s on %s%s%n",
+                        pod.name(),
+                        running.tenant(),
+                        pod.milli(),
+                        running.allocationId(),
                         running.gpuUuids(),
                         running.vfs().isEmpty() ? "" : " with VF " + String.join(",", running.vfs()));
             }
@@ -160,8 +191,8 @@ public final class SimulateCommand implements Callable<Integer> {
         public Duration convert(String value) {
             Matcher m = FORMAT.matcher(value.trim());
             if (!m.matches()) {
-                throw new CommandLine.TypeConversionException("'" + value
-                        + "' is not a duration; expected a whole number with ms, s, m or h, e.g. 30s");
+                throw new CommandLine.TypeConversionException(
+                        "'" + value + "' is not a duration; expected a whole number with ms, s, m or h, e.g. 30s");
             }
             long amount = Long.parseLong(m.group(1));
             return switch (m.group(2)) {

@@ -12,7 +12,6 @@ import io.fabric8.mockwebserver.Context;
 import io.fabric8.mockwebserver.MockWebServer;
 import io.omai.agent.config.AgentConfig;
 import io.omai.agent.config.ConfigLoader;
-import io.omai.agent.node.NodeAgent;
 import io.omai.agent.gpu.nvml.FfmNvmlLibrary;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
@@ -20,13 +19,8 @@ import io.omai.agent.metrics.AgentMetrics;
 import io.omai.agent.metrics.MetricsServer;
 import io.omai.agent.metrics.NodeAgentSources;
 import io.omai.agent.metrics.TenantLookup;
+import io.omai.agent.node.NodeAgent;
 import io.omai.agent.quota.shm.AllocationFiles;
-import io.omai.simulator.kubelet.KubeletSimulator;
-import io.omai.simulator.launcher.ContainerLauncher;
-import io.omai.simulator.node.AgentYaml;
-import io.omai.simulator.node.SimulatedAgentNode;
-import io.omai.simulator.node.SimulatedNodePaths;
-import io.omai.simulator.sim.SimNode;
 import io.omai.ibvf.IbVfManager;
 import io.omai.ibvf.IbVfManagerConfig;
 import io.omai.ibvf.config.NodeRebindLock;
@@ -38,6 +32,12 @@ import io.omai.ibvf.kernel.VfLinkState;
 import io.omai.ibvf.testing.FakeKernel;
 import io.omai.ibvf.testing.FakePf;
 import io.omai.ibvf.testing.FakeSysfs;
+import io.omai.simulator.kubelet.KubeletSimulator;
+import io.omai.simulator.launcher.ContainerLauncher;
+import io.omai.simulator.node.AgentYaml;
+import io.omai.simulator.node.SimulatedAgentNode;
+import io.omai.simulator.node.SimulatedNodePaths;
+import io.omai.simulator.sim.SimNode;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetAddress;
@@ -79,8 +79,10 @@ final class SimulatedNode implements AutoCloseable {
     private final KubernetesClient kube;
     private final AgentMetrics metrics;
     private final MetricsServer metricsServer;
+
     @GuardedBy("this")
     private final Map<String, AllocationFiles> openFiles = new HashMap<>();
+
     @GuardedBy("pods")
     private final List<RunningPod> pods = new ArrayList<>();
 
@@ -88,13 +90,19 @@ final class SimulatedNode implements AutoCloseable {
      * A sample pod, its allocation, the tenant the agent identified it as, the VFs it holds and its workload
      * process.
      */
-    record RunningPod(SamplePod spec, String allocationId, String tenant, List<String> gpuUuids, List<String> vfs,
-                      Process process, Path log) {}
+    record RunningPod(
+            SamplePod spec,
+            String allocationId,
+            String tenant,
+            List<String> gpuUuids,
+            List<String> vfs,
+            Process process,
+            Path log) {}
 
     SimulatedNode(Path root, int metricsPort, int schedulerApiPort) throws Exception {
         this.root = root;
-        this.sim = SimNode.create(root.resolve("sim"), List.of(SimNode.Gpu.h100(0, GPU_MEMORY),
-                SimNode.Gpu.h100(1, GPU_MEMORY)));
+        this.sim = SimNode.create(
+                root.resolve("sim"), List.of(SimNode.Gpu.h100(0, GPU_MEMORY), SimNode.Gpu.h100(1, GPU_MEMORY)));
         // The agent's NVML is the simulated one, loaded into this JVM: it must see the same GPUs.
         sim.env().forEach((name, value) -> {
             if (name.startsWith("OMAI_SIM_")) {
@@ -108,10 +116,17 @@ final class SimulatedNode implements AutoCloseable {
         // The fake kernel creates the VFs and sets their GUIDs, as provisioning would; the agent's own reconcile
         // (same node, range and GUID file) then finds them as desired and only advertises them.
         Files.createDirectories(root.resolve("state"));
-        IbVfManager vfs = new IbVfManager(new IbVfManagerConfig("sim-node", GuidRange.parse(GUID_RANGE),
-                VfLinkState.AUTO, new ReadinessPolicy(3, Duration.ZERO)),
-                kernel, kernel, new FileGuidStore(root.resolve("state/ib-vf-guids")),
-                new NodeRebindLock(root.resolve("ib/lock")), duration -> { });
+        IbVfManager vfs = new IbVfManager(
+                new IbVfManagerConfig(
+                        "sim-node",
+                        GuidRange.parse(GUID_RANGE),
+                        VfLinkState.AUTO,
+                        new ReadinessPolicy(3, Duration.ZERO)),
+                kernel,
+                kernel,
+                new FileGuidStore(root.resolve("state/ib-vf-guids")),
+                new NodeRebindLock(root.resolve("ib/lock")),
+                duration -> {});
         vfs.reconcile(hca.address(), DESIRED_VFS);
         this.vfMonitor = vfs.newMonitor();
         vfMonitor.poll();
@@ -120,27 +135,43 @@ final class SimulatedNode implements AutoCloseable {
         // from its usual configuration sources, here system properties naming this server (and never a kubeconfig
         // or service account of the machine it runs on).
         MOCK_SERVER_LOG.setLevel(Level.WARNING); // one INFO line per request would tear through the table
-        this.kubeApi = new KubernetesMockServer(new Context(), new MockWebServer(), new HashMap<>(),
-                new SingleNodeCrudDispatcher(NODE), false);
+        this.kubeApi = new KubernetesMockServer(
+                new Context(), new MockWebServer(), new HashMap<>(), new SingleNodeCrudDispatcher(NODE), false);
         kubeApi.init(InetAddress.getLoopbackAddress(), 0);
         System.setProperty("kubernetes.master", "http://127.0.0.1:" + kubeApi.getPort());
         System.setProperty("kubernetes.auth.tryKubeConfig", "false");
         System.setProperty("kubernetes.auth.tryServiceAccount", "false");
         System.setProperty("kubernetes.namespace", "default");
         this.kube = kubeApi.createClient();
-        kube.nodes().resource(new NodeBuilder().withNewMetadata().withName(NODE).endMetadata().build()).create();
+        kube.nodes()
+                .resource(new NodeBuilder()
+                        .withNewMetadata()
+                        .withName(NODE)
+                        .endMetadata()
+                        .build())
+                .create();
 
         SimulatedNodePaths paths = SimulatedNodePaths.under(root, sim);
         this.kubelet = KubeletSimulator.start(paths.devicePlugins(), paths.podResourcesSocket());
-        AgentConfig config = ConfigLoader.parse("simulate", AgentYaml.forNode(NODE, paths)
-                .set("nvml.recoveryDebounce", "2s").quickKubelet(Duration.ofSeconds(1), Duration.ofSeconds(5))
-                .metrics(metricsPort).schedulerApi(schedulerApiPort)
-                .set("schedulerApi.deviceLabels",
-                        "\n    - select: all\n      attributes: {class: train}\n      tags: [simulated]")
-                .set("ib.enabled", "true").set("ib.sysfsRoot", root.resolve("sys")).set("ib.guidRange", GUID_RANGE)
-                .set("ib.desiredVfs", DESIRED_VFS).set("ib.pollInterval", "1s").set("ib.rebindLock", root.resolve("ib/lock"))
-                .set("tenancy.kubernetesApi", "on").set("tenancy.identifyWait", "5s")
-                .text());
+        AgentConfig config = ConfigLoader.parse(
+                "simulate",
+                AgentYaml.forNode(NODE, paths)
+                        .set("nvml.recoveryDebounce", "2s")
+                        .quickKubelet(Duration.ofSeconds(1), Duration.ofSeconds(5))
+                        .metrics(metricsPort)
+                        .schedulerApi(schedulerApiPort)
+                        .set(
+                                "schedulerApi.deviceLabels",
+                                "\n    - select: all\n      attributes: {class: train}\n      tags: [simulated]")
+                        .set("ib.enabled", "true")
+                        .set("ib.sysfsRoot", root.resolve("sys"))
+                        .set("ib.guidRange", GUID_RANGE)
+                        .set("ib.desiredVfs", DESIRED_VFS)
+                        .set("ib.pollInterval", "1s")
+                        .set("ib.rebindLock", root.resolve("ib/lock"))
+                        .set("tenancy.kubernetesApi", "on")
+                        .set("tenancy.identifyWait", "5s")
+                        .text());
         // As run does: probes answer from the start, the agent's plugin calls are timed, its sources bound.
         this.metrics = AgentMetrics.create(config.nodeName());
         this.metricsServer = MetricsServer.start(config.metrics(), metrics);
@@ -175,30 +206,49 @@ final class SimulatedNode implements AutoCloseable {
         KubeletSimulator.Admission admission =
                 kubelet.admit(pod.namespace(), pod.pod(), pod.container(), RESOURCE, pod.milli());
         String allocationId = admission.response().getEnvsMap().getOrDefault("OMAI_ALLOCATION_ID", "");
-        Allocation allocation = agent.ledger().allocation(allocationId).orElseThrow(() -> new IllegalStateException(
-                "the agent has no allocation " + allocationId + " for " + pod.name()));
+        Allocation allocation = agent.ledger()
+                .allocation(allocationId)
+                .orElseThrow(() -> new IllegalStateException(
+                        "the agent has no allocation " + allocationId + " for " + pod.name()));
         if (!allocation.claim().tenantKnown()) {
             throw new IllegalStateException("the agent allocated " + allocationId + " for " + pod.name()
                     + " without identifying the pod (claim " + allocation.claim() + ")");
         }
         // The workload only uses the GPU; the VFs' device nodes exist in the fake sysfs, not in /dev.
-        List<String> vfIds = pod.ibVfs() == 0 ? List.of()
-                : kubelet.admit(pod.namespace(), pod.pod(), pod.container(), VF_RESOURCE, pod.ibVfs()).deviceIds();
+        List<String> vfIds = pod.ibVfs() == 0
+                ? List.of()
+                : kubelet.admit(pod.namespace(), pod.pod(), pod.container(), VF_RESOURCE, pod.ibVfs())
+                        .deviceIds();
         Map<String, String> runtimeEnv = new LinkedHashMap<>(sim.env());
         runtimeEnv.put("PATH", System.getenv().getOrDefault("PATH", "/usr/bin:/bin"));
-        List<String> command = List.of(sim.program("omai-workload").toString(),
-                "alloc", "alloc", Long.toString(pod.memoryBytes()),
-                "duty", "kernel", Long.toString(Math.max(1, runFor.toSeconds())), Integer.toString(pod.dutyPercent()),
+        List<String> command = List.of(
+                sim.program("omai-workload").toString(),
+                "alloc",
+                "alloc",
+                Long.toString(pod.memoryBytes()),
+                "duty",
+                "kernel",
+                Long.toString(Math.max(1, runFor.toSeconds())),
+                Integer.toString(pod.dutyPercent()),
                 "20");
         ContainerLauncher.Launch launch = new ContainerLauncher(Files.createDirectories(root.resolve("containers")))
                 .prepare(admission.response(), ContainerLauncher.Isolation.HOST_PATHS, runtimeEnv, command);
         Path log = root.resolve("containers/" + pod.namespace() + "_" + pod.pod() + ".log");
-        Process process = launch.process().redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        Process process = launch.process()
+                .redirectErrorStream(true)
+                .redirectOutput(log.toFile())
+                .start();
         // kubelet starts the containers once every device is allocated; the pod is no longer pending
-        kube.pods().inNamespace(pod.namespace()).withName(pod.pod()).editStatus(p -> new PodBuilder(p)
-                .editStatus().withPhase("Running").endStatus().build());
-        RunningPod running = new RunningPod(pod, allocationId, allocation.tenant(), allocation.gpuUuids(), vfIds,
-                process, log);
+        kube.pods()
+                .inNamespace(pod.namespace())
+                .withName(pod.pod())
+                .editStatus(p -> new PodBuilder(p)
+                        .editStatus()
+                        .withPhase("Running")
+                        .endStatus()
+                        .build());
+        RunningPod running =
+                new RunningPod(pod, allocationId, allocation.tenant(), allocation.gpuUuids(), vfIds, process, log);
         synchronized (pods) {
             pods.add(running);
         }
@@ -208,14 +258,24 @@ final class SimulatedNode implements AutoCloseable {
     /** The pod as a scheduler leaves it for kubelet: bound to this node, pending, its share as a limit. */
     private static Pod apiPod(SamplePod pod) {
         return new PodBuilder()
-                .withNewMetadata().withNamespace(pod.namespace()).withName(pod.pod()).withLabels(pod.labels())
+                .withNewMetadata()
+                .withNamespace(pod.namespace())
+                .withName(pod.pod())
+                .withLabels(pod.labels())
                 .endMetadata()
-                .withNewSpec().withNodeName(NODE)
-                .addToContainers(new ContainerBuilder().withName(pod.container()).withImage("omai-workload")
-                        .withNewResources().addToLimits(RESOURCE, new Quantity(Integer.toString(pod.milli())))
-                        .endResources().build())
+                .withNewSpec()
+                .withNodeName(NODE)
+                .addToContainers(new ContainerBuilder()
+                        .withName(pod.container())
+                        .withImage("omai-workload")
+                        .withNewResources()
+                        .addToLimits(RESOURCE, new Quantity(Integer.toString(pod.milli())))
+                        .endResources()
+                        .build())
                 .endSpec()
-                .withNewStatus().withPhase("Pending").endStatus()
+                .withNewStatus()
+                .withPhase("Pending")
+                .endStatus()
                 .build();
     }
 

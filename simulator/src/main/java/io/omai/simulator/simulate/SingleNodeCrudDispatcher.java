@@ -15,8 +15,8 @@ final class SingleNodeCrudDispatcher extends KubernetesCrudDispatcher {
     private final Pattern nodeSelector;
 
     SingleNodeCrudDispatcher(String nodeName) {
-        this.nodeSelector = Pattern.compile("(?<=[?&])fieldSelector=spec\\.nodeName(%3D|=)" + Pattern.quote(nodeName)
-                + "(&|$)");
+        this.nodeSelector =
+                Pattern.compile("(?<=[?&])fieldSelector=spec\\.nodeName(%3D|=)" + Pattern.quote(nodeName) + "(&|$)");
     }
 
     @Override
@@ -31,7 +31,8 @@ final class SingleNodeCrudDispatcher extends KubernetesCrudDispatcher {
 
     String withoutNodeSelector(String path) {
         String stripped = nodeSelector.matcher(path).replaceFirst("");
-        return stripped.endsWith("?") || stripped.endsWith("&") ? stripped.substring(0, stripped.length() - 1)
+        return stripped.endsWith("?") || stripped.endsWith("&")
+                ? stripped.substring(0, stripped.length() - 1)
                 : stripped;
     }
 }

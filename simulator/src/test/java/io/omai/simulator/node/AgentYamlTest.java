@@ -26,9 +26,13 @@ class AgentYamlTest {
         SimulatedNodePaths paths = paths();
         String yaml = AgentYaml.forNode("contract-node", paths)
                 .quickKubelet(Duration.ofMillis(100), Duration.ofMillis(600))
-                .set("tenancy.audit", "\"off\"").set("tenancy.auditInterval", Duration.ofMillis(250))
-                .metrics(19090).schedulerApi(19091)
-                .set("schedulerApi.deviceLabels", "\n    - select: all\n      attributes: {class: train}\n      tags: [simulated]")
+                .set("tenancy.audit", "\"off\"")
+                .set("tenancy.auditInterval", Duration.ofMillis(250))
+                .metrics(19090)
+                .schedulerApi(19091)
+                .set(
+                        "schedulerApi.deviceLabels",
+                        "\n    - select: all\n      attributes: {class: train}\n      tags: [simulated]")
                 .text();
 
         AgentConfig config = ConfigLoader.parse("test", yaml);
@@ -45,15 +49,21 @@ class AgentYamlTest {
         assertThat(config.tenancy().auditInterval()).isEqualTo(Duration.ofMillis(250));
         assertThat(config.metrics().port()).isEqualTo(19090);
         assertThat(config.schedulerApi().port()).isEqualTo(19091);
-        assertThat(config.schedulerApi().deviceLabels()).singleElement()
+        assertThat(config.schedulerApi().deviceLabels())
+                .singleElement()
                 .satisfies(labels -> assertThat(labels.tags()).containsExactly("simulated"));
-        assertThat(Files.isDirectory(paths.devicePlugins())).as("kubelet's plugin directory exists").isTrue();
+        assertThat(Files.isDirectory(paths.devicePlugins()))
+                .as("kubelet's plugin directory exists")
+                .isTrue();
     }
 
     @Test
     void schedulerApiOffReplacesWhatWasSetAndRawYamlComesLast() throws Exception {
-        String yaml = AgentYaml.forNode("n", paths()).schedulerApi(19091).schedulerApiOff()
-                .appendRaw("kubelet:\n  reconcileInterval: 2s\n").text();
+        String yaml = AgentYaml.forNode("n", paths())
+                .schedulerApi(19091)
+                .schedulerApiOff()
+                .appendRaw("kubelet:\n  reconcileInterval: 2s\n")
+                .text();
 
         AgentConfig config = ConfigLoader.parse("test", yaml);
 
@@ -65,8 +75,10 @@ class AgentYamlTest {
     @Test
     void aKeyWithoutExactlyOneDotIsRefusedNamingIt() {
         AgentYaml yaml = AgentYaml.forNode("n", paths());
-        assertThatThrownBy(() -> yaml.set("metrics", 1)).isInstanceOf(IllegalArgumentException.class)
-                .hasMessageContaining("'metrics'").hasMessageContaining("section.key");
+        assertThatThrownBy(() -> yaml.set("metrics", 1))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("'metrics'")
+                .hasMessageContaining("section.key");
         assertThatThrownBy(() -> yaml.set("a.b.c", 1)).hasMessageContaining("'a.b.c'");
     }
 }

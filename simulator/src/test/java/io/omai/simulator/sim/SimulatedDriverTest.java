@@ -8,7 +8,6 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Collectors;
-
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -40,8 +39,17 @@ class SimulatedDriverTest {
         try {
             assertThat(a.awaitResult("alloc", RUN).status()).isEqualTo("CUDA_SUCCESS");
 
-            SimNode.Run b = node.run(RUN, "omai-workload",
-                    "meminfo", "alloc", "alloc", "512MiB", "alloc", "managed", "256MiB", "meminfo");
+            SimNode.Run b = node.run(
+                    RUN,
+                    "omai-workload",
+                    "meminfo",
+                    "alloc",
+                    "alloc",
+                    "512MiB",
+                    "alloc",
+                    "managed",
+                    "256MiB",
+                    "meminfo");
 
             assertThat(b.first("meminfo").getLong("free")).isEqualTo(256 * MIB);
             assertThat(b.first("meminfo").getLong("total")).isEqualTo(GIB);
@@ -57,10 +65,18 @@ class SimulatedDriverTest {
     /** As the real driver: indices or (prefixes of) UUIDs, enumeration in list order, ending at a bad entry. */
     @Test
     void cudaVisibleDevicesSelectsAndReordersGpus(@TempDir Path scratch) {
-        SimNode two = SimNode.create(scratch.resolve("two-gpus"), List.of(
-                new SimNode.Gpu("GPU-aaaaaaaa-0000-4000-8000-000000000000", "NVIDIA H100", GIB, "0000:17:00.0", 0, 132),
-                new SimNode.Gpu("GPU-bbbbbbbb-0000-4000-8000-000000000000", "NVIDIA H100", 2 * GIB, "0000:18:00.0", 0,
-                        132)));
+        SimNode two = SimNode.create(
+                scratch.resolve("two-gpus"),
+                List.of(
+                        new SimNode.Gpu(
+                                "GPU-aaaaaaaa-0000-4000-8000-000000000000", "NVIDIA H100", GIB, "0000:17:00.0", 0, 132),
+                        new SimNode.Gpu(
+                                "GPU-bbbbbbbb-0000-4000-8000-000000000000",
+                                "NVIDIA H100",
+                                2 * GIB,
+                                "0000:18:00.0",
+                                0,
+                                132)));
         String second = two.gpus().get(1).uuid();
 
         assertThat(totalMemory(two, second, 0)).isEqualTo(2 * GIB);
@@ -69,34 +85,77 @@ class SimulatedDriverTest {
         assertThat(totalMemory(two, "GPU-bbbb", 0)).as("a unique UUID prefix").isEqualTo(2 * GIB);
         SimNode.Run ambiguous = two.start(Map.of("CUDA_VISIBLE_DEVICES", "GPU-"), "omai-workload", "totalmem")
                 .finish(RUN);
-        assertThat(ambiguous.exitCode()).as("a prefix of both UUIDs names no GPU").isNotZero();
+        assertThat(ambiguous.exitCode())
+                .as("a prefix of both UUIDs names no GPU")
+                .isNotZero();
 
-        SimNode.Run cut = two.start(Map.of("CUDA_VISIBLE_DEVICES", "1,bogus,0"), "omai-workload", "--device", "1",
-                "totalmem").finish(RUN);
-        assertThat(cut.first("init").status()).as("the list ends at 'bogus': one device, ordinal 1 is invalid")
+        SimNode.Run cut = two.start(
+                        Map.of("CUDA_VISIBLE_DEVICES", "1,bogus,0"), "omai-workload", "--device", "1", "totalmem")
+                .finish(RUN);
+        assertThat(cut.first("init").status())
+                .as("the list ends at 'bogus': one device, ordinal 1 is invalid")
                 .isEqualTo("CUDA_ERROR_INVALID_DEVICE");
 
-        SimNode.Run none = two.start(Map.of("CUDA_VISIBLE_DEVICES", ""), "omai-workload", "totalmem").finish(RUN);
+        SimNode.Run none = two.start(Map.of("CUDA_VISIBLE_DEVICES", ""), "omai-workload", "totalmem")
+                .finish(RUN);
         assertThat(none.exitCode()).isNotZero();
     }
 
     private static long totalMemory(SimNode node, String visible, int ordinal) {
-        SimNode.Run run = node.start(Map.of("CUDA_VISIBLE_DEVICES", visible), "omai-workload",
-                "--device", Integer.toString(ordinal), "totalmem").finish(RUN);
-        assertThat(run.first("totalmem").status()).as(run.stdout() + run.stderr()).isEqualTo("CUDA_SUCCESS");
+        SimNode.Run run = node.start(
+                        Map.of("CUDA_VISIBLE_DEVICES", visible),
+                        "omai-workload",
+                        "--device",
+                        Integer.toString(ordinal),
+                        "totalmem")
+                .finish(RUN);
+        assertThat(run.first("totalmem").status())
+                .as(run.stdout() + run.stderr())
+                .isEqualTo("CUDA_SUCCESS");
         return run.first("totalmem").getLong("total");
     }
 
     @Test
     void everyAllocationRouteIsChargedAndReleased() {
-        SimNode.Run run = node.run(RUN, "omai-workload",
-                "alloc", "alloc", "4MiB", "alloc", "pitch", "4MiB", "alloc", "managed", "4MiB",
-                "alloc", "async", "4MiB", "alloc", "pool", "4MiB", "alloc", "vmm", "4MiB",
-                "alloc", "array", "4MiB", "alloc", "array3d", "4MiB", "alloc", "mipmap", "4MiB",
-                "meminfo", "free", "meminfo", "counters");
+        SimNode.Run run = node.run(
+                RUN,
+                "omai-workload",
+                "alloc",
+                "alloc",
+                "4MiB",
+                "alloc",
+                "pitch",
+                "4MiB",
+                "alloc",
+                "managed",
+                "4MiB",
+                "alloc",
+                "async",
+                "4MiB",
+                "alloc",
+                "pool",
+                "4MiB",
+                "alloc",
+                "vmm",
+                "4MiB",
+                "alloc",
+                "array",
+                "4MiB",
+                "alloc",
+                "array3d",
+                "4MiB",
+                "alloc",
+                "mipmap",
+                "4MiB",
+                "meminfo",
+                "free",
+                "meminfo",
+                "counters");
 
         assertThat(run.exitCode()).as(run.stdout() + run.stderr()).isZero();
-        assertThat(run.all("alloc")).hasSize(9).allSatisfy(r -> assertThat(r.status()).isEqualTo("CUDA_SUCCESS"));
+        assertThat(run.all("alloc"))
+                .hasSize(9)
+                .allSatisfy(r -> assertThat(r.status()).isEqualTo("CUDA_SUCCESS"));
         assertThat(run.all("meminfo").get(0).getLong("free")).isEqualTo(GIB - 9 * 4 * MIB);
         assertThat(run.all("meminfo").get(1).getLong("free")).isEqualTo(GIB);
         assertThat(run.first("counters").getLong("alloc_calls")).isEqualTo(9);
@@ -113,10 +172,34 @@ class SimulatedDriverTest {
 
     @Test
     void everyLaunchRouteRunsItsKernelForTheGivenTime() {
-        SimNode.Run run = node.run(RUN, "omai-workload",
-                "launch", "kernel", "2", "2000", "launch", "kernel-ex", "2", "2000",
-                "launch", "cooperative", "2", "2000", "launch", "multi-device", "2", "2000",
-                "launch", "graph", "2", "2000", "launch", "ptsz", "2", "2000", "counters");
+        SimNode.Run run = node.run(
+                RUN,
+                "omai-workload",
+                "launch",
+                "kernel",
+                "2",
+                "2000",
+                "launch",
+                "kernel-ex",
+                "2",
+                "2000",
+                "launch",
+                "cooperative",
+                "2",
+                "2000",
+                "launch",
+                "multi-device",
+                "2",
+                "2000",
+                "launch",
+                "graph",
+                "2",
+                "2000",
+                "launch",
+                "ptsz",
+                "2",
+                "2000",
+                "counters");
 
         assertThat(run.all("launch")).hasSize(6).allSatisfy(r -> {
             assertThat(r.status()).isEqualTo("CUDA_SUCCESS");
@@ -141,7 +224,8 @@ class SimulatedDriverTest {
         victim.kill(); // SIGKILL: no chance to free anything
 
         SimNode.Run nvml = node.run(RUN, "omai-nvml-query", "procs", "0", "memory", "0");
-        assertThat(nvml.all("proc")).noneSatisfy(p -> assertThat(p.getLong("pid")).isEqualTo(victim.pid()));
+        assertThat(nvml.all("proc"))
+                .noneSatisfy(p -> assertThat(p.getLong("pid")).isEqualTo(victim.pid()));
         assertThat(nvml.first("memory").getLong("used")).isZero();
         SimNode.Run cuda = node.run(RUN, "omai-workload", "meminfo", "alloc", "alloc", "1GiB");
         assertThat(cuda.first("meminfo").getLong("free")).isEqualTo(GIB);
@@ -150,8 +234,8 @@ class SimulatedDriverTest {
 
     @Test
     void aForkedChildIsItsOwnProcessAndItsMemoryIsReleasedWhenItExits() {
-        SimNode.Run run = node.run(RUN, "omai-workload", "alloc", "alloc", "1MiB", "fork-alloc", "100MiB",
-                "meminfo", "counters");
+        SimNode.Run run =
+                node.run(RUN, "omai-workload", "alloc", "alloc", "1MiB", "fork-alloc", "100MiB", "meminfo", "counters");
 
         assertThat(run.first("fork-child-before-init").status()).isEqualTo("CUDA_ERROR_NOT_INITIALIZED");
         assertThat(run.first("fork-child-alloc").status()).isEqualTo("CUDA_SUCCESS");
@@ -202,7 +286,8 @@ class SimulatedDriverTest {
 
         SimNode.Run cuda = node.start(env, "omai-workload", "meminfo").finish(RUN);
         assertThat(cuda.exitCode()).isEqualTo(1);
-        assertThat(cuda.stderr()).contains("omai-sim: cuInit: cannot open config " + missing + ": No such file or directory");
+        assertThat(cuda.stderr())
+                .contains("omai-sim: cuInit: cannot open config " + missing + ": No such file or directory");
         assertThat(cuda.first("init").status()).isEqualTo("CUDA_ERROR_NO_DEVICE");
         assertThat(cuda.first("device-count").status()).isEqualTo("CUDA_ERROR_NOT_INITIALIZED");
 
@@ -213,13 +298,17 @@ class SimulatedDriverTest {
 
     @Test
     void badConfigLinesAreReportedWithFileLineAndExpectation() {
-        assertConfigError("# a node\ngpu uuid=" + SimNode.uuidOf(0) + " memory=80GB\n",
+        assertConfigError(
+                "# a node\ngpu uuid=" + SimNode.uuidOf(0) + " memory=80GB\n",
                 "sim.conf:2: bad memory value '80GB': expected a positive integer with an optional unit B, KiB, MiB, GiB or TiB (e.g. 80GiB)");
-        assertConfigError("gpus uuid=" + SimNode.uuidOf(0) + " memory=1GiB\n",
+        assertConfigError(
+                "gpus uuid=" + SimNode.uuidOf(0) + " memory=1GiB\n",
                 "sim.conf:1: unknown line type 'gpus': expected 'gpu key=value...' or 'driver key=value...'");
-        assertConfigError("gpu memory=1GiB\n",
+        assertConfigError(
+                "gpu memory=1GiB\n",
                 "sim.conf:1: gpu line lacks uuid: expected at least uuid=GPU-... and memory=<bytes>");
-        assertConfigError("gpu uuid=" + SimNode.uuidOf(0) + " memory=1GiB colour=red\n",
+        assertConfigError(
+                "gpu uuid=" + SimNode.uuidOf(0) + " memory=1GiB colour=red\n",
                 "sim.conf:1: unknown key 'colour' on a gpu line");
         assertConfigError("", "sim.conf: no gpu lines: expected at least one");
     }
@@ -228,18 +317,43 @@ class SimulatedDriverTest {
         node.writeConfig(config);
         SimNode.Run run = node.run(RUN, "omai-workload", "meminfo");
         assertThat(run.stderr()).contains(message);
-        assertThat(run.stderr().lines().filter(l -> l.startsWith("omai-sim:")).count()).isEqualTo(1);
+        assertThat(run.stderr().lines().filter(l -> l.startsWith("omai-sim:")).count())
+                .isEqualTo(1);
         assertThat(run.first("init").status()).isEqualTo("CUDA_ERROR_NO_DEVICE");
     }
 
     @Test
     void getProcAddressFollowsVersionAndPerThreadSemantics() {
-        SimNode.Run legacy = node.run(RUN, "omai-cudart-loader",
-                "resolve", "cuMemAlloc", "12080", "resolve", "cuMemAlloc", "3000",
-                "resolve", "cuGraphAddKernelNode", "11080", "resolve", "cuGraphAddKernelNode", "12000",
-                "resolve", "cuGraphInstantiate", "11000", "resolve", "cuGetProcAddress", "12080",
-                "resolve", "cuLaunchKernel", "12080", "resolve", "cuNoSuchFunction", "12080",
-                "resolve", "cuLaunchKernelEx", "11040");
+        SimNode.Run legacy = node.run(
+                RUN,
+                "omai-cudart-loader",
+                "resolve",
+                "cuMemAlloc",
+                "12080",
+                "resolve",
+                "cuMemAlloc",
+                "3000",
+                "resolve",
+                "cuGraphAddKernelNode",
+                "11080",
+                "resolve",
+                "cuGraphAddKernelNode",
+                "12000",
+                "resolve",
+                "cuGraphInstantiate",
+                "11000",
+                "resolve",
+                "cuGetProcAddress",
+                "12080",
+                "resolve",
+                "cuLaunchKernel",
+                "12080",
+                "resolve",
+                "cuNoSuchFunction",
+                "12080",
+                "resolve",
+                "cuLaunchKernelEx",
+                "11040");
         List<SimNode.Result> r = legacy.all("resolve");
         assertResolved(r.get(0), "0", "0", "cuMemAlloc_v2");
         assertResolved(r.get(1), "500", "2", "none"); // CUDA_ERROR_NOT_FOUND, VERSION_NOT_SUFFICIENT
@@ -251,9 +365,22 @@ class SimulatedDriverTest {
         assertResolved(r.get(7), "500", "1", "none"); // SYMBOL_NOT_FOUND
         assertResolved(r.get(8), "500", "2", "none");
 
-        SimNode.Run perThread = node.run(RUN, "omai-cudart-loader", "--per-thread",
-                "resolve", "cuLaunchKernel", "resolve", "cuMemAlloc", "resolve", "cuGraphLaunch",
-                "alloc", "1MiB", "launch", "2", "1000", "counters");
+        SimNode.Run perThread = node.run(
+                RUN,
+                "omai-cudart-loader",
+                "--per-thread",
+                "resolve",
+                "cuLaunchKernel",
+                "resolve",
+                "cuMemAlloc",
+                "resolve",
+                "cuGraphLaunch",
+                "alloc",
+                "1MiB",
+                "launch",
+                "2",
+                "1000",
+                "counters");
         List<SimNode.Result> p = perThread.all("resolve");
         assertResolved(p.get(0), "0", "0", "cuLaunchKernel_ptsz");
         assertResolved(p.get(1), "0", "0", "cuMemAlloc_v2"); // no per-thread variant

@@ -8,10 +8,10 @@ import io.omai.agent.ledger.AllocationClaim;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.MilliGpuId;
 import io.omai.agent.quota.audit.AuditFinding;
-import io.omai.agent.tenancy.GpuProcessAudit;
 import io.omai.agent.quota.audit.ProcessIdentity;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.ShmLayout;
+import io.omai.agent.tenancy.GpuProcessAudit;
 import io.omai.simulator.util.ScratchDirectories;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -56,20 +56,33 @@ public final class AuditBenchmark {
         int warmup = args.length > 1 ? Integer.parseInt(args[1]) : 500;
         Path state = Files.createTempDirectory("omai-audit-bench");
         List<Process> sleepers = new ArrayList<>();
-        List<GpuDevice> gpus = IntStream.range(0, GPUS).mapToObj(i -> new GpuDevice(i,
-                String.format(Locale.ROOT, "GPU-bench000-0000-4000-8000-%012d", i), "Bench GPU", i, GPU_MEMORY,
-                i / 4)).toList();
-        try (AllocationLedger ledger = AllocationLedger.open(gpus, ConfigLoader.defaults().sharing(), state,
-                Clock.systemUTC())) {
+        List<GpuDevice> gpus = IntStream.range(0, GPUS)
+                .mapToObj(i -> new GpuDevice(
+                        i,
+                        String.format(Locale.ROOT, "GPU-bench000-0000-4000-8000-%012d", i),
+                        "Bench GPU",
+                        i,
+                        GPU_MEMORY,
+                        i / 4))
+                .toList();
+        try (AllocationLedger ledger =
+                AllocationLedger.open(gpus, ConfigLoader.defaults().sharing(), state, Clock.systemUTC())) {
             Map<String, List<GpuProcesses.GpuProcess>> running = new HashMap<>();
             Map<String, Map<Integer, Long>> busy = new HashMap<>();
             for (GpuDevice gpu : gpus) {
                 for (int k = 0; k < PER_GPU; k++) {
                     int first = k * SHARE;
-                    Allocation allocation = ledger.allocate(IntStream.range(first, first + SHARE)
-                            .mapToObj(s -> new MilliGpuId(gpu.uuid(), s).id()).toList(),
-                            new AllocationClaim("uid-" + gpu.index() + "-" + k, "ns-" + k, "pod-" + gpu.index(),
-                                    "main", "tenant-" + k, GPU_MEMORY / PER_GPU));
+                    Allocation allocation = ledger.allocate(
+                            IntStream.range(first, first + SHARE)
+                                    .mapToObj(s -> new MilliGpuId(gpu.uuid(), s).id())
+                                    .toList(),
+                            new AllocationClaim(
+                                    "uid-" + gpu.index() + "-" + k,
+                                    "ns-" + k,
+                                    "pod-" + gpu.index(),
+                                    "main",
+                                    "tenant-" + k,
+                                    GPU_MEMORY / PER_GPU));
                     for (int p = 0; p < 2; p++) {
                         Process sleeper = new ProcessBuilder("sleep", "3600").start();
                         sleepers.add(sleeper);
@@ -82,8 +95,13 @@ public final class AuditBenchmark {
                 }
             }
             long[] clock = {0};
-            GpuProcessAudit audit = new GpuProcessAudit(ledger, gpu -> running.get(gpu.uuid()),
-                    ProcessIdentity.PROC, uuid -> busy.get(uuid), () -> clock[0] += 5_000_000_000L, false,
+            GpuProcessAudit audit = new GpuProcessAudit(
+                    ledger,
+                    gpu -> running.get(gpu.uuid()),
+                    ProcessIdentity.PROC,
+                    uuid -> busy.get(uuid),
+                    () -> clock[0] += 5_000_000_000L,
+                    false,
                     pid -> false);
             for (int i = 0; i < warmup; i++) {
                 requireNoFindings(audit.auditOnce());
@@ -95,10 +113,18 @@ public final class AuditBenchmark {
                 nanos[i] = System.nanoTime() - started;
             }
             Arrays.sort(nanos);
-            System.out.printf(Locale.ROOT, "audit pass, %d allocations on %d GPUs, %d processes: p50 %.3f ms, "
-                    + "p99 %.3f ms, max %.3f ms (%d passes after %d warm-up)%n", GPUS * PER_GPU, GPUS,
-                    sleepers.size(), nanos[passes / 2] / 1e6, nanos[(int) (passes * 0.99)] / 1e6,
-                    nanos[passes - 1] / 1e6, passes, warmup);
+            System.out.printf(
+                    Locale.ROOT,
+                    "audit pass, %d allocations on %d GPUs, %d processes: p50 %.3f ms, "
+                            + "p99 %.3f ms, max %.3f ms (%d passes after %d warm-up)%n",
+                    GPUS * PER_GPU,
+                    GPUS,
+                    sleepers.size(),
+                    nanos[passes / 2] / 1e6,
+                    nanos[(int) (passes * 0.99)] / 1e6,
+                    nanos[passes - 1] / 1e6,
+                    passes,
+                    warmup);
         } finally {
             sleepers.forEach(Process::destroyForcibly);
             ScratchDirectories.deleteTree(state);
@@ -107,7 +133,8 @@ public final class AuditBenchmark {
 
     private static void requireNoFindings(List<AuditFinding> findings) {
         if (!findings.isEmpty()) {
-            throw new IllegalStateException("the benchmark's node is clean, yet: " + findings.get(0).describe());
+            throw new IllegalStateException(
+                    "the benchmark's node is clean, yet: " + findings.get(0).describe());
         }
     }
 

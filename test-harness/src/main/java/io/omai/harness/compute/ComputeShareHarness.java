@@ -39,7 +39,13 @@ import java.util.Locale;
 public final class ComputeShareHarness {
     private ComputeShareHarness() {}
 
-    record Options(List<String> cases, double settle, double hold, double kernelMs, int processes, double band,
+    record Options(
+            List<String> cases,
+            double settle,
+            double hold,
+            double kernelMs,
+            int processes,
+            double band,
             double wcMin) {}
 
     private static final String USAGE = "usage: ComputeShareHarness [--cases 300/700,200/300/500,250x4,wc,hc]"
@@ -65,10 +71,12 @@ public final class ComputeShareHarness {
         Path dir = Path.of(System.getenv("OMAI_SIM_STATE")).toAbsolutePath();
         SimNode node = SimNode.create(dir, 1, 80L << 30);
         if (!node.config().equals(Path.of(System.getenv("OMAI_SIM_CONFIG")).toAbsolutePath())) {
-            System.err.println("compute-share: OMAI_SIM_CONFIG must be $OMAI_SIM_STATE/sim.conf (the harness writes it)");
+            System.err.println(
+                    "compute-share: OMAI_SIM_CONFIG must be $OMAI_SIM_STATE/sim.conf (the harness writes it)");
             System.exit(2);
         }
-        NvmlDowncalls.useLibrary(node.buildDir().resolve("sim/libnvidia-ml.so.1").toString());
+        NvmlDowncalls.useLibrary(
+                node.buildDir().resolve("sim/libnvidia-ml.so.1").toString());
         NvmlLibrary nvml = FfmNvmlLibrary.instance();
         int rc = nvml.nvmlInit_v2();
         if (rc != NvmlLibrary.NVML_SUCCESS) {
@@ -86,8 +94,10 @@ public final class ComputeShareHarness {
     private static int againWithSimulatorEnvironment(String[] args) throws IOException, InterruptedException {
         Path dir = Files.createTempDirectory("omai-compute-share");
         List<String> cmd = new ArrayList<>();
-        cmd.add(ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin",
-                "java").toString()));
+        cmd.add(ProcessHandle.current()
+                .info()
+                .command()
+                .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         cmd.add("--enable-native-access=ALL-UNNAMED");
         cmd.add("-Domai.native.build=" + SimNode.nativeBuildDir());
         cmd.add("-cp");
@@ -150,7 +160,8 @@ public final class ComputeShareHarness {
         } catch (NumberFormatException e) {
             // reported below
         }
-        throw new IllegalArgumentException(option + " " + value + ": expected a number of seconds/ms/points in (0, 3600)");
+        throw new IllegalArgumentException(
+                option + " " + value + ": expected a number of seconds/ms/points in (0, 3600)");
     }
 
     /** Hard-capped containers started together: "300/700" or "250x4". */
@@ -172,9 +183,12 @@ public final class ComputeShareHarness {
         } catch (NumberFormatException | ArrayIndexOutOfBoundsException e) {
             throw new IllegalArgumentException("case '" + name + "': expected A/B/..., QxN, wc or hc");
         }
-        if (quotas.isEmpty() || quotas.size() > 16 || quotas.stream().anyMatch(q -> q < 1 || q > 1000)
+        if (quotas.isEmpty()
+                || quotas.size() > 16
+                || quotas.stream().anyMatch(q -> q < 1 || q > 1000)
                 || quotas.stream().mapToInt(Integer::intValue).sum() > 1000) {
-            throw new IllegalArgumentException("case '" + name + "': 1..16 quotas of 1..1000 milli-GPU, at most 1000 in all");
+            throw new IllegalArgumentException(
+                    "case '" + name + "': 1..16 quotas of 1..1000 milli-GPU, at most 1000 in all");
         }
         List<ShareExperiment.Container> out = new ArrayList<>();
         for (int i = 0; i < quotas.size(); i++) {
@@ -192,7 +206,8 @@ public final class ComputeShareHarness {
         switch (name) {
             case "wc" -> {
                 arrival = o.settle() + o.hold() / 2;
-                containers = List.of(new ShareExperiment.Container("c0", 300, ComputeMode.WORK_CONSERVING, 0),
+                containers = List.of(
+                        new ShareExperiment.Container("c0", 300, ComputeMode.WORK_CONSERVING, 0),
                         new ShareExperiment.Container("c1", 700, ComputeMode.WORK_CONSERVING, arrival));
                 seconds = arrival + 1 + o.hold() / 2;
                 description = "work-conserving 300 alone, a work-conserving 700 arrives at " + fmt(arrival) + " s";
@@ -208,33 +223,50 @@ public final class ComputeShareHarness {
                 description = "hard caps, all saturating";
             }
         }
-        ShareExperiment experiment = new ShareExperiment(node, dir, new NvmlProcessGpuTime(nvml), o.kernelMs(),
-                o.processes());
+        ShareExperiment experiment =
+                new ShareExperiment(node, dir, new NvmlProcessGpuTime(nvml), o.kernelMs(), o.processes());
         List<ShareExperiment.Window> windows = experiment.run(name, containers, seconds, 1.0);
 
-        System.out.printf(Locale.ROOT, "%ncase %s: %s; %d process(es) per container, kernels %s ms, control "
-                + "period %d ms, 1 s windows: achieved %% of the GPU, and ms per second its launches waited for tokens%n", name, description, o.processes(),
-                fmt(o.kernelMs()), ShareExperiment.CONTROL_PERIOD.toMillis());
+        System.out.printf(
+                Locale.ROOT,
+                "%ncase %s: %s; %d process(es) per container, kernels %s ms, control "
+                        + "period %d ms, 1 s windows: achieved %% of the GPU, and ms per second its launches waited for tokens%n",
+                name,
+                description,
+                o.processes(),
+                fmt(o.kernelMs()),
+                ShareExperiment.CONTROL_PERIOD.toMillis());
         StringBuilder header = new StringBuilder(String.format(Locale.ROOT, "  %-9s", "window"));
         for (ShareExperiment.Container c : containers) {
-            header.append(String.format(Locale.ROOT, " %14s %6s", c.name() + " " + c.quotaMilli() + " "
-                    + (c.mode() == ComputeMode.HARD_CAP ? "HC" : "WC"), "waited"));
+            header.append(String.format(
+                    Locale.ROOT,
+                    " %14s %6s",
+                    c.name() + " " + c.quotaMilli() + " " + (c.mode() == ComputeMode.HARD_CAP ? "HC" : "WC"),
+                    "waited"));
         }
         System.out.println(header.append(String.format(Locale.ROOT, " %8s", "GPU busy")));
         double worst = 0;
         double lonePeak = Double.MAX_VALUE;
         for (ShareExperiment.Window w : windows) {
-            StringBuilder row = new StringBuilder(String.format(Locale.ROOT, "  %-9s",
-                    fmt(w.startSeconds()) + "-" + fmt(w.endSeconds()) + " s"));
+            StringBuilder row = new StringBuilder(
+                    String.format(Locale.ROOT, "  %-9s", fmt(w.startSeconds()) + "-" + fmt(w.endSeconds()) + " s"));
             double total = 0;
             for (ShareExperiment.Container c : containers) {
                 double a = w.achievedPercent().get(c.name());
                 double waited = w.throttledMsPerSecond().get(c.name());
                 total += a;
                 row.append(String.format(Locale.ROOT, " %14.1f %6.0f", a, waited));
-                System.out.printf(Locale.ROOT, "result op=window case=%s start_s=%s end_s=%s container=%s quota=%d "
-                        + "mode=%s achieved=%.2f waited_ms_per_s=%.1f%n", name, fmt(w.startSeconds()),
-                        fmt(w.endSeconds()), c.name(), c.quotaMilli(), c.mode().name().toLowerCase(Locale.ROOT), a,
+                System.out.printf(
+                        Locale.ROOT,
+                        "result op=window case=%s start_s=%s end_s=%s container=%s quota=%d "
+                                + "mode=%s achieved=%.2f waited_ms_per_s=%.1f%n",
+                        name,
+                        fmt(w.startSeconds()),
+                        fmt(w.endSeconds()),
+                        c.name(),
+                        c.quotaMilli(),
+                        c.mode().name().toLowerCase(Locale.ROOT),
+                        a,
                         waited);
             }
             System.out.println(row.append(String.format(Locale.ROOT, " %8.1f", total)));
@@ -256,15 +288,36 @@ public final class ComputeShareHarness {
         String verdict;
         if (name.equals("wc")) {
             pass &= lonePeak >= o.wcMin();
-            verdict = String.format(Locale.ROOT, "alone: at least %.1f %% in every window from %s s (goal >= %s); "
-                    + "from %s s (1 s after the arrival): max |achieved - quota| %.1f points (goal <= %s)", lonePeak,
-                    fmt(o.settle()), fmt(o.wcMin()), fmt(arrival + 1), worst, fmt(o.band()));
-            System.out.printf(Locale.ROOT, "result op=case case=%s lone_min=%.2f max_error=%.2f verdict=%s%n", name,
-                    lonePeak, worst, pass ? "PASS" : "FAIL");
+            verdict = String.format(
+                    Locale.ROOT,
+                    "alone: at least %.1f %% in every window from %s s (goal >= %s); "
+                            + "from %s s (1 s after the arrival): max |achieved - quota| %.1f points (goal <= %s)",
+                    lonePeak,
+                    fmt(o.settle()),
+                    fmt(o.wcMin()),
+                    fmt(arrival + 1),
+                    worst,
+                    fmt(o.band()));
+            System.out.printf(
+                    Locale.ROOT,
+                    "result op=case case=%s lone_min=%.2f max_error=%.2f verdict=%s%n",
+                    name,
+                    lonePeak,
+                    worst,
+                    pass ? "PASS" : "FAIL");
         } else {
-            verdict = String.format(Locale.ROOT, "max |achieved - quota| over windows from %s s to %s s: %.1f points "
-                    + "(goal <= %s)", fmt(o.settle()), fmt(seconds), worst, fmt(o.band()));
-            System.out.printf(Locale.ROOT, "result op=case case=%s max_error=%.2f verdict=%s%n", name, worst,
+            verdict = String.format(
+                    Locale.ROOT,
+                    "max |achieved - quota| over windows from %s s to %s s: %.1f points " + "(goal <= %s)",
+                    fmt(o.settle()),
+                    fmt(seconds),
+                    worst,
+                    fmt(o.band()));
+            System.out.printf(
+                    Locale.ROOT,
+                    "result op=case case=%s max_error=%.2f verdict=%s%n",
+                    name,
+                    worst,
                     pass ? "PASS" : "FAIL");
         }
         System.out.println("  " + (pass ? "PASS" : "FAIL") + ": " + verdict);

@@ -37,7 +37,10 @@ public final class ShareExperiment {
      * for tokens (ms per second of wall time, summed over its processes' threads). A container below its share
      * that did not wait was held back by something else than its grant (on these cores: waiting for a CPU).
      */
-    public record Window(double startSeconds, double endSeconds, Map<String, Double> achievedPercent,
+    public record Window(
+            double startSeconds,
+            double endSeconds,
+            Map<String, Double> achievedPercent,
             Map<String, Double> throttledMsPerSecond) {}
 
     public static final Duration CONTROL_PERIOD = Duration.ofMillis(100);
@@ -58,8 +61,8 @@ public final class ShareExperiment {
      *     (milliseconds on a loaded machine); a second process of the same container fills those gaps, as queued
      *     asynchronous launches do on a real GPU
      */
-    public ShareExperiment(SimNode node, Path workDir, ProcessGpuTime gpuTime, double kernelMs,
-            int processesPerContainer) {
+    public ShareExperiment(
+            SimNode node, Path workDir, ProcessGpuTime gpuTime, double kernelMs, int processesPerContainer) {
         this.node = node;
         this.workDir = workDir;
         this.gpuTime = gpuTime;
@@ -77,17 +80,21 @@ public final class ShareExperiment {
             for (Container c : containers) {
                 Path dir = workDir.resolve(caseName.replaceAll("[^A-Za-z0-9]", "_") + "-" + c.name());
                 AllocationFiles.delete(dir);
-                AllocationFiles f = AllocationFiles.create(dir, new AllocationSpec("compute/" + caseName + "/" + c.name(),
-                        List.of(new DeviceQuota(uuid, 0, 64L << 30, c.quotaMilli(), c.mode())), true,
-                        (int) TimeUnit.NANOSECONDS.toMicros(CONTROL_PERIOD.toNanos())));
+                AllocationFiles f = AllocationFiles.create(
+                        dir,
+                        new AllocationSpec(
+                                "compute/" + caseName + "/" + c.name(),
+                                List.of(new DeviceQuota(uuid, 0, 64L << 30, c.quotaMilli(), c.mode())),
+                                true,
+                                (int) TimeUnit.NANOSECONDS.toMicros(CONTROL_PERIOD.toNanos())));
                 files.put(c.name(), f);
                 targets.add(new ComputeTarget(c.name(), f, 0));
             }
             List<ComputeTarget> fixedTargets = List.copyOf(targets);
-            try (ComputeControlLoop loop = new ComputeControlLoop(CONTROL_PERIOD.toNanos(),
-                    () -> Map.of(uuid, fixedTargets), gpuTime);
-                    DeadProcessReaper reaper = new DeadProcessReaper(new LinuxProcessTable(),
-                            () -> List.copyOf(files.values()))) {
+            try (ComputeControlLoop loop = new ComputeControlLoop(
+                            CONTROL_PERIOD.toNanos(), () -> Map.of(uuid, fixedTargets), gpuTime);
+                    DeadProcessReaper reaper =
+                            new DeadProcessReaper(new LinuxProcessTable(), () -> List.copyOf(files.values()))) {
                 loop.start();
                 reaper.start(DeadProcessReaper.DEFAULT_PERIOD);
                 return measure(containers, files, seconds, windowSeconds);
@@ -97,8 +104,9 @@ public final class ShareExperiment {
         }
     }
 
-    private List<Window> measure(List<Container> containers, Map<String, AllocationFiles> files, double seconds,
-            double windowSeconds) throws InterruptedException {
+    private List<Window> measure(
+            List<Container> containers, Map<String, AllocationFiles> files, double seconds, double windowSeconds)
+            throws InterruptedException {
         Map<String, List<SimNode.Started>> started = new HashMap<>();
         List<Window> windows = new ArrayList<>();
         long t0 = System.nanoTime();
@@ -123,8 +131,9 @@ public final class ShareExperiment {
                         delta += busy.getOrDefault(s.pid(), 0L) - previousBusy.getOrDefault(s.pid(), 0L);
                     }
                     achieved.put(c.name(), 100.0 * delta / (at - previousAt));
-                    waited.put(c.name(), 1000.0 * (throttled.get(c.name()) - previousThrottled.get(c.name()))
-                            / (at - previousAt));
+                    waited.put(
+                            c.name(),
+                            1000.0 * (throttled.get(c.name()) - previousThrottled.get(c.name())) / (at - previousAt));
                 }
                 windows.add(new Window(windowStart, w * windowSeconds, achieved, waited));
                 previousBusy = busy;
@@ -138,8 +147,13 @@ public final class ShareExperiment {
     }
 
     /** Starts the processes of containers due by {@code offsetSeconds}, at their exact start time. */
-    private void startDue(List<Container> containers, Map<String, AllocationFiles> files,
-            Map<String, List<SimNode.Started>> started, double offsetSeconds, long t0) throws InterruptedException {
+    private void startDue(
+            List<Container> containers,
+            Map<String, AllocationFiles> files,
+            Map<String, List<SimNode.Started>> started,
+            double offsetSeconds,
+            long t0)
+            throws InterruptedException {
         for (Container c : containers) {
             if (started.containsKey(c.name()) || c.startAfterSeconds() > offsetSeconds) {
                 continue;
@@ -147,13 +161,21 @@ public final class ShareExperiment {
             sleepUntil(t0 + (long) (c.startAfterSeconds() * 1e9));
             Path dir = files.get(c.name()).directory();
             Map<String, String> env = new HashMap<>();
-            env.put("LD_PRELOAD", SimNode.nativeBuildDir().resolve("lib/libomai-shim.so").toString());
+            env.put(
+                    "LD_PRELOAD",
+                    SimNode.nativeBuildDir().resolve("lib/libomai-shim.so").toString());
             env.put("OMAI_CONTROL_FILE", dir.resolve(AllocationFiles.CONTROL).toString());
             env.put("OMAI_USAGE_FILE", dir.resolve(AllocationFiles.USAGE).toString());
             // Saturating: one kernel of the whole period, every period; it runs until killed.
             List<SimNode.Started> processes = new ArrayList<>();
             for (int p = 0; p < processesPerContainer; p++) {
-                processes.add(node.start(env, "omai-workload", "duty", "kernel", "3600", "100",
+                processes.add(node.start(
+                        env,
+                        "omai-workload",
+                        "duty",
+                        "kernel",
+                        "3600",
+                        "100",
                         String.format(Locale.ROOT, "%.3f", kernelMs)));
             }
             started.put(c.name(), processes);
@@ -162,7 +184,8 @@ public final class ShareExperiment {
 
     private static Map<String, Long> throttled(Map<String, AllocationFiles> files) {
         Map<String, Long> out = new HashMap<>();
-        files.forEach((name, f) -> out.put(name, f.usage().read().devices().getFirst().throttledNs()));
+        files.forEach(
+                (name, f) -> out.put(name, f.usage().read().devices().getFirst().throttledNs()));
         return out;
     }
 

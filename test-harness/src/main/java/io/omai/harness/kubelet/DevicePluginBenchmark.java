@@ -56,15 +56,17 @@ public final class DevicePluginBenchmark {
         Path devicePlugins = paths.devicePlugins();
         Path podResources = paths.podResourcesSocket();
         Files.createDirectories(devicePlugins);
-        Path config = AgentYaml.forNode("bench-node", paths).set("kubelet.reconcileInterval", "1h")
-                .metrics(SimulatedAgentNode.freePort()).schedulerApi(SimulatedAgentNode.freePort())
+        Path config = AgentYaml.forNode("bench-node", paths)
+                .set("kubelet.reconcileInterval", "1h")
+                .metrics(SimulatedAgentNode.freePort())
+                .schedulerApi(SimulatedAgentNode.freePort())
                 .writeTo(root.resolve("agent.yaml"));
         try (KubeletSimulator kubelet = KubeletSimulator.start(devicePlugins, podResources);
-             AgentJvm agent = AgentJvm.start(config, sim.env(), root.resolve("agent.log"), List.of("-Xmx512m"))) {
+                AgentJvm agent = AgentJvm.start(config, sim.env(), root.resolve("agent.log"), List.of("-Xmx512m"))) {
             agent.awaitLog("event=agent_started", Duration.ofSeconds(60));
             kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
-            List<Device> devices = kubelet.awaitDevices(RESOURCE, list -> list.size() == GPUS * 1000,
-                    Duration.ofSeconds(10));
+            List<Device> devices =
+                    kubelet.awaitDevices(RESOURCE, list -> list.size() == GPUS * 1000, Duration.ofSeconds(10));
             PluginEndpoint plugin = kubelet.plugin(RESOURCE);
             List<String> all = devices.stream().map(Device::getID).toList();
 
@@ -78,19 +80,25 @@ public final class DevicePluginBenchmark {
                     Thread.currentThread().interrupt();
                 }
             };
-            System.out.printf(Locale.ROOT, "%d GPUs, %d device IDs; %d CPUs, load average %s%n",
-                    GPUS, all.size(), Runtime.getRuntime().availableProcessors(), loadAverage());
+            System.out.printf(
+                    Locale.ROOT,
+                    "%d GPUs, %d device IDs; %d CPUs, load average %s%n",
+                    GPUS,
+                    all.size(),
+                    Runtime.getRuntime().availableProcessors(),
+                    loadAverage());
             IntConsumer roundTrip = i -> plugin.fetchOptions();
             measure(roundTrip, warmup, null);
             report("GetDevicePluginOptions (the socket round trip alone)", measure(roundTrip, iterations, null));
-            report("GetDevicePluginOptions paced, one per " + PACE_MS + " ms (threads wake from idle)",
+            report(
+                    "GetDevicePluginOptions paced, one per " + PACE_MS + " ms (threads wake from idle)",
                     measure(roundTrip, paced, pace));
             measure(preferred, warmup, null);
-            report("GetPreferredAllocation (" + all.size() + " candidate IDs, size " + SHARE + ")",
+            report(
+                    "GetPreferredAllocation (" + all.size() + " candidate IDs, size " + SHARE + ")",
                     measure(preferred, iterations, null));
             measure(allocate, warmup, null);
-            report("Allocate (" + SHARE + " IDs) paced, one per " + PACE_MS + " ms",
-                    measure(allocate, paced, pace));
+            report("Allocate (" + SHARE + " IDs) paced, one per " + PACE_MS + " ms", measure(allocate, paced, pace));
             report("Allocate (" + SHARE + " IDs) back to back", measure(allocate, iterations, null));
             agent.stop();
         }
@@ -103,8 +111,8 @@ public final class DevicePluginBenchmark {
         for (int i = 0; i < GPUS; i++) {
             gpus.add(new GpuDevice(i, SimNode.uuidOf(i), "bench", i, 80L << 30, i / 4));
         }
-        try (AllocationLedger ledger = AllocationLedger.open(gpus, ConfigLoader.defaults().sharing(), state,
-                Clock.systemUTC())) {
+        try (AllocationLedger ledger =
+                AllocationLedger.open(gpus, ConfigLoader.defaults().sharing(), state, Clock.systemUTC())) {
             List<String> all = new java.util.ArrayList<>();
             for (GpuDevice gpu : gpus) {
                 for (int slot = 0; slot < 1000; slot++) {
@@ -134,7 +142,8 @@ public final class DevicePluginBenchmark {
                 }
             };
             measure(preferred, warmup, null);
-            report("ledger only: preferredAllocation (" + all.size() + " candidates, size " + SHARE + ")",
+            report(
+                    "ledger only: preferredAllocation (" + all.size() + " candidates, size " + SHARE + ")",
                     measure(preferred, iterations, null));
             measure(allocate, warmup, null);
             report("ledger only: allocate paced, one per " + PACE_MS + " ms", measure(allocate, paced, pace));
@@ -174,8 +183,14 @@ public final class DevicePluginBenchmark {
     private static void report(String what, long[] nanos) {
         long[] sorted = nanos.clone();
         Arrays.sort(sorted);
-        System.out.printf(Locale.ROOT, "%-80s n=%d p50=%.3f ms p99=%.3f ms max=%.3f ms%n", what, sorted.length,
-                percentile(sorted, 50) / 1e6, percentile(sorted, 99) / 1e6, sorted[sorted.length - 1] / 1e6);
+        System.out.printf(
+                Locale.ROOT,
+                "%-80s n=%d p50=%.3f ms p99=%.3f ms max=%.3f ms%n",
+                what,
+                sorted.length,
+                percentile(sorted, 50) / 1e6,
+                percentile(sorted, 99) / 1e6,
+                sorted[sorted.length - 1] / 1e6);
     }
 
     private static long percentile(long[] sorted, int p) {

@@ -21,8 +21,8 @@ final class Container implements AutoCloseable {
     private Container(Process process) {
         this.process = process;
         Thread.ofVirtual().start(() -> {
-            try (BufferedReader reader = new BufferedReader(new InputStreamReader(process.getInputStream(),
-                    StandardCharsets.UTF_8))) {
+            try (BufferedReader reader =
+                    new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
                 for (String line = reader.readLine(); line != null; line = reader.readLine()) {
                     synchronized (lines) {
                         lines.add(new Line(line, System.nanoTime()));
@@ -62,7 +62,8 @@ final class Container implements AutoCloseable {
                 }
                 long left = deadline - System.nanoTime();
                 if (left <= 0) {
-                    throw new AssertionError("no line with '" + text + "' within " + timeout + "; output:\n" + output());
+                    throw new AssertionError(
+                            "no line with '" + text + "' within " + timeout + "; output:\n" + output());
                 }
                 lines.wait(Math.max(1, TimeUnit.NANOSECONDS.toMillis(left)));
             }

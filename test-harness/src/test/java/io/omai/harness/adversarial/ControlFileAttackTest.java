@@ -43,8 +43,8 @@ class ControlFileAttackTest {
         assumeTrue(unavailable.isEmpty(), () -> "skipped: " + unavailable.orElseThrow());
         node = new HostileTenantsNode(root, Duration.ofMillis(500));
         victim = node.admit("team-a", "infer-0", 250);
-        node.start(victim, List.of("/bin/sh", "-c", "\"$0\" alloc alloc 1GiB duty kernel 600 20",
-                node.workload())).await("op=alloc", PATIENCE);
+        node.start(victim, List.of("/bin/sh", "-c", "\"$0\" alloc alloc 1GiB duty kernel 600 20", node.workload()))
+                .await("op=alloc", PATIENCE);
     }
 
     @AfterAll
@@ -81,13 +81,14 @@ class ControlFileAttackTest {
                 echo "mount-after=$(grep ' /run/omai/control ' /proc/self/mountinfo | cut -d' ' -f6)"
                 echo done
                 """;
-        Container attack = node.start(attacker, List.of("setpriv", "--bounding-set=-all", "--inh-caps=-all", "--",
-                "/bin/sh", "-c", script));
+        Container attack = node.start(
+                attacker, List.of("setpriv", "--bounding-set=-all", "--inh-caps=-all", "--", "/bin/sh", "-c", script));
         attack.await("done", PATIENCE);
         String output = attack.output();
 
         assertThat(output).contains("caps=CapEff:0000000000000000").doesNotContain("=succeeded");
-        assertThat(output).containsPattern("write=failed: .*Read-only file system")
+        assertThat(output)
+                .containsPattern("write=failed: .*Read-only file system")
                 .containsPattern("truncate=failed: .*Read-only file system")
                 .containsPattern("chmod=failed: .*Read-only file system")
                 .contains("remount=failed") // mount(8) words EPERM variously; the mount table below is the proof
@@ -96,8 +97,10 @@ class ControlFileAttackTest {
                 .containsPattern("mount-after=ro(,|$)");
         ControlSnapshot after = control(attacker);
         assertThat(after.epoch()).as("no update").isEqualTo(before.epoch());
-        assertThat(after.devices().get(0).memoryLimitBytes()).isEqualTo(before.devices().get(0).memoryLimitBytes());
-        assertThat(after.devices().get(0).uuid()).isEqualTo(before.devices().get(0).uuid());
+        assertThat(after.devices().get(0).memoryLimitBytes())
+                .isEqualTo(before.devices().get(0).memoryLimitBytes());
+        assertThat(after.devices().get(0).uuid())
+                .isEqualTo(before.devices().get(0).uuid());
     }
 
     @Test
@@ -106,7 +109,10 @@ class ControlFileAttackTest {
         CommandLine cli = OmaiCommand.commandLine();
         StringWriter err = new StringWriter();
         cli.setErr(new PrintWriter(err));
-        int exit = cli.execute("set", node.allocationDir(victim).toString(), "--device",
+        int exit = cli.execute(
+                "set",
+                node.allocationDir(victim).toString(),
+                "--device",
                 "uuid=" + before.devices().get(0).uuid() + ",memory=16GiB");
 
         assertThat(exit).as(err.toString()).isEqualTo(2);
@@ -122,16 +128,32 @@ class ControlFileAttackTest {
     @Test
     void aNonRootContainerProcessUsesItsUsageFileAndIsHeldToItsQuota() throws Exception {
         KubeletSimulator.Admission tenant = node.admit("team-c", "user-0", 250); // 4 GiB
-        Container workload = node.start(tenant, List.of("setpriv", "--reuid=65534", "--regid=65534",
-                "--clear-groups", "--", node.workload(), "alloc", "alloc", "3GiB", "alloc", "alloc", "2GiB",
-                "sleep", "120"));
+        Container workload = node.start(
+                tenant,
+                List.of(
+                        "setpriv",
+                        "--reuid=65534",
+                        "--regid=65534",
+                        "--clear-groups",
+                        "--",
+                        node.workload(),
+                        "alloc",
+                        "alloc",
+                        "3GiB",
+                        "alloc",
+                        "alloc",
+                        "2GiB",
+                        "sleep",
+                        "120"));
         assertThat(workload.await("op=alloc", 1, PATIENCE).text()).contains("status=CUDA_SUCCESS");
-        assertThat(workload.await("op=alloc", 2, PATIENCE).text()).as("3 + 2 GiB is past the 4 GiB quota")
+        assertThat(workload.await("op=alloc", 2, PATIENCE).text())
+                .as("3 + 2 GiB is past the 4 GiB quota")
                 .contains("status=CUDA_ERROR_OUT_OF_MEMORY");
         try (AllocationFiles files = AllocationFiles.openReadOnly(node.allocationDir(tenant))) {
             UsageSnapshot usage = files.usage().read();
-            assertThat(usage.slots()).singleElement().satisfies(slot ->
-                    assertThat(slot.bytesInUse()).isEqualTo(3L << 30));
+            assertThat(usage.slots())
+                    .singleElement()
+                    .satisfies(slot -> assertThat(slot.bytesInUse()).isEqualTo(3L << 30));
             assertThat(usage.devices().get(0).bytesReserved()).isEqualTo(3L << 30);
         }
         workload.close();

@@ -43,8 +43,13 @@ class GroundTruthAttackTest {
         assumeTrue(unavailable.isEmpty(), () -> "skipped: " + unavailable.orElseThrow());
         node = new HostileTenantsNode(root, AUDIT_INTERVAL);
         victim = node.admit("team-a", "infer-0", 250);
-        victimContainer = node.start(victim, List.of("/bin/sh", "-c",
-                "\"$0\" alloc alloc 1GiB duty kernel 600 90; echo victim-exit=$?", node.workload()));
+        victimContainer = node.start(
+                victim,
+                List.of(
+                        "/bin/sh",
+                        "-c",
+                        "\"$0\" alloc alloc 1GiB duty kernel 600 90; echo victim-exit=$?",
+                        node.workload()));
         victimContainer.await("op=alloc", PATIENCE);
     }
 
@@ -58,8 +63,13 @@ class GroundTruthAttackTest {
     @AfterEach
     void theOtherTenantIsUnharmed() throws Exception {
         node.assertUnharmed(victim);
-        assertThat(victimContainer.output()).as(() -> "the other tenant's workload still runs; the agent's findings: "
-                + node.agent.log().lines().filter(l -> l.contains("event=audit_")).toList())
+        assertThat(victimContainer.output())
+                .as(() -> "the other tenant's workload still runs; the agent's findings: "
+                        + node.agent
+                                .log()
+                                .lines()
+                                .filter(l -> l.contains("event=audit_"))
+                                .toList())
                 .doesNotContain("victim-exit");
     }
 
@@ -88,28 +98,42 @@ class GroundTruthAttackTest {
                 wait $b; echo "second-exit=$?"
                 """.formatted(readTotal(), TOTAL_OFFSET);
         // root without capabilities, as in an unprivileged pod
-        Container attack = node.start(attacker, List.of("setpriv", "--bounding-set=-all", "--inh-caps=-all", "--",
-                "/bin/sh", "-c", script, node.workload()));
+        Container attack = node.start(
+                attacker,
+                List.of(
+                        "setpriv",
+                        "--bounding-set=-all",
+                        "--inh-caps=-all",
+                        "--",
+                        "/bin/sh",
+                        "-c",
+                        script,
+                        node.workload()));
 
         assertThat(attack.await("zeroed", PATIENCE).text()).contains("total=0", "CapEff:0000000000000000");
         Container.Line pastQuota = attack.await("op=alloc", 2, PATIENCE);
         assertThat(pastQuota.text()).as("the shim trusted the zeroed total").contains("status=CUDA_SUCCESS");
         Container.Line first = attack.await("first-exit=", PATIENCE);
         Container.Line second = attack.await("second-exit=", PATIENCE);
-        Duration heldPastQuota = Duration.ofNanos(Math.max(first.seenNanos(), second.seenNanos())
-                - pastQuota.seenNanos());
+        Duration heldPastQuota =
+                Duration.ofNanos(Math.max(first.seenNanos(), second.seenNanos()) - pastQuota.seenNanos());
 
-        assertThat(List.of(first.text(), second.text())).as("SIGKILL by the audit, both processes")
+        assertThat(List.of(first.text(), second.text()))
+                .as("SIGKILL by the audit, both processes")
                 .containsExactly("first-exit=137", "second-exit=137");
-        assertThat(heldPastQuota).as("held beyond its quota for at most one audit interval + 2 s")
+        assertThat(heldPastQuota)
+                .as("held beyond its quota for at most one audit interval + 2 s")
                 .isLessThan(AUDIT_INTERVAL.plusSeconds(2));
         node.agent.awaitLog("reason=container_memory_over_quota gpu=", Duration.ofSeconds(5));
-        assertThat(node.auditLog()).contains("pod=team-b/zeroer-0 allocation="
-                + HostileTenantsNode.allocationId(attacker) + " killed=true");
-        assertThat(node.scrape()).containsPattern(
-                "omai_audit_violations_total\\{[^}]*reason=\"memory_over_quota\"[^}]*\\} [1-9]");
-        System.out.printf("adversarial: zeroed total, 2 x 3 GiB held on a 4 GiB quota for %d ms until the kill "
-                + "(audit interval %d ms)%n", heldPastQuota.toMillis(), AUDIT_INTERVAL.toMillis());
+        assertThat(node.auditLog())
+                .contains(
+                        "pod=team-b/zeroer-0 allocation=" + HostileTenantsNode.allocationId(attacker) + " killed=true");
+        assertThat(node.scrape())
+                .containsPattern("omai_audit_violations_total\\{[^}]*reason=\"memory_over_quota\"[^}]*\\} [1-9]");
+        System.out.printf(
+                "adversarial: zeroed total, 2 x 3 GiB held on a 4 GiB quota for %d ms until the kill "
+                        + "(audit interval %d ms)%n",
+                heldPastQuota.toMillis(), AUDIT_INTERVAL.toMillis());
     }
 
     @Test
@@ -136,17 +160,21 @@ class GroundTruthAttackTest {
         assertThat(allocated.text()).contains("status=CUDA_SUCCESS");
         Container.Line killed = attack.await("rogue-exit=", PATIENCE);
         assertThat(killed.text()).isEqualTo("rogue-exit=137");
-        assertThat(attack.await("shimmed-exit=", PATIENCE).text()).as("its shimmed sibling was left alone")
+        assertThat(attack.await("shimmed-exit=", PATIENCE).text())
+                .as("its shimmed sibling was left alone")
                 .isEqualTo("shimmed-exit=143");
 
         // the kill comes before the log line: wait for this process's line
         node.agent.awaitLog("pid=" + rogue + " pod=team-b/static-0", Duration.ofSeconds(5));
-        assertThat(node.auditLog()).containsPattern("event=audit_violation reason=no_shim gpu=\\S+ pid=" + rogue
-                + " pod=team-b/static-0 allocation=" + HostileTenantsNode.allocationId(attacker) + " killed=true");
-        assertThat(node.scrape()).containsPattern(
-                "omai_audit_violations_total\\{[^}]*reason=\"no_shim\"[^}]*\\} [1-9]");
-        System.out.printf("adversarial: unshimmed process on a shared GPU killed %d ms after its allocation "
-                + "(audit interval %d ms, two passes)%n",
+        assertThat(node.auditLog())
+                .containsPattern("event=audit_violation reason=no_shim gpu=\\S+ pid=" + rogue
+                        + " pod=team-b/static-0 allocation=" + HostileTenantsNode.allocationId(attacker)
+                        + " killed=true");
+        assertThat(node.scrape())
+                .containsPattern("omai_audit_violations_total\\{[^}]*reason=\"no_shim\"[^}]*\\} [1-9]");
+        System.out.printf(
+                "adversarial: unshimmed process on a shared GPU killed %d ms after its allocation "
+                        + "(audit interval %d ms, two passes)%n",
                 Duration.ofNanos(killed.seenNanos() - allocated.seenNanos()).toMillis(), AUDIT_INTERVAL.toMillis());
     }
 
@@ -169,8 +197,10 @@ class GroundTruthAttackTest {
         assertThat(attack.await("op=alloc", PATIENCE).text()).contains("status=CUDA_SUCCESS");
         assertThat(attack.await("rogue-exit=", PATIENCE).text()).isEqualTo("rogue-exit=137");
         node.agent.awaitLog("pid=" + rogue + " pod=team-b/static-1", Duration.ofSeconds(5));
-        assertThat(node.auditLog()).containsPattern("event=audit_violation reason=no_shim gpu=\\S+ pid=" + rogue
-                + " pod=team-b/static-1 allocation=" + HostileTenantsNode.allocationId(attacker) + " killed=true");
+        assertThat(node.auditLog())
+                .containsPattern("event=audit_violation reason=no_shim gpu=\\S+ pid=" + rogue
+                        + " pod=team-b/static-1 allocation=" + HostileTenantsNode.allocationId(attacker)
+                        + " killed=true");
     }
 
     /** Allocation directories are 0700: a host user other than the agent's reaches no tenant's files. */
@@ -178,16 +208,27 @@ class GroundTruthAttackTest {
     void aHostUserCannotOpenAnotherAllocationsFiles() throws Exception {
         Path directory = node.allocationDir(victim);
         Path usage = directory.resolve(AllocationFiles.USAGE);
-        ProcessBuilder nobody = new ProcessBuilder("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                "--", "/bin/sh", "-c", """
+        ProcessBuilder nobody = new ProcessBuilder(
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--",
+                "/bin/sh",
+                "-c",
+                """
                 ls "$1" >/dev/null && echo listed-allocations
                 (exec 3<>"$2") 2>/dev/null && echo opened-usage || echo refused-usage
                 cat "$3" >/dev/null 2>&1 && echo read-control || echo refused-control
-                """, "sh", directory.getParent().toString(), usage.toString(),
+                """,
+                "sh",
+                directory.getParent().toString(),
+                usage.toString(),
                 directory.resolve(AllocationFiles.CONTROL).toString());
         Container attempt = Container.start(nobody);
         attempt.await("refused-control", PATIENCE);
-        assertThat(attempt.output()).as("the parent is open to all; the allocation directory is not")
+        assertThat(attempt.output())
+                .as("the parent is open to all; the allocation directory is not")
                 .contains("listed-allocations", "refused-usage", "refused-control")
                 .doesNotContain("opened-usage", "read-control");
         attempt.close();

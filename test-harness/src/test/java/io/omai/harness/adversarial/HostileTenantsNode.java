@@ -55,17 +55,20 @@ final class HostileTenantsNode implements AutoCloseable {
         this.node = SimulatedAgentNode.create(root, 2, GPU_MEMORY);
         this.sim = node.sim();
         this.metricsPort = SimulatedAgentNode.freePort();
-        Path config = node.yaml("hostile-node").quickKubelet(Duration.ofMillis(300), Duration.ofSeconds(2))
-                .set("tenancy.audit", "kill").set("tenancy.auditInterval", auditInterval)
-                .metrics(metricsPort).schedulerApi(SimulatedAgentNode.freePort())
+        Path config = node.yaml("hostile-node")
+                .quickKubelet(Duration.ofMillis(300), Duration.ofSeconds(2))
+                .set("tenancy.audit", "kill")
+                .set("tenancy.auditInterval", auditInterval)
+                .metrics(metricsPort)
+                .schedulerApi(SimulatedAgentNode.freePort())
                 .writeTo(root.resolve("agent.yaml"));
         this.kubelet = node.startKubelet();
         this.agent = node.boot(config, AgentJvm.QUICK_START);
         // the simulator's shared state, for workloads of any uid (the agent made it as root)
         try (Stream<Path> files = Files.walk(root.resolve("sim"))) {
             for (Path file : files.toList()) {
-                Files.setPosixFilePermissions(file, PosixFilePermissions.fromString(
-                        Files.isDirectory(file) ? "rwxrwxrwx" : "rw-rw-rw-"));
+                Files.setPosixFilePermissions(
+                        file, PosixFilePermissions.fromString(Files.isDirectory(file) ? "rwxrwxrwx" : "rw-rw-rw-"));
             }
         }
         for (Path dir : List.of(root.resolve("state"), root.resolve("state/allocations"))) {
@@ -96,8 +99,8 @@ final class HostileTenantsNode implements AutoCloseable {
     Container start(KubeletSimulator.Admission admission, List<String> command) {
         Map<String, String> runtimeEnv = new HashMap<>(sim.env());
         runtimeEnv.put("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-        ContainerLauncher.Launch launch = launcher.prepare(admission.response(),
-                ContainerLauncher.Isolation.MOUNT_NAMESPACE, runtimeEnv, command);
+        ContainerLauncher.Launch launch = launcher.prepare(
+                admission.response(), ContainerLauncher.Isolation.MOUNT_NAMESPACE, runtimeEnv, command);
         Container container = Container.start(launch.process());
         containers.add(container);
         return container;
@@ -113,7 +116,9 @@ final class HostileTenantsNode implements AutoCloseable {
     Liveness liveness(KubeletSimulator.Admission admission) {
         try (AllocationFiles files = AllocationFiles.openReadOnly(allocationDir(admission))) {
             ControlSnapshot control = files.control().read();
-            return new Liveness(MonotonicClock.nanos() - control.heartbeatNs(), control.devices().get(0).tokenGrantNs());
+            return new Liveness(
+                    MonotonicClock.nanos() - control.heartbeatNs(),
+                    control.devices().get(0).tokenGrantNs());
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }
@@ -122,7 +127,9 @@ final class HostileTenantsNode implements AutoCloseable {
     /** The other tenant is untouched: heartbeats younger than 2 s, its grant still growing, /metrics answering. */
     void assertUnharmed(KubeletSimulator.Admission bystander) throws Exception {
         Liveness before = liveness(bystander);
-        assertThat(before.heartbeatAgeNanos()).as("heartbeat age of the other tenant").isLessThan(2_000_000_000L);
+        assertThat(before.heartbeatAgeNanos())
+                .as("heartbeat age of the other tenant")
+                .isLessThan(2_000_000_000L);
         long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
         Liveness after = liveness(bystander);
         while (after.grantNs() <= before.grantNs() && System.nanoTime() < deadline) {
@@ -136,12 +143,19 @@ final class HostileTenantsNode implements AutoCloseable {
 
     /** The agent's audit log lines so far (what a failed assertion should show, not the whole log). */
     String auditLog() {
-        return String.join("\n", agent.log().lines().filter(line -> line.contains("event=audit_")).toList());
+        return String.join(
+                "\n",
+                agent.log()
+                        .lines()
+                        .filter(line -> line.contains("event=audit_"))
+                        .toList());
     }
 
     String scrape() throws IOException, InterruptedException {
-        HttpResponse<String> response = http.send(HttpRequest.newBuilder(
-                URI.create("http://127.0.0.1:" + metricsPort + "/metrics")).timeout(Duration.ofSeconds(10)).build(),
+        HttpResponse<String> response = http.send(
+                HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + metricsPort + "/metrics"))
+                        .timeout(Duration.ofSeconds(10))
+                        .build(),
                 HttpResponse.BodyHandlers.ofString());
         assertThat(response.statusCode()).as("/metrics answers").isEqualTo(200);
         return response.body();

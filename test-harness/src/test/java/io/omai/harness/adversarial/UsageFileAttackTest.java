@@ -76,7 +76,8 @@ class UsageFileAttackTest {
 
     @Test
     void everyAttackOnAUsageFileIsContainedNoticedAndCostsTheOtherTenantNothing() throws Exception {
-        assumeTrue("root".equals(System.getProperty("user.name")),
+        assumeTrue(
+                "root".equals(System.getProperty("user.name")),
                 "skipped: the attacks run inside mount namespaces, which need root (run the suite as root, as CI does)");
         Optional<String> unavailable = ContainerLauncher.mountNamespaceUnavailable();
         assumeTrue(unavailable.isEmpty(), () -> "skipped: " + unavailable.orElseThrow());
@@ -107,45 +108,83 @@ class UsageFileAttackTest {
             otherTenantIsUnharmed(sim, victim, victimDir, workload, port);
             restore(attackerUsage, pristine);
 
-            attack("truncate to half", sim, attacker, "truncate -s " + UsageRegion.FILE_SIZE / 2 + " /run/omai/usage",
-                    "usage_tampered", port, agent);
+            attack(
+                    "truncate to half",
+                    sim,
+                    attacker,
+                    "truncate -s " + UsageRegion.FILE_SIZE / 2 + " /run/omai/usage",
+                    "usage_tampered",
+                    port,
+                    agent);
             otherTenantIsUnharmed(sim, victim, victimDir, workload, port);
             restore(attackerUsage, pristine);
 
-            attack("zero the magic", sim, attacker,
-                    "dd if=/dev/zero of=/run/omai/usage bs=8 count=1 conv=notrunc 2>/dev/null", "usage_tampered",
-                    port, agent);
+            attack(
+                    "zero the magic",
+                    sim,
+                    attacker,
+                    "dd if=/dev/zero of=/run/omai/usage bs=8 count=1 conv=notrunc 2>/dev/null",
+                    "usage_tampered",
+                    port,
+                    agent);
             otherTenantIsUnharmed(sim, victim, victimDir, workload, port);
             restore(attackerUsage, pristine);
 
             Path slots = dir.resolve("all-slots.bin");
             Files.write(slots, everySlotTaken(pristine));
-            attack("fill all 128 slots", sim, attacker, "dd if=" + slots + " of=/run/omai/usage bs=4096 conv=notrunc"
-                    + " 2>/dev/null", "slots_exhausted", port, agent);
+            attack(
+                    "fill all 128 slots",
+                    sim,
+                    attacker,
+                    "dd if=" + slots + " of=/run/omai/usage bs=4096 conv=notrunc" + " 2>/dev/null",
+                    "slots_exhausted",
+                    port,
+                    agent);
             otherTenantIsUnharmed(sim, victim, victimDir, workload, port);
             restore(attackerUsage, pristine);
 
             Path forged = dir.resolve("forged-slot.bin");
             Files.write(forged, forgedDeadSlot(pristine));
-            attack("forged dead slot of 2^63 bytes", sim, attacker, "dd if=" + forged
-                    + " of=/run/omai/usage bs=4096 conv=notrunc 2>/dev/null", "usage_tampered", port, agent);
-            assertThat(reserved(attackerUsage)).as("the reaper freed nothing the holder holds").isEqualTo(4 * GIB);
+            attack(
+                    "forged dead slot of 2^63 bytes",
+                    sim,
+                    attacker,
+                    "dd if=" + forged + " of=/run/omai/usage bs=4096 conv=notrunc 2>/dev/null",
+                    "usage_tampered",
+                    port,
+                    agent);
+            assertThat(reserved(attackerUsage))
+                    .as("the reaper freed nothing the holder holds")
+                    .isEqualTo(4 * GIB);
             otherTenantIsUnharmed(sim, victim, victimDir, workload, port);
             restore(attackerUsage, pristine);
 
             long totalAt = ShmLayout.USAGE_DEVICES_OFFSET + offset(USAGE_DEVICE, "bytes_reserved");
-            attack("zero the total while holding 4 GiB", sim, attacker, "dd if=/dev/zero of=/run/omai/usage bs=1 seek="
-                    + totalAt + " count=8 conv=notrunc 2>/dev/null", "usage_tampered", port, agent);
+            attack(
+                    "zero the total while holding 4 GiB",
+                    sim,
+                    attacker,
+                    "dd if=/dev/zero of=/run/omai/usage bs=1 seek=" + totalAt + " count=8 conv=notrunc 2>/dev/null",
+                    "usage_tampered",
+                    port,
+                    agent);
             SimNode.Run past = run(sim, attacker, workload, "alloc", "alloc", Long.toString(5 * GIB));
-            assertThat(past.first("alloc").status()).as("4 GiB held + 5 GiB > the 8 GiB quota; frozen: nothing at all\n"
-                    + past.stdout() + past.stderr()).isEqualTo("CUDA_ERROR_OUT_OF_MEMORY");
+            assertThat(past.first("alloc").status())
+                    .as("4 GiB held + 5 GiB > the 8 GiB quota; frozen: nothing at all\n" + past.stdout()
+                            + past.stderr())
+                    .isEqualTo("CUDA_ERROR_OUT_OF_MEMORY");
             otherTenantIsUnharmed(sim, victim, victimDir, workload, port);
 
-            assertThat(Files.exists(attackerDir.resolve("frozen"))).as("frozen until an operator deletes this").isTrue();
+            assertThat(Files.exists(attackerDir.resolve("frozen")))
+                    .as("frozen until an operator deletes this")
+                    .isTrue();
             try (AllocationFiles files = AllocationFiles.openReadOnly(attackerDir)) {
-                assertThat(files.control().read().devices().getFirst().memoryLimitBytes()).isZero();
+                assertThat(files.control().read().devices().getFirst().memoryLimitBytes())
+                        .isZero();
             }
-            assertThat(get(port, "/healthz").statusCode()).as("every loop is alive").isEqualTo(200);
+            assertThat(get(port, "/healthz").statusCode())
+                    .as("every loop is alive")
+                    .isEqualTo(200);
             assertThat(agent.alive()).isTrue();
             detectionMillis.forEach((attack, ms) ->
                     System.out.printf("adversarial attack=\"%s\" detected_ms=%d contained=true%n", attack, ms));
@@ -155,14 +194,19 @@ class UsageFileAttackTest {
 
     /** The attacked node's agent: quick kubelet timings, a 30 s grace, the audit every 300 ms, no scheduler API. */
     private Path config(SimulatedAgentNode node, int port, String onTamper) {
-        return node.yaml("sim-node").quickKubelet(Duration.ofMillis(300), Duration.ofSeconds(30))
-                .set("tenancy.auditInterval", "300ms").set("audit.onTamper", onTamper).metrics(port).schedulerApiOff()
+        return node.yaml("sim-node")
+                .quickKubelet(Duration.ofMillis(300), Duration.ofSeconds(30))
+                .set("tenancy.auditInterval", "300ms")
+                .set("audit.onTamper", onTamper)
+                .metrics(port)
+                .schedulerApiOff()
                 .writeTo(dir.resolve("agent-" + onTamper + ".yaml"));
     }
 
     @Test
     void withOnTamperKillTheTamperersProcessesDieAndNoOneElses() throws Exception {
-        assumeTrue("root".equals(System.getProperty("user.name")),
+        assumeTrue(
+                "root".equals(System.getProperty("user.name")),
                 "skipped: the attacks run inside mount namespaces, which need root (run the suite as root, as CI does)");
         Optional<String> unavailable = ContainerLauncher.mountNamespaceUnavailable();
         assumeTrue(unavailable.isEmpty(), () -> "skipped: " + unavailable.orElseThrow());
@@ -174,7 +218,8 @@ class UsageFileAttackTest {
             AgentJvm agent = node.boot(config(node, port, "kill"), AgentJvm.QUICK_START);
             KubeletSimulator.Admission attacker = kubelet.admit("team-a", "attacker", "main", RESOURCE, 500);
             KubeletSimulator.Admission victim = kubelet.admit("team-b", "victim", "main", RESOURCE, 500);
-            Path attackerUsage = state.resolve("allocations").resolve(id(attacker)).resolve(AllocationFiles.USAGE);
+            Path attackerUsage =
+                    state.resolve("allocations").resolve(id(attacker)).resolve(AllocationFiles.USAGE);
             Path victimUsage = state.resolve("allocations").resolve(id(victim)).resolve(AllocationFiles.USAGE);
             String workload = sim.program("omai-workload").toString();
             Process holder = start(sim, attacker, workload, "alloc", "alloc", Long.toString(GIB), "sleep", "600");
@@ -183,14 +228,25 @@ class UsageFileAttackTest {
             // the reaper has mapped the holder's slot to its host pid before the attack
             await().atMost(PATIENCE).until(() -> hostPidKnown(attackerUsage));
 
-            attack("zero the total while holding 1 GiB (kill)", sim, attacker, "dd if=/dev/zero of=/run/omai/usage bs=1"
-                    + " seek=" + (ShmLayout.USAGE_DEVICES_OFFSET + offset(USAGE_DEVICE, "bytes_reserved"))
-                    + " count=8 conv=notrunc 2>/dev/null", "usage_tampered", port, agent);
+            attack(
+                    "zero the total while holding 1 GiB (kill)",
+                    sim,
+                    attacker,
+                    "dd if=/dev/zero of=/run/omai/usage bs=1"
+                            + " seek=" + (ShmLayout.USAGE_DEVICES_OFFSET + offset(USAGE_DEVICE, "bytes_reserved"))
+                            + " count=8 conv=notrunc 2>/dev/null",
+                    "usage_tampered",
+                    port,
+                    agent);
 
-            assertThat(holder.waitFor(10, TimeUnit.SECONDS)).as("the tamperer's process got SIGKILL").isTrue();
+            assertThat(holder.waitFor(10, TimeUnit.SECONDS))
+                    .as("the tamperer's process got SIGKILL")
+                    .isTrue();
             assertThat(holder.exitValue()).isEqualTo(137);
             assertThat(agent.log()).contains("action=kill").contains("killed host pids [" + holder.pid() + "]");
-            assertThat(bystander.isAlive()).as("the other tenant's process lives on").isTrue();
+            assertThat(bystander.isAlive())
+                    .as("the other tenant's process lives on")
+                    .isTrue();
             assertThat(get(port, "/healthz").statusCode()).isEqualTo(200);
         }
     }
@@ -201,14 +257,20 @@ class UsageFileAttackTest {
             await().atMost(PATIENCE).until(condition);
         } catch (org.awaitility.core.ConditionTimeoutException e) {
             StringBuilder said = new StringBuilder();
-            try (var outputs = Files.list(dir).filter(p -> p.getFileName().toString().startsWith("workload-"))) {
+            try (var outputs =
+                    Files.list(dir).filter(p -> p.getFileName().toString().startsWith("workload-"))) {
                 for (Path out : outputs.toList()) {
-                    said.append(out.getFileName()).append(": ").append(Files.readString(out)).append('\n');
+                    said.append(out.getFileName())
+                            .append(": ")
+                            .append(Files.readString(out))
+                            .append('\n');
                 }
             }
             String log = agent.log();
-            throw new AssertionError("workloads never held their memory\n" + said + "agent log (tail):\n"
-                    + log.substring(Math.max(0, log.length() - 6000)), e);
+            throw new AssertionError(
+                    "workloads never held their memory\n" + said + "agent log (tail):\n"
+                            + log.substring(Math.max(0, log.length() - 6000)),
+                    e);
         }
     }
 
@@ -221,24 +283,33 @@ class UsageFileAttackTest {
     }
 
     /** Runs the attack inside the attacker's container and waits for its finding: metric and log line. */
-    private void attack(String name, SimNode sim, KubeletSimulator.Admission attacker, String shell, String reason,
-                        int port, AgentJvm agent) throws Exception {
+    private void attack(
+            String name,
+            SimNode sim,
+            KubeletSimulator.Admission attacker,
+            String shell,
+            String reason,
+            int port,
+            AgentJvm agent)
+            throws Exception {
         String[] labels = {"reason=\"" + reason + "\"", "namespace=\"team-a\"", "pod=\"attacker\""};
         double before = value(scrape(port), "omai_audit_violations_total", labels);
         long started = System.nanoTime();
         SimNode.Run run = run(sim, attacker, "/bin/sh", "-c", shell);
         assertThat(run.exitCode()).as(name + ": " + run.stderr()).isZero();
-        await().atMost(Duration.ofSeconds(10)).pollInterval(Duration.ofMillis(50))
+        await().atMost(Duration.ofSeconds(10))
+                .pollInterval(Duration.ofMillis(50))
                 .until(() -> value(scrape(port), "omai_audit_violations_total", labels) > before);
         detectionMillis.put(name, (System.nanoTime() - started) / 1_000_000);
         assertThat(agent.log()).contains("pod=team-a/attacker");
-        assertThat(agent.log()).contains(reason.equals("usage_tampered") ? "event=usage_tampered"
-                : "event=usage_slots_exhausted");
+        assertThat(agent.log())
+                .contains(reason.equals("usage_tampered") ? "event=usage_tampered" : "event=usage_slots_exhausted");
     }
 
     /** The other tenant: heartbeat fresh, grants growing, a killed process reclaimed within 2 s, probes answering. */
-    private void otherTenantIsUnharmed(SimNode sim, KubeletSimulator.Admission victim, Path victimDir, String workload,
-                                       int port) throws Exception {
+    private void otherTenantIsUnharmed(
+            SimNode sim, KubeletSimulator.Admission victim, Path victimDir, String workload, int port)
+            throws Exception {
         try (AllocationFiles files = AllocationFiles.openReadOnly(victimDir)) {
             long heartbeat = files.control().read().heartbeatNs();
             assertThat(MonotonicClock.nanos() - heartbeat).as("heartbeat age").isLessThan(2_000_000_000L);
@@ -250,15 +321,20 @@ class UsageFileAttackTest {
         await().atMost(PATIENCE).until(() -> reserved(usage) == GIB + GIB / 4);
         doomed.destroyForcibly();
         long killed = System.nanoTime();
-        await().atMost(Duration.ofSeconds(2)).pollInterval(Duration.ofMillis(20)).until(() -> reserved(usage) == GIB);
+        await().atMost(Duration.ofSeconds(2))
+                .pollInterval(Duration.ofMillis(20))
+                .until(() -> reserved(usage) == GIB);
         System.out.printf("adversarial victim_reclaim_ms=%d%n", (System.nanoTime() - killed) / 1_000_000);
         assertThat(get(port, "/metrics").statusCode()).isEqualTo(200);
         assertThat(get(port, "/healthz").statusCode()).isEqualTo(200);
     }
 
     private Process start(SimNode sim, KubeletSimulator.Admission admission, String... command) throws IOException {
-        Process process = launch(sim, admission, command).redirectErrorStream(true)
-                .redirectOutput(dir.resolve("workload-" + processes.size() + ".out").toFile()).start();
+        Process process = launch(sim, admission, command)
+                .redirectErrorStream(true)
+                .redirectOutput(
+                        dir.resolve("workload-" + processes.size() + ".out").toFile())
+                .start();
         processes.add(process);
         return process;
     }
@@ -277,8 +353,9 @@ class UsageFileAttackTest {
         if (launcher == null) {
             launcher = new ContainerLauncher(dir.resolve("launcher"));
         }
-        return launcher.prepare(admission.response(),
-                ContainerLauncher.Isolation.MOUNT_NAMESPACE, env, List.of(command)).process();
+        return launcher.prepare(
+                        admission.response(), ContainerLauncher.Isolation.MOUNT_NAMESPACE, env, List.of(command))
+                .process();
     }
 
     private static String id(KubeletSimulator.Admission admission) {
@@ -331,7 +408,8 @@ class UsageFileAttackTest {
                 b.putInt(at + (int) offset(USAGE_SLOT, "pid"), 999_999);
                 b.putInt(at + (int) offset(USAGE_SLOT, "state"), ShmLayout.SLOT_ACTIVE);
                 b.putLong(at + (int) offset(USAGE_SLOT, "start_time_ticks"), 1);
-                b.putLong(at + (int) (offset(USAGE_SLOT, "devices") + offset(USAGE_SLOT_DEVICE, "bytes_in_use")),
+                b.putLong(
+                        at + (int) (offset(USAGE_SLOT, "devices") + offset(USAGE_SLOT_DEVICE, "bytes_in_use")),
                         Long.MIN_VALUE);
                 return b.array();
             }
@@ -340,8 +418,12 @@ class UsageFileAttackTest {
     }
 
     private HttpResponse<String> get(int port, String path) throws Exception {
-        return http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
-                .timeout(Duration.ofSeconds(10)).GET().build(), HttpResponse.BodyHandlers.ofString());
+        return http.send(
+                HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+                        .timeout(Duration.ofSeconds(10))
+                        .GET()
+                        .build(),
+                HttpResponse.BodyHandlers.ofString());
     }
 
     private String scrape(int port) throws Exception {
@@ -351,9 +433,10 @@ class UsageFileAttackTest {
     }
 
     private static double value(String scrape, String name, String... labels) {
-        return scrape.lines().filter(line -> line.startsWith(name + "{"))
+        return scrape.lines()
+                .filter(line -> line.startsWith(name + "{"))
                 .filter(line -> java.util.Arrays.stream(labels).allMatch(line::contains))
-                .mapToDouble(line -> Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1))).sum();
+                .mapToDouble(line -> Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1)))
+                .sum();
     }
-
 }

@@ -26,10 +26,12 @@ class ComputeShareHarnessTest {
     void twoHardCappedContainersConvergeOnTheirQuotas() throws Exception {
         List<SimNode.Result> results = harness("--cases", "300/700", "--settle", "2", "--hold", "4");
         List<SimNode.Result> steady = windows(results, "300/700").stream()
-                .filter(r -> Double.parseDouble(r.get("start_s")) >= 2).toList();
+                .filter(r -> Double.parseDouble(r.get("start_s")) >= 2)
+                .toList();
         assertThat(steady).hasSize(8); // 4 windows x 2 containers
         for (SimNode.Result w : steady) {
-            assertThat(Double.parseDouble(w.get("achieved"))).as("%s", w)
+            assertThat(Double.parseDouble(w.get("achieved")))
+                    .as("%s", w)
                     .isCloseTo(Integer.parseInt(w.get("quota")) / 10.0, within(BAND));
         }
     }
@@ -54,31 +56,48 @@ class ComputeShareHarnessTest {
         }
         assertThat(shared).hasSize(4);
         for (SimNode.Result w : shared) {
-            assertThat(Double.parseDouble(w.get("achieved"))).as("after the arrival: %s", w)
+            assertThat(Double.parseDouble(w.get("achieved")))
+                    .as("after the arrival: %s", w)
                     .isCloseTo(Integer.parseInt(w.get("quota")) / 10.0, within(BAND));
         }
     }
 
     private static List<SimNode.Result> windows(List<SimNode.Result> results, String caseName) {
-        return results.stream().filter(r -> r.op().equals("window") && r.get("case").equals(caseName)).toList();
+        return results.stream()
+                .filter(r -> r.op().equals("window") && r.get("case").equals(caseName))
+                .toList();
     }
 
     /** Runs the harness's main in a child JVM with this classpath; returns its result lines. */
     private static List<SimNode.Result> harness(String... args) throws IOException, InterruptedException {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-Xmx256m", "-XX:TieredStopAtLevel=1",
-                "-Domai.native.build=" + SimNode.nativeBuildDir(), "-cp", System.getProperty("java.class.path"),
-                ComputeShareHarness.class.getName(), "--band", Double.toString(BAND), "--wc-min", "75"));
+        List<String> cmd = new ArrayList<>(List.of(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED",
+                "-Xmx256m",
+                "-XX:TieredStopAtLevel=1",
+                "-Domai.native.build=" + SimNode.nativeBuildDir(),
+                "-cp",
+                System.getProperty("java.class.path"),
+                ComputeShareHarness.class.getName(),
+                "--band",
+                Double.toString(BAND),
+                "--wc-min",
+                "75"));
         cmd.addAll(List.of(args));
         Path output = Files.createTempFile("compute-share", ".out");
         try {
-            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(output.toFile()).start();
+            Process p = new ProcessBuilder(cmd)
+                    .redirectErrorStream(true)
+                    .redirectOutput(output.toFile())
+                    .start();
             boolean finished = p.waitFor(120, TimeUnit.SECONDS);
             if (!finished) {
                 p.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
             }
             String text = Files.readString(output, StandardCharsets.UTF_8);
-            assertThat(finished).as("the harness did not finish within 120 s:\n%s", text).isTrue();
+            assertThat(finished)
+                    .as("the harness did not finish within 120 s:\n%s", text)
+                    .isTrue();
             assertThat(p.exitValue()).as(text).isZero();
             return SimNode.parse(text);
         } finally {

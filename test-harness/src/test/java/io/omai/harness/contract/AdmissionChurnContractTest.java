@@ -44,7 +44,9 @@ class AdmissionChurnContractTest {
                 try {
                     Admission admission = node.admit(pod, "main", size);
                     nanos[i] = System.nanoTime() - start;
-                    assertThat(node.controlFile(admission.response())).as("pod %s", pod).exists();
+                    assertThat(node.controlFile(admission.response()))
+                            .as("pod %s", pod)
+                            .exists();
                     running.add(pod);
                 } catch (StatusRuntimeException e) {
                     nanos[i] = System.nanoTime() - start;
@@ -53,10 +55,16 @@ class AdmissionChurnContractTest {
             }
             long[] sorted = nanos.clone();
             Arrays.sort(sorted);
-            System.out.printf("event=churn_result admissions=%d refusals=%d departures=%d mean_ms=%.2f "
-                            + "p50_ms=%.2f p99_ms=%.2f max_ms=%.2f%n", ADMISSIONS, refusals.size(), departures,
-                    Arrays.stream(nanos).average().orElse(0) / 1e6, sorted[ADMISSIONS / 2] / 1e6,
-                    sorted[ADMISSIONS * 99 / 100] / 1e6, sorted[ADMISSIONS - 1] / 1e6);
+            System.out.printf(
+                    "event=churn_result admissions=%d refusals=%d departures=%d mean_ms=%.2f "
+                            + "p50_ms=%.2f p99_ms=%.2f max_ms=%.2f%n",
+                    ADMISSIONS,
+                    refusals.size(),
+                    departures,
+                    Arrays.stream(nanos).average().orElse(0) / 1e6,
+                    sorted[ADMISSIONS / 2] / 1e6,
+                    sorted[ADMISSIONS * 99 / 100] / 1e6,
+                    sorted[ADMISSIONS - 1] / 1e6);
             assertThat(refusals).as("refused admissions").isEmpty();
             assertThat(node.agent.log()).doesNotContain("event=allocate_refused");
         }

@@ -35,6 +35,7 @@ final class AdmissionNode implements AutoCloseable {
     final Path stateDir;
     /** The agent's scheduler API port (plaintext, any client). */
     final int schedulerApiPort;
+
     private final SimulatedAgentNode node;
 
     AdmissionNode(Path root, int gpus, String policy) throws IOException {
@@ -43,9 +44,13 @@ final class AdmissionNode implements AutoCloseable {
         this.sim = node.sim();
         this.stateDir = node.paths().state();
         this.schedulerApiPort = SimulatedAgentNode.freePort();
-        Path config = node.yaml("contract-node").quickKubelet(Duration.ofMillis(300), Duration.ofSeconds(2))
-                .set("tenancy.policy", policy).set("tenancy.kubernetesApi", "off").set("tenancy.audit", "\"off\"")
-                .metrics(SimulatedAgentNode.freePort()).schedulerApi(schedulerApiPort)
+        Path config = node.yaml("contract-node")
+                .quickKubelet(Duration.ofMillis(300), Duration.ofSeconds(2))
+                .set("tenancy.policy", policy)
+                .set("tenancy.kubernetesApi", "off")
+                .set("tenancy.audit", "\"off\"")
+                .metrics(SimulatedAgentNode.freePort())
+                .schedulerApi(schedulerApiPort)
                 .writeTo(root.resolve("agent.yaml"));
         this.kubelet = node.startKubelet();
         this.agent = node.boot(config, AgentJvm.QUICK_START);
@@ -77,7 +82,8 @@ final class AdmissionNode implements AutoCloseable {
         for (Device device : kubelet.devices(RESOURCE)) {
             if (device.getHealth().equals("Healthy") && !held.contains(device.getID())) {
                 String id = device.getID();
-                free.computeIfAbsent(id.substring(0, id.lastIndexOf("-m")), gpu -> new ArrayList<>()).add(id);
+                free.computeIfAbsent(id.substring(0, id.lastIndexOf("-m")), gpu -> new ArrayList<>())
+                        .add(id);
             }
         }
         return free;
@@ -105,7 +111,8 @@ final class AdmissionNode implements AutoCloseable {
 
     /** The control file the agent made for an admitted container, on the host. */
     Path controlFile(io.omai.agent.deviceplugin.v1beta1.ContainerAllocateResponse response) {
-        return stateDir.resolve("allocations").resolve(response.getEnvsOrThrow("OMAI_ALLOCATION_ID"))
+        return stateDir.resolve("allocations")
+                .resolve(response.getEnvsOrThrow("OMAI_ALLOCATION_ID"))
                 .resolve("control");
     }
 

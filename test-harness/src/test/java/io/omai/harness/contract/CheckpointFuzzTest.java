@@ -48,17 +48,20 @@ class CheckpointFuzzTest {
     private static final String GPU1 = "GPU-f0220000-0000-4000-8000-000000000001";
     private static final String GONE = "GPU-f0220000-0000-4000-8000-0000000000ff";
     private static final String GONE2 = "GPU-f0220000-0000-4000-8000-0000000000fe";
-    private static final List<GpuDevice> GPUS = List.of(new GpuDevice(0, GPU0, "fuzz", 0, 16L << 30, 0),
-            new GpuDevice(1, GPU1, "fuzz", 1, 16L << 30, 0));
+    private static final List<GpuDevice> GPUS =
+            List.of(new GpuDevice(0, GPU0, "fuzz", 0, 16L << 30, 0), new GpuDevice(1, GPU1, "fuzz", 1, 16L << 30, 0));
 
     @TempDir
     Path root;
+
     private int cases;
 
     // ---- checkpoint construction --------------------------------------------------------------------------
 
     static List<String> ids(String gpu, int from, int count) {
-        return IntStream.range(from, from + count).mapToObj(slot -> gpu + "-m" + slot).toList();
+        return IntStream.range(from, from + count)
+                .mapToObj(slot -> gpu + "-m" + slot)
+                .toList();
     }
 
     /** The name the agent derives from device IDs: a- and 16 hex digits of SHA-256 over the sorted IDs. */
@@ -98,8 +101,12 @@ class CheckpointFuzzTest {
         ObjectNode file = JSON.createObjectNode();
         file.put("version", 2);
         try {
-            file.put("checksum", "sha256:" + HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256")
-                    .digest(JSON.writeValueAsBytes(allocations))));
+            file.put(
+                    "checksum",
+                    "sha256:"
+                            + HexFormat.of()
+                                    .formatHex(MessageDigest.getInstance("SHA-256")
+                                            .digest(JSON.writeValueAsBytes(allocations))));
         } catch (java.security.NoSuchAlgorithmException e) {
             throw new AssertionError(e);
         }
@@ -127,8 +134,8 @@ class CheckpointFuzzTest {
         Path state = Files.createDirectories(dir.resolve("state"));
         prepare.accept(state);
         Outcome outcome;
-        try (AllocationLedger ledger = AllocationLedger.open(GPUS, ConfigLoader.defaults().sharing(), state,
-                Clock.systemUTC())) {
+        try (AllocationLedger ledger =
+                AllocationLedger.open(GPUS, ConfigLoader.defaults().sharing(), state, Clock.systemUTC())) {
             outcome = new Outcome(ledger.allocations(), ledger.allocationsOnMissingGpus(), state);
             for (Allocation allocation : ledger.allocations()) {
                 assertThat(ledger.directory(allocation).normalize()).startsWith(state);
@@ -137,7 +144,9 @@ class CheckpointFuzzTest {
             ledger.reconcile(List.of(new HeldDevices("ns/p/c", ids(GPU1, 900, 10))), Duration.ZERO);
             assertThat(ledger.flush(Duration.ofSeconds(10))).isTrue();
         }
-        assertThat(snapshot(victim)).as("the sentinel beside the state directory").isEqualTo(before);
+        assertThat(snapshot(victim))
+                .as("the sentinel beside the state directory")
+                .isEqualTo(before);
         try (Stream<Path> beside = Files.list(dir)) {
             assertThat(beside.map(p -> p.getFileName().toString())).containsExactlyInAnyOrder("state", "victim");
         }
@@ -165,8 +174,8 @@ class CheckpointFuzzTest {
         Map<String, String> files = new TreeMap<>();
         try (Stream<Path> walk = Files.walk(dir)) {
             for (Path path : walk.toList()) {
-                BasicFileAttributes attributes = Files.readAttributes(path, BasicFileAttributes.class,
-                        LinkOption.NOFOLLOW_LINKS);
+                BasicFileAttributes attributes =
+                        Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
                 String content = attributes.isRegularFile() ? Files.readString(path) : "(dir)";
                 files.put(dir.relativize(path).toString(), content + " @" + attributes.lastModifiedTime());
             }
@@ -188,7 +197,8 @@ class CheckpointFuzzTest {
 
     private static List<String> setAsideFiles(Path state, String kind) throws IOException {
         try (Stream<Path> files = Files.list(state)) {
-            return files.map(p -> p.getFileName().toString()).filter(n -> n.startsWith("ledger.json." + kind + "-"))
+            return files.map(p -> p.getFileName().toString())
+                    .filter(n -> n.startsWith("ledger.json." + kind + "-"))
                     .toList();
         }
     }
@@ -204,9 +214,12 @@ class CheckpointFuzzTest {
                 state -> whole(state, "null"),
                 state -> whole(state, "[]"),
                 state -> whole(state, "{}"),
-                state -> whole(state, new String(valid, StandardCharsets.UTF_8).replace("\"version\":2", "\"version\":3")),
-                state -> whole(state, new String(valid, StandardCharsets.UTF_8).replace("\"version\":2", "\"version\":\"2\"")),
-                state -> whole(state, new String(valid, StandardCharsets.UTF_8).replace("-m99\"", "-m98\"")), // checksum
+                state -> whole(
+                        state, new String(valid, StandardCharsets.UTF_8).replace("\"version\":2", "\"version\":3")),
+                state -> whole(
+                        state, new String(valid, StandardCharsets.UTF_8).replace("\"version\":2", "\"version\":\"2\"")),
+                state ->
+                        whole(state, new String(valid, StandardCharsets.UTF_8).replace("-m99\"", "-m98\"")), // checksum
                 state -> whole(state, "{\"version\":2,\"allocations\":[]}"),
                 state -> whole(state, "{\"version\":2,\"checksum\":\"x\",\"allocations\":{}}"),
                 state -> {
@@ -232,7 +245,8 @@ class CheckpointFuzzTest {
             assertThat(outcome.served()).isEmpty();
             assertThat(setAsideFiles(outcome.state(), "corrupt")).hasSize(1);
             // the agent wrote a fresh, valid checkpoint in its place
-            assertThat(Files.isRegularFile(outcome.state().resolve("ledger.json"), LinkOption.NOFOLLOW_LINKS)).isTrue();
+            assertThat(Files.isRegularFile(outcome.state().resolve("ledger.json"), LinkOption.NOFOLLOW_LINKS))
+                    .isTrue();
         }
     }
 
@@ -242,7 +256,13 @@ class CheckpointFuzzTest {
         ObjectNode whole = entry(ids(GPU1, 0, 1000));
         String victimRelative = "../../victim";
         List<ObjectNode> bad = new ArrayList<>();
-        for (String pathLike : List.of(victimRelative, "../victim", "/" + root, "..", ".", "a-../../victim",
+        for (String pathLike : List.of(
+                victimRelative,
+                "../victim",
+                "/" + root,
+                "..",
+                ".",
+                "a-../../victim",
                 "a-0123456789abcdef/../../../victim")) {
             ObjectNode entry = entry(ids(GPU0, 500, 10));
             entry.put("id", pathLike);
@@ -255,7 +275,8 @@ class CheckpointFuzzTest {
         bad.add(entry(List.of(GPU0 + "-m1000")));
         bad.add(entry(List.of(GPU0 + "-m01")));
         bad.add(entry(List.of(GPU0 + "-m7", GPU0 + "-m7")));
-        bad.add(entry(ids(GPU0, 300, 5).stream().map(id -> id.replace("GPU-", "GPU/")).toList()));
+        bad.add(entry(
+                ids(GPU0, 300, 5).stream().map(id -> id.replace("GPU-", "GPU/")).toList()));
         List<String> spanning = new ArrayList<>(ids(GPU0, 600, 300));
         spanning.addAll(ids(GPU1, 600, 300));
         bad.add(entry(spanning)); // a share spanning two GPUs
@@ -267,8 +288,13 @@ class CheckpointFuzzTest {
         control.put("owner", "ns/pod\n2026 event=forged");
         bad.add(control);
         ObjectNode negative = entry(ids(GPU0, 730, 3));
-        negative.putObject("claim").put("podUid", "u").put("namespace", "n").put("pod", "p").put("container", "c")
-                .put("tenant", "t").put("memoryBytesPerGpu", -1);
+        negative.putObject("claim")
+                .put("podUid", "u")
+                .put("namespace", "n")
+                .put("pod", "p")
+                .put("container", "c")
+                .put("tenant", "t")
+                .put("memoryBytesPerGpu", -1);
         bad.add(negative);
         ObjectNode unknown = entry(ids(GPU0, 740, 3));
         unknown.put("path", "../../victim");
@@ -280,20 +306,30 @@ class CheckpointFuzzTest {
         all.add(JSON.getNodeFactory().textNode("../../victim"));
         Outcome outcome = run(state -> write(state.resolve("ledger.json"), uncheckedCheckpoint(all)));
 
-        assertThat(outcome.servedNames()).containsExactlyInAnyOrder(sound.get("id").asText(), whole.get("id").asText());
+        assertThat(outcome.servedNames())
+                .containsExactlyInAnyOrder(
+                        sound.get("id").asText(), whole.get("id").asText());
         List<String> rejected = setAsideFiles(outcome.state(), "rejected");
         assertThat(rejected).hasSize(1);
-        JsonNode kept = JSON.readTree(outcome.state().resolve(rejected.getFirst()).toFile());
+        JsonNode kept =
+                JSON.readTree(outcome.state().resolve(rejected.getFirst()).toFile());
         assertThat(kept.get("setAside")).hasSize(bad.size() + 2);
         kept.get("setAside").forEach(e -> assertThat(e.get("reason").asText()).isNotBlank());
-        assertThat(kept.toString()).contains("is not the name its device IDs derive", "appears twice",
-                "already belongs to allocation", "span GPUs", "deviceIds is missing", "createdAt");
+        assertThat(kept.toString())
+                .contains(
+                        "is not the name its device IDs derive",
+                        "appears twice",
+                        "already belongs to allocation",
+                        "span GPUs",
+                        "deviceIds is missing",
+                        "createdAt");
     }
 
     @Test
     void timesInTheFutureAreSetToNowSoTheEntryCanBeReleased() throws Exception {
         Outcome outcome = run(state -> entries(state, entry(ids(GPU0, 0, 10), "2099-01-01T00:00:00Z")));
-        assertThat(outcome.served()).singleElement()
+        assertThat(outcome.served())
+                .singleElement()
                 .satisfies(a -> assertThat(a.createdAt()).isBefore(Instant.now().plusSeconds(1)));
         // released by the reconcile in run(): nobody holds it and the grace period is zero
         try (Stream<Path> left = Files.list(outcome.state().resolve("allocations"))) {
@@ -304,11 +340,13 @@ class CheckpointFuzzTest {
     @Test
     void entriesOnAGpuTheNodeDoesNotHaveAreKeptNotServed() throws Exception {
         ObjectNode lost = entry(ids(GONE, 0, 250));
-        ObjectNode lostWhole = entry(java.util.stream.Stream.concat(ids(GPU0, 0, 1000).stream(),
-                ids(GONE2, 0, 1000).stream()).toList());
+        ObjectNode lostWhole =
+                entry(java.util.stream.Stream.concat(ids(GPU0, 0, 1000).stream(), ids(GONE2, 0, 1000).stream())
+                        .toList());
         Outcome outcome = run(state -> entries(state, lost, lostWhole, entry(ids(GPU1, 0, 10))));
         assertThat(outcome.served()).extracting(Allocation::id).containsExactly(name(ids(GPU1, 0, 10)));
-        assertThat(outcome.onMissingGpus()).extracting(Allocation::id)
+        assertThat(outcome.onMissingGpus())
+                .extracting(Allocation::id)
                 .containsExactly(lost.get("id").asText(), lostWhole.get("id").asText());
     }
 
@@ -331,8 +369,9 @@ class CheckpointFuzzTest {
             }
         });
         assertThat(outcome.servedNames()).containsExactly(name(ids));
-        assertThat(Files.isDirectory(outcome.state().resolve("allocations").resolve(name(ids)),
-                LinkOption.NOFOLLOW_LINKS)).isFalse(); // released at the reconcile; the link never written through
+        assertThat(Files.isDirectory(
+                        outcome.state().resolve("allocations").resolve(name(ids)), LinkOption.NOFOLLOW_LINKS))
+                .isFalse(); // released at the reconcile; the link never written through
     }
 
     @Test
@@ -340,8 +379,16 @@ class CheckpointFuzzTest {
         long seed = Long.getLong("omai.checkpointFuzz.seed", System.nanoTime());
         System.out.println("CheckpointFuzzTest seed=" + seed);
         Random random = new Random(seed);
-        List<String> junk = List.of("../../victim", "", "a-", "GPU-x-m1", "2099-12-31T23:59:59Z",
-                "-999999999-01-01T00:00:00Z", "\u0000", "a-0000000000000000", GONE + "-m3");
+        List<String> junk = List.of(
+                "../../victim",
+                "",
+                "a-",
+                "GPU-x-m1",
+                "2099-12-31T23:59:59Z",
+                "-999999999-01-01T00:00:00Z",
+                "\u0000",
+                "a-0000000000000000",
+                GONE + "-m3");
         for (int round = 0; round < 60; round++) {
             List<JsonNode> entries = new ArrayList<>();
             for (int i = 0; i < 1 + random.nextInt(5); i++) {
@@ -352,7 +399,7 @@ class CheckpointFuzzTest {
                     case 1 -> entry.put("createdAt", junk.get(random.nextInt(junk.size())));
                     case 2 -> ((ArrayNode) entry.get("deviceIds")).add(junk.get(random.nextInt(junk.size())));
                     case 3 -> entry.put("owner", junk.get(random.nextInt(junk.size())));
-                    default -> { }
+                    default -> {}
                 }
                 entries.add(entry);
             }
@@ -367,7 +414,9 @@ class CheckpointFuzzTest {
             List<String> all = new ArrayList<>();
             outcome.served().forEach(a -> all.addAll(a.deviceIdStrings()));
             outcome.onMissingGpus().forEach(a -> all.addAll(a.deviceIdStrings()));
-            assertThat(all).as("seed %d round %d: no device ID in two allocations", seed, round).doesNotHaveDuplicates();
+            assertThat(all)
+                    .as("seed %d round %d: no device ID in two allocations", seed, round)
+                    .doesNotHaveDuplicates();
             outcome.served().forEach(a -> assertThat(a.id()).isEqualTo(name(a.deviceIdStrings())));
         }
     }
@@ -392,16 +441,23 @@ class CheckpointFuzzTest {
             pathLike.put("id", "../../victim");
             ObjectNode sound = entry(ids(gpu, 100, 10));
             ObjectNode lost = entry(ids(GONE, 0, 10));
-            Files.write(node.stateDir.resolve("ledger.json"), checkpoint(List.of(pathLike, sound, sound, lost,
-                    entry(ids(gpu, 200, 10), "2099-01-01T00:00:00Z"))));
+            Files.write(
+                    node.stateDir.resolve("ledger.json"),
+                    checkpoint(
+                            List.of(pathLike, sound, sound, lost, entry(ids(gpu, 200, 10), "2099-01-01T00:00:00Z"))));
             AgentJvm agent = node.startAndRegister(Duration.ofSeconds(90));
             agent.awaitLog("event=ledger_opened", Duration.ofSeconds(5));
-            assertThat(agent.log()).contains("allocations=2 on_missing_gpus=1 set_aside=2 repaired=1",
-                    "event=checkpoint_entry_set_aside", "is not the name its device IDs derive", "appears twice",
-                    "event=allocation_gpu_missing");
+            assertThat(agent.log())
+                    .contains(
+                            "allocations=2 on_missing_gpus=1 set_aside=2 repaired=1",
+                            "event=checkpoint_entry_set_aside",
+                            "is not the name its device IDs derive",
+                            "appears twice",
+                            "event=allocation_gpu_missing");
             // nobody holds anything: after the grace period the sound entries are released, the lost one too
             ContractNode.sleep(ContractNode.GRACE.plus(ContractNode.RECONCILE.multipliedBy(5)));
-            org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(15))
+            org.awaitility.Awaitility.await()
+                    .atMost(Duration.ofSeconds(15))
                     .until(() -> node.checkpointAllocations().isEmpty());
             assertThat(agent.alive()).isTrue();
             assertThat(snapshot(victim)).isEqualTo(before);

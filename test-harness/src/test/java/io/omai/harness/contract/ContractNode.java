@@ -39,8 +39,10 @@ final class ContractNode implements AutoCloseable {
         this.sim = node.sim();
         this.stateDir = node.paths().state();
         this.pluginSocket = node.paths().devicePlugins().resolve("omai-io-milli-gpu.sock");
-        this.config = node.yaml("contract-node").quickKubelet(RECONCILE, GRACE)
-                .metrics(SimulatedAgentNode.freePort()).schedulerApiOff()
+        this.config = node.yaml("contract-node")
+                .quickKubelet(RECONCILE, GRACE)
+                .metrics(SimulatedAgentNode.freePort())
+                .schedulerApiOff()
                 .writeTo(root.resolve("agent.yaml"));
         this.kubelet = node.startKubelet();
     }
@@ -74,10 +76,15 @@ final class ContractNode implements AutoCloseable {
 
     /** Starts an agent JVM and waits until the current kubelet has its new registration with a stream open. */
     AgentJvm startAndRegister(Duration timeout) {
-        int before = (int) kubelet.registrations().stream().filter(r -> r.resourceName().equals(RESOURCE)).count();
+        int before = (int) kubelet.registrations().stream()
+                .filter(r -> r.resourceName().equals(RESOURCE))
+                .count();
         AgentJvm agent = launch();
         long deadline = System.nanoTime() + timeout.toNanos();
-        while (kubelet.registrations().stream().filter(r -> r.resourceName().equals(RESOURCE)).count() <= before) {
+        while (kubelet.registrations().stream()
+                        .filter(r -> r.resourceName().equals(RESOURCE))
+                        .count()
+                <= before) {
             if (!agent.alive() || System.nanoTime() > deadline) {
                 throw new AssertionError("the agent did not register within " + timeout + ":\n" + agent.log());
             }

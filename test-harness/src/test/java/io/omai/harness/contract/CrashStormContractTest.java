@@ -10,8 +10,8 @@ import io.omai.agent.deviceplugin.v1beta1.AllocateRequest;
 import io.omai.agent.deviceplugin.v1beta1.ContainerAllocateRequest;
 import io.omai.agent.deviceplugin.v1beta1.ContainerAllocateResponse;
 import io.omai.agent.deviceplugin.v1beta1.DevicePluginGrpc;
-import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.deviceplugin.v1beta1.Mount;
+import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.simulator.kubelet.PodResourcesTable.ContainerEntry;
 import io.omai.simulator.launcher.AgentJvm;
 import java.io.IOException;
@@ -50,8 +50,8 @@ class CrashStormContractTest {
     private static final int KILLS = Integer.getInteger("omai.crashStorm.kills", 50);
     private static final Duration SETTLE = Duration.ofSeconds(20);
     /** {@code -Domai.crashStorm.aotCache=false}: every start loads its classes (to compare the cost). */
-    private static final boolean AOT_CACHE = Boolean.parseBoolean(System.getProperty("omai.crashStorm.aotCache",
-            "true"));
+    private static final boolean AOT_CACHE =
+            Boolean.parseBoolean(System.getProperty("omai.crashStorm.aotCache", "true"));
 
     @TempDir(cleanup = org.junit.jupiter.api.io.CleanupMode.ON_SUCCESS) // kept for a failure's post-mortem
     Path dir;
@@ -73,7 +73,11 @@ class CrashStormContractTest {
         options.add("-XX:+UseSerialGC"); // one GC thread: the 51 starts share two loaded cores
         try (ContractNode node = new ContractNode(dir, 2, options)) {
             for (var gpu : node.sim.gpus()) {
-                idsByGpu.put(gpu.uuid(), IntStream.range(0, 1000).mapToObj(slot -> gpu.uuid() + "-m" + slot).toList());
+                idsByGpu.put(
+                        gpu.uuid(),
+                        IntStream.range(0, 1000)
+                                .mapToObj(slot -> gpu.uuid() + "-m" + slot)
+                                .toList());
             }
             // The 51 starts are almost all the storm's time, and mostly class loading: one start, stopped, writes
             // an AOT cache of what it loaded (JEP 514), which every start of the storm then maps. Each start is
@@ -81,11 +85,13 @@ class CrashStormContractTest {
             Path aotCache = dir.resolve("agent.aot");
             long trainingStart = System.nanoTime();
             if (AOT_CACHE) {
-                node.startServing(Duration.ofSeconds(90), List.of("-XX:AOTCacheOutput=" + aotCache)).stop();
+                node.startServing(Duration.ofSeconds(90), List.of("-XX:AOTCacheOutput=" + aotCache))
+                        .stop();
             }
             List<String> cached = Files.isRegularFile(aotCache) ? List.of("-XX:AOTCache=" + aotCache) : List.of();
-            System.out.printf("CrashStormContractTest aot_cache=%s seconds=%.1f%n", !cached.isEmpty(),
-                    (System.nanoTime() - trainingStart) / 1e9);
+            System.out.printf(
+                    "CrashStormContractTest aot_cache=%s seconds=%.1f%n",
+                    !cached.isEmpty(), (System.nanoTime() - trainingStart) / 1e9);
             // Allocate is sent straight to the plugin socket, as kubelet's device manager does once registered;
             // not waiting for each registration round trip keeps 51 starts affordable.
             AgentJvm agent = node.startServing(Duration.ofSeconds(90), cached);
@@ -105,12 +111,24 @@ class CrashStormContractTest {
                 phases[1] += t2 - t1;
                 phases[2] += System.nanoTime() - t2;
             }
-            System.out.printf("CrashStormContractTest kills=%d seconds=%.1f (bursts %.1f, starts %.1f, recovery "
-                    + "checks %.1f) ops=%s%n", KILLS, (System.nanoTime() - stormStart) / 1e9, phases[0] / 1e9,
-                    phases[1] / 1e9, phases[2] / 1e9, counts);
-            assertThat(counts.getOrDefault("race_answered", 0)).as("the overlap race happened").isPositive();
-            assertThat(counts.getOrDefault("killed_mid_request", 0)).as("kills landed inside Allocate").isPositive();
-            assertThat(counts.getOrDefault("reuse_answered", 0)).as("a deleted pod's IDs were reused").isPositive();
+            System.out.printf(
+                    "CrashStormContractTest kills=%d seconds=%.1f (bursts %.1f, starts %.1f, recovery "
+                            + "checks %.1f) ops=%s%n",
+                    KILLS,
+                    (System.nanoTime() - stormStart) / 1e9,
+                    phases[0] / 1e9,
+                    phases[1] / 1e9,
+                    phases[2] / 1e9,
+                    counts);
+            assertThat(counts.getOrDefault("race_answered", 0))
+                    .as("the overlap race happened")
+                    .isPositive();
+            assertThat(counts.getOrDefault("killed_mid_request", 0))
+                    .as("kills landed inside Allocate")
+                    .isPositive();
+            assertThat(counts.getOrDefault("reuse_answered", 0))
+                    .as("a deleted pod's IDs were reused")
+                    .isPositive();
             node.kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30)); // the last one also registers
             assertThat(agent.stop()).isIn(0, 143);
         }
@@ -127,8 +145,11 @@ class CrashStormContractTest {
         }
 
         ContainerAllocateResponse allocate(List<String> ids) {
-            return stub.withDeadlineAfter(10, TimeUnit.SECONDS).allocate(AllocateRequest.newBuilder()
-                    .addContainerRequests(ContainerAllocateRequest.newBuilder().addAllDevicesIds(ids)).build())
+            return stub.withDeadlineAfter(10, TimeUnit.SECONDS)
+                    .allocate(AllocateRequest.newBuilder()
+                            .addContainerRequests(
+                                    ContainerAllocateRequest.newBuilder().addAllDevicesIds(ids))
+                            .build())
                     .getContainerResponses(0);
         }
 
@@ -207,16 +228,18 @@ class CrashStormContractTest {
         ContainerAllocateResponse response = plugin.allocate(ids);
         count(kind + "_answered");
         String pod = "pod-" + ++pods;
-        Path control = Path.of(response.getMountsList().stream().filter(m -> m.getContainerPath().equals(
-                "/run/omai/control")).map(Mount::getHostPath).findFirst().orElseThrow());
+        Path control = Path.of(response.getMountsList().stream()
+                .filter(m -> m.getContainerPath().equals("/run/omai/control"))
+                .map(Mount::getHostPath)
+                .findFirst()
+                .orElseThrow());
         Object inode = inode(control);
         if (inode instanceof String missing) { // a SIGKILL deletes nothing: the file was gone when answered
             throw new AssertionError("Allocate answered " + pod + " (" + kind + ", " + ids.size() + " IDs) with "
                     + control + ", which kubelet would bind-mount: " + missing);
         }
         // As kubelet: the container is recorded once Allocate has answered, whatever happens to the plugin after.
-        held.put(pod, new Held(pod, List.copyOf(ids), response.getEnvsMap().get("OMAI_ALLOCATION_ID"), control,
-                inode));
+        held.put(pod, new Held(pod, List.copyOf(ids), response.getEnvsMap().get("OMAI_ALLOCATION_ID"), control, inode));
         node.kubelet.podResources().put(new ContainerEntry("storm", pod, "main", RESOURCE, ids));
     }
 
@@ -287,7 +310,8 @@ class CrashStormContractTest {
             ContractNode.sleep(Duration.ofMillis(50));
             problems = problems(node);
         }
-        assertThat(problems).as("%s: lost, duplicated, orphaned or untracked; the agent logged:%n%s", when, agent.log())
+        assertThat(problems)
+                .as("%s: lost, duplicated, orphaned or untracked; the agent logged:%n%s", when, agent.log())
                 .isEmpty();
         assertHeartbeats(when, agent);
     }
@@ -306,8 +330,9 @@ class CrashStormContractTest {
                 ContractNode.sleep(Duration.ofMillis(20));
             }
         }
-        assertThat(stale).as("%s: mounted control files without a heartbeat; the agent logged:%n%s", when,
-                agent.log()).isEmpty();
+        assertThat(stale)
+                .as("%s: mounted control files without a heartbeat; the agent logged:%n%s", when, agent.log())
+                .isEmpty();
     }
 
     private static long heartbeat(Path control) {

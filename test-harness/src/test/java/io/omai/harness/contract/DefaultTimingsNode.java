@@ -41,8 +41,12 @@ final class DefaultTimingsNode implements AutoCloseable {
     }
 
     Path config(String name, Path shim, String extra) throws IOException {
-        return node.yaml("contract-node").set("shim.hostLibrary", shim).metrics(SimulatedAgentNode.freePort())
-                .schedulerApi(SimulatedAgentNode.freePort()).appendRaw(extra).writeTo(root.resolve(name));
+        return node.yaml("contract-node")
+                .set("shim.hostLibrary", shim)
+                .metrics(SimulatedAgentNode.freePort())
+                .schedulerApi(SimulatedAgentNode.freePort())
+                .appendRaw(extra)
+                .writeTo(root.resolve(name));
     }
 
     /** Starts the agent JVM on {@code config} without waiting for anything. */

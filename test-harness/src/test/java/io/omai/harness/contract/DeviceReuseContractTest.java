@@ -31,13 +31,14 @@ class DeviceReuseContractTest {
                 quarters.add(node.admit("p" + i, "main", 250));
             }
             // the preference packs one GPU before touching the other
-            assertThat(quarters).allSatisfy(a -> assertThat(a.response().getEnvsMap())
-                    .containsEntry("CUDA_VISIBLE_DEVICES", gpu0));
+            assertThat(quarters)
+                    .allSatisfy(a -> assertThat(a.response().getEnvsMap()).containsEntry("CUDA_VISIBLE_DEVICES", gpu0));
 
             // one pod leaves: the agent's preference offers its IDs, and Allocate of them is admitted
             node.depart("p1");
             Admission again = node.admit("q1", "main", 250);
-            assertThat(again.deviceIds()).containsExactlyInAnyOrderElementsOf(quarters.get(1).deviceIds());
+            assertThat(again.deviceIds())
+                    .containsExactlyInAnyOrderElementsOf(quarters.get(1).deviceIds());
             assertThat(node.controlFile(again.response())).exists();
 
             // two more leave: 500 over the IDs of two departed pods
@@ -45,7 +46,9 @@ class DeviceReuseContractTest {
             node.depart("p2");
             Admission half = node.admit("half", "main", 500);
             assertThat(half.response().getEnvsMap()).containsEntry("CUDA_VISIBLE_DEVICES", gpu0);
-            assertThat(half.deviceIds()).containsAll(quarters.get(0).deviceIds()).containsAll(quarters.get(2).deviceIds());
+            assertThat(half.deviceIds())
+                    .containsAll(quarters.get(0).deviceIds())
+                    .containsAll(quarters.get(2).deviceIds());
 
             // mixed sizes: the 500 leaves and a 300 takes part of its IDs; the rest of them are free again
             node.depart("half");
@@ -63,8 +66,9 @@ class DeviceReuseContractTest {
             assertThat(node.controlFile(whole.response())).exists();
 
             // released like any release: one allocation directory per container kubelet holds, no more
-            await().atMost(Duration.ofSeconds(10)).untilAsserted(() ->
-                    assertThat(node.allocationDirectories()).hasSize(1));
+            await().atMost(Duration.ofSeconds(10))
+                    .untilAsserted(
+                            () -> assertThat(node.allocationDirectories()).hasSize(1));
             assertThat(node.agent.log()).doesNotContain("event=allocate_refused");
         }
     }

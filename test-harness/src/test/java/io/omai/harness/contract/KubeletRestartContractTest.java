@@ -34,11 +34,13 @@ class KubeletRestartContractTest {
                 node.kubelet.awaitDevices(RESOURCE, list -> list.size() == 1000, Duration.ofSeconds(10));
                 int failedBefore = count(agent.log(), "event=registration_failed");
                 node.kubelet.exitLeavingStaleSocket();
-                assertThat(Files.exists(node.kubelet.kubeletSocket())).as("the dead kubelet's socket file stays")
+                assertThat(Files.exists(node.kubelet.kubeletSocket()))
+                        .as("the dead kubelet's socket file stays")
                         .isTrue();
                 Thread.sleep(downSeconds * 1_000L);
                 assertThat(count(agent.log(), "event=registration_failed"))
-                        .as("while kubelet is down the agent's registrations fail and back off").isGreaterThan(failedBefore);
+                        .as("while kubelet is down the agent's registrations fail and back off")
+                        .isGreaterThan(failedBefore);
 
                 node.kubelet.comeBack();
                 generation++;
@@ -46,9 +48,12 @@ class KubeletRestartContractTest {
                 assertThat(registration.kubeletGeneration()).isEqualTo(generation);
                 millis.add(registration.nanosSinceKubeletStart() / 1_000_000);
             }
-            System.out.printf("kubelet down 1 s, 4 s, 7 s with a stale kubelet.sock -> registered (ms after kubelet "
-                    + "listens): %s%n", millis);
-            assertThat(millis).as("ms from kubelet listening to the agent's Register, after 1, 4 and 7 s down")
+            System.out.printf(
+                    "kubelet down 1 s, 4 s, 7 s with a stale kubelet.sock -> registered (ms after kubelet "
+                            + "listens): %s%n",
+                    millis);
+            assertThat(millis)
+                    .as("ms from kubelet listening to the agent's Register, after 1, 4 and 7 s down")
                     .allMatch(ms -> ms < 1_000);
             node.kubelet.awaitDevices(RESOURCE, list -> list.size() == 1000, Duration.ofSeconds(10));
             assertThat(agent.alive()).isTrue();

@@ -4,14 +4,14 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.awaitility.Awaitility.await;
 
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.omai.agent.deviceplugin.v1beta1.AllocateRequest;
 import io.omai.agent.deviceplugin.v1beta1.AllocateResponse;
 import io.omai.agent.deviceplugin.v1beta1.ContainerAllocateRequest;
 import io.omai.agent.deviceplugin.v1beta1.ContainerAllocateResponse;
-import io.grpc.ManagedChannel;
-import io.grpc.ManagedChannelBuilder;
 import io.omai.agent.schedapi.v1.ContainerAssignment;
 import io.omai.agent.schedapi.v1.NodeAgentGrpc;
 import io.omai.agent.schedapi.v1.ReleaseRequest;
@@ -54,19 +54,21 @@ class MultiContainerContractTest {
     }
 
     private static List<String> ids(int gpu, int from, int count) {
-        return IntStream.range(from, from + count).mapToObj(slot -> SimNode.uuidOf(gpu) + "-m" + slot).toList();
+        return IntStream.range(from, from + count)
+                .mapToObj(slot -> SimNode.uuidOf(gpu) + "-m" + slot)
+                .toList();
     }
 
     private static AllocateRequest request(List<List<String>> containers) {
         AllocateRequest.Builder request = AllocateRequest.newBuilder();
-        containers.forEach(ids -> request.addContainerRequests(ContainerAllocateRequest.newBuilder()
-                .addAllDevicesIds(ids)));
+        containers.forEach(ids -> request.addContainerRequests(
+                ContainerAllocateRequest.newBuilder().addAllDevicesIds(ids)));
         return request.build();
     }
 
     private Status refusal(AllocateRequest request) {
-        StatusRuntimeException refused = (StatusRuntimeException) org.assertj.core.api.Assertions
-                .catchThrowable(() -> node.plugin().allocate(request));
+        StatusRuntimeException refused = (StatusRuntimeException) org.assertj.core.api.Assertions.catchThrowable(
+                () -> node.plugin().allocate(request));
         assertThat(refused).as("Allocate must be refused").isNotNull();
         assertThat(refused.getStatus().getDescription()).as("grpc-message").isNotBlank();
         return refused.getStatus();
@@ -78,7 +80,9 @@ class MultiContainerContractTest {
         Status status = refusal(request(List.of(ids(0, 0, 250), ids(0, 200, 250))));
 
         assertThat(status.getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
-        assertThat(status.getDescription()).contains("container_requests[1] and [0]").contains(ids(0, 200, 1).getFirst());
+        assertThat(status.getDescription())
+                .contains("container_requests[1] and [0]")
+                .contains(ids(0, 200, 1).getFirst());
         assertThat(node.allocationDirectories()).isEmpty();
     }
 
@@ -100,20 +104,30 @@ class MultiContainerContractTest {
     @Order(3)
     void aContainerThatDoesNotFitUndoesTheOthersOfItsRequest() throws Exception {
         // a scheduler holds 500 of GPU 1 for a pod kubelet has not admitted yet
-        ManagedChannel channel = ManagedChannelBuilder.forAddress("127.0.0.1", node.schedulerApiPort).usePlaintext()
+        ManagedChannel channel = ManagedChannelBuilder.forAddress("127.0.0.1", node.schedulerApiPort)
+                .usePlaintext()
                 .build();
         try {
-            NodeAgentGrpc.NodeAgentBlockingStub api = NodeAgentGrpc.newBlockingStub(channel)
-                    .withDeadlineAfter(30, TimeUnit.SECONDS);
-            api.reserve(ReserveRequest.newBuilder().setIdempotencyKey("hold-1").setPodUid("pod-r")
-                    .setTenant("team-r").setLeaseSeconds(60).addContainers(ContainerAssignment.newBuilder()
-                            .setName("main").addGpuUuids(SimNode.uuidOf(1)).setMilli(500)).build());
+            NodeAgentGrpc.NodeAgentBlockingStub api =
+                    NodeAgentGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS);
+            api.reserve(ReserveRequest.newBuilder()
+                    .setIdempotencyKey("hold-1")
+                    .setPodUid("pod-r")
+                    .setTenant("team-r")
+                    .setLeaseSeconds(60)
+                    .addContainers(ContainerAssignment.newBuilder()
+                            .setName("main")
+                            .addGpuUuids(SimNode.uuidOf(1))
+                            .setMilli(500))
+                    .build());
 
             // 300 on GPU 0 fits; 600 on GPU 1 does not, once the reservation is counted: neither is recorded
             Status status = refusal(request(List.of(ids(0, 0, 300), ids(1, 0, 600))));
 
             assertThat(status.getCode()).isEqualTo(Status.Code.RESOURCE_EXHAUSTED);
-            assertThat(status.getDescription()).contains(SimNode.uuidOf(1)).contains("600 milli requested, 500 free")
+            assertThat(status.getDescription())
+                    .contains(SimNode.uuidOf(1))
+                    .contains("600 milli requested, 500 free")
                     .contains("hold-1");
             assertThat(node.allocationDirectories()).isEmpty();
             api.release(ReleaseRequest.newBuilder().setIdempotencyKey("hold-1").build());
@@ -144,8 +158,8 @@ class MultiContainerContractTest {
         assertThat(refusals()).isEqualTo(refusedBefore);
 
         // and once their grace period is over, only the app container's allocation remains
-        await().atMost(Duration.ofSeconds(15)).untilAsserted(() ->
-                assertThat(node.allocationDirectories()).hasSize(1));
+        await().atMost(Duration.ofSeconds(15))
+                .untilAsserted(() -> assertThat(node.allocationDirectories()).hasSize(1));
         assertThat(node.controlFile(main)).exists();
         node.depart("trainer");
     }
@@ -155,10 +169,12 @@ class MultiContainerContractTest {
     void containersThatFitTogetherAreAdmittedTogether() throws Exception {
         AllocateResponse both = node.plugin().allocate(request(List.of(ids(1, 0, 100), ids(1, 100, 100))));
 
-        assertThat(both.getContainerResponsesList()).hasSize(2)
+        assertThat(both.getContainerResponsesList())
+                .hasSize(2)
                 .allSatisfy(response -> assertThat(node.controlFile(response)).exists());
         assertThatThrownBy(() -> node.plugin().allocate(request(List.of())))
-                .isInstanceOfSatisfying(StatusRuntimeException.class,
+                .isInstanceOfSatisfying(
+                        StatusRuntimeException.class,
                         e -> assertThat(e.getStatus().getDescription()).isNotBlank());
     }
 

@@ -53,12 +53,14 @@ sealed interface AllowList {
         switch (shape) {
             case Scalar s -> {
                 if (value instanceof Map<?, ?> || value instanceof List<?>) {
-                    problems.add(path + ": expected a single value, found " + (value instanceof Map ? "a mapping" : "a list"));
+                    problems.add(path + ": expected a single value, found "
+                            + (value instanceof Map ? "a mapping" : "a list"));
                 }
             }
             case Fields f -> {
                 if (!(value instanceof Map<?, ?> map)) {
-                    problems.add(path + ": expected a mapping with keys " + f.fields().keySet());
+                    problems.add(path + ": expected a mapping with keys "
+                            + f.fields().keySet());
                     return;
                 }
                 TreeSet<String> unknown = new TreeSet<>();
@@ -71,8 +73,8 @@ sealed interface AllowList {
                     }
                 });
                 if (!unknown.isEmpty()) {
-                    problems.add((path.isEmpty() ? "<root>" : path) + ": unknown field(s) " + unknown
-                            + "; allowed: " + f.fields().keySet());
+                    problems.add((path.isEmpty() ? "<root>" : path) + ": unknown field(s) " + unknown + "; allowed: "
+                            + f.fields().keySet());
                 }
             }
             case ListOf l -> {

@@ -65,19 +65,35 @@ class ManifestsTest {
 
     /** The metrics the agent exports, as listed in docs/operations.md under "Metrics". */
     static final Set<String> METRICS = Set.of(
-            "omai_gpu_memory_total_bytes", "omai_gpu_memory_allocated_bytes", "omai_gpu_memory_used_bytes",
-            "omai_gpu_milli_allocated", "omai_gpu_milli_capacity", "omai_gpu_utilization_ratio", "omai_gpu_healthy",
-            "omai_allocation_memory_limit_bytes", "omai_allocation_memory_used_bytes",
-            "omai_allocation_compute_quota_ratio", "omai_allocation_compute_achieved_ratio",
-            "omai_allocation_throttled_seconds_total", "omai_allocation_denied_allocations_total",
-            "omai_vf_allocated", "omai_vf_healthy", "omai_vf_qos_rate_limit_supported",
-            "omai_kubelet_registrations_total", "omai_kubelet_restarts_total",
-            "omai_allocate_duration_seconds", "omai_preferred_allocation_duration_seconds",
-            "omai_fit_duration_seconds", "omai_controller_tick_duration_seconds",
-            "omai_audit_violations_total", "omai_node_tenants");
+            "omai_gpu_memory_total_bytes",
+            "omai_gpu_memory_allocated_bytes",
+            "omai_gpu_memory_used_bytes",
+            "omai_gpu_milli_allocated",
+            "omai_gpu_milli_capacity",
+            "omai_gpu_utilization_ratio",
+            "omai_gpu_healthy",
+            "omai_allocation_memory_limit_bytes",
+            "omai_allocation_memory_used_bytes",
+            "omai_allocation_compute_quota_ratio",
+            "omai_allocation_compute_achieved_ratio",
+            "omai_allocation_throttled_seconds_total",
+            "omai_allocation_denied_allocations_total",
+            "omai_vf_allocated",
+            "omai_vf_healthy",
+            "omai_vf_qos_rate_limit_supported",
+            "omai_kubelet_registrations_total",
+            "omai_kubelet_restarts_total",
+            "omai_allocate_duration_seconds",
+            "omai_preferred_allocation_duration_seconds",
+            "omai_fit_duration_seconds",
+            "omai_controller_tick_duration_seconds",
+            "omai_audit_violations_total",
+            "omai_node_tenants");
     /** Histograms: queried through their _bucket, _sum and _count series. */
-    static final Set<String> HISTOGRAMS = Set.of("omai_allocate_duration_seconds",
-            "omai_preferred_allocation_duration_seconds", "omai_fit_duration_seconds",
+    static final Set<String> HISTOGRAMS = Set.of(
+            "omai_allocate_duration_seconds",
+            "omai_preferred_allocation_duration_seconds",
+            "omai_fit_duration_seconds",
             "omai_controller_tick_duration_seconds");
 
     /** What the agent container may add back after dropping ALL (each one is justified in daemonset.yaml). */
@@ -87,9 +103,7 @@ class ManifestsTest {
 
     /** The ClusterRole, rule by rule: apiGroup / resource / verb. Nothing else, and no wildcards. */
     static final Set<String> RBAC = Set.of(
-            "/pods/get", "/pods/list", "/pods/watch",
-            "/events/create", "/events/patch",
-            "/nodes/get", "/nodes/patch");
+            "/pods/get", "/pods/list", "/pods/watch", "/events/create", "/events/patch", "/nodes/get", "/nodes/patch");
 
     static final Path ROOT = repositoryRoot();
     static final Path DAEMONSET = ROOT.resolve("daemonset");
@@ -113,24 +127,29 @@ class ManifestsTest {
     @TestFactory
     Stream<DynamicTest> everyManifestParsesWithNoUnknownField() {
         assertThat(MANIFESTS).as("manifests under %s", DAEMONSET).hasSizeGreaterThanOrEqualTo(10);
-        return MANIFESTS.stream().map(m -> DynamicTest.dynamicTest(m.name(), () -> {
-            List<String> problems = new ArrayList<>();
-            if (m.object() instanceof GenericKubernetesResource generic) {
-                // No fabric8 model: allowed only for the kinds we have an allow-list for.
-                AllowList shape = allowListFor(generic);
-                if (shape == null) {
-                    fail(m.name() + ": " + generic.getApiVersion() + " " + generic.getKind()
-                            + " is not a kind of the Kubernetes API fabric8 knows (misspelt apiVersion or kind?)");
-                }
-                problems.addAll(UnknownFields.in(generic.getMetadata(), "metadata"));
-                problems.addAll(shape.violations(generic.getAdditionalProperties(), ""));
-            } else {
-                problems.addAll(UnknownFields.in(m.object(), ""));
-            }
-            assertThat(problems).as("%s: fields the Kubernetes API does not have", m.name()).isEmpty();
-            assertThat(m.resource().getMetadata() != null || isKustomize(m))
-                    .as("%s has metadata", m.name()).isTrue();
-        }));
+        return MANIFESTS.stream()
+                .map(m -> DynamicTest.dynamicTest(m.name(), () -> {
+                    List<String> problems = new ArrayList<>();
+                    if (m.object() instanceof GenericKubernetesResource generic) {
+                        // No fabric8 model: allowed only for the kinds we have an allow-list for.
+                        AllowList shape = allowListFor(generic);
+                        if (shape == null) {
+                            fail(
+                                    m.name() + ": " + generic.getApiVersion() + " " + generic.getKind()
+                                            + " is not a kind of the Kubernetes API fabric8 knows (misspelt apiVersion or kind?)");
+                        }
+                        problems.addAll(UnknownFields.in(generic.getMetadata(), "metadata"));
+                        problems.addAll(shape.violations(generic.getAdditionalProperties(), ""));
+                    } else {
+                        problems.addAll(UnknownFields.in(m.object(), ""));
+                    }
+                    assertThat(problems)
+                            .as("%s: fields the Kubernetes API does not have", m.name())
+                            .isEmpty();
+                    assertThat(m.resource().getMetadata() != null || isKustomize(m))
+                            .as("%s has metadata", m.name())
+                            .isTrue();
+                }));
     }
 
     @Test
@@ -139,11 +158,14 @@ class ManifestsTest {
         String typo = read(DAEMONSET.resolve("daemonset.yaml"))
                 .replace("allowPrivilegeEscalation: false", "allowPrivilegeEscalaton: false");
         KubernetesResource parsed = K8S.unmarshal(typo);
-        assertThat(UnknownFields.in(parsed, "")).anySatisfy(problem -> assertThat(problem)
-                .startsWith("spec.template.spec.initContainers[0].securityContext")
-                .contains("allowPrivilegeEscalaton"));
+        assertThat(UnknownFields.in(parsed, ""))
+                .anySatisfy(problem -> assertThat(problem)
+                        .startsWith("spec.template.spec.initContainers[0].securityContext")
+                        .contains("allowPrivilegeEscalaton"));
         Object monitor = Map.of("spec", Map.of("endpoints", List.of(Map.of("port", "metrics", "intervall", "30s"))));
-        assertThat(SERVICE_MONITOR.violations(monitor, "")).singleElement().asString()
+        assertThat(SERVICE_MONITOR.violations(monitor, ""))
+                .singleElement()
+                .asString()
                 .startsWith("spec.endpoints[0]: unknown field(s) [intervall]");
     }
 
@@ -153,25 +175,33 @@ class ManifestsTest {
         Map<String, Object> spec = kustomization.getAdditionalProperties();
         List<String> resources = strings(spec.get("resources"));
         Set<String> topLevel = new TreeSet<>();
-        MANIFESTS.stream().map(Manifest::name).filter(n -> !n.contains("/") && !n.equals("kustomization.yaml"))
+        MANIFESTS.stream()
+                .map(Manifest::name)
+                .filter(n -> !n.contains("/") && !n.equals("kustomization.yaml"))
                 .forEach(topLevel::add);
-        assertThat(new TreeSet<>(resources)).as("kustomization.yaml resources vs the files in daemonset/")
+        assertThat(new TreeSet<>(resources))
+                .as("kustomization.yaml resources vs the files in daemonset/")
                 .isEqualTo(topLevel);
         assertThat(resources).as("listed once each").doesNotHaveDuplicates();
 
         String namespace = (String) spec.get("namespace");
         assertThat(namespace).isEqualTo("omai-system");
         for (Manifest m : base()) {
-            boolean clusterScoped = m.object() instanceof Namespace || m.object() instanceof ClusterRole
+            boolean clusterScoped = m.object() instanceof Namespace
+                    || m.object() instanceof ClusterRole
                     || m.object() instanceof ClusterRoleBinding;
-            assertThat(m.resource().getMetadata().getNamespace()).as("%s namespace", m.name())
+            assertThat(m.resource().getMetadata().getNamespace())
+                    .as("%s namespace", m.name())
                     .isEqualTo(clusterScoped ? null : namespace);
         }
         assertThat(one(Namespace.class).getMetadata().getName()).isEqualTo(namespace);
 
-        List<String> imageNames = maps(spec.get("images")).stream().map(i -> (String) i.get("name")).toList();
+        List<String> imageNames = maps(spec.get("images")).stream()
+                .map(i -> (String) i.get("name"))
+                .toList();
         for (Container c : allContainers(daemonSet().getSpec().getTemplate().getSpec())) {
-            assertThat(imageNames).as("kustomize images entry for container %s (%s)", c.getName(), c.getImage())
+            assertThat(imageNames)
+                    .as("kustomize images entry for container %s (%s)", c.getName(), c.getImage())
                     .contains(c.getImage().replaceFirst(":[^:/]+$", ""));
         }
     }
@@ -180,19 +210,48 @@ class ManifestsTest {
     void theConfigMapIsAcceptedByTheAgentsOwnConfigLoaderAndDocumentsTheDefaults() throws Exception {
         AgentConfig config = shippedConfig();
         // The ConfigMap spells out every key with its default; if a default changes in ConfigLoader, update it.
-        assertThat(config).as("configmap.yaml config.yaml vs ConfigLoader.defaults()")
+        assertThat(config)
+                .as("configmap.yaml config.yaml vs ConfigLoader.defaults()")
                 .isEqualTo(ConfigLoader.defaults());
         JsonNode tree = YAML.readTree(configText());
-        assertThat(tree.has("nodeName")).as("nodeName must come from NODE_NAME (spec.nodeName), not the ConfigMap")
+        assertThat(tree.has("nodeName"))
+                .as("nodeName must come from NODE_NAME (spec.nodeName), not the ConfigMap")
                 .isFalse();
         // Every key is written out (so the file is the reference), not left to the defaults.
-        assertThat(fieldNames(tree)).containsExactlyInAnyOrder("version", "resources", "directories", "sharing",
-                "shim", "nvml", "kubelet", "metrics", "schedulerApi", "tenancy", "ib");
-        assertThat(fieldNames(tree.get("ib"))).containsExactlyInAnyOrder("enabled", "resourceName", "sysfsRoot",
-                "guidRange", "desiredVfs", "vfLinkState", "pollInterval", "rebindLock");
+        assertThat(fieldNames(tree))
+                .containsExactlyInAnyOrder(
+                        "version",
+                        "resources",
+                        "directories",
+                        "sharing",
+                        "shim",
+                        "nvml",
+                        "kubelet",
+                        "metrics",
+                        "schedulerApi",
+                        "tenancy",
+                        "ib");
+        assertThat(fieldNames(tree.get("ib")))
+                .containsExactlyInAnyOrder(
+                        "enabled",
+                        "resourceName",
+                        "sysfsRoot",
+                        "guidRange",
+                        "desiredVfs",
+                        "vfLinkState",
+                        "pollInterval",
+                        "rebindLock");
         assertThat(fieldNames(tree.get("metrics"))).containsExactlyInAnyOrder("address", "port");
-        assertThat(fieldNames(tree.get("tenancy"))).containsExactlyInAnyOrder("policy", "tenantLabel", "kubernetesApi",
-                "identifyWait", "gpus", "otherGpuResource", "audit", "auditInterval");
+        assertThat(fieldNames(tree.get("tenancy")))
+                .containsExactlyInAnyOrder(
+                        "policy",
+                        "tenantLabel",
+                        "kubernetesApi",
+                        "identifyWait",
+                        "gpus",
+                        "otherGpuResource",
+                        "audit",
+                        "auditInterval");
         // tls and allowedClients are documented, commented out: the default is plaintext (see the comment there).
         assertThat(fieldNames(tree.get("schedulerApi")))
                 .containsExactlyInAnyOrder("enabled", "address", "port", "deviceLabels");
@@ -230,13 +289,19 @@ class ManifestsTest {
         VolumeMount mount = mountAt(agent, configPath.getParent().toString())
                 .orElseThrow(() -> new AssertionError("no volume mounted at " + configPath.getParent()));
         Volume volume = volume(mount.getName());
-        assertThat(volume.getConfigMap()).as("volume %s is a ConfigMap", volume.getName()).isNotNull();
-        assertThat(mount.getSubPath()).as("whole-directory mount, so edits reach the pod").isNull();
+        assertThat(volume.getConfigMap())
+                .as("volume %s is a ConfigMap", volume.getName())
+                .isNotNull();
+        assertThat(mount.getSubPath())
+                .as("whole-directory mount, so edits reach the pod")
+                .isNull();
         ConfigMap configMap = one(ConfigMap.class);
-        assertThat(volume.getConfigMap().getName()).isEqualTo(configMap.getMetadata().getName());
+        assertThat(volume.getConfigMap().getName())
+                .isEqualTo(configMap.getMetadata().getName());
         String key = volume.getConfigMap().getItems().stream()
                 .filter(item -> item.getPath().equals(configPath.getFileName().toString()))
-                .map(io.fabric8.kubernetes.api.model.KeyToPath::getKey).findFirst()
+                .map(io.fabric8.kubernetes.api.model.KeyToPath::getKey)
+                .findFirst()
                 .orElseThrow(() -> new AssertionError("no ConfigMap item is projected to " + configPath));
         assertThat(configMap.getData()).as("ConfigMap keys").containsKey(key);
     }
@@ -253,16 +318,26 @@ class ManifestsTest {
 
         // The shim: installed on the host by the init container, at the directory shim.hostLibrary names.
         Path shimDir = config.shim().hostLibrary().getParent();
-        Container init = pod.getInitContainers().stream().filter(c -> c.getName().equals("install-shim")).findFirst()
+        Container init = pod.getInitContainers().stream()
+                .filter(c -> c.getName().equals("install-shim"))
+                .findFirst()
                 .orElseThrow(() -> new AssertionError("no install-shim init container"));
         assertIdentityMount(init, shimDir, false);
-        String script = String.join("\n", init.getCommand()) + String.join("\n", Objects.requireNonNullElse(init.getArgs(), List.of()));
-        assertThat(script).as("install-shim script").contains(shimDir.toString())
-                .contains(config.shim().hostLibrary().getFileName().toString()).contains("mv -f");
-        assertThat(init.getImage()).as("the shim comes from the agent's own image").isEqualTo(agent.getImage());
+        String script = String.join("\n", init.getCommand())
+                + String.join("\n", Objects.requireNonNullElse(init.getArgs(), List.of()));
+        assertThat(script)
+                .as("install-shim script")
+                .contains(shimDir.toString())
+                .contains(config.shim().hostLibrary().getFileName().toString())
+                .contains("mv -f");
+        assertThat(init.getImage())
+                .as("the shim comes from the agent's own image")
+                .isEqualTo(agent.getImage());
 
         // The node name comes from the downward API (ConfigLoader reads NODE_NAME when nodeName is unset).
-        EnvVar nodeName = agent.getEnv().stream().filter(e -> e.getName().equals("NODE_NAME")).findFirst()
+        EnvVar nodeName = agent.getEnv().stream()
+                .filter(e -> e.getName().equals("NODE_NAME"))
+                .findFirst()
                 .orElseThrow(() -> new AssertionError("agent has no NODE_NAME"));
         assertThat(nodeName.getValueFrom().getFieldRef().getFieldPath()).isEqualTo("spec.nodeName");
     }
@@ -270,12 +345,15 @@ class ManifestsTest {
     @Test
     void everyVolumeMountNamesAVolumeAndEveryVolumeIsMounted() {
         PodSpec pod = daemonSet().getSpec().getTemplate().getSpec();
-        Set<String> volumes = new TreeSet<>(pod.getVolumes().stream().map(Volume::getName).toList());
+        Set<String> volumes =
+                new TreeSet<>(pod.getVolumes().stream().map(Volume::getName).toList());
         assertThat(volumes).as("volume names are unique").hasSameSizeAs(pod.getVolumes());
         Set<String> mounted = new TreeSet<>();
         for (Container c : allContainers(pod)) {
             for (VolumeMount m : c.getVolumeMounts()) {
-                assertThat(volumes).as("container %s mounts %s", c.getName(), m.getMountPath()).contains(m.getName());
+                assertThat(volumes)
+                        .as("container %s mounts %s", c.getName(), m.getMountPath())
+                        .contains(m.getName());
                 mounted.add(m.getName());
             }
         }
@@ -287,7 +365,9 @@ class ManifestsTest {
         DaemonSet ds = daemonSet();
         PodSpec pod = ds.getSpec().getTemplate().getSpec();
         assertThat(pod.getHostPID()).as("hostPID (reaper, audit)").isTrue();
-        assertThat(pod.getHostNetwork()).as("base has no host network (only components/ib-sriov)").isNotEqualTo(true);
+        assertThat(pod.getHostNetwork())
+                .as("base has no host network (only components/ib-sriov)")
+                .isNotEqualTo(true);
         assertThat(pod.getHostIPC()).isNotEqualTo(true);
         assertThat(pod.getPriorityClassName()).isEqualTo("system-node-critical");
         assertThat(pod.getSecurityContext().getSeccompProfile().getType()).isEqualTo("RuntimeDefault");
@@ -302,15 +382,28 @@ class ManifestsTest {
             SecurityContext sc = c.getSecurityContext();
             assertThat(sc).as("%s securityContext", c.getName()).isNotNull();
             assertThat(sc.getPrivileged()).as("%s privileged", c.getName()).isNotEqualTo(true);
-            assertThat(sc.getAllowPrivilegeEscalation()).as("%s allowPrivilegeEscalation", c.getName()).isFalse();
-            assertThat(sc.getReadOnlyRootFilesystem()).as("%s readOnlyRootFilesystem", c.getName()).isTrue();
-            assertThat(sc.getRunAsUser()).as("%s runs as root, explicitly", c.getName()).isZero();
-            assertThat(sc.getCapabilities().getDrop()).as("%s drops", c.getName()).containsExactly("ALL");
-            Set<String> added = new TreeSet<>(Objects.requireNonNullElse(sc.getCapabilities().getAdd(), List.of()));
-            assertThat(added).as("%s adds back", c.getName())
+            assertThat(sc.getAllowPrivilegeEscalation())
+                    .as("%s allowPrivilegeEscalation", c.getName())
+                    .isFalse();
+            assertThat(sc.getReadOnlyRootFilesystem())
+                    .as("%s readOnlyRootFilesystem", c.getName())
+                    .isTrue();
+            assertThat(sc.getRunAsUser())
+                    .as("%s runs as root, explicitly", c.getName())
+                    .isZero();
+            assertThat(sc.getCapabilities().getDrop())
+                    .as("%s drops", c.getName())
+                    .containsExactly("ALL");
+            Set<String> added = new TreeSet<>(
+                    Objects.requireNonNullElse(sc.getCapabilities().getAdd(), List.of()));
+            assertThat(added)
+                    .as("%s adds back", c.getName())
                     .isEqualTo(c.getName().equals("omai-agent") ? AGENT_CAPABILITIES : Set.of());
-            assertThat(c.getResources().getRequests()).as("%s requests", c.getName()).containsKeys("cpu", "memory");
-            assertThat(c.getResources().getLimits()).as("%s limits memory only (no CPU throttling)", c.getName())
+            assertThat(c.getResources().getRequests())
+                    .as("%s requests", c.getName())
+                    .containsKeys("cpu", "memory");
+            assertThat(c.getResources().getLimits())
+                    .as("%s limits memory only (no CPU throttling)", c.getName())
                     .containsOnlyKeys("memory");
         }
         var update = ds.getSpec().getUpdateStrategy();
@@ -318,12 +411,17 @@ class ManifestsTest {
         assertThat(update.getRollingUpdate().getMaxUnavailable().getIntVal()).isEqualTo(1);
         // Every hostPath the agent may write is one it needs; /sys and /dev are read-only in the base.
         for (String readOnly : List.of("/sys", "/dev")) {
-            Volume v = pod.getVolumes().stream().filter(x -> x.getHostPath() != null
-                    && x.getHostPath().getPath().equals(readOnly)).findFirst()
+            Volume v = pod.getVolumes().stream()
+                    .filter(x ->
+                            x.getHostPath() != null && x.getHostPath().getPath().equals(readOnly))
+                    .findFirst()
                     .orElseThrow(() -> new AssertionError("no hostPath " + readOnly));
             for (Container c : allContainers(pod)) {
-                c.getVolumeMounts().stream().filter(m -> m.getName().equals(v.getName())).forEach(m ->
-                        assertThat(m.getReadOnly()).as("%s mounts host %s read-only", c.getName(), readOnly).isTrue());
+                c.getVolumeMounts().stream()
+                        .filter(m -> m.getName().equals(v.getName()))
+                        .forEach(m -> assertThat(m.getReadOnly())
+                                .as("%s mounts host %s read-only", c.getName(), readOnly)
+                                .isTrue());
             }
         }
     }
@@ -334,9 +432,11 @@ class ManifestsTest {
         Map<String, Integer> ports = new LinkedHashMap<>();
         agent.getPorts().forEach(p -> ports.put(p.getName(), p.getContainerPort()));
         assertThat(ports).containsEntry("metrics", 9400).containsEntry("sched-api", 9401);
-        assertThat(shippedConfig().schedulerApi().port()).as("schedulerApi.port in configmap.yaml vs 'sched-api'")
+        assertThat(shippedConfig().schedulerApi().port())
+                .as("schedulerApi.port in configmap.yaml vs 'sched-api'")
                 .isEqualTo(ports.get("sched-api"));
-        assertThat(shippedConfig().metrics().port()).as("metrics.port in configmap.yaml vs the 'metrics' port")
+        assertThat(shippedConfig().metrics().port())
+                .as("metrics.port in configmap.yaml vs the 'metrics' port")
                 .isEqualTo(ports.get("metrics"));
         Map<String, Probe> probes = new LinkedHashMap<>();
         probes.put("startup", agent.getStartupProbe());
@@ -344,7 +444,9 @@ class ManifestsTest {
         probes.put("readiness", agent.getReadinessProbe());
         probes.forEach((kind, probe) -> {
             assertThat(probe).as("%s probe", kind).isNotNull();
-            assertThat(probe.getHttpGet().getPort().getStrVal()).as("%s probe port", kind).isEqualTo("metrics");
+            assertThat(probe.getHttpGet().getPort().getStrVal())
+                    .as("%s probe port", kind)
+                    .isEqualTo("metrics");
         });
         assertThat(agent.getLivenessProbe().getHttpGet().getPath()).isEqualTo("/healthz");
         assertThat(agent.getReadinessProbe().getHttpGet().getPath()).isEqualTo("/readyz");
@@ -355,7 +457,9 @@ class ManifestsTest {
         DaemonSet ds = daemonSet();
         String saName = ds.getSpec().getTemplate().getSpec().getServiceAccountName();
         ServiceAccount sa = one(ServiceAccount.class);
-        assertThat(sa.getMetadata().getName()).as("the ServiceAccount the DaemonSet names exists").isEqualTo(saName);
+        assertThat(sa.getMetadata().getName())
+                .as("the ServiceAccount the DaemonSet names exists")
+                .isEqualTo(saName);
         assertThat(sa.getMetadata().getNamespace()).isEqualTo(ds.getMetadata().getNamespace());
 
         ClusterRole role = one(ClusterRole.class);
@@ -388,33 +492,42 @@ class ManifestsTest {
     void theServiceSelectsTheAgentPodsAndTheServiceMonitorScrapesItsMetricsPort() {
         DaemonSet ds = daemonSet();
         Map<String, String> podLabels = ds.getSpec().getTemplate().getMetadata().getLabels();
-        assertThat(podLabels).as("pod labels include the DaemonSet selector")
+        assertThat(podLabels)
+                .as("pod labels include the DaemonSet selector")
                 .containsAllEntriesOf(ds.getSpec().getSelector().getMatchLabels());
 
         Service service = one(Service.class);
-        assertThat(service.getMetadata().getNamespace()).isEqualTo(ds.getMetadata().getNamespace());
-        assertThat(service.getSpec().getClusterIP()).as("headless: one endpoint per node").isEqualTo("None");
-        assertThat(podLabels).as("Service selector matches the agent pods")
+        assertThat(service.getMetadata().getNamespace())
+                .isEqualTo(ds.getMetadata().getNamespace());
+        assertThat(service.getSpec().getClusterIP())
+                .as("headless: one endpoint per node")
+                .isEqualTo("None");
+        assertThat(podLabels)
+                .as("Service selector matches the agent pods")
                 .containsAllEntriesOf(service.getSpec().getSelector());
         Map<String, Integer> containerPorts = new LinkedHashMap<>();
         agentContainer().getPorts().forEach((ContainerPort p) -> containerPorts.put(p.getName(), p.getContainerPort()));
         for (ServicePort port : service.getSpec().getPorts()) {
             String target = port.getTargetPort().getStrVal();
-            assertThat(containerPorts).as("Service port %s targets a named container port", port.getName())
+            assertThat(containerPorts)
+                    .as("Service port %s targets a named container port", port.getName())
                     .containsKey(target);
             assertThat(port.getPort()).isEqualTo(containerPorts.get(target));
         }
-        assertThat(service.getSpec().getPorts()).extracting(ServicePort::getName)
+        assertThat(service.getSpec().getPorts())
+                .extracting(ServicePort::getName)
                 .containsExactlyInAnyOrder("metrics", "sched-api");
 
         GenericKubernetesResource monitor = generic("ServiceMonitor");
         Map<String, Object> spec = map(monitor.getAdditionalProperties().get("spec"));
         Map<String, Object> selector = map(map(spec.get("selector")).get("matchLabels"));
-        assertThat(service.getMetadata().getLabels()).as("ServiceMonitor selects the Service")
+        assertThat(service.getMetadata().getLabels())
+                .as("ServiceMonitor selects the Service")
                 .containsAllEntriesOf(stringMap(selector));
         assertThat(strings(map(spec.get("namespaceSelector")).get("matchNames")))
                 .contains(service.getMetadata().getNamespace());
-        Set<String> servicePorts = new TreeSet<>(service.getSpec().getPorts().stream().map(ServicePort::getName).toList());
+        Set<String> servicePorts = new TreeSet<>(
+                service.getSpec().getPorts().stream().map(ServicePort::getName).toList());
         List<Map<String, Object>> endpoints = maps(spec.get("endpoints"));
         assertThat(endpoints).isNotEmpty();
         for (Map<String, Object> endpoint : endpoints) {
@@ -428,11 +541,14 @@ class ManifestsTest {
         GenericKubernetesResource component = kustomization("components/ib-sriov/kustomization.yaml");
         assertThat(component.getKind()).isEqualTo("Component");
         DaemonSet base = daemonSet();
-        List<Map<String, Object>> patches = maps(component.getAdditionalProperties().get("patches"));
+        List<Map<String, Object>> patches =
+                maps(component.getAdditionalProperties().get("patches"));
         assertThat(patches).isNotEmpty();
         for (Map<String, Object> patch : patches) {
             String file = "components/ib-sriov/" + patch.get("path");
-            Manifest patchManifest = MANIFESTS.stream().filter(m -> m.name().equals(file)).findFirst()
+            Manifest patchManifest = MANIFESTS.stream()
+                    .filter(m -> m.name().equals(file))
+                    .findFirst()
                     .orElseThrow(() -> new AssertionError("patch file " + file + " missing"));
             Map<String, Object> target = map(patch.get("target"));
             assertThat(target.get("kind")).isEqualTo("DaemonSet");
@@ -444,15 +560,19 @@ class ManifestsTest {
             assertThat(pod.getHostNetwork()).isTrue();
             assertThat(pod.getDnsPolicy()).as("cluster DNS on the host network").isEqualTo("ClusterFirstWithHostNet");
             Set<String> volumes = new TreeSet<>(base.getSpec().getTemplate().getSpec().getVolumes().stream()
-                    .map(Volume::getName).toList());
+                    .map(Volume::getName)
+                    .toList());
             pod.getVolumes().forEach(v -> volumes.add(v.getName()));
             for (Container c : pod.getContainers()) {
                 Container original = allContainers(base.getSpec().getTemplate().getSpec()).stream()
-                        .filter(o -> o.getName().equals(c.getName())).findFirst()
+                        .filter(o -> o.getName().equals(c.getName()))
+                        .findFirst()
                         .orElseThrow(() -> new AssertionError("patch names unknown container " + c.getName()));
                 // A strategic merge replaces capabilities.add: the patch must keep the base's.
-                assertThat(new TreeSet<>(c.getSecurityContext().getCapabilities().getAdd()))
-                        .containsAll(original.getSecurityContext().getCapabilities().getAdd())
+                assertThat(new TreeSet<>(
+                                c.getSecurityContext().getCapabilities().getAdd()))
+                        .containsAll(
+                                original.getSecurityContext().getCapabilities().getAdd())
                         .isEqualTo(IB_SRIOV_CAPABILITIES);
                 c.getVolumeMounts().forEach(m -> assertThat(volumes).contains(m.getName()));
             }
@@ -467,25 +587,33 @@ class ManifestsTest {
         String dockerfile = read(DAEMONSET.resolve("Dockerfile"));
         // Build-stage copies: `cp <build output> /out/<dir>/`; /out/ becomes /opt/omai/ in the runtime image.
         assertThat(dockerfile).contains("COPY --from=build /out/ /opt/omai/");
-        Matcher copies = Pattern.compile("cp (?:-r )?([\\w./*-]+) /out/([\\w/]*)").matcher(dockerfile);
+        Matcher copies =
+                Pattern.compile("cp (?:-r )?([\\w./*-]+) /out/([\\w/]*)").matcher(dockerfile);
         Map<String, String> imagePaths = new LinkedHashMap<>();
         while (copies.find()) {
             String source = copies.group(1);
             Path built = ROOT.resolve(source.replace("/*.jar", ""));
-            assertThat(built).as("the build produces %s (run through ./mvnw package)", source).exists();
+            assertThat(built)
+                    .as("the build produces %s (run through ./mvnw package)", source)
+                    .exists();
             if (source.endsWith("/*.jar")) {
                 try (Stream<Path> jars = Files.list(built)) {
-                    assertThat(jars.anyMatch(j -> j.toString().endsWith(".jar"))).as("jars in %s", built).isTrue();
+                    assertThat(jars.anyMatch(j -> j.toString().endsWith(".jar")))
+                            .as("jars in %s", built)
+                            .isTrue();
                 }
             }
-            imagePaths.put(source, "/opt/omai/" + copies.group(2) + Path.of(source).getFileName());
+            imagePaths.put(
+                    source, "/opt/omai/" + copies.group(2) + Path.of(source).getFileName());
         }
-        assertThat(imagePaths).containsKeys("agent/target/omai-agent.jar", "agent/target/lib/*.jar",
-                "native/build/lib/libomai-shim.so");
+        assertThat(imagePaths)
+                .containsKeys(
+                        "agent/target/omai-agent.jar", "agent/target/lib/*.jar", "native/build/lib/libomai-shim.so");
 
         // The launcher runs the jar where it was copied, with FFM allowed.
         String jar = imagePaths.get("agent/target/omai-agent.jar");
-        assertThat(dockerfile).contains("--enable-native-access=ALL-UNNAMED -jar " + jar)
+        assertThat(dockerfile)
+                .contains("--enable-native-access=ALL-UNNAMED -jar " + jar)
                 .contains("> /usr/local/bin/omai-agent");
         Container agent = agentContainer();
         assertThat(agent.getCommand()).containsExactly("/usr/local/bin/omai-agent");
@@ -497,18 +625,28 @@ class ManifestsTest {
         assertThat(JSON.readValue(entrypoint.group(1), String[].class)).containsExactlyElementsOf(argv);
 
         // The init container copies the shim from where the image has it.
-        Container init = daemonSet().getSpec().getTemplate().getSpec().getInitContainers().getFirst();
-        assertThat(String.join("\n", init.getCommand())).contains("cp " + imagePaths.get("native/build/lib/libomai-shim.so") + " ");
+        Container init = daemonSet()
+                .getSpec()
+                .getTemplate()
+                .getSpec()
+                .getInitContainers()
+                .getFirst();
+        assertThat(String.join("\n", init.getCommand()))
+                .contains("cp " + imagePaths.get("native/build/lib/libomai-shim.so") + " ");
     }
 
     @Test
     void theDockerBuildContextKeepsTheSourcesAndDropsHostBuildOutputs() {
-        List<String> ignored = read(ROOT.resolve(".dockerignore")).lines().map(String::strip)
-                .filter(l -> !l.isEmpty() && !l.startsWith("#")).toList();
-        assertThat(ignored).as("host-built jars and libraries must not reach the build")
+        List<String> ignored = read(ROOT.resolve(".dockerignore"))
+                .lines()
+                .map(String::strip)
+                .filter(l -> !l.isEmpty() && !l.startsWith("#"))
+                .toList();
+        assertThat(ignored)
+                .as("host-built jars and libraries must not reach the build")
                 .contains("**/target", "native/build");
-        for (String needed : List.of("pom.xml", "mvnw", ".mvn", "native", "agent", "ib-vf-manager", "test-harness",
-                "*", "**")) {
+        for (String needed :
+                List.of("pom.xml", "mvnw", ".mvn", "native", "agent", "ib-vf-manager", "test-harness", "*", "**")) {
             assertThat(ignored).as("the build needs %s", needed).doesNotContain(needed, needed + "/", "/" + needed);
         }
         // Every Maven module the reactor lists must be in the context, or -pl agent -am cannot even start.
@@ -524,12 +662,16 @@ class ManifestsTest {
 
     @Test
     void theGrafanaDashboardQueriesOnlyTheAgentsMetricsAndShowsEachOfThem() throws IOException {
-        JsonNode dashboard = JSON.readTree(DAEMONSET.resolve("grafana/omai-dashboard.json").toFile());
+        JsonNode dashboard =
+                JSON.readTree(DAEMONSET.resolve("grafana/omai-dashboard.json").toFile());
         assertThat(dashboard.path("schemaVersion").asInt()).isGreaterThanOrEqualTo(36);
         assertThat(dashboard.path("uid").asText()).isNotBlank();
 
         Map<String, JsonNode> variables = new LinkedHashMap<>();
-        dashboard.path("templating").path("list").forEach(v -> variables.put(v.path("name").asText(), v));
+        dashboard
+                .path("templating")
+                .path("list")
+                .forEach(v -> variables.put(v.path("name").asText(), v));
         assertThat(variables).containsKeys("DS_PROMETHEUS", "node", "namespace");
         assertThat(variables.get("DS_PROMETHEUS").path("type").asText()).isEqualTo("datasource");
         assertThat(variables.get("DS_PROMETHEUS").path("query").asText()).isEqualTo("prometheus");
@@ -538,7 +680,9 @@ class ManifestsTest {
         Set<String> used = new TreeSet<>();
         for (String name : List.of("node", "namespace")) {
             JsonNode v = variables.get(name);
-            String query = v.path("query").isObject() ? v.path("query").path("query").asText() : v.path("query").asText();
+            String query = v.path("query").isObject()
+                    ? v.path("query").path("query").asText()
+                    : v.path("query").asText();
             String metric = PromQlNames.labelValuesMetric(query);
             if (metric == null || !METRICS.contains(metric)) {
                 problems.add("variable " + name + ": query '" + query + "' does not read a known metric");
@@ -554,14 +698,18 @@ class ManifestsTest {
         Set<Integer> ids = new TreeSet<>();
         for (JsonNode panel : panels) {
             String title = panel.path("title").asText();
-            assertThat(ids.add(panel.path("id").asInt())).as("panel id of '%s' is unique", title).isTrue();
+            assertThat(ids.add(panel.path("id").asInt()))
+                    .as("panel id of '%s' is unique", title)
+                    .isTrue();
             JsonNode grid = panel.path("gridPos");
-            assertThat(grid.path("x").asInt() + grid.path("w").asInt()).as("'%s' fits 24 columns", title)
+            assertThat(grid.path("x").asInt() + grid.path("w").asInt())
+                    .as("'%s' fits 24 columns", title)
                     .isLessThanOrEqualTo(24);
             if (panel.path("type").asText().equals("row")) {
                 continue;
             }
-            assertThat(panel.path("datasource").path("uid").asText()).as("'%s' datasource", title)
+            assertThat(panel.path("datasource").path("uid").asText())
+                    .as("'%s' datasource", title)
                     .isEqualTo("${DS_PROMETHEUS}");
             assertThat(panel.path("targets")).as("'%s' has queries", title).isNotEmpty();
             for (JsonNode target : panel.path("targets")) {
@@ -587,18 +735,25 @@ class ManifestsTest {
     @Test
     void thePromQlNameExtractionSeesThroughFunctionsLabelsAndRanges() {
         assertThat(PromQlNames.metrics("histogram_quantile(0.99, sum by (le) (rate(omai_fit_duration_seconds_bucket"
-                + "{node=~\"$node\", le!=\"+Inf\"}[$__rate_interval])))")).containsExactly("omai_fit_duration_seconds_bucket");
-        assertThat(PromQlNames.metrics("count(up{job=\"x\"} == 0) or vector(0)")).containsExactly("up");
+                        + "{node=~\"$node\", le!=\"+Inf\"}[$__rate_interval])))"))
+                .containsExactly("omai_fit_duration_seconds_bucket");
+        assertThat(PromQlNames.metrics("count(up{job=\"x\"} == 0) or vector(0)"))
+                .containsExactly("up");
         assertThat(exportedMetric("omai_fit_duration_seconds_bucket")).isEqualTo("omai_fit_duration_seconds");
-        assertThat(exportedMetric("omai_gpu_healthy_bucket")).as("not a histogram").isNull();
+        assertThat(exportedMetric("omai_gpu_healthy_bucket"))
+                .as("not a histogram")
+                .isNull();
         assertThat(exportedMetric("up")).isNull();
     }
 
     @Test
     void operationsDocListsExactlyTheMetricsTheDashboardIsCheckedAgainst() {
         String doc = read(ROOT.resolve("docs/operations.md"));
-        Matcher section = Pattern.compile("(?ms)^## Metrics\\s*$(.*?)(?=^## |\\z)").matcher(doc);
-        assertThat(section.find()).as("docs/operations.md has a '## Metrics' section").isTrue();
+        Matcher section =
+                Pattern.compile("(?ms)^## Metrics\\s*$(.*?)(?=^## |\\z)").matcher(doc);
+        assertThat(section.find())
+                .as("docs/operations.md has a '## Metrics' section")
+                .isTrue();
         Set<String> listed = new TreeSet<>();
         Matcher names = Pattern.compile("\\bomai_[a-z0-9_]+").matcher(section.group(1));
         while (names.find()) {
@@ -610,28 +765,90 @@ class ManifestsTest {
     // ----------------------------------------------------------------------------------------------------------
     // Allow-lists for kinds without a fabric8 model.
 
-    private static final AllowList RELABEL = fields("sourceLabels", listOf(SCALAR), "separator", SCALAR,
-            "targetLabel", SCALAR, "regex", SCALAR, "modulus", SCALAR, "replacement", SCALAR, "action", SCALAR);
-    private static final AllowList LABEL_SELECTOR = fields("matchLabels", mapOf(SCALAR),
-            "matchExpressions", listOf(fields("key", SCALAR, "operator", SCALAR, "values", listOf(SCALAR))));
+    private static final AllowList RELABEL = fields(
+            "sourceLabels",
+            listOf(SCALAR),
+            "separator",
+            SCALAR,
+            "targetLabel",
+            SCALAR,
+            "regex",
+            SCALAR,
+            "modulus",
+            SCALAR,
+            "replacement",
+            SCALAR,
+            "action",
+            SCALAR);
+    private static final AllowList LABEL_SELECTOR = fields(
+            "matchLabels",
+            mapOf(SCALAR),
+            "matchExpressions",
+            listOf(fields("key", SCALAR, "operator", SCALAR, "values", listOf(SCALAR))));
     /** monitoring.coreos.com/v1 ServiceMonitor, the fields of its CRD this project may use (beyond metadata). */
-    static final AllowList SERVICE_MONITOR = fields("spec", fields(
-            "jobLabel", SCALAR,
-            "targetLabels", listOf(SCALAR),
-            "podTargetLabels", listOf(SCALAR),
-            "sampleLimit", SCALAR,
-            "selector", LABEL_SELECTOR,
-            "namespaceSelector", fields("any", SCALAR, "matchNames", listOf(SCALAR)),
-            "endpoints", listOf(fields(
-                    "port", SCALAR, "targetPort", SCALAR, "path", SCALAR, "scheme", SCALAR,
-                    "params", mapOf(listOf(SCALAR)), "interval", SCALAR, "scrapeTimeout", SCALAR,
-                    "honorLabels", SCALAR, "honorTimestamps", SCALAR, "followRedirects", SCALAR,
-                    "enableHttp2", SCALAR, "filterRunning", SCALAR,
-                    "relabelings", listOf(RELABEL), "metricRelabelings", listOf(RELABEL)))));
-    private static final AllowList PATCH = fields("path", SCALAR, "patch", SCALAR,
-            "target", fields("group", SCALAR, "version", SCALAR, "kind", SCALAR, "name", SCALAR,
-                    "namespace", SCALAR, "labelSelector", SCALAR, "annotationSelector", SCALAR),
-            "options", mapOf(SCALAR));
+    static final AllowList SERVICE_MONITOR = fields(
+            "spec",
+            fields(
+                    "jobLabel", SCALAR,
+                    "targetLabels", listOf(SCALAR),
+                    "podTargetLabels", listOf(SCALAR),
+                    "sampleLimit", SCALAR,
+                    "selector", LABEL_SELECTOR,
+                    "namespaceSelector", fields("any", SCALAR, "matchNames", listOf(SCALAR)),
+                    "endpoints",
+                            listOf(fields(
+                                    "port",
+                                    SCALAR,
+                                    "targetPort",
+                                    SCALAR,
+                                    "path",
+                                    SCALAR,
+                                    "scheme",
+                                    SCALAR,
+                                    "params",
+                                    mapOf(listOf(SCALAR)),
+                                    "interval",
+                                    SCALAR,
+                                    "scrapeTimeout",
+                                    SCALAR,
+                                    "honorLabels",
+                                    SCALAR,
+                                    "honorTimestamps",
+                                    SCALAR,
+                                    "followRedirects",
+                                    SCALAR,
+                                    "enableHttp2",
+                                    SCALAR,
+                                    "filterRunning",
+                                    SCALAR,
+                                    "relabelings",
+                                    listOf(RELABEL),
+                                    "metricRelabelings",
+                                    listOf(RELABEL)))));
+
+    private static final AllowList PATCH = fields(
+            "path",
+            SCALAR,
+            "patch",
+            SCALAR,
+            "target",
+            fields(
+                    "group",
+                    SCALAR,
+                    "version",
+                    SCALAR,
+                    "kind",
+                    SCALAR,
+                    "name",
+                    SCALAR,
+                    "namespace",
+                    SCALAR,
+                    "labelSelector",
+                    SCALAR,
+                    "annotationSelector",
+                    SCALAR),
+            "options",
+            mapOf(SCALAR));
     /** kustomize.config.k8s.io Kustomization (v1beta1) and Component (v1alpha1): the fields used here. */
     static final AllowList KUSTOMIZATION = fields(
             "namespace", SCALAR,
@@ -645,7 +862,7 @@ class ManifestsTest {
         return switch (r.getApiVersion() + " " + r.getKind()) {
             case "monitoring.coreos.com/v1 ServiceMonitor" -> SERVICE_MONITOR;
             case "kustomize.config.k8s.io/v1beta1 Kustomization", "kustomize.config.k8s.io/v1alpha1 Component" ->
-                    KUSTOMIZATION;
+                KUSTOMIZATION;
             default -> null;
         };
     }
@@ -659,19 +876,23 @@ class ManifestsTest {
                 return dir;
             }
         }
-        throw new IllegalStateException("no daemonset/kustomization.yaml above " + Path.of("").toAbsolutePath());
+        throw new IllegalStateException(
+                "no daemonset/kustomization.yaml above " + Path.of("").toAbsolutePath());
     }
 
     private static List<Manifest> loadAll() {
         try (Stream<Path> files = Files.walk(DAEMONSET)) {
             List<Manifest> manifests = new ArrayList<>();
-            for (Path file : files.filter(f -> f.toString().endsWith(".yaml") || f.toString().endsWith(".yml"))
-                    .sorted().toList()) {
+            for (Path file : files.filter(
+                            f -> f.toString().endsWith(".yaml") || f.toString().endsWith(".yml"))
+                    .sorted()
+                    .toList()) {
                 String name = DAEMONSET.relativize(file).toString();
                 String text = read(file);
                 // One object per file: kubectl would apply a second document, this test would not look at it.
                 long documents = YAML.readValues(YAML.createParser(text), JsonNode.class).readAll().stream()
-                        .filter(d -> d != null && !d.isNull() && !d.isMissingNode()).count();
+                        .filter(d -> d != null && !d.isNull() && !d.isMissingNode())
+                        .count();
                 if (documents != 1) {
                     throw new AssertionError(name + ": " + documents + " YAML documents; expected exactly one object");
                 }
@@ -679,7 +900,8 @@ class ManifestsTest {
                 try {
                     parsed = K8S.unmarshal(text);
                 } catch (RuntimeException e) {
-                    throw new AssertionError(name + ": does not deserialize into the Kubernetes model: " + e.getMessage(), e);
+                    throw new AssertionError(
+                            name + ": does not deserialize into the Kubernetes model: " + e.getMessage(), e);
                 }
                 if (!(parsed instanceof KubernetesResource resource)) {
                     throw new AssertionError(name + ": not a Kubernetes object: " + parsed);
@@ -693,31 +915,46 @@ class ManifestsTest {
     }
 
     private static boolean isKustomize(Manifest m) {
-        return m.object() instanceof GenericKubernetesResource g && g.getApiVersion().startsWith("kustomize.config.k8s.io/");
+        return m.object() instanceof GenericKubernetesResource g
+                && g.getApiVersion().startsWith("kustomize.config.k8s.io/");
     }
 
     /** The objects kubectl apply -k daemonset/ creates (without components). */
     private static List<Manifest> base() {
-        return MANIFESTS.stream().filter(m -> !m.name().contains("/") && !isKustomize(m)).toList();
+        return MANIFESTS.stream()
+                .filter(m -> !m.name().contains("/") && !isKustomize(m))
+                .toList();
     }
 
     private static <T extends KubernetesResource> T one(Class<T> type) {
-        List<T> found = base().stream().map(Manifest::object).filter(type::isInstance).map(type::cast).toList();
-        assertThat(found).as("exactly one %s in daemonset/", type.getSimpleName()).hasSize(1);
+        List<T> found = base().stream()
+                .map(Manifest::object)
+                .filter(type::isInstance)
+                .map(type::cast)
+                .toList();
+        assertThat(found)
+                .as("exactly one %s in daemonset/", type.getSimpleName())
+                .hasSize(1);
         return found.getFirst();
     }
 
     private static GenericKubernetesResource generic(String kind) {
-        List<GenericKubernetesResource> found = base().stream().map(Manifest::object)
-                .filter(o -> o instanceof GenericKubernetesResource g && g.getKind().equals(kind))
-                .map(GenericKubernetesResource.class::cast).toList();
+        List<GenericKubernetesResource> found = base().stream()
+                .map(Manifest::object)
+                .filter(o ->
+                        o instanceof GenericKubernetesResource g && g.getKind().equals(kind))
+                .map(GenericKubernetesResource.class::cast)
+                .toList();
         assertThat(found).as("exactly one %s in daemonset/", kind).hasSize(1);
         return found.getFirst();
     }
 
     private static GenericKubernetesResource kustomization(String name) {
-        return MANIFESTS.stream().filter(m -> m.name().equals(name)).map(m -> (GenericKubernetesResource) m.object())
-                .findFirst().orElseThrow(() -> new AssertionError("no " + name));
+        return MANIFESTS.stream()
+                .filter(m -> m.name().equals(name))
+                .map(m -> (GenericKubernetesResource) m.object())
+                .findFirst()
+                .orElseThrow(() -> new AssertionError("no " + name));
     }
 
     private static DaemonSet daemonSet() {
@@ -726,7 +963,8 @@ class ManifestsTest {
 
     private static Container agentContainer() {
         return daemonSet().getSpec().getTemplate().getSpec().getContainers().stream()
-                .filter(c -> c.getName().equals("omai-agent")).findFirst()
+                .filter(c -> c.getName().equals("omai-agent"))
+                .findFirst()
                 .orElseThrow(() -> new AssertionError("no omai-agent container"));
     }
 
@@ -738,12 +976,15 @@ class ManifestsTest {
 
     private static Volume volume(String name) {
         return daemonSet().getSpec().getTemplate().getSpec().getVolumes().stream()
-                .filter(v -> v.getName().equals(name)).findFirst()
+                .filter(v -> v.getName().equals(name))
+                .findFirst()
                 .orElseThrow(() -> new AssertionError("no volume " + name));
     }
 
     private static Optional<VolumeMount> mountAt(Container c, String path) {
-        return c.getVolumeMounts().stream().filter(m -> m.getMountPath().equals(path)).findFirst();
+        return c.getVolumeMounts().stream()
+                .filter(m -> m.getMountPath().equals(path))
+                .findFirst();
     }
 
     /** {@code hostDir} is a hostPath volume mounted at the very same path in {@code c}. */
@@ -754,7 +995,9 @@ class ManifestsTest {
         assertThat(v.getHostPath()).as("%s is a hostPath volume", v.getName()).isNotNull();
         assertThat(v.getHostPath().getPath()).as("host path of %s", v.getName()).isEqualTo(hostDir.toString());
         if (!readOnlyAllowed) {
-            assertThat(mount.getReadOnly()).as("%s writes %s", c.getName(), hostDir).isNotEqualTo(true);
+            assertThat(mount.getReadOnly())
+                    .as("%s writes %s", c.getName(), hostDir)
+                    .isNotEqualTo(true);
         }
     }
 

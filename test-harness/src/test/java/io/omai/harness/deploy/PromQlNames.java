@@ -14,13 +14,49 @@ import java.util.regex.Pattern;
 final class PromQlNames {
     private static final Set<String> FUNCTIONS_AND_KEYWORDS = Set.of(
             // aggregations
-            "sum", "min", "max", "avg", "count", "topk", "bottomk", "quantile", "stddev", "stdvar", "group",
+            "sum",
+            "min",
+            "max",
+            "avg",
+            "count",
+            "topk",
+            "bottomk",
+            "quantile",
+            "stddev",
+            "stdvar",
+            "group",
             // functions
-            "rate", "irate", "increase", "delta", "deriv", "histogram_quantile", "clamp_min", "clamp_max", "vector",
-            "scalar", "abs", "time", "avg_over_time", "max_over_time", "min_over_time", "changes", "resets",
-            "label_replace", "absent",
+            "rate",
+            "irate",
+            "increase",
+            "delta",
+            "deriv",
+            "histogram_quantile",
+            "clamp_min",
+            "clamp_max",
+            "vector",
+            "scalar",
+            "abs",
+            "time",
+            "avg_over_time",
+            "max_over_time",
+            "min_over_time",
+            "changes",
+            "resets",
+            "label_replace",
+            "absent",
             // operators and modifiers
-            "and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right");
+            "and",
+            "or",
+            "unless",
+            "bool",
+            "offset",
+            "by",
+            "without",
+            "on",
+            "ignoring",
+            "group_left",
+            "group_right");
 
     private static final Pattern STRING = Pattern.compile("\"(?:[^\"\\\\]|\\\\.)*\"|'(?:[^'\\\\]|\\\\.)*'|`[^`]*`");
     private static final Pattern MATCHERS = Pattern.compile("\\{[^}]*}");

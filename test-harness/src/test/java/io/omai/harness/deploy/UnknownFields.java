@@ -32,7 +32,10 @@ final class UnknownFields {
     }
 
     private void walk(Object value, String path) {
-        if (value == null || value instanceof CharSequence || value instanceof Number || value instanceof Boolean
+        if (value == null
+                || value instanceof CharSequence
+                || value instanceof Number
+                || value instanceof Boolean
                 || value instanceof Enum<?>) {
             return;
         }
@@ -59,7 +62,9 @@ final class UnknownFields {
                 if (field.getName().equals("additionalProperties") && fieldValue instanceof Map<?, ?> extra) {
                     if (!extra.isEmpty()) {
                         problems.add((path.isEmpty() ? "<root>" : path) + ": unknown field(s) "
-                                + new TreeSet<>(extra.keySet().stream().map(String::valueOf).toList()));
+                                + new TreeSet<>(extra.keySet().stream()
+                                        .map(String::valueOf)
+                                        .toList()));
                     }
                     continue;
                 }

@@ -58,14 +58,20 @@ class DevicePluginEndToEndTest {
         kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
         List<Device> devices = kubelet.awaitDevices(RESOURCE, list -> list.size() == 2000, Duration.ofSeconds(10));
         assertThat(devices).allMatch(d -> d.getHealth().equals("Healthy"));
-        assertThat(devices.stream().map(d -> d.getID().substring(0, d.getID().lastIndexOf("-m"))).distinct())
+        assertThat(devices.stream()
+                        .map(d -> d.getID().substring(0, d.getID().lastIndexOf("-m")))
+                        .distinct())
                 .containsExactly(SimNode.uuidOf(0), SimNode.uuidOf(1));
-        assertThat(kubelet.plugin(RESOURCE).options().getGetPreferredAllocationAvailable()).isTrue();
+        assertThat(kubelet.plugin(RESOURCE).options().getGetPreferredAllocationAvailable())
+                .isTrue();
 
         List<String> preferred = kubelet.plugin(RESOURCE)
                 .preferredAllocation(devices.stream().map(Device::getID).toList(), List.of(), 250);
         assertThat(preferred).hasSize(250);
-        assertThat(preferred.stream().map(id -> id.substring(0, id.lastIndexOf("-m"))).distinct()).hasSize(1);
+        assertThat(preferred.stream()
+                        .map(id -> id.substring(0, id.lastIndexOf("-m")))
+                        .distinct())
+                .hasSize(1);
 
         KubeletSimulator.Admission admission = kubelet.admit("team-a", "infer-0", "main", RESOURCE, 250);
         assertThat(admission.deviceIds()).containsExactlyInAnyOrderElementsOf(preferred);
@@ -87,20 +93,23 @@ class DevicePluginEndToEndTest {
         return admission;
     }
 
-    private SimNode.Run runContainer(KubeletSimulator.Admission admission, ContainerLauncher.Isolation isolation,
-                                     String... command) {
+    private SimNode.Run runContainer(
+            KubeletSimulator.Admission admission, ContainerLauncher.Isolation isolation, String... command) {
         ContainerLauncher launcher = new ContainerLauncher(dir.resolve("launcher"));
         Map<String, String> runtimeEnv = new java.util.HashMap<>(node.sim.env());
         runtimeEnv.put("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-        ContainerLauncher.Launch launch = launcher.prepare(admission.response(), isolation, runtimeEnv,
-                List.of(command));
-        assertThat(launch.skippedDevices()).as("simulated GPUs have no /dev nodes")
+        ContainerLauncher.Launch launch =
+                launcher.prepare(admission.response(), isolation, runtimeEnv, List.of(command));
+        assertThat(launch.skippedDevices())
+                .as("simulated GPUs have no /dev nodes")
                 .contains("/dev/nvidiactl");
         return Programs.run(launch.process(), Duration.ofSeconds(60));
     }
 
     private void assertHeldToItsQuota(SimNode.Run run) {
-        assertThat(run.first("meminfo").getLong("total")).as(run.stdout() + run.stderr()).isEqualTo(QUARTER);
+        assertThat(run.first("meminfo").getLong("total"))
+                .as(run.stdout() + run.stderr())
+                .isEqualTo(QUARTER);
         List<SimNode.Result> allocs = run.all("alloc");
         assertThat(allocs).hasSize(2);
         assertThat(allocs.get(0).status()).as("3 GiB fits the 4 GiB quota").isEqualTo("CUDA_SUCCESS");
@@ -116,28 +125,51 @@ class DevicePluginEndToEndTest {
 
         // No LD_PRELOAD: the shim arrives through the read-only /etc/ld.so.preload mount.
         assertThat(admission.response().getEnvsMap()).doesNotContainKey("LD_PRELOAD");
-        SimNode.Run run = runContainer(admission, ContainerLauncher.Isolation.MOUNT_NAMESPACE, workload,
-                "meminfo", "alloc", "alloc", Long.toString(3L << 30), "alloc", "alloc", Long.toString(2L << 30));
+        SimNode.Run run = runContainer(
+                admission,
+                ContainerLauncher.Isolation.MOUNT_NAMESPACE,
+                workload,
+                "meminfo",
+                "alloc",
+                "alloc",
+                Long.toString(3L << 30),
+                "alloc",
+                "alloc",
+                Long.toString(2L << 30));
         assertHeldToItsQuota(run);
 
-        SimNode.Run write = runContainer(admission, ContainerLauncher.Isolation.MOUNT_NAMESPACE, "/bin/sh", "-c",
+        SimNode.Run write = runContainer(
+                admission,
+                ContainerLauncher.Isolation.MOUNT_NAMESPACE,
+                "/bin/sh",
+                "-c",
                 "cat /etc/ld.so.preload; printf x >> /run/omai/control && echo wrote-control; "
                         + "[ -w /run/omai/usage ] && echo usage-writable; echo done");
-        assertThat(write.stdout()).contains("/usr/local/omai/lib/libomai-shim.so", "usage-writable", "done")
+        assertThat(write.stdout())
+                .contains("/usr/local/omai/lib/libomai-shim.so", "usage-writable", "done")
                 .doesNotContain("wrote-control");
         assertThat(write.stderr()).contains("Read-only file system");
         String allocationId = admission.response().getEnvsMap().get("OMAI_ALLOCATION_ID");
         try (AllocationFiles files = AllocationFiles.openReadOnly(node.allocationDir(allocationId))) {
-            assertThat(files.control().read().devices().getFirst().memoryLimitBytes()).isEqualTo(QUARTER);
+            assertThat(files.control().read().devices().getFirst().memoryLimitBytes())
+                    .isEqualTo(QUARTER);
         }
     }
 
     @Test
     void withHostPathsTheWorkloadUnderTheShimSeesItsQuotaAndIsRefusedBeyondIt() throws Exception {
         KubeletSimulator.Admission admission = admitQuarterShare();
-        SimNode.Run run = runContainer(admission, ContainerLauncher.Isolation.HOST_PATHS,
+        SimNode.Run run = runContainer(
+                admission,
+                ContainerLauncher.Isolation.HOST_PATHS,
                 node.sim.program("omai-workload").toString(),
-                "meminfo", "alloc", "alloc", Long.toString(3L << 30), "alloc", "alloc", Long.toString(2L << 30));
+                "meminfo",
+                "alloc",
+                "alloc",
+                Long.toString(3L << 30),
+                "alloc",
+                "alloc",
+                Long.toString(2L << 30));
         assertHeldToItsQuota(run);
     }
 
@@ -147,11 +179,14 @@ class DevicePluginEndToEndTest {
         PluginEndpoint plugin = node.kubelet.plugin(RESOURCE);
         // The checkpoint is written just after Allocate answers, on the ledger's writer thread.
         String allocationId = admission.response().getEnvsOrThrow("OMAI_ALLOCATION_ID");
-        org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(10)).until(() ->
-                Files.exists(node.stateDir.resolve("ledger.json"))
-                        && Files.readString(node.stateDir.resolve("ledger.json")).contains(allocationId)
+        org.awaitility.Awaitility.await()
+                .atMost(Duration.ofSeconds(10))
+                .until(() -> Files.exists(node.stateDir.resolve("ledger.json"))
+                        && Files.readString(node.stateDir.resolve("ledger.json"))
+                                .contains(allocationId)
                         // and reconciliation (every 300 ms) has named the owner, so the file stays as it is
-                        && !Files.readString(node.stateDir.resolve("ledger.json")).contains("\"owner\" : \"\""));
+                        && !Files.readString(node.stateDir.resolve("ledger.json"))
+                                .contains("\"owner\" : \"\""));
         byte[] ledgerBefore = Files.readAllBytes(node.stateDir.resolve("ledger.json"));
         String gpu0 = SimNode.uuidOf(0);
         List<String> spanning = new ArrayList<>();
@@ -167,7 +202,9 @@ class DevicePluginEndToEndTest {
                 spanning);
         for (List<String> ids : bogus) {
             assertThatThrownBy(() -> plugin.allocate(AllocateRequest.newBuilder()
-                    .addContainerRequests(ContainerAllocateRequest.newBuilder().addAllDevicesIds(ids)).build()))
+                            .addContainerRequests(
+                                    ContainerAllocateRequest.newBuilder().addAllDevicesIds(ids))
+                            .build()))
                     .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
                         assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT);
                         assertThat(e.getStatus().getDescription()).isNotBlank();
@@ -186,11 +223,18 @@ class DevicePluginEndToEndTest {
         node.kubelet.awaitDevices(RESOURCE, list -> list.size() == 2000, Duration.ofSeconds(10));
         SimNode.Run inject = node.sim.run(Duration.ofSeconds(10), "omai-sim-ctl", "inject-xid", "1", "79");
         assertThat(inject.exitCode()).as(inject.stderr()).isZero();
-        List<Device> unhealthy = node.kubelet.awaitDevices(RESOURCE,
-                list -> list.stream().anyMatch(d -> d.getHealth().equals("Unhealthy")), Duration.ofSeconds(15));
-        assertThat(unhealthy).filteredOn(d -> d.getHealth().equals("Unhealthy"))
-                .hasSize(1000).allMatch(d -> d.getID().startsWith(SimNode.uuidOf(1)));
-        node.kubelet.awaitDevices(RESOURCE, list -> list.size() == 2000
-                && list.stream().allMatch(d -> d.getHealth().equals("Healthy")), Duration.ofSeconds(15));
+        List<Device> unhealthy = node.kubelet.awaitDevices(
+                RESOURCE,
+                list -> list.stream().anyMatch(d -> d.getHealth().equals("Unhealthy")),
+                Duration.ofSeconds(15));
+        assertThat(unhealthy)
+                .filteredOn(d -> d.getHealth().equals("Unhealthy"))
+                .hasSize(1000)
+                .allMatch(d -> d.getID().startsWith(SimNode.uuidOf(1)));
+        node.kubelet.awaitDevices(
+                RESOURCE,
+                list -> list.size() == 2000
+                        && list.stream().allMatch(d -> d.getHealth().equals("Healthy")),
+                Duration.ofSeconds(15));
     }
 }

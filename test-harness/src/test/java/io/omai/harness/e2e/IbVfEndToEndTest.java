@@ -9,7 +9,6 @@ import io.grpc.StatusRuntimeException;
 import io.omai.agent.deviceplugin.v1beta1.ContainerAllocateResponse;
 import io.omai.agent.deviceplugin.v1beta1.Device;
 import io.omai.agent.deviceplugin.v1beta1.DeviceSpec;
-import io.omai.simulator.kubelet.KubeletSimulator;
 import io.omai.ibvf.IbVfManager;
 import io.omai.ibvf.IbVfManagerConfig;
 import io.omai.ibvf.alloc.VfAllocation;
@@ -23,6 +22,7 @@ import io.omai.ibvf.model.PortState;
 import io.omai.ibvf.testing.FakeKernel;
 import io.omai.ibvf.testing.FakePf;
 import io.omai.ibvf.testing.FakeSysfs;
+import io.omai.simulator.kubelet.KubeletSimulator;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -63,13 +63,22 @@ class IbVfEndToEndTest {
         roce = tree.connectX6Eth(1, 8);
         kernel = new FakeKernel(tree);
         Files.createDirectories(node.stateDir);
-        IbVfManager provisioning = new IbVfManager(new IbVfManagerConfig("sim-node", GuidRange.parse(GUID_RANGE),
-                VfLinkState.AUTO, new ReadinessPolicy(3, Duration.ZERO)), kernel, kernel,
-                new FileGuidStore(node.stateDir.resolve("ib-vf-guids")), new NodeRebindLock(dir.resolve("rebind.lock")),
-                duration -> { });
+        IbVfManager provisioning = new IbVfManager(
+                new IbVfManagerConfig(
+                        "sim-node",
+                        GuidRange.parse(GUID_RANGE),
+                        VfLinkState.AUTO,
+                        new ReadinessPolicy(3, Duration.ZERO)),
+                kernel,
+                kernel,
+                new FileGuidStore(node.stateDir.resolve("ib-vf-guids")),
+                new NodeRebindLock(dir.resolve("rebind.lock")),
+                duration -> {});
         provisioning.reconcile(ib.address(), 2);
         provisioning.reconcile(roce.address(), 4);
-        Files.writeString(node.config, """
+        Files.writeString(
+                node.config,
+                """
                 ib:
                   enabled: true
                   sysfsRoot: %s
@@ -77,8 +86,8 @@ class IbVfEndToEndTest {
                   desiredVfs: {"%s": 2, "%s": 4}
                   pollInterval: 200ms
                   rebindLock: %s
-                """.formatted(dir.resolve("sys"), GUID_RANGE, ib.address(), roce.address(),
-                dir.resolve("rebind.lock")), StandardOpenOption.APPEND);
+                """.formatted(dir.resolve("sys"), GUID_RANGE, ib.address(), roce.address(), dir.resolve("rebind.lock")),
+                StandardOpenOption.APPEND);
         node.startAgent();
         node.kubelet.awaitRegistration(VF_RESOURCE, Duration.ofSeconds(30));
     }
@@ -95,12 +104,19 @@ class IbVfEndToEndTest {
     @Test
     void registersListsVfsWithTopologyPrefersTheGpusNumaNodeAndAllocatesTheirDeviceNodes() {
         KubeletSimulator kubelet = node.kubelet;
-        List<Device> devices = kubelet.awaitDevices(VF_RESOURCE, list -> list.size() == 6
-                && list.stream().allMatch(d -> d.getHealth().equals("Healthy")), Duration.ofSeconds(30));
-        assertThat(devices).filteredOn(d -> vfs(ib, 2).contains(d.getID()))
-                .hasSize(2).allMatch(d -> d.getTopology().getNodes(0).getID() == 0);
-        assertThat(devices).filteredOn(d -> vfs(roce, 4).contains(d.getID()))
-                .hasSize(4).allMatch(d -> d.getTopology().getNodes(0).getID() == 1);
+        List<Device> devices = kubelet.awaitDevices(
+                VF_RESOURCE,
+                list -> list.size() == 6
+                        && list.stream().allMatch(d -> d.getHealth().equals("Healthy")),
+                Duration.ofSeconds(30));
+        assertThat(devices)
+                .filteredOn(d -> vfs(ib, 2).contains(d.getID()))
+                .hasSize(2)
+                .allMatch(d -> d.getTopology().getNodes(0).getID() == 0);
+        assertThat(devices)
+                .filteredOn(d -> vfs(roce, 4).contains(d.getID()))
+                .hasSize(4)
+                .allMatch(d -> d.getTopology().getNodes(0).getID() == 1);
 
         // A pod with VFs only: no GPU to be near, so the HCA with the most free VFs (the RoCE NIC).
         KubeletSimulator.Admission vfOnly = kubelet.admit("team-a", "rdma-0", "main", VF_RESOURCE, 1);
@@ -114,11 +130,15 @@ class IbVfEndToEndTest {
 
         VfAllocation expected = new VfDeviceNodeResolver(kernel).resolve(io.omai.ibvf.model.PciAddress.of(vf));
         ContainerAllocateResponse response = paired.response();
-        assertThat(response.getDevicesList()).extracting(DeviceSpec::getHostPath)
-                .containsExactlyElementsOf(expected.deviceNodes().stream().map(n -> n.hostPath()).toList());
-        assertThat(response.getDevicesList()).allMatch(spec -> spec.getPermissions().equals("rw")
-                && spec.getContainerPath().equals(spec.getHostPath()));
-        assertThat(response.getEnvsMap()).containsEntry(VfAllocation.ENV_PCI_ADDRESS, vf)
+        assertThat(response.getDevicesList())
+                .extracting(DeviceSpec::getHostPath)
+                .containsExactlyElementsOf(
+                        expected.deviceNodes().stream().map(n -> n.hostPath()).toList());
+        assertThat(response.getDevicesList())
+                .allMatch(spec -> spec.getPermissions().equals("rw")
+                        && spec.getContainerPath().equals(spec.getHostPath()));
+        assertThat(response.getEnvsMap())
+                .containsEntry(VfAllocation.ENV_PCI_ADDRESS, vf)
                 .containsEntry(VfAllocation.ENV_RDMA_DEVICE, expected.rdmaDevice())
                 .containsEntry(VfAllocation.ENV_NODE_GUID, expected.env().get(VfAllocation.ENV_NODE_GUID))
                 .containsKey(VfAllocation.ENV_PORT_GUID);
@@ -129,8 +149,10 @@ class IbVfEndToEndTest {
         node.kubelet.awaitDevices(VF_RESOURCE, list -> list.size() == 6, Duration.ofSeconds(30));
         String vf0 = ib.vfAddress(0).value();
         String vf1 = ib.vfAddress(1).value();
-        String uverbsOf0 = node.kubelet.plugin(VF_RESOURCE).allocate(List.of(vf0)).getEnvsOrThrow(VfAllocation.ENV_UVERBS);
-        String uverbsOf1 = new VfDeviceNodeResolver(kernel).resolve(ib.vfAddress(1)).env().get(VfAllocation.ENV_UVERBS);
+        String uverbsOf0 =
+                node.kubelet.plugin(VF_RESOURCE).allocate(List.of(vf0)).getEnvsOrThrow(VfAllocation.ENV_UVERBS);
+        String uverbsOf1 =
+                new VfDeviceNodeResolver(kernel).resolve(ib.vfAddress(1)).env().get(VfAllocation.ENV_UVERBS);
         assertThat(uverbsOf0).isNotEqualTo(uverbsOf1);
 
         // unbound both, bound in the other order: the kernel's lowest-free numbering swaps their uverbs nodes
@@ -140,35 +162,54 @@ class IbVfEndToEndTest {
         kernel.write("bus/pci/drivers/mlx5_core/bind", vf0);
 
         // A poll may have caught the VFs unbound (Unhealthy, refused) until the next one: retry until it answers.
-        ContainerAllocateResponse after = Awaitility.await().atMost(Duration.ofSeconds(30))
-                .pollInterval(Duration.ofMillis(100)).ignoreExceptionsInstanceOf(StatusRuntimeException.class)
+        ContainerAllocateResponse after = Awaitility.await()
+                .atMost(Duration.ofSeconds(30))
+                .pollInterval(Duration.ofMillis(100))
+                .ignoreExceptionsInstanceOf(StatusRuntimeException.class)
                 .until(() -> node.kubelet.plugin(VF_RESOURCE).allocate(List.of(vf0)), response -> true);
         assertThat(after.getEnvsOrThrow(VfAllocation.ENV_UVERBS)).isEqualTo(uverbsOf1);
-        assertThat(after.getDevicesList()).extracting(DeviceSpec::getHostPath)
-                .contains("/dev/infiniband/" + uverbsOf1).doesNotContain("/dev/infiniband/" + uverbsOf0);
+        assertThat(after.getDevicesList())
+                .extracting(DeviceSpec::getHostPath)
+                .contains("/dev/infiniband/" + uverbsOf1)
+                .doesNotContain("/dev/infiniband/" + uverbsOf0);
     }
 
     @Test
     void aPfPortGoingDownIsPushedAsUnhealthyRefusedAtAllocateAndRecovers() {
-        node.kubelet.awaitDevices(VF_RESOURCE, list -> list.size() == 6
-                && list.stream().allMatch(d -> d.getHealth().equals("Healthy")), Duration.ofSeconds(30));
+        node.kubelet.awaitDevices(
+                VF_RESOURCE,
+                list -> list.size() == 6
+                        && list.stream().allMatch(d -> d.getHealth().equals("Healthy")),
+                Duration.ofSeconds(30));
 
         kernel.setPfPortState(ib, PortState.DOWN);
-        List<Device> down = node.kubelet.awaitDevices(VF_RESOURCE, list -> list.stream()
-                .filter(d -> vfs(ib, 2).contains(d.getID())).allMatch(d -> d.getHealth().equals("Unhealthy")),
+        List<Device> down = node.kubelet.awaitDevices(
+                VF_RESOURCE,
+                list -> list.stream()
+                        .filter(d -> vfs(ib, 2).contains(d.getID()))
+                        .allMatch(d -> d.getHealth().equals("Unhealthy")),
                 Duration.ofSeconds(30));
-        assertThat(down).filteredOn(d -> vfs(roce, 4).contains(d.getID()))
+        assertThat(down)
+                .filteredOn(d -> vfs(roce, 4).contains(d.getID()))
                 .allMatch(d -> d.getHealth().equals("Healthy"));
-        assertThatThrownBy(() -> node.kubelet.plugin(VF_RESOURCE).allocate(List.of(ib.vfAddress(0).value())))
+        assertThatThrownBy(() -> node.kubelet
+                        .plugin(VF_RESOURCE)
+                        .allocate(List.of(ib.vfAddress(0).value())))
                 .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
                     assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
                     assertThat(e.getStatus().getDescription()).contains("PF_PORT_NOT_ACTIVE");
                 });
 
         kernel.setPfPortState(ib, PortState.ACTIVE);
-        node.kubelet.awaitDevices(VF_RESOURCE, list -> list.size() == 6
-                && list.stream().allMatch(d -> d.getHealth().equals("Healthy")), Duration.ofSeconds(30));
-        assertThat(node.kubelet.plugin(VF_RESOURCE).allocate(List.of(ib.vfAddress(0).value()))
-                .getEnvsOrThrow(VfAllocation.ENV_PCI_ADDRESS)).isEqualTo(ib.vfAddress(0).value());
+        node.kubelet.awaitDevices(
+                VF_RESOURCE,
+                list -> list.size() == 6
+                        && list.stream().allMatch(d -> d.getHealth().equals("Healthy")),
+                Duration.ofSeconds(30));
+        assertThat(node.kubelet
+                        .plugin(VF_RESOURCE)
+                        .allocate(List.of(ib.vfAddress(0).value()))
+                        .getEnvsOrThrow(VfAllocation.ENV_PCI_ADDRESS))
+                .isEqualTo(ib.vfAddress(0).value());
     }
 }

@@ -1,5 +1,8 @@
 package io.omai.harness.e2e;
 
+import static io.omai.harness.e2e.SimulatedGpuNode.RESOURCE;
+import static org.assertj.core.api.Assertions.assertThat;
+
 import io.omai.simulator.kubelet.Registration;
 import io.omai.simulator.launcher.AgentJvm;
 import java.nio.file.Path;
@@ -9,8 +12,6 @@ import java.util.List;
 import java.util.LongSummaryStatistics;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import static io.omai.harness.e2e.SimulatedGpuNode.RESOURCE;
-import static org.assertj.core.api.Assertions.assertThat;
 
 /** kubelet restarts wipe the plugin's socket and recreate kubelet.sock; the agent must come back every time. */
 class KubeletRestartTest {
@@ -30,9 +31,12 @@ class KubeletRestartTest {
                 node.kubelet.awaitDevices(RESOURCE, list -> list.size() == 2000, Duration.ofSeconds(5));
                 millis.add(registration.nanosSinceKubeletStart() / 1_000_000);
             }
-            LongSummaryStatistics stats = millis.stream().mapToLong(Long::longValue).summaryStatistics();
-            System.out.printf("kubelet restart -> re-registered (ms from new kubelet.sock to Register): %s; "
-                    + "min %d, mean %.1f, max %d%n", millis, stats.getMin(), stats.getAverage(), stats.getMax());
+            LongSummaryStatistics stats =
+                    millis.stream().mapToLong(Long::longValue).summaryStatistics();
+            System.out.printf(
+                    "kubelet restart -> re-registered (ms from new kubelet.sock to Register): %s; "
+                            + "min %d, mean %.1f, max %d%n",
+                    millis, stats.getMin(), stats.getAverage(), stats.getMax());
             // The target is < 1 s; the bound is generous so a loaded CI machine does not flake.
             assertThat(millis).allMatch(ms -> ms < 5_000);
             assertThat(agent.alive()).isTrue();

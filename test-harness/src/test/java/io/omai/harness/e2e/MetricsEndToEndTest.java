@@ -45,8 +45,10 @@ class MetricsEndToEndTest {
 
             assertThat(get(port, "/healthz").statusCode()).isEqualTo(200);
             // readiness says "starting" until the agent has marked its start, a moment after it logged it
-            HttpResponse<String> notReady = await().atMost(PATIENCE).until(() -> get(port, "/readyz"),
-                    response -> !response.body().startsWith("starting"));
+            HttpResponse<String> notReady = await().atMost(PATIENCE)
+                    .until(
+                            () -> get(port, "/readyz"),
+                            response -> !response.body().startsWith("starting"));
             assertThat(notReady.statusCode()).as("no kubelet yet").isEqualTo(503);
             assertThat(notReady.body()).startsWith("kubelet: not registered with kubelet yet");
 
@@ -57,37 +59,49 @@ class MetricsEndToEndTest {
 
             node.kubelet.admit("team-a", "train-0", "main", RESOURCE, 250);
             String[] train = {"namespace=\"team-a\"", "pod=\"train-0\"", "container=\"main\""};
-            String named = await().atMost(PATIENCE).until(() -> scrape(port),
-                    text -> value(text, "omai_allocation_memory_limit_bytes", train).isPresent());
-            assertThat(value(named, "omai_allocation_memory_limit_bytes", train)).hasValue(GPU_MEMORY / 4);
-            assertThat(value(named, "omai_allocation_compute_quota_ratio", train)).hasValue(0.25);
+            String named = await().atMost(PATIENCE)
+                    .until(
+                            () -> scrape(port),
+                            text -> value(text, "omai_allocation_memory_limit_bytes", train)
+                                    .isPresent());
+            assertThat(value(named, "omai_allocation_memory_limit_bytes", train))
+                    .hasValue(GPU_MEMORY / 4);
+            assertThat(value(named, "omai_allocation_compute_quota_ratio", train))
+                    .hasValue(0.25);
             assertThat(value(named, "omai_allocate_duration_seconds_count")).hasValue(1);
-            assertThat(value(named, "omai_preferred_allocation_duration_seconds_count")).hasValue(1);
+            assertThat(value(named, "omai_preferred_allocation_duration_seconds_count"))
+                    .hasValue(1);
             assertThat(value(named, "omai_kubelet_registrations_total")).hasValue(1);
             assertThat(value(named, "omai_kubelet_restarts_total")).hasValue(0);
             assertThat(sum(named, "omai_gpu_milli_allocated")).isEqualTo(250);
             assertThat(sum(named, "omai_gpu_memory_total_bytes")).isEqualTo(2 * GPU_MEMORY);
             assertThat(sum(named, "omai_gpu_healthy")).isEqualTo(2);
             assertThat(value(named, "omai_gpu_utilization_ratio", "gpu=\"0\"").orElseThrow())
-                    .as("the simulated NVML answers utilisation").isBetween(0.0, 1.0);
+                    .as("the simulated NVML answers utilisation")
+                    .isBetween(0.0, 1.0);
 
             node.kubelet.restart();
             node.kubelet.awaitRegistration(RESOURCE, PATIENCE);
-            String restarted = await().atMost(PATIENCE).until(() -> scrape(port),
-                    text -> value(text, "omai_kubelet_restarts_total").orElse(0) == 1);
+            String restarted = await().atMost(PATIENCE)
+                    .until(
+                            () -> scrape(port),
+                            text -> value(text, "omai_kubelet_restarts_total").orElse(0) == 1);
             assertThat(value(restarted, "omai_kubelet_registrations_total")).hasValue(2);
             await().atMost(PATIENCE).until(() -> get(port, "/readyz").statusCode() == 200);
 
             node.kubelet.podResources().removePod("team-a", "train-0");
-            String released = await().atMost(PATIENCE).until(() -> scrape(port),
-                    text -> !text.contains("pod=\"train-0\""));
+            String released =
+                    await().atMost(PATIENCE).until(() -> scrape(port), text -> !text.contains("pod=\"train-0\""));
             assertThat(sum(released, "omai_gpu_milli_allocated")).isZero();
             assertThat(agent.alive()).isTrue();
         }
     }
 
     private HttpResponse<String> get(int port, String path) throws Exception {
-        return http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path)).GET().build(),
+        return http.send(
+                HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+                        .GET()
+                        .build(),
                 HttpResponse.BodyHandlers.ofString());
     }
 
@@ -100,14 +114,19 @@ class MetricsEndToEndTest {
     /** The value of the one sample of {@code name} whose label list contains every {@code label="value"} given. */
     private static OptionalDouble value(String scrape, String name, String... labels) {
         List<String> lines = samples(scrape, name, labels);
-        assertThat(lines).as("samples of %s with %s", name, Arrays.toString(labels)).hasSizeLessThan(2);
-        return lines.isEmpty() ? OptionalDouble.empty()
-                : OptionalDouble.of(Double.parseDouble(lines.getFirst().substring(lines.getFirst().lastIndexOf(' ') + 1)));
+        assertThat(lines)
+                .as("samples of %s with %s", name, Arrays.toString(labels))
+                .hasSizeLessThan(2);
+        return lines.isEmpty()
+                ? OptionalDouble.empty()
+                : OptionalDouble.of(Double.parseDouble(
+                        lines.getFirst().substring(lines.getFirst().lastIndexOf(' ') + 1)));
     }
 
     private static double sum(String scrape, String name) {
         return samples(scrape, name).stream()
-                .mapToDouble(line -> Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1))).sum();
+                .mapToDouble(line -> Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1)))
+                .sum();
     }
 
     private static List<String> samples(String scrape, String name, String... labels) {

@@ -37,7 +37,9 @@ class SchedulerApiEndToEndTest {
         node = new SimulatedGpuNode(dir, 2);
         node.startAgent();
         int port = ConfigLoader.load(node.config).schedulerApi().port();
-        channel = ManagedChannelBuilder.forAddress("127.0.0.1", port).usePlaintext().build();
+        channel = ManagedChannelBuilder.forAddress("127.0.0.1", port)
+                .usePlaintext()
+                .build();
     }
 
     @AfterEach
@@ -48,25 +50,33 @@ class SchedulerApiEndToEndTest {
 
     @Test
     void schedulersSeeAndWatchWhatKubeletAllocated() {
-        NodeAgentGrpc.NodeAgentBlockingStub api = NodeAgentGrpc.newBlockingStub(channel)
-                .withDeadlineAfter(30, TimeUnit.SECONDS);
+        NodeAgentGrpc.NodeAgentBlockingStub api =
+                NodeAgentGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS);
         node.kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
         node.kubelet.awaitDevices(RESOURCE, list -> list.size() == 2000, Duration.ofSeconds(10));
         NodeState before = api.getNodeState(GetNodeStateRequest.getDefaultInstance());
         assertThat(before.getNodeName()).isEqualTo("sim-node");
-        assertThat(before.getGpusList()).hasSize(2)
+        assertThat(before.getGpusList())
+                .hasSize(2)
                 .allSatisfy(g -> assertThat(g.getMilliAllocated()).isZero());
 
-        Iterator<NodeState> watch = NodeAgentGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS)
-                .watchNodeState(WatchNodeStateRequest.newBuilder().setAfterGeneration(before.getGeneration())
-                        .setIncarnation(before.getIncarnation()).build());
+        Iterator<NodeState> watch = NodeAgentGrpc.newBlockingStub(channel)
+                .withDeadlineAfter(30, TimeUnit.SECONDS)
+                .watchNodeState(WatchNodeStateRequest.newBuilder()
+                        .setAfterGeneration(before.getGeneration())
+                        .setIncarnation(before.getIncarnation())
+                        .build());
         node.kubelet.admit("team-a", "trainer-0", "main", RESOURCE, 250);
         NodeState changed = watch.next();
         assertThat(changed.getGeneration()).isGreaterThan(before.getGeneration());
-        assertThat(changed.getGpusList()).extracting(GpuState::getMilliAllocated).containsExactlyInAnyOrder(250, 0);
+        assertThat(changed.getGpusList())
+                .extracting(GpuState::getMilliAllocated)
+                .containsExactlyInAnyOrder(250, 0);
 
         // Once kubelet's PodResources names the container, the tenant (its namespace) is published.
-        await().atMost(Duration.ofSeconds(15)).untilAsserted(() -> assertThat(
-                api.getNodeState(GetNodeStateRequest.getDefaultInstance()).getTenantsList()).containsExactly("team-a"));
+        await().atMost(Duration.ofSeconds(15))
+                .untilAsserted(() -> assertThat(api.getNodeState(GetNodeStateRequest.getDefaultInstance())
+                                .getTenantsList())
+                        .containsExactly("team-a"));
     }
 }

@@ -36,9 +36,12 @@ final class SimulatedGpuNode implements AutoCloseable {
         this.node = SimulatedAgentNode.create(root, gpus, GPU_MEMORY);
         this.sim = node.sim();
         this.stateDir = node.paths().state();
-        this.config = node.yaml("sim-node").set("nvml.recoveryDebounce", "1s")
+        this.config = node.yaml("sim-node")
+                .set("nvml.recoveryDebounce", "1s")
                 .quickKubelet(Duration.ofMillis(300), Duration.ofSeconds(2))
-                .set("tenancy.auditInterval", "300ms").metrics(freePort()).schedulerApi(freePort())
+                .set("tenancy.auditInterval", "300ms")
+                .metrics(freePort())
+                .schedulerApi(freePort())
                 .writeTo(root.resolve("agent.yaml"));
         if (startKubelet) {
             startKubelet();

@@ -44,7 +44,8 @@ class TenancyEndToEndTest {
     }
 
     private static boolean allOf(List<Device> devices, String gpuUuid, String health) {
-        return devices.stream().filter(d -> d.getID().startsWith(gpuUuid + "-m"))
+        return devices.stream()
+                .filter(d -> d.getID().startsWith(gpuUuid + "-m"))
                 .allMatch(d -> d.getHealth().equals(health));
     }
 
@@ -55,8 +56,10 @@ class TenancyEndToEndTest {
         node.kubelet.podResources().putAllocatable(NVIDIA, List.of(gpu1));
 
         // one reconcile interval is 300 ms; the bound only keeps a slow CI machine from failing the test
-        node.kubelet.awaitDevices(RESOURCE, devices -> allOf(devices, gpu1, "Unhealthy")
-                && allOf(devices, gpu0, "Healthy"), Duration.ofSeconds(10));
+        node.kubelet.awaitDevices(
+                RESOURCE,
+                devices -> allOf(devices, gpu1, "Unhealthy") && allOf(devices, gpu0, "Healthy"),
+                Duration.ofSeconds(10));
         agent.awaitLog("event=gpu_withdrawn gpu=" + gpu1, Duration.ofSeconds(5));
 
         // kubelet offers only gpu0 now, and the agent hands out a whole GPU from it
@@ -74,12 +77,13 @@ class TenancyEndToEndTest {
         String gpu = share.response().getEnvsMap().get("CUDA_VISIBLE_DEVICES");
 
         // no shim: neither LD_PRELOAD nor the allocation's files, straight onto the simulated driver
-        SimNode.Started rogue = node.sim.start(Map.of("CUDA_VISIBLE_DEVICES", gpu), "omai-workload",
-                "alloc", "alloc", "64MiB", "sleep", "60");
+        SimNode.Started rogue = node.sim.start(
+                Map.of("CUDA_VISIBLE_DEVICES", gpu), "omai-workload", "alloc", "alloc", "64MiB", "sleep", "60");
         try {
-            assertThat(rogue.awaitResult("alloc", Duration.ofSeconds(20)).status()).isEqualTo("CUDA_SUCCESS");
-            agent.awaitLog("event=audit_violation reason=no_shim gpu=" + gpu + " pid=" + rogue.pid(),
-                    Duration.ofSeconds(20));
+            assertThat(rogue.awaitResult("alloc", Duration.ofSeconds(20)).status())
+                    .isEqualTo("CUDA_SUCCESS");
+            agent.awaitLog(
+                    "event=audit_violation reason=no_shim gpu=" + gpu + " pid=" + rogue.pid(), Duration.ofSeconds(20));
         } finally {
             rogue.kill();
         }

@@ -32,7 +32,8 @@ class ConcurrencyAndReclaimTest {
             assertThat(summary.getLong("min_chunks")).isEqualTo(64);
             assertThat(summary.getLong("max_chunks")).isEqualTo(64);
             assertThat(run.exitCode()).isZero();
-            assertThat(f.usage().devices().get(0).bytesPeak()).as("the total never went above the limit")
+            assertThat(f.usage().devices().get(0).bytesPeak())
+                    .as("the total never went above the limit")
                     .isEqualTo(LIMIT);
             assertThat(f.reserved(0)).isZero();
             assertThat(f.usage().slots()).isEmpty();
@@ -49,7 +50,9 @@ class ConcurrencyAndReclaimTest {
             assertThat(summary.get("status")).as(run.stdout() + run.stderr()).isEqualTo("OK");
             assertThat(summary.getLong("max_chunks")).isEqualTo(64);
             assertThat(f.usage().devices().get(0).bytesPeak()).isEqualTo(LIMIT);
-            assertThat(f.reserved(0)).as("every free from every thread gave its bytes back once").isZero();
+            assertThat(f.reserved(0))
+                    .as("every free from every thread gave its bytes back once")
+                    .isZero();
         }
     }
 
@@ -57,21 +60,27 @@ class ConcurrencyAndReclaimTest {
     void aKilledProcessesMemoryIsReclaimedByTheAgent() {
         try (ShimFixture f = ShimFixture.create(tmp, 1, LIMIT);
                 DeadProcessReaper reaper = new DeadProcessReaper(new LinuxProcessTable(), () -> List.of(f.files))) {
-            SimNode.Started holder = f.start("omai-workload", "alloc", "alloc", Long.toString(48 * MiB),
-                    "sleep", "120");
-            assertThat(holder.awaitResult("alloc", Duration.ofSeconds(30)).status()).isEqualTo("CUDA_SUCCESS");
+            SimNode.Started holder =
+                    f.start("omai-workload", "alloc", "alloc", Long.toString(48 * MiB), "sleep", "120");
+            assertThat(holder.awaitResult("alloc", Duration.ofSeconds(30)).status())
+                    .isEqualTo("CUDA_SUCCESS");
             assertThat(f.reserved(0)).isEqualTo(48 * MiB);
-            assertThat(reaper.reapOnce().slotsReclaimed()).as("alive: nothing to reclaim").isZero();
+            assertThat(reaper.reapOnce().slotsReclaimed())
+                    .as("alive: nothing to reclaim")
+                    .isZero();
 
             holder.kill();
             reaper.start(DeadProcessReaper.DEFAULT_PERIOD);
 
-            await().atMost(Duration.ofSeconds(2)).pollInterval(Duration.ofMillis(50))
+            await().atMost(Duration.ofSeconds(2))
+                    .pollInterval(Duration.ofMillis(50))
                     .untilAsserted(() -> assertThat(f.reserved(0)).isZero());
             assertThat(f.usage().slots()).isEmpty();
             assertThat(f.usage().reclaimedBytes()).isEqualTo(48 * MiB);
             SimNode.Run after = f.run("omai-workload", "alloc", "alloc", Long.toString(LIMIT));
-            assertThat(after.first("alloc").status()).as("the whole quota is usable again").isEqualTo("CUDA_SUCCESS");
+            assertThat(after.first("alloc").status())
+                    .as("the whole quota is usable again")
+                    .isEqualTo("CUDA_SUCCESS");
         }
     }
 
@@ -89,7 +98,9 @@ class ConcurrencyAndReclaimTest {
                 busy.kill();
                 reaper.reapOnce();
                 assertThat(f.usage().slots()).as("kill %d", i).isEmpty();
-                assertThat(f.reserved(0)).as("kill %d: nothing over-counted once no process is left", i).isZero();
+                assertThat(f.reserved(0))
+                        .as("kill %d: nothing over-counted once no process is left", i)
+                        .isZero();
             }
         }
     }
@@ -104,7 +115,9 @@ class ConcurrencyAndReclaimTest {
             assertThat(f.usage().devices().get(0).bytesPeak())
                     .as("the new image took over the old slot with its 8 MiB still counted (over, never under)")
                     .isGreaterThan(8 * MiB);
-            assertThat(f.usage().slots()).as("one slot, released at exit, none leaked").isEmpty();
+            assertThat(f.usage().slots())
+                    .as("one slot, released at exit, none leaked")
+                    .isEmpty();
             assertThat(f.reserved(0)).isZero();
         }
     }
@@ -113,8 +126,15 @@ class ConcurrencyAndReclaimTest {
     void aForkedChildClaimsItsOwnSlotAndIsReapedOnItsOwn() {
         try (ShimFixture f = ShimFixture.create(tmp, 1, LIMIT);
                 DeadProcessReaper reaper = new DeadProcessReaper(new LinuxProcessTable(), () -> List.of(f.files))) {
-            SimNode.Started parent = f.start("omai-workload", "alloc", "alloc", Long.toString(16 * MiB),
-                    "fork-alloc", Long.toString(8 * MiB), "sleep", "120");
+            SimNode.Started parent = f.start(
+                    "omai-workload",
+                    "alloc",
+                    "alloc",
+                    Long.toString(16 * MiB),
+                    "fork-alloc",
+                    Long.toString(8 * MiB),
+                    "sleep",
+                    "120");
             SimNode.Result fork = parent.awaitResult("fork-alloc", Duration.ofSeconds(30));
             assertThat(fork.status()).isEqualTo("CUDA_SUCCESS");
 

@@ -36,17 +36,27 @@ class MemoryQuotaRoutesTest {
     void exactlyTheLimitFitsOneUnitMoreIsRefusedBeforeTheDriver(String route) {
         try (ShimFixture f = ShimFixture.create(tmp, 1, LIMIT)) {
             long unit = unit(route);
-            SimNode.Run run = f.run("omai-workload",
+            SimNode.Run run = f.run(
+                    "omai-workload",
                     "counters",
-                    "alloc", route, Long.toString(LIMIT),       // exactly the limit
+                    "alloc",
+                    route,
+                    Long.toString(LIMIT), // exactly the limit
                     "counters",
-                    "alloc", route, Long.toString(unit),        // one unit more than the limit, in total
+                    "alloc",
+                    route,
+                    Long.toString(unit), // one unit more than the limit, in total
                     "counters",
-                    "meminfo", "totalmem",
+                    "meminfo",
+                    "totalmem",
                     "free",
-                    "alloc", route, Long.toString(LIMIT + unit), // one unit more than the limit, at once
+                    "alloc",
+                    route,
+                    Long.toString(LIMIT + unit), // one unit more than the limit, at once
                     "counters",
-                    "alloc", route, Long.toString(LIMIT),        // the free gave everything back
+                    "alloc",
+                    route,
+                    Long.toString(LIMIT), // the free gave everything back
                     "free",
                     "meminfo");
 
@@ -56,27 +66,40 @@ class MemoryQuotaRoutesTest {
             assertThat(allocs).as(run.stdout() + run.stderr()).hasSize(4);
             assertThat(allocs.get(0).status()).as("exactly the limit").isEqualTo("CUDA_SUCCESS");
             assertThat(allocs.get(1).status()).as("limit + " + unit).isEqualTo("CUDA_ERROR_OUT_OF_MEMORY");
-            assertThat(allocs.get(2).status()).as("limit + " + unit + " at once").isEqualTo("CUDA_ERROR_OUT_OF_MEMORY");
-            assertThat(allocs.get(3).status()).as("the limit again after the free").isEqualTo("CUDA_SUCCESS");
+            assertThat(allocs.get(2).status())
+                    .as("limit + " + unit + " at once")
+                    .isEqualTo("CUDA_ERROR_OUT_OF_MEMORY");
+            assertThat(allocs.get(3).status())
+                    .as("the limit again after the free")
+                    .isEqualTo("CUDA_SUCCESS");
 
             long before = counters.get(0).getLong("alloc_calls");
-            assertThat(counters.get(1).getLong("alloc_calls")).as("the allowed allocation reached the driver")
+            assertThat(counters.get(1).getLong("alloc_calls"))
+                    .as("the allowed allocation reached the driver")
                     .isEqualTo(before + 1);
-            assertThat(counters.get(2).getLong("alloc_calls")).as("the refused one did not")
+            assertThat(counters.get(2).getLong("alloc_calls"))
+                    .as("the refused one did not")
                     .isEqualTo(before + 1);
-            assertThat(counters.get(3).getLong("alloc_calls")).as("nor the one too big at once")
+            assertThat(counters.get(3).getLong("alloc_calls"))
+                    .as("nor the one too big at once")
                     .isEqualTo(before + 1);
 
             assertThat(meminfo.get(0).getLong("total")).isEqualTo(LIMIT);
-            assertThat(meminfo.get(0).getLong("free")).as("all of the quota in use").isZero();
+            assertThat(meminfo.get(0).getLong("free"))
+                    .as("all of the quota in use")
+                    .isZero();
             assertThat(run.first("totalmem").getLong("total")).isEqualTo(LIMIT);
             assertThat(meminfo.get(1).getLong("free")).as("everything freed").isEqualTo(LIMIT);
 
             assertThat(run.exitCode()).as("only the two refusals failed").isEqualTo(1);
             assertThat(f.reserved(0)).as("the process ended with nothing held").isZero();
-            assertThat(f.usage().devices().get(0).bytesPeak()).as("never above the limit").isEqualTo(LIMIT);
+            assertThat(f.usage().devices().get(0).bytesPeak())
+                    .as("never above the limit")
+                    .isEqualTo(LIMIT);
             assertThat(f.usage().devices().get(0).deniedAllocs()).isEqualTo(2);
-            assertThat(f.usage().slots()).as("the exiting process gave its slot back").isEmpty();
+            assertThat(f.usage().slots())
+                    .as("the exiting process gave its slot back")
+                    .isEmpty();
         }
     }
 
@@ -96,10 +119,20 @@ class MemoryQuotaRoutesTest {
     void devicesAreMatchedByUuidNotOrdinal() {
         // GPU 0: 16 MiB, GPU 1: 32 MiB; each device's limit applies to that device only.
         try (ShimFixture f = ShimFixture.create(tmp, 2, 16 * MiB, 32 * MiB)) {
-            SimNode.Run on1 = f.run("omai-workload", "--device", "1",
-                    "alloc", "alloc", Long.toString(32 * MiB), "alloc", "alloc", "1", "meminfo");
+            SimNode.Run on1 = f.run(
+                    "omai-workload",
+                    "--device",
+                    "1",
+                    "alloc",
+                    "alloc",
+                    Long.toString(32 * MiB),
+                    "alloc",
+                    "alloc",
+                    "1",
+                    "meminfo");
 
-            assertThat(on1.all("alloc")).extracting(SimNode.Result::status)
+            assertThat(on1.all("alloc"))
+                    .extracting(SimNode.Result::status)
                     .containsExactly("CUDA_SUCCESS", "CUDA_ERROR_OUT_OF_MEMORY");
             assertThat(on1.first("meminfo").getLong("total")).isEqualTo(32 * MiB);
         }
@@ -112,21 +145,27 @@ class MemoryQuotaRoutesTest {
             SimNode.Run over = f.run("omai-shim-bench", "pool-on", "1", Long.toString(32 * MiB));
             SimNode.Run fits = f.run("omai-shim-bench", "pool-on", "1", Long.toString(16 * MiB));
 
-            assertThat(over.first("pool-alloc").status()).as(over.stdout() + over.stderr())
+            assertThat(over.first("pool-alloc").status())
+                    .as(over.stdout() + over.stderr())
                     .isEqualTo("2"); // CUDA_ERROR_OUT_OF_MEMORY: GPU 1's quota, although GPU 0 has room
             assertThat(fits.first("pool-alloc").status()).isEqualTo("0");
             assertThat(f.usage().devices().get(1).bytesPeak()).isEqualTo(16 * MiB);
-            assertThat(f.usage().devices().get(0).bytesPeak()).as("nothing charged to the stream's device").isZero();
+            assertThat(f.usage().devices().get(0).bytesPeak())
+                    .as("nothing charged to the stream's device")
+                    .isZero();
         }
     }
 
     @Test
     void unlimitedDevicesAreCountedButNotCapped() {
         try (ShimFixture f = ShimFixture.create(tmp, 1, -1L)) {
-            SimNode.Run run = f.run("omai-workload", "alloc", "alloc", Long.toString(1L << 30), "meminfo", "sleep", "0");
+            SimNode.Run run =
+                    f.run("omai-workload", "alloc", "alloc", Long.toString(1L << 30), "meminfo", "sleep", "0");
 
             assertThat(run.first("alloc").status()).isEqualTo("CUDA_SUCCESS");
-            assertThat(run.first("meminfo").getLong("total")).as("the card's own total").isEqualTo(ShimFixture.GPU_MEMORY);
+            assertThat(run.first("meminfo").getLong("total"))
+                    .as("the card's own total")
+                    .isEqualTo(ShimFixture.GPU_MEMORY);
             assertThat(f.usage().devices().get(0).bytesPeak()).isEqualTo(1L << 30);
         }
     }

@@ -45,7 +45,8 @@ final class ShimFixture implements AutoCloseable {
         }
         Path dir = tmp.resolve("alloc");
         try {
-            AllocationFiles files = AllocationFiles.create(dir, new AllocationSpec("test/pod/c", devices, false, 100_000));
+            AllocationFiles files =
+                    AllocationFiles.create(dir, new AllocationSpec("test/pod/c", devices, false, 100_000));
             return new ShimFixture(node, files, dir);
         } catch (IOException e) {
             throw new UncheckedIOException(e);

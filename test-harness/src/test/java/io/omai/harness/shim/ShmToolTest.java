@@ -49,7 +49,9 @@ class ShmToolTest {
         try (AllocationFiles files = AllocationFiles.openReadOnly(dir)) {
             ControlSnapshot c = files.control().read();
             assertThat(c.devices().get(0).memoryLimitBytes()).isEqualTo(1L << 30);
-            assertThat(c.epoch()).as("one seqlocked update: odd while writing, even after").isEqualTo(2);
+            assertThat(c.epoch())
+                    .as("one seqlocked update: odd while writing, even after")
+                    .isEqualTo(2);
         }
         SimNode.Run shown = tool(node, "show", dir.toString());
         assertThat(shown.stdout()).contains("uuid=GPU-aaaa limit=1073741824").contains("uuid=GPU-bbbb limit=unlimited");

@@ -22,7 +22,8 @@ public final class FfmNvmlLibrary implements NvmlLibrary {
     private static final FunctionDescriptor INT_VOID = FunctionDescriptor.of(JAVA_INT);
     private static final FunctionDescriptor INT_PTR = FunctionDescriptor.of(JAVA_INT, ADDRESS);
     private static final FunctionDescriptor INT_PTR_PTR = FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS);
-    private static final FunctionDescriptor INT_PTR_PTR_INT = FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT);
+    private static final FunctionDescriptor INT_PTR_PTR_INT =
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT);
 
     private static final MethodHandle nvmlInit_v2$mh = link("nvmlInit_v2", INT_VOID);
     private static final MethodHandle nvmlShutdown$mh = link("nvmlShutdown", INT_VOID);
@@ -36,13 +37,18 @@ public final class FfmNvmlLibrary implements NvmlLibrary {
     private static final MethodHandle nvmlDeviceGetIndex$mh = link("nvmlDeviceGetIndex", INT_PTR_PTR);
     private static final MethodHandle nvmlDeviceGetMinorNumber$mh = link("nvmlDeviceGetMinorNumber", INT_PTR_PTR);
     private static final MethodHandle nvmlDeviceGetMemoryInfo$mh = link("nvmlDeviceGetMemoryInfo", INT_PTR_PTR);
-    private static final MethodHandle nvmlDeviceGetNumaNodeId$mh =
-            NvmlDowncalls.optional(LOOKUP, "nvmlDeviceGetNumaNodeId", INT_PTR_PTR).orElse(null);
-    private static final MethodHandle nvmlDeviceGetProcessUtilization$mh = NvmlDowncalls.optional(LOOKUP,
-            "nvmlDeviceGetProcessUtilization", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG))
+    private static final MethodHandle nvmlDeviceGetNumaNodeId$mh = NvmlDowncalls.optional(
+                    LOOKUP, "nvmlDeviceGetNumaNodeId", INT_PTR_PTR)
             .orElse(null);
-    private static final MethodHandle nvmlDeviceGetComputeRunningProcesses_v3$mh = NvmlDowncalls.optional(LOOKUP,
-            "nvmlDeviceGetComputeRunningProcesses_v3", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS))
+    private static final MethodHandle nvmlDeviceGetProcessUtilization$mh = NvmlDowncalls.optional(
+                    LOOKUP,
+                    "nvmlDeviceGetProcessUtilization",
+                    FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG))
+            .orElse(null);
+    private static final MethodHandle nvmlDeviceGetComputeRunningProcesses_v3$mh = NvmlDowncalls.optional(
+                    LOOKUP,
+                    "nvmlDeviceGetComputeRunningProcesses_v3",
+                    FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS))
             .orElse(null);
     private static final MethodHandle nvmlEventSetCreate$mh = link("nvmlEventSetCreate", INT_PTR);
     private static final MethodHandle nvmlDeviceRegisterEvents$mh =
@@ -96,7 +102,9 @@ public final class FfmNvmlLibrary implements NvmlLibrary {
     public String nvmlErrorString(int result) {
         try {
             MemorySegment text = (MemorySegment) nvmlErrorString$mh.invokeExact(result);
-            return text.equals(MemorySegment.NULL) ? "nvmlReturn_t " + result : text.reinterpret(256).getString(0);
+            return text.equals(MemorySegment.NULL)
+                    ? "nvmlReturn_t " + result
+                    : text.reinterpret(256).getString(0);
         } catch (Throwable t) {
             throw new AssertionError("nvmlErrorString", t);
         }
@@ -178,22 +186,25 @@ public final class FfmNvmlLibrary implements NvmlLibrary {
     }
 
     @Override
-    public int nvmlDeviceGetProcessUtilization(MemorySegment device, MemorySegment utilization,
-            MemorySegment processSamplesCount, long lastSeenTimeStamp) {
+    public int nvmlDeviceGetProcessUtilization(
+            MemorySegment device,
+            MemorySegment utilization,
+            MemorySegment processSamplesCount,
+            long lastSeenTimeStamp) {
         if (nvmlDeviceGetProcessUtilization$mh == null) {
             return NVML_ERROR_FUNCTION_NOT_FOUND;
         }
         try {
-            return (int) nvmlDeviceGetProcessUtilization$mh.invokeExact(device, utilization, processSamplesCount,
-                    lastSeenTimeStamp);
+            return (int) nvmlDeviceGetProcessUtilization$mh.invokeExact(
+                    device, utilization, processSamplesCount, lastSeenTimeStamp);
         } catch (Throwable t) {
             throw new AssertionError("nvmlDeviceGetProcessUtilization", t);
         }
     }
 
     @Override
-    public int nvmlDeviceGetComputeRunningProcesses_v3(MemorySegment device, MemorySegment infoCount,
-            MemorySegment infos) {
+    public int nvmlDeviceGetComputeRunningProcesses_v3(
+            MemorySegment device, MemorySegment infoCount, MemorySegment infos) {
         if (nvmlDeviceGetComputeRunningProcesses_v3$mh == null) {
             return NVML_ERROR_FUNCTION_NOT_FOUND;
         }

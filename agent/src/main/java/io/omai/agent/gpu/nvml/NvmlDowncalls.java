@@ -57,8 +57,10 @@ public final class NvmlDowncalls {
             throw new LinkageError("NVML library " + library + " could not be loaded (" + e.getMessage()
                     + "); expected the NVIDIA driver's libnvidia-ml.so.1 or nvml.library pointing at it");
         } catch (IllegalCallerException e) {
-            throw new LinkageError("native access is disabled; start the JVM with --enable-native-access=ALL-UNNAMED "
-                    + "(the agent jar's manifest sets Enable-Native-Access)", e);
+            throw new LinkageError(
+                    "native access is disabled; start the JVM with --enable-native-access=ALL-UNNAMED "
+                            + "(the agent jar's manifest sets Enable-Native-Access)",
+                    e);
         }
     }
 
@@ -69,8 +71,8 @@ public final class NvmlDowncalls {
      */
     @SuppressWarnings("restricted")
     public static MethodHandle required(SymbolLookup lookup, String library, String name, FunctionDescriptor fd) {
-        MemorySegment symbol = lookup.find(name).orElseThrow(() ->
-                new LinkageError("Native function " + name + " could not be found in " + library));
+        MemorySegment symbol = lookup.find(name)
+                .orElseThrow(() -> new LinkageError("Native function " + name + " could not be found in " + library));
         return LINKER.downcallHandle(symbol, fd);
     }
 

@@ -15,12 +15,17 @@ public final class NvmlLayouts {
     /** {@code nvmlMemory_t}: total, free, used (bytes). 24 bytes. */
     public static final StructLayout NVML_MEMORY = MemoryLayout.structLayout(
             JAVA_LONG.withName("total"), JAVA_LONG.withName("free"), JAVA_LONG.withName("used"));
+
     public static final VarHandle total$vh = NVML_MEMORY.varHandle(MemoryLayout.PathElement.groupElement("total"));
 
     /** {@code nvmlEventData_t}: device, eventType, eventData, gpuInstanceId, computeInstanceId. 32 bytes. */
     public static final StructLayout NVML_EVENT_DATA = MemoryLayout.structLayout(
-            ADDRESS.withName("device"), JAVA_LONG.withName("eventType"), JAVA_LONG.withName("eventData"),
-            JAVA_INT.withName("gpuInstanceId"), JAVA_INT.withName("computeInstanceId"));
+            ADDRESS.withName("device"),
+            JAVA_LONG.withName("eventType"),
+            JAVA_LONG.withName("eventData"),
+            JAVA_INT.withName("gpuInstanceId"),
+            JAVA_INT.withName("computeInstanceId"));
+
     public static final VarHandle device$vh =
             NVML_EVENT_DATA.varHandle(MemoryLayout.PathElement.groupElement("device"));
     public static final VarHandle eventType$vh =
@@ -33,8 +38,12 @@ public final class NvmlLayouts {
      * not available), gpuInstanceId, computeInstanceId. 24 bytes.
      */
     public static final StructLayout NVML_PROCESS_INFO = MemoryLayout.structLayout(
-            JAVA_INT.withName("pid"), MemoryLayout.paddingLayout(4), JAVA_LONG.withName("usedGpuMemory"),
-            JAVA_INT.withName("gpuInstanceId"), JAVA_INT.withName("computeInstanceId"));
+            JAVA_INT.withName("pid"),
+            MemoryLayout.paddingLayout(4),
+            JAVA_LONG.withName("usedGpuMemory"),
+            JAVA_INT.withName("gpuInstanceId"),
+            JAVA_INT.withName("computeInstanceId"));
+
     public static final long PROCESS_INFO_PID_OFFSET =
             NVML_PROCESS_INFO.byteOffset(MemoryLayout.PathElement.groupElement("pid"));
     public static final long PROCESS_INFO_USED_MEMORY_OFFSET =
@@ -45,9 +54,14 @@ public final class NvmlLayouts {
      * (percent). 32 bytes.
      */
     public static final StructLayout NVML_PROCESS_UTILIZATION_SAMPLE = MemoryLayout.structLayout(
-            JAVA_INT.withName("pid"), MemoryLayout.paddingLayout(4), JAVA_LONG.withName("timeStamp"),
-            JAVA_INT.withName("smUtil"), JAVA_INT.withName("memUtil"), JAVA_INT.withName("encUtil"),
+            JAVA_INT.withName("pid"),
+            MemoryLayout.paddingLayout(4),
+            JAVA_LONG.withName("timeStamp"),
+            JAVA_INT.withName("smUtil"),
+            JAVA_INT.withName("memUtil"),
+            JAVA_INT.withName("encUtil"),
             JAVA_INT.withName("decUtil"));
+
     public static final long SAMPLE_PID_OFFSET =
             NVML_PROCESS_UTILIZATION_SAMPLE.byteOffset(MemoryLayout.PathElement.groupElement("pid"));
     public static final long SAMPLE_TIMESTAMP_OFFSET =

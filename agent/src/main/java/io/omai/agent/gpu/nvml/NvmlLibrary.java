@@ -69,8 +69,11 @@ public interface NvmlLibrary {
      * as {@link NvmlLayouts#NVML_PROCESS_UTILIZATION_SAMPLE}. Used by the compute controller; a library (or fake)
      * without it answers {@link #NVML_ERROR_FUNCTION_NOT_FOUND}.
      */
-    default int nvmlDeviceGetProcessUtilization(MemorySegment device, MemorySegment utilization,
-            MemorySegment processSamplesCount, long lastSeenTimeStamp) {
+    default int nvmlDeviceGetProcessUtilization(
+            MemorySegment device,
+            MemorySegment utilization,
+            MemorySegment processSamplesCount,
+            long lastSeenTimeStamp) {
         return NVML_ERROR_FUNCTION_NOT_FOUND;
     }
 
@@ -80,8 +83,8 @@ public interface NvmlLibrary {
      * {@link #NVML_ERROR_INSUFFICIENT_SIZE} with the count needed when {@code infos} is too small. Used by the
      * audit; a library (or fake) without it answers {@link #NVML_ERROR_FUNCTION_NOT_FOUND}.
      */
-    default int nvmlDeviceGetComputeRunningProcesses_v3(MemorySegment device, MemorySegment infoCount,
-            MemorySegment infos) {
+    default int nvmlDeviceGetComputeRunningProcesses_v3(
+            MemorySegment device, MemorySegment infoCount, MemorySegment infos) {
         return NVML_ERROR_FUNCTION_NOT_FOUND;
     }
 

@@ -12,9 +12,19 @@ package io.omai.agent.quota.audit;
  * @param detail what was seen, in words, for findings that are not about one process's memory (a tampered usage
  *     file, a container's total, compute time); "" when {@link #describe()} says it all
  */
-public record AuditFinding(Reason reason, String gpuUuid, int hostPid, String command, long usedBytes,
-                           long limitBytes, String namespace, String pod, String podUid, String allocationId,
-                           boolean killed, String detail) {
+public record AuditFinding(
+        Reason reason,
+        String gpuUuid,
+        int hostPid,
+        String command,
+        long usedBytes,
+        long limitBytes,
+        String namespace,
+        String pod,
+        String podUid,
+        String allocationId,
+        boolean killed,
+        String detail) {
     /** What was wrong. */
     public enum Reason {
         /** The process uses the GPU but holds no slot in any allocation's usage file: the shim is not loaded. */
@@ -36,19 +46,23 @@ public record AuditFinding(Reason reason, String gpuUuid, int hostPid, String co
         String who = namespace.isEmpty() ? "a process of no allocation" : "pod " + namespace + "/" + pod;
         String what = switch (reason) {
             case NO_SHIM -> "runs on shared GPU " + gpuUuid + " without the OMAI shim";
-            case MEMORY_OVER_QUOTA -> "holds " + usedBytes + " bytes on GPU " + gpuUuid + ", above its quota of "
-                    + limitBytes + " bytes (allocation " + allocationId + ")";
-            case CONTAINER_MEMORY_OVER_QUOTA -> "together hold " + usedBytes + " bytes on GPU " + gpuUuid
-                    + ", above the container's quota of " + limitBytes + " bytes (allocation " + allocationId + ")";
-            case COMPUTE_OVER_QUOTA -> "took more GPU time on GPU " + gpuUuid + " than its compute grant (allocation "
-                    + allocationId + ")";
-            case USAGE_TAMPERED -> "has an inconsistent usage file for GPU " + gpuUuid + " (allocation "
-                    + allocationId + ")";
-            case SLOTS_EXHAUSTED -> "has taken every process slot of its usage file (allocation " + allocationId
-                    + "); its shim refuses new processes";
+            case MEMORY_OVER_QUOTA ->
+                "holds " + usedBytes + " bytes on GPU " + gpuUuid + ", above its quota of " + limitBytes
+                        + " bytes (allocation " + allocationId + ")";
+            case CONTAINER_MEMORY_OVER_QUOTA ->
+                "together hold " + usedBytes + " bytes on GPU " + gpuUuid + ", above the container's quota of "
+                        + limitBytes + " bytes (allocation " + allocationId + ")";
+            case COMPUTE_OVER_QUOTA ->
+                "took more GPU time on GPU " + gpuUuid + " than its compute grant (allocation " + allocationId + ")";
+            case USAGE_TAMPERED ->
+                "has an inconsistent usage file for GPU " + gpuUuid + " (allocation " + allocationId + ")";
+            case SLOTS_EXHAUSTED ->
+                "has taken every process slot of its usage file (allocation " + allocationId
+                        + "); its shim refuses new processes";
         };
-        String subject = hostPid > 0 ? "process " + hostPid + (command.isEmpty() ? "" : " (" + command + ")")
-                + " of " + who : who.substring(0, 1).toUpperCase(java.util.Locale.ROOT) + who.substring(1);
+        String subject = hostPid > 0
+                ? "process " + hostPid + (command.isEmpty() ? "" : " (" + command + ")") + " of " + who
+                : who.substring(0, 1).toUpperCase(java.util.Locale.ROOT) + who.substring(1);
         return subject + " " + what + (detail.isEmpty() ? "" : ": " + detail) + (killed ? "; killed (SIGKILL)" : "");
     }
 }

@@ -4,10 +4,10 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.nio.file.attribute.BasicFileAttributes;
 
 /**
  * What ties a host process to its container, as the kernel (not the container) says: which file its root shows at
@@ -31,7 +31,8 @@ public interface ProcessIdentity {
     /** The identity a process whose root shows {@code usageFile} at {@value #CONTAINER_USAGE_FILE} has. */
     static Optional<String> ofUsageFile(Path usageFile) {
         try {
-            Object key = Files.readAttributes(usageFile, BasicFileAttributes.class).fileKey();
+            Object key =
+                    Files.readAttributes(usageFile, BasicFileAttributes.class).fileKey();
             return key == null ? Optional.empty() : Optional.of("usage:" + key);
         } catch (IOException | RuntimeException e) {
             return Optional.empty();
@@ -46,9 +47,12 @@ public interface ProcessIdentity {
         return pid -> {
             List<String> identities = new ArrayList<>(3);
             Path dir = proc.resolve(Integer.toString(pid));
-            ofUsageFile(dir.resolve("root").resolve(CONTAINER_USAGE_FILE.substring(1))).ifPresent(identities::add);
+            ofUsageFile(dir.resolve("root").resolve(CONTAINER_USAGE_FILE.substring(1)))
+                    .ifPresent(identities::add);
             try {
-                identities.add("cgroup:" + Files.readString(dir.resolve("cgroup"), StandardCharsets.UTF_8).strip());
+                identities.add("cgroup:"
+                        + Files.readString(dir.resolve("cgroup"), StandardCharsets.UTF_8)
+                                .strip());
             } catch (IOException | RuntimeException e) {
                 // gone, or not readable: no identity from there
             }

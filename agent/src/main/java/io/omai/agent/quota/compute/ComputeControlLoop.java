@@ -32,30 +32,34 @@ public final class ComputeControlLoop implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(ComputeControlLoop.class);
     /** The shim's rule for "agent gone" (docs/shim.md): heartbeat older than max(2 s, 20 periods). */
     static final long STALE_MIN_NS = 2_000_000_000L;
+
     static final long STALE_PERIODS = 20;
 
     private final long periodNs;
     private final Supplier<Map<String, List<ComputeTarget>>> targetsByGpu;
     private final ProcessGpuTime gpuTime;
+
     @GuardedBy("this")
     private final Map<String, ComputeController> controllers = new HashMap<>();
+
     @GuardedBy("this")
     private final Map<String, String> lastGpuTimeError = new HashMap<>();
     /** System.nanoTime of each GPU's previous step: the controller grants for the time that really passed. */
     @GuardedBy("this")
     private final Map<String, Long> lastStepAt = new HashMap<>();
+
     private final IsolatedFailures failures = new IsolatedFailures("compute-control");
     private final LoopSlot loop = new LoopSlot();
     private volatile long lastTickNanos;
     private volatile long ticks;
-    private volatile LongConsumer tickDurationListener = nanos -> { };
+    private volatile LongConsumer tickDurationListener = nanos -> {};
 
     /**
      * @param targetsByGpu the containers on each GPU now (GPU UUID → targets); asked every tick
      * @param gpuTime per-process busy time from NVML
      */
-    public ComputeControlLoop(long periodNs, Supplier<Map<String, List<ComputeTarget>>> targetsByGpu,
-            ProcessGpuTime gpuTime) {
+    public ComputeControlLoop(
+            long periodNs, Supplier<Map<String, List<ComputeTarget>>> targetsByGpu, ProcessGpuTime gpuTime) {
         this.periodNs = periodNs;
         this.targetsByGpu = targetsByGpu;
         this.gpuTime = gpuTime;
@@ -69,8 +73,8 @@ public final class ComputeControlLoop implements AutoCloseable {
      */
     public synchronized SupervisedLoop start() {
         Duration period = Duration.ofNanos(periodNs);
-        return loop.startIfIdle(() -> SupervisedLoop.start("compute-control", period, period, Duration.ofSeconds(10),
-                () -> step(true)));
+        return loop.startIfIdle(() ->
+                SupervisedLoop.start("compute-control", period, period, Duration.ofSeconds(10), () -> step(true)));
     }
 
     /**
@@ -117,7 +121,9 @@ public final class ComputeControlLoop implements AutoCloseable {
             lastGpuTimeError.remove(uuid);
         } catch (ProcessGpuTime.GpuTimeUnavailableException e) {
             if (!e.getMessage().equals(lastGpuTimeError.put(uuid, e.getMessage()))) {
-                log.warn("gpu={} per-process utilisation unavailable ({}); trusting the shims' charges", uuid,
+                log.warn(
+                        "gpu={} per-process utilisation unavailable ({}); trusting the shims' charges",
+                        uuid,
                         e.getMessage());
             }
         }
@@ -153,7 +159,9 @@ public final class ComputeControlLoop implements AutoCloseable {
             });
         }
         for (ComputeTarget target : targets) {
-            failures.run(subject(target) + "#heartbeat", () -> target.files().control().heartbeat());
+            failures.run(
+                    subject(target) + "#heartbeat",
+                    () -> target.files().control().heartbeat());
         }
     }
 
@@ -165,7 +173,8 @@ public final class ComputeControlLoop implements AutoCloseable {
         } catch (RegionFormatException e) {
             throw new IllegalStateException("control file unreadable: " + e.getMessage(), e);
         }
-        if (!control.computeEnforced() || target.deviceIndex() >= control.devices().size()) {
+        if (!control.computeEnforced()
+                || target.deviceIndex() >= control.devices().size()) {
             return null;
         }
         ControlSnapshot.Device device = control.devices().get(target.deviceIndex());
@@ -175,8 +184,14 @@ public final class ComputeControlLoop implements AutoCloseable {
                     + " more than " + target.deviceIndex());
         }
         UsageSnapshot.DeviceTotals totals = usage.devices().get(target.deviceIndex());
-        return new ContainerSample(target.allocationId(), device.computeQuotaMilli(), device.mode(),
-                device.tokenGrantNs(), totals.tokensConsumedNs(), totals.launches(), totals.throttledNs(),
+        return new ContainerSample(
+                target.allocationId(),
+                device.computeQuotaMilli(),
+                device.mode(),
+                device.tokenGrantNs(),
+                totals.tokensConsumedNs(),
+                totals.launches(),
+                totals.throttledNs(),
                 measured(usage, busyByPid));
     }
 
@@ -203,7 +218,9 @@ public final class ComputeControlLoop implements AutoCloseable {
             return; // reported by the tick itself
         }
         long heartbeat = control.heartbeatNs();
-        if (!control.computeEnforced() || heartbeat == 0 || target.deviceIndex() >= control.devices().size()) {
+        if (!control.computeEnforced()
+                || heartbeat == 0
+                || target.deviceIndex() >= control.devices().size()) {
             return;
         }
         long threshold = Math.max(STALE_MIN_NS, STALE_PERIODS * control.computePeriodUs() * 1_000L);
@@ -214,8 +231,12 @@ public final class ComputeControlLoop implements AutoCloseable {
         int quota = Math.clamp(control.devices().get(target.deviceIndex()).computeQuotaMilli(), 0, 1000);
         long owed = staleFor / 1000 * quota + staleFor % 1000 * quota / 1000;
         target.files().control().addTokenGrant(target.deviceIndex(), owed);
-        log.info("allocation={} device={} heartbeat was {} ms old; granted the {} ms its shims could spend meanwhile",
-                target.allocationId(), target.deviceIndex(), (now - heartbeat) / 1_000_000, owed / 1_000_000);
+        log.info(
+                "allocation={} device={} heartbeat was {} ms old; granted the {} ms its shims could spend meanwhile",
+                target.allocationId(),
+                target.deviceIndex(),
+                (now - heartbeat) / 1_000_000,
+                owed / 1_000_000);
     }
 
     /**

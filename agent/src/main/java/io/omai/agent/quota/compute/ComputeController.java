@@ -36,6 +36,7 @@ public final class ComputeController {
     static final double HEADROOM = 0.04;
     /** Weight of the newest period in the smoothed GPU time and launch count the launch cost is taken from. */
     static final double COST_SMOOTHING = 0.3;
+
     static final long MIN_LAUNCH_COST_NS = 1_000;
     /** A tick later than this many periods grants for this many: a long stall is not banked as a burst. */
     static final double MAX_CATCH_UP = 2.0;
@@ -57,6 +58,7 @@ public final class ComputeController {
         boolean hungry;
         /** Smoothed GPU time and launches per period; their ratio is the launch cost. */
         double measuredNsAverage;
+
         double launchesAverage;
 
         /**
@@ -146,8 +148,11 @@ public final class ComputeController {
         }
         history.keySet().retainAll(present);
         if (scale >= 0.5) {
-            adjustBorrowing(Math.round(busyNs / scale), Math.round((busyNs - borrowersBusyNs) / scale),
-                    borrowerShareNs, hungryBorrowerQuota);
+            adjustBorrowing(
+                    Math.round(busyNs / scale),
+                    Math.round((busyNs - borrowersBusyNs) / scale),
+                    borrowerShareNs,
+                    hungryBorrowerQuota);
         } // else: too short a window to judge the GPU's idle time by; the loan holds
 
         List<GrantDecision> decisions = new ArrayList<>(samples.size());

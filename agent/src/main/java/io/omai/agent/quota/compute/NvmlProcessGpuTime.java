@@ -39,10 +39,13 @@ public final class NvmlProcessGpuTime implements ProcessGpuTime {
 
     private final NvmlLibrary nvml;
     private final LongSupplier wallClockMicros;
+
     @GuardedBy("this")
     private final Map<String, MemorySegment> handles = new HashMap<>();
+
     @GuardedBy("this")
     private final Map<String, Long> lastSeenMicros = new HashMap<>();
+
     @GuardedBy("this")
     private int capacity = 64;
 
@@ -97,8 +100,7 @@ public final class NvmlProcessGpuTime implements ProcessGpuTime {
     }
 
     @GuardedBy("this")
-    private List<Sample> query(String gpuUuid, MemorySegment device, long lastSeen)
-            throws GpuTimeUnavailableException {
+    private List<Sample> query(String gpuUuid, MemorySegment device, long lastSeen) throws GpuTimeUnavailableException {
         for (int attempt = 0; attempt < 4; attempt++) {
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment count = arena.allocate(JAVA_INT);
@@ -123,7 +125,8 @@ public final class NvmlProcessGpuTime implements ProcessGpuTime {
                 List<Sample> samples = new ArrayList<>(n);
                 for (int i = 0; i < n; i++) {
                     long at = i * SAMPLE_SIZE;
-                    samples.add(new Sample(buffer.get(JAVA_INT, at + NvmlLayouts.SAMPLE_PID_OFFSET),
+                    samples.add(new Sample(
+                            buffer.get(JAVA_INT, at + NvmlLayouts.SAMPLE_PID_OFFSET),
                             buffer.get(JAVA_LONG, at + NvmlLayouts.SAMPLE_TIMESTAMP_OFFSET),
                             buffer.get(JAVA_INT, at + NvmlLayouts.SAMPLE_SM_UTIL_OFFSET)));
                 }
@@ -168,7 +171,7 @@ public final class NvmlProcessGpuTime implements ProcessGpuTime {
     }
 
     private GpuTimeUnavailableException unavailable(String function, String gpuUuid, int rc) {
-        return new GpuTimeUnavailableException(function + " on " + gpuUuid + ": " + nvml.nvmlErrorString(rc)
-                + " (nvmlReturn_t " + rc + ")");
+        return new GpuTimeUnavailableException(
+                function + " on " + gpuUuid + ": " + nvml.nvmlErrorString(rc) + " (nvmlReturn_t " + rc + ")");
     }
 }

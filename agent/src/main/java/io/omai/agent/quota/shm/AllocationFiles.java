@@ -40,7 +40,8 @@ public final class AllocationFiles implements AutoCloseable {
         Files.setPosixFilePermissions(directory, PosixFilePermissions.fromString(DIRECTORY_PERMISSIONS));
         ControlRegion control = ControlRegion.create(directory.resolve(CONTROL), spec);
         try {
-            UsageRegion usage = UsageRegion.create(directory.resolve(USAGE), spec.devices().size());
+            UsageRegion usage =
+                    UsageRegion.create(directory.resolve(USAGE), spec.devices().size());
             return new AllocationFiles(directory, control, usage, null);
         } catch (IOException | RuntimeException e) {
             control.close();
@@ -97,17 +98,22 @@ public final class AllocationFiles implements AutoCloseable {
             int controlDevices = control.read().devices().size();
             if (writable && controlDevices > 0) {
                 // the agent: the usage file is the container's, its contents claims checked on every pass
-                return new AllocationFiles(directory, control,
-                        UsageRegion.openClaims(directory.resolve(USAGE), controlDevices), writerLock);
+                return new AllocationFiles(
+                        directory,
+                        control,
+                        UsageRegion.openClaims(directory.resolve(USAGE), controlDevices),
+                        writerLock);
             }
             UsageRegion usage = writable
                     ? UsageRegion.open(directory.resolve(USAGE))
                     : UsageRegion.openReadOnly(directory.resolve(USAGE));
             if (usage.deviceCount() != controlDevices) {
                 usage.close();
-                throw new RegionFormatException(usage.path(), RegionFormatException.Problem.BAD_FIELD,
-                        "device_count is " + usage.deviceCount() + ", expected " + controlDevices
-                                + " as in " + control.path());
+                throw new RegionFormatException(
+                        usage.path(),
+                        RegionFormatException.Problem.BAD_FIELD,
+                        "device_count is " + usage.deviceCount() + ", expected " + controlDevices + " as in "
+                                + control.path());
             }
             return new AllocationFiles(directory, control, usage, writerLock);
         } catch (IOException | RuntimeException e) {

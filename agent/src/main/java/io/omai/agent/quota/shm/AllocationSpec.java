@@ -19,8 +19,8 @@ public record AllocationSpec(String label, List<DeviceQuota> devices, boolean co
             label = "";
         }
         if (label.getBytes(StandardCharsets.UTF_8).length >= ShmLayout.LABEL_LEN) {
-            throw new IllegalArgumentException("label '" + label + "' is longer than "
-                    + (ShmLayout.LABEL_LEN - 1) + " bytes of UTF-8");
+            throw new IllegalArgumentException(
+                    "label '" + label + "' is longer than " + (ShmLayout.LABEL_LEN - 1) + " bytes of UTF-8");
         }
         if (devices == null || devices.isEmpty()) {
             throw new IllegalArgumentException("an allocation needs at least one device");
@@ -36,8 +36,8 @@ public record AllocationSpec(String label, List<DeviceQuota> devices, boolean co
             }
         }
         if (computePeriodUs < 1_000 || computePeriodUs > 10_000_000) {
-            throw new IllegalArgumentException("compute period " + computePeriodUs
-                    + " us is outside 1000..10000000 us");
+            throw new IllegalArgumentException(
+                    "compute period " + computePeriodUs + " us is outside 1000..10000000 us");
         }
         devices = List.copyOf(devices);
     }

@@ -106,18 +106,20 @@ public final class ControlRegion implements AutoCloseable {
         file.requireField("device_record_size", RECORD_SIZE_FIELD, RECORD_SIZE);
         int count = (int) INT.get(seg, DEVICE_COUNT);
         if (count < 0 || count > ShmLayout.MAX_DEVICES) {
-            throw new RegionFormatException(path, RegionFormatException.Problem.BAD_FIELD,
-                    "device_count is " + Integer.toUnsignedString(count) + ", expected 0.."
-                            + ShmLayout.MAX_DEVICES);
+            throw new RegionFormatException(
+                    path,
+                    RegionFormatException.Problem.BAD_FIELD,
+                    "device_count is " + Integer.toUnsignedString(count) + ", expected 0.." + ShmLayout.MAX_DEVICES);
         }
         long needed = HEADER_SIZE + (long) count * RECORD_SIZE;
         if (seg.byteSize() < needed) {
-            throw new RegionFormatException(path, RegionFormatException.Problem.TRUNCATED,
-                    "control file is " + seg.byteSize() + " bytes, expected at least " + needed + " for "
-                            + count + " device records");
+            throw new RegionFormatException(
+                    path,
+                    RegionFormatException.Problem.TRUNCATED,
+                    "control file is " + seg.byteSize() + " bytes, expected at least " + needed + " for " + count
+                            + " device records");
         }
     }
-
 
     /**
      * A writer that died mid-update leaves the epoch odd; the next owner finishes the update. Only the holder of
@@ -225,8 +227,8 @@ public final class ControlRegion implements AutoCloseable {
 
     private void checkIndex(int index) {
         if (index < 0 || index >= ShmLayout.MAX_DEVICES) {
-            throw new IndexOutOfBoundsException("device record " + index + " of " + file.path()
-                    + "; expected 0.." + (ShmLayout.MAX_DEVICES - 1));
+            throw new IndexOutOfBoundsException(
+                    "device record " + index + " of " + file.path() + "; expected 0.." + (ShmLayout.MAX_DEVICES - 1));
         }
     }
 
@@ -276,7 +278,9 @@ public final class ControlRegion implements AutoCloseable {
                 continue;
             }
             if (!countValid) {
-                throw new RegionFormatException(file.path(), RegionFormatException.Problem.BAD_FIELD,
+                throw new RegionFormatException(
+                        file.path(),
+                        RegionFormatException.Problem.BAD_FIELD,
                         "device_count is " + count + ", expected 0.." + ShmLayout.MAX_DEVICES);
             }
             return new ControlSnapshot(
@@ -289,7 +293,9 @@ public final class ControlRegion implements AutoCloseable {
                     label,
                     devices);
         }
-        throw new RegionFormatException(file.path(), RegionFormatException.Problem.TORN_UPDATE,
+        throw new RegionFormatException(
+                file.path(),
+                RegionFormatException.Problem.TORN_UPDATE,
                 "epoch stayed odd (" + (long) LONG.getAcquire(seg, EPOCH)
                         + "): the agent stopped in the middle of an update; restarting it repairs the file");
     }

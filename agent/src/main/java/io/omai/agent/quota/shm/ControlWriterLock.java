@@ -49,8 +49,9 @@ public final class ControlWriterLock implements AutoCloseable {
      */
     public static ControlWriterLock acquire(Path allocationDirectory) throws IOException {
         Path file = allocationDirectory.resolve(FILE);
-        FileChannel channel = FileChannel.open(file, java.util.Set.of(StandardOpenOption.CREATE,
-                StandardOpenOption.READ, StandardOpenOption.WRITE),
+        FileChannel channel = FileChannel.open(
+                file,
+                java.util.Set.of(StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE),
                 PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
         try {
             FileLock lock;
@@ -67,8 +68,8 @@ public final class ControlWriterLock implements AutoCloseable {
                         + "so change limits through the agent or stop it first");
             }
             channel.truncate(0);
-            channel.write(ByteBuffer.wrap((ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.US_ASCII)),
-                    0);
+            channel.write(
+                    ByteBuffer.wrap((ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.US_ASCII)), 0);
             return new ControlWriterLock(channel, lock);
         } catch (IOException | RuntimeException e) {
             channel.close();

@@ -18,8 +18,8 @@ public record DeviceQuota(String uuid, int hostIndex, long memoryLimitBytes, int
         }
         int encoded = uuid.getBytes(StandardCharsets.US_ASCII).length;
         if (!StandardCharsets.US_ASCII.newEncoder().canEncode(uuid) || encoded >= ShmLayout.UUID_LEN) {
-            throw new IllegalArgumentException("device uuid '" + uuid + "' is not ASCII of at most "
-                    + (ShmLayout.UUID_LEN - 1) + " characters");
+            throw new IllegalArgumentException(
+                    "device uuid '" + uuid + "' is not ASCII of at most " + (ShmLayout.UUID_LEN - 1) + " characters");
         }
         if (hostIndex < 0) {
             throw new IllegalArgumentException("host index " + hostIndex + " of " + uuid + " is negative");
@@ -29,8 +29,8 @@ public record DeviceQuota(String uuid, int hostIndex, long memoryLimitBytes, int
                     + " is negative; expected bytes >= 0 or unlimited");
         }
         if (computeQuotaMilli < 1 || computeQuotaMilli > 1000) {
-            throw new IllegalArgumentException("compute quota " + computeQuotaMilli + " of " + uuid
-                    + " is outside 1..1000 (milli of one GPU)");
+            throw new IllegalArgumentException(
+                    "compute quota " + computeQuotaMilli + " of " + uuid + " is outside 1..1000 (milli of one GPU)");
         }
         if (mode == null) {
             throw new IllegalArgumentException("compute mode of " + uuid + " is missing");

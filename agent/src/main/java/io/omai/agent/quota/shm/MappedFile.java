@@ -47,7 +47,9 @@ final class MappedFile implements AutoCloseable {
                 : FileChannel.open(path, StandardOpenOption.READ)) {
             long size = channel.size();
             if (size < minimumSize) {
-                throw new RegionFormatException(path, RegionFormatException.Problem.TRUNCATED,
+                throw new RegionFormatException(
+                        path,
+                        RegionFormatException.Problem.TRUNCATED,
                         kind + " file is " + size + " bytes, expected at least " + minimumSize);
             }
             MemorySegment segment = channel.map(
@@ -74,8 +76,8 @@ final class MappedFile implements AutoCloseable {
         }
         Arena arena = Arena.ofShared();
         boolean success = false;
-        try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE,
-                java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+        try (FileChannel channel = FileChannel.open(
+                path, StandardOpenOption.READ, StandardOpenOption.WRITE, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             MemorySegment segment = channel.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
             success = true;
             return new MappedFile(path, arena, segment, true);
@@ -117,13 +119,18 @@ final class MappedFile implements AutoCloseable {
     void requireIdentity(long expectedMagic, String magicText, String kind) throws RegionFormatException {
         long magic = (long) ShmLayout.LONG.getAcquire(segment, 0L);
         if (magic != expectedMagic) {
-            throw new RegionFormatException(path, RegionFormatException.Problem.BAD_MAGIC, String.format(
-                    "magic is 0x%016x, expected 0x%016x (\"%s\"): not an OMAI %s file", magic, expectedMagic,
-                    magicText, kind));
+            throw new RegionFormatException(
+                    path,
+                    RegionFormatException.Problem.BAD_MAGIC,
+                    String.format(
+                            "magic is 0x%016x, expected 0x%016x (\"%s\"): not an OMAI %s file",
+                            magic, expectedMagic, magicText, kind));
         }
         int version = (int) ShmLayout.INT.get(segment, 8L);
         if (version != ShmLayout.ABI_VERSION) {
-            throw new RegionFormatException(path, RegionFormatException.Problem.UNSUPPORTED_VERSION,
+            throw new RegionFormatException(
+                    path,
+                    RegionFormatException.Problem.UNSUPPORTED_VERSION,
                     "ABI version is " + Integer.toUnsignedString(version) + ", this agent speaks version "
                             + ShmLayout.ABI_VERSION);
         }
@@ -133,7 +140,9 @@ final class MappedFile implements AutoCloseable {
     void requireField(String field, long offset, long expected) throws RegionFormatException {
         int actual = (int) ShmLayout.INT.get(segment, offset);
         if (actual != expected) {
-            throw new RegionFormatException(path, RegionFormatException.Problem.BAD_FIELD,
+            throw new RegionFormatException(
+                    path,
+                    RegionFormatException.Problem.BAD_FIELD,
                     field + " is " + Integer.toUnsignedString(actual) + ", expected " + expected);
         }
     }

@@ -14,12 +14,17 @@ import java.lang.invoke.MethodHandle;
  */
 public final class MonotonicClock {
     private static final int CLOCK_MONOTONIC = 1;
+
     @SuppressWarnings("restricted") // binding libc's clock_gettime is this class's purpose
     private static final MethodHandle clock_gettime$mh = Linker.nativeLinker()
             .downcallHandle(
-                    Linker.nativeLinker().defaultLookup().find("clock_gettime").orElseThrow(
-                            () -> new LinkageError("Native function clock_gettime could not be found in libc")),
+                    Linker.nativeLinker()
+                            .defaultLookup()
+                            .find("clock_gettime")
+                            .orElseThrow(
+                                    () -> new LinkageError("Native function clock_gettime could not be found in libc")),
                     FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
+
     private static final ThreadLocal<MemorySegment> TIMESPEC =
             ThreadLocal.withInitial(() -> Arena.ofAuto().allocate(16, 8));
 

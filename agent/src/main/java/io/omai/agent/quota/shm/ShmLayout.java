@@ -22,8 +22,8 @@ public final class ShmLayout {
 
     static {
         if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN) {
-            throw new ExceptionInInitializerError("the OMAI shared-memory ABI is little-endian; this JVM runs "
-                    + ByteOrder.nativeOrder());
+            throw new ExceptionInInitializerError(
+                    "the OMAI shared-memory ABI is little-endian; this JVM runs " + ByteOrder.nativeOrder());
         }
     }
 
@@ -32,6 +32,7 @@ public final class ShmLayout {
     public static final long CONTROL_MAGIC = 0x314C544349414D4FL;
     /** "OMAIUSG1" as a little-endian u64. */
     public static final long USAGE_MAGIC = 0x3147535549414D4FL;
+
     public static final int MAX_DEVICES = 16;
     public static final int MAX_SLOTS = 128;
     public static final int UUID_LEN = 64;
@@ -40,6 +41,7 @@ public final class ShmLayout {
     public static final long DEFAULT_LAUNCH_COST_NS = 100_000L;
     /** {@code memory_limit_bytes} meaning "no limit" (UINT64_MAX). */
     public static final long MEMORY_UNLIMITED = -1L;
+
     public static final int COMPUTE_MODE_HARD_CAP = 1;
     public static final int COMPUTE_MODE_WORK_CONSERVING = 2;
     public static final int CONTROL_FLAG_COMPUTE_ENFORCED = 0x1;
@@ -142,7 +144,13 @@ public final class ShmLayout {
 
     /** Every layout by its C name, for the header probe test and for diagnostics. */
     public static final java.util.List<StructLayout> ALL = java.util.List.of(
-            CONTROL_HEADER, CONTROL_DEVICE, CONTROL_FILE, USAGE_HEADER, USAGE_DEVICE, USAGE_SLOT_DEVICE, USAGE_SLOT,
+            CONTROL_HEADER,
+            CONTROL_DEVICE,
+            CONTROL_FILE,
+            USAGE_HEADER,
+            USAGE_DEVICE,
+            USAGE_SLOT_DEVICE,
+            USAGE_SLOT,
             USAGE_FILE);
 
     /** Offset of a named field in a struct, e.g. {@code offset(CONTROL_HEADER, "epoch")}. */

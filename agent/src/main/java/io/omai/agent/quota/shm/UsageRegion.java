@@ -90,8 +90,8 @@ public final class UsageRegion implements AutoCloseable {
      */
     public static UsageRegion openClaims(Path path, int deviceCount) throws IOException {
         if (deviceCount < 1 || deviceCount > ShmLayout.MAX_DEVICES) {
-            throw new IllegalArgumentException("device count " + deviceCount + " is outside 1.."
-                    + ShmLayout.MAX_DEVICES);
+            throw new IllegalArgumentException(
+                    "device count " + deviceCount + " is outside 1.." + ShmLayout.MAX_DEVICES);
         }
         return new UsageRegion(MappedFile.openSized(path, FILE_SIZE, "usage"), deviceCount);
     }
@@ -102,8 +102,8 @@ public final class UsageRegion implements AutoCloseable {
      */
     public static UsageRegion create(Path path, int deviceCount) throws IOException {
         if (deviceCount < 1 || deviceCount > ShmLayout.MAX_DEVICES) {
-            throw new IllegalArgumentException("device count " + deviceCount + " is outside 1.."
-                    + ShmLayout.MAX_DEVICES);
+            throw new IllegalArgumentException(
+                    "device count " + deviceCount + " is outside 1.." + ShmLayout.MAX_DEVICES);
         }
         MappedFile file = MappedFile.create(path, FILE_SIZE, "rw-rw-rw-", seg -> {
             INT.set(seg, ABI_VERSION, ShmLayout.ABI_VERSION);
@@ -145,11 +145,15 @@ public final class UsageRegion implements AutoCloseable {
         file.requireField("slots_offset", SLOTS_OFFSET, ShmLayout.USAGE_SLOTS_OFFSET);
         int count = (int) INT.get(seg, DEVICE_COUNT);
         if (count < 1 || count > ShmLayout.MAX_DEVICES) {
-            throw new RegionFormatException(path, RegionFormatException.Problem.BAD_FIELD,
+            throw new RegionFormatException(
+                    path,
+                    RegionFormatException.Problem.BAD_FIELD,
                     "device_count is " + Integer.toUnsignedString(count) + ", expected 1.." + ShmLayout.MAX_DEVICES);
         }
         if (seg.byteSize() < FILE_SIZE) {
-            throw new RegionFormatException(path, RegionFormatException.Problem.TRUNCATED,
+            throw new RegionFormatException(
+                    path,
+                    RegionFormatException.Problem.TRUNCATED,
                     "usage file is " + seg.byteSize() + " bytes, expected " + FILE_SIZE + " (header, "
                             + ShmLayout.MAX_DEVICES + " device totals, " + ShmLayout.MAX_SLOTS + " slots)");
         }
@@ -187,7 +191,9 @@ public final class UsageRegion implements AutoCloseable {
             validate(file);
             int count = (int) INT.getAcquire(seg, DEVICE_COUNT);
             if (count != deviceCount) {
-                throw new RegionFormatException(file.path(), RegionFormatException.Problem.BAD_FIELD,
+                throw new RegionFormatException(
+                        file.path(),
+                        RegionFormatException.Problem.BAD_FIELD,
                         "device_count is " + Integer.toUnsignedString(count) + ", expected " + deviceCount
                                 + " (the value when the agent opened it)");
             }
@@ -202,18 +208,24 @@ public final class UsageRegion implements AutoCloseable {
         try {
             size = Files.size(file.path());
         } catch (IOException e) {
-            throw new RegionFormatException(file.path(), RegionFormatException.Problem.TRUNCATED,
+            throw new RegionFormatException(
+                    file.path(),
+                    RegionFormatException.Problem.TRUNCATED,
                     "usage file cannot be measured (" + e + "); expected " + FILE_SIZE + " bytes");
         }
         if (size < FILE_SIZE) {
-            throw new RegionFormatException(file.path(), RegionFormatException.Problem.TRUNCATED,
+            throw new RegionFormatException(
+                    file.path(),
+                    RegionFormatException.Problem.TRUNCATED,
                     "usage file is " + size + " bytes, expected " + FILE_SIZE + ": it was truncated after it was"
                             + " created");
         }
     }
 
     private RegionFormatException faulted(InternalError e) {
-        return new RegionFormatException(file.path(), RegionFormatException.Problem.TRUNCATED,
+        return new RegionFormatException(
+                file.path(),
+                RegionFormatException.Problem.TRUNCATED,
                 "usage file faulted when read (" + e.getMessage() + "): it shrank under its mapping; expected "
                         + FILE_SIZE + " bytes");
     }
@@ -268,7 +280,9 @@ public final class UsageRegion implements AutoCloseable {
                         (long) LONG.getAcquire(seg, sd + SD_DENIED),
                         (long) LONG.getAcquire(seg, sd + SD_THROTTLED)));
             }
-            slots.add(new UsageSnapshot.Slot(s, pid,
+            slots.add(new UsageSnapshot.Slot(
+                    s,
+                    pid,
                     (int) INT.getAcquire(seg, at + S_STATE),
                     (long) LONG.getAcquire(seg, at + S_START),
                     (long) LONG.getAcquire(seg, at + S_NS),
@@ -276,8 +290,8 @@ public final class UsageRegion implements AutoCloseable {
                     (long) LONG.getAcquire(seg, at + S_ATTACHED),
                     devices));
         }
-        return new UsageSnapshot(deviceCount, totals,
-                slots, (long) LONG.getAcquire(seg, RECLAIMED_SLOTS), (long) LONG.getAcquire(seg, RECLAIMED_BYTES));
+        return new UsageSnapshot(deviceCount, totals, slots, (long) LONG.getAcquire(seg, RECLAIMED_SLOTS), (long)
+                LONG.getAcquire(seg, RECLAIMED_BYTES));
     }
 
     /** Records the host pid the agent mapped a slot to, so NVML's host pids can be matched to slots. */
@@ -316,7 +330,8 @@ public final class UsageRegion implements AutoCloseable {
             return -1;
         }
         int state = (int) INT.getAcquire(seg, at + S_STATE);
-        if (state == ShmLayout.SLOT_FREE || state == ShmLayout.SLOT_RECLAIM
+        if (state == ShmLayout.SLOT_FREE
+                || state == ShmLayout.SLOT_RECLAIM
                 || !INT.compareAndSet(seg, at + S_STATE, state, ShmLayout.SLOT_RECLAIM)) {
             return -1;
         }
@@ -389,8 +404,8 @@ public final class UsageRegion implements AutoCloseable {
 
     private void checkSlot(int slot) {
         if (slot < 0 || slot >= ShmLayout.MAX_SLOTS) {
-            throw new IndexOutOfBoundsException("slot " + slot + " of " + file.path() + "; expected 0.."
-                    + (ShmLayout.MAX_SLOTS - 1));
+            throw new IndexOutOfBoundsException(
+                    "slot " + slot + " of " + file.path() + "; expected 0.." + (ShmLayout.MAX_SLOTS - 1));
         }
     }
 

@@ -64,11 +64,18 @@ public final class DeviceExpressions {
                         .build())
                 .setStandardMacros(CelStandardMacro.STANDARD_MACROS)
                 .addMessageTypes(Device.getDescriptor())
-                .addVar(VARIABLE, StructTypeReference.create(Device.getDescriptor().getFullName()))
-                .addFunctionDeclarations(CelFunctionDecl.newFunctionDeclaration("quantity",
-                        CelOverloadDecl.newGlobalOverload(QUANTITY_OVERLOAD,
-                                "bytes in a Kubernetes quantity such as \"40Gi\"", SimpleType.INT, SimpleType.STRING)))
-                .addFunctionBindings(CelFunctionBinding.from(QUANTITY_OVERLOAD, String.class, DeviceExpressions::quantity))
+                .addVar(
+                        VARIABLE,
+                        StructTypeReference.create(Device.getDescriptor().getFullName()))
+                .addFunctionDeclarations(CelFunctionDecl.newFunctionDeclaration(
+                        "quantity",
+                        CelOverloadDecl.newGlobalOverload(
+                                QUANTITY_OVERLOAD,
+                                "bytes in a Kubernetes quantity such as \"40Gi\"",
+                                SimpleType.INT,
+                                SimpleType.STRING)))
+                .addFunctionBindings(
+                        CelFunctionBinding.from(QUANTITY_OVERLOAD, String.class, DeviceExpressions::quantity))
                 .setResultType(SimpleType.BOOL)
                 .build();
     }
@@ -110,8 +117,8 @@ public final class DeviceExpressions {
 
     private DeviceExpression compileUncached(String text) throws ExpressionException {
         if (text.length() > MAX_LENGTH) {
-            throw new ExpressionException("expression is " + text.length() + " characters long; the limit is "
-                    + MAX_LENGTH, 0, 0);
+            throw new ExpressionException(
+                    "expression is " + text.length() + " characters long; the limit is " + MAX_LENGTH, 0, 0);
         }
         CelValidationResult result = cel.compile(text);
         CelAbstractSyntaxTree ast;
@@ -135,13 +142,14 @@ public final class DeviceExpressions {
         CelIssue issue = e.getErrors().getFirst();
         CelSourceLocation location = issue.getSourceLocation();
         boolean known = !CelSourceLocation.NONE.equals(location) && location.getLine() > 0;
-        return new ExpressionException(issue.getMessage(), known ? location.getLine() : 0,
-                known ? location.getColumn() + 1 : 0);
+        return new ExpressionException(
+                issue.getMessage(), known ? location.getLine() : 0, known ? location.getColumn() + 1 : 0);
     }
 
     /** {@code quantity("40Gx")} with a literal is a mistake in the expression, not in some device: say so now. */
     private static void checkConstantQuantities(CelAbstractSyntaxTree ast) throws ExpressionException {
-        Optional<CelExpr> bad = CelNavigableExpr.fromExpr(ast.getExpr()).allNodes()
+        Optional<CelExpr> bad = CelNavigableExpr.fromExpr(ast.getExpr())
+                .allNodes()
                 .map(CelNavigableExpr::expr)
                 .filter(expr -> expr.getKind() == CelExpr.ExprKind.Kind.CALL
                         && expr.call().function().equals("quantity")
@@ -157,9 +165,12 @@ public final class DeviceExpressions {
             } catch (IllegalArgumentException e) {
                 message = "quantity(): " + e.getMessage();
             }
-            Optional<CelSourceLocation> location = Optional.ofNullable(ast.getSource().getPositionsMap().get(literal.id()))
+            Optional<CelSourceLocation> location = Optional.ofNullable(
+                            ast.getSource().getPositionsMap().get(literal.id()))
                     .flatMap(offset -> ast.getSource().getOffsetLocation(offset));
-            throw new ExpressionException(message, location.map(CelSourceLocation::getLine).orElse(0),
+            throw new ExpressionException(
+                    message,
+                    location.map(CelSourceLocation::getLine).orElse(0),
                     location.map(l -> l.getColumn() + 1).orElse(0));
         }
     }

@@ -24,8 +24,13 @@ class ComputeControlLoopTest {
     Path dir;
 
     private AllocationFiles allocation(String name, int quota, boolean compute) throws Exception {
-        return AllocationFiles.create(dir.resolve(name), new AllocationSpec("ns/" + name + "/main",
-                List.of(new DeviceQuota(GPU, 0, 1L << 30, quota, ComputeMode.HARD_CAP)), compute, 100_000));
+        return AllocationFiles.create(
+                dir.resolve(name),
+                new AllocationSpec(
+                        "ns/" + name + "/main",
+                        List.of(new DeviceQuota(GPU, 0, 1L << 30, quota, ComputeMode.HARD_CAP)),
+                        compute,
+                        100_000));
     }
 
     @Test
@@ -33,27 +38,31 @@ class ComputeControlLoopTest {
         try (AllocationFiles a = allocation("a", 300, true)) {
             // The agent was gone for 5 s: its shims ran on their own for the 3 s after the 2 s staleness limit.
             a.control().heartbeat(MonotonicClock.nanos() - 5_000 * MS);
-            ComputeControlLoop loop = new ComputeControlLoop(100 * MS,
-                    () -> Map.of(GPU, List.of(new ComputeTarget("a", a, 0))), uuid -> Map.of());
+            ComputeControlLoop loop = new ComputeControlLoop(
+                    100 * MS, () -> Map.of(GPU, List.of(new ComputeTarget("a", a, 0))), uuid -> Map.of());
 
             loop.tick();
             long grant = a.control().read().devices().getFirst().tokenGrantNs();
-            assertThat(grant).as("30 % of 3 s, and a little more for the time the test itself took")
+            assertThat(grant)
+                    .as("30 % of 3 s, and a little more for the time the test itself took")
                     .isBetween(900 * MS, 1_000 * MS);
             loop.tick();
             assertThat(a.control().read().devices().getFirst().tokenGrantNs())
-                    .as("the heartbeat is fresh again: nothing more, and nothing was spent").isEqualTo(grant);
+                    .as("the heartbeat is fresh again: nothing more, and nothing was spent")
+                    .isEqualTo(grant);
         }
     }
 
     @Test
     void aUsageFileItsContainerTruncatedCostsOnlyThatContainerItsGrant() throws Exception {
-        try (AllocationFiles a = allocation("a", 300, true); AllocationFiles b = allocation("b", 700, true)) {
-            ComputeControlLoop loop = new ComputeControlLoop(100 * MS,
+        try (AllocationFiles a = allocation("a", 300, true);
+                AllocationFiles b = allocation("b", 700, true)) {
+            ComputeControlLoop loop = new ComputeControlLoop(
+                    100 * MS,
                     () -> Map.of(GPU, List.of(new ComputeTarget("a", a, 0), new ComputeTarget("b", b, 0))),
                     uuid -> Map.of());
-            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(a.usage().path(),
-                    java.nio.file.StandardOpenOption.WRITE)) {
+            try (java.nio.channels.FileChannel ch =
+                    java.nio.channels.FileChannel.open(a.usage().path(), java.nio.file.StandardOpenOption.WRITE)) {
                 ch.truncate(0); // from inside the container: its usage file is mounted read-write
             }
 
@@ -61,7 +70,8 @@ class ComputeControlLoopTest {
 
             assertThat(b.control().read().devices().getFirst().tokenGrantNs()).isEqualTo(70 * MS);
             assertThat(b.control().read().heartbeatNs()).isPositive();
-            assertThat(a.control().read().heartbeatNs()).as("its shims must not fall back to their own quota")
+            assertThat(a.control().read().heartbeatNs())
+                    .as("its shims must not fall back to their own quota")
                     .isPositive();
             assertThat(a.control().read().devices().getFirst().tokenGrantNs()).isZero();
             assertThat(loop.failingTargets()).containsOnlyKeys("a#0");
@@ -72,14 +82,15 @@ class ComputeControlLoopTest {
     @Test
     void aFrozenTargetIsHeartbeatenButNeverGranted() throws Exception {
         try (AllocationFiles a = allocation("a", 300, true)) {
-            ComputeControlLoop loop = new ComputeControlLoop(100 * MS,
-                    () -> Map.of(GPU, List.of(new ComputeTarget("a", a, 0, true))), uuid -> Map.of());
+            ComputeControlLoop loop = new ComputeControlLoop(
+                    100 * MS, () -> Map.of(GPU, List.of(new ComputeTarget("a", a, 0, true))), uuid -> Map.of());
             a.control().heartbeat(MonotonicClock.nanos() - 5_000 * MS); // stale: nothing owed to a frozen one
 
             loop.tick();
 
             assertThat(a.control().read().devices().getFirst().tokenGrantNs()).isZero();
-            assertThat(MonotonicClock.nanos() - a.control().read().heartbeatNs()).isLessThan(1_000 * MS);
+            assertThat(MonotonicClock.nanos() - a.control().read().heartbeatNs())
+                    .isLessThan(1_000 * MS);
         }
     }
 
@@ -94,7 +105,8 @@ class ComputeControlLoopTest {
             a.usage().setHostPid(slotA, 11, 1011);
             b.usage().setHostPid(slotB, 22, 1022);
             AtomicReference<Map<Integer, Long>> nvml = new AtomicReference<>(Map.of());
-            ComputeControlLoop loop = new ComputeControlLoop(100 * MS,
+            ComputeControlLoop loop = new ComputeControlLoop(
+                    100 * MS,
                     () -> Map.of(GPU, List.of(new ComputeTarget("a", a, 0), new ComputeTarget("b", b, 0))),
                     uuid -> nvml.get());
 
@@ -111,7 +123,8 @@ class ComputeControlLoopTest {
             loop.tick();
             ControlSnapshot.Device second = a.control().read().devices().getFirst();
             assertThat(second.tokenGrantNs()).isEqualTo(60 * MS);
-            assertThat(second.launchCostNs()).as("the first measurement replaces the 100 us default: 30 ms over 10")
+            assertThat(second.launchCostNs())
+                    .as("the first measurement replaces the 100 us default: 30 ms over 10")
                     .isEqualTo(3 * MS);
             assertThat(loop.ticks()).isEqualTo(2);
         }
@@ -120,19 +133,22 @@ class ComputeControlLoopTest {
     @Test
     void allocationsWithoutComputeEnforcementGetNoGrants() throws Exception {
         try (AllocationFiles memoryOnly = allocation("m", 500, false)) {
-            ComputeControlLoop loop = new ComputeControlLoop(100 * MS,
-                    () -> Map.of(GPU, List.of(new ComputeTarget("m", memoryOnly, 0))), uuid -> Map.of());
+            ComputeControlLoop loop = new ComputeControlLoop(
+                    100 * MS, () -> Map.of(GPU, List.of(new ComputeTarget("m", memoryOnly, 0))), uuid -> Map.of());
             loop.tick();
-            assertThat(memoryOnly.control().read().devices().getFirst().tokenGrantNs()).isZero();
-            assertThat(memoryOnly.control().read().heartbeatNs()).as("still heartbeated").isPositive();
+            assertThat(memoryOnly.control().read().devices().getFirst().tokenGrantNs())
+                    .isZero();
+            assertThat(memoryOnly.control().read().heartbeatNs())
+                    .as("still heartbeated")
+                    .isPositive();
         }
     }
 
     @Test
     void unavailableNvmlFallsBackToTheShimsCharges() throws Exception {
         try (AllocationFiles a = allocation("a", 250, true)) {
-            ComputeControlLoop loop = new ComputeControlLoop(100 * MS,
-                    () -> Map.of(GPU, List.of(new ComputeTarget("a", a, 0))), uuid -> {
+            ComputeControlLoop loop =
+                    new ComputeControlLoop(100 * MS, () -> Map.of(GPU, List.of(new ComputeTarget("a", a, 0))), uuid -> {
                         throw new ProcessGpuTime.GpuTimeUnavailableException("NVML_ERROR_NOT_SUPPORTED");
                     });
             loop.tick();

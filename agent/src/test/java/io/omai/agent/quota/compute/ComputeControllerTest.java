@@ -8,10 +8,10 @@ import static org.assertj.core.api.Assertions.within;
 import io.omai.agent.quota.shm.ComputeMode;
 import java.util.Arrays;
 import java.util.List;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
-import org.junit.jupiter.api.Test;
 
 /**
  * The control law on the deterministic GPU model: saturating containers converge on their shares within 2 s and
@@ -41,7 +41,8 @@ class ComputeControllerTest {
         for (long t = 3_000; t <= 12_000; t += 1_000) {
             double[] shares = gpu.runWindow(t * MS);
             for (int i = 0; i < quotas.length; i++) {
-                assertThat(shares[i]).as("%s: container %d at %d ms: %s", name, i, t, Arrays.toString(shares))
+                assertThat(shares[i])
+                        .as("%s: container %d at %d ms: %s", name, i, t, Arrays.toString(shares))
                         .isCloseTo(quotas[i] / 1000.0, within(0.03));
             }
         }
@@ -70,9 +71,11 @@ class ComputeControllerTest {
         gpu.runWindow(7_000 * MS);
         for (long t = 7_500; t <= 12_000; t += 500) {
             double[] shares = gpu.runWindow(t * MS);
-            assertThat(shares[0]).as("borrower at %d ms: %s", t, Arrays.toString(shares))
+            assertThat(shares[0])
+                    .as("borrower at %d ms: %s", t, Arrays.toString(shares))
                     .isCloseTo(0.30, within(0.03));
-            assertThat(shares[1]).as("newcomer at %d ms: %s", t, Arrays.toString(shares))
+            assertThat(shares[1])
+                    .as("newcomer at %d ms: %s", t, Arrays.toString(shares))
                     .isCloseTo(0.70, within(0.03));
         }
         assertThat(gpu.controller().borrowedNs()).isZero();
@@ -94,11 +97,14 @@ class ComputeControllerTest {
         ComputeController controller = new ComputeController(PERIOD);
         long grant = 0;
         for (int tick = 0; tick < 50; tick++) {
-            GrantDecision d = controller.tick(List.of(
-                    new ContainerSample("idle", 500, ComputeMode.HARD_CAP, grant, 0, 0, 0, 0))).getFirst();
+            GrantDecision d = controller
+                    .tick(List.of(new ContainerSample("idle", 500, ComputeMode.HARD_CAP, grant, 0, 0, 0, 0)))
+                    .getFirst();
             grant = d.grantNs();
         }
-        assertThat(grant).as("at most one period of its share ahead of what it spent").isEqualTo(50 * MS);
+        assertThat(grant)
+                .as("at most one period of its share ahead of what it spent")
+                .isEqualTo(50 * MS);
     }
 
     @Test
@@ -108,7 +114,8 @@ class ComputeControllerTest {
         GrantDecision d = null;
         for (int tick = 0; tick < 30; tick++) {
             launches += 20;
-            d = controller.tick(List.of(new ContainerSample("c", 400, HARD_CAP, 0, 0, launches, 0, 40 * MS)))
+            d = controller
+                    .tick(List.of(new ContainerSample("c", 400, HARD_CAP, 0, 0, launches, 0, 40 * MS)))
                     .getFirst();
         }
         assertThat(d.launchCostNs()).isCloseTo(2 * MS, within(20_000L));
@@ -124,8 +131,9 @@ class ComputeControllerTest {
         int averaged = 0;
         for (int tick = 0; tick < 60; tick++) {
             launches += tick % 2 == 0 ? 2 : 4;
-            GrantDecision d = controller.tick(List.of(
-                    new ContainerSample("trainer", 600, HARD_CAP, 0, 0, launches, 0, 60 * MS))).getFirst();
+            GrantDecision d = controller
+                    .tick(List.of(new ContainerSample("trainer", 600, HARD_CAP, 0, 0, launches, 0, 60 * MS)))
+                    .getFirst();
             if (tick >= 40) {
                 chargedSum += d.launchCostNs();
                 averaged++;
@@ -142,33 +150,45 @@ class ComputeControllerTest {
         GrantDecision d = null;
         for (int tick = 0; tick < 30; tick++) {
             launches += 3;
-            d = controller.tick(List.of(new ContainerSample("c", 600, HARD_CAP, 0, 0, launches, 0, 60 * MS)))
+            d = controller
+                    .tick(List.of(new ContainerSample("c", 600, HARD_CAP, 0, 0, launches, 0, 60 * MS)))
                     .getFirst();
         }
         assertThat(d.launchCostNs()).isCloseTo(20 * MS, within(100_000L));
         // 5 ms after a late step: one launch charged, its kernel not run yet
-        d = controller.tick(List.of(new ContainerSample("c", 600, HARD_CAP, 0, 0, launches + 1, 0, 0)), 5 * MS)
+        d = controller
+                .tick(List.of(new ContainerSample("c", 600, HARD_CAP, 0, 0, launches + 1, 0, 0)), 5 * MS)
                 .getFirst();
-        assertThat(d.launchCostNs()).as("a 5 ms window weighs a twentieth of a period")
+        assertThat(d.launchCostNs())
+                .as("a 5 ms window weighs a twentieth of a period")
                 .isCloseTo(20 * MS, within(20 * MS / 50));
     }
 
     @Test
     void aLateStepGrantsForTheTimeThatPassedAndTheCatchUpStepForTheLittleSince() {
         ComputeController controller = new ComputeController(PERIOD);
-        long grant = controller.tick(List.of(new ContainerSample("c", 300, HARD_CAP, 0, 0, 0, 0, 0)))
-                .getFirst().grantNs();
+        long grant = controller
+                .tick(List.of(new ContainerSample("c", 300, HARD_CAP, 0, 0, 0, 0, 0)))
+                .getFirst()
+                .grantNs();
         assertThat(grant).isEqualTo(30 * MS);
         // Spent it all; the next step comes 250 ms late: 1.5 periods of the share, never more than 2.
-        grant = controller.tick(List.of(new ContainerSample("c", 300, HARD_CAP, grant, grant, 10, 0, 30 * MS)),
-                150 * MS).getFirst().grantNs();
+        grant = controller
+                .tick(List.of(new ContainerSample("c", 300, HARD_CAP, grant, grant, 10, 0, 30 * MS)), 150 * MS)
+                .getFirst()
+                .grantNs();
         assertThat(grant).isEqualTo(75 * MS);
-        grant = controller.tick(List.of(new ContainerSample("c", 300, HARD_CAP, grant, grant, 25, 0, 45 * MS)),
-                1_000 * MS).getFirst().grantNs();
+        grant = controller
+                .tick(List.of(new ContainerSample("c", 300, HARD_CAP, grant, grant, 25, 0, 45 * MS)), 1_000 * MS)
+                .getFirst()
+                .grantNs();
         assertThat(grant).as("a 1 s stall grants two periods, not ten").isEqualTo(135 * MS);
         // The scheduler's catch-up step right after: almost no time passed, almost nothing more.
-        assertThat(controller.tick(List.of(new ContainerSample("c", 300, HARD_CAP, grant, grant, 45, 0, 60 * MS)),
-                1 * MS).getFirst().grantNs()).isEqualTo(135 * MS + 300_000);
+        assertThat(controller
+                        .tick(List.of(new ContainerSample("c", 300, HARD_CAP, grant, grant, 45, 0, 60 * MS)), 1 * MS)
+                        .getFirst()
+                        .grantNs())
+                .isEqualTo(135 * MS + 300_000);
     }
 
     @Test
@@ -177,12 +197,15 @@ class ComputeControllerTest {
         for (int tick = 1; tick <= 30; tick++) { // hungry (it waits), 40 % of the GPU idle: the loan grows
             controller.tick(List.of(new ContainerSample("b", 300, WORK_CONSERVING, 0, 0, 0, tick * MS, 60 * MS)));
         }
-        assertThat(controller.borrowedNs()).as("all but the headroom and its own share").isEqualTo(66 * MS);
+        assertThat(controller.borrowedNs())
+                .as("all but the headroom and its own share")
+                .isEqualTo(66 * MS);
         // Its own kernels leave less than half the headroom idle: nobody else wants the time, the loan stays.
         controller.tick(List.of(new ContainerSample("b", 300, WORK_CONSERVING, 0, 0, 0, 31 * MS, 99 * MS)));
         assertThat(controller.borrowedNs()).isEqualTo(66 * MS);
         // Someone else ran: the loan is halved.
-        controller.tick(List.of(new ContainerSample("b", 300, WORK_CONSERVING, 0, 0, 0, 32 * MS, 79 * MS),
+        controller.tick(List.of(
+                new ContainerSample("b", 300, WORK_CONSERVING, 0, 0, 0, 32 * MS, 79 * MS),
                 new ContainerSample("n", 700, HARD_CAP, 0, 0, 0, 0, 20 * MS)));
         assertThat(controller.borrowedNs()).isLessThanOrEqualTo(33 * MS);
     }
@@ -190,7 +213,8 @@ class ComputeControllerTest {
     @Test
     void containersThatLeaveAreForgotten() {
         ComputeController controller = new ComputeController(PERIOD);
-        controller.tick(List.of(new ContainerSample("a", 300, HARD_CAP, 0, 0, 0, 0, 0),
+        controller.tick(List.of(
+                new ContainerSample("a", 300, HARD_CAP, 0, 0, 0, 0, 0),
                 new ContainerSample("b", 300, HARD_CAP, 0, 0, 0, 0, 0)));
         List<GrantDecision> next = controller.tick(List.of(new ContainerSample("b", 300, HARD_CAP, 0, 0, 0, 0, 0)));
         assertThat(next).extracting(GrantDecision::allocationId).containsExactly("b");

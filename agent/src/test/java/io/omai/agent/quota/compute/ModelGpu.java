@@ -114,8 +114,8 @@ final class ModelGpu {
                 continue;
             }
             present.add(c);
-            samples.add(new ContainerSample(c.id, c.quota, c.mode, c.grantNs, c.consumedNs, c.launches,
-                    c.throttledNs, c.busyThisPeriodNs));
+            samples.add(new ContainerSample(
+                    c.id, c.quota, c.mode, c.grantNs, c.consumedNs, c.launches, c.throttledNs, c.busyThisPeriodNs));
             c.busyThisPeriodNs = 0;
         }
         List<GrantDecision> decisions = controller.tick(samples);

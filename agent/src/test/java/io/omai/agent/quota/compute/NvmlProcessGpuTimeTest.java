@@ -30,8 +30,8 @@ class NvmlProcessGpuTimeTest {
         assertThat(nvml.calls).isEmpty();
 
         nvml.answer(NvmlLibrary.NVML_SUCCESS, new Sample(10, T0 + 100_000, 30), new Sample(11, T0 + 100_000, 70));
-        assertThat(gpuTime.busySinceLastSample(GPU1)).containsExactlyInAnyOrderEntriesOf(
-                Map.of(10, 30_000_000L, 11, 70_000_000L));
+        assertThat(gpuTime.busySinceLastSample(GPU1))
+                .containsExactlyInAnyOrderEntriesOf(Map.of(10, 30_000_000L, 11, 70_000_000L));
         assertThat(nvml.calls).containsExactly(new Call(1, T0));
 
         // The next window starts at the newest timestamp NVML gave.
@@ -43,11 +43,14 @@ class NvmlProcessGpuTimeTest {
     @Test
     void severalSamplesOfOneProcessEachCoverTheTimeSinceThePreviousOne() throws Exception {
         gpuTime.busySinceLastSample(GPU0);
-        nvml.answer(NvmlLibrary.NVML_SUCCESS, new Sample(7, T0 + 60_000, 10), new Sample(8, T0 + 90_000, 50),
+        nvml.answer(
+                NvmlLibrary.NVML_SUCCESS,
+                new Sample(7, T0 + 60_000, 10),
+                new Sample(8, T0 + 90_000, 50),
                 new Sample(7, T0 + 20_000, 50));
         // pid 7: 50 % of 20 ms + 10 % of the next 40 ms; pid 8: 50 % of 90 ms.
-        assertThat(gpuTime.busySinceLastSample(GPU0)).containsExactlyInAnyOrderEntriesOf(
-                Map.of(7, 14_000_000L, 8, 45_000_000L));
+        assertThat(gpuTime.busySinceLastSample(GPU0))
+                .containsExactlyInAnyOrderEntriesOf(Map.of(7, 14_000_000L, 8, 45_000_000L));
     }
 
     @Test
@@ -111,8 +114,11 @@ class NvmlProcessGpuTimeTest {
 
         @Override
         @SuppressWarnings("restricted") // sizes the caller's buffer as NVML would: capacity samples
-        public int nvmlDeviceGetProcessUtilization(MemorySegment device, MemorySegment utilization,
-                MemorySegment processSamplesCount, long lastSeenTimeStamp) {
+        public int nvmlDeviceGetProcessUtilization(
+                MemorySegment device,
+                MemorySegment utilization,
+                MemorySegment processSamplesCount,
+                long lastSeenTimeStamp) {
             calls.add(new Call((int) device.address() - 1, lastSeenTimeStamp));
             int capacity = processSamplesCount.get(JAVA_INT, 0);
             capacities.add(capacity);
@@ -127,8 +133,8 @@ class NvmlProcessGpuTimeTest {
             if (rc != NVML_SUCCESS) {
                 return rc;
             }
-            MemorySegment buffer = utilization.reinterpret(capacity
-                    * NvmlLayouts.NVML_PROCESS_UTILIZATION_SAMPLE.byteSize());
+            MemorySegment buffer =
+                    utilization.reinterpret(capacity * NvmlLayouts.NVML_PROCESS_UTILIZATION_SAMPLE.byteSize());
             for (int i = 0; i < samples.length; i++) {
                 long at = i * NvmlLayouts.NVML_PROCESS_UTILIZATION_SAMPLE.byteSize();
                 buffer.set(JAVA_INT, at, samples[i].pid());

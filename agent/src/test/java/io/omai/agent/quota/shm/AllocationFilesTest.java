@@ -18,8 +18,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** Modes of an allocation directory and its files, and the one-writer rule of its control file. */
 class AllocationFilesTest {
-    private static final AllocationSpec SPEC = new AllocationSpec("ns/pod/c",
-            List.of(new DeviceQuota("GPU-a", 0, 4L << 30, 250, ComputeMode.HARD_CAP)), true, 100_000);
+    private static final AllocationSpec SPEC = new AllocationSpec(
+            "ns/pod/c", List.of(new DeviceQuota("GPU-a", 0, 4L << 30, 250, ComputeMode.HARD_CAP)), true, 100_000);
 
     @TempDir
     Path root;
@@ -47,8 +47,8 @@ class AllocationFilesTest {
         Path directory = root.resolve("a-2");
         AllocationFiles.create(directory, SPEC).close();
         long epochAt = ShmLayout.offset(CONTROL_HEADER, "epoch");
-        try (FileChannel channel = FileChannel.open(directory.resolve(AllocationFiles.CONTROL),
-                StandardOpenOption.WRITE)) {
+        try (FileChannel channel =
+                FileChannel.open(directory.resolve(AllocationFiles.CONTROL), StandardOpenOption.WRITE)) {
             channel.write(ByteBuffer.allocate(8).order(ByteOrder.nativeOrder()).putLong(0, 9), epochAt);
         }
         try (AllocationFiles writer = AllocationFiles.openAsWriter(directory)) {

@@ -26,11 +26,19 @@ class ControlRegionTest {
     Path dir;
 
     static AllocationSpec spec(long limit, int quota) {
-        return new AllocationSpec("team-a/trainer-0/main", List.of(
-                new DeviceQuota("GPU-11111111-2222-3333-4444-555555555555", 0, limit, quota, ComputeMode.HARD_CAP),
-                new DeviceQuota("GPU-66666666-7777-8888-9999-000000000000", 3, limit, quota,
-                        ComputeMode.WORK_CONSERVING)),
-                true, 100_000);
+        return new AllocationSpec(
+                "team-a/trainer-0/main",
+                List.of(
+                        new DeviceQuota(
+                                "GPU-11111111-2222-3333-4444-555555555555", 0, limit, quota, ComputeMode.HARD_CAP),
+                        new DeviceQuota(
+                                "GPU-66666666-7777-8888-9999-000000000000",
+                                3,
+                                limit,
+                                quota,
+                                ComputeMode.WORK_CONSERVING)),
+                true,
+                100_000);
     }
 
     @Test
@@ -45,8 +53,10 @@ class ControlRegionTest {
             assertThat(s.computeEnforced()).isTrue();
             assertThat(s.computePeriodUs()).isEqualTo(100_000);
             assertThat(s.createdNs()).isPositive();
-            assertThat(s.devices()).extracting(ControlSnapshot.Device::uuid).containsExactly(
-                    "GPU-11111111-2222-3333-4444-555555555555", "GPU-66666666-7777-8888-9999-000000000000");
+            assertThat(s.devices())
+                    .extracting(ControlSnapshot.Device::uuid)
+                    .containsExactly(
+                            "GPU-11111111-2222-3333-4444-555555555555", "GPU-66666666-7777-8888-9999-000000000000");
             assertThat(s.devices().get(1).hostIndex()).isEqualTo(3);
             assertThat(s.devices().get(1).mode()).isEqualTo(ComputeMode.WORK_CONSERVING);
             assertThat(s.devices()).allSatisfy(d -> {
@@ -97,7 +107,8 @@ class ControlRegionTest {
         ControlRegion.create(file, spec(1L << 30, 300)).close();
         try (ControlRegion region = ControlRegion.openReadOnly(file)) {
             assertThat(region.read().devices()).hasSize(2);
-            assertThatThrownBy(() -> region.heartbeat(1)).isInstanceOf(IllegalStateException.class)
+            assertThatThrownBy(() -> region.heartbeat(1))
+                    .isInstanceOf(IllegalStateException.class)
                     .hasMessageContaining("read-only");
             assertThatThrownBy(() -> region.update(spec(1, 1))).hasMessageContaining("read-only");
         }
@@ -106,15 +117,19 @@ class ControlRegionTest {
     @Test
     void missingFileNamesThePath() {
         Path file = dir.resolve("absent/control");
-        assertThatThrownBy(() -> ControlRegion.open(file)).isInstanceOf(NoSuchFileException.class)
-                .hasMessageContaining(file.toString()).hasMessageContaining("control file does not exist");
+        assertThatThrownBy(() -> ControlRegion.open(file))
+                .isInstanceOf(NoSuchFileException.class)
+                .hasMessageContaining(file.toString())
+                .hasMessageContaining("control file does not exist");
     }
 
     @Test
     void wrongMagicIsRefused() throws IOException {
         Path file = created();
         patchLong(file, 0, 0x1234L);
-        assertRefused(file, RegionFormatException.Problem.BAD_MAGIC,
+        assertRefused(
+                file,
+                RegionFormatException.Problem.BAD_MAGIC,
                 "magic is 0x0000000000001234, expected 0x314c544349414d4f (\"OMAICTL1\")");
     }
 
@@ -122,7 +137,9 @@ class ControlRegionTest {
     void wrongVersionIsRefused() throws IOException {
         Path file = created();
         patchInt(file, ShmLayout.offset(CONTROL_HEADER, "abi_version"), 7);
-        assertRefused(file, RegionFormatException.Problem.UNSUPPORTED_VERSION,
+        assertRefused(
+                file,
+                RegionFormatException.Problem.UNSUPPORTED_VERSION,
                 "ABI version is 7, this agent speaks version 1");
     }
 
@@ -144,15 +161,17 @@ class ControlRegionTest {
     void fileShorterThanItsHeaderIsRefused() throws IOException {
         Path file = created();
         truncate(file, 100);
-        assertRefused(file, RegionFormatException.Problem.TRUNCATED,
-                "control file is 100 bytes, expected at least 192");
+        assertRefused(
+                file, RegionFormatException.Problem.TRUNCATED, "control file is 100 bytes, expected at least 192");
     }
 
     @Test
     void fileCutInsideItsDeviceRecordsIsRefused() throws IOException {
         Path file = created();
         truncate(file, 192 + 128 + 10);
-        assertRefused(file, RegionFormatException.Problem.TRUNCATED,
+        assertRefused(
+                file,
+                RegionFormatException.Problem.TRUNCATED,
                 "control file is 330 bytes, expected at least 448 for 2 device records");
     }
 
@@ -168,7 +187,8 @@ class ControlRegionTest {
         Path file = created();
         patchLong(file, ShmLayout.offset(CONTROL_HEADER, "epoch"), 5);
         try (ControlRegion reader = ControlRegion.openReadOnly(file)) {
-            assertThatThrownBy(reader::read).isInstanceOf(RegionFormatException.class)
+            assertThatThrownBy(reader::read)
+                    .isInstanceOf(RegionFormatException.class)
                     .hasMessageContaining("epoch stayed odd (5)")
                     .extracting(e -> ((RegionFormatException) e).problem())
                     .isEqualTo(RegionFormatException.Problem.TORN_UPDATE);
@@ -188,7 +208,8 @@ class ControlRegionTest {
         Path file = created();
         patchLong(file, ShmLayout.offset(CONTROL_HEADER, "epoch"), 7); // another writer is mid-update
         try (ControlRegion second = ControlRegion.open(file)) {
-            assertThatThrownBy(second::read).isInstanceOf(RegionFormatException.class)
+            assertThatThrownBy(second::read)
+                    .isInstanceOf(RegionFormatException.class)
                     .hasMessageContaining("epoch stayed odd (7)");
         }
     }
@@ -240,16 +261,23 @@ class ControlRegionTest {
                     .isInstanceOf(RegionFormatException.class)
                     .hasMessageStartingWith(file.toString())
                     .hasMessageContaining(message)
-                    .extracting(e -> ((RegionFormatException) e).problem()).isEqualTo(problem);
+                    .extracting(e -> ((RegionFormatException) e).problem())
+                    .isEqualTo(problem);
         }
     }
 
     static void patchLong(Path file, long offset, long value) throws IOException {
-        patch(file, offset, ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, value));
+        patch(
+                file,
+                offset,
+                ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, value));
     }
 
     static void patchInt(Path file, long offset, int value) throws IOException {
-        patch(file, offset, ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(0, value));
+        patch(
+                file,
+                offset,
+                ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt(0, value));
     }
 
     private static void patch(Path file, long offset, ByteBuffer bytes) throws IOException {

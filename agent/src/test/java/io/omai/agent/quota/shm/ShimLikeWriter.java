@@ -37,18 +37,26 @@ public final class ShimLikeWriter implements AutoCloseable {
     }
 
     public void allocate(int slot, int device, long bytes) {
-        long total = ShmLayout.USAGE_DEVICES_OFFSET + device * USAGE_DEVICE.byteSize()
+        long total = ShmLayout.USAGE_DEVICES_OFFSET
+                + device * USAGE_DEVICE.byteSize()
                 + offset(USAGE_DEVICE, "bytes_reserved");
         ShmLayout.LONG.getAndAdd(seg, total, bytes);
-        long mine = ShmLayout.USAGE_SLOTS_OFFSET + slot * USAGE_SLOT.byteSize() + offset(USAGE_SLOT, "devices")
-                + device * USAGE_SLOT_DEVICE.byteSize() + offset(USAGE_SLOT_DEVICE, "bytes_in_use");
+        long mine = ShmLayout.USAGE_SLOTS_OFFSET
+                + slot * USAGE_SLOT.byteSize()
+                + offset(USAGE_SLOT, "devices")
+                + device * USAGE_SLOT_DEVICE.byteSize()
+                + offset(USAGE_SLOT_DEVICE, "bytes_in_use");
         ShmLayout.LONG.getAndAdd(seg, mine, bytes);
     }
 
     /** A reservation whose process died before committing it to its slot. */
     public void reserveOnly(int device, long bytes) {
-        ShmLayout.LONG.getAndAdd(seg, ShmLayout.USAGE_DEVICES_OFFSET + device * USAGE_DEVICE.byteSize()
-                + offset(USAGE_DEVICE, "bytes_reserved"), bytes);
+        ShmLayout.LONG.getAndAdd(
+                seg,
+                ShmLayout.USAGE_DEVICES_OFFSET
+                        + device * USAGE_DEVICE.byteSize()
+                        + offset(USAGE_DEVICE, "bytes_reserved"),
+                bytes);
     }
 
     @Override
@@ -62,7 +70,9 @@ public final class ShimLikeWriter implements AutoCloseable {
         ShmLayout.LONG.getAndAdd(seg, totals + offset(USAGE_DEVICE, "launches"), launches);
         ShmLayout.LONG.getAndAdd(seg, totals + offset(USAGE_DEVICE, "tokens_consumed_ns"), tokensNs);
         ShmLayout.LONG.getAndAdd(seg, totals + offset(USAGE_DEVICE, "throttled_ns"), throttledNs);
-        long mine = ShmLayout.USAGE_SLOTS_OFFSET + slot * USAGE_SLOT.byteSize() + offset(USAGE_SLOT, "devices")
+        long mine = ShmLayout.USAGE_SLOTS_OFFSET
+                + slot * USAGE_SLOT.byteSize()
+                + offset(USAGE_SLOT, "devices")
                 + device * USAGE_SLOT_DEVICE.byteSize();
         ShmLayout.LONG.getAndAdd(seg, mine + offset(USAGE_SLOT_DEVICE, "launches"), launches);
         ShmLayout.LONG.getAndAdd(seg, mine + offset(USAGE_SLOT_DEVICE, "tokens_consumed_ns"), tokensNs);

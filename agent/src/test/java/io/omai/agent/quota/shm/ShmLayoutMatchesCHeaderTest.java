@@ -51,7 +51,9 @@ class ShmLayoutMatchesCHeaderTest {
         assertThat(sizes).hasSize(structs.size());
         for (String[] line : sizes) {
             assertThat(structs).as("Java layout for C struct %s", line[1]).containsKey(line[1]);
-            assertThat(structs.get(line[1]).byteSize()).as("sizeof(%s)", line[1]).isEqualTo(Long.parseLong(line[2]));
+            assertThat(structs.get(line[1]).byteSize())
+                    .as("sizeof(%s)", line[1])
+                    .isEqualTo(Long.parseLong(line[2]));
         }
     }
 
@@ -63,9 +65,11 @@ class ShmLayoutMatchesCHeaderTest {
             StructLayout struct = structs.get(name[0]);
             assertThat(struct).as("Java layout for %s", name[0]).isNotNull();
             assertThat(struct.byteOffset(PathElement.groupElement(name[1])))
-                    .as("offsetof(%s)", line[1]).isEqualTo(Long.parseLong(line[2]));
+                    .as("offsetof(%s)", line[1])
+                    .isEqualTo(Long.parseLong(line[2]));
             assertThat(struct.select(PathElement.groupElement(name[1])).byteSize())
-                    .as("sizeof(%s)", line[1]).isEqualTo(Long.parseLong(line[3]));
+                    .as("sizeof(%s)", line[1])
+                    .isEqualTo(Long.parseLong(line[3]));
         }
     }
 
@@ -83,12 +87,15 @@ class ShmLayoutMatchesCHeaderTest {
                 }
             }
         }
-        assertThat(unchecked).as("fields the probe does not print: add them to native/tools/abi_probe.c").isEmpty();
+        assertThat(unchecked)
+                .as("fields the probe does not print: add them to native/tools/abi_probe.c")
+                .isEmpty();
     }
 
     @Test
     void everyConstantMatches() throws ReflectiveOperationException {
-        List<String[]> constants = probe.stream().filter(l -> l[0].equals("const")).toList();
+        List<String[]> constants =
+                probe.stream().filter(l -> l[0].equals("const")).toList();
         assertThat(constants).hasSizeGreaterThan(10);
         for (String[] line : constants) {
             Field field = ShmLayout.class.getField(line[1].substring("OMAI_".length()));
@@ -100,7 +107,8 @@ class ShmLayoutMatchesCHeaderTest {
     @Test
     void headerDeclaresTheVersionTheAgentSpeaks() throws IOException {
         Path header = Path.of(System.getProperty("omai.native.build", "../native/build"))
-                .getParent().resolve("cuda-intercept/include/omai_shm.h");
+                .getParent()
+                .resolve("cuda-intercept/include/omai_shm.h");
         assertThat(Files.readString(header)).contains("#define OMAI_ABI_VERSION " + ShmLayout.ABI_VERSION + "u");
     }
 }

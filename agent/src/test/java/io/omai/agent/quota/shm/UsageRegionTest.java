@@ -1,9 +1,6 @@
 package io.omai.agent.quota.shm;
 
-import static io.omai.agent.quota.shm.ShmLayout.USAGE_DEVICE;
 import static io.omai.agent.quota.shm.ShmLayout.USAGE_HEADER;
-import static io.omai.agent.quota.shm.ShmLayout.USAGE_SLOT;
-import static io.omai.agent.quota.shm.ShmLayout.USAGE_SLOT_DEVICE;
 import static io.omai.agent.quota.shm.ShmLayout.offset;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -26,7 +23,9 @@ class UsageRegionTest {
         try (UsageRegion usage = UsageRegion.create(file, 2)) {
             UsageSnapshot s = usage.read();
             assertThat(s.deviceCount()).isEqualTo(2);
-            assertThat(s.devices()).hasSize(2).allSatisfy(t -> assertThat(t.bytesReserved()).isZero());
+            assertThat(s.devices())
+                    .hasSize(2)
+                    .allSatisfy(t -> assertThat(t.bytesReserved()).isZero());
             assertThat(s.slots()).isEmpty();
         }
         assertThat(Files.size(file)).isEqualTo(UsageRegion.FILE_SIZE);
@@ -36,7 +35,8 @@ class UsageRegionTest {
     @Test
     void reclaimReleasesADeadProcessBytesAndFreesItsSlot() throws IOException {
         Path file = dir.resolve("usage");
-        try (UsageRegion usage = UsageRegion.create(file, 2); ShimLikeWriter shim = new ShimLikeWriter(file)) {
+        try (UsageRegion usage = UsageRegion.create(file, 2);
+                ShimLikeWriter shim = new ShimLikeWriter(file)) {
             int a = shim.claim(100, 5000);
             int b = shim.claim(200, 6000);
             shim.allocate(a, 0, 1000);
@@ -48,9 +48,13 @@ class UsageRegionTest {
             assertThat(before.slots().get(0).bytesInUse()).isEqualTo(1300);
             assertThat(before.devices().get(0).bytesReserved()).isEqualTo(1050);
 
-            assertThat(usage.reclaim(a, 100, 4999)).as("different start time: another process").isEqualTo(-1);
+            assertThat(usage.reclaim(a, 100, 4999))
+                    .as("different start time: another process")
+                    .isEqualTo(-1);
             assertThat(usage.reclaim(a, 100, 5000)).isEqualTo(1300);
-            assertThat(usage.reclaim(a, 100, 5000)).as("second reclaim is a no-op").isEqualTo(-1);
+            assertThat(usage.reclaim(a, 100, 5000))
+                    .as("second reclaim is a no-op")
+                    .isEqualTo(-1);
 
             UsageSnapshot after = usage.read();
             assertThat(after.slots()).extracting(UsageSnapshot.Slot::pid).containsExactly(200);
@@ -59,19 +63,24 @@ class UsageRegionTest {
             assertThat(after.reclaimedSlots()).isEqualTo(1);
             assertThat(after.reclaimedBytes()).isEqualTo(1300);
 
-            assertThat(shim.claim(300, 7000)).as("the freed slot is claimable again").isEqualTo(a);
+            assertThat(shim.claim(300, 7000))
+                    .as("the freed slot is claimable again")
+                    .isEqualTo(a);
         }
     }
 
     @Test
     void totalsSaturateAtZeroInsteadOfUnderflowing() throws IOException {
         Path file = dir.resolve("usage");
-        try (UsageRegion usage = UsageRegion.create(file, 1); ShimLikeWriter shim = new ShimLikeWriter(file)) {
+        try (UsageRegion usage = UsageRegion.create(file, 1);
+                ShimLikeWriter shim = new ShimLikeWriter(file)) {
             int slot = shim.claim(100, 1);
             shim.allocate(slot, 0, 10);
             // The total lost 10 bytes somewhere (e.g. the shim freed them before the agent looked).
             shim.reserveOnly(0, -10);
-            assertThat(usage.reclaim(slot, 100, 1)).as("only what the total holds is released").isZero();
+            assertThat(usage.reclaim(slot, 100, 1))
+                    .as("only what the total holds is released")
+                    .isZero();
             assertThat(usage.read().devices().get(0).bytesReserved()).isZero();
         }
     }
@@ -79,11 +88,14 @@ class UsageRegionTest {
     @Test
     void leakedTotalsAreResetOnlyWhenNoProcessIsLeft() throws IOException {
         Path file = dir.resolve("usage");
-        try (UsageRegion usage = UsageRegion.create(file, 1); ShimLikeWriter shim = new ShimLikeWriter(file)) {
+        try (UsageRegion usage = UsageRegion.create(file, 1);
+                ShimLikeWriter shim = new ShimLikeWriter(file)) {
             int slot = shim.claim(100, 1);
             shim.allocate(slot, 0, 10);
             shim.reserveOnly(0, 4096);
-            assertThat(usage.resetLeakedTotals()).as("a live process may still commit").isZero();
+            assertThat(usage.resetLeakedTotals())
+                    .as("a live process may still commit")
+                    .isZero();
             assertThat(usage.reclaim(slot, 100, 1)).isEqualTo(10);
             assertThat(usage.read().devices().get(0).bytesReserved()).isEqualTo(4096);
             assertThat(usage.resetLeakedTotals()).isEqualTo(4096);
@@ -94,7 +106,8 @@ class UsageRegionTest {
     @Test
     void hostPidIsRecordedOnlyForTheSameProcess() throws IOException {
         Path file = dir.resolve("usage");
-        try (UsageRegion usage = UsageRegion.create(file, 1); ShimLikeWriter shim = new ShimLikeWriter(file)) {
+        try (UsageRegion usage = UsageRegion.create(file, 1);
+                ShimLikeWriter shim = new ShimLikeWriter(file)) {
             int slot = shim.claim(7, 1);
             usage.setHostPid(slot, 8, 4242);
             assertThat(usage.read().slots().get(0).hostPid()).isZero();
@@ -108,12 +121,14 @@ class UsageRegionTest {
         Path file = dir.resolve("usage");
         UsageRegion.create(file, 1).close();
         ControlRegionTest.patchInt(file, offset(USAGE_HEADER, "slot_size"), 800);
-        assertThatThrownBy(() -> UsageRegion.openReadOnly(file)).isInstanceOf(RegionFormatException.class)
+        assertThatThrownBy(() -> UsageRegion.openReadOnly(file))
+                .isInstanceOf(RegionFormatException.class)
                 .hasMessageContaining("slot_size is 800, expected 832");
 
         UsageRegion.create(file, 1).close();
         ControlRegionTest.patchInt(file, offset(USAGE_HEADER, "slots_offset"), 64);
-        assertThatThrownBy(() -> UsageRegion.openReadOnly(file)).hasMessageContaining("slots_offset is 64, expected 1088");
+        assertThatThrownBy(() -> UsageRegion.openReadOnly(file))
+                .hasMessageContaining("slots_offset is 64, expected 1088");
 
         UsageRegion.create(file, 1).close();
         ControlRegionTest.patchLong(file, 0, ShmLayout.CONTROL_MAGIC);
@@ -122,8 +137,8 @@ class UsageRegionTest {
         UsageRegion.create(file, 1).close();
         ControlRegionTest.truncate(file, UsageRegion.FILE_SIZE - 1);
         assertThatThrownBy(() -> UsageRegion.open(file))
-                .hasMessageContaining("usage file is " + (UsageRegion.FILE_SIZE - 1) + " bytes, expected "
-                        + UsageRegion.FILE_SIZE);
+                .hasMessageContaining(
+                        "usage file is " + (UsageRegion.FILE_SIZE - 1) + " bytes, expected " + UsageRegion.FILE_SIZE);
     }
 
     @Test
@@ -133,7 +148,8 @@ class UsageRegionTest {
             assertThat(files.usage().deviceCount()).isEqualTo(2);
         }
         UsageRegion.create(alloc.resolve(AllocationFiles.USAGE), 3).close();
-        assertThatThrownBy(() -> AllocationFiles.openReadOnly(alloc)).isInstanceOf(RegionFormatException.class)
+        assertThatThrownBy(() -> AllocationFiles.openReadOnly(alloc))
+                .isInstanceOf(RegionFormatException.class)
                 .hasMessageContaining("device_count is 3, expected 2 as in");
         AllocationFiles.delete(alloc);
         assertThat(alloc).doesNotExist();

@@ -13,29 +13,41 @@ class DeviceExpressionsTest {
     private final DeviceExpressions expressions = new DeviceExpressions(4);
 
     private static final Device H100 = Device.newBuilder()
-            .setUuid("GPU-1111").setIndex(3).setModel("NVIDIA H100 80GB HBM3").setMemory(80 * GIB)
-            .setClass_("train").setNuma(1).addTags("nvlink").addTags("fast")
-            .setMilliCapacity(1000).setMilliFree(700).setMemoryFree(60 * GIB)
-            .putAttributes("compute_capability", "9.0").putAttributes("rack", "r12")
+            .setUuid("GPU-1111")
+            .setIndex(3)
+            .setModel("NVIDIA H100 80GB HBM3")
+            .setMemory(80 * GIB)
+            .setClass_("train")
+            .setNuma(1)
+            .addTags("nvlink")
+            .addTags("fast")
+            .setMilliCapacity(1000)
+            .setMilliFree(700)
+            .setMemoryFree(60 * GIB)
+            .putAttributes("compute_capability", "9.0")
+            .putAttributes("rack", "r12")
             .build();
 
     @ParameterizedTest
-    @CsvSource(delimiter = '|', quoteCharacter = '"', value = {
-        "device.memory >= quantity('40Gi')                                   | true",
-        "device.memory_free > quantity('64Gi')                               | false",
-        "device.model.startsWith('NVIDIA H100')                              | true",
-        "device.model.matches('[AH]100 [0-9]+GB')                            | true",
-        "device.class == 'train' && device.numa == 1                         | true",
-        "device.class in ['infer', 'batch']                                  | false",
-        "'nvlink' in device.tags                                             | true",
-        "device.tags.exists(t, t.startsWith('fa'))                           | true",
-        "device.tags.all(t, size(t) > 4)                                     | false",
-        "size(device.tags) == 2                                              | true",
-        "device.milli_free * 2 > device.milli_capacity                       | true",
-        "device.attributes['compute_capability'] == '9.0'                    | true",
-        "'rack' in device.attributes && device.attributes.rack == 'r12'      | true",
-        "device.index % 2 == 1 && device.uuid.endsWith('1111')               | true",
-    })
+    @CsvSource(
+            delimiter = '|',
+            quoteCharacter = '"',
+            value = {
+                "device.memory >= quantity('40Gi')                                   | true",
+                "device.memory_free > quantity('64Gi')                               | false",
+                "device.model.startsWith('NVIDIA H100')                              | true",
+                "device.model.matches('[AH]100 [0-9]+GB')                            | true",
+                "device.class == 'train' && device.numa == 1                         | true",
+                "device.class in ['infer', 'batch']                                  | false",
+                "'nvlink' in device.tags                                             | true",
+                "device.tags.exists(t, t.startsWith('fa'))                           | true",
+                "device.tags.all(t, size(t) > 4)                                     | false",
+                "size(device.tags) == 2                                              | true",
+                "device.milli_free * 2 > device.milli_capacity                       | true",
+                "device.attributes['compute_capability'] == '9.0'                    | true",
+                "'rack' in device.attributes && device.attributes.rack == 'r12'      | true",
+                "device.index % 2 == 1 && device.uuid.endsWith('1111')               | true",
+            })
     void test_coversAttributesArithmeticStringsListsAndQuantities(String text, boolean expected) throws Exception {
         assertThat(expressions.compile(text).test(H100)).isEqualTo(expected);
     }
