@@ -34,6 +34,21 @@ public record Allocation(
         return claim.tenant();
     }
 
+    /** The namespace of the pod it was made for: from its claim, else from kubelet's owner label; "" when unknown. */
+    public String podNamespace() {
+        return !claim.namespace().isEmpty() ? claim.namespace() : ownerPart(0);
+    }
+
+    /** The name of the pod it was made for: from its claim, else from kubelet's owner label; "" when unknown. */
+    public String podName() {
+        return !claim.pod().isEmpty() ? claim.pod() : ownerPart(1);
+    }
+
+    private String ownerPart(int index) {
+        String[] parts = owner.split("/", 3);
+        return parts.length == 3 ? parts[index] : "";
+    }
+
     /** Milli units per GPU, in GPU UUID order. */
     public Map<String, Integer> milliPerGpu() {
         Map<String, Integer> perGpu = new LinkedHashMap<>();

@@ -291,11 +291,7 @@ final class QuotaEnforcement implements AutoCloseable {
     }
 
     private static String podOf(Allocation allocation) {
-        if (!allocation.claim().pod().isEmpty()) {
-            return allocation.claim().namespace() + "/" + allocation.claim().pod();
-        }
-        String[] owner = allocation.owner().split("/", 3);
-        return owner.length == 3 ? owner[0] + "/" + owner[1] : "unknown";
+        return allocation.podName().isEmpty() ? "unknown" : allocation.podNamespace() + "/" + allocation.podName();
     }
 
     /** A problem the reaper found in a usage file: a finding, a log line and the configured action. */
@@ -337,7 +333,6 @@ final class QuotaEnforcement implements AutoCloseable {
             }
         }
         String pod = podOf(allocation);
-        String[] ns = pod.split("/", 2);
         AuditFinding finding = new AuditFinding(
                 tampered ? AuditFinding.Reason.USAGE_TAMPERED : AuditFinding.Reason.SLOTS_EXHAUSTED,
                 gpu,
@@ -345,8 +340,8 @@ final class QuotaEnforcement implements AutoCloseable {
                 "",
                 -1,
                 limit,
-                ns.length == 2 ? ns[0] : "",
-                ns.length == 2 ? ns[1] : "",
+                allocation.podNamespace(),
+                allocation.podName(),
                 allocation.claim().podUid(),
                 allocation.id(),
                 !killed.isEmpty(),

@@ -537,10 +537,8 @@ public final class GpuProcessAudit implements AutoCloseable {
     private AuditFinding report(
             Key key, Allocation allocation, int pid, long usedBytes, long limit, boolean killed, String detail) {
         var claim = allocation == null ? null : allocation.claim();
-        String[] owner = allocation == null ? new String[0] : allocation.owner().split("/", 3);
-        String namespace =
-                claim != null && !claim.namespace().isEmpty() ? claim.namespace() : owner.length == 3 ? owner[0] : "";
-        String pod = claim != null && !claim.pod().isEmpty() ? claim.pod() : owner.length == 3 ? owner[1] : "";
+        String namespace = allocation == null ? "" : allocation.podNamespace();
+        String pod = allocation == null ? "" : allocation.podName();
         AuditFinding finding = new AuditFinding(
                 key.reason(),
                 key.gpuUuid(),

@@ -1,5 +1,6 @@
 package io.omai.simulator.simulate;
 
+import io.omai.simulator.node.SimulatedAgentNode;
 import io.omai.simulator.util.ScratchDirectories;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -88,8 +89,8 @@ public final class SimulateCommand implements Callable<Integer> {
             throw new CommandLine.ParameterException(new CommandLine(this), "--refresh must be positive");
         }
         Path root = workDir != null ? Files.createDirectories(workDir) : Files.createTempDirectory("omai-simulate-");
-        int port = metricsPort == 0 ? freePort() : metricsPort;
-        int apiPort = schedulerApiPort == 0 ? freePort() : schedulerApiPort;
+        int port = metricsPort == 0 ? SimulatedAgentNode.freePort() : metricsPort;
+        int apiPort = schedulerApiPort == 0 ? SimulatedAgentNode.freePort() : schedulerApiPort;
         PrintStream out = System.out;
         // since JDK 22 System.console() exists without a terminal too: redraw only on a real one
         boolean redraw = !plain
@@ -173,13 +174,6 @@ public final class SimulateCommand implements Callable<Integer> {
             } finally {
                 stopped.countDown();
             }
-        }
-    }
-
-    private static int freePort() throws IOException {
-        try (java.net.ServerSocket socket =
-                new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            return socket.getLocalPort();
         }
     }
 

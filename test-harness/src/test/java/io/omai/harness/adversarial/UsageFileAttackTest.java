@@ -76,11 +76,7 @@ class UsageFileAttackTest {
 
     @Test
     void everyAttackOnAUsageFileIsContainedNoticedAndCostsTheOtherTenantNothing() throws Exception {
-        assumeTrue(
-                "root".equals(System.getProperty("user.name")),
-                "skipped: the attacks run inside mount namespaces, which need root (run the suite as root, as CI does)");
-        Optional<String> unavailable = ContainerLauncher.mountNamespaceUnavailable();
-        assumeTrue(unavailable.isEmpty(), () -> "skipped: " + unavailable.orElseThrow());
+        requireMountNamespaces();
 
         try (SimulatedAgentNode node = SimulatedAgentNode.create(dir, 2, GPU_MEMORY)) {
             SimNode sim = node.sim();
@@ -192,6 +188,12 @@ class UsageFileAttackTest {
         }
     }
 
+    /** The attacks run inside mount namespaces: root (the effective uid, as CI runs) and a kernel that allows them. */
+    private static void requireMountNamespaces() {
+        Optional<String> unavailable = ContainerLauncher.mountNamespaceUnavailable();
+        assumeTrue(unavailable.isEmpty(), () -> "skipped: " + unavailable.orElseThrow());
+    }
+
     /** The attacked node's agent: quick kubelet timings, a 30 s grace, the audit every 300 ms, no scheduler API. */
     private Path config(SimulatedAgentNode node, int port, String onTamper) {
         return node.yaml("sim-node")
@@ -205,11 +207,7 @@ class UsageFileAttackTest {
 
     @Test
     void withOnTamperKillTheTamperersProcessesDieAndNoOneElses() throws Exception {
-        assumeTrue(
-                "root".equals(System.getProperty("user.name")),
-                "skipped: the attacks run inside mount namespaces, which need root (run the suite as root, as CI does)");
-        Optional<String> unavailable = ContainerLauncher.mountNamespaceUnavailable();
-        assumeTrue(unavailable.isEmpty(), () -> "skipped: " + unavailable.orElseThrow());
+        requireMountNamespaces();
         try (SimulatedAgentNode node = SimulatedAgentNode.create(dir, 2, GPU_MEMORY)) {
             SimNode sim = node.sim();
             Path state = node.paths().state();
