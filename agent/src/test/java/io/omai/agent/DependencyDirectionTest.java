@@ -68,7 +68,10 @@ class DependencyDirectionTest {
             "placement", "",
             "deviceplugin.v1beta1", "",
             "deviceplugin.podresources.v1", "",
-            "schedapi.v1", "");
+            "schedapi.v1", "",
+            "dra.v1", "",
+            "dra.v1beta1", "",
+            "dra.registration.v1", "");
 
     private static JavaClasses agent;
 

@@ -19,6 +19,7 @@ import java.time.Duration;
  * @param schedulerApi the scheduler-facing gRPC API (node state, watch, fit, reservations)
  * @param ib the {@code omai.io/ib-vf} device plugin for InfiniBand/RoCE SR-IOV VFs
  * @param audit what the agent does when a container's usage file is found tampered with
+ * @param dra the DRA kubelet plugin (ResourceSlices, NodePrepareResources, CDI specs); off by default
  */
 public record AgentConfig(
         String nodeName,
@@ -32,7 +33,8 @@ public record AgentConfig(
         Tenancy tenancy,
         SchedulerApi schedulerApi,
         Ib ib,
-        Audit audit) {
+        Audit audit,
+        Dra dra) {
 
     /** The config format this agent reads ({@code version:} in the file). */
     public static final int VERSION = 1;
@@ -245,6 +247,42 @@ public record AgentConfig(
         FREEZE,
         /** SIGKILL to the allocation's processes (its live slots' and those NVML shows in the container). */
         KILL
+    }
+
+    /**
+     * The DRA kubelet plugin ({@code dra:}): the same GPUs and ledger as the device plugin, offered as
+     * {@code resource.k8s.io/v1} ResourceSlices with consumable capacity.
+     *
+     * @param enabled whether the agent registers as a DRA driver at all
+     * @param driverName the driver name (ResourceSlice {@code spec.driver}, the CDI vendor), a DNS subdomain
+     * @param pluginsRegistryDir kubelet's plugin-watcher directory; the registration socket goes here
+     * @param pluginDir the directory of the DRA service socket ({@code dra.sock}) kubelet dials
+     * @param cdiDir where one CDI spec per prepared claim is written ({@code /var/run/cdi})
+     * @param deviceClass the value of every GPU device's {@code class} attribute, for DeviceClass selectors
+     * @param memoryMinimum the smallest memory a claim may consume of a GPU (the request policy's minimum)
+     * @param memoryStep the memory request granularity (the request policy's step)
+     * @param sliceUpdateDebounce how long slice updates wait for more changes before one write
+     */
+    public record Dra(
+            boolean enabled,
+            String driverName,
+            Path pluginsRegistryDir,
+            Path pluginDir,
+            Path cdiDir,
+            String deviceClass,
+            long memoryMinimum,
+            long memoryStep,
+            Duration sliceUpdateDebounce) {
+
+        /** The registration socket's file name in {@link #pluginsRegistryDir}, as kubelet's helper names it. */
+        public String registrationSocketName() {
+            return driverName + "-reg.sock";
+        }
+
+        /** The DRA service socket kubelet dials (the registration's endpoint). */
+        public Path serviceSocket() {
+            return pluginDir.resolve("dra.sock");
+        }
     }
 
     /** The plugin's socket file name in the device-plugin directory. */

@@ -40,6 +40,10 @@ public final class ConfigLoader {
     private static final Pattern LABEL_KEY =
             Pattern.compile("([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
                     + "[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?");
+    private static final Pattern DRIVER_NAME =
+            Pattern.compile("[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+");
+    private static final Pattern DEVICE_CLASS_VALUE = Pattern.compile("[A-Za-z0-9._-]{1,64}");
+    private static final long MIB = 1L << 20;
     private static final Pattern NODE_NAME = Pattern.compile("[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?");
 
     private static final ObjectMapper YAML = new ObjectMapper(new YAMLFactory());
@@ -118,7 +122,8 @@ public final class ConfigLoader {
                 config.tenancy(),
                 config.schedulerApi(),
                 config.ib(),
-                config.audit());
+                config.audit(),
+                config.dra());
     }
 
     private AgentConfig read(JsonNode root) throws ConfigException {
@@ -137,7 +142,8 @@ public final class ConfigLoader {
                 "tenancy",
                 "schedulerApi",
                 "ib",
-                "audit");
+                "audit",
+                "dra");
         JsonNode version = top.node("version");
         if (version.isMissingNode()) {
             throw error("version", "is missing; expected 'version: " + AgentConfig.VERSION + "'");
@@ -271,7 +277,56 @@ public final class ConfigLoader {
                 schedulerApi(top.section(
                         "schedulerApi", "enabled", "address", "port", "tls", "allowedClients", "deviceLabels")),
                 readIb(top, milliGpu),
-                audit(top.section("audit", "onTamper")));
+                audit(top.section("audit", "onTamper")),
+                dra(top.section(
+                        "dra",
+                        "enabled",
+                        "driverName",
+                        "pluginsRegistryDir",
+                        "pluginDir",
+                        "cdiDir",
+                        "deviceClass",
+                        "memoryMinimum",
+                        "memoryStep",
+                        "sliceUpdateDebounce")));
+    }
+
+    /** The {@code dra:} section: the DRA kubelet plugin, off by default. */
+    private AgentConfig.Dra dra(Section dra) throws ConfigException {
+        boolean enabled = dra.bool("enabled", false);
+        String driver = dra.string("driverName", "gpu.omai.io");
+        // a DNS subdomain of at least two labels: ResourceSlice.spec.driver and the CDI vendor both require it
+        if (!DRIVER_NAME.matcher(driver).matches() || driver.length() > 63) {
+            throw error(
+                    "dra.driverName",
+                    "'" + driver + "' is not a DRA driver name; expected a lower-case DNS subdomain of at most 63 "
+                            + "characters with a dot, e.g. gpu.omai.io");
+        }
+        String deviceClass = dra.string("deviceClass", "omai-gpu");
+        if (!DEVICE_CLASS_VALUE.matcher(deviceClass).matches()) {
+            throw error(
+                    "dra.deviceClass",
+                    "'" + deviceClass + "' is not a device attribute value; expected 1..64 characters of "
+                            + "[A-Za-z0-9._-], e.g. omai-gpu");
+        }
+        long step = dra.bytes("memoryStep", MIB, 1, 1L << 30);
+        long minimum = dra.bytes("memoryMinimum", 256 * MIB, step, 1L << 40);
+        if (minimum % step != 0) {
+            throw error(
+                    "dra.memoryMinimum",
+                    minimum + " bytes is not a multiple of dra.memoryStep (" + step + " bytes); expected e.g. 256Mi");
+        }
+        return new AgentConfig.Dra(
+                enabled,
+                driver,
+                dra.absolutePath("pluginsRegistryDir", Path.of("/var/lib/kubelet/plugins_registry")),
+                dra.absolutePath(
+                        "pluginDir", Path.of("/var/lib/kubelet/plugins").resolve(driver)),
+                dra.absolutePath("cdiDir", Path.of("/var/run/cdi")),
+                deviceClass,
+                minimum,
+                step,
+                dra.duration("sliceUpdateDebounce", Duration.ofMillis(500), Duration.ZERO, Duration.ofMinutes(1)));
     }
 
     /** The {@code audit:} section (the NVML audit's own switch stays {@code tenancy.audit}). */
@@ -763,6 +818,33 @@ public final class ConfigLoader {
                                 + "; expected " + durationText(min) + ".." + durationText(max));
             }
             return value;
+        }
+
+        /** A byte size ({@link ByteQuantity}, or a whole number of bytes) within {@code min..max}. */
+        long bytes(String name, long fallback, long min, long max) throws ConfigException {
+            JsonNode value = node(name);
+            if (value.isMissingNode() || value.isNull()) {
+                return fallback;
+            }
+            long bytes;
+            if (whole(value, 0, Long.MAX_VALUE)) {
+                bytes = value.longValue();
+            } else if (value.isTextual()) {
+                try {
+                    bytes = ByteQuantity.parse(value.textValue());
+                } catch (IllegalArgumentException e) {
+                    throw error(key(name), e.getMessage());
+                }
+            } else {
+                throw error(key(name), "is " + describe(value) + "; expected a byte size, e.g. 256Mi");
+            }
+            if (bytes < min || bytes > max) {
+                throw error(
+                        key(name),
+                        "'" + value.asText() + "' is outside " + ByteQuantity.format(min) + ".."
+                                + ByteQuantity.format(max) + "; expected a byte size in that range");
+            }
+            return bytes;
         }
 
         Set<Long> longSet(String name, Set<Long> fallback) throws ConfigException {

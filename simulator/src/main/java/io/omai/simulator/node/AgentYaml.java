@@ -72,6 +72,26 @@ public final class AgentYaml {
         return set("schedulerApi.enabled", "false");
     }
 
+    /**
+     * The DRA kubelet plugin on, with kubelet's directories under {@code paths}'s root (the plugin watcher's
+     * {@link SimulatedNodePaths#pluginsRegistry()}, the driver's {@link SimulatedNodePaths#draPluginDir(String)} and
+     * the CDI spec directory {@link SimulatedNodePaths#cdiDir()}), driver {@code gpu.omai.io}. The plugin reads
+     * ResourceClaims and writes ResourceSlices through the Kubernetes API, so the agent needs one: run it with
+     * {@code tenancy.kubernetesApi: on} and a client pointed at the (mock) API server ({@code KUBERNETES_MASTER},
+     * as {@code ./omai simulate} does).
+     */
+    public AgentYaml dra(SimulatedNodePaths paths) {
+        return set("dra.enabled", "true")
+                .set("dra.driverName", DRA_DRIVER)
+                .set("dra.pluginsRegistryDir", paths.pluginsRegistry())
+                .set("dra.pluginDir", paths.draPluginDir(DRA_DRIVER))
+                .set("dra.cdiDir", paths.cdiDir())
+                .set("dra.sliceUpdateDebounce", "50ms");
+    }
+
+    /** The driver name {@link #dra} configures. */
+    public static final String DRA_DRIVER = "gpu.omai.io";
+
     /** Top-level YAML written after everything else, as given (must not repeat a section set here). */
     public AgentYaml appendRaw(String yaml) {
         raw.append(yaml);

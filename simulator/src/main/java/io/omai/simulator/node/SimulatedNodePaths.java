@@ -27,4 +27,19 @@ public record SimulatedNodePaths(
             throw new UncheckedIOException("cannot create " + root.resolve("device-plugins"), e);
         }
     }
+
+    /** kubelet's plugin-watcher directory ({@code /var/lib/kubelet/plugins_registry} on a node). */
+    public Path pluginsRegistry() {
+        return root.resolve("plugins_registry");
+    }
+
+    /** A DRA driver's own directory ({@code /var/lib/kubelet/plugins/<driver>}), holding its {@code dra.sock}. */
+    public Path draPluginDir(String driver) {
+        return root.resolve("plugins").resolve(driver);
+    }
+
+    /** Where CDI specs are written ({@code /var/run/cdi} on a node). */
+    public Path cdiDir() {
+        return root.resolve("cdi");
+    }
 }
