@@ -1,8 +1,6 @@
 package io.omai.simulator.launcher;
 
 import io.omai.agent.deviceplugin.v1beta1.ContainerAllocateResponse;
-import io.omai.agent.deviceplugin.v1beta1.DeviceSpec;
-import io.omai.agent.deviceplugin.v1beta1.Mount;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
@@ -18,7 +16,8 @@ import java.util.Optional;
 import java.util.Set;
 
 /**
- * Starts a "container" the way a runtime would apply a device plugin's Allocate response, for tests.
+ * Starts a "container" the way a runtime would apply a device plugin's Allocate response or a DRA driver's CDI
+ * devices ({@link ContainerEdits}), for tests.
  *
  * <ul>
  *   <li>{@link Isolation#MOUNT_NAMESPACE} (root only): a private mount namespace ({@code unshare --mount
@@ -75,7 +74,7 @@ public final class ContainerLauncher {
     }
 
     /**
-     * Prepares {@code command} as a container holding {@code allocation}.
+     * Prepares {@code command} as a container holding {@code allocation}, a device plugin's Allocate response.
      *
      * @param runtimeEnv what the image/runtime adds (PATH, the simulator's variables, ...); the response's env wins
      */
@@ -84,14 +83,25 @@ public final class ContainerLauncher {
             Isolation isolation,
             Map<String, String> runtimeEnv,
             List<String> command) {
+        return prepare(ContainerEdits.of(allocation), isolation, runtimeEnv, command);
+    }
+
+    /**
+     * Prepares {@code command} as a container with {@code edits} applied, as a runtime applies an Allocate
+     * response or the CDI devices a DRA driver named.
+     *
+     * @param runtimeEnv what the image/runtime adds (PATH, the simulator's variables, ...); the edits' env wins
+     */
+    public Launch prepare(
+            ContainerEdits edits, Isolation isolation, Map<String, String> runtimeEnv, List<String> command) {
         List<String> skipped = new ArrayList<>();
-        for (DeviceSpec device : allocation.getDevicesList()) {
-            if (!Files.exists(Path.of(device.getHostPath()))) {
-                skipped.add(device.getContainerPath());
+        for (ContainerEdits.DeviceNode device : edits.deviceNodes()) {
+            if (!Files.exists(Path.of(device.hostPath()))) {
+                skipped.add(device.containerPath());
             }
         }
         Map<String, String> env = new LinkedHashMap<>(runtimeEnv);
-        env.putAll(allocation.getEnvsMap());
+        env.putAll(edits.env());
         ProcessBuilder builder;
         if (isolation == Isolation.MOUNT_NAMESPACE) {
             Optional<String> unavailable = mountNamespaceUnavailable();
@@ -106,17 +116,17 @@ public final class ContainerLauncher {
                     "--",
                     "/bin/sh",
                     "-c",
-                    namespaceScript(allocation, skipped),
+                    namespaceScript(edits, skipped),
                     "omai-container"));
             argv.addAll(command);
             builder = new ProcessBuilder(argv);
         } else {
             Map<String, String> hostPathOf = new HashMap<>();
-            for (Mount mount : allocation.getMountsList()) {
-                hostPathOf.put(mount.getContainerPath(), mount.getHostPath());
+            for (ContainerEdits.BindMount mount : edits.mounts()) {
+                hostPathOf.put(mount.containerPath(), mount.hostPath());
             }
             env.replaceAll((key, value) -> hostPathOf.getOrDefault(value, value));
-            preloadedLibrary(allocation)
+            preloadedLibrary(edits)
                     .map(library -> hostPathOf.getOrDefault(library, library))
                     .ifPresent(library -> env.put("LD_PRELOAD", library));
             builder = new ProcessBuilder(command);
@@ -126,38 +136,39 @@ public final class ContainerLauncher {
         return new Launch(builder, List.copyOf(skipped));
     }
 
-    /** The library named in the mounted ld.so.preload, as a container path. */
-    private static Optional<String> preloadedLibrary(ContainerAllocateResponse allocation) {
-        for (Mount mount : allocation.getMountsList()) {
-            if (mount.getContainerPath().equals(LD_SO_PRELOAD)) {
+    /** The library named in the mounted ld.so.preload (the last mount there wins), as a container path. */
+    private static Optional<String> preloadedLibrary(ContainerEdits edits) {
+        Optional<String> library = Optional.empty();
+        for (ContainerEdits.BindMount mount : edits.mounts()) {
+            if (mount.containerPath().equals(LD_SO_PRELOAD)) {
                 try {
-                    return Files.readAllLines(Path.of(mount.getHostPath()), StandardCharsets.US_ASCII).stream()
+                    library = Files.readAllLines(Path.of(mount.hostPath()), StandardCharsets.US_ASCII).stream()
                             .map(String::trim)
                             .filter(line -> !line.isEmpty())
                             .findFirst();
                 } catch (IOException e) {
-                    throw new UncheckedIOException("cannot read " + mount.getHostPath(), e);
+                    throw new UncheckedIOException("cannot read " + mount.hostPath(), e);
                 }
             }
         }
-        return Optional.empty();
+        return library;
     }
 
-    private String namespaceScript(ContainerAllocateResponse allocation, List<String> skippedDevices) {
+    private String namespaceScript(ContainerEdits edits, List<String> skippedDevices) {
         int launch = ++launches;
         List<String> targets = new ArrayList<>();
         Map<String, String> hostOf = new LinkedHashMap<>();
         Map<String, Boolean> readOnly = new HashMap<>();
-        for (Mount mount : allocation.getMountsList()) {
-            targets.add(mount.getContainerPath());
-            hostOf.put(mount.getContainerPath(), mount.getHostPath());
-            readOnly.put(mount.getContainerPath(), mount.getReadOnly());
+        for (ContainerEdits.BindMount mount : edits.mounts()) {
+            targets.add(mount.containerPath());
+            hostOf.put(mount.containerPath(), mount.hostPath());
+            readOnly.put(mount.containerPath(), mount.readOnly());
         }
-        for (DeviceSpec device : allocation.getDevicesList()) {
-            if (!skippedDevices.contains(device.getContainerPath())) {
-                targets.add(device.getContainerPath());
-                hostOf.put(device.getContainerPath(), device.getHostPath());
-                readOnly.put(device.getContainerPath(), false);
+        for (ContainerEdits.DeviceNode device : edits.deviceNodes()) {
+            if (!skippedDevices.contains(device.containerPath())) {
+                targets.add(device.containerPath());
+                hostOf.put(device.containerPath(), device.hostPath());
+                readOnly.put(device.containerPath(), false);
             }
         }
         Set<Path> overlayRoots = new LinkedHashSet<>();
