@@ -49,6 +49,9 @@ final class DeviceSelectors {
             .setResultType(SimpleType.BOOL)
             .build();
 
+    /** Compiled selectors by text: the allocator evaluates the same few against every device. */
+    private static final Map<String, CelRuntime.Program> PROGRAMS = new java.util.concurrent.ConcurrentHashMap<>();
+
     private DeviceSelectors() {}
 
     private static Object quantity(String text) throws CelEvaluationException {
@@ -65,18 +68,21 @@ final class DeviceSelectors {
      * reports it rather than treating the device as a match.
      */
     static boolean matches(String expression, String driver, Device device) {
-        CelAbstractSyntaxTree ast;
+        CelRuntime.Program program = PROGRAMS.computeIfAbsent(expression, DeviceSelectors::compile);
         try {
-            ast = CEL.compile(expression).getAst();
-        } catch (CelValidationException e) {
-            throw new IllegalArgumentException("CEL selector '" + expression + "' does not compile: " + e.getMessage());
-        }
-        try {
-            CelRuntime.Program program = CEL.createProgram(ast);
             return (Boolean) program.eval(Map.of("device", view(driver, device)));
         } catch (CelEvaluationException e) {
             throw new IllegalArgumentException(
                     "CEL selector '" + expression + "' failed on device " + device.getName() + ": " + e.getMessage());
+        }
+    }
+
+    private static CelRuntime.Program compile(String expression) {
+        try {
+            CelAbstractSyntaxTree ast = CEL.compile(expression).getAst();
+            return CEL.createProgram(ast);
+        } catch (CelValidationException | CelEvaluationException e) {
+            throw new IllegalArgumentException("CEL selector '" + expression + "' does not compile: " + e.getMessage());
         }
     }
 
