@@ -46,13 +46,16 @@ class DependencyDirectionTest {
                     "node config lifecycle ledger gpu gpu.nvml quota.audit quota.compute quota.shm ibvf "
                             + "deviceplugin.v1beta1 schedapi.v1",
             "node",
-                    "deviceplugin schedapi kube tenancy ledger quota quota.audit quota.compute quota.shm gpu gpu.nvml "
+                    "deviceplugin dra schedapi kube tenancy ledger quota quota.audit quota.compute quota.shm gpu gpu.nvml "
                             + "config lifecycle ibvf placement",
             "deviceplugin",
                     "tenancy ledger quota.shm gpu config lifecycle ibvf placement deviceplugin.v1beta1 "
                             + "deviceplugin.podresources.v1",
             "schedapi", "schedapi.expr schedapi.v1 tenancy ledger gpu config lifecycle placement",
             "schedapi.expr", "schedapi.v1",
+            "dra",
+                    "deviceplugin deviceplugin.v1beta1 tenancy ledger gpu config lifecycle placement dra.v1 "
+                            + "dra.v1beta1 dra.registration.v1",
             "kube", "tenancy lifecycle",
             "tenancy", "ledger quota.audit quota.compute quota.shm gpu config lifecycle placement",
             "ledger", "quota.shm gpu config lifecycle placement",

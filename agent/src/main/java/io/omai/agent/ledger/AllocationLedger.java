@@ -442,6 +442,135 @@ public final class AllocationLedger implements AutoCloseable {
     }
 
     /**
+     * The first {@code milli} slots of GPU {@code uuid} that no allocation holds, as device IDs: the capacity a DRA
+     * claim consuming {@code milli} of that GPU takes in the ledger. Whether they are still free is checked again
+     * at commit ({@link #prepareDra}).
+     *
+     * @throws LedgerException.InvalidRequest an unknown GPU or a size outside 1..1000
+     * @throws LedgerException.NoFit fewer free slots than asked
+     */
+    public List<String> freeSlots(String uuid, int milli) throws LedgerException {
+        if (!gpusByUuid.containsKey(uuid)) {
+            throw new LedgerException.InvalidRequest(
+                    "GPU " + uuid + " is not one of this node's GPUs; expected one of " + gpusByUuid.keySet());
+        }
+        if (milli < 1 || milli > MilliGpu.PER_GPU) {
+            throw new LedgerException.InvalidRequest(
+                    milli + " milli of GPU " + uuid + " is outside 1.." + MilliGpu.PER_GPU);
+        }
+        synchronized (lock) {
+            List<String> free = new ArrayList<>(milli);
+            for (int slot = 0; slot < MilliGpu.PER_GPU && free.size() < milli; slot++) {
+                MilliGpuId id = new MilliGpuId(uuid, slot);
+                if (!owners.containsKey(id)) {
+                    free.add(id.id());
+                }
+            }
+            if (free.size() < milli) {
+                throw new LedgerException.NoFit("GPU " + uuid + " has " + free.size() + " milli free; " + milli
+                        + " asked (" + (MilliGpu.PER_GPU - free.size()) + " held by other allocations)");
+            }
+            return free;
+        }
+    }
+
+    /**
+     * As {@link #prepare}, for a DRA claim ({@code claim.isDra()}): its {@link Pending#commit} never displaces
+     * (a slot taken meanwhile refuses the commit, and the caller picks again) and refuses a GPU the
+     * device-plugin path holds.
+     */
+    public Pending prepareDra(Collection<String> deviceIds, AllocationClaim claim) throws LedgerException {
+        if (!claim.isDra()) {
+            throw new IllegalArgumentException("prepareDra needs a claim with a DRA claim UID");
+        }
+        return prepare(deviceIds, claim);
+    }
+
+    /** The allocations prepared for a DRA claim, by its UID (empty when none). */
+    public List<Allocation> draAllocations(String claimUid) {
+        synchronized (lock) {
+            return allocations.values().stream()
+                    .filter(a -> a.claim().draClaimUid().equals(claimUid))
+                    .toList();
+        }
+    }
+
+    /**
+     * Releases a DRA claim's allocations (NodeUnprepareResources): records gone, checkpoint written, files
+     * removed. Idempotent: an unknown claim releases nothing.
+     *
+     * @return the allocations released
+     */
+    public List<Allocation> releaseDra(String claimUid) {
+        List<Allocation> released = new ArrayList<>();
+        synchronized (lock) {
+            for (Allocation allocation : List.copyOf(allocations.values())) {
+                if (allocation.claim().draClaimUid().equals(claimUid)) {
+                    released.add(forget(allocation.id()));
+                }
+            }
+            onMissingGpus.values().removeIf(a -> a.claim().draClaimUid().equals(claimUid));
+            if (released.isEmpty()) {
+                return List.of();
+            }
+            writer.submit(List.copyOf(allocations.values()));
+            changed();
+        }
+        for (Allocation allocation : released) {
+            discarded.discard(directory(allocation));
+            log.info(
+                    "event=allocation_released reason=dra_unprepared allocation={} claim={} owner=\"{}\" gpus={}",
+                    allocation.id(),
+                    claimUid,
+                    allocation.owner(),
+                    allocation.milliPerGpu());
+        }
+        return List.copyOf(released);
+    }
+
+    /**
+     * Why recording {@code ids} for {@code claim} would break "one GPU, one path", or null: a GPU holds allocations
+     * of the device-plugin path or DRA claims, never both (kubelet's device manager and the DRA scheduler count
+     * the same capacity without seeing each other). A DRA claim also never displaces: its slots must be free.
+     */
+    @GuardedBy("lock")
+    private String pathConflict(List<MilliGpuId> ids, AllocationClaim claim, Allocation repeated) {
+        Set<String> gpus = new TreeSet<>();
+        ids.forEach(id -> gpus.add(id.uuid()));
+        for (Allocation other : allocations.values()) {
+            boolean sameClaim = claim.isDra() && other.claim().draClaimUid().equals(claim.draClaimUid());
+            if ((repeated != null && other.id().equals(repeated.id())) || sameClaim) {
+                continue;
+            }
+            for (String uuid : other.gpuUuids()) {
+                if (!gpus.contains(uuid)) {
+                    continue;
+                }
+                if (claim.isDra() && !other.claim().isDra()) {
+                    return "GPU " + uuid + " is given out by the device-plugin path (allocation " + other.id()
+                            + ", owner '" + other.owner() + "'); a GPU serves one path at a time, so DRA claim "
+                            + claim.draClaimUid() + " cannot use it until that allocation is released";
+                }
+                if (!claim.isDra() && other.claim().isDra()) {
+                    return "GPU " + uuid + " holds DRA claim " + other.claim().draClaimUid() + " (allocation "
+                            + other.id() + "); a GPU serves one path at a time, so the device plugin cannot give "
+                            + "it out until the claim is unprepared";
+                }
+            }
+        }
+        if (claim.isDra() && repeated == null) {
+            for (MilliGpuId id : ids) {
+                String holder = owners.get(id);
+                if (holder != null) {
+                    return "slot " + id + " was taken by allocation " + holder + " while DRA claim "
+                            + claim.draClaimUid() + " was being prepared; expected free slots (pick again)";
+                }
+            }
+        }
+        return null;
+    }
+
+    /**
      * An allocation whose files exist but which is not recorded until {@link #commit}. Not thread-safe: one
      * caller commits and closes it.
      */
@@ -460,6 +589,11 @@ public final class AllocationLedger implements AutoCloseable {
             this.claim = claim;
             this.ownsFiles = ownsFiles;
             this.takeover = takeover;
+        }
+
+        /** The claim the allocation is recorded with. */
+        public AllocationClaim claim() {
+            return claim;
         }
 
         /** The allocation's ID (a hash of its device IDs). */
@@ -484,6 +618,10 @@ public final class AllocationLedger implements AutoCloseable {
             }
             synchronized (lock) {
                 Allocation existing = allocations.get(id);
+                String conflict = pathConflict(ids, claim, existing);
+                if (conflict != null) {
+                    throw new LedgerException.InvalidRequest(conflict);
+                }
                 if (takeover) {
                     preparing.remove(id);
                     List<Allocation> released = new ArrayList<>();
@@ -687,6 +825,9 @@ public final class AllocationLedger implements AutoCloseable {
             Map<String, Allocation> missing = new LinkedHashMap<>(onMissingGpus);
             for (Map<String, Allocation> kept : List.of(served, missing)) {
                 for (Allocation allocation : List.copyOf(kept.values())) {
+                    if (allocation.claim().isDra()) {
+                        continue; // PodResources never lists a DRA claim's slots; NodeUnprepareResources releases it
+                    }
                     HeldDevices holder = heldByName.get(allocation.id());
                     if (holder != null) {
                         if (!holder.owner().equals(allocation.owner())) {

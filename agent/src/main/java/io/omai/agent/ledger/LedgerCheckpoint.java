@@ -74,7 +74,14 @@ final class LedgerCheckpoint {
 
     /** An allocation's {@link AllocationClaim} as stored. */
     record ClaimEntry(
-            String podUid, String namespace, String pod, String container, String tenant, long memoryBytesPerGpu) {
+            String podUid,
+            String namespace,
+            String pod,
+            String container,
+            String tenant,
+            long memoryBytesPerGpu,
+            // absent for the device-plugin path, so those entries (and their checksum) are as before
+            @JsonInclude(JsonInclude.Include.NON_EMPTY) String draClaimUid) {
         static ClaimEntry of(AllocationClaim claim) {
             return claim.equals(AllocationClaim.UNKNOWN)
                     ? null
@@ -84,11 +91,12 @@ final class LedgerCheckpoint {
                             claim.pod(),
                             claim.container(),
                             claim.tenant(),
-                            claim.memoryBytesPerGpu());
+                            claim.memoryBytesPerGpu(),
+                            claim.draClaimUid());
         }
 
         AllocationClaim toClaim() {
-            return new AllocationClaim(podUid, namespace, pod, container, tenant, memoryBytesPerGpu);
+            return new AllocationClaim(podUid, namespace, pod, container, tenant, memoryBytesPerGpu, draClaimUid);
         }
     }
 
@@ -216,6 +224,9 @@ final class LedgerCheckpoint {
                     checkText("claim.pod", c.pod());
                     checkText("claim.container", c.container());
                     checkText("claim.tenant", c.tenant());
+                    if (c.draClaimUid() != null) {
+                        checkText("claim.draClaimUid", c.draClaimUid());
+                    }
                     claim = c.toClaim();
                 }
                 if (!names.add(derived)) {

@@ -12,6 +12,7 @@ import io.omai.agent.deviceplugin.PluginSocketServer;
 import io.omai.agent.deviceplugin.PodResourcesReconciler;
 import io.omai.agent.deviceplugin.RecentGpuAllocation;
 import io.omai.agent.deviceplugin.VfDevicePlugin;
+import io.omai.agent.dra.DraDriver;
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.gpu.GpuHealth;
 import io.omai.agent.gpu.GpuHealthMonitor;
@@ -29,9 +30,11 @@ import io.omai.agent.lifecycle.Loops;
 import io.omai.agent.quota.DeadProcessReaper;
 import io.omai.agent.quota.audit.AuditFinding;
 import io.omai.agent.quota.compute.ComputeControlLoop;
+import io.omai.agent.tenancy.ClaimAdmission;
 import io.omai.agent.tenancy.GpuProcessAudit;
 import io.omai.agent.tenancy.GpuWithdrawals;
 import io.omai.agent.tenancy.ReservationBook;
+import io.omai.agent.tenancy.TenantIdentity;
 import io.omai.ibvf.inventory.InventorySnapshot;
 import io.omai.ibvf.kernel.FileSysfs;
 import io.omai.ibvf.kernel.ProcessIpLink;
@@ -71,6 +74,7 @@ public final class NodeAgent implements AutoCloseable {
     private final Loops loops;
     private final Closer started; // in start order; close() stops them newest first
     private VfDevicePlugin vfPlugin; // null unless ib.enabled; set once in start, before the agent is returned
+    private DraDriver dra; // null unless dra.enabled; set once in start, before the agent is returned
 
     private NodeAgent(
             AgentConfig config,
@@ -208,6 +212,13 @@ public final class NodeAgent implements AutoCloseable {
                 vfPlugin = started.add("ib-vf-plugin", startVfPlugin(config, ledger, pluginInterceptors));
             }
 
+            DraDriver draDriver = null;
+            if (config.dra().enabled()) {
+                draDriver =
+                        started.add("dra", startDra(config, ledger, edits, health, withdrawals, scheduler, tenancy));
+                loops.add(draDriver.loop());
+            }
+
             reconciler.start(); // reconciles at once, then every interval
             started.add("pod-resources-reconciler", reconciler);
             watchLoops(loops, config, health, registrar, reconciler);
@@ -222,6 +233,7 @@ public final class NodeAgent implements AutoCloseable {
             NodeAgent agent = new NodeAgent(
                     config, health, ledger, quotas, scheduler, tenancy, server, registrar, reconciler, loops, started);
             agent.vfPlugin = vfPlugin;
+            agent.dra = draDriver;
             return agent;
         } catch (AgentStartException e) {
             started.close();
@@ -368,6 +380,45 @@ public final class NodeAgent implements AutoCloseable {
     /** Reconciles with PodResources now (instead of waiting for the interval). */
     public ReconcileReport reconcileNow() throws LedgerException {
         return reconciler.reconcileOnce();
+    }
+
+    /**
+     * The DRA driver ({@code dra.enabled}): same ledger, same admission lock, same files as the device plugin;
+     * claims are read and slices written through the tenancy services' Kubernetes client.
+     */
+    private static DraDriver startDra(
+            AgentConfig config,
+            AllocationLedger ledger,
+            ContainerEdits edits,
+            GpuHealthMonitor health,
+            GpuWithdrawals withdrawals,
+            SchedulerFacing scheduler,
+            TenancyServices tenancy)
+            throws AgentStartException, IOException {
+        if (tenancy.client() == null) {
+            throw new AgentStartException(
+                    "dra.enabled: true needs the Kubernetes API (ResourceClaims are read and ResourceSlices written "
+                            + "there); expected tenancy.kubernetesApi: on (or auto inside a cluster)",
+                    null);
+        }
+        ClaimAdmission admission = new ClaimAdmission(config.nodeName(), ledger, scheduler.reservations());
+        admission.reportTo(tenancy.events());
+        DraDriver driver = DraDriver.start(
+                config,
+                ledger,
+                admission,
+                edits,
+                health::current,
+                withdrawals,
+                tenancy.client(),
+                new TenantIdentity(config.tenancy().tenantLabel()));
+        health.addListener(changed -> driver.healthChanged());
+        return driver;
+    }
+
+    /** The DRA driver, when {@code dra.enabled}. */
+    public Optional<DraDriver> dra() {
+        return Optional.ofNullable(dra);
     }
 
     /** The {@code omai.io/ib-vf} plugin, when {@code ib.enabled}. */

@@ -57,6 +57,7 @@ final class TenancyServices implements AutoCloseable {
     private final OtherPluginGpus otherPlugin;
     private final GpuProcessAudit audit; // null with tenancy.audit: off
     private final List<Consumer<AuditFinding>> auditListeners = new CopyOnWriteArrayList<>();
+    private KubernetesClient client; // null without the Kubernetes API; set once in start
 
     private TenancyServices(
             GpuWithdrawals withdrawals,
@@ -198,6 +199,7 @@ final class TenancyServices implements AutoCloseable {
             resources.add("nvml-audit-mappings", audit);
         }
         TenancyServices services = new TenancyServices(withdrawals, gate, events, resources, otherPlugin, audit);
+        services.client = client;
         Duration every = config.kubelet().reconcileInterval();
         if (pods.enabled()) {
             NodePods known = pods;
@@ -344,6 +346,11 @@ final class TenancyServices implements AutoCloseable {
 
     ClusterEvents events() {
         return events;
+    }
+
+    /** The Kubernetes client (closed with these services), or null without the Kubernetes API. */
+    KubernetesClient client() {
+        return client;
     }
 
     @Override

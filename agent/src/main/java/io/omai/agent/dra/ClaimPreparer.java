@@ -1,0 +1,308 @@
+package io.omai.agent.dra;
+
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.Quantity;
+import io.fabric8.kubernetes.api.model.resource.v1.AllocationResult;
+import io.fabric8.kubernetes.api.model.resource.v1.DeviceRequestAllocationResult;
+import io.fabric8.kubernetes.api.model.resource.v1.ResourceClaim;
+import io.fabric8.kubernetes.api.model.resource.v1.ResourceClaimConsumerReference;
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientException;
+import io.omai.agent.config.AgentConfig;
+import io.omai.agent.deviceplugin.ContainerEdits;
+import io.omai.agent.deviceplugin.v1beta1.CDIDevice;
+import io.omai.agent.deviceplugin.v1beta1.ContainerAllocateResponse;
+import io.omai.agent.gpu.GpuDevice;
+import io.omai.agent.ledger.Allocation;
+import io.omai.agent.ledger.AllocationLedger;
+import io.omai.agent.ledger.LedgerException;
+import io.omai.agent.tenancy.AdmissionRefusal;
+import io.omai.agent.tenancy.ClaimAdmission;
+import io.omai.agent.tenancy.TenantIdentity;
+import io.omai.placement.MilliGpu;
+import java.io.IOException;
+import java.math.BigDecimal;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * NodePrepareResources and NodeUnprepareResources for one claim, whatever the API version: reads the claim's
+ * allocation from the API server, keeps the results of this driver and this node's pool, turns their consumed
+ * capacity into a ledger allocation through {@link ClaimAdmission} (the same files and quotas as Allocate), writes
+ * the claim's CDI spec and answers its devices. Every problem is the claim's own error ({@link ClaimException});
+ * a refused claim leaves nothing behind (no ledger entry, no files, no spec). Idempotent: a repeat answers the
+ * same, also after a restart (the ledger's checkpoint keeps the allocation and its claim UID).
+ */
+final class ClaimPreparer {
+    private static final Logger log = LoggerFactory.getLogger(ClaimPreparer.class);
+
+    static final String MILLI = "milli";
+    static final String MEMORY = "memory";
+
+    private final AgentConfig config;
+    private final AllocationLedger ledger;
+    private final ClaimAdmission admission;
+    private final ContainerEdits edits;
+    private final CdiSpecs cdi;
+    private final KubernetesClient client;
+    private final TenantIdentity tenants;
+
+    ClaimPreparer(
+            AgentConfig config,
+            AllocationLedger ledger,
+            ClaimAdmission admission,
+            ContainerEdits edits,
+            KubernetesClient client,
+            TenantIdentity tenants) {
+        this.config = config;
+        this.ledger = ledger;
+        this.admission = admission;
+        this.edits = edits;
+        this.cdi = new CdiSpecs(config.dra().cdiDir(), config.dra().driverName());
+        this.client = Objects.requireNonNull(client, "client");
+        this.tenants = tenants;
+    }
+
+    /** A claim's failure, answered in its own entry of the response. */
+    static final class ClaimException extends Exception {
+        ClaimException(String message) {
+            super(message, null, false, false);
+        }
+    }
+
+    /** One device of a prepared claim, as the response names it. */
+    record PreparedDevice(String request, String pool, String device, List<String> cdiDeviceIds) {}
+
+    /** One of this driver's results in the claim: a GPU and what the claim consumes of it. */
+    private record GpuResult(String request, String pool, String device, GpuDevice gpu, int milli, long memory) {
+        boolean whole() {
+            return milli == MilliGpu.PER_GPU && (memory == 0 || memory == gpu.memoryBytes());
+        }
+    }
+
+    List<PreparedDevice> prepare(String namespace, String uid, String name) throws ClaimException {
+        if (namespace.isEmpty() || uid.isEmpty() || name.isEmpty()) {
+            throw new ClaimException("claim '" + namespace + "/" + name + "' (uid '" + uid + "') lacks its namespace, "
+                    + "uid or name; kubelet sends all three");
+        }
+        String ref = namespace + "/" + name;
+        ResourceClaim claim;
+        try {
+            claim = client.resources(ResourceClaim.class)
+                    .inNamespace(namespace)
+                    .withName(name)
+                    .get();
+        } catch (KubernetesClientException e) {
+            throw new ClaimException("cannot read ResourceClaim " + ref + " from the API server (" + e.getCode() + "): "
+                    + e.getMessage());
+        }
+        if (claim == null) {
+            throw new ClaimException("ResourceClaim " + ref + " does not exist; expected the claim kubelet prepares");
+        }
+        if (!uid.equals(claim.getMetadata().getUid())) {
+            throw new ClaimException(
+                    "ResourceClaim " + ref + " has uid " + claim.getMetadata().getUid() + ", kubelet asked for uid "
+                            + uid + " (deleted and re-created?); nothing prepared");
+        }
+        AllocationResult allocation =
+                claim.getStatus() == null ? null : claim.getStatus().getAllocation();
+        if (allocation == null || allocation.getDevices() == null) {
+            throw new ClaimException("ResourceClaim " + ref + " is not allocated; expected status.allocation "
+                    + "written by the scheduler before kubelet prepares it");
+        }
+        List<GpuResult> ours = new ArrayList<>();
+        for (DeviceRequestAllocationResult result : allocation.getDevices().getResults()) {
+            if (!config.dra().driverName().equals(result.getDriver())) {
+                continue; // another driver's device: that driver prepares it
+            }
+            ours.add(gpuResult(ref, result));
+        }
+        if (ours.isEmpty()) {
+            log.info(
+                    "event=claim_prepared claim={} uid={} devices=0 detail=\"no result of driver {}\"",
+                    ref,
+                    uid,
+                    config.dra().driverName());
+            return List.of();
+        }
+        ClaimAdmission.ClaimRequest request = request(claim, ours);
+        Allocation made;
+        try {
+            made = admission.admit(request);
+        } catch (LedgerException | AdmissionRefusal e) {
+            throw new ClaimException("ResourceClaim " + ref + ": " + e.getMessage());
+        }
+        if (!sameShape(made, request)) {
+            throw new ClaimException("ResourceClaim " + ref + " (uid " + uid + ") was prepared before as "
+                    + made.milliPerGpu() + " milli per GPU and now asks for " + request.milliPerGpu() + " on "
+                    + request.gpuUuids() + "; an allocation of a claim does not change");
+        }
+        ContainerAllocateResponse containerEdits = edits.forAllocation(made);
+        try {
+            cdi.write(uid, containerEdits);
+        } catch (IOException | RuntimeException e) {
+            ledger.releaseDra(uid);
+            throw new ClaimException("ResourceClaim " + ref + ": cannot write its CDI spec in "
+                    + config.dra().cdiDir() + ": " + e.getMessage() + "; nothing prepared");
+        }
+        List<String> cdiIds = new ArrayList<>();
+        cdiIds.add(cdi.deviceId(uid));
+        // with sharing.cdi.enabled the GPUs' device nodes come from NVIDIA's CDI spec, as for Allocate
+        containerEdits.getCdiDevicesList().stream().map(CDIDevice::getName).forEach(cdiIds::add);
+        List<PreparedDevice> devices = new ArrayList<>();
+        for (GpuResult result : ours) {
+            devices.add(new PreparedDevice(result.request(), result.pool(), result.device(), List.copyOf(cdiIds)));
+        }
+        log.info(
+                "event=claim_prepared claim={} uid={} allocation={} tenant={} gpus={} memory_per_gpu={} cdi={}",
+                ref,
+                uid,
+                made.id(),
+                made.tenant(),
+                made.milliPerGpu(),
+                request.memoryBytesPerGpu(),
+                cdi.deviceId(uid));
+        return devices;
+    }
+
+    /** Releases the claim's allocation and removes its spec; a claim never prepared is unprepared already. */
+    void unprepare(String namespace, String uid, String name) throws ClaimException {
+        List<Allocation> released = ledger.releaseDra(uid);
+        boolean specRemoved;
+        try {
+            specRemoved = cdi.delete(uid);
+        } catch (IOException e) {
+            throw new ClaimException("ResourceClaim " + namespace + "/" + name + ": cannot remove its CDI spec "
+                    + cdi.file(uid) + ": " + e.getMessage());
+        }
+        log.info(
+                "event=claim_unprepared claim={}/{} uid={} allocations={} spec_removed={}",
+                namespace,
+                name,
+                uid,
+                released.stream().map(Allocation::id).toList(),
+                specRemoved);
+    }
+
+    private GpuResult gpuResult(String ref, DeviceRequestAllocationResult result) throws ClaimException {
+        String what = "ResourceClaim " + ref + ", request '" + result.getRequest() + "', device '" + result.getPool()
+                + "/" + result.getDevice() + "'";
+        if (!config.nodeName().equals(result.getPool())) {
+            throw new ClaimException(what + ": pool '" + result.getPool() + "' is not this node's (" + config.nodeName()
+                    + "); expected a device of pool " + config.nodeName());
+        }
+        GpuDevice gpu = DeviceNames.gpu(ledger.gpus(), result.getDevice())
+                .orElseThrow(() -> new ClaimException(what + ": no such device on node " + config.nodeName()
+                        + "; expected one of " + DeviceNames.names(ledger.gpus())));
+        Map<String, Quantity> consumed = result.getConsumedCapacity();
+        int milli = MilliGpu.PER_GPU;
+        long memory = 0;
+        if (consumed != null && !consumed.isEmpty()) {
+            for (String key : consumed.keySet()) {
+                if (!key.equals(MILLI) && !key.equals(MEMORY)) {
+                    throw new ClaimException(
+                            what + ": consumedCapacity has '" + key + "'; expected only " + MILLI + " and " + MEMORY);
+                }
+            }
+            if (consumed.containsKey(MILLI)) {
+                long value = whole(what, MILLI, consumed.get(MILLI));
+                if (value < 1 || value > MilliGpu.PER_GPU) {
+                    throw new ClaimException(what + ": consumedCapacity milli " + value + " is outside 1.."
+                            + MilliGpu.PER_GPU + " (the device's capacity)");
+                }
+                milli = (int) value;
+            }
+            if (consumed.containsKey(MEMORY)) {
+                memory = whole(what, MEMORY, consumed.get(MEMORY));
+                if (memory < 1 || memory > gpu.memoryBytes()) {
+                    throw new ClaimException(what + ": consumedCapacity memory " + memory + " bytes is outside 1.."
+                            + gpu.memoryBytes() + " (the device's capacity)");
+                }
+            }
+        }
+        return new GpuResult(result.getRequest(), result.getPool(), result.getDevice(), gpu, milli, memory);
+    }
+
+    private static long whole(String what, String key, Quantity quantity) throws ClaimException {
+        BigDecimal amount;
+        try {
+            amount = Quantity.getAmountInBytes(quantity);
+        } catch (RuntimeException e) {
+            throw new ClaimException(what + ": consumedCapacity " + key + " '" + quantity + "' is not a quantity");
+        }
+        try {
+            return amount.longValueExact();
+        } catch (ArithmeticException e) {
+            throw new ClaimException(
+                    what + ": consumedCapacity " + key + " '" + quantity + "' is not a whole number below 2^63");
+        }
+    }
+
+    /** The ledger request for the claim's results: one share of one GPU, or whole GPUs. */
+    private ClaimAdmission.ClaimRequest request(ResourceClaim claim, List<GpuResult> ours) throws ClaimException {
+        String ref =
+                claim.getMetadata().getNamespace() + "/" + claim.getMetadata().getName();
+        Set<String> seen = new HashSet<>();
+        for (GpuResult result : ours) {
+            if (!seen.add(result.gpu().uuid())) {
+                throw new ClaimException("ResourceClaim " + ref + " holds device " + result.device()
+                        + " twice; expected each GPU once per claim");
+            }
+        }
+        boolean allWhole = ours.stream().allMatch(GpuResult::whole);
+        if (ours.size() > 1 && !allWhole) {
+            throw new ClaimException("ResourceClaim " + ref + " holds " + ours.size() + " GPUs, not all whole; "
+                    + "expected one share of one GPU or whole GPUs (one control file per claim)");
+        }
+        String podUid = "";
+        String pod = "";
+        String tenant = claim.getMetadata().getNamespace();
+        List<ResourceClaimConsumerReference> reservedFor = claim.getStatus().getReservedFor() == null
+                ? List.of()
+                : claim.getStatus().getReservedFor();
+        for (ResourceClaimConsumerReference consumer : reservedFor) {
+            if ("pods".equals(consumer.getResource())
+                    && (consumer.getApiGroup() == null || consumer.getApiGroup().isEmpty())) {
+                podUid = Objects.requireNonNullElse(consumer.getUid(), "");
+                pod = Objects.requireNonNullElse(consumer.getName(), "");
+                tenant = tenantOf(claim.getMetadata().getNamespace(), pod, tenant);
+                break;
+            }
+        }
+        GpuResult first = ours.getFirst();
+        return new ClaimAdmission.ClaimRequest(
+                claim.getMetadata().getUid(),
+                claim.getMetadata().getNamespace(),
+                claim.getMetadata().getName(),
+                podUid,
+                pod,
+                tenant,
+                ours.stream().map(r -> r.gpu().uuid()).toList(),
+                allWhole ? MilliGpu.PER_GPU : first.milli(),
+                allWhole ? 0 : first.memory());
+    }
+
+    /** The pod's tenant label, else the namespace, as the device-plugin path reads it. */
+    private String tenantOf(String namespace, String podName, String fallback) throws ClaimException {
+        try {
+            Pod pod = client.pods().inNamespace(namespace).withName(podName).get();
+            return pod == null ? fallback : tenants.tenantOf(pod.getMetadata().getLabels(), namespace);
+        } catch (KubernetesClientException e) {
+            // fail closed: the tenant decides who may share the GPU
+            throw new ClaimException("cannot read pod " + namespace + "/" + podName + " for its tenant (" + e.getCode()
+                    + "): " + e.getMessage());
+        }
+    }
+
+    private static boolean sameShape(Allocation made, ClaimAdmission.ClaimRequest request) {
+        Map<String, Integer> perGpu = made.milliPerGpu();
+        return perGpu.keySet().equals(new HashSet<>(request.gpuUuids()))
+                && perGpu.values().stream().allMatch(m -> m == request.milliPerGpu());
+    }
+}
