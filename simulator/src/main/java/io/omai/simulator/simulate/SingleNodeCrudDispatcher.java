@@ -9,12 +9,13 @@ import java.util.regex.Pattern;
  * selectors on {@code metadata.name} and {@code metadata.namespace} alone, so the selector the agent's informer
  * sends, {@code spec.nodeName=<node>}, would select nothing. Every pod this API holds is bound to the simulated
  * node (the simulation creates no other), so for that node the selector selects them all: it is dropped from the
- * request, as a real API server's answer would be the same list.
+ * request, as a real API server's answer would be the same list. Public for end-to-end tests that run the agent
+ * against such an API (test-harness).
  */
-final class SingleNodeCrudDispatcher extends KubernetesCrudDispatcher {
+public final class SingleNodeCrudDispatcher extends KubernetesCrudDispatcher {
     private final Pattern nodeSelector;
 
-    SingleNodeCrudDispatcher(String nodeName) {
+    public SingleNodeCrudDispatcher(String nodeName) {
         this.nodeSelector =
                 Pattern.compile("(?<=[?&])fieldSelector=spec\\.nodeName(%3D|=)" + Pattern.quote(nodeName) + "(&|$)");
     }

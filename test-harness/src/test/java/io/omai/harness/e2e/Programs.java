@@ -9,10 +9,10 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 /** Runs a prepared process to completion and parses its {@code result ...} lines like {@link SimNode} does. */
-final class Programs {
+public final class Programs {
     private Programs() {}
 
-    static SimNode.Run run(ProcessBuilder builder, Duration timeout) {
+    public static SimNode.Run run(ProcessBuilder builder, Duration timeout) {
         try {
             Process process = builder.start();
             CompletableFuture<String> out = CompletableFuture.supplyAsync(() -> read(process.getInputStream()));
