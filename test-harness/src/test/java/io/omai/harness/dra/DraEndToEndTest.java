@@ -105,6 +105,26 @@ class DraEndToEndTest {
                     .as("a fresh node: nothing occupies %s", device.getName())
                     .isNullOrEmpty();
         }
+        // what the component's DeviceClasses and example claims name exists on the devices the agent publishes
+        Device published = slice.getSpec().getDevices().getFirst();
+        for (String name : manifestNames("device\\.attributes\\[\"" + DRIVER + "\"\\]\\.(\\w+)")) {
+            assertThat(published.getAttributes())
+                    .as("attribute named in the manifests")
+                    .containsKey(name);
+        }
+        for (String name : manifestNames("matchAttribute: " + DRIVER + "/(\\w+)")) {
+            assertThat(published.getAttributes())
+                    .as("matchAttribute in the examples")
+                    .containsKey(name);
+        }
+        for (String name : manifestNames("(?m)^ {16}(\\w+): \"?\\d")) {
+            assertThat(published.getCapacity())
+                    .as("capacity requested in the examples")
+                    .containsKey(name);
+        }
+        assertThat(manifestNames("(?m)^ {16}(\\w+): \"?\\d")).containsExactlyInAnyOrder("milli", "memory");
+        assertThat(manifestNames("device\\.attributes\\[\"" + DRIVER + "\"\\]\\.(\\w+)"))
+                .contains("uuid");
 
         Pod pod = node.createPod("team-a", "infer-0", "team-a");
         ResourceClaim claim = node.allocatedShare(pod, "infer-0-gpu", "team-a");
@@ -368,6 +388,23 @@ class DraEndToEndTest {
 
         node.dra.unprepare(a, List.of("a-0-gpu"));
         assertThat(node.cdiSpecs()).isEmpty();
+    }
+
+    /** Every first group of {@code regex} in the component's DeviceClasses and example claims. */
+    private static java.util.Set<String> manifestNames(String regex) throws java.io.IOException {
+        java.util.Set<String> names = new java.util.TreeSet<>();
+        java.util.regex.Pattern pattern = java.util.regex.Pattern.compile(regex);
+        for (String dir : List.of("deviceclasses", "examples")) {
+            try (var files = Files.list(DraNode.COMPONENT.resolve(dir))) {
+                for (Path file : files.toList()) {
+                    var matcher = pattern.matcher(Files.readString(file));
+                    while (matcher.find()) {
+                        names.add(matcher.group(1));
+                    }
+                }
+            }
+        }
+        return names;
     }
 
     private ResourceClaim explicit(Pod pod, String name, String driver, String device, String milli, String memory) {

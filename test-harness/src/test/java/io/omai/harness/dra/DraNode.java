@@ -86,8 +86,9 @@ final class DraNode implements AutoCloseable {
                         .endMetadata()
                         .build())
                 .create();
-        for (String file : List.of("deviceclass-gpu-share.yaml", "deviceclass-gpu.yaml", "deviceclass-ib-vf.yaml")) {
-            kube.resource(manifest(COMPONENT.resolve(file), HasMetadata.class)).create();
+        for (String file : List.of("gpu-share.yaml", "gpu.yaml", "ib-vf.yaml")) {
+            kube.resource(manifest(COMPONENT.resolve("deviceclasses").resolve(file), HasMetadata.class))
+                    .create();
         }
         this.kubelet = node.startKubelet();
         this.config = node.yaml(NODE)
