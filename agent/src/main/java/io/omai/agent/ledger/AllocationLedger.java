@@ -486,6 +486,15 @@ public final class AllocationLedger implements AutoCloseable {
         return prepare(deviceIds, claim);
     }
 
+    /** The allocations of the device-plugin path (not DRA claims) on GPU {@code uuid}. */
+    public List<Allocation> devicePluginAllocationsOn(String uuid) {
+        synchronized (lock) {
+            return allocations.values().stream()
+                    .filter(a -> !a.claim().isDra() && a.milliPerGpu().containsKey(uuid))
+                    .toList();
+        }
+    }
+
     /** The allocations prepared for a DRA claim, by its UID (empty when none). */
     public List<Allocation> draAllocations(String claimUid) {
         synchronized (lock) {
@@ -539,7 +548,10 @@ public final class AllocationLedger implements AutoCloseable {
         ids.forEach(id -> gpus.add(id.uuid()));
         for (Allocation other : allocations.values()) {
             boolean sameClaim = claim.isDra() && other.claim().draClaimUid().equals(claim.draClaimUid());
-            if ((repeated != null && other.id().equals(repeated.id())) || sameClaim) {
+            boolean repeat = repeated != null
+                    && other.id().equals(repeated.id())
+                    && other.claim().isDra() == claim.isDra();
+            if (repeat || sameClaim) {
                 continue;
             }
             for (String uuid : other.gpuUuids()) {

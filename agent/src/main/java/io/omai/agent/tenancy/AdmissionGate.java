@@ -331,6 +331,9 @@ public final class AdmissionGate {
      * devices: identified as any other, with fresh files ({@link AllocationLedger#prepareTakeover}).
      */
     private boolean isRepeat(Allocation existing) {
+        if (existing.claim().isDra()) {
+            return false; // a DRA claim's slots are never the device plugin's to repeat (one GPU, one path)
+        }
         String podUid = existing.claim().podUid();
         if (podUid.isEmpty()) {
             return false;

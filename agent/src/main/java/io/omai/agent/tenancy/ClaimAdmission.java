@@ -172,6 +172,15 @@ public final class ClaimAdmission {
                 return new LedgerException.InvalidRequest("GPU " + uuid + " is not one this node shares");
             }
             GpuUsage gpu = found.get();
+            List<Allocation> devicePlugin = ledger.devicePluginAllocationsOn(uuid);
+            if (!devicePlugin.isEmpty()) {
+                // checked first and whatever the policy: the ledger refuses it at commit anyway
+                return new LedgerException.InvalidRequest("GPU " + uuid + " is given out by the device-plugin path "
+                        + "(allocations "
+                        + devicePlugin.stream().map(Allocation::id).toList() + "); a GPU serves "
+                        + "one path at a time, so claim " + request.namespace() + "/" + request.claimName()
+                        + " cannot use it until they are released");
+            }
             Optional<String> tenancy =
                     policy().refusal(request.tenant(), uuid, gpu.tenants(), nodeName, usage.nodeTenants());
             if (tenancy.isPresent()) {
