@@ -401,7 +401,7 @@ public final class NodeAgent implements AutoCloseable {
                             + "there); expected tenancy.kubernetesApi: on (or auto inside a cluster)",
                     null);
         }
-        ClaimAdmission admission = new ClaimAdmission(config.nodeName(), ledger, scheduler.reservations());
+        ClaimAdmission admission = new ClaimAdmission(config.nodeName(), ledger, scheduler.reservations(), withdrawals);
         admission.reportTo(tenancy.events());
         DraDriver driver = DraDriver.start(
                 config,

@@ -33,12 +33,15 @@ public final class ClaimAdmission {
     private final String nodeName;
     private final AllocationLedger ledger;
     private final ReservationBook book;
+    private final GpuWithdrawals withdrawals;
     private volatile ClusterEvents events = ClusterEvents.NONE;
 
-    public ClaimAdmission(String nodeName, AllocationLedger ledger, ReservationBook book) {
+    /** @param withdrawals GPUs another plugin hands out ({@link GpuWithdrawals#OTHER_PLUGIN}) are refused */
+    public ClaimAdmission(String nodeName, AllocationLedger ledger, ReservationBook book, GpuWithdrawals withdrawals) {
         this.nodeName = Objects.requireNonNull(nodeName, "nodeName");
         this.ledger = Objects.requireNonNull(ledger, "ledger");
         this.book = Objects.requireNonNull(book, "book");
+        this.withdrawals = Objects.requireNonNull(withdrawals, "withdrawals");
     }
 
     /** Where refusals are reported as pod events (none until set). */
@@ -132,6 +135,8 @@ public final class ClaimAdmission {
                                 request.podUid(),
                                 "GpuClaimRefused",
                                 refusal.getMessage());
+                    } else {
+                        events.onNode("GpuClaimRefused", refusal.getMessage());
                     }
                     throw refusal;
                 }
@@ -172,6 +177,11 @@ public final class ClaimAdmission {
                 return new LedgerException.InvalidRequest("GPU " + uuid + " is not one this node shares");
             }
             GpuUsage gpu = found.get();
+            String otherPlugin = withdrawals.of(GpuWithdrawals.OTHER_PLUGIN).get(uuid);
+            if (otherPlugin != null) {
+                return new AdmissionRefusal.Withdrawn("claim " + request.namespace() + "/" + request.claimName()
+                        + ": GPU " + uuid + " on node " + nodeName + " is withdrawn from sharing: " + otherPlugin);
+            }
             List<Allocation> devicePlugin = ledger.devicePluginAllocationsOn(uuid);
             if (!devicePlugin.isEmpty()) {
                 // checked first and whatever the policy: the ledger refuses it at commit anyway

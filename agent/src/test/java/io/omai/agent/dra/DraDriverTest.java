@@ -116,7 +116,7 @@ class DraDriverTest {
         GpuWithdrawals shared = withdrawals;
         AllocationLedger opened = ledger;
         book = new ReservationBook(() -> LedgerNodeCapacity.of(NODE, opened, shared), AntiAffinityPolicy.GPU, clock);
-        ClaimAdmission admission = new ClaimAdmission(NODE, ledger, book);
+        ClaimAdmission admission = new ClaimAdmission(NODE, ledger, book, withdrawals);
         admission.reportTo(new io.omai.agent.kube.KubeEvents(client, NODE, clock));
         ContainerEdits edits = new ContainerEdits(ledger, config);
         edits.writePreloadFile();
@@ -637,6 +637,20 @@ class DraDriverTest {
         await().atMost(WAIT)
                 .untilAsserted(
                         () -> assertThat(taints(slice(), "gpu-1")).containsExactly("omai.io/device-plugin:NoSchedule"));
+    }
+
+    @Test
+    void aGpuAnotherPluginHandsOutIsNeverPrepared() throws Exception {
+        withdrawals.replace(Map.of(GPUS.get(1).uuid(), "kubelet reports it as nvidia.com/gpu of pod x/y"));
+        Claim claim = claim("team-a", "share", List.of(result("gpu-1", share(250, "10Gi"))));
+
+        assertThat(prepare(claim).get(claim.getUid()).getError())
+                .contains("is withdrawn from sharing: kubelet reports it as nvidia.com/gpu");
+        assertThat(ledger.allocations()).isEmpty();
+        assertThat(spec(claim)).doesNotExist();
+        await().atMost(WAIT)
+                .untilAsserted(
+                        () -> assertThat(taints(slice(), "gpu-1")).containsExactly("omai.io/withdrawn:NoSchedule"));
     }
 
     // --- slices -------------------------------------------------------------------------------------------------
