@@ -237,11 +237,19 @@ class DraEndToEndTest {
         assertThat(node.cdiSpecs())
                 .as("only team-a's and team-b's claims have specs")
                 .hasSize(2);
-        assertThat(node.kube.v1().events().inNamespace("team-c").list().getItems())
-                .anySatisfy(event -> {
-                    assertThat(event.getReason()).isEqualTo("GpuClaimRefused");
-                    assertThat(event.getInvolvedObject().getName()).isEqualTo("c-0");
-                });
+        // the agent sends events from its own thread: the refusal answers first
+        org.awaitility.Awaitility.await()
+                .atMost(Duration.ofSeconds(10))
+                .untilAsserted(() -> assertThat(node.kube
+                                .v1()
+                                .events()
+                                .inNamespace("team-c")
+                                .list()
+                                .getItems())
+                        .anySatisfy(event -> {
+                            assertThat(event.getReason()).isEqualTo("GpuClaimRefused");
+                            assertThat(event.getInvolvedObject().getName()).isEqualTo("c-0");
+                        }));
     }
 
     @Test
