@@ -132,6 +132,8 @@ final class ClaimPreparer {
             return List.of();
         }
         ClaimAdmission.ClaimRequest request = request(claim, ours);
+        // a repeat's allocation serves a running container: a failed spec write must not release it
+        boolean repeat = !ledger.draAllocations(uid).isEmpty();
         Allocation made;
         try {
             made = admission.admit(request);
@@ -147,9 +149,12 @@ final class ClaimPreparer {
         try {
             cdi.write(uid, containerEdits);
         } catch (IOException | RuntimeException e) {
-            ledger.releaseDra(uid);
+            if (!repeat) {
+                ledger.releaseDra(uid);
+            }
             throw new ClaimException("ResourceClaim " + ref + ": cannot write its CDI spec in "
-                    + config.dra().cdiDir() + ": " + e.getMessage() + "; nothing prepared");
+                    + config.dra().cdiDir() + ": " + e.getMessage()
+                    + (repeat ? "; the claim stays prepared as before" : "; nothing prepared"));
         }
         List<String> cdiIds = new ArrayList<>();
         cdiIds.add(cdi.deviceId(uid));

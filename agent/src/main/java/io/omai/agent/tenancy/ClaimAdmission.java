@@ -106,6 +106,16 @@ public final class ClaimAdmission {
      * @throws LedgerException.StorageFailed the files could not be made
      */
     public Allocation admit(ClaimRequest request) throws LedgerException, AdmissionRefusal {
+        // one prepare at a time: two of the same claim (pods sharing it) must not both pick slots; kubelet's
+        // prepares are rare and short next to Allocates, which never wait for this lock
+        synchronized (prepares) {
+            return admitOne(request);
+        }
+    }
+
+    private final Object prepares = new Object();
+
+    private Allocation admitOne(ClaimRequest request) throws LedgerException, AdmissionRefusal {
         List<Allocation> existing = ledger.draAllocations(request.claimUid());
         if (!existing.isEmpty()) {
             return existing.getFirst();

@@ -520,6 +520,28 @@ class DraDriverTest {
     }
 
     @Test
+    void aSpecThatCannotBeWrittenLeavesNothingAndNeverReleasesARunningClaim() throws Exception {
+        Files.writeString(config.dra().cdiDir(), "a file where the CDI directory should be");
+        Claim claim = claim("team-a", "share", List.of(result("gpu-0", share(250, "10Gi"))));
+
+        assertThat(prepare(claim).get(claim.getUid()).getError())
+                .contains("cannot write its CDI spec")
+                .contains("nothing prepared");
+        assertThat(ledger.allocations()).isEmpty();
+        ledger.flush(WAIT);
+        await().atMost(WAIT).until(() -> leftInState().isEmpty());
+
+        Files.delete(config.dra().cdiDir());
+        assertThat(prepare(claim).get(claim.getUid()).getError()).isEmpty();
+        Files.delete(spec(claim));
+        Files.delete(config.dra().cdiDir());
+        Files.writeString(config.dra().cdiDir(), "again");
+        // kubelet repeats the prepare of a claim whose container runs: the failure leaves the claim prepared
+        assertThat(prepare(claim).get(claim.getUid()).getError()).contains("the claim stays prepared as before");
+        assertThat(ledger.draAllocations(claim.getUid())).hasSize(1);
+    }
+
+    @Test
     void anUnallocatedClaimIsRefused() {
         Claim claim = claim("team-a", "pending", List.of());
         client.resources(ResourceClaim.class)

@@ -9,9 +9,9 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * Tenancy's layering on the compiled classes: the Kubernetes client (fabric8) stays in the {@code kube} adapter
- * (and the composition root, {@code node}, which creates it); the tenancy core and the ledger know neither it nor
- * gRPC.
+ * Tenancy's layering on the compiled classes: the Kubernetes client (fabric8) stays in the {@code kube} adapter,
+ * the {@code dra} adapter (whose API, {@code resource.k8s.io}, it reads and writes through fabric8's models) and the
+ * composition root, {@code node}, which creates it; the tenancy core and the ledger know neither it nor gRPC.
  */
 class TenancyLayeringTest {
     private static JavaClasses agent;
@@ -24,10 +24,10 @@ class TenancyLayeringTest {
     }
 
     @Test
-    void onlyTheKubeAdapterAndItsWiringKnowTheKubernetesClient() {
+    void onlyTheKubernetesAdaptersAndTheirWiringKnowTheKubernetesClient() {
         noClasses()
                 .that()
-                .resideOutsideOfPackages("io.omai.agent.kube..", "io.omai.agent.node..")
+                .resideOutsideOfPackages("io.omai.agent.kube..", "io.omai.agent.dra", "io.omai.agent.node..")
                 .should()
                 .dependOnClassesThat()
                 .resideInAnyPackage("io.fabric8..")
