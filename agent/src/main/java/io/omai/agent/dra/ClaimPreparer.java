@@ -13,6 +13,7 @@ import io.omai.agent.deviceplugin.ContainerEdits;
 import io.omai.agent.deviceplugin.v1beta1.CDIDevice;
 import io.omai.agent.deviceplugin.v1beta1.ContainerAllocateResponse;
 import io.omai.agent.gpu.GpuDevice;
+import io.omai.agent.gpu.GpuHealth;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.ledger.LedgerException;
@@ -52,6 +53,7 @@ final class ClaimPreparer {
     private final CdiSpecs cdi;
     private final KubernetesClient client;
     private final TenantIdentity tenants;
+    private final java.util.function.Supplier<Map<String, GpuHealth>> health;
 
     ClaimPreparer(
             AgentConfig config,
@@ -59,7 +61,9 @@ final class ClaimPreparer {
             ClaimAdmission admission,
             ContainerEdits edits,
             KubernetesClient client,
-            TenantIdentity tenants) {
+            TenantIdentity tenants,
+            java.util.function.Supplier<Map<String, GpuHealth>> health) {
+        this.health = health;
         this.config = config;
         this.ledger = ledger;
         this.admission = admission;
@@ -134,6 +138,20 @@ final class ClaimPreparer {
         ClaimAdmission.ClaimRequest request = request(claim, ours);
         // a repeat's allocation serves a running container: a failed spec write must not release it
         boolean repeat = !ledger.draAllocations(uid).isEmpty();
+        if (!repeat) {
+            // as kubelet never allocates an unhealthy device: a claim allocated before its GPU failed waits
+            Map<String, GpuHealth> now = health.get();
+            for (GpuResult result : ours) {
+                GpuHealth gpuHealth = now.get(result.gpu().uuid());
+                if (gpuHealth != null && !gpuHealth.healthy()) {
+                    throw new ClaimException("ResourceClaim " + ref + ": device " + result.device() + " (GPU "
+                            + result.gpu().uuid() + ") is unhealthy: " + gpuHealth.reason()
+                            + "; expected a healthy device (the slice taints it "
+                            + config.dra().driverName()
+                            + "/unhealthy)");
+                }
+            }
+        }
         Allocation made;
         try {
             made = admission.admit(request);

@@ -54,7 +54,7 @@ public final class DraDriver implements AutoCloseable {
         AgentConfig.Dra dra = config.dra();
         this.ledger = ledger;
         this.withdrawals = withdrawals;
-        ClaimPreparer preparer = new ClaimPreparer(config, ledger, admission, edits, client, tenants);
+        ClaimPreparer preparer = new ClaimPreparer(config, ledger, admission, edits, client, tenants, health);
         DraService service = new DraService(preparer);
         this.serviceServer = new PluginSocketServer(
                 dra.serviceSocket(), List.of(new DraServiceV1(service), new DraServiceV1beta1(service)));

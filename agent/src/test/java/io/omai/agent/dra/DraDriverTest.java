@@ -542,6 +542,19 @@ class DraDriverTest {
     }
 
     @Test
+    void aNewClaimOnAnUnhealthyGpuIsRefusedAndAPreparedOneIsRepeated() throws Exception {
+        Claim running = claim("team-a", "running", List.of(result("gpu-1", share(250, "10Gi"))));
+        NodePrepareResourceResponse before = prepare(running).get(running.getUid());
+        health.put(GPUS.get(1).uuid(), GpuHealth.unhealthy(GPUS.get(1).uuid(), "XID 79"));
+        Claim late = claim("team-a", "late", List.of(result("gpu-1", share(250, "10Gi"))));
+
+        assertThat(prepare(late).get(late.getUid()).getError())
+                .contains("device gpu-1 (GPU " + GPUS.get(1).uuid() + ") is unhealthy: XID 79");
+        assertThat(ledger.draAllocations(late.getUid())).isEmpty();
+        assertThat(prepare(running).get(running.getUid())).isEqualTo(before);
+    }
+
+    @Test
     void anUnallocatedClaimIsRefused() {
         Claim claim = claim("team-a", "pending", List.of());
         client.resources(ResourceClaim.class)
