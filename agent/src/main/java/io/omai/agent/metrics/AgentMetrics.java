@@ -1,7 +1,9 @@
 package io.omai.agent.metrics;
 
 import io.grpc.ServerInterceptor;
+import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
@@ -17,11 +19,6 @@ import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.omai.agent.deviceplugin.v1beta1.DevicePluginGrpc;
 import io.omai.agent.quota.shm.MonotonicClock;
 import io.omai.agent.schedapi.v1.NodeAgentGrpc;
-import io.prometheus.metrics.model.snapshots.GaugeSnapshot;
-import io.prometheus.metrics.model.snapshots.HistogramSnapshot;
-import io.prometheus.metrics.model.snapshots.MetricSnapshot;
-import io.prometheus.metrics.model.snapshots.MetricSnapshots;
-import io.prometheus.metrics.model.snapshots.SummarySnapshot;
 import java.time.Duration;
 import java.util.HashSet;
 import java.util.List;
@@ -270,26 +267,15 @@ public final class AgentMetrics implements AutoCloseable {
      * histogram: one family per histogram, no second family with the same help.
      */
     private String render() {
-        MetricSnapshots all = registry.getPrometheusRegistry().scrape();
-        Set<String> histograms = new HashSet<>();
-        for (MetricSnapshot snapshot : all) {
-            if (snapshot instanceof HistogramSnapshot || snapshot instanceof SummarySnapshot) {
-                histograms.add(snapshot.getMetadata().getPrometheusName());
-            }
-        }
         Set<String> timerMaxima = new HashSet<>();
-        for (MetricSnapshot snapshot : all) {
-            String name = snapshot.getMetadata().getPrometheusName();
-            if (snapshot instanceof GaugeSnapshot
-                    && name.endsWith("_max")
-                    && histograms.contains(name.substring(0, name.length() - "_max".length()))) {
-                timerMaxima.add(name);
+        for (Meter meter : registry.getMeters()) {
+            if (meter instanceof Timer || meter instanceof DistributionSummary) {
+                Meter.Id id = meter.getId();
+                timerMaxima.add(registry.config().namingConvention().name(id.getName(), id.getType(), id.getBaseUnit())
+                        + "_max");
             }
         }
         String text = registry.scrape();
-        if (timerMaxima.isEmpty()) {
-            return text;
-        }
         StringBuilder kept = new StringBuilder(text.length());
         for (String line : text.split("\n", -1)) {
             if (!timerMaxima.contains(familyOf(line))) {
