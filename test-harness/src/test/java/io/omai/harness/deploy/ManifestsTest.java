@@ -721,6 +721,8 @@ class ManifestsTest {
                 .containsExactly("omai_fit_duration_seconds_bucket");
         assertThat(PromQlNames.metrics("count(up{job=\"x\"} == 0) or vector(0)"))
                 .containsExactly("up");
+        assertThat(PromQlNames.metrics("omai_audit_findings_total unless omai_audit_findings_total offset 15m"))
+                .containsExactly("omai_audit_findings_total");
         assertThat(exportedMetric("omai_fit_duration_seconds_bucket")).isEqualTo("omai_fit_duration_seconds");
         assertThat(exportedMetric("omai_gpu_healthy_bucket"))
                 .as("not a histogram")
