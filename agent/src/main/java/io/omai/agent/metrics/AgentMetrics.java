@@ -78,6 +78,7 @@ public final class AgentMetrics implements AutoCloseable {
     // Micrometer holds a function counter's state object weakly; these keep the kubelet sources alive
     private final List<KubeletMetricsSource> kubeletSources = new CopyOnWriteArrayList<>();
     private final List<AutoCloseable> closeables = new CopyOnWriteArrayList<>();
+    // Micrometer holds a function counter's state object weakly; these keep the reaper's suppliers alive
     private final List<Object> stateObjects = new CopyOnWriteArrayList<>();
     private final RpcLatencyInterceptor rpcLatency;
     private final Timer controllerTicks;

@@ -45,7 +45,7 @@ public final class NodeAgentSources {
         metrics.bindGpus(gpus(ledger, agent::advertisedHealth, agent.health()::xidCounts, nvml));
         metrics.bindJvm();
         metrics.bindLoops(agent.loops()::lastPassAges);
-        metrics.bindReaper(agent.reaper()::slotsReclaimedTotal, agent.reaper()::bytesReclaimedTotal);
+        metrics.bindReaper(agent::slotsReclaimed, agent::bytesReclaimed);
         metrics.bindAllocations(allocations(ledger, tenants));
         metrics.bindKubelet(new KubeletMetricsSource() {
             @Override
