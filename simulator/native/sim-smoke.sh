@@ -26,6 +26,17 @@ expect "$out" "kernels_run=3 busy_us=6000" "kernel time accounted"
 out=$("$BUILD/bin/omai-workload" alloc managed 64MiB sleep 1 & sleep 0.5; "$BUILD/bin/omai-nvml-query" procs 0; wait)
 expect "$out" "op=proc gpu=0 pid=[0-9]* used=67108864" "NVML lists the process and its memory"
 
+out=$("$BUILD/bin/omai-nvml-query" telemetry 0)
+expect "$out" "op=telemetry gpu=0 temperature_c=45 power_mw=70000 sm_clock_mhz=1410 mem_clock_mhz=1593 ecc_corrected=0 ecc_uncorrected=0" "NVML telemetry defaults"
+"$BUILD/bin/omai-sim-ctl" set 0 temperature 83 >/dev/null
+"$BUILD/bin/omai-sim-ctl" set 0 ecc-uncorrected 2 >/dev/null
+"$BUILD/bin/omai-sim-ctl" set 0 power-mw unsupported >/dev/null
+out=$("$BUILD/bin/omai-nvml-query" telemetry 0)
+expect "$out" "temperature_c=83 power_mw=unsupported sm_clock_mhz=1410" "omai-sim-ctl set steers NVML telemetry"
+expect "$out" "ecc_corrected=0 ecc_uncorrected=2" "ECC counts as set"
+out=$("$BUILD/bin/omai-sim-ctl" set 0 temperature -3 2>&1 || true)
+expect "$out" "bad value '-3' for temperature" "a bad telemetry value is refused by name"
+
 out=$("$BUILD/bin/omai-cudart-loader" --per-thread resolve cuLaunchKernel resolve cuMemAlloc 3000)
 expect "$out" "name=cuLaunchKernel version=12080 flags=2 status=0 symbol_status=0 symbol=cuLaunchKernel_ptsz" "per-thread lookup"
 expect "$out" "name=cuMemAlloc version=3000 flags=2 status=500 symbol_status=2 symbol=none" "version too old"

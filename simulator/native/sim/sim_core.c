@@ -449,7 +449,16 @@ static int init_state(sim_state *st, const sim_config *cfg) {
     if (rc != 0) return -1;
     st->version = SIM_STATE_VERSION;
     st->gpu_count = (uint32_t)cfg->gpu_count;
-    for (int i = 0; i < cfg->gpu_count; i++) st->gpus[i].total_bytes = cfg->gpus[i].memory_bytes;
+    for (int i = 0; i < cfg->gpu_count; i++) {
+        sim_gpu_state *g = &st->gpus[i];
+        g->total_bytes = cfg->gpus[i].memory_bytes;
+        g->temperature_c = SIM_DEFAULT_TEMPERATURE_C;
+        g->power_mw = SIM_DEFAULT_POWER_MW;
+        g->sm_clock_mhz = SIM_DEFAULT_SM_CLOCK_MHZ;
+        g->mem_clock_mhz = SIM_DEFAULT_MEM_CLOCK_MHZ;
+        g->ecc_corrected = 0;
+        g->ecc_uncorrected = 0;
+    }
     __atomic_store_n(&st->magic, SIM_STATE_MAGIC, __ATOMIC_RELEASE);
     return 0;
 }

@@ -30,8 +30,16 @@
 #define SIM_PCI_LEN 32
 
 #define SIM_STATE_MAGIC 0x314554415453534fULL /* "OSSTATE1" little-endian */
-#define SIM_STATE_VERSION 2u
+#define SIM_STATE_VERSION 3u
 #define SIM_STATE_FILE "sim-state"
+
+#define SIM_UNSUPPORTED32 UINT32_MAX
+#define SIM_UNSUPPORTED64 UINT64_MAX
+/* Telemetry a fresh state starts with: an idle data-centre card, ECC on and clean. */
+#define SIM_DEFAULT_TEMPERATURE_C 45u
+#define SIM_DEFAULT_POWER_MW 70000u
+#define SIM_DEFAULT_SM_CLOCK_MHZ 1410u
+#define SIM_DEFAULT_MEM_CLOCK_MHZ 1593u
 
 #define SIM_DEFAULT_CUDA_VERSION 12080
 #define SIM_DEFAULT_DRIVER_VERSION "570.124.06"
@@ -84,6 +92,13 @@ typedef struct sim_gpu_state {
     uint64_t events_written;  /* ring index = events_written % SIM_EVENTS */
     uint32_t lost;            /* omai-sim-ctl lose-gpu: NVML answers GPU_IS_LOST */
     uint32_t reserved;
+    /* Telemetry NVML reports as is (omai-sim-ctl set GPU KEY VALUE); SIM_UNSUPPORTED*: NOT_SUPPORTED. */
+    uint32_t temperature_c;
+    uint32_t power_mw;
+    uint32_t sm_clock_mhz;
+    uint32_t mem_clock_mhz;
+    uint64_t ecc_corrected;   /* volatile = aggregate in the simulator: no driver reloads to tell apart */
+    uint64_t ecc_uncorrected;
     /* Totals over every process that ever ran; never decremented. */
     uint64_t alloc_calls;
     uint64_t launch_calls;

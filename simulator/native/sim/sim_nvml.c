@@ -234,12 +234,56 @@ EXPORT nvmlReturn_t nvmlDeviceGetNumaNodeId(nvmlDevice_t device, unsigned int *n
     return NVML_SUCCESS;
 }
 
+/* Telemetry: what omai-sim-ctl set (or the defaults); a knob set to "unsupported" answers NOT_SUPPORTED, as a
+ * card without that sensor or with ECC off does. */
+static nvmlReturn_t telemetry32(const uint32_t *knob, unsigned int *out) {
+    if (out == NULL) return NVML_ERROR_INVALID_ARGUMENT;
+    uint32_t v = __atomic_load_n(knob, __ATOMIC_ACQUIRE);
+    if (v == SIM_UNSUPPORTED32) return NVML_ERROR_NOT_SUPPORTED;
+    *out = v;
+    return NVML_SUCCESS;
+}
+
 EXPORT nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, nvmlTemperatureSensors_t sensorType,
                                              unsigned int *temp) {
     DEVICE_OR_RETURN(device, i);
-    (void)i;
     if (temp == NULL || sensorType != NVML_TEMPERATURE_GPU) return NVML_ERROR_INVALID_ARGUMENT;
-    *temp = 45;
+    return telemetry32(&g_rt.st->gpus[i].temperature_c, temp);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int *power) {
+    DEVICE_OR_RETURN(device, i);
+    return telemetry32(&g_rt.st->gpus[i].power_mw, power);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, nvmlClockType_t type, unsigned int *clock) {
+    DEVICE_OR_RETURN(device, i);
+    switch (type) {
+    case NVML_CLOCK_GRAPHICS: /* one clock domain for graphics and SM, as on data-centre cards */
+    case NVML_CLOCK_SM:
+        return telemetry32(&g_rt.st->gpus[i].sm_clock_mhz, clock);
+    case NVML_CLOCK_MEM:
+        return telemetry32(&g_rt.st->gpus[i].mem_clock_mhz, clock);
+    case NVML_CLOCK_VIDEO:
+        return NVML_ERROR_NOT_SUPPORTED;
+    default:
+        return NVML_ERROR_INVALID_ARGUMENT;
+    }
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, nvmlMemoryErrorType_t errorType,
+                                                nvmlEccCounterType_t counterType, unsigned long long *eccCounts) {
+    DEVICE_OR_RETURN(device, i);
+    if (eccCounts == NULL || (counterType != NVML_VOLATILE_ECC && counterType != NVML_AGGREGATE_ECC)) {
+        return NVML_ERROR_INVALID_ARGUMENT;
+    }
+    const uint64_t *knob;
+    if (errorType == NVML_MEMORY_ERROR_TYPE_CORRECTED) knob = &g_rt.st->gpus[i].ecc_corrected;
+    else if (errorType == NVML_MEMORY_ERROR_TYPE_UNCORRECTED) knob = &g_rt.st->gpus[i].ecc_uncorrected;
+    else return NVML_ERROR_INVALID_ARGUMENT;
+    uint64_t v = __atomic_load_n(knob, __ATOMIC_ACQUIRE);
+    if (v == SIM_UNSUPPORTED64) return NVML_ERROR_NOT_SUPPORTED;
+    *eccCounts = v;
     return NVML_SUCCESS;
 }
 

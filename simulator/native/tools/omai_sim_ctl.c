@@ -7,6 +7,9 @@
  *   omai-sim-ctl reap              release the memory of dead processes now
  *   omai-sim-ctl inject-xid GPU XID  deliver an XID critical error to NVML event sets
  *   omai-sim-ctl lose-gpu GPU      NVML then answers GPU_IS_LOST for GPU (and XID 79 is raised)
+ *   omai-sim-ctl set GPU KEY VALUE what NVML reports: KEY temperature (C) | power-mw | sm-clock-mhz |
+ *                                  mem-clock-mhz | ecc-corrected | ecc-uncorrected; VALUE a number or
+ *                                  `unsupported` (NVML then answers NOT_SUPPORTED)
  *   omai-sim-ctl die-holding-lock  SIGKILL itself inside the state lock (tests lock recovery)
  */
 #include <inttypes.h>
@@ -20,7 +23,10 @@
 
 static int usage(const char *why) {
     fprintf(stderr, "omai-sim-ctl: %s\n"
-                    "usage: omai-sim-ctl show | reset | reap | inject-xid GPU XID | lose-gpu GPU | die-holding-lock\n",
+                    "usage: omai-sim-ctl show | reset | reap | inject-xid GPU XID | lose-gpu GPU | set GPU KEY VALUE\n"
+                    "       | die-holding-lock\n"
+                    "  set keys: temperature power-mw sm-clock-mhz mem-clock-mhz ecc-corrected ecc-uncorrected;\n"
+                    "  values: a number or unsupported\n",
             why);
     return 2;
 }
@@ -33,6 +39,35 @@ static int parse_gpu(const char *text, const sim_runtime *rt, int *gpu) {
         return -1;
     }
     *gpu = (int)v;
+    return 0;
+}
+
+/* omai-sim-ctl set GPU KEY VALUE: one telemetry knob of the simulated NVML. */
+static int set_telemetry(sim_gpu_state *g, const char *key, const char *value) {
+    uint32_t *knob32 = NULL;
+    uint64_t *knob64 = NULL;
+    if (strcmp(key, "temperature") == 0) knob32 = &g->temperature_c;
+    else if (strcmp(key, "power-mw") == 0) knob32 = &g->power_mw;
+    else if (strcmp(key, "sm-clock-mhz") == 0) knob32 = &g->sm_clock_mhz;
+    else if (strcmp(key, "mem-clock-mhz") == 0) knob32 = &g->mem_clock_mhz;
+    else if (strcmp(key, "ecc-corrected") == 0) knob64 = &g->ecc_corrected;
+    else if (strcmp(key, "ecc-uncorrected") == 0) knob64 = &g->ecc_uncorrected;
+    else {
+        fprintf(stderr, "omai-sim-ctl: unknown key '%s': expected temperature, power-mw, sm-clock-mhz, "
+                        "mem-clock-mhz, ecc-corrected or ecc-uncorrected\n", key);
+        return -1;
+    }
+    int unsupported = strcmp(value, "unsupported") == 0;
+    char *end;
+    unsigned long long v = unsupported ? 0 : strtoull(value, &end, 10);
+    uint64_t max = knob32 != NULL ? SIM_UNSUPPORTED32 - 1ull : SIM_UNSUPPORTED64 - 1ull;
+    if (!unsupported && (*value == '\0' || *value == '-' || *end != '\0' || v > max)) {
+        fprintf(stderr, "omai-sim-ctl: bad value '%s' for %s: expected a number 0..%llu or unsupported\n", value, key,
+                (unsigned long long)max);
+        return -1;
+    }
+    if (knob32 != NULL) __atomic_store_n(knob32, unsupported ? SIM_UNSUPPORTED32 : (uint32_t)v, __ATOMIC_RELEASE);
+    else __atomic_store_n(knob64, unsupported ? SIM_UNSUPPORTED64 : (uint64_t)v, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -97,6 +132,10 @@ int main(int argc, char **argv) {
         __atomic_store_n(&rt.st->gpus[gpu].lost, 1u, __ATOMIC_RELEASE);
         sim_inject_event(rt.st, gpu, nvmlEventTypeXidCriticalError, 79); /* "GPU has fallen off the bus" */
         printf("lost gpu=%d\n", gpu);
+    } else if (strcmp(cmd, "set") == 0 && argc == 5) {
+        if (parse_gpu(argv[2], &rt, &gpu) != 0) return 2;
+        if (set_telemetry(&rt.st->gpus[gpu], argv[3], argv[4]) != 0) return 2;
+        printf("set gpu=%d %s=%s\n", gpu, argv[3], argv[4]);
     } else if (strcmp(cmd, "die-holding-lock") == 0 && argc == 2) {
         sim_lock(rt.st);
         raise(SIGKILL); /* the next locker must get EOWNERDEAD and carry on */

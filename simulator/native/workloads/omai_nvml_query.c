@@ -7,6 +7,8 @@
  *     devices                      every device: index, uuid, name, memory, pci, minor, numa
  *     memory GPU                   nvmlDeviceGetMemoryInfo_v2
  *     util GPU                     nvmlDeviceGetUtilizationRates
+ *     telemetry GPU                temperature, power, SM/memory clocks, volatile ECC counts
+ *                                  (a value NVML does not support prints as `unsupported`)
  *     proc-util GPU WINDOW_MS      nvmlDeviceGetProcessUtilization since now - WINDOW_MS
  *     procs GPU                    nvmlDeviceGetComputeRunningProcesses_v3
  *     wait-event GPU TIMEOUT_MS    register XID events, print the first that arrives
@@ -26,7 +28,7 @@ static int g_failed;
 static void usage(const char *why) {
     fprintf(stderr, "omai-nvml-query: %s\n"
                     "usage: omai-nvml-query OP...\n"
-                    "  driver | devices | memory GPU | util GPU | proc-util GPU WINDOW_MS | procs GPU\n"
+                    "  driver | devices | memory GPU | util GPU | telemetry GPU | proc-util GPU WINDOW_MS | procs GPU\n"
                     "  wait-event GPU TIMEOUT_MS | sleep SECONDS\n",
             why);
     exit(2);
@@ -47,6 +49,13 @@ static nvmlDevice_t device(unsigned index, const char *op) {
         return NULL;
     }
     return dev;
+}
+
+/* One telemetry value: its number, `unsupported` for NOT_SUPPORTED, or the error. */
+static void telemetry_value(char *out, size_t len, nvmlReturn_t rc, unsigned long long v) {
+    if (rc == NVML_SUCCESS) snprintf(out, len, "%llu", v);
+    else if (rc == NVML_ERROR_NOT_SUPPORTED) snprintf(out, len, "unsupported");
+    else snprintf(out, len, "error%d", (int)rc);
 }
 
 static void report(const char *op, unsigned gpu, nvmlReturn_t rc) {
@@ -114,6 +123,28 @@ int main(int argc, char **argv) {
             rc = nvmlDeviceGetUtilizationRates(dev, &u);
             if (rc != NVML_SUCCESS) report(op, g, rc);
             else emit("op=util gpu=%u sm=%u memory=%u status=0", g, u.gpu, u.memory);
+        } else if (strcmp(op, "telemetry") == 0) {
+            unsigned g = arg_uint(argc, argv, i++, "telemetry needs GPU");
+            nvmlDevice_t dev = device(g, op);
+            if (dev == NULL) continue;
+            unsigned v32 = 0;
+            unsigned long long v64 = 0;
+            char temp[32], power[32], sm[32], mem[32], corrected[32], uncorrected[32];
+            rc = nvmlDeviceGetTemperature(dev, NVML_TEMPERATURE_GPU, &v32);
+            telemetry_value(temp, sizeof temp, rc, v32);
+            rc = nvmlDeviceGetPowerUsage(dev, &v32);
+            telemetry_value(power, sizeof power, rc, v32);
+            rc = nvmlDeviceGetClockInfo(dev, NVML_CLOCK_SM, &v32);
+            telemetry_value(sm, sizeof sm, rc, v32);
+            rc = nvmlDeviceGetClockInfo(dev, NVML_CLOCK_MEM, &v32);
+            telemetry_value(mem, sizeof mem, rc, v32);
+            rc = nvmlDeviceGetTotalEccErrors(dev, NVML_MEMORY_ERROR_TYPE_CORRECTED, NVML_VOLATILE_ECC, &v64);
+            telemetry_value(corrected, sizeof corrected, rc, v64);
+            rc = nvmlDeviceGetTotalEccErrors(dev, NVML_MEMORY_ERROR_TYPE_UNCORRECTED, NVML_VOLATILE_ECC, &v64);
+            telemetry_value(uncorrected, sizeof uncorrected, rc, v64);
+            emit("op=telemetry gpu=%u temperature_c=%s power_mw=%s sm_clock_mhz=%s mem_clock_mhz=%s "
+                 "ecc_corrected=%s ecc_uncorrected=%s status=0",
+                 g, temp, power, sm, mem, corrected, uncorrected);
         } else if (strcmp(op, "proc-util") == 0) {
             unsigned g = arg_uint(argc, argv, i++, "proc-util needs GPU WINDOW_MS");
             unsigned window_ms = arg_uint(argc, argv, i++, "proc-util needs GPU WINDOW_MS");

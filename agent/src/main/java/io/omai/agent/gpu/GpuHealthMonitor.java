@@ -50,6 +50,9 @@ public final class GpuHealthMonitor implements AutoCloseable {
     private volatile boolean running;
     private volatile LoopThread loop; // null until started; start() sets it before it returns
     private final java.util.concurrent.atomic.AtomicLong passes = new java.util.concurrent.atomic.AtomicLong();
+    // XIDs by GPU UUID then XID; the driver's XID space is small, so this stays bounded
+    private final Map<String, Map<Long, java.util.concurrent.atomic.AtomicLong>> xids =
+            new java.util.concurrent.ConcurrentHashMap<>();
 
     public GpuHealthMonitor(
             NvmlLibrary nvml,
@@ -83,6 +86,17 @@ public final class GpuHealthMonitor implements AutoCloseable {
         synchronized (stateLock) {
             return Map.copyOf(health);
         }
+    }
+
+    /** XID critical errors seen since start, by GPU UUID and XID (ignored application XIDs included). */
+    public Map<String, Map<Long, Long>> xidCounts() {
+        Map<String, Map<Long, Long>> copy = new LinkedHashMap<>();
+        xids.forEach((uuid, counts) -> {
+            Map<Long, Long> byXid = new LinkedHashMap<>();
+            counts.forEach((xid, count) -> byXid.put(xid, count.get()));
+            copy.put(uuid, byXid);
+        });
+        return copy;
     }
 
     /** Starts watching; returns at once. */
@@ -200,6 +214,9 @@ public final class GpuHealthMonitor implements AutoCloseable {
             return;
         }
         if ((type & NvmlLibrary.nvmlEventTypeXidCriticalError) != 0) {
+            xids.computeIfAbsent(gpu.uuid(), uuid -> new java.util.concurrent.ConcurrentHashMap<>())
+                    .computeIfAbsent(detail, xid -> new java.util.concurrent.atomic.AtomicLong())
+                    .incrementAndGet();
             if (ignoredXids.contains(detail)) {
                 log.info(
                         "event=gpu_xid_ignored gpu={} xid={} detail=\"application error, GPU stays healthy\"",

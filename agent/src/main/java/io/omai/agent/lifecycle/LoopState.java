@@ -9,4 +9,10 @@ public interface LoopState {
 
     /** Empty while the loop completes passes within its deadline; otherwise what is wrong, in one line. */
     Optional<String> problem(long nowNanos);
+
+    /**
+     * When (the agent's nano clock) the loop last completed a pass, for {@code omai_loop_last_pass_age_seconds}; its
+     * start until the first.
+     */
+    long lastPassNanos();
 }

@@ -53,6 +53,18 @@ public final class Loops {
             }
 
             @Override
+            public long lastPassNanos() {
+                synchronized (last) {
+                    long count = passes.getAsLong();
+                    if (count != last[0]) {
+                        last[0] = count;
+                        last[1] = nanoClock.getAsLong();
+                    }
+                    return last[1];
+                }
+            }
+
+            @Override
             public Optional<String> problem(long now) {
                 synchronized (last) {
                     long count = passes.getAsLong();
@@ -79,6 +91,16 @@ public final class Loops {
             loop.problem(now).ifPresent(p -> problems.add(loop.name() + ": " + p));
         }
         return problems.isEmpty() ? Optional.empty() : Optional.of(String.join("; ", problems));
+    }
+
+    /** Seconds since each loop's last completed pass (the time of a probe or scrape that saw it move, for loops that count their passes), by loop name. */
+    public java.util.Map<String, Double> lastPassAges() {
+        long now = nanoClock.getAsLong();
+        java.util.Map<String, Double> ages = new java.util.LinkedHashMap<>();
+        for (LoopState loop : loops) {
+            ages.put(loop.name(), Math.max(now - loop.lastPassNanos(), 0) / 1e9);
+        }
+        return ages;
     }
 
     /** The loops registered so far. */

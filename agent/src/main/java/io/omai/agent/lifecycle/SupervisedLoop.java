@@ -98,6 +98,11 @@ public final class SupervisedLoop implements LoopState, AutoCloseable {
         return name;
     }
 
+    @Override
+    public long lastPassNanos() {
+        return lastCompletedAt;
+    }
+
     /** Completed passes so far. */
     public long passes() {
         return passes;

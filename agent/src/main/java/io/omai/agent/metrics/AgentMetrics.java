@@ -1,20 +1,34 @@
 package io.omai.agent.metrics;
 
 import io.grpc.ServerInterceptor;
+import io.micrometer.core.instrument.DistributionSummary;
 import io.micrometer.core.instrument.FunctionCounter;
+import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Tags;
 import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
+import io.micrometer.core.instrument.binder.system.FileDescriptorMetrics;
+import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
+import io.micrometer.core.instrument.binder.system.UptimeMetrics;
+import io.micrometer.core.instrument.config.MeterFilter;
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.omai.agent.deviceplugin.v1beta1.DevicePluginGrpc;
+import io.omai.agent.quota.shm.MonotonicClock;
 import io.omai.agent.schedapi.v1.NodeAgentGrpc;
 import java.time.Duration;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.function.LongConsumer;
 import java.util.function.LongSupplier;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -42,6 +56,9 @@ public final class AgentMetrics implements AutoCloseable {
     static final String CONTROLLER_TICK_DURATION = "omai.controller.tick.duration";
     static final String KUBELET_REGISTRATIONS = "omai.kubelet.registrations";
     static final String KUBELET_RESTARTS = "omai.kubelet.restarts";
+    static final String LOOP_LAST_PASS_AGE = "omai.loop.last.pass.age";
+    static final String REAPER_RECLAIMS = "omai.reaper.reclaims";
+    static final String REAPER_RECLAIMED_BYTES = "omai.reaper.reclaimed";
 
     /** kubelet waits for Allocate during admission; spare files keep it in the low milliseconds. */
     static final List<Duration> ALLOCATE_BUCKETS = millis(1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000);
@@ -60,6 +77,9 @@ public final class AgentMetrics implements AutoCloseable {
     private final List<AllocationMetrics> allocationBinders = new CopyOnWriteArrayList<>();
     // Micrometer holds a function counter's state object weakly; these keep the kubelet sources alive
     private final List<KubeletMetricsSource> kubeletSources = new CopyOnWriteArrayList<>();
+    private final List<AutoCloseable> closeables = new CopyOnWriteArrayList<>();
+    // Micrometer holds a function counter's state object weakly; these keep the reaper's suppliers alive
+    private final List<Object> stateObjects = new CopyOnWriteArrayList<>();
     private final RpcLatencyInterceptor rpcLatency;
     private final Timer controllerTicks;
     private final AuditMetrics audit;
@@ -70,6 +90,13 @@ public final class AgentMetrics implements AutoCloseable {
             throw new IllegalArgumentException("node name is empty; GPU series carry it as their node label");
         }
         this.registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+        // every series names its node, so series of two agents never merge and joins need no relabelling
+        registry.config().commonTags("node", nodeName);
+        // ProcessorMetrics' CPU time in "ns" and CPU count named "_count" break Prometheus naming (promtool);
+        // process_cpu_usage and the node's own exporters cover both
+        registry.config()
+                .meterFilter(MeterFilter.deny(id ->
+                        id.getName().equals("process.cpu.time") || id.getName().equals("system.cpu.count")));
         this.nodeName = nodeName;
         this.nanoClock = nanoClock;
         this.rpcLatency = new RpcLatencyInterceptor(
@@ -86,8 +113,9 @@ public final class AgentMetrics implements AutoCloseable {
                 nanoClock);
         this.controllerTicks = histogram(
                 CONTROLLER_TICK_DURATION, "One compute-controller tick over every GPU", CONTROLLER_TICK_BUCKETS);
-        this.audit = new AuditMetrics(registry, nanoClock, AuditMetrics.DEFAULT_RETENTION);
+        this.audit = new AuditMetrics(registry, nodeName, nanoClock, AuditMetrics.DEFAULT_RETENTION);
         refreshes.add(audit);
+        BuildInfo.current().register(registry.getPrometheusRegistry(), nodeName);
     }
 
     /** A registry for the node {@code nodeName} (the {@code node} label of GPU series). */
@@ -108,6 +136,62 @@ public final class AgentMetrics implements AutoCloseable {
         return health;
     }
 
+    /**
+     * The JVM's and the process's own series: heap and non-heap memory by pool, GC pauses and allocation, threads,
+     * CPU, uptime and {@code process_start_time_seconds}, open file descriptors. Only binders an operator of a
+     * memory-limited JVM uses; each reads MX beans at scrape time.
+     */
+    public void bindJvm() {
+        new JvmMemoryMetrics().bindTo(registry);
+        JvmGcMetrics gc = new JvmGcMetrics();
+        gc.bindTo(registry);
+        closeables.add(gc);
+        new JvmThreadMetrics().bindTo(registry);
+        new ProcessorMetrics().bindTo(registry);
+        new UptimeMetrics().bindTo(registry);
+        new FileDescriptorMetrics().bindTo(registry);
+    }
+
+    /**
+     * The age of every background loop's last completed pass, {@code omai_loop_last_pass_age_seconds{loop}}, read
+     * at scrape time.
+     */
+    public void bindLoops(Supplier<Map<String, Double>> lastPassAges) {
+        SeriesSet<String, Double> loops = new SeriesSet<>(
+                registry,
+                (reg, loop, latest) -> List.of(GpuMetrics.gauge(
+                        reg,
+                        LOOP_LAST_PASS_AGE,
+                        "seconds",
+                        "Time since the agent's background loop last completed a pass (its deadline is in "
+                                + "docs/operations.md, Background loops)",
+                        Tags.of("loop", loop, "node", nodeName),
+                        latest,
+                        age -> age)));
+        refreshes.add(() -> loops.update(lastPassAges.get()));
+    }
+
+    /** {@code omai_reaper_reclaims_total} and {@code omai_reaper_reclaimed_bytes_total}, read at scrape time. */
+    public void bindReaper(LongSupplier slotsReclaimed, LongSupplier bytesReclaimed) {
+        stateObjects.add(slotsReclaimed);
+        stateObjects.add(bytesReclaimed);
+        FunctionCounter.builder(REAPER_RECLAIMS, slotsReclaimed, LongSupplier::getAsLong)
+                .description("Usage-file slots of dead processes the agent's reaper reclaimed since the agent started")
+                .tag("node", nodeName)
+                .register(registry);
+        FunctionCounter.builder(REAPER_RECLAIMED_BYTES, bytesReclaimed, LongSupplier::getAsLong)
+                .baseUnit("bytes")
+                .description("GPU memory the agent's reaper returned to quotas with those slots since the agent "
+                        + "started")
+                .tag("node", nodeName)
+                .register(registry);
+    }
+
+    /** Closes {@code resource} when the metrics close (a binder's reader thread). */
+    void closeWith(AutoCloseable resource) {
+        closeables.add(resource);
+    }
+
     /** Per-GPU series, read from {@code source} at every scrape. */
     public void bindGpus(GpuMetricsSource source) {
         refreshes.add(new GpuMetrics(registry, source, nodeName));
@@ -115,7 +199,7 @@ public final class AgentMetrics implements AutoCloseable {
 
     /** Per-allocation series and {@code omai_node_tenants}, read from the allocations' files at every scrape. */
     public void bindAllocations(AllocationMetricsSource source) {
-        AllocationMetrics binder = new AllocationMetrics(registry, source, nanoClock);
+        AllocationMetrics binder = new AllocationMetrics(registry, source, nodeName, nanoClock, MonotonicClock::nanos);
         allocationBinders.add(binder);
         refreshes.add(binder);
     }
@@ -129,10 +213,13 @@ public final class AgentMetrics implements AutoCloseable {
     public void bindKubelet(KubeletMetricsSource source) {
         kubeletSources.add(source);
         FunctionCounter.builder(KUBELET_REGISTRATIONS, source, s -> s.registrations())
-                .description("Registrations with kubelet")
+                .description("Successful registrations of the agent's device plugins with kubelet since the agent "
+                        + "started")
+                .tag("node", nodeName)
                 .register(registry);
         FunctionCounter.builder(KUBELET_RESTARTS, source, s -> s.kubeletRestarts())
-                .description("kubelet restarts the agent noticed and re-registered after")
+                .description("kubelet restarts the agent noticed and re-registered after since it started")
+                .tag("node", nodeName)
                 .register(registry);
     }
 
@@ -172,8 +259,42 @@ public final class AgentMetrics implements AutoCloseable {
                             e);
                 }
             }
-            return registry.scrape();
+            return render();
         }
+    }
+
+    /**
+     * The registry in the Prometheus text format, less the {@code _max} gauge Micrometer adds beside each timer's
+     * histogram: one family per histogram, no second family with the same help.
+     */
+    private String render() {
+        Set<String> timerMaxima = new HashSet<>();
+        for (Meter meter : registry.getMeters()) {
+            if (meter instanceof Timer || meter instanceof DistributionSummary) {
+                Meter.Id id = meter.getId();
+                timerMaxima.add(registry.config().namingConvention().name(id.getName(), id.getType(), id.getBaseUnit())
+                        + "_max");
+            }
+        }
+        String text = registry.scrape();
+        StringBuilder kept = new StringBuilder(text.length());
+        for (String line : text.split("\n", -1)) {
+            if (!timerMaxima.contains(familyOf(line))) {
+                kept.append(line).append('\n');
+            }
+        }
+        kept.setLength(Math.max(kept.length() - 1, 0)); // split kept the text's last (empty) piece
+        return kept.toString();
+    }
+
+    /** The family a line of the text format belongs to: a sample's name, or the name a HELP/TYPE line is about. */
+    private static String familyOf(String line) {
+        String rest = line.startsWith("# HELP ") || line.startsWith("# TYPE ") ? line.substring(7) : line;
+        int end = 0;
+        while (end < rest.length() && rest.charAt(end) != ' ' && rest.charAt(end) != '{') {
+            end++;
+        }
+        return rest.substring(0, end);
     }
 
     /** Unmaps allocation files the binders hold and closes the registry. */
@@ -181,6 +302,13 @@ public final class AgentMetrics implements AutoCloseable {
     public void close() {
         synchronized (scrapeLock) {
             allocationBinders.forEach(AllocationMetrics::close);
+            for (AutoCloseable closeable : closeables) {
+                try {
+                    closeable.close();
+                } catch (Exception e) {
+                    log.warn("event=stop_failed owner=metrics resource={} error=\"{}\"", closeable, e.toString(), e);
+                }
+            }
             registry.close();
         }
     }

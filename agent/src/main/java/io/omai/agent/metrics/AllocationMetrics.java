@@ -7,8 +7,10 @@ import io.micrometer.core.instrument.Tags;
 import io.omai.agent.metrics.AllocationMetricsSource.TrackedAllocation;
 import io.omai.agent.quota.shm.AllocationFiles;
 import io.omai.agent.quota.shm.ControlSnapshot;
+import io.omai.agent.quota.shm.ShmLayout;
 import io.omai.agent.quota.shm.UsageSnapshot;
 import java.io.IOException;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -25,11 +27,15 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Per allocation and GPU: memory limit and use, compute quota and the share achieved, time throttled and device
- * allocations denied, read from the allocation's control and usage files at scrape time; and the tenants with
- * allocations on the node. Labelled {@code pod}, {@code namespace}, {@code container}, {@code tenant},
- * {@code gpu} (NVML index). Series of allocations that are gone are removed, so cardinality stays that of the
+ * Per allocation and GPU: memory limit, use and peak, compute quota, and counters of the GPU time consumed, kernels
+ * launched, time throttled and device allocations denied, read from the allocation's control and usage files at
+ * scrape time; the age of the agent's heartbeat in its control file; and the tenants with allocations on the node.
+ * Labelled {@code pod}, {@code namespace}, {@code container}, {@code tenant}, {@code gpu} (NVML index),
+ * {@code uuid} and {@code node}. Series of allocations that are gone are removed, so cardinality stays that of the
  * containers running now.
+ *
+ * <p>The usage file is written by the container, so every value from it is hostile: counters are kept here as
+ * {@link MonotonicTotal}s (never backwards, jumps cut to the physically possible), gauges are clamped to their range.
  *
  * <p>An allocation whose container is not known yet (made by Allocate, named by the next PodResources
  * reconciliation) is labelled with its allocation id as {@code pod} and empty namespace and container, so two
@@ -40,26 +46,35 @@ final class AllocationMetrics implements ScrapeRefresh {
 
     static final String MEMORY_LIMIT = "omai.allocation.memory.limit";
     static final String MEMORY_USED = "omai.allocation.memory.used";
+    static final String MEMORY_PEAK = "omai.allocation.memory.peak";
     static final String COMPUTE_QUOTA = "omai.allocation.compute.quota.ratio";
-    static final String COMPUTE_ACHIEVED = "omai.allocation.compute.achieved.ratio";
+    static final String GPU_TIME = "omai.allocation.gpu.time";
+    static final String LAUNCHES = "omai.allocation.kernel.launches";
     static final String THROTTLED = "omai.allocation.throttled";
     static final String DENIED = "omai.allocation.denied.allocations";
+    static final String HEARTBEAT_AGE = "omai.heartbeat.age";
     static final String NODE_TENANTS = "omai.node.tenants";
 
-    /** The shortest interval the achieved share is measured over; closer scrapes reuse the last value. */
-    static final long MIN_ACHIEVED_WINDOW_NS = 1_000_000_000L;
+    /** One GPU gives at most one second of its time per second. */
+    static final double MAX_GPU_NS_PER_SECOND = 1e9;
+    /** Every process slot of the usage file waiting at once. */
+    static final double MAX_THROTTLED_NS_PER_SECOND = 1e9 * ShmLayout.MAX_SLOTS;
+    /** Far above what a GPU can launch or a driver can answer; only there to stop forged jumps. */
+    static final double MAX_EVENTS_PER_SECOND = 1e7;
 
     private final AllocationMetricsSource source;
+    private final String nodeName;
     private final LongSupplier nanoClock;
+    private final LongSupplier monotonicClock;
     private final SeriesSet<SeriesKey, DeviceReading> series;
     private final SeriesSet<String, Integer> tenants;
     // only touched by refresh(), which AgentMetrics serialises
     private final Map<FilesKey, AllocationFiles> openFiles = new HashMap<>();
-    private final Map<SeriesKey, AchievedShare> achieved = new HashMap<>();
+    private final Map<SeriesKey, Totals> totals = new HashMap<>();
     private final Set<FilesKey> unreadable = new HashSet<>();
 
     /** Labels of one allocation's series on one GPU. */
-    record SeriesKey(String namespace, String pod, String container, String tenant, String gpu) {}
+    record SeriesKey(String namespace, String pod, String container, String tenant, String gpu, String uuid) {}
 
     /** One allocation's files: a re-made allocation (same id, new files) is a different key. */
     private record FilesKey(String id, Instant createdAt) {
@@ -71,32 +86,47 @@ final class AllocationMetrics implements ScrapeRefresh {
     /** What the meters of one allocation on one GPU show. */
     record DeviceReading(
             double memoryLimitBytes,
-            long memoryUsedBytes,
+            double memoryUsedBytes,
+            double memoryPeakBytes,
             double computeQuota,
-            double computeAchieved,
-            long throttledNs,
-            long deniedAllocations) {}
+            double gpuSeconds,
+            double launches,
+            double throttledSeconds,
+            double deniedAllocations,
+            double heartbeatAgeSeconds) {}
 
-    /** The baseline of the achieved share: tokens consumed at a time, and the share last computed. */
-    private record AchievedShare(FilesKey files, long atNanos, long tokensNs, double share) {}
+    /** The counters of one series, kept across scrapes; a re-made allocation starts new ones. */
+    private record Totals(
+            FilesKey files,
+            MonotonicTotal gpuNs,
+            MonotonicTotal launches,
+            MonotonicTotal throttledNs,
+            MonotonicTotal denied) {}
 
-    AllocationMetrics(MeterRegistry registry, AllocationMetricsSource source, LongSupplier nanoClock) {
+    AllocationMetrics(
+            MeterRegistry registry,
+            AllocationMetricsSource source,
+            String nodeName,
+            LongSupplier nanoClock,
+            LongSupplier monotonicClock) {
         this.source = source;
+        this.nodeName = nodeName;
         this.nanoClock = nanoClock;
-        this.series = new SeriesSet<>(registry, AllocationMetrics::register);
+        this.monotonicClock = monotonicClock;
+        this.series = new SeriesSet<>(registry, this::register);
         this.tenants = new SeriesSet<>(
                 registry,
                 (reg, tenant, latest) -> List.of(GpuMetrics.gauge(
                         reg,
                         NODE_TENANTS,
                         null,
-                        "Allocations of the tenant on the node",
-                        Tags.of("tenant", tenant),
+                        "Allocations of the tenant on the node (allocations of unknown tenants not counted)",
+                        Tags.of("tenant", tenant, "node", nodeName),
                         latest,
                         Integer::doubleValue)));
     }
 
-    private static List<Meter> register(MeterRegistry registry, SeriesKey key, SeriesSet.Latest<DeviceReading> latest) {
+    private List<Meter> register(MeterRegistry registry, SeriesKey key, SeriesSet.Latest<DeviceReading> latest) {
         Tags tags = Tags.of(
                 "namespace",
                 key.namespace(),
@@ -107,13 +137,17 @@ final class AllocationMetrics implements ScrapeRefresh {
                 "tenant",
                 key.tenant(),
                 "gpu",
-                key.gpu());
+                key.gpu(),
+                "uuid",
+                key.uuid(),
+                "node",
+                nodeName);
         List<Meter> meters = new ArrayList<>();
         meters.add(GpuMetrics.gauge(
                 registry,
                 MEMORY_LIMIT,
                 "bytes",
-                "The container's memory quota on the GPU (+Inf when unlimited)",
+                "GPU memory quota of the container on the GPU (+Inf when unlimited)",
                 tags,
                 latest,
                 DeviceReading::memoryLimitBytes));
@@ -121,42 +155,70 @@ final class AllocationMetrics implements ScrapeRefresh {
                 registry,
                 MEMORY_USED,
                 "bytes",
-                "Memory its processes hold on the GPU (shim accounting)",
+                "GPU memory the container's processes hold on the GPU (shim accounting, clamped to 0..quota)",
                 tags,
                 latest,
                 DeviceReading::memoryUsedBytes));
         meters.add(GpuMetrics.gauge(
                 registry,
+                MEMORY_PEAK,
+                "bytes",
+                "Most GPU memory the container's processes held on the GPU at once (shim accounting, at least "
+                        + "the memory held now, clamped to 0..quota)",
+                tags,
+                latest,
+                DeviceReading::memoryPeakBytes));
+        meters.add(GpuMetrics.gauge(
+                registry,
                 COMPUTE_QUOTA,
                 null,
-                "Its share of the GPU's time, 0..1",
+                "Share of the GPU's time the container is entitled to, 0..1",
                 tags,
                 latest,
                 DeviceReading::computeQuota));
-        meters.add(GpuMetrics.gauge(
+        meters.add(counter(
                 registry,
-                COMPUTE_ACHIEVED,
-                null,
-                "GPU time it consumed per second between the last scrapes (NaN before the first interval)",
+                GPU_TIME,
+                "seconds",
+                "GPU time the container's kernels consumed on the GPU; rate() of it is the share achieved "
+                        + "(never decreases; increases cut to one GPU-second per second)",
                 tags,
                 latest,
-                DeviceReading::computeAchieved));
+                DeviceReading::gpuSeconds));
+        meters.add(counter(
+                registry,
+                LAUNCHES,
+                null,
+                "Kernel launches of the container on the GPU (never decreases, whatever the usage file says)",
+                tags,
+                latest,
+                DeviceReading::launches));
         meters.add(counter(
                 registry,
                 THROTTLED,
                 "seconds",
-                "Time its launches waited for compute tokens",
+                "Time the container's kernel launches on the GPU waited for compute tokens, summed over its "
+                        + "processes (never decreases)",
                 tags,
                 latest,
-                reading -> reading.throttledNs() / 1e9));
+                DeviceReading::throttledSeconds));
         meters.add(counter(
                 registry,
                 DENIED,
                 null,
-                "Device memory allocations refused at its quota",
+                "GPU memory allocations of the container refused at its quota (never decreases)",
                 tags,
                 latest,
                 DeviceReading::deniedAllocations));
+        meters.add(GpuMetrics.gauge(
+                registry,
+                HEARTBEAT_AGE,
+                "seconds",
+                "Time since the agent last wrote its heartbeat into the allocation's control file (NaN before the "
+                        + "first); past max(2 s, 20 compute periods) the shim enforces the quota on its own",
+                tags,
+                latest,
+                DeviceReading::heartbeatAgeSeconds));
         return meters;
     }
 
@@ -182,6 +244,7 @@ final class AllocationMetrics implements ScrapeRefresh {
         Map<SeriesKey, DeviceReading> readings = new LinkedHashMap<>();
         Map<String, Integer> allocationsByTenant = new TreeMap<>();
         long now = nanoClock.getAsLong();
+        Instant wallNow = Instant.now();
         for (TrackedAllocation allocation : allocations) {
             FilesKey filesKey = FilesKey.of(allocation);
             live.add(filesKey);
@@ -195,25 +258,52 @@ final class AllocationMetrics implements ScrapeRefresh {
             try {
                 ControlSnapshot control = files.control().read();
                 UsageSnapshot usage = files.usage().read();
+                long heartbeat = control.heartbeatNs();
+                double heartbeatAge =
+                        heartbeat == 0 ? Double.NaN : Math.max(monotonicClock.getAsLong() - heartbeat, 0) / 1e9;
+                long ageNanos =
+                        Duration.between(allocation.createdAt(), wallNow).toNanos();
                 for (int device = 0; device < control.devices().size(); device++) {
                     ControlSnapshot.Device quota = control.devices().get(device);
-                    UsageSnapshot.DeviceTotals totals = usage.devices().get(device);
+                    UsageSnapshot.DeviceTotals used = usage.devices().get(device);
                     SeriesKey key = new SeriesKey(
                             allocation.namespace(),
                             allocation.ownerKnown() ? allocation.pod() : allocation.id(),
                             allocation.container(),
                             allocation.tenant(),
-                            Integer.toString(quota.hostIndex()));
-                    // one container holds one allocation; should two ever share labels, the first keeps them
-                    readings.putIfAbsent(
+                            Integer.toString(quota.hostIndex()),
+                            quota.uuid());
+                    if (readings.containsKey(key)) {
+                        continue; // one container holds one allocation; should two share labels, the first keeps them
+                    }
+                    Totals counters = totals.get(key);
+                    if (counters == null || !counters.files().equals(filesKey)) {
+                        counters = new Totals(
+                                filesKey,
+                                new MonotonicTotal(MAX_GPU_NS_PER_SECOND, used.tokensConsumedNs(), ageNanos, now),
+                                new MonotonicTotal(MAX_EVENTS_PER_SECOND, used.launches(), ageNanos, now),
+                                new MonotonicTotal(MAX_THROTTLED_NS_PER_SECOND, used.throttledNs(), ageNanos, now),
+                                new MonotonicTotal(MAX_EVENTS_PER_SECOND, used.deniedAllocs(), ageNanos, now));
+                        totals.put(key, counters);
+                    } else {
+                        counters.gpuNs().advance(used.tokensConsumedNs(), now);
+                        counters.launches().advance(used.launches(), now);
+                        counters.throttledNs().advance(used.throttledNs(), now);
+                        counters.denied().advance(used.deniedAllocs(), now);
+                    }
+                    double limit = quota.memoryUnlimited() ? Double.POSITIVE_INFINITY : quota.memoryLimitBytes();
+                    readings.put(
                             key,
                             new DeviceReading(
-                                    quota.memoryUnlimited() ? Double.POSITIVE_INFINITY : quota.memoryLimitBytes(),
-                                    totals.bytesReserved(),
+                                    limit,
+                                    clamp(used.bytesReserved(), limit),
+                                    Math.max(clamp(used.bytesPeak(), limit), clamp(used.bytesReserved(), limit)),
                                     quota.computeQuotaMilli() / 1000.0,
-                                    achievedShare(key, filesKey, now, totals.tokensConsumedNs()),
-                                    totals.throttledNs(),
-                                    totals.deniedAllocs()));
+                                    counters.gpuNs().total() / 1e9,
+                                    counters.launches().total(),
+                                    counters.throttledNs().total() / 1e9,
+                                    counters.denied().total(),
+                                    heartbeatAge));
                 }
                 unreadable.remove(filesKey);
             } catch (IOException | RuntimeException e) {
@@ -224,30 +314,15 @@ final class AllocationMetrics implements ScrapeRefresh {
             }
         }
         closeGone(live);
-        achieved.keySet().retainAll(readings.keySet());
+        // counters of series that are gone go with them; a series skipped this scrape (unreadable) keeps its own
+        totals.keySet().removeIf(key -> !live.contains(totals.get(key).files()));
         series.update(readings);
         tenants.update(allocationsByTenant);
     }
 
-    /**
-     * Tokens the shim charged per second of wall time since the baseline: the GPU time the container got (the
-     * controller calibrates the charge to NVML's measurement). Scrapes closer than
-     * {@link #MIN_ACHIEVED_WINDOW_NS} keep the previous value, so a burst of scrapes does not turn noise into
-     * a reading.
-     */
-    private double achievedShare(SeriesKey key, FilesKey files, long now, long tokensNs) {
-        AchievedShare previous = achieved.get(key);
-        if (previous == null || !previous.files().equals(files) || tokensNs < previous.tokensNs()) {
-            achieved.put(key, new AchievedShare(files, now, tokensNs, Double.NaN));
-            return Double.NaN;
-        }
-        long elapsed = now - previous.atNanos();
-        if (elapsed < MIN_ACHIEVED_WINDOW_NS) {
-            return previous.share();
-        }
-        double share = (double) (tokensNs - previous.tokensNs()) / elapsed;
-        achieved.put(key, new AchievedShare(files, now, tokensNs, share));
-        return share;
+    /** A byte count from the usage file, within 0..limit (the shim never lets the container hold more). */
+    private static double clamp(long bytes, double limit) {
+        return Math.min((double) Math.max(bytes, 0), limit);
     }
 
     private AllocationFiles open(TrackedAllocation allocation, FilesKey key) {

@@ -11,17 +11,17 @@ import java.util.Objects;
 import java.util.function.LongSupplier;
 
 /**
- * {@code omai_audit_violations_total{reason, namespace, pod}}: processes the NVML audit caught on a shared GPU
- * without the shim or beyond their quota. The audit calls {@link #recordViolation} for each finding. A pod's
+ * {@code omai_audit_findings_total{finding, namespace, pod, node}}: processes the NVML audit caught on a shared GPU
+ * without the shim or beyond their quota, and usage files found tampered with or full. The audit calls {@link #recordViolation} for each finding. A pod's
  * series is removed once it has had no finding for the retention period, so pods that come and go do not
  * accumulate series (Prometheus reads the removal as the end of the series).
  */
 public final class AuditMetrics implements ScrapeRefresh {
-    static final String VIOLATIONS = "omai.audit.violations";
+    static final String FINDINGS = "omai.audit.findings";
     /** How long a pod's series stays after its last finding. */
     public static final Duration DEFAULT_RETENTION = Duration.ofHours(1);
 
-    /** What the audit found; the {@code reason} label, a fixed set so its cardinality is bounded. */
+    /** What the audit found; the {@code finding} label, a fixed set so its cardinality is bounded. */
     public enum Reason {
         /** A process uses a shared GPU but the shim is not loaded into it. */
         NO_SHIM("no_shim"),
@@ -52,17 +52,19 @@ public final class AuditMetrics implements ScrapeRefresh {
     private record Series(Counter counter, long lastFindingNanos) {}
 
     private final MeterRegistry registry;
+    private final String nodeName;
     private final LongSupplier nanoClock;
     private final long retentionNanos;
 
     @GuardedBy("this")
     private final Map<Key, Series> series = new LinkedHashMap<>();
 
-    AuditMetrics(MeterRegistry registry, LongSupplier nanoClock, Duration retention) {
+    AuditMetrics(MeterRegistry registry, String nodeName, LongSupplier nanoClock, Duration retention) {
         if (retention.isNegative() || retention.isZero()) {
             throw new IllegalArgumentException("audit series retention " + retention + " must be positive");
         }
         this.registry = registry;
+        this.nodeName = nodeName;
         this.nanoClock = nanoClock;
         this.retentionNanos = retention.toNanos();
     }
@@ -79,9 +81,19 @@ public final class AuditMetrics implements ScrapeRefresh {
         Series existing = series.get(key);
         Counter counter = existing != null
                 ? existing.counter()
-                : Counter.builder(VIOLATIONS)
-                        .description("Processes caught on a shared GPU without the shim or beyond their quota")
-                        .tags("reason", key.reason().label(), "namespace", key.namespace(), "pod", key.pod())
+                : Counter.builder(FINDINGS)
+                        .description(
+                                "Findings of the agent's audit by kind: processes on a shared GPU without the shim "
+                                        + "or beyond their quota, usage files tampered with or with every slot taken")
+                        .tags(
+                                "finding",
+                                key.reason().label(),
+                                "namespace",
+                                key.namespace(),
+                                "pod",
+                                key.pod(),
+                                "node",
+                                nodeName)
                         .register(registry);
         counter.increment();
         series.put(key, new Series(counter, nanoClock.getAsLong()));

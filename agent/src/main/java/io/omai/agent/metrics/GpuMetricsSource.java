@@ -1,6 +1,7 @@
 package io.omai.agent.metrics;
 
 import java.util.List;
+import java.util.Map;
 
 /**
  * What {@link GpuMetrics} shows about each physical GPU, asked once per scrape. The daemon answers it from the
@@ -18,11 +19,11 @@ public interface GpuMetricsSource {
      * @param index NVML index (the {@code gpu} label)
      * @param model product name (the {@code model} label)
      * @param memoryAllocatedBytes the sum of the memory quotas handed out on it (unlimited allocations add nothing)
-     * @param memoryUsedBytes memory in use as NVML reports it, or NaN when NVML cannot tell
      * @param milliAllocated milli-GPU shares handed out on it
      * @param milliCapacity shares it offers (1000)
-     * @param utilization NVML's utilisation, 0..1, or NaN when NVML cannot tell
      * @param healthy false while it is advertised Unhealthy
+     * @param telemetry what NVML reported now; a figure it does not support is absent
+     * @param xidCounts XID critical errors seen since the agent started, by XID
      */
     record GpuReading(
             int index,
@@ -30,11 +31,11 @@ public interface GpuMetricsSource {
             String model,
             long memoryTotalBytes,
             long memoryAllocatedBytes,
-            double memoryUsedBytes,
             int milliAllocated,
             int milliCapacity,
-            double utilization,
-            boolean healthy) {
+            boolean healthy,
+            Map<GpuTelemetry, Double> telemetry,
+            Map<Long, Long> xidCounts) {
         public GpuReading {
             if (uuid == null || uuid.isBlank()) {
                 throw new IllegalArgumentException("GPU " + index + " has no UUID");
@@ -42,10 +43,17 @@ public interface GpuMetricsSource {
             if (model == null) {
                 throw new IllegalArgumentException("GPU " + uuid + " has no model (use \"\" when unknown)");
             }
-            if (!Double.isNaN(utilization) && (utilization < 0 || utilization > 1)) {
+            if (milliCapacity <= 0) {
                 throw new IllegalArgumentException(
-                        "GPU " + uuid + ": utilisation " + utilization + " is outside 0..1 (NaN when unknown)");
+                        "GPU " + uuid + ": capacity " + milliCapacity + " milli-GPU; expected a positive number");
             }
+            Double utilization = telemetry.get(GpuTelemetry.UTILIZATION);
+            if (utilization != null && !(utilization >= 0 && utilization <= 1)) {
+                throw new IllegalArgumentException("GPU " + uuid + ": utilisation " + utilization
+                        + " is outside 0..1 (leave it out when unknown)");
+            }
+            telemetry = Map.copyOf(telemetry);
+            xidCounts = Map.copyOf(xidCounts);
         }
     }
 }

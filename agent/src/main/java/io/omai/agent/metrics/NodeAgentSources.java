@@ -34,13 +34,18 @@ public final class NodeAgentSources {
      * @param tenants the tenant of each pod, {@link TenantLookup#UNKNOWN} where the agent knows none
      */
     public static void bind(AgentMetrics metrics, NodeAgent agent, NvmlLibrary nvml, TenantLookup tenants) {
-        bind(metrics, agent, new NvmlGpuReadings(nvml, NvmlGpuReadings.UtilizationRates.link()), tenants);
+        NvmlGpuReadings readings = new NvmlGpuReadings(nvml);
+        metrics.closeWith(readings);
+        bind(metrics, agent, readings, tenants);
     }
 
     static void bind(AgentMetrics metrics, NodeAgent agent, NvmlGpuReadings nvml, TenantLookup tenants) {
         AllocationLedger ledger = agent.ledger();
         // omai_gpu_healthy follows what kubelet is told: a GPU withdrawn for another plugin reads 0
-        metrics.bindGpus(gpus(ledger, agent::advertisedHealth, nvml));
+        metrics.bindGpus(gpus(ledger, agent::advertisedHealth, agent.health()::xidCounts, nvml));
+        metrics.bindJvm();
+        metrics.bindLoops(agent.loops()::lastPassAges);
+        metrics.bindReaper(agent::slotsReclaimed, agent::bytesReclaimed);
         metrics.bindAllocations(allocations(ledger, tenants));
         metrics.bindKubelet(new KubeletMetricsSource() {
             @Override
@@ -73,7 +78,7 @@ public final class NodeAgentSources {
                 .addLiveness(
                         "kubelet-registration",
                         HealthChecks.progress(agent::registrationLoopPasses, maxStall, System::nanoTime));
-        // The NVML audit's findings: omai_audit_violations_total{reason, namespace, pod}
+        // The NVML audit's findings: omai_audit_findings_total{finding, namespace, pod, node}
         agent.onAuditFinding(finding -> metrics.audit()
                 .recordViolation(
                         switch (finding.reason()) {
@@ -113,7 +118,10 @@ public final class NodeAgentSources {
 
     /** Every GPU of the ledger, with what its allocations hold on it. */
     static GpuMetricsSource gpus(
-            AllocationLedger ledger, Supplier<Map<String, GpuHealth>> health, NvmlGpuReadings nvml) {
+            AllocationLedger ledger,
+            Supplier<Map<String, GpuHealth>> health,
+            Supplier<Map<String, Map<Long, Long>>> xids,
+            NvmlGpuReadings nvml) {
         return () -> {
             Map<String, Integer> milli = new HashMap<>();
             Map<String, Long> memory = new HashMap<>();
@@ -128,9 +136,11 @@ public final class NodeAgentSources {
                 }
             }
             Map<String, GpuHealth> healthNow = health.get();
+            Map<String, Map<Long, Long>> xidsNow = xids.get();
+            List<GpuDevice> gpus = ledger.gpus();
+            Map<String, Map<GpuTelemetry, Double>> telemetry = nvml.readAll(gpus); // one NVML round per scrape
             List<GpuReading> readings = new ArrayList<>();
-            for (GpuDevice gpu : ledger.gpus()) {
-                NvmlGpuReadings.Reading live = nvml.read(gpu);
+            for (GpuDevice gpu : gpus) {
                 GpuHealth gpuHealth = healthNow.get(gpu.uuid());
                 readings.add(new GpuReading(
                         gpu.index(),
@@ -138,11 +148,11 @@ public final class NodeAgentSources {
                         gpu.name(),
                         gpu.memoryBytes(),
                         memory.getOrDefault(gpu.uuid(), 0L),
-                        live.memoryUsedBytes(),
                         milli.getOrDefault(gpu.uuid(), 0),
                         MilliGpu.PER_GPU,
-                        live.utilization(),
-                        gpuHealth != null && gpuHealth.healthy()));
+                        gpuHealth != null && gpuHealth.healthy(),
+                        telemetry.getOrDefault(gpu.uuid(), Map.of()),
+                        xidsNow.getOrDefault(gpu.uuid(), Map.of())));
             }
             return readings;
         };

@@ -357,6 +357,16 @@ public final class NodeAgent implements AutoCloseable {
         return quotas.reaper();
     }
 
+    /** Usage-file slots of dead processes the reaper reclaimed since start ({@code omai_reaper_reclaims_total}). */
+    public long slotsReclaimed() {
+        return quotas.reaper().slotsReclaimedTotal();
+    }
+
+    /** Device memory the reaper returned with them since start, bytes. */
+    public long bytesReclaimed() {
+        return quotas.reaper().bytesReclaimedTotal();
+    }
+
     /** The plugin's socket in the device-plugin directory. */
     public Path pluginSocket() {
         return server.socket();

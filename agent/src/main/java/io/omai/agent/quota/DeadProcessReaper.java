@@ -85,6 +85,8 @@ public final class DeadProcessReaper implements AutoCloseable {
     private final IsolatedFailures failures = new IsolatedFailures("dead-process-reaper");
     private volatile BiConsumer<AllocationFiles, UsageProblem> problemListener = (files, problem) -> {};
     private final LoopSlot loop = new LoopSlot();
+    private final java.util.concurrent.atomic.AtomicLong slotsReclaimed = new java.util.concurrent.atomic.AtomicLong();
+    private final java.util.concurrent.atomic.AtomicLong bytesReclaimed = new java.util.concurrent.atomic.AtomicLong();
 
     /**
      * @param processes the node's processes ({@link LinuxProcessTable} in production)
@@ -108,6 +110,16 @@ public final class DeadProcessReaper implements AutoCloseable {
         this.problemListener = Objects.requireNonNull(listener, "listener");
     }
 
+    /** Usage-file slots of dead processes reclaimed since start (what the agent did, not what the files say). */
+    public long slotsReclaimedTotal() {
+        return slotsReclaimed.get();
+    }
+
+    /** Device memory returned with those slots since start, bytes. */
+    public long bytesReclaimedTotal() {
+        return bytesReclaimed.get();
+    }
+
     /** One pass over every open allocation. */
     // GuardedBy: failures.run runs each allocation's pass at once, on this thread, inside this monitor
     @SuppressWarnings("GuardedBy")
@@ -128,6 +140,8 @@ public final class DeadProcessReaper implements AutoCloseable {
         }
         failures.retain(subjects);
         reported.keySet().retainAll(subjects);
+        slotsReclaimed.addAndGet(total[0].slotsReclaimed());
+        bytesReclaimed.addAndGet(total[0].bytesReclaimed());
         halfClaimedSince.keySet().retainAll(seenHalfClaims);
         return total[0];
     }

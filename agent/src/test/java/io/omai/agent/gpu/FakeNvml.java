@@ -148,6 +148,53 @@ public final class FakeNvml implements NvmlLibrary {
         return NVML_SUCCESS;
     }
 
+    // Telemetry, as an idle data-centre card answers it (the simulator's defaults): only metrics read these.
+    @Override
+    public int nvmlDeviceGetUtilizationRates(MemorySegment device, MemorySegment utilization) {
+        return telemetry(device, utilization, 0);
+    }
+
+    @Override
+    public int nvmlDeviceGetTemperature(MemorySegment device, int sensorType, MemorySegment temp) {
+        return sensorType == NVML_TEMPERATURE_GPU ? telemetry(device, temp, 45) : NVML_ERROR_INVALID_ARGUMENT;
+    }
+
+    @Override
+    public int nvmlDeviceGetPowerUsage(MemorySegment device, MemorySegment power) {
+        return telemetry(device, power, 70_000);
+    }
+
+    @Override
+    public int nvmlDeviceGetClockInfo(MemorySegment device, int type, MemorySegment clock) {
+        return telemetry(device, clock, type == NVML_CLOCK_MEM ? 1_593 : 1_410);
+    }
+
+    @Override
+    public int nvmlDeviceGetTotalEccErrors(
+            MemorySegment device, int errorType, int counterType, MemorySegment eccCounts) {
+        int i = index(device);
+        if (i < 0) {
+            return NVML_ERROR_INVALID_ARGUMENT;
+        }
+        if (lostGpus.contains(i)) {
+            return NVML_ERROR_GPU_IS_LOST;
+        }
+        eccCounts.set(java.lang.foreign.ValueLayout.JAVA_LONG, 0, 0L);
+        return NVML_SUCCESS;
+    }
+
+    private int telemetry(MemorySegment device, MemorySegment out, int value) {
+        int i = index(device);
+        if (i < 0) {
+            return NVML_ERROR_INVALID_ARGUMENT;
+        }
+        if (lostGpus.contains(i)) {
+            return NVML_ERROR_GPU_IS_LOST;
+        }
+        out.set(JAVA_INT, 0, value);
+        return NVML_SUCCESS;
+    }
+
     @Override
     public int nvmlEventSetCreate(MemorySegment set) {
         if (eventSetCreateResult != NVML_SUCCESS) {

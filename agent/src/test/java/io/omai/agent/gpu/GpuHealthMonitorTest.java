@@ -47,6 +47,10 @@ class GpuHealthMonitorTest {
             await().atMost(Duration.ofSeconds(5))
                     .until(() -> !monitor.current().get(GPUS.get(1).uuid()).healthy());
             assertThat(monitor.current().get(GPUS.get(0).uuid()).healthy()).isTrue();
+            assertThat(monitor.xidCounts())
+                    .as("omai_gpu_xid_errors_total counts ignored application XIDs too")
+                    .containsEntry(GPUS.get(0).uuid(), java.util.Map.of(43L, 1L, 13L, 1L))
+                    .containsEntry(GPUS.get(1).uuid(), java.util.Map.of(48L, 1L));
         }
     }
 

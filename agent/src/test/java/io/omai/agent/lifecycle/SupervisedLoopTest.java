@@ -70,6 +70,19 @@ class SupervisedLoopTest {
     }
 
     @Test
+    void lastPassAgesAreTheTimeSinceEachLoopLastMoved() {
+        Loops loops = new Loops(clock::get);
+        AtomicLong passes = new AtomicLong();
+        loops.watch("gpu-health", passes::get, Duration.ofSeconds(30));
+        clock.addAndGet(Duration.ofSeconds(3).toNanos());
+        assertThat(loops.lastPassAges()).containsEntry("gpu-health", 3.0);
+        passes.incrementAndGet();
+        assertThat(loops.lastPassAges()).as("a pass seen now").containsEntry("gpu-health", 0.0);
+        clock.addAndGet(Duration.ofSeconds(7).toNanos());
+        assertThat(loops.lastPassAges()).containsEntry("gpu-health", 7.0);
+    }
+
+    @Test
     void aRestartingBodyRunsAgainAfterItThrows() throws InterruptedException {
         AtomicInteger runs = new AtomicInteger();
         CountDownLatch second = new CountDownLatch(2);

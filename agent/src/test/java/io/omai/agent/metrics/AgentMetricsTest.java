@@ -192,9 +192,9 @@ class AgentMetricsTest {
 
         Scrape scrape = Scrape.of(metrics);
         assertThat(scrape.get(
-                        "omai_audit_violations_total", "reason", "no_shim", "namespace", "team-a", "pod", "rogue-0"))
+                        "omai_audit_findings_total", "finding", "no_shim", "namespace", "team-a", "pod", "rogue-0"))
                 .isEqualTo(2);
-        assertThat(scrape.get("omai_audit_violations_total", "reason", "memory_over_quota", "pod", "big-1"))
+        assertThat(scrape.get("omai_audit_findings_total", "finding", "memory_over_quota", "pod", "big-1"))
                 .isEqualTo(1);
 
         nanos.advanceSeconds((double) (AuditMetrics.DEFAULT_RETENTION.toSeconds() - 60));
@@ -205,7 +205,7 @@ class AgentMetricsTest {
         assertThat(later.anySampleLabelled("pod", "rogue-0"))
                 .as("no finding for an hour")
                 .isFalse();
-        assertThat(later.get("omai_audit_violations_total", "pod", "big-1")).isEqualTo(2);
+        assertThat(later.get("omai_audit_findings_total", "pod", "big-1")).isEqualTo(2);
     }
 
     @Test
@@ -223,5 +223,44 @@ class AgentMetricsTest {
         metrics.controllerTickRecorder().accept(1_000_000);
         assertThat(Scrape.of(metrics).get("omai_controller_tick_duration_seconds_count"))
                 .isEqualTo(1);
+    }
+
+    @Test
+    void timersHaveOneHistogramFamilyAndNoMaxGaugeBesideIt() {
+        metrics.controllerTickRecorder().accept(1_000_000);
+        metrics.bindJvm();
+        Scrape scrape = Scrape.of(metrics);
+        assertThat(scrape.text).contains("# TYPE omai_controller_tick_duration_seconds histogram");
+        assertThat(scrape.text)
+                .as("Micrometer's _max gauge repeats the histogram's help under a second family")
+                .doesNotContain("_seconds_max");
+    }
+
+    @Test
+    void buildInfoJvmProcessReaperAndLoopSeriesNameTheNode() {
+        metrics.bindJvm();
+        metrics.bindReaper(() -> 3, () -> 4096);
+        long[] passAge = {2};
+        metrics.bindLoops(() -> java.util.Map.of("dead-process-reaper", (double) passAge[0]));
+        Scrape scrape = Scrape.of(metrics);
+        assertThat(scrape.get(
+                        "omai_build_info",
+                        "node",
+                        "node-1",
+                        "java_version",
+                        Runtime.version().toString()))
+                .isEqualTo(1);
+        assertThat(scrape.get("omai_reaper_reclaims_total", "node", "node-1")).isEqualTo(3);
+        assertThat(scrape.get("omai_reaper_reclaimed_bytes_total", "node", "node-1"))
+                .isEqualTo(4096);
+        assertThat(scrape.get("omai_loop_last_pass_age_seconds", "loop", "dead-process-reaper", "node", "node-1"))
+                .isEqualTo(2);
+        assertThat(scrape.get("process_start_time_seconds", "node", "node-1")).isPositive();
+        assertThat(scrape.count("jvm_memory_used_bytes", "area", "heap")).isPositive();
+        assertThat(scrape.get("jvm_threads_live_threads", "node", "node-1")).isPositive();
+        assertThat(scrape.count("process_files_open_files")).isEqualTo(1);
+        passAge[0] = 40;
+        assertThat(Scrape.of(metrics).get("omai_loop_last_pass_age_seconds", "loop", "dead-process-reaper"))
+                .isEqualTo(40);
     }
 }

@@ -49,13 +49,22 @@ class AllocationMetricsTest {
         ledger.reconcile(List.of(new HeldDevices("team-a/train-0/main", allocation.deviceIdStrings())), KEEP);
 
         Scrape idle = Scrape.of(metrics);
-        String[] series = labels(TRAIN, "tenant", "tenant-a", "gpu", "0");
+        String[] series = labels(
+                TRAIN,
+                "tenant",
+                "tenant-a",
+                "gpu",
+                "0",
+                "uuid",
+                MetricsFixtures.GPUS.get(0).uuid(),
+                "node",
+                "node-1");
         assertThat(idle.get("omai_allocation_memory_limit_bytes", series)).isEqualTo(GPU_MEMORY / 4);
         assertThat(idle.get("omai_allocation_memory_used_bytes", series)).isZero();
         assertThat(idle.get("omai_allocation_compute_quota_ratio", series)).isEqualTo(0.25);
-        assertThat(idle.get("omai_allocation_compute_achieved_ratio", series))
-                .as("no interval yet")
-                .isNaN();
+        assertThat(idle.get("omai_allocation_gpu_time_seconds_total", series)).isZero();
+        assertThat(idle.get("omai_allocation_kernel_launches_total", series)).isZero();
+        assertThat(idle.get("omai_allocation_memory_peak_bytes", series)).isZero();
         assertThat(idle.get("omai_allocation_throttled_seconds_total", series)).isZero();
         assertThat(idle.get("omai_allocation_denied_allocations_total", series)).isZero();
         assertThat(idle.get("omai_node_tenants", "tenant", "tenant-a")).isEqualTo(1);
@@ -73,13 +82,15 @@ class AllocationMetricsTest {
         assertThat(busy.get("omai_allocation_memory_used_bytes", series)).isEqualTo(3L << 30);
         assertThat(busy.get("omai_allocation_throttled_seconds_total", series)).isEqualTo(1.5);
         assertThat(busy.get("omai_allocation_denied_allocations_total", series)).isEqualTo(3);
-        assertThat(busy.get("omai_allocation_compute_achieved_ratio", series))
-                .as("0.5 s of GPU time in 2 s")
-                .isCloseTo(0.25, within(1e-9));
+        assertThat(busy.get("omai_allocation_gpu_time_seconds_total", series))
+                .as("0.5 s of GPU time: rate() over 2 s gives the 0.25 achieved")
+                .isCloseTo(0.5, within(1e-9));
+        assertThat(busy.get("omai_allocation_kernel_launches_total", series)).isEqualTo(40);
+        assertThat(busy.get("omai_allocation_memory_peak_bytes", series)).isEqualTo(3L << 30);
     }
 
     @Test
-    void scrapesCloserThanTheAchievedWindowKeepTheLastShare() throws Exception {
+    void countersNeverGoBackwardsNorJumpWhateverAForgedUsageFileSays() throws Exception {
         Allocation allocation = ledger.allocate(ids(1, 0, 500));
         ledger.reconcile(List.of(new HeldDevices("team-a/infer-0/srv", allocation.deviceIdStrings())), KEEP);
         Path usage = ledger.directory(allocation).resolve(AllocationFiles.USAGE);
@@ -88,21 +99,48 @@ class AllocationMetricsTest {
         try (ShimLikeWriter shim = new ShimLikeWriter(usage)) {
             int slot = shim.claim(7, 1);
             shim.launched(slot, 0, 10, 400_000_000L, 0);
-            nanos.advanceSeconds(1);
-            assertThat(Scrape.of(metrics).get("omai_allocation_compute_achieved_ratio", series))
-                    .isCloseTo(0.4, within(1e-9));
-
-            shim.launched(slot, 0, 10, 100_000_000L, 0);
-            nanos.advanceSeconds(0.2);
-            assertThat(Scrape.of(metrics).get("omai_allocation_compute_achieved_ratio", series))
-                    .as("0.2 s is below the window: the last share stands")
-                    .isCloseTo(0.4, within(1e-9));
-
-            nanos.advanceSeconds(0.8);
-            assertThat(Scrape.of(metrics).get("omai_allocation_compute_achieved_ratio", series))
-                    .as("0.1 s of GPU time in the 1 s since the last baseline")
-                    .isCloseTo(0.1, within(1e-9));
         }
+        nanos.advanceSeconds(1);
+        assertThat(Scrape.of(metrics).get("omai_allocation_gpu_time_seconds_total", series))
+                .isCloseTo(0.4, within(1e-9));
+
+        // the container zeroes its totals: the counters stay where they were
+        MetricsFixtures.forgeTotal(usage, 0, "tokens_consumed_ns", 0);
+        MetricsFixtures.forgeTotal(usage, 0, "launches", 0);
+        nanos.advanceSeconds(1);
+        Scrape dropped = Scrape.of(metrics);
+        assertThat(dropped.get("omai_allocation_gpu_time_seconds_total", series))
+                .isCloseTo(0.4, within(1e-9));
+        assertThat(dropped.get("omai_allocation_kernel_launches_total", series)).isEqualTo(10);
+
+        // from the new base, real work counts again
+        MetricsFixtures.forgeTotal(usage, 0, "tokens_consumed_ns", 300_000_000L);
+        nanos.advanceSeconds(1);
+        assertThat(Scrape.of(metrics).get("omai_allocation_gpu_time_seconds_total", series))
+                .isCloseTo(0.7, within(1e-9));
+
+        // an absurd jump is cut to one GPU-second per second (plus a second of slack), not 2^63 ns
+        MetricsFixtures.forgeTotal(usage, 0, "tokens_consumed_ns", Long.MAX_VALUE);
+        MetricsFixtures.forgeTotal(usage, 0, "bytes_peak", Long.MAX_VALUE);
+        MetricsFixtures.forgeTotal(usage, 0, "bytes_reserved", -5);
+        nanos.advanceSeconds(1);
+        Scrape forged = Scrape.of(metrics);
+        assertThat(forged.get("omai_allocation_gpu_time_seconds_total", series)).isCloseTo(2.7, within(1e-9));
+        assertThat(forged.get("omai_allocation_memory_peak_bytes", series))
+                .as("clamped to the quota")
+                .isEqualTo(GPU_MEMORY / 2);
+        assertThat(forged.get("omai_allocation_memory_used_bytes", series)).isZero();
+    }
+
+    @Test
+    void theHeartbeatAgeIsTheTimeSinceTheAgentsLastHeartbeat() throws Exception {
+        Allocation allocation = ledger.allocate(ids(0, 0, 100));
+        ledger.reconcile(List.of(new HeldDevices("team-a/hb-0/main", allocation.deviceIdStrings())), KEEP);
+        try (AllocationFiles files = AllocationFiles.open(ledger.directory(allocation))) {
+            files.control().heartbeat(io.omai.agent.quota.shm.MonotonicClock.nanos() - 5_000_000_000L);
+        }
+        assertThat(Scrape.of(metrics).get("omai_heartbeat_age_seconds", "pod", "hb-0"))
+                .isBetween(5.0, 60.0);
     }
 
     @Test

@@ -71,4 +71,18 @@ final class MetricsFixtures {
                     denials);
         }
     }
+
+    /** Overwrites one container-wide total of a usage file, as a hostile container can ({@code field}: its C name). */
+    static void forgeTotal(Path usageFile, int device, String field, long value) throws IOException {
+        try (Arena arena = Arena.ofConfined();
+                FileChannel channel = FileChannel.open(usageFile, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            MemorySegment usage = channel.map(FileChannel.MapMode.READ_WRITE, 0, channel.size(), arena);
+            DENIED.setVolatile(
+                    usage,
+                    ShmLayout.USAGE_DEVICES_OFFSET
+                            + device * ShmLayout.USAGE_DEVICE.byteSize()
+                            + ShmLayout.offset(ShmLayout.USAGE_DEVICE, field),
+                    value);
+        }
+    }
 }

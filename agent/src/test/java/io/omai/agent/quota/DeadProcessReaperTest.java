@@ -71,6 +71,10 @@ class DeadProcessReaperTest {
         assertThat(after.devices().get(0).bytesReserved()).isEqualTo(1000);
         assertThat(after.devices().get(1).bytesReserved()).isZero();
         assertThat(reaper.reapOnce()).as("nothing more to do").isEqualTo(DeadProcessReaper.Result.NONE);
+        assertThat(reaper.slotsReclaimedTotal())
+                .as("omai_reaper_reclaims_total")
+                .isEqualTo(1);
+        assertThat(reaper.bytesReclaimedTotal()).isEqualTo(320);
     }
 
     @Test

@@ -129,7 +129,7 @@ class GroundTruthAttackTest {
                 .contains(
                         "pod=team-b/zeroer-0 allocation=" + HostileTenantsNode.allocationId(attacker) + " killed=true");
         assertThat(node.scrape())
-                .containsPattern("omai_audit_violations_total\\{[^}]*reason=\"memory_over_quota\"[^}]*\\} [1-9]");
+                .containsPattern("omai_audit_findings_total\\{[^}]*finding=\"memory_over_quota\"[^}]*\\} [1-9]");
         System.out.printf(
                 "adversarial: zeroed total, 2 x 3 GiB held on a 4 GiB quota for %d ms until the kill "
                         + "(audit interval %d ms)%n",
@@ -170,8 +170,7 @@ class GroundTruthAttackTest {
                 .containsPattern("event=audit_violation reason=no_shim gpu=\\S+ pid=" + rogue
                         + " pod=team-b/static-0 allocation=" + HostileTenantsNode.allocationId(attacker)
                         + " killed=true");
-        assertThat(node.scrape())
-                .containsPattern("omai_audit_violations_total\\{[^}]*reason=\"no_shim\"[^}]*\\} [1-9]");
+        assertThat(node.scrape()).containsPattern("omai_audit_findings_total\\{[^}]*finding=\"no_shim\"[^}]*\\} [1-9]");
         System.out.printf(
                 "adversarial: unshimmed process on a shared GPU killed %d ms after its allocation "
                         + "(audit interval %d ms, two passes)%n",

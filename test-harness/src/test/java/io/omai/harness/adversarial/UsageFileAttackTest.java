@@ -44,7 +44,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The attacker of issue #13: root without capabilities inside a container, its usage file bind-mounted
  * read-write, under the real shim. One agent process (the daemon, {@code omai-agent run}), two tenants'
  * allocations on the two simulated GPUs, each attack made from inside the attacker's mount namespace. After each:
- * the finding is counted ({@code omai_audit_violations_total}) and logged naming the pod; the other tenant's
+ * the finding is counted ({@code omai_audit_findings_total}) and logged naming the pod; the other tenant's
  * allocation keeps its heartbeat (age &lt; 2 s) and its grants, a SIGKILLed process of it is reclaimed within 2 s;
  * {@code /metrics} and {@code /healthz} answer 200. With {@code audit.onTamper: freeze} (the default) the attacker
  * cannot allocate past its quota by zeroing its total. A second agent, with {@code audit.onTamper: kill}, kills the
@@ -290,14 +290,14 @@ class UsageFileAttackTest {
             int port,
             AgentJvm agent)
             throws Exception {
-        String[] labels = {"reason=\"" + reason + "\"", "namespace=\"team-a\"", "pod=\"attacker\""};
-        double before = value(scrape(port), "omai_audit_violations_total", labels);
+        String[] labels = {"finding=\"" + reason + "\"", "namespace=\"team-a\"", "pod=\"attacker\""};
+        double before = value(scrape(port), "omai_audit_findings_total", labels);
         long started = System.nanoTime();
         SimNode.Run run = run(sim, attacker, "/bin/sh", "-c", shell);
         assertThat(run.exitCode()).as(name + ": " + run.stderr()).isZero();
         await().atMost(Duration.ofSeconds(10))
                 .pollInterval(Duration.ofMillis(50))
-                .until(() -> value(scrape(port), "omai_audit_violations_total", labels) > before);
+                .until(() -> value(scrape(port), "omai_audit_findings_total", labels) > before);
         detectionMillis.put(name, (System.nanoTime() - started) / 1_000_000);
         assertThat(agent.log()).contains("pod=team-a/attacker");
         assertThat(agent.log())

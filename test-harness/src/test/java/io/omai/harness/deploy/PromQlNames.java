@@ -64,6 +64,9 @@ final class PromQlNames {
     private static final Pattern GROUPING =
             Pattern.compile("\\b(by|without|on|ignoring|group_left|group_right)\\s*\\([^)]*\\)");
     private static final Pattern VARIABLE = Pattern.compile("\\$\\{[^}]*}|\\$\\w+");
+    /** A duration outside a range selector: {@code offset 15m}. */
+    private static final Pattern DURATION = Pattern.compile("(?<![\\w:])(\\d+(ms|s|m|h|d|w|y))+\\b");
+
     private static final Pattern NUMBER = Pattern.compile("(?<![\\w:])\\d+(\\.\\d+)?(e[+-]?\\d+)?");
     private static final Pattern IDENTIFIER = Pattern.compile("[a-zA-Z_:][a-zA-Z0-9_:]*");
     private static final Pattern LABEL_VALUES = Pattern.compile("label_values\\(\\s*([a-zA-Z_:][a-zA-Z0-9_:]*)");
@@ -77,6 +80,7 @@ final class PromQlNames {
         rest = RANGE.matcher(rest).replaceAll(" ");
         rest = GROUPING.matcher(rest).replaceAll(" ");
         rest = VARIABLE.matcher(rest).replaceAll(" ");
+        rest = DURATION.matcher(rest).replaceAll(" ");
         rest = NUMBER.matcher(rest).replaceAll(" ");
         Set<String> names = new LinkedHashSet<>();
         Matcher m = IDENTIFIER.matcher(rest);

@@ -73,7 +73,7 @@ class MetricsEndToEndTest {
                     .hasValue(1);
             assertThat(value(named, "omai_kubelet_registrations_total")).hasValue(1);
             assertThat(value(named, "omai_kubelet_restarts_total")).hasValue(0);
-            assertThat(sum(named, "omai_gpu_milli_allocated")).isEqualTo(250);
+            assertThat(sum(named, "omai_gpu_compute_allocated_ratio")).isEqualTo(0.25);
             assertThat(sum(named, "omai_gpu_memory_total_bytes")).isEqualTo(2 * GPU_MEMORY);
             assertThat(sum(named, "omai_gpu_healthy")).isEqualTo(2);
             assertThat(value(named, "omai_gpu_utilization_ratio", "gpu=\"0\"").orElseThrow())
@@ -92,7 +92,7 @@ class MetricsEndToEndTest {
             node.kubelet.podResources().removePod("team-a", "train-0");
             String released =
                     await().atMost(PATIENCE).until(() -> scrape(port), text -> !text.contains("pod=\"train-0\""));
-            assertThat(sum(released, "omai_gpu_milli_allocated")).isZero();
+            assertThat(sum(released, "omai_gpu_compute_allocated_ratio")).isZero();
             assertThat(agent.alive()).isTrue();
         }
     }

@@ -22,6 +22,8 @@ public final class FfmNvmlLibrary implements NvmlLibrary {
     private static final FunctionDescriptor INT_VOID = FunctionDescriptor.of(JAVA_INT);
     private static final FunctionDescriptor INT_PTR = FunctionDescriptor.of(JAVA_INT, ADDRESS);
     private static final FunctionDescriptor INT_PTR_PTR = FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS);
+    private static final FunctionDescriptor INT_PTR_INT_PTR =
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, ADDRESS);
     private static final FunctionDescriptor INT_PTR_PTR_INT =
             FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, JAVA_INT);
 
@@ -49,6 +51,23 @@ public final class FfmNvmlLibrary implements NvmlLibrary {
                     LOOKUP,
                     "nvmlDeviceGetComputeRunningProcesses_v3",
                     FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS))
+            .orElse(null);
+    private static final MethodHandle nvmlDeviceGetUtilizationRates$mh = NvmlDowncalls.optional(
+                    LOOKUP, "nvmlDeviceGetUtilizationRates", INT_PTR_PTR)
+            .orElse(null);
+    private static final MethodHandle nvmlDeviceGetTemperature$mh = NvmlDowncalls.optional(
+                    LOOKUP, "nvmlDeviceGetTemperature", INT_PTR_INT_PTR)
+            .orElse(null);
+    private static final MethodHandle nvmlDeviceGetPowerUsage$mh = NvmlDowncalls.optional(
+                    LOOKUP, "nvmlDeviceGetPowerUsage", INT_PTR_PTR)
+            .orElse(null);
+    private static final MethodHandle nvmlDeviceGetClockInfo$mh = NvmlDowncalls.optional(
+                    LOOKUP, "nvmlDeviceGetClockInfo", INT_PTR_INT_PTR)
+            .orElse(null);
+    private static final MethodHandle nvmlDeviceGetTotalEccErrors$mh = NvmlDowncalls.optional(
+                    LOOKUP,
+                    "nvmlDeviceGetTotalEccErrors",
+                    FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT, JAVA_INT, ADDRESS))
             .orElse(null);
     private static final MethodHandle nvmlEventSetCreate$mh = link("nvmlEventSetCreate", INT_PTR);
     private static final MethodHandle nvmlDeviceRegisterEvents$mh =
@@ -212,6 +231,67 @@ public final class FfmNvmlLibrary implements NvmlLibrary {
             return (int) nvmlDeviceGetComputeRunningProcesses_v3$mh.invokeExact(device, infoCount, infos);
         } catch (Throwable t) {
             throw new AssertionError("nvmlDeviceGetComputeRunningProcesses_v3", t);
+        }
+    }
+
+    @Override
+    public int nvmlDeviceGetUtilizationRates(MemorySegment device, MemorySegment utilization) {
+        if (nvmlDeviceGetUtilizationRates$mh == null) {
+            return NVML_ERROR_FUNCTION_NOT_FOUND;
+        }
+        try {
+            return (int) nvmlDeviceGetUtilizationRates$mh.invokeExact(device, utilization);
+        } catch (Throwable t) {
+            throw new AssertionError("nvmlDeviceGetUtilizationRates", t);
+        }
+    }
+
+    @Override
+    public int nvmlDeviceGetTemperature(MemorySegment device, int sensorType, MemorySegment temp) {
+        if (nvmlDeviceGetTemperature$mh == null) {
+            return NVML_ERROR_FUNCTION_NOT_FOUND;
+        }
+        try {
+            return (int) nvmlDeviceGetTemperature$mh.invokeExact(device, sensorType, temp);
+        } catch (Throwable t) {
+            throw new AssertionError("nvmlDeviceGetTemperature", t);
+        }
+    }
+
+    @Override
+    public int nvmlDeviceGetPowerUsage(MemorySegment device, MemorySegment power) {
+        if (nvmlDeviceGetPowerUsage$mh == null) {
+            return NVML_ERROR_FUNCTION_NOT_FOUND;
+        }
+        try {
+            return (int) nvmlDeviceGetPowerUsage$mh.invokeExact(device, power);
+        } catch (Throwable t) {
+            throw new AssertionError("nvmlDeviceGetPowerUsage", t);
+        }
+    }
+
+    @Override
+    public int nvmlDeviceGetClockInfo(MemorySegment device, int type, MemorySegment clock) {
+        if (nvmlDeviceGetClockInfo$mh == null) {
+            return NVML_ERROR_FUNCTION_NOT_FOUND;
+        }
+        try {
+            return (int) nvmlDeviceGetClockInfo$mh.invokeExact(device, type, clock);
+        } catch (Throwable t) {
+            throw new AssertionError("nvmlDeviceGetClockInfo", t);
+        }
+    }
+
+    @Override
+    public int nvmlDeviceGetTotalEccErrors(
+            MemorySegment device, int errorType, int counterType, MemorySegment eccCounts) {
+        if (nvmlDeviceGetTotalEccErrors$mh == null) {
+            return NVML_ERROR_FUNCTION_NOT_FOUND;
+        }
+        try {
+            return (int) nvmlDeviceGetTotalEccErrors$mh.invokeExact(device, errorType, counterType, eccCounts);
+        } catch (Throwable t) {
+            throw new AssertionError("nvmlDeviceGetTotalEccErrors", t);
         }
     }
 

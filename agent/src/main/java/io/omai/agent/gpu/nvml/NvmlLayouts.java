@@ -16,6 +16,15 @@ public final class NvmlLayouts {
     public static final StructLayout NVML_MEMORY = MemoryLayout.structLayout(
             JAVA_LONG.withName("total"), JAVA_LONG.withName("free"), JAVA_LONG.withName("used"));
 
+    public static final long MEMORY_USED_OFFSET = NVML_MEMORY.byteOffset(MemoryLayout.PathElement.groupElement("used"));
+
+    /** {@code nvmlUtilization_t}: gpu, memory (percent of the last sample period). 8 bytes. */
+    public static final StructLayout NVML_UTILIZATION =
+            MemoryLayout.structLayout(JAVA_INT.withName("gpu"), JAVA_INT.withName("memory"));
+
+    public static final long UTILIZATION_GPU_OFFSET =
+            NVML_UTILIZATION.byteOffset(MemoryLayout.PathElement.groupElement("gpu"));
+
     public static final VarHandle total$vh = NVML_MEMORY.varHandle(MemoryLayout.PathElement.groupElement("total"));
 
     /** {@code nvmlEventData_t}: device, eventType, eventData, gpuInstanceId, computeInstanceId. 32 bytes. */

@@ -24,6 +24,22 @@ public interface NvmlLibrary {
     long nvmlEventTypeDoubleBitEccError = 0x2L;
     long nvmlEventTypeXidCriticalError = 0x8L;
 
+    /** {@code nvmlTemperatureSensors_t}: the GPU die. */
+    int NVML_TEMPERATURE_GPU = 0;
+    /** {@code nvmlClockType_t} */
+    int NVML_CLOCK_GRAPHICS = 0;
+
+    int NVML_CLOCK_SM = 1;
+    int NVML_CLOCK_MEM = 2;
+    /** {@code nvmlMemoryErrorType_t}: single-bit ECC errors (corrected). */
+    int NVML_MEMORY_ERROR_TYPE_CORRECTED = 0;
+    /** {@code nvmlMemoryErrorType_t}: double-bit ECC errors (not corrected). */
+    int NVML_MEMORY_ERROR_TYPE_UNCORRECTED = 1;
+    /** {@code nvmlEccCounterType_t}: counts since the driver last loaded. */
+    int NVML_VOLATILE_ECC = 0;
+    /** {@code nvmlEccCounterType_t}: counts over the card's lifetime (kept in its InfoROM). */
+    int NVML_AGGREGATE_ECC = 1;
+
     int NVML_DEVICE_UUID_V2_BUFFER_SIZE = 96;
     int NVML_DEVICE_NAME_V2_BUFFER_SIZE = 96;
 
@@ -85,6 +101,46 @@ public interface NvmlLibrary {
      */
     default int nvmlDeviceGetComputeRunningProcesses_v3(
             MemorySegment device, MemorySegment infoCount, MemorySegment infos) {
+        return NVML_ERROR_FUNCTION_NOT_FOUND;
+    }
+
+    /**
+     * {@code nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization)};
+     * laid out as {@link NvmlLayouts#NVML_UTILIZATION}. A library (or fake) without it answers
+     * {@link #NVML_ERROR_FUNCTION_NOT_FOUND}.
+     */
+    default int nvmlDeviceGetUtilizationRates(MemorySegment device, MemorySegment utilization) {
+        return NVML_ERROR_FUNCTION_NOT_FOUND;
+    }
+
+    /**
+     * {@code nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, nvmlTemperatureSensors_t sensorType,
+     * unsigned int *temp)}, degrees Celsius.
+     */
+    default int nvmlDeviceGetTemperature(MemorySegment device, int sensorType, MemorySegment temp) {
+        return NVML_ERROR_FUNCTION_NOT_FOUND;
+    }
+
+    /** {@code nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned int *power)}, milliwatts. */
+    default int nvmlDeviceGetPowerUsage(MemorySegment device, MemorySegment power) {
+        return NVML_ERROR_FUNCTION_NOT_FOUND;
+    }
+
+    /**
+     * {@code nvmlReturn_t nvmlDeviceGetClockInfo(nvmlDevice_t device, nvmlClockType_t type, unsigned int *clock)},
+     * MHz.
+     */
+    default int nvmlDeviceGetClockInfo(MemorySegment device, int type, MemorySegment clock) {
+        return NVML_ERROR_FUNCTION_NOT_FOUND;
+    }
+
+    /**
+     * {@code nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, nvmlMemoryErrorType_t errorType,
+     * nvmlEccCounterType_t counterType, unsigned long long *eccCounts)}; {@link #NVML_ERROR_NOT_SUPPORTED} where ECC
+     * is off or absent.
+     */
+    default int nvmlDeviceGetTotalEccErrors(
+            MemorySegment device, int errorType, int counterType, MemorySegment eccCounts) {
         return NVML_ERROR_FUNCTION_NOT_FOUND;
     }
 
