@@ -306,7 +306,11 @@ class IbVfEndToEndTest {
                     .atMost(Duration.ofSeconds(30))
                     .until(
                             () -> api.getNodeState(GetNodeStateRequest.getDefaultInstance()),
-                            s -> s.getAllocationsList().stream().anyMatch(a -> a.getVfIdsCount() > 0));
+                            // the GPU side's owner and the VF's are both learned from PodResources
+                            s -> s.getAllocationsList().stream()
+                                    .anyMatch(a -> a.getVfIdsCount() > 0
+                                            && a.getPodName().equals("trainer-0")
+                                            && !a.getGpuUuid().isEmpty()));
             assertThat(after.getAllocationsList()).singleElement().satisfies(a -> {
                 assertThat(a.getPodNamespace()).isEqualTo("team-a");
                 assertThat(a.getPodName()).isEqualTo("trainer-0");
