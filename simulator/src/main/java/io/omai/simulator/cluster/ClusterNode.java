@@ -174,8 +174,11 @@ public final class ClusterNode implements AutoCloseable {
      * manager's path (GetPreferredAllocation, Allocate, PodResources); then the pod runs. An Allocate error is
      * kubelet's {@code UnexpectedAdmissionError}: the pod is marked Failed and the failure returned. One pod at a
      * time, as kubelet admits them.
+     *
+     * @param thenRun mark the pod Running at once (else the caller does, {@link #markRunning})
      */
-    public synchronized Admission admit(KubernetesClient client, String namespace, String podName, Duration timeout) {
+    public synchronized Admission admit(
+            KubernetesClient client, String namespace, String podName, Duration timeout, boolean thenRun) {
         Pod pod = awaitBoundHere(client, namespace, podName, timeout);
         List<String> ids = new ArrayList<>();
         List<Container> containers = new ArrayList<>(pod.getSpec().getInitContainers());
@@ -185,9 +188,20 @@ public final class ClusterNode implements AutoCloseable {
                 for (String resource : List.of(SimulatedCluster.MILLI_GPU, SimulatedCluster.IB_VF)) {
                     int count = limit(container, resource);
                     if (count > 0) {
-                        ids.addAll(node.kubelet()
-                                .admit(namespace, podName, container.getName(), resource, count)
-                                .deviceIds());
+                        KubeletSimulator.Admission admission =
+                                node.kubelet().admit(namespace, podName, container.getName(), resource, count);
+                        ids.addAll(admission.deviceIds());
+                        log.info(
+                                "event=kubelet_admitted node={} pod={}/{} container={} resource={} devices={}..{} "
+                                        + "allocation={}",
+                                name,
+                                namespace,
+                                podName,
+                                container.getName(),
+                                resource,
+                                admission.deviceIds().getFirst(),
+                                admission.deviceIds().getLast(),
+                                admission.response().getEnvsMap().getOrDefault("OMAI_ALLOCATION_ID", "-"));
                     }
                 }
             }
@@ -198,7 +212,9 @@ public final class ClusterNode implements AutoCloseable {
             setPhase(client, namespace, podName, "Failed");
             return new Admission(namespace, podName, name, List.of(), Optional.of(reason));
         }
-        setPhase(client, namespace, podName, "Running");
+        if (thenRun) {
+            markRunning(client, namespace, podName);
+        }
         return new Admission(namespace, podName, name, ids, Optional.empty());
     }
 
@@ -235,6 +251,11 @@ public final class ClusterNode implements AutoCloseable {
                         .map(requests -> requests.get(resource)))
                 .orElse(null);
         return quantity == null ? 0 : Quantity.getAmountInBytes(quantity).intValueExact();
+    }
+
+    /** The pod's containers started: its phase is Running. */
+    public static void markRunning(KubernetesClient client, String namespace, String podName) {
+        setPhase(client, namespace, podName, "Running");
     }
 
     private static void setPhase(KubernetesClient client, String namespace, String podName, String phase) {

@@ -76,8 +76,8 @@ public record ClusterPod(
     }
 
     /**
-     * A seeded stream of {@code count} pods of the three tenants: 250, 500 and 1000 milli shares and 2-GPU whole
-     * pods, a fifth of them with a VF, a sixth with a selector (half of those restricted to {@code class: train}
+     * A seeded stream of {@code count} pods of the three tenants: 250 (half), 500 (3 in 10) and 1000 (3 in 20) milli
+     * and 2-GPU whole pods (1 in 20), a fifth of them with a VF, a sixth with a selector (half of those restricted to {@code class: train}
      * GPUs). Bigger pods get higher priorities (a queue that places large jobs first), so kube-scheduler's queue
      * hands them out first within each wave.
      */
@@ -87,7 +87,7 @@ public record ClusterPod(
         for (int i = 0; i < count; i++) {
             String tenant = TENANTS.get(random.nextInt(TENANTS.size()));
             int pick = random.nextInt(20);
-            int milli = pick < 2 ? 2000 : pick < 6 ? 1000 : pick < 12 ? 500 : 250;
+            int milli = pick < 1 ? 2000 : pick < 4 ? 1000 : pick < 10 ? 500 : 250;
             int vfs = random.nextInt(5) == 0 ? 1 : 0;
             Optional<String> gpuClass = Optional.empty();
             Optional<String> selector = Optional.empty();

@@ -88,6 +88,11 @@ public final class PodStreamRun {
     private final SimulatedCluster cluster;
     private final List<KubeSchedulerDriver> schedulers;
     private final Consumer<Placement> listener;
+    private java.util.Set<String> measured = java.util.Set.of();
+    private boolean deferAdmission;
+    /** Pods bound but not yet admitted (with {@link #deferringAdmission}), and their nodes. */
+    private final List<Map.Entry<ClusterPod, String>> deferred = Collections.synchronizedList(new ArrayList<>());
+
     private final PriorityQueue<Queued> queue = new PriorityQueue<>(
             Comparator.comparingInt((Queued q) -> -q.pod().priority()).thenComparingLong(Queued::order));
     private final List<Placement> placements = Collections.synchronizedList(new ArrayList<>());
@@ -106,6 +111,25 @@ public final class PodStreamRun {
         this.cluster = cluster;
         this.schedulers = List.copyOf(schedulers);
         this.listener = listener;
+    }
+
+    /**
+     * Measures fill over these nodes only (default: all), e.g. to leave out a node an earlier case filled.
+     */
+    public PodStreamRun measuring(java.util.Set<String> nodes) {
+        this.measured = java.util.Set.copyOf(nodes);
+        return this;
+    }
+
+    /**
+     * kubelet admits only once scheduling is done, each node's bound pods in kubelet's order (creation time; ties
+     * by namespace/name, one order kubelet's unstable sort may take), and they start running after the last
+     * admission: as when pods are bound faster than a node's kubelet admits them. Several scheduling loops then
+     * contend for capacity through the extender alone.
+     */
+    public PodStreamRun deferringAdmission() {
+        this.deferAdmission = true;
+        return this;
     }
 
     /** Creates every pod pending, schedules and admits them all; returns the figures. */
@@ -136,6 +160,7 @@ public final class PodStreamRun {
         } finally {
             loops.shutdownNow();
         }
+        admitDeferred();
         List<NodeState> states = states();
         synchronized (this) {
             return new Result(
@@ -175,22 +200,11 @@ public final class PodStreamRun {
                     synchronized (this) {
                         bound++;
                     }
-                    ClusterNode.Admission admission = cluster.node(b.node())
-                            .admit(cluster.client(), spec.tenant(), spec.name(), Duration.ofSeconds(30));
-                    synchronized (this) {
-                        if (admission.admitted()) {
-                            admitted++;
-                        } else {
-                            admissionFailures.add(spec.tenant() + "/" + spec.name() + " on " + b.node() + ": "
-                                    + admission.failure().orElseThrow());
-                        }
+                    if (deferAdmission) {
+                        deferred.add(Map.entry(spec, b.node()));
+                    } else {
+                        admit(spec, b.node(), true);
                     }
-                    record(new Placement(
-                            spec,
-                            Optional.of(b.node()),
-                            admission.admitted()
-                                    ? "admitted"
-                                    : admission.failure().orElseThrow()));
                 }
                 case KubeSchedulerDriver.Outcome.Failed f -> {
                     synchronized (this) {
@@ -235,6 +249,47 @@ public final class PodStreamRun {
         }
     }
 
+    private void admit(ClusterPod spec, String node, boolean thenRun) {
+        ClusterNode.Admission admission =
+                cluster.node(node).admit(cluster.client(), spec.tenant(), spec.name(), Duration.ofSeconds(30), thenRun);
+        synchronized (this) {
+            if (admission.admitted()) {
+                admitted++;
+            } else {
+                admissionFailures.add(spec.tenant() + "/" + spec.name() + " on " + node + ": "
+                        + admission.failure().orElseThrow());
+            }
+        }
+        record(new Placement(
+                spec,
+                Optional.of(node),
+                admission.admitted() ? "admitted" : admission.failure().orElseThrow()));
+    }
+
+    private void admitDeferred() {
+        Map<String, List<ClusterPod>> byNode = new java.util.TreeMap<>();
+        synchronized (deferred) {
+            for (Map.Entry<ClusterPod, String> bound : deferred) {
+                byNode.computeIfAbsent(bound.getValue(), n -> new ArrayList<>()).add(bound.getKey());
+            }
+        }
+        byNode.forEach((node, pods) -> {
+            List<ClusterPod> ordered = pods.stream()
+                    .sorted(Comparator.comparing((ClusterPod p) -> cluster.client()
+                                    .pods()
+                                    .inNamespace(p.tenant())
+                                    .withName(p.name())
+                                    .get()
+                                    .getMetadata()
+                                    .getCreationTimestamp())
+                            .thenComparing(ClusterPod::tenant)
+                            .thenComparing(ClusterPod::name))
+                    .toList();
+            ordered.forEach(pod -> admit(pod, node, false));
+            ordered.forEach(pod -> ClusterNode.markRunning(cluster.client(), pod.tenant(), pod.name()));
+        });
+    }
+
     private void record(Placement placement) {
         placements.add(placement);
         log.info(
@@ -252,15 +307,26 @@ public final class PodStreamRun {
     private int freeVfs(String node) {
         ClusterNode clusterNode = cluster.node(node);
         return clusterNode.vfs()
-                - clusterNode.kubelet().podResources().held(SimulatedCluster.IB_VF).size();
+                - clusterNode
+                        .kubelet()
+                        .podResources()
+                        .held(SimulatedCluster.IB_VF)
+                        .size();
     }
 
     private List<NodeState> states() {
         return cluster.nodes().stream().map(ClusterNode::state).toList();
     }
 
-    /** Milli held by running containers over the cluster's capacity. */
-    static double fill(List<NodeState> states) {
+    /** Milli held by running containers over the capacity of the measured nodes. */
+    private double fill(List<NodeState> states) {
+        return fillOf(states.stream()
+                .filter(s -> measured.isEmpty() || measured.contains(s.getNodeName()))
+                .toList());
+    }
+
+    /** Milli held by running containers over the capacity of {@code states}' nodes. */
+    public static double fillOf(List<NodeState> states) {
         long held = 0;
         long capacity = 0;
         for (NodeState state : states) {
@@ -276,11 +342,10 @@ public final class PodStreamRun {
      * Whether some node could hold the pod if tenants did not matter: GPUs with room (shares: one GPU with enough
      * free milli; whole GPUs: that many untouched GPUs on one node), of the selector's class, and free VFs.
      */
-    static boolean fitsIgnoringTenants(ClusterPod pod, List<NodeState> states) {
+    static boolean fitsIgnoringTenants(
+            ClusterPod pod, List<NodeState> states, java.util.function.ToIntFunction<String> freeVfs) {
         for (NodeState state : states) {
-            int vfsFree =
-                    state.getHcasList().stream().mapToInt(HcaState::getVfsFree).sum();
-            if (vfsFree < pod.vfs()) {
+            if (freeVfs.applyAsInt(state.getNodeName()) < pod.vfs()) {
                 continue;
             }
             long usable = state.getGpusList().stream()

@@ -280,6 +280,12 @@ public final class SimulatedCluster implements AutoCloseable {
         return client;
     }
 
+    /** A new client of the cluster's API (one per extender replica, as each runs in its own pod); the caller
+     * closes it. */
+    public KubernetesClient newClient() {
+        return server.createClient();
+    }
+
     /** The URL of the in-process Kubernetes API server. */
     public String apiUrl() {
         return "http://127.0.0.1:" + server.getPort();

@@ -137,6 +137,15 @@ public final class ClusterCrudDispatcher extends KubernetesCrudDispatcher {
             }
             Pod pod = json.unmarshal(current.getBody().readUtf8(), Pod.class);
             String assigned = pod.getSpec() == null ? null : pod.getSpec().getNodeName();
+            String uid =
+                    binding.getMetadata() == null ? null : binding.getMetadata().getUid();
+            if (uid != null && !uid.isEmpty() && !uid.equals(pod.getMetadata().getUid())) {
+                return status(
+                        409,
+                        "Conflict",
+                        "Precondition failed: UID in precondition: " + uid + ", UID in object meta: "
+                                + pod.getMetadata().getUid());
+            }
             if (assigned != null && !assigned.isEmpty()) {
                 return status(
                         409,

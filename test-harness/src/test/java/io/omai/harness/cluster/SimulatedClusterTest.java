@@ -114,7 +114,8 @@ class SimulatedClusterTest {
         }
         bind("team-a", "reserved", "node-2");
 
-        ClusterNode.Admission admission = node.admit(cluster.client(), "team-a", "reserved", Duration.ofSeconds(30));
+        ClusterNode.Admission admission =
+                node.admit(cluster.client(), "team-a", "reserved", Duration.ofSeconds(30), true);
 
         assertThat(admission.failure()).isEmpty();
         assertThat(admission.deviceIds()).hasSize(501);
@@ -145,7 +146,7 @@ class SimulatedClusterTest {
         cluster.client().pods().inNamespace("team-b").resource(spec.toPod()).create();
         bind("team-b", "plain", "node-3");
 
-        ClusterNode.Admission admission = node.admit(cluster.client(), "team-b", "plain", Duration.ofSeconds(30));
+        ClusterNode.Admission admission = node.admit(cluster.client(), "team-b", "plain", Duration.ofSeconds(30), true);
 
         assertThat(admission.failure()).isEmpty();
         assertThat(node.state().getGpusList())
