@@ -32,8 +32,8 @@ public record AgentConnection(
         int leaseSeconds,
         Duration maxBackoff) {
     public static final String DEFAULT_NAMESPACE = "omai-system";
-    public static final String DEFAULT_SERVICE = "omai-node-agent";
-    public static final int DEFAULT_PORT = 7443;
+    public static final String DEFAULT_SERVICE = "omai-agent";
+    public static final int DEFAULT_PORT = 9401;
 
     public AgentConnection {
         Objects.requireNonNull(namespace, "namespace");

@@ -113,8 +113,8 @@ public record PodDemand(
                 continue;
             }
             if (milli > Integer.MAX_VALUE || !MilliGpu.isValid((int) milli)) {
-                throw new InvalidPodException(where + ": " + MILLI_GPU + " " + milli + " "
-                        + (milli > Integer.MAX_VALUE ? "is too large" : MilliGpu.describeInvalid((int) milli))
+                throw new InvalidPodException(where + ": " + MILLI_GPU + " "
+                        + (milli > Integer.MAX_VALUE ? milli + " is too large" : MilliGpu.describeInvalid((int) milli))
                         + "; expected a share below 1000 or a multiple of 1000 (whole GPUs)");
             }
             if (vfs > 1024) {
