@@ -7,6 +7,8 @@ import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.discovery.v1.EndpointSlice;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
+import io.grpc.Metadata;
+import io.grpc.stub.MetadataUtils;
 import io.omai.agent.schedapi.v1.ContainerAssignment;
 import io.omai.agent.schedapi.v1.GpuState;
 import io.omai.agent.schedapi.v1.NodeAgentGrpc;
@@ -16,6 +18,7 @@ import io.omai.simulator.cluster.ClusterNode;
 import io.omai.simulator.cluster.ClusterPod;
 import io.omai.simulator.cluster.SimulatedCluster;
 import io.omai.simulator.launcher.AgentJvm;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -29,7 +32,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The simulated cluster itself, without an extender: three agent JVMs on one API server, each node discoverable
- * through the agents' EndpointSlice; a pod reserved over a node's scheduler API and bound through the API is
+ * through the agents' EndpointSlice; a pod reserved over a node's scheduler API (with the extender's
+ * service-account token, which the agent checks with a TokenReview against the API) and bound through the API is
  * admitted by that node's kubelet onto exactly the reserved GPU, consuming the reservation, and a pod bound
  * without a reservation is identified by the agent's informer (kubelet's path only).
  */
@@ -81,7 +85,7 @@ class SimulatedClusterTest {
     }
 
     @Test
-    void aReservedPodBoundThroughTheApiIsAdmittedOnTheReservedGpu() {
+    void aReservedPodBoundThroughTheApiIsAdmittedOnTheReservedGpu() throws Exception {
         ClusterNode node = cluster.node("node-2");
         ClusterPod spec = new ClusterPod("team-a", "reserved", 500, 1, Optional.empty(), Optional.empty(), 0);
         cluster.client().pods().inNamespace("team-a").resource(spec.toPod()).create();
@@ -97,7 +101,12 @@ class SimulatedClusterTest {
                 .usePlaintext()
                 .build();
         try {
+            Metadata bearer = new Metadata();
+            bearer.put(
+                    Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER),
+                    "Bearer " + Files.readString(cluster.tokenFile()));
             NodeAgentGrpc.newBlockingStub(channel)
+                    .withInterceptors(MetadataUtils.newAttachHeadersInterceptor(bearer))
                     .withDeadlineAfter(10, TimeUnit.SECONDS)
                     .reserve(ReserveRequest.newBuilder()
                             .setIdempotencyKey("test/" + pod.getMetadata().getUid())
