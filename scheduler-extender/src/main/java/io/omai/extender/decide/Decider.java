@@ -1,7 +1,6 @@
 package io.omai.extender.decide;
 
 import com.google.common.util.concurrent.ListenableFuture;
-import com.google.errorprone.annotations.concurrent.GuardedBy;
 import io.grpc.Status;
 import io.omai.agent.schedapi.expr.ExpressionException;
 import io.omai.agent.schedapi.v1.ContainerAssignment;
@@ -40,24 +39,12 @@ public final class Decider implements AutoCloseable {
     /** Below this many nodes the work is not worth splitting across threads. */
     private static final int PARALLEL_THRESHOLD = 256;
 
-    private static final int REMEMBERED_PODS = 16;
-
     private final NodeStateCache cache;
     private final ScoringPolicy scoring;
     private final Duration fitDeadline;
     private final ForkJoinPool pool;
+    // one view per node, rebuilt when a new state arrives; verdicts by pod shape live in it
     private final Map<String, NodeView> views = new ConcurrentHashMap<>();
-
-    // prioritize follows filter for the same pod: its verdicts are reused while the node state is unchanged
-    @GuardedBy("this")
-    private final LinkedHashMap<String, Map<String, Remembered>> recent = new LinkedHashMap<>(32, 0.75f, true) {
-        @Override
-        protected boolean removeEldestEntry(Map.Entry<String, Map<String, Remembered>> eldest) {
-            return size() > REMEMBERED_PODS;
-        }
-    };
-
-    private record Remembered(io.omai.agent.schedapi.v1.NodeState state, Verdict verdict) {}
 
     public Decider(NodeStateCache cache, ScoringPolicy scoring, Duration fitDeadline, int parallelism) {
         this.cache = cache;
@@ -68,7 +55,7 @@ public final class Decider implements AutoCloseable {
 
     /** A verdict for every node in {@code nodeNames}, in that order. */
     public Map<String, Verdict> decide(PodDemand pod, List<String> nodeNames) {
-        Map<String, Remembered> memory = remembered(pod.uid());
+        String shape = pod.shape();
         Map<String, Verdict> local = new ConcurrentHashMap<>();
         Map<String, NodeLink> remote = new LinkedHashMap<>();
         List<String> unknown = new ArrayList<>();
@@ -87,11 +74,7 @@ public final class Decider implements AutoCloseable {
                 .forEach(node -> {
                     CachedNode state =
                             cache.link(node).flatMap(NodeLink::latest).orElseThrow();
-                    Remembered earlier = memory.get(node);
-                    Verdict verdict = earlier != null && same(earlier.state(), state.state())
-                            ? earlier.verdict()
-                            : decideLocally(pod, state.state());
-                    memory.put(node, new Remembered(state.state(), verdict));
+                    Verdict verdict = decideLocally(pod, shape, state.state());
                     local.put(node, verdict);
                 });
         try {
@@ -128,13 +111,28 @@ public final class Decider implements AutoCloseable {
         return askAgents(pod, Map.of(node, link.get())).get(node);
     }
 
-    private synchronized Map<String, Remembered> remembered(String podUid) {
-        return recent.computeIfAbsent(podUid, uid -> new ConcurrentHashMap<>());
-    }
-
     /** The verdict from a watched state, the placement library deciding as it does in the agent. */
     Verdict decideLocally(PodDemand pod, io.omai.agent.schedapi.v1.NodeState state) {
-        NodeView view = viewOf(pod, state);
+        return decideLocally(pod, pod.shape(), state);
+    }
+
+    /**
+     * Pods of one shape (tenant, containers, selector: replicas of one job, and prioritize after filter) get the
+     * same verdict on the same received state, so it is computed once per state and shape. A pod that holds a
+     * reservation on the node is decided afresh (its own reservation is not counted).
+     */
+    private Verdict decideLocally(PodDemand pod, String shape, io.omai.agent.schedapi.v1.NodeState state) {
+        for (var reservation : state.getReservationsList()) {
+            if (reservation.getPodUid().equals(pod.uid())) {
+                return plan(pod, NodeView.of(state, Optional.of(pod.uid())));
+            }
+        }
+        NodeView view = sharedView(state);
+        return view.verdictFor(shape, () -> plan(pod, view));
+    }
+
+    private Verdict plan(PodDemand pod, NodeView view) {
+        var state = view.proto();
         Map<String, PodDemand.ContainerNeed> byName = new HashMap<>();
         pod.containers().forEach(c -> byName.put(c.name(), c));
         pod.initContainers().forEach(c -> byName.put(c.name(), c));
@@ -187,12 +185,8 @@ public final class Decider implements AutoCloseable {
         return new Verdict.Fits(Scoring.score(view.node(), plan, scoring), assignments, state.getGeneration());
     }
 
-    private NodeView viewOf(PodDemand pod, io.omai.agent.schedapi.v1.NodeState state) {
-        boolean ownReservation =
-                state.getReservationsList().stream().anyMatch(r -> r.getPodUid().equals(pod.uid()));
-        if (ownReservation) {
-            return NodeView.of(state, Optional.of(pod.uid()));
-        }
+    /** The view of a received state, built once and shared by every pod decided on it. */
+    private NodeView sharedView(io.omai.agent.schedapi.v1.NodeState state) {
         NodeView view = views.get(state.getNodeName());
         if (view == null || !same(view.proto(), state)) {
             view = NodeView.of(state, Optional.empty());

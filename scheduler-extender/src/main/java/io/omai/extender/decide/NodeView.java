@@ -10,11 +10,13 @@ import io.omai.placement.HcaState;
 import io.omai.placement.NodeState;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashSet;
-import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Supplier;
 
 /**
  * A watched {@code NodeState} as the placement model's input, built as the agent builds its own for Fit: each GPU
@@ -24,13 +26,31 @@ import java.util.Set;
  * @param node the placement input
  * @param gpus the agent's GPU messages by UUID (model, attributes, tags: what resource expressions see)
  * @param vfTotal VFs on the node, free or not
+ * @param verdicts verdicts already given on this state, by pod shape ({@link PodDemand#shape()})
  */
 record NodeView(
         io.omai.agent.schedapi.v1.NodeState proto,
         NodeState node,
         AntiAffinityPolicy policy,
         Map<String, io.omai.agent.schedapi.v1.GpuState> gpus,
-        int vfTotal) {
+        int vfTotal,
+        Map<String, Verdict> verdicts) {
+    /** Shapes remembered per state; a state rarely outlives more than a few distinct jobs' pods. */
+    private static final int SHAPES_PER_STATE = 64;
+
+    /** The verdict for pods of {@code shape} on this state, decided by {@code decide} the first time. */
+    Verdict verdictFor(String shape, Supplier<Verdict> decide) {
+        Verdict known = verdicts.get(shape);
+        if (known != null) {
+            return known;
+        }
+        Verdict decided = decide.get();
+        if (verdicts.size() >= SHAPES_PER_STATE) {
+            verdicts.clear();
+        }
+        verdicts.put(shape, decided);
+        return decided;
+    }
 
     static NodeView of(io.omai.agent.schedapi.v1.NodeState proto, Optional<String> ignorePodUid) {
         Map<String, Integer> milliBack = new HashMap<>();
@@ -79,20 +99,43 @@ record NodeView(
                     Set.copyOf(gpu.getTenantsList())));
         }
         var hcas = new ArrayList<HcaState>(proto.getHcasCount());
+        Set<String> placedBack = new HashSet<>();
         int vfTotal = 0;
         for (var hca : proto.getHcasList()) {
-            // the agent sends free VF ids in VF order; placement only ever takes free ones, in that order
-            var free = hca.getFreeVfIdsList().stream()
-                    .filter(vf -> !vfsBack.contains(vf))
-                    .toList();
+            // the agent sends free VF ids in VF order; placement only ever takes free ones, in that order. The
+            // pod's own reserved VFs are free for it again: they go back to the HCA on their PCI bus, in address
+            // order (how the VF manager lists a PF's VFs)
+            var free = new ArrayList<>(hca.getFreeVfIdsList());
+            for (String vf : vfsBack) {
+                if (!free.contains(vf) && sameBus(vf, hca.getPciAddress())) {
+                    free.add(vf);
+                    placedBack.add(vf);
+                }
+            }
+            if (free.size() > hca.getFreeVfIdsCount()) {
+                free.sort(null);
+            }
             hcas.add(new HcaState(hca.getName(), Math.max(-1, hca.getNumaNode()), free, Set.copyOf(free)));
             vfTotal += Math.max(hca.getVfsTotal(), free.size());
         }
-        if (!vfsBack.isEmpty()) {
-            // the pod's own reserved VFs are free for it again; the state does not say which HCA holds them
-            hcas.add(new HcaState("(reserved by this pod)", -1, List.copyOf(vfsBack), vfsBack));
+        var unplaced = vfsBack.stream().filter(vf -> !placedBack.contains(vf)).toList();
+        if (!unplaced.isEmpty()) {
+            // no HCA on their bus: free for the pod all the same, NUMA unknown
+            hcas.add(new HcaState("(reserved by this pod)", -1, unplaced, Set.copyOf(unplaced)));
         }
-        return new NodeView(proto, new NodeState(proto.getNodeName(), gpus, hcas), policy(proto), byUuid, vfTotal);
+        return new NodeView(
+                proto,
+                new NodeState(proto.getNodeName(), gpus, hcas),
+                policy(proto),
+                byUuid,
+                vfTotal,
+                new ConcurrentHashMap<>());
+    }
+
+    /** Whether two PCI addresses (domain:bus:device.function) are on one bus. */
+    private static boolean sameBus(String a, String b) {
+        int busEnd = a.lastIndexOf(':');
+        return busEnd > 0 && b.length() > busEnd && a.regionMatches(0, b, 0, busEnd + 1);
     }
 
     static AntiAffinityPolicy policy(io.omai.agent.schedapi.v1.NodeState proto) {

@@ -58,6 +58,36 @@ public record PodDemand(
         }
     }
 
+    /**
+     * Everything a verdict depends on besides the node (tenant, each container's name, milli, VFs and selector):
+     * pods of one shape get the same verdict on the same node state.
+     */
+    public String shape() {
+        var key = new StringBuilder(tenant);
+        for (var c : containers) {
+            key.append('\u0000')
+                    .append(c.name())
+                    .append(':')
+                    .append(c.milli())
+                    .append(':')
+                    .append(c.vfs())
+                    .append(':')
+                    .append(c.expression());
+        }
+        key.append("\u0000init");
+        for (var c : initContainers) {
+            key.append('\u0000')
+                    .append(c.name())
+                    .append(':')
+                    .append(c.milli())
+                    .append(':')
+                    .append(c.vfs())
+                    .append(':')
+                    .append(c.expression());
+        }
+        return key.toString();
+    }
+
     /** Whether the pod asks for any OMAI device; a pod that does not fits every node. */
     public boolean wantsDevices() {
         return !containers.isEmpty() || !initContainers.isEmpty();
