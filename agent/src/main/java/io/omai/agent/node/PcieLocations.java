@@ -17,8 +17,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Where GPUs and HCAs sit in the PCIe tree, for the scheduler API: a GPU's PCI address from the NVIDIA driver's
- * {@code /proc/driver/nvidia/gpus/<BDF>/information}, and for any PCI function the bridge/switch port above it, read
- * from the real path of {@code /sys/bus/pci/devices/<BDF>} (its parent directory under {@code /sys/devices}).
+ * {@code /proc/driver/nvidia/gpus/<BDF>/information}, and for any PCI function the PCIe switch above it, read from
+ * the real path of {@code /sys/bus/pci/devices/<BDF>} under {@code /sys/devices}.
  * Unknown stays empty: a missing driver file or sysfs entry costs placement quality, never a start.
  */
 final class PcieLocations {
@@ -31,7 +31,7 @@ final class PcieLocations {
         Map<String, PciePlace> places = new HashMap<>();
         for (GpuDevice gpu : gpus) {
             Optional<PciAddress> address = RecentGpuAllocation.pciAddress(nvidiaGpus, gpu.uuid());
-            PciePlace place = address.map(a -> new PciePlace(a.value(), upstreamBridge(sysfs, a)))
+            PciePlace place = address.map(a -> new PciePlace(a.value(), pcieSwitch(sysfs, a)))
                     .orElse(PciePlace.UNKNOWN);
             places.put(gpu.uuid(), place);
             log.info(
@@ -44,15 +44,21 @@ final class PcieLocations {
     }
 
     /**
-     * The bridge or switch port directly above {@code function} (e.g. {@code 0000:16:00.0}), or its host bridge
-     * (e.g. {@code pci0000:16}) when it hangs off that; empty when sysfs does not know the function.
+     * The PCIe switch {@code function} sits under, named by the switch's upstream port (e.g. {@code 0000:39:00.0}
+     * in {@code pci0000:38/0000:38:01.0/0000:39:00.0/0000:3a:00.0/<function>}): devices under the same switch
+     * exchange data without crossing the CPU's root complex. A function directly under a root port (no switch)
+     * gets the root port, one directly under a host bridge the host bridge; empty when sysfs does not know it.
      */
-    static String upstreamBridge(Sysfs sysfs, PciAddress function) {
+    static String pcieSwitch(Sysfs sysfs, PciAddress function) {
         try {
             if (!sysfs.exists(SysfsLayout.pciDevice(function))) {
                 return "";
             }
+            // host bridge, root port, then (behind a switch) its upstream port and one of its downstream ports
             List<String> upstream = new PciTopology(sysfs).locate(function).upstream();
+            if (upstream.size() >= 4) {
+                return upstream.get(2);
+            }
             return upstream.isEmpty() ? "" : upstream.getLast();
         } catch (RuntimeException e) {
             log.warn("event=pcie_place_unknown pci_address={} error=\"{}\"", function, e.getMessage());

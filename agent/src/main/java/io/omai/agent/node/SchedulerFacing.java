@@ -140,9 +140,13 @@ final class SchedulerFacing implements AutoCloseable {
 
     /** Reserve/Release tokens are reviewed through {@code client} from now on (before: refused as UNAVAILABLE). */
     void reviewTokensWith(KubernetesClient client, AgentConfig config) {
-        KubeTokenReviews reviews =
-                new KubeTokenReviews(client, config.schedulerApi().tokenAudience());
-        tokenReviews.set(token -> {
+        tokenReviews.set(
+                callerReview(new KubeTokenReviews(client, config.schedulerApi().tokenAudience())));
+    }
+
+    /** The API server's TokenReview as the scheduler API's {@link CallerReview}; a failed call is UNAVAILABLE. */
+    static CallerReview callerReview(KubeTokenReviews reviews) {
+        return token -> {
             try {
                 KubeTokenReviews.Result result = reviews.review(token);
                 return result.authenticated()
@@ -151,7 +155,7 @@ final class SchedulerFacing implements AutoCloseable {
             } catch (KubernetesClientException e) {
                 throw new CallerReview.Unavailable("TokenReview failed: " + e.getMessage(), e);
             }
-        });
+        };
     }
 
     private static DeviceAttributeOverlay overlay(List<AgentConfig.DeviceLabels> labels) {

@@ -65,7 +65,7 @@ final class VfStates {
                     free,
                     qos,
                     switches.computeIfAbsent(
-                            pf.pf().address(), address -> PcieLocations.upstreamBridge(plugin.sysfs(), address)),
+                            pf.pf().address(), address -> PcieLocations.pcieSwitch(plugin.sysfs(), address)),
                     resource));
         }
         return hcas;

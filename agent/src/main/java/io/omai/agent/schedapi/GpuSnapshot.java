@@ -15,7 +15,7 @@ import java.util.Set;
  *     {@code device.class}
  * @param tenants tenants of the allocated containers on this GPU
  * @param pciAddress the GPU's PCI function, e.g. 0000:17:00.0; empty when unknown
- * @param pcieSwitch the PCIe bridge/switch port it sits under (its parent in /sys/devices); empty when unknown
+ * @param pcieSwitch the PCIe switch it sits under (see {@link PciePlace}); empty when unknown
  */
 public record GpuSnapshot(
         String uuid,

@@ -13,7 +13,7 @@ import java.util.Set;
  * @param vfIds every VF's id (its PCI address), in order
  * @param freeVfIds the VFs not allocated to a container
  * @param qosCapabilities what the link layer can enforce per VF, e.g. "max_tx_rate"; empty on InfiniBand
- * @param pcieSwitch the PCIe bridge/switch port the PF sits under; empty when unknown
+ * @param pcieSwitch the PCIe switch the PF sits under (see {@link PciePlace}); empty when unknown
  * @param resourceName the extended resource its VFs are offered as; empty when no resource selects the PF (its VFs
  *     are then never free)
  */
