@@ -365,7 +365,10 @@ public final class PodStreamRun {
         return false;
     }
 
-    /** GPUs the agents report with more than one tenant. */
+    /**
+     * GPUs the agents report with more than one tenant: in a GPU's tenants, or among the allocations (one entry
+     * per container per GPU) that name it.
+     */
     static List<String> coLocations(List<NodeState> states) {
         List<String> found = new ArrayList<>();
         for (NodeState state : states) {
@@ -374,6 +377,19 @@ public final class PodStreamRun {
                     found.add(state.getNodeName() + "/" + gpu.getUuid() + " " + gpu.getTenantsList());
                 }
             }
+            Map<String, java.util.Set<String>> tenantsByGpu = new java.util.TreeMap<>();
+            for (io.omai.agent.schedapi.v1.Allocation allocation : state.getAllocationsList()) {
+                if (!allocation.getGpuUuid().isEmpty()) {
+                    tenantsByGpu
+                            .computeIfAbsent(allocation.getGpuUuid(), g -> new java.util.TreeSet<>())
+                            .add(allocation.getTenant());
+                }
+            }
+            tenantsByGpu.forEach((gpu, tenants) -> {
+                if (tenants.size() > 1) {
+                    found.add(state.getNodeName() + "/" + gpu + " allocations of " + tenants);
+                }
+            });
         }
         return found;
     }
