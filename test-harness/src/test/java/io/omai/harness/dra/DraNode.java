@@ -27,7 +27,7 @@ import io.omai.simulator.launcher.ContainerLauncher;
 import io.omai.simulator.node.AgentYaml;
 import io.omai.simulator.node.SimulatedAgentNode;
 import io.omai.simulator.sim.SimNode;
-import io.omai.simulator.simulate.SingleNodeCrudDispatcher;
+import io.omai.simulator.kubeapi.ClusterCrudDispatcher;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -76,7 +76,7 @@ final class DraNode implements AutoCloseable {
         this.node = SimulatedAgentNode.create(root, gpus, GPU_MEMORY);
         MOCK_SERVER_LOG.setLevel(Level.WARNING);
         this.api = new KubernetesMockServer(
-                new Context(), new MockWebServer(), new HashMap<>(), new SingleNodeCrudDispatcher(NODE), false);
+                new Context(), new MockWebServer(), new HashMap<>(), new ClusterCrudDispatcher(), false);
         api.init(InetAddress.getLoopbackAddress(), 0);
         this.kube = api.createClient();
         kube.nodes()

@@ -1,0 +1,284 @@
+package io.omai.extender.decide;
+
+import com.google.common.util.concurrent.ListenableFuture;
+import io.grpc.Status;
+import io.omai.agent.schedapi.expr.ExpressionException;
+import io.omai.agent.schedapi.v1.ContainerAssignment;
+import io.omai.agent.schedapi.v1.ContainerRequirement;
+import io.omai.agent.schedapi.v1.FitRequest;
+import io.omai.agent.schedapi.v1.FitResponse;
+import io.omai.extender.cache.CachedNode;
+import io.omai.extender.cache.NodeLink;
+import io.omai.extender.cache.NodeStateCache;
+import io.omai.extender.config.ScoringPolicy;
+import io.omai.placement.ContainerDemand;
+import io.omai.placement.GpuCondition;
+import io.omai.placement.NodeState;
+import io.omai.placement.Plan;
+import io.omai.placement.Planner;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * Filter and prioritize for one pod over many nodes, from the watched cache through the agents' own placement
+ * library, so a node's verdict is the verdict its agent's Fit would give. A node whose watch stream is down is
+ * asked by a Fit call with a deadline; one without an agent, or whose agent does not answer in time, fails as
+ * unresolvable.
+ */
+public final class Decider implements AutoCloseable {
+    /** Below this many nodes the work is not worth splitting across threads. */
+    private static final int PARALLEL_THRESHOLD = 256;
+
+    private final NodeStateCache cache;
+    private final ScoringPolicy scoring;
+    private final Duration fitDeadline;
+    private final ForkJoinPool pool;
+    // one view per node, rebuilt when a new state arrives; verdicts by pod shape live in it
+    private final Map<String, NodeView> views = new ConcurrentHashMap<>();
+
+    public Decider(NodeStateCache cache, ScoringPolicy scoring, Duration fitDeadline, int parallelism) {
+        this.cache = cache;
+        this.scoring = scoring;
+        this.fitDeadline = fitDeadline;
+        this.pool = new ForkJoinPool(Math.max(1, parallelism));
+    }
+
+    /** A verdict for every node in {@code nodeNames}, in that order. */
+    public Map<String, Verdict> decide(PodDemand pod, List<String> nodeNames) {
+        String shape = pod.shape();
+        Map<String, Verdict> local = new ConcurrentHashMap<>();
+        Map<String, NodeLink> remote = new LinkedHashMap<>();
+        List<String> unknown = new ArrayList<>();
+        for (String node : nodeNames) {
+            Optional<NodeLink> link = cache.link(node);
+            if (link.isEmpty()) {
+                unknown.add(node);
+            } else if (!link.get().live()) {
+                remote.put(node, link.get());
+            }
+        }
+        List<String> cached = nodeNames.stream()
+                .filter(n -> !remote.containsKey(n) && !unknown.contains(n))
+                .toList();
+        Runnable work = () -> (cached.size() >= PARALLEL_THRESHOLD ? cached.parallelStream() : cached.stream())
+                .forEach(node -> {
+                    CachedNode state =
+                            cache.link(node).flatMap(NodeLink::latest).orElseThrow();
+                    Verdict verdict = decideLocally(pod, shape, state.state());
+                    local.put(node, verdict);
+                });
+        try {
+            pool.submit(work).get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while filtering", e);
+        } catch (ExecutionException e) {
+            throw new IllegalStateException("filtering failed: " + e.getCause(), e.getCause());
+        }
+        local.putAll(askAgents(pod, remote));
+        for (String node : unknown) {
+            local.put(
+                    node,
+                    new Verdict.Fails(
+                            Reasons.PREFIX + "no OMAI node agent is known on this node (none in the agents' "
+                                    + "EndpointSlices)",
+                            true));
+        }
+        Map<String, Verdict> ordered = new LinkedHashMap<>();
+        nodeNames.forEach(node -> ordered.put(node, local.get(node)));
+        return ordered;
+    }
+
+    /** Where the pod's containers would go on {@code node} now, its own reservation not counted: for bind. */
+    public Verdict place(PodDemand pod, String node) {
+        Optional<NodeLink> link = cache.link(node);
+        if (link.isEmpty()) {
+            return new Verdict.Fails(Reasons.PREFIX + "no OMAI node agent is known on node " + node, true);
+        }
+        if (link.get().live()) {
+            return decideLocally(pod, link.get().latest().orElseThrow().state());
+        }
+        return askAgents(pod, Map.of(node, link.get())).get(node);
+    }
+
+    /** The verdict from a watched state, the placement library deciding as it does in the agent. */
+    Verdict decideLocally(PodDemand pod, io.omai.agent.schedapi.v1.NodeState state) {
+        return decideLocally(pod, pod.shape(), state);
+    }
+
+    /**
+     * Pods of one shape (tenant, containers, selector: replicas of one job, and prioritize after filter) get the
+     * same verdict on the same received state, so it is computed once per state and shape. A pod that holds a
+     * reservation on the node is decided afresh (its own reservation is not counted).
+     */
+    private Verdict decideLocally(PodDemand pod, String shape, io.omai.agent.schedapi.v1.NodeState state) {
+        for (var reservation : state.getReservationsList()) {
+            if (reservation.getPodUid().equals(pod.uid())) {
+                return plan(pod, NodeView.of(state, Optional.of(pod.uid())));
+            }
+        }
+        NodeView view = sharedView(state);
+        return view.verdictFor(shape, () -> plan(pod, view));
+    }
+
+    private Verdict plan(PodDemand pod, NodeView view) {
+        var state = view.proto();
+        Map<String, PodDemand.ContainerNeed> byName = new HashMap<>();
+        pod.containers().forEach(c -> byName.put(c.name(), c));
+        pod.initContainers().forEach(c -> byName.put(c.name(), c));
+        GpuCondition condition = (demand, gpu) -> {
+            var need = byName.get(demand.name());
+            if (need == null || need.selector().isEmpty()) {
+                return Optional.empty();
+            }
+            try {
+                return need.selector().get().test(view.device(gpu))
+                        ? Optional.empty()
+                        : Optional.of(
+                                "expression is false: " + need.selector().get().text());
+            } catch (ExpressionException e) {
+                return Optional.of("expression failed: " + e.getMessage());
+            }
+        };
+        List<ContainerDemand> apps = demands(pod.containers());
+        Plan plan = Planner.plan(view.node(), pod.tenant(), apps, view.policy(), condition);
+        List<Plan.Refusal> refusals = plan.refusals();
+        for (var init : demands(pod.initContainers())) {
+            if (!plan.feasible()) {
+                break;
+            }
+            Plan alone = Planner.plan(view.node(), pod.tenant(), List.of(init), view.policy(), condition);
+            if (!alone.feasible()) {
+                plan = alone;
+                refusals = alone.refusals();
+            }
+        }
+        if (!plan.feasible()) {
+            NodeState cleared = view.capacityCleared();
+            boolean unresolvable = !Planner.plan(cleared, pod.tenant(), apps, view.policy(), condition)
+                            .feasible()
+                    || demands(pod.initContainers()).stream()
+                            .anyMatch(init -> !Planner.plan(
+                                            cleared, pod.tenant(), List.of(init), view.policy(), condition)
+                                    .feasible());
+            return new Verdict.Fails(Reasons.describe(refusals, pod), unresolvable);
+        }
+        var assignments = plan.placements().stream()
+                .map(p -> ContainerAssignment.newBuilder()
+                        .setName(p.container())
+                        .addAllGpuUuids(p.gpuUuids())
+                        .setMilli(p.milli())
+                        .setMemoryBytes(p.memoryBytes())
+                        .addAllVfIds(p.vfIds())
+                        .build())
+                .toList();
+        return new Verdict.Fits(Scoring.score(view.node(), plan, scoring), assignments, state.getGeneration());
+    }
+
+    /** The view of a received state, built once and shared by every pod decided on it. */
+    private NodeView sharedView(io.omai.agent.schedapi.v1.NodeState state) {
+        NodeView view = views.get(state.getNodeName());
+        if (view == null || !same(view.proto(), state)) {
+            view = NodeView.of(state, Optional.empty());
+            views.put(state.getNodeName(), view);
+        }
+        return view;
+    }
+
+    /** The very message the stream delivered: a new one, even with equal content, is a new state to decide on. */
+    @SuppressWarnings("ReferenceEquality")
+    private static boolean same(io.omai.agent.schedapi.v1.NodeState a, io.omai.agent.schedapi.v1.NodeState b) {
+        return a == b;
+    }
+
+    private static List<ContainerDemand> demands(List<PodDemand.ContainerNeed> needs) {
+        return needs.stream()
+                .map(n -> new ContainerDemand(n.name(), n.milli(), 0, n.vfs()))
+                .toList();
+    }
+
+    /** Fit calls, all at once, to nodes whose stream is down; each gets the same deadline. */
+    private Map<String, Verdict> askAgents(PodDemand pod, Map<String, NodeLink> links) {
+        Map<String, Verdict> verdicts = new HashMap<>();
+        if (links.isEmpty()) {
+            return verdicts;
+        }
+        FitRequest request = fitRequest(pod);
+        Map<String, ListenableFuture<FitResponse>> calls = new LinkedHashMap<>();
+        links.forEach((node, link) -> calls.put(
+                node,
+                link.futures()
+                        .withDeadlineAfter(fitDeadline.toMillis(), TimeUnit.MILLISECONDS)
+                        .fit(request)));
+        long until = System.nanoTime() + fitDeadline.toNanos() + TimeUnit.MILLISECONDS.toNanos(50);
+        calls.forEach((node, call) -> {
+            try {
+                FitResponse answer = call.get(Math.max(0, until - System.nanoTime()), TimeUnit.NANOSECONDS);
+                if (answer.getFeasible()) {
+                    verdicts.put(
+                            node,
+                            new Verdict.Fits(
+                                    Scoring.fromFitScore(answer.getScore()),
+                                    answer.getAssignmentsList(),
+                                    answer.getGeneration()));
+                } else {
+                    var refusals = answer.getReasonsList().stream()
+                            .map(r -> new Plan.Refusal(r.getContainer(), r.getGpuUuid(), r.getMessage()))
+                            .toList();
+                    verdicts.put(
+                            node, new Verdict.Fails(Reasons.describe(refusals, pod), Reasons.unresolvable(refusals)));
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                verdicts.put(node, unreachable(links.get(node), "interrupted"));
+            } catch (ExecutionException e) {
+                verdicts.put(
+                        node,
+                        unreachable(
+                                links.get(node),
+                                Status.fromThrowable(e.getCause()).toString()));
+            } catch (TimeoutException e) {
+                call.cancel(true);
+                verdicts.put(
+                        node, unreachable(links.get(node), "no Fit answer within " + fitDeadline.toMillis() + " ms"));
+            }
+        });
+        return verdicts;
+    }
+
+    private static Verdict unreachable(NodeLink link, String fitFailure) {
+        return new Verdict.Fails(
+                Reasons.PREFIX + "node agent unreachable (watch: " + link.lastFailure() + "; Fit: " + fitFailure + ")",
+                true);
+    }
+
+    static FitRequest fitRequest(PodDemand pod) {
+        var request = FitRequest.newBuilder().setTenant(pod.tenant());
+        if (!pod.uid().isEmpty()) {
+            request.setPodUid(pod.uid());
+        }
+        for (var need : pod.containers()) {
+            request.addContainers(ContainerRequirement.newBuilder()
+                    .setName(need.name())
+                    .setMilli(need.milli())
+                    .setVfs(need.vfs())
+                    .setExpression(need.expression()));
+        }
+        return request.build();
+    }
+
+    @Override
+    public void close() {
+        pool.shutdownNow();
+    }
+}
