@@ -77,7 +77,10 @@ class ExtenderManifestTest {
         assertThat(StreamSupport.stream(extender.path("managedResources").spliterator(), false)
                         .map(r -> r.path("name").asText() + " ignored="
                                 + r.path("ignoredByScheduler").asBoolean()))
-                .containsExactlyInAnyOrder(PodDemand.MILLI_GPU + " ignored=false", PodDemand.IB_VF + " ignored=false");
+                .containsExactlyInAnyOrder(
+                        PodDemand.MILLI_GPU + " ignored=false",
+                        PodDemand.IB_VF + " ignored=false",
+                        PodDemand.ROCE_VF + " ignored=false");
 
         URI url = URI.create(extender.path("urlPrefix").asText());
         int port = extenderConfiguration().path("http").path("port").asInt();
