@@ -232,6 +232,12 @@ class ExtenderEndToEndTest {
                 .contains("node node-a agent refused the reservation for pod team-a/late", "kube-scheduler will retry");
         assertThat(nodeA.book().outstanding()).extracting(r -> r.podUid()).containsExactly("uid-rival");
         assertThat(server.getLastRequest().getPath()).doesNotContain("/binding");
+        // kubectl describe pod shows why
+        await().atMost(Duration.ofSeconds(5))
+                .until(() -> client.v1().events().inNamespace("team-a").list().getItems().stream()
+                        .anyMatch(e -> e.getReason().equals("OMAIReserveRefused")
+                                && e.getInvolvedObject().getName().equals("late")
+                                && e.getType().equals("Warning")));
     }
 
     @Test

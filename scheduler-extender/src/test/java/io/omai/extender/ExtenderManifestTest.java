@@ -77,7 +77,10 @@ class ExtenderManifestTest {
         assertThat(StreamSupport.stream(extender.path("managedResources").spliterator(), false)
                         .map(r -> r.path("name").asText() + " ignored="
                                 + r.path("ignoredByScheduler").asBoolean()))
-                .containsExactlyInAnyOrder(PodDemand.MILLI_GPU + " ignored=false", PodDemand.IB_VF + " ignored=false");
+                .containsExactlyInAnyOrder(
+                        PodDemand.MILLI_GPU + " ignored=false",
+                        PodDemand.IB_VF + " ignored=false",
+                        PodDemand.ROCE_VF + " ignored=false");
 
         URI url = URI.create(extender.path("urlPrefix").asText());
         int port = extenderConfiguration().path("http").path("port").asInt();
@@ -144,6 +147,35 @@ class ExtenderManifestTest {
                         .toString())
                 .isEqualTo(
                         extenderConfiguration().path("agents").path("tokenFile").asText());
+    }
+
+    @Test
+    void theAgentsNetworkPolicyAdmitsTheExtendersPods() throws Exception {
+        JsonNode policy = only(Path.of("..", "daemonset", "networkpolicy.yaml"), "NetworkPolicy");
+        JsonNode podLabels = only(DEPLOY.resolve("extender-deployment.yaml"), "Deployment")
+                .path("spec")
+                .path("template")
+                .path("metadata")
+                .path("labels");
+        boolean admitted = StreamSupport.stream(
+                        policy.path("spec").path("ingress").spliterator(), false)
+                .filter(rule -> StreamSupport.stream(rule.path("ports").spliterator(), false)
+                        .anyMatch(port -> port.path("port").asText().equals("sched-api")))
+                .flatMap(rule -> StreamSupport.stream(rule.path("from").spliterator(), false))
+                .anyMatch(from -> {
+                    var wanted = from.path("podSelector").path("matchLabels");
+                    var names = new ArrayList<String>();
+                    wanted.fieldNames().forEachRemaining(names::add);
+                    return !names.isEmpty()
+                            && names.stream()
+                                    .allMatch(k -> podLabels
+                                            .path(k)
+                                            .asText()
+                                            .equals(wanted.path(k).asText()));
+                });
+        assertThat(admitted)
+                .as("daemonset/networkpolicy.yaml lets the extender's pods reach sched-api")
+                .isTrue();
     }
 
     @Test

@@ -1,6 +1,7 @@
 package io.omai.extender.bind;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.fabric8.kubernetes.api.model.EventBuilder;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
@@ -113,6 +114,12 @@ public final class Binder {
         Optional<String> bindingError = createBinding(namespace, name, podUid, node);
         if (bindingError.isPresent() && link.isPresent()) {
             release(link.get(), podUid, pod, node, bindingError.get());
+            recordEvent(
+                    namespace,
+                    name,
+                    podUid,
+                    "OMAIBindingFailed",
+                    bindingError.get() + "; the devices reserved on " + node + " were released");
         }
         if (bindingError.isEmpty()) {
             log.info("event=pod_bound pod={} uid={} node={} reserved={}", pod, podUid, node, demand.wantsDevices());
@@ -159,11 +166,64 @@ public final class Binder {
                     podUid,
                     node,
                     e.getStatus().getCode());
+            recordEvent(
+                    demand.namespace(),
+                    demand.name(),
+                    podUid,
+                    "OMAIReserveRefused",
+                    "node " + node + " agent refused to reserve devices: " + e.getStatus()
+                            + "; kube-scheduler retries the pod");
             return Optional.of("node " + node + " agent refused the reservation for pod " + pod
                     + " (another scheduler may have taken the devices; kube-scheduler will retry): " + e.getStatus());
         } catch (RuntimeException e) {
             return Optional.of("reserving on node " + node + " for pod " + pod + " failed: " + e.getMessage());
         }
+    }
+
+    /**
+     * A Warning event on the pod, so `kubectl describe pod` says what the agent or the API server answered. Sent
+     * off the bind path (kube-scheduler waits on bind) and best-effort: a lost event is logged, never retried.
+     */
+    private void recordEvent(String namespace, String name, String uid, String reason, String message) {
+        Thread.ofVirtual().name("omai-extender-event").start(() -> {
+            try {
+                var now = java.time.Instant.now().toString();
+                client.v1()
+                        .events()
+                        .inNamespace(namespace)
+                        .resource(new EventBuilder()
+                                .withNewMetadata()
+                                .withName(name + "." + Long.toHexString(System.nanoTime()))
+                                .withNamespace(namespace)
+                                .endMetadata()
+                                .withNewInvolvedObject()
+                                .withApiVersion("v1")
+                                .withKind("Pod")
+                                .withNamespace(namespace)
+                                .withName(name)
+                                .withUid(uid)
+                                .endInvolvedObject()
+                                .withType("Warning")
+                                .withReason(reason)
+                                .withMessage(message)
+                                .withNewSource()
+                                .withComponent("omai-scheduler-extender")
+                                .endSource()
+                                .withReportingComponent("omai-scheduler-extender")
+                                .withFirstTimestamp(now)
+                                .withLastTimestamp(now)
+                                .withCount(1)
+                                .build())
+                        .create();
+            } catch (RuntimeException e) {
+                log.warn(
+                        "event=pod_event_failed pod={}/{} reason={} error=\"{}\"",
+                        namespace,
+                        name,
+                        reason,
+                        e.getMessage());
+            }
+        });
     }
 
     private void release(NodeLink link, String podUid, String pod, String node, String why) {

@@ -121,7 +121,10 @@ public final class Decider implements AutoCloseable {
      * same verdict on the same received state, so it is computed once per state and shape. A pod that holds a
      * reservation on the node is decided afresh (its own reservation is not counted).
      */
-    private Verdict decideLocally(PodDemand pod, String shape, io.omai.agent.schedapi.v1.NodeState state) {
+    private Verdict decideLocally(PodDemand asSent, String sentShape, io.omai.agent.schedapi.v1.NodeState state) {
+        // the node's agent names the tenant label it reads; a node configured otherwise sees another tenant
+        PodDemand pod = asSent.underTenantLabel(state.getTenantLabel());
+        String shape = pod.tenant().equals(asSent.tenant()) ? sentShape : pod.shape();
         for (var reservation : state.getReservationsList()) {
             if (reservation.getPodUid().equals(pod.uid())) {
                 return plan(pod, NodeView.of(state, Optional.of(pod.uid())));
@@ -203,7 +206,7 @@ public final class Decider implements AutoCloseable {
 
     private static List<ContainerDemand> demands(List<PodDemand.ContainerNeed> needs) {
         return needs.stream()
-                .map(n -> new ContainerDemand(n.name(), n.milli(), 0, n.vfs()))
+                .map(n -> new ContainerDemand(n.name(), n.milli(), 0, n.vfs(), n.vfResource()))
                 .toList();
     }
 
@@ -229,7 +232,11 @@ public final class Decider implements AutoCloseable {
                             node,
                             new Verdict.Fits(
                                     Scoring.fromFitScore(answer.getScore()),
-                                    answer.getAssignmentsList(),
+                                    // Reserve holds the app containers (docs/scheduler-api.md, Reserve)
+                                    answer.getAssignmentsList().stream()
+                                            .filter(a -> pod.containers().stream()
+                                                    .anyMatch(c -> c.name().equals(a.getName())))
+                                            .toList(),
                                     answer.getGeneration()));
                 } else {
                     var refusals = answer.getReasonsList().stream()
@@ -268,13 +275,23 @@ public final class Decider implements AutoCloseable {
             request.setPodUid(pod.uid());
         }
         for (var need : pod.containers()) {
-            request.addContainers(ContainerRequirement.newBuilder()
-                    .setName(need.name())
-                    .setMilli(need.milli())
-                    .setVfs(need.vfs())
-                    .setExpression(need.expression()));
+            request.addContainers(requirement(need, false));
+        }
+        for (var need : pod.initContainers()) {
+            request.addContainers(requirement(need, true));
         }
         return request.build();
+    }
+
+    private static ContainerRequirement requirement(PodDemand.ContainerNeed need, boolean init) {
+        return ContainerRequirement.newBuilder()
+                .setName(need.name())
+                .setMilli(need.milli())
+                .setVfs(need.vfs())
+                .setVfResource(need.vfResource())
+                .setExpression(need.expression())
+                .setInit(init)
+                .build();
     }
 
     @Override

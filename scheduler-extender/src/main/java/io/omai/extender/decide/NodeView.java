@@ -115,7 +115,8 @@ record NodeView(
             if (free.size() > hca.getFreeVfIdsCount()) {
                 free.sort(null);
             }
-            hcas.add(new HcaState(hca.getName(), Math.max(-1, hca.getNumaNode()), free, Set.copyOf(free)));
+            hcas.add(new HcaState(
+                    hca.getName(), Math.max(-1, hca.getNumaNode()), free, Set.copyOf(free), hca.getResourceName()));
             vfTotal += Math.max(hca.getVfsTotal(), free.size());
         }
         var unplaced = vfsBack.stream().filter(vf -> !placedBack.contains(vf)).toList();
@@ -165,19 +166,26 @@ record NodeView(
                         0,
                         gpu.tenants()))
                 .toList();
-        var hcas = new ArrayList<HcaState>();
-        int placeholder = 0;
-        for (var hca : node.hcas()) {
-            hcas.add(hca);
-            placeholder += hca.vfIds().size();
-        }
-        // VFs in use are not named in the state; stand-ins make the count right for this what-if only
-        var standIns = new ArrayList<String>();
-        for (int i = placeholder; i < vfTotal; i++) {
-            standIns.add("(in use " + i + ")");
-        }
-        if (!standIns.isEmpty()) {
-            hcas.add(new HcaState("(in use)", -1, standIns, Set.copyOf(standIns)));
+        var hcas = new ArrayList<HcaState>(node.hcas());
+        // VFs in use are not named in the state; per HCA, stand-ins (same NUMA node and resource) make the count
+        // right for this what-if only
+        for (var hca : proto.getHcasList()) {
+            int known = node.hcas().stream()
+                    .filter(h -> h.name().equals(hca.getName()))
+                    .mapToInt(h -> h.vfIds().size())
+                    .sum();
+            var standIns = new ArrayList<String>();
+            for (int i = known; i < hca.getVfsTotal(); i++) {
+                standIns.add("(in use on " + hca.getName() + " #" + i + ")");
+            }
+            if (!standIns.isEmpty()) {
+                hcas.add(new HcaState(
+                        hca.getName() + " (in use)",
+                        Math.max(-1, hca.getNumaNode()),
+                        standIns,
+                        Set.copyOf(standIns),
+                        hca.getResourceName()));
+            }
         }
         return new NodeState(node.nodeName(), gpus, hcas);
     }

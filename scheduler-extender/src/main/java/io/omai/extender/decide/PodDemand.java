@@ -31,9 +31,11 @@ public record PodDemand(
         String name,
         String tenant,
         List<ContainerNeed> containers,
-        List<ContainerNeed> initContainers) {
+        List<ContainerNeed> initContainers,
+        Map<String, String> labels) {
     public static final String MILLI_GPU = "omai.io/milli-gpu";
     public static final String IB_VF = "omai.io/ib-vf";
+    public static final String ROCE_VF = "omai.io/roce-vf";
     public static final String SELECTOR_ANNOTATION = "omai.io/gpu-selector";
     public static final String DEFAULT_TENANT_LABEL = "omai.io/tenant";
 
@@ -42,17 +44,54 @@ public record PodDemand(
         Objects.requireNonNull(tenant, "tenant");
         containers = List.copyOf(containers);
         initContainers = List.copyOf(initContainers);
+        labels = Map.copyOf(labels);
+    }
+
+    public PodDemand(
+            String uid,
+            String namespace,
+            String name,
+            String tenant,
+            List<ContainerNeed> containers,
+            List<ContainerNeed> initContainers) {
+        this(uid, namespace, name, tenant, containers, initContainers, Map.of());
+    }
+
+    /**
+     * This pod with the tenant a node whose agent reads {@code tenantLabel} gives it (the node state's
+     * tenant_label; "" keeps the extender's own): the label's value, else the namespace.
+     */
+    public PodDemand underTenantLabel(String tenantLabel) {
+        if (tenantLabel.isEmpty() || (labels.isEmpty() && tenant.equals(namespace))) {
+            return this;
+        }
+        String labelled = labels.get(tenantLabel);
+        String other = labelled == null || labelled.isBlank() ? namespace : labelled;
+        return other.equals(tenant)
+                ? this
+                : new PodDemand(uid, namespace, name, other, containers, initContainers, labels);
     }
 
     /**
      * One container's need.
      *
      * @param expression the selector's text; "" for any GPU
+     * @param vfResource the resource its VFs are counted in ({@value #IB_VF} or {@value #ROCE_VF})
      */
     public record ContainerNeed(
-            String name, int milli, int vfs, String expression, Optional<DeviceExpression> selector) {
+            String name,
+            int milli,
+            int vfs,
+            String expression,
+            Optional<DeviceExpression> selector,
+            String vfResource) {
+        public ContainerNeed(String name, int milli, int vfs, String expression, Optional<DeviceExpression> selector) {
+            this(name, milli, vfs, expression, selector, IB_VF);
+        }
+
         public ContainerNeed {
             Objects.requireNonNull(name, "name");
+            Objects.requireNonNull(vfResource, "vfResource");
             Objects.requireNonNull(expression, "expression");
             Objects.requireNonNull(selector, "selector");
         }
@@ -125,7 +164,8 @@ public record PodDemand(
                 name,
                 tenant,
                 needs(pod.getSpec().getContainers(), expression, selector, namespace + "/" + name),
-                needs(pod.getSpec().getInitContainers(), expression, selector, namespace + "/" + name));
+                needs(pod.getSpec().getInitContainers(), expression, selector, namespace + "/" + name),
+                labels);
     }
 
     private static List<ContainerNeed> needs(
@@ -138,7 +178,14 @@ public record PodDemand(
         for (Container container : containers) {
             String where = "pod " + pod + " container '" + container.getName() + "'";
             long milli = amount(container, MILLI_GPU, where);
-            long vfs = amount(container, IB_VF, where);
+            long ibVfs = amount(container, IB_VF, where);
+            long roceVfs = amount(container, ROCE_VF, where);
+            if (ibVfs > 0 && roceVfs > 0) {
+                throw new InvalidPodException(where + ": asks for both " + IB_VF + " and " + ROCE_VF
+                        + "; expected VFs of one kind per container");
+            }
+            long vfs = ibVfs + roceVfs;
+            String vfResource = roceVfs > 0 ? ROCE_VF : IB_VF;
             if (milli == 0 && vfs == 0) {
                 continue;
             }
@@ -148,14 +195,15 @@ public record PodDemand(
                         + "; expected a share below 1000 or a multiple of 1000 (whole GPUs)");
             }
             if (vfs > 1024) {
-                throw new InvalidPodException(where + ": " + IB_VF + " " + vfs + " is more than 1024 VFs");
+                throw new InvalidPodException(where + ": " + vfResource + " " + vfs + " is more than 1024 VFs");
             }
             needs.add(new ContainerNeed(
                     container.getName(),
                     (int) milli,
                     (int) vfs,
                     milli > 0 ? expression : "",
-                    milli > 0 ? selector : Optional.empty()));
+                    milli > 0 ? selector : Optional.empty(),
+                    vfResource));
         }
         return needs;
     }

@@ -119,7 +119,12 @@ class VerdictEqualityTest {
                         .as("feasible, seed %d: agent %s, extender %s", seed, fit, verdict)
                         .isEqualTo(fit.getFeasible());
                 if (verdict instanceof Verdict.Fits fits) {
-                    assertThat(fits.assignments()).isEqualTo(fit.getAssignmentsList());
+                    // the extender proposes what Reserve holds: the app containers (Fit lists init ones too)
+                    assertThat(fits.assignments())
+                            .isEqualTo(fit.getAssignmentsList().stream()
+                                    .filter(a -> pod.containers().stream()
+                                            .anyMatch(c -> c.name().equals(a.getName())))
+                                    .toList());
                 } else {
                     var refusals = fit.getReasonsList().stream()
                             .map(r -> new Plan.Refusal(r.getContainer(), r.getGpuUuid(), r.getMessage()))
@@ -207,12 +212,12 @@ class VerdictEqualityTest {
                     selector,
                     selector.isEmpty() ? Optional.empty() : Optional.of(expressions.compile(selector))));
         }
+        var inits = new ArrayList<PodDemand.ContainerNeed>();
+        if (random.nextInt(4) == 0) {
+            inits.add(
+                    new PodDemand.ContainerNeed("init0", MILLI[random.nextInt(MILLI.length)], 0, "", Optional.empty()));
+        }
         return new PodDemand(
-                "uid-" + random.nextInt(1000),
-                "ns",
-                "pod",
-                TENANTS[random.nextInt(TENANTS.length)],
-                containers,
-                List.of());
+                "uid-" + random.nextInt(1000), "ns", "pod", TENANTS[random.nextInt(TENANTS.length)], containers, inits);
     }
 }
