@@ -7,7 +7,6 @@ import io.omai.agent.schedapi.v1.ContainerAssignment;
 import io.omai.agent.schedapi.v1.ContainerRequirement;
 import io.omai.agent.schedapi.v1.FitRequest;
 import io.omai.agent.schedapi.v1.FitResponse;
-import io.omai.extender.cache.CachedNode;
 import io.omai.extender.cache.NodeLink;
 import io.omai.extender.cache.NodeStateCache;
 import io.omai.extender.config.ScoringPolicy;
@@ -17,7 +16,6 @@ import io.omai.placement.NodeState;
 import io.omai.placement.Plan;
 import io.omai.placement.Planner;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -53,49 +51,65 @@ public final class Decider implements AutoCloseable {
         this.pool = new ForkJoinPool(Math.max(1, parallelism));
     }
 
-    /** A verdict for every node in {@code nodeNames}, in that order. */
+    /**
+     * A verdict for every node in {@code nodeNames}, in that order. One lookup per node, results by position (no
+     * shared map written from the worker threads): for 5 000 nodes the bookkeeping otherwise cost as much as the
+     * cached verdicts themselves (JFR, docs/benchmarks.md).
+     */
     public Map<String, Verdict> decide(PodDemand pod, List<String> nodeNames) {
         String shape = pod.shape();
-        Map<String, Verdict> local = new ConcurrentHashMap<>();
+        PodPlanning planning = new PodPlanning(pod);
+        int count = nodeNames.size();
+        Verdict[] verdicts = new Verdict[count];
+        io.omai.agent.schedapi.v1.NodeState[] states = new io.omai.agent.schedapi.v1.NodeState[count];
+        int[] cached = new int[count];
+        int cachedCount = 0;
         Map<String, NodeLink> remote = new LinkedHashMap<>();
-        List<String> unknown = new ArrayList<>();
-        for (String node : nodeNames) {
-            Optional<NodeLink> link = cache.link(node);
-            if (link.isEmpty()) {
-                unknown.add(node);
-            } else if (!link.get().live()) {
-                remote.put(node, link.get());
+        for (int i = 0; i < count; i++) {
+            String node = nodeNames.get(i);
+            NodeLink link = cache.link(node).orElse(null);
+            if (link == null) {
+                verdicts[i] = new Verdict.Fails(
+                        Reasons.PREFIX + "no OMAI node agent is known on this node (none in the agents' "
+                                + "EndpointSlices)",
+                        true);
+            } else if (!link.live()) {
+                remote.put(node, link);
+            } else {
+                // live() saw a state; it is never taken away again, only replaced
+                states[i] = link.latest().orElseThrow().state();
+                cached[cachedCount++] = i;
             }
         }
-        List<String> cached = nodeNames.stream()
-                .filter(n -> !remote.containsKey(n) && !unknown.contains(n))
-                .toList();
-        Runnable work = () -> (cached.size() >= PARALLEL_THRESHOLD ? cached.parallelStream() : cached.stream())
-                .forEach(node -> {
-                    CachedNode state =
-                            cache.link(node).flatMap(NodeLink::latest).orElseThrow();
-                    Verdict verdict = decideLocally(pod, shape, state.state());
-                    local.put(node, verdict);
-                });
-        try {
-            pool.submit(work).get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while filtering", e);
-        } catch (ExecutionException e) {
-            throw new IllegalStateException("filtering failed: " + e.getCause(), e.getCause());
+        int local = cachedCount;
+        if (local >= PARALLEL_THRESHOLD) {
+            try {
+                pool.submit(() -> java.util.stream.IntStream.range(0, local)
+                                .parallel()
+                                .forEach(k -> {
+                                    int i = cached[k];
+                                    verdicts[i] = decideLocally(pod, shape, states[i], planning);
+                                }))
+                        .get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while filtering", e);
+            } catch (ExecutionException e) {
+                throw new IllegalStateException("filtering failed: " + e.getCause(), e.getCause());
+            }
+        } else {
+            for (int k = 0; k < local; k++) {
+                int i = cached[k];
+                verdicts[i] = decideLocally(pod, shape, states[i], planning);
+            }
         }
-        local.putAll(askAgents(pod, remote));
-        for (String node : unknown) {
-            local.put(
-                    node,
-                    new Verdict.Fails(
-                            Reasons.PREFIX + "no OMAI node agent is known on this node (none in the agents' "
-                                    + "EndpointSlices)",
-                            true));
+        Map<String, Verdict> asked = askAgents(pod, remote);
+        Map<String, Verdict> ordered = LinkedHashMap.newLinkedHashMap(count);
+        for (int i = 0; i < count; i++) {
+            String node = nodeNames.get(i);
+            Verdict verdict = verdicts[i];
+            ordered.put(node, verdict != null ? verdict : asked.get(node));
         }
-        Map<String, Verdict> ordered = new LinkedHashMap<>();
-        nodeNames.forEach(node -> ordered.put(node, local.get(node)));
         return ordered;
     }
 
@@ -113,7 +127,7 @@ public final class Decider implements AutoCloseable {
 
     /** The verdict from a watched state, the placement library deciding as it does in the agent. */
     Verdict decideLocally(PodDemand pod, io.omai.agent.schedapi.v1.NodeState state) {
-        return decideLocally(pod, pod.shape(), state);
+        return decideLocally(pod, pod.shape(), state, new PodPlanning(pod));
     }
 
     /**
@@ -121,42 +135,76 @@ public final class Decider implements AutoCloseable {
      * same verdict on the same received state, so it is computed once per state and shape. A pod that holds a
      * reservation on the node is decided afresh (its own reservation is not counted).
      */
-    private Verdict decideLocally(PodDemand asSent, String sentShape, io.omai.agent.schedapi.v1.NodeState state) {
+    private Verdict decideLocally(
+            PodDemand asSent, String sentShape, io.omai.agent.schedapi.v1.NodeState state, PodPlanning planning) {
         // the node's agent names the tenant label it reads; a node configured otherwise sees another tenant
         PodDemand pod = asSent.underTenantLabel(state.getTenantLabel());
         String shape = pod.tenant().equals(asSent.tenant()) ? sentShape : pod.shape();
         for (var reservation : state.getReservationsList()) {
             if (reservation.getPodUid().equals(pod.uid())) {
-                return plan(pod, NodeView.of(state, Optional.of(pod.uid())));
+                return plan(pod, NodeView.of(state, Optional.of(pod.uid())), planning);
             }
         }
         NodeView view = sharedView(state);
-        return view.verdictFor(shape, () -> plan(pod, view));
+        return view.verdictFor(shape, () -> plan(pod, view, planning));
     }
 
-    private Verdict plan(PodDemand pod, NodeView view) {
+    /**
+     * What planning needs from the pod besides the node, built once per pod rather than once per node: the
+     * placement demands and the selectors by container (the tenant may differ per node, the containers do not).
+     */
+    private static final class PodPlanning {
+        private final List<ContainerDemand> apps;
+        private final List<ContainerDemand> inits;
+        private final Map<String, PodDemand.ContainerNeed> selecting = new HashMap<>();
+
+        PodPlanning(PodDemand pod) {
+            apps = demands(pod.containers());
+            inits = demands(pod.initContainers());
+            pod.containers().forEach(c -> remember(c));
+            pod.initContainers().forEach(c -> remember(c));
+        }
+
+        private void remember(PodDemand.ContainerNeed need) {
+            // as before: a later container of the same name decides (init containers after app containers)
+            if (need.selector().isPresent()) {
+                selecting.put(need.name(), need);
+            } else {
+                selecting.remove(need.name());
+            }
+        }
+
+        /** The selectors' condition on {@code view}'s GPUs; none at all when no container has a selector. */
+        GpuCondition condition(NodeView view) {
+            if (selecting.isEmpty()) {
+                return NO_CONDITION;
+            }
+            return (demand, gpu) -> {
+                var need = selecting.get(demand.name());
+                if (need == null) {
+                    return Optional.empty();
+                }
+                try {
+                    return need.selector().orElseThrow().test(view.device(gpu))
+                            ? Optional.empty()
+                            : Optional.of("expression is false: "
+                                    + need.selector().orElseThrow().text());
+                } catch (ExpressionException e) {
+                    return Optional.of("expression failed: " + e.getMessage());
+                }
+            };
+        }
+    }
+
+    private static final GpuCondition NO_CONDITION = (demand, gpu) -> Optional.empty();
+
+    private Verdict plan(PodDemand pod, NodeView view, PodPlanning planning) {
         var state = view.proto();
-        Map<String, PodDemand.ContainerNeed> byName = new HashMap<>();
-        pod.containers().forEach(c -> byName.put(c.name(), c));
-        pod.initContainers().forEach(c -> byName.put(c.name(), c));
-        GpuCondition condition = (demand, gpu) -> {
-            var need = byName.get(demand.name());
-            if (need == null || need.selector().isEmpty()) {
-                return Optional.empty();
-            }
-            try {
-                return need.selector().get().test(view.device(gpu))
-                        ? Optional.empty()
-                        : Optional.of(
-                                "expression is false: " + need.selector().get().text());
-            } catch (ExpressionException e) {
-                return Optional.of("expression failed: " + e.getMessage());
-            }
-        };
-        List<ContainerDemand> apps = demands(pod.containers());
+        GpuCondition condition = planning.condition(view);
+        List<ContainerDemand> apps = planning.apps;
         Plan plan = Planner.plan(view.node(), pod.tenant(), apps, view.policy(), condition);
         List<Plan.Refusal> refusals = plan.refusals();
-        for (var init : demands(pod.initContainers())) {
+        for (var init : planning.inits) {
             if (!plan.feasible()) {
                 break;
             }
@@ -170,7 +218,7 @@ public final class Decider implements AutoCloseable {
             NodeState cleared = view.capacityCleared();
             boolean unresolvable = !Planner.plan(cleared, pod.tenant(), apps, view.policy(), condition)
                             .feasible()
-                    || demands(pod.initContainers()).stream()
+                    || planning.inits.stream()
                             .anyMatch(init -> !Planner.plan(
                                             cleared, pod.tenant(), List.of(init), view.policy(), condition)
                                     .feasible());
