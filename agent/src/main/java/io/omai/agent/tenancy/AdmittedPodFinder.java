@@ -22,8 +22,11 @@ import org.slf4j.LoggerFactory;
  * Which pod kubelet is admitting, when GetPreferredAllocation or Allocate names only a size. kubelet admits the
  * pods of a node one at a time, oldest first, and allocates a pod's containers in order (init containers first);
  * so the pod is the oldest pending one whose next container without an allocation asks for this many milli.
- * Pods of different tenants created in the same second cannot be told apart: refused, never guessed. Pods of
- * one tenant can (anti-affinity does not care which of them it is).
+ * Pods of different tenants created in the same second cannot be told apart: refused, never guessed, also when
+ * they hold reservations (kubelet's IDs echo the agent's preference). Pods of one tenant can (anti-affinity does
+ * not care which of them it is): kubelet's IDs pick the one whose reservation covers them, and when kubelet
+ * admitted them in the other order, the running one takes the allocation recorded for its pending sibling and
+ * the sibling the reservation left over (docs/tenancy.md, "Same-size pods pending together").
  */
 final class AdmittedPodFinder {
     private static final Logger log = LoggerFactory.getLogger(AdmittedPodFinder.class);
