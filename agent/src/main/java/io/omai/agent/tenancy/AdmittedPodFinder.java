@@ -41,6 +41,9 @@ final class AdmittedPodFinder {
     // pod UID -> containers admitted as a repeat of an allocation of the same pod (an init container's exact
     // devices handed to the next container): they have no allocation of their own but are done
     private final Map<String, Set<String>> servedByRepeat = new java.util.concurrent.ConcurrentHashMap<>();
+    // "podUid/container" of admitted pods already logged as taking a sibling's allocation: logged once, not on
+    // every identification
+    private final Set<String> correctionsLogged = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     AdmittedPodFinder(
             String nodeName,
@@ -145,6 +148,8 @@ final class AdmittedPodFinder {
         List<PodInfo> known = pods.pods().stream()
                 .sorted(Comparator.comparing(PodInfo::createdAt).thenComparing(PodInfo::uid))
                 .toList();
+        correctionsLogged.removeIf(
+                key -> pods.byUid(key.substring(0, key.indexOf('/'))).isEmpty());
         for (PodInfo admitted : known) {
             if (!admitted.admitted()) {
                 continue;
@@ -164,6 +169,9 @@ final class AdmittedPodFinder {
                         counts.get(sibling.uid()).merge(taken.get().name(), -1, Integer::sum);
                         counts.computeIfAbsent(admitted.uid(), uid -> new HashMap<>())
                                 .merge(container.name(), 1, Integer::sum);
+                        if (!correctionsLogged.add(admitted.uid() + "/" + container.name())) {
+                            break;
+                        }
                         log.info(
                                 "event=admission_order_corrected node={} tenant={} admitted_pod={} container={} "
                                         + "allocation_recorded_for={} milli={}",
