@@ -22,8 +22,10 @@ import org.slf4j.LoggerFactory;
  * Which pod kubelet is admitting, when GetPreferredAllocation or Allocate names only a size. kubelet admits the
  * pods of a node one at a time, oldest first, and allocates a pod's containers in order (init containers first);
  * so the pod is the oldest pending one whose next container without an allocation asks for this many milli.
- * Pods of different tenants created in the same second cannot be told apart: refused, never guessed, also when
- * they hold reservations (kubelet's IDs echo the agent's preference). Pods of one tenant can (anti-affinity does
+ * Pods of different tenants pending at once with a container of that size cannot be told apart: refused, never
+ * guessed (not even "the oldest": kubelet admits oldest first only within one batch), also when they hold
+ * reservations (kubelet's IDs echo the agent's preference); the scheduler API's Reserve refuses, retryably, a
+ * reservation that would create that case. Pods of one tenant can (anti-affinity does
  * not care which of them it is): kubelet's IDs pick the one whose reservation covers them, and when kubelet
  * admitted them in the other order, the running one takes the allocation recorded for its pending sibling and
  * the sibling the reservation left over (docs/tenancy.md, "Same-size pods pending together").
@@ -251,8 +253,7 @@ final class AdmittedPodFinder {
 
     /**
      * Pods of one tenant: any of them is right for anti-affinity, so the one whose reservation covers kubelet's
-     * GPUs (then the oldest, then by namespace/name). Pods of several tenants: kubelet admits a batch oldest
-     * first, so the oldest; several oldest of different tenants are refused. Reservations cannot tell those
+     * GPUs (then the oldest, then by namespace/name). Pods of several tenants are refused. Reservations cannot tell those
      * apart: GetPreferredAllocation names no pod, and the IDs kubelet then allocates are the ones the agent
      * preferred (or kubelet's own pick), so they would only echo the agent's guess.
      */
@@ -262,11 +263,11 @@ final class AdmittedPodFinder {
         if (tenants == 1) {
             return preferCovering(candidates, size, gpus).getFirst().admitted();
         }
-        var oldestAt = candidates.getFirst().createdAt();
-        List<Candidate> oldest =
-                candidates.stream().filter(c -> c.createdAt().equals(oldestAt)).toList();
-        refuseIfTenantsDiffer(oldest.stream().map(Candidate::admitted).toList(), size);
-        return preferCovering(oldest, size, gpus).getFirst().admitted();
+        // Never "the oldest": kubelet admits oldest first only within one batch of pods it received together; a
+        // younger pod bound and delivered first is admitted first, and a guess would put it on a GPU checked for
+        // another tenant. Fail closed (the scheduler API's Reserve keeps extender-scheduled pods out of this case).
+        refuseIfTenantsDiffer(candidates.stream().map(Candidate::admitted).toList(), size);
+        throw new AssertionError("candidates of " + tenants + " tenants were not refused");
     }
 
     /** The candidates whose reservation covers {@code gpus} with a container of this size, if any do. */
