@@ -10,7 +10,6 @@ import io.grpc.StatusRuntimeException;
 import io.omai.agent.deviceplugin.v1beta1.ContainerAllocateResponse;
 import io.omai.agent.schedapi.v1.ContainerAssignment;
 import io.omai.agent.schedapi.v1.NodeAgentGrpc;
-import io.omai.agent.schedapi.v1.ReleaseRequest;
 import io.omai.agent.schedapi.v1.ReserveRequest;
 import io.omai.simulator.kubelet.KubeletSimulator.Admission;
 import io.omai.simulator.sim.SimNode;
@@ -18,8 +17,8 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.IntStream;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.MethodOrderer;
 import org.junit.jupiter.api.Order;
 import org.junit.jupiter.api.Test;
@@ -30,7 +29,7 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Two reserved pods of the same size waiting on one node (issue #15 follow-up), through kubelet's side of the
  * device-plugin API: GetPreferredAllocation and Allocate name no pod, so only kubelet's IDs and the
- * reservations can tell the pods apart. One agent (per-GPU policy, no Kubernetes API) for the class.
+ * reservations can tell the pods apart. A fresh agent (per-GPU policy, no Kubernetes API) for each case.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 @TestMethodOrder(MethodOrderer.OrderAnnotation.class)
@@ -39,7 +38,7 @@ class SameSizeAdmissionContractTest {
     private ManagedChannel channel;
     private NodeAgentGrpc.NodeAgentBlockingStub api;
 
-    @BeforeAll
+    @BeforeEach
     void start(@TempDir Path root) throws Exception {
         node = new AdmissionNode(root, 2, "gpu");
         channel = ManagedChannelBuilder.forAddress("127.0.0.1", node.schedulerApiPort)
@@ -48,7 +47,7 @@ class SameSizeAdmissionContractTest {
         api = NodeAgentGrpc.newBlockingStub(channel);
     }
 
-    @AfterAll
+    @AfterEach
     void stop() throws Exception {
         channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
         node.close();
@@ -76,24 +75,26 @@ class SameSizeAdmissionContractTest {
 
     @Test
     @Order(1)
-    void podsOfDifferentTenantsAreRefusedRatherThanGuessedEvenWithReservations() throws Exception {
+    void aSecondTenantsSameSizePodWaitsAtReserveUntilTheFirstIsAdmitted() throws Exception {
         reserve("a", "team-a", 0);
-        reserve("b", "team-b", 1);
-        try {
-            Throwable thrown = catchThrowable(() -> node.admit("a", "main", 300));
-            assertThat(thrown).isInstanceOf(StatusRuntimeException.class);
-            StatusRuntimeException refused = (StatusRuntimeException) thrown;
 
-            assertThat(refused).as("GetPreferredAllocation must be refused").isNotNull();
-            assertThat(refused.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION);
-            assertThat(refused.getStatus().getDescription())
-                    .contains("[team-a, team-b]")
-                    .contains("reservations cannot tell them apart");
-            assertThat(node.allocationDirectories()).isEmpty();
-        } finally {
-            api.release(ReleaseRequest.newBuilder().setIdempotencyKey("key-a").build());
-            api.release(ReleaseRequest.newBuilder().setIdempotencyKey("key-b").build());
-        }
+        // a and b pending at once could not be told apart at admission: b's Reserve is refused, retryably
+        Throwable thrown = catchThrowable(() -> reserve("b", "team-b", 1));
+        assertThat(thrown).isInstanceOf(StatusRuntimeException.class);
+        StatusRuntimeException refused = (StatusRuntimeException) thrown;
+        assertThat(refused.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+        assertThat(refused.getStatus().getDescription())
+                .contains("tenant team-b")
+                .contains("reservation 'key-a'")
+                .contains("retry after it is admitted");
+
+        Admission first = node.admit("a", "main", 300);
+        assertThat(first.deviceIds()).hasSize(300).allMatch(id -> id.startsWith(SimNode.uuidOf(0) + "-m"));
+        // a's reservation is consumed: the scheduler's retry for b goes through, and b is admitted on its GPU
+        reserve("b", "team-b", 1);
+        Admission second = node.admit("b", "main", 300);
+        assertThat(second.deviceIds()).hasSize(300).allMatch(id -> id.startsWith(SimNode.uuidOf(1) + "-m"));
+        assertThat(node.allocationDirectories()).hasSize(2);
     }
 
     @Test
