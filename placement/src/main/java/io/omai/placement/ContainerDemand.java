@@ -6,10 +6,16 @@ import java.util.Objects;
  * What one container asks of the node.
  *
  * @param memoryBytes per GPU; 0 for the memory rule's default ({@link MilliGpu#defaultMemory})
+ * @param vfResource the VF resource its VFs must come from (see {@link HcaState#resource}); empty: any HCA
  */
-public record ContainerDemand(String name, int milli, long memoryBytes, int vfs) {
+public record ContainerDemand(String name, int milli, long memoryBytes, int vfs, String vfResource) {
+    public ContainerDemand(String name, int milli, long memoryBytes, int vfs) {
+        this(name, milli, memoryBytes, vfs, "");
+    }
+
     public ContainerDemand {
         Objects.requireNonNull(name, "name");
+        Objects.requireNonNull(vfResource, "vfResource");
         if (!MilliGpu.isValid(milli)) {
             throw new IllegalArgumentException("container '" + name + "': milli " + MilliGpu.describeInvalid(milli));
         }

@@ -10,10 +10,17 @@ import java.util.Set;
  * @param numaNode -1 when unknown
  * @param vfIds every VF, in the order proposals take them
  * @param freeVfIds the VFs neither allocated nor (where the caller counts them) reserved
+ * @param resource the extended resource its VFs are offered as (e.g. omai.io/ib-vf); a demand naming a VF
+ *     resource takes VFs only from HCAs offered as that resource
  */
-public record HcaState(String name, int numaNode, List<String> vfIds, Set<String> freeVfIds) {
+public record HcaState(String name, int numaNode, List<String> vfIds, Set<String> freeVfIds, String resource) {
+    public HcaState(String name, int numaNode, List<String> vfIds, Set<String> freeVfIds) {
+        this(name, numaNode, vfIds, freeVfIds, "");
+    }
+
     public HcaState {
         Objects.requireNonNull(name, "name");
+        Objects.requireNonNull(resource, "resource");
         vfIds = List.copyOf(vfIds);
         freeVfIds = Set.copyOf(freeVfIds);
         if (!vfIds.containsAll(freeVfIds)) {

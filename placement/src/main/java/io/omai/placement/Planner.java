@@ -84,10 +84,18 @@ public final class Planner {
                 }
             }
             int gpuNuma = chosen.isEmpty() ? -1 : chosen.getFirst().numaNode();
-            List<String> vfs = PlacementRules.vfs(node.hcas(), freeVfs, container.vfs(), gpuNuma);
+            List<HcaState> pool = vfPool(node.hcas(), container.vfResource());
+            List<String> vfs = PlacementRules.vfs(pool, freeVfs, container.vfs(), gpuNuma);
             if (vfs.size() < container.vfs()) {
+                long free = pool.stream()
+                        .flatMap(hca -> hca.vfIds().stream())
+                        .filter(freeVfs::contains)
+                        .count();
                 return Plan.infeasible(List.of(new Plan.Refusal(
-                        container.name(), "", container.vfs() + " VF(s) needed, " + freeVfs.size() + " free")));
+                        container.name(),
+                        "",
+                        container.vfs() + " VF(s) needed, " + free + " free"
+                                + (container.vfResource().isEmpty() ? "" : " as " + container.vfResource()))));
             }
             vfs.forEach(freeVfs::remove);
             if (container.vfs() > 0) {
@@ -104,6 +112,13 @@ public final class Planner {
         double alignment = vfContainers == 0 ? 1 : (double) vfContainersAligned / vfContainers;
         int score = (int) Math.round(90 * packing + 10 * alignment);
         return new Plan(true, score, placements, List.of());
+    }
+
+    /** The HCAs a container may take VFs from: those offered as its VF resource, or all when it names none. */
+    private static List<HcaState> vfPool(List<HcaState> hcas, String vfResource) {
+        return vfResource.isEmpty()
+                ? hcas
+                : hcas.stream().filter(hca -> hca.resource().equals(vfResource)).toList();
     }
 
     /** Cheapest checks first: the caller's condition runs only on GPUs that could take the container. */

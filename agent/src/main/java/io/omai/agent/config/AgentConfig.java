@@ -129,11 +129,30 @@ public record AgentConfig(
             int port,
             Tls tls,
             java.util.Set<String> allowedClients,
-            java.util.List<DeviceLabels> deviceLabels) {
+            java.util.List<DeviceLabels> deviceLabels,
+            ReserveAuth reserveAuth,
+            java.util.Set<String> reserveCallers,
+            String tokenAudience,
+            Duration tokenCacheTtl) {
         public SchedulerApi {
             allowedClients = java.util.Set.copyOf(allowedClients);
             deviceLabels = java.util.List.copyOf(deviceLabels);
+            java.util.Objects.requireNonNull(reserveAuth, "reserveAuth");
+            reserveCallers = java.util.Set.copyOf(reserveCallers);
+            java.util.Objects.requireNonNull(tokenAudience, "tokenAudience");
+            java.util.Objects.requireNonNull(tokenCacheTtl, "tokenCacheTtl");
         }
+    }
+
+    /**
+     * Who may Reserve and Release: {@code TOKEN_REVIEW}, a service-account token (checked with a TokenReview)
+     * whose user or a group is in {@code reserveCallers}, or a client certificate in {@code allowedClients} when
+     * TLS is on; {@code MTLS}, client certificates only; {@code NONE}, anyone who reaches the port.
+     */
+    public enum ReserveAuth {
+        TOKEN_REVIEW,
+        MTLS,
+        NONE
     }
 
     /** Server certificate chain and key, and the CA that signs scheduler clients' certificates. */
@@ -179,14 +198,92 @@ public record AgentConfig(
             java.util.OptionalInt desiredVfsEveryPf,
             io.omai.ibvf.kernel.VfLinkState vfLinkState,
             Duration pollInterval,
-            Path rebindLock) {
+            Path rebindLock,
+            java.util.List<VfResource> resources) {
+        /** One resource, {@code resourceName}, offering the VFs of InfiniBand PFs only. */
+        public Ib(
+                boolean enabled,
+                String resourceName,
+                Path sysfsRoot,
+                java.util.Optional<io.omai.ibvf.guid.GuidRange> guidRange,
+                java.util.Map<io.omai.ibvf.model.PciAddress, Integer> desiredVfs,
+                java.util.OptionalInt desiredVfsEveryPf,
+                io.omai.ibvf.kernel.VfLinkState vfLinkState,
+                Duration pollInterval,
+                Path rebindLock) {
+            this(
+                    enabled,
+                    resourceName,
+                    sysfsRoot,
+                    guidRange,
+                    desiredVfs,
+                    desiredVfsEveryPf,
+                    vfLinkState,
+                    pollInterval,
+                    rebindLock,
+                    java.util.List.of(VfResource.infiniband(resourceName)));
+        }
+
         public Ib {
             desiredVfs = java.util.Map.copyOf(desiredVfs);
+            resources = java.util.List.copyOf(resources);
         }
 
         /** The VF plugin's socket file name in the device-plugin directory. */
         public String socketName() {
             return resourceName.replace('/', '-').replace('.', '-') + ".sock";
+        }
+    }
+
+    /**
+     * One VF resource and the PFs whose VFs it offers, like sriov-network-device-plugin's {@code resourceList}
+     * selectors: a PF is selected when it matches every non-empty set.
+     *
+     * @param linkTypes the PF's link layer
+     * @param vendors PCI vendor IDs, 4 lower-case hex digits without 0x (e.g. 15b3)
+     * @param devices PCI device IDs of the PF, same form (e.g. 101b)
+     * @param pfNames the PF's netdev (e.g. ib0, ens1f0) or RDMA device name (e.g. mlx5_0)
+     */
+    public record VfResource(
+            String name,
+            java.util.Set<io.omai.ibvf.model.LinkLayer> linkTypes,
+            java.util.Set<String> vendors,
+            java.util.Set<String> devices,
+            java.util.Set<String> pfNames) {
+        public VfResource {
+            java.util.Objects.requireNonNull(name, "name");
+            linkTypes = java.util.Set.copyOf(linkTypes);
+            vendors = java.util.Set.copyOf(vendors);
+            devices = java.util.Set.copyOf(devices);
+            pfNames = java.util.Set.copyOf(pfNames);
+        }
+
+        /** The default: InfiniBand PFs only, so a pod asking for InfiniBand never gets a RoCE VF. */
+        public static VfResource infiniband(String name) {
+            return new VfResource(
+                    name,
+                    java.util.Set.of(io.omai.ibvf.model.LinkLayer.INFINIBAND),
+                    java.util.Set.of(),
+                    java.util.Set.of(),
+                    java.util.Set.of());
+        }
+
+        /**
+         * Whether a PF with these properties is selected.
+         *
+         * @param names the PF's netdev and RDMA device names
+         */
+        public boolean selects(
+                io.omai.ibvf.model.LinkLayer linkLayer, String vendor, String device, java.util.Set<String> names) {
+            return (linkTypes.isEmpty() || linkTypes.contains(linkLayer))
+                    && (vendors.isEmpty() || vendors.contains(vendor))
+                    && (devices.isEmpty() || devices.contains(device))
+                    && (pfNames.isEmpty() || names.stream().anyMatch(pfNames::contains));
+        }
+
+        /** The plugin's socket file name in the device-plugin directory. */
+        public String socketName() {
+            return name.replace('/', '-').replace('.', '-') + ".sock";
         }
     }
 

@@ -32,6 +32,7 @@ public final class ConfigLoader {
     public static final Set<Long> DEFAULT_IGNORED_XIDS = Set.of(13L, 31L, 43L, 45L, 68L, 109L);
 
     // Extended resource names: a DNS-subdomain prefix and a name, as kubelet's Register checks.
+    static final String DEFAULT_RESERVE_CALLER = "system:serviceaccount:omai-system:omai-scheduler-extender";
     private static final Pattern RESOURCE_NAME = Pattern.compile(
             "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?");
     private static final Pattern CDI_KIND =
@@ -275,7 +276,17 @@ public final class ConfigLoader {
                                 "auditInterval"),
                         milliGpu),
                 schedulerApi(top.section(
-                        "schedulerApi", "enabled", "address", "port", "tls", "allowedClients", "deviceLabels")),
+                        "schedulerApi",
+                        "enabled",
+                        "address",
+                        "port",
+                        "tls",
+                        "allowedClients",
+                        "deviceLabels",
+                        "reserveAuth",
+                        "reserveCallers",
+                        "tokenAudience",
+                        "tokenCacheTtl")),
                 readIb(top, milliGpu),
                 audit(top.section("audit", "onTamper")),
                 dra(top.section(
@@ -408,13 +419,70 @@ public final class ConfigLoader {
                     "is empty; with TLS, name the identities allowed to Reserve "
                             + "and Release, e.g. [omai-scheduler]");
         }
+        AgentConfig.ReserveAuth reserveAuth = switch (api.string("reserveAuth", "tokenReview")) {
+            case "tokenReview" -> AgentConfig.ReserveAuth.TOKEN_REVIEW;
+            case "mtls" -> AgentConfig.ReserveAuth.MTLS;
+            case "none" -> AgentConfig.ReserveAuth.NONE;
+            case String other ->
+                throw error(
+                        "schedulerApi.reserveAuth",
+                        "'" + other + "' is unknown; expected tokenReview (a service-account token checked with a "
+                                + "TokenReview, or a client certificate when tls is set), mtls (client "
+                                + "certificates only) or none (anyone who reaches the port may Reserve)");
+        };
+        if (reserveAuth == AgentConfig.ReserveAuth.MTLS && tls == null) {
+            throw error(
+                    "schedulerApi.reserveAuth",
+                    "is mtls but schedulerApi.tls is not set; expected tls with certificateChain, privateKey and "
+                            + "clientCa, or reserveAuth: tokenReview");
+        }
+        Set<String> callers = new LinkedHashSet<>();
+        JsonNode callerList = api.node("reserveCallers");
+        if (!callerList.isMissingNode() && !callerList.isNull()) {
+            if (!callerList.isArray()) {
+                throw error(
+                        "schedulerApi.reserveCallers",
+                        "is " + describe(callerList) + "; expected a list of user names or groups, e.g. "
+                                + "[system:serviceaccount:omai-system:omai-scheduler-extender]");
+            }
+            for (JsonNode caller : callerList) {
+                if (!caller.isTextual() || caller.textValue().isBlank()) {
+                    throw error(
+                            "schedulerApi.reserveCallers",
+                            "has " + describe(caller) + "; expected non-empty user names or groups");
+                }
+                callers.add(caller.textValue());
+            }
+        }
+        if (callerList.isMissingNode() || callerList.isNull()) {
+            callers.add(DEFAULT_RESERVE_CALLER);
+        }
+        if (reserveAuth == AgentConfig.ReserveAuth.TOKEN_REVIEW && callers.isEmpty()) {
+            throw error(
+                    "schedulerApi.reserveCallers",
+                    "is empty but reserveAuth is tokenReview; expected the scheduler's service account, e.g. "
+                            + DEFAULT_RESERVE_CALLER);
+        }
+        String audience = api.string("tokenAudience", "omai-node-agent");
+        if (audience.isBlank() || audience.length() > 253) {
+            throw error(
+                    "schedulerApi.tokenAudience",
+                    "'" + audience + "' is not an audience; expected the audience the scheduler's projected token "
+                            + "is issued for, e.g. omai-node-agent");
+        }
+        Duration tokenCacheTtl =
+                api.duration("tokenCacheTtl", Duration.ofSeconds(30), Duration.ofSeconds(1), Duration.ofMinutes(10));
         return new AgentConfig.SchedulerApi(
                 enabled,
                 address,
                 port.isInt() ? port.intValue() : 9401,
                 tls,
                 clients,
-                deviceLabels(api.node("deviceLabels")));
+                deviceLabels(api.node("deviceLabels")),
+                reserveAuth,
+                callers,
+                audience,
+                tokenCacheTtl);
     }
 
     private List<AgentConfig.DeviceLabels> deviceLabels(JsonNode list) throws ConfigException {
@@ -503,7 +571,8 @@ public final class ConfigLoader {
                 "desiredVfs",
                 "vfLinkState",
                 "pollInterval",
-                "rebindLock");
+                "rebindLock",
+                "resources");
         boolean enabled = ib.bool("enabled", false);
         String resourceName = ib.string("resourceName", "omai.io/ib-vf");
         if (!RESOURCE_NAME.matcher(resourceName).matches()
@@ -578,7 +647,128 @@ public final class ConfigLoader {
                 desiredEveryPf,
                 linkState,
                 pollInterval,
-                ib.absolutePath("rebindLock", Path.of("/run/omai/ib-vf-rebind.lock")));
+                ib.absolutePath("rebindLock", Path.of("/run/omai/ib-vf-rebind.lock")),
+                vfResources(ib, resourceName, milliGpu));
+    }
+
+    /**
+     * {@code ib.resources}: the VF resources and their PF selectors; absent, one resource {@code ib.resourceName}
+     * offering InfiniBand PFs only. Two resources that could select the same PF are refused: a VF offered twice
+     * could be handed to two pods.
+     */
+    private List<AgentConfig.VfResource> vfResources(Section ib, String resourceName, String milliGpu)
+            throws ConfigException {
+        JsonNode list = ib.node("resources");
+        if (list.isMissingNode() || list.isNull()) {
+            return List.of(AgentConfig.VfResource.infiniband(resourceName));
+        }
+        if (!ib.node("resourceName").isMissingNode()) {
+            throw error(
+                    "ib.resourceName",
+                    "is set together with ib.resources; expected one of them (name every resource in "
+                            + "ib.resources)");
+        }
+        if (!list.isArray() || list.isEmpty()) {
+            throw error(
+                    "ib.resources",
+                    "is " + describe(list) + "; expected a non-empty list of {name, linkTypes, vendors, devices, "
+                            + "pfNames}, e.g. [{name: omai.io/ib-vf, linkTypes: [infiniband]}]");
+        }
+        List<AgentConfig.VfResource> resources = new ArrayList<>();
+        for (int i = 0; i < list.size(); i++) {
+            String path = "ib.resources[" + i + "]";
+            Section entry = new Section(path, list.get(i), "name", "linkTypes", "vendors", "devices", "pfNames");
+            String name = entry.string("name", "");
+            if (!RESOURCE_NAME.matcher(name).matches()
+                    || name.startsWith("kubernetes.io/")
+                    || name.startsWith("nvidia.com/")) {
+                throw error(
+                        path + ".name",
+                        "'" + name + "' is not an extended resource name of your own; expected <domain>/<name> "
+                                + "outside kubernetes.io and nvidia.com, e.g. omai.io/roce-vf");
+            }
+            if (name.equals(milliGpu)) {
+                throw error(path + ".name", "'" + name + "' is also resources.milliGpu; expected a name of its own");
+            }
+            for (AgentConfig.VfResource earlier : resources) {
+                if (earlier.name().equals(name)) {
+                    throw error(path + ".name", "'" + name + "' is named twice; expected one entry per resource");
+                }
+            }
+            Set<io.omai.ibvf.model.LinkLayer> linkTypes = new LinkedHashSet<>();
+            for (String type : strings(entry.node("linkTypes"), path + ".linkTypes", "infiniband or ethernet")) {
+                linkTypes.add(
+                        switch (type) {
+                            case "infiniband" -> io.omai.ibvf.model.LinkLayer.INFINIBAND;
+                            case "ethernet" -> io.omai.ibvf.model.LinkLayer.ETHERNET;
+                            default ->
+                                throw error(
+                                        path + ".linkTypes",
+                                        "has '" + type + "'; expected infiniband or ethernet (RoCE)");
+                        });
+            }
+            Set<String> vendors = pciIds(entry.node("vendors"), path + ".vendors", "15b3");
+            Set<String> devices = pciIds(entry.node("devices"), path + ".devices", "101b");
+            Set<String> pfNames = new LinkedHashSet<>(
+                    strings(entry.node("pfNames"), path + ".pfNames", "a netdev or RDMA device name"));
+            if (linkTypes.isEmpty() && vendors.isEmpty() && devices.isEmpty() && pfNames.isEmpty()) {
+                throw error(
+                        path, "selects every RDMA PF; expected at least one of linkTypes, vendors, devices or pfNames");
+            }
+            var resource = new AgentConfig.VfResource(name, linkTypes, vendors, devices, pfNames);
+            for (AgentConfig.VfResource earlier : resources) {
+                if (mayOverlap(earlier, resource)) {
+                    throw error(
+                            path,
+                            "'" + name + "' and '" + earlier.name() + "' could select the same PF (their linkTypes, "
+                                    + "vendors, devices and pfNames all overlap or are unset); expected selectors "
+                                    + "that differ in at least one of them, so no VF is offered twice");
+                }
+            }
+            resources.add(resource);
+        }
+        return resources;
+    }
+
+    /** Whether some PF could satisfy both selectors: every dimension is unset on one side or shares a value. */
+    private static boolean mayOverlap(AgentConfig.VfResource a, AgentConfig.VfResource b) {
+        return intersects(a.linkTypes(), b.linkTypes())
+                && intersects(a.vendors(), b.vendors())
+                && intersects(a.devices(), b.devices())
+                && intersects(a.pfNames(), b.pfNames());
+    }
+
+    private static <T> boolean intersects(Set<T> a, Set<T> b) {
+        return a.isEmpty() || b.isEmpty() || a.stream().anyMatch(b::contains);
+    }
+
+    private List<String> strings(JsonNode node, String path, String expected) throws ConfigException {
+        List<String> values = new ArrayList<>();
+        if (node.isMissingNode() || node.isNull()) {
+            return values;
+        }
+        if (!node.isArray()) {
+            throw error(path, "is " + describe(node) + "; expected a list of " + expected);
+        }
+        for (JsonNode value : node) {
+            if (!value.isTextual() || value.textValue().isBlank()) {
+                throw error(path, "has " + describe(value) + "; expected " + expected);
+            }
+            values.add(value.textValue());
+        }
+        return values;
+    }
+
+    private Set<String> pciIds(JsonNode node, String path, String example) throws ConfigException {
+        Set<String> ids = new LinkedHashSet<>();
+        for (String id : strings(node, path, "PCI IDs such as " + example)) {
+            String bare = id.startsWith("0x") ? id.substring(2) : id;
+            if (!bare.matches("[0-9a-fA-F]{4}")) {
+                throw error(path, "has '" + id + "'; expected a 4-digit hex PCI ID such as " + example);
+            }
+            ids.add(bare.toLowerCase(java.util.Locale.ROOT));
+        }
+        return ids;
     }
 
     /** A VF count as the kernel's {@code sriov_numvfs} takes it (a u16); {@code sriov_totalvfs} is checked later. */

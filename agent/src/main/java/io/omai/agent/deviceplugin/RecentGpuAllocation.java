@@ -59,7 +59,7 @@ public final class RecentGpuAllocation implements GpuPairing {
         for (String uuid : newest.get().gpuUuids()) {
             GpuDevice gpu = ledger.gpu(uuid);
             OptionalInt numa = gpu != null && gpu.hasNumaNode() ? OptionalInt.of(gpu.numaNode()) : OptionalInt.empty();
-            Optional<PciAddress> address = pciAddress(uuid).filter(inSysfs);
+            Optional<PciAddress> address = pciAddress(nvidiaGpus, uuid).filter(inSysfs);
             if (address.isPresent() || numa.isPresent()) {
                 placements.add(new GpuPlacement(address, numa));
             }
@@ -67,8 +67,11 @@ public final class RecentGpuAllocation implements GpuPairing {
         return placements;
     }
 
-    /** The GPU's PCI address as the NVIDIA driver lists it, if this host has the driver's proc files. */
-    private Optional<PciAddress> pciAddress(String uuid) {
+    /**
+     * The GPU's PCI address as the NVIDIA driver lists it under {@code nvidiaGpus} (normally {@link #NVIDIA_GPUS}),
+     * if this host has the driver's proc files.
+     */
+    public static Optional<PciAddress> pciAddress(Path nvidiaGpus, String uuid) {
         if (!Files.isDirectory(nvidiaGpus)) {
             return Optional.empty();
         }

@@ -25,13 +25,27 @@ final class VfAllocations {
     @GuardedBy("this")
     private final Map<PciAddress, Instant> allocatedAt = new TreeMap<>();
 
+    private final List<Runnable> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+
     VfAllocations(Clock clock) {
         this.clock = clock;
     }
 
-    synchronized void allocated(Collection<PciAddress> vfs) {
-        Instant now = clock.instant();
-        vfs.forEach(vf -> allocatedAt.put(vf, now));
+    void allocated(Collection<PciAddress> vfs) {
+        synchronized (this) {
+            Instant now = clock.instant();
+            vfs.forEach(vf -> allocatedAt.put(vf, now));
+        }
+        changed();
+    }
+
+    /** Runs {@code listener} (outside the lock) after every change of the record. */
+    void onChange(Runnable listener) {
+        listeners.add(listener);
+    }
+
+    private void changed() {
+        listeners.forEach(Runnable::run);
     }
 
     synchronized Set<PciAddress> current() {
@@ -43,7 +57,23 @@ final class VfAllocations {
      *
      * @return the VFs released
      */
-    synchronized List<PciAddress> reconcile(Collection<String> heldIds, Duration releaseGracePeriod) {
+    List<PciAddress> reconcile(Collection<String> heldIds, Duration releaseGracePeriod) {
+        int before;
+        List<PciAddress> released;
+        int after;
+        synchronized (this) {
+            before = allocatedAt.size();
+            released = reconcileLocked(heldIds, releaseGracePeriod);
+            after = allocatedAt.size();
+        }
+        if (!released.isEmpty() || before != after) {
+            changed();
+        }
+        return released;
+    }
+
+    @GuardedBy("this")
+    private List<PciAddress> reconcileLocked(Collection<String> heldIds, Duration releaseGracePeriod) {
         Set<PciAddress> held = new TreeSet<>();
         for (String id : heldIds) {
             if (PciAddress.isPciAddress(id)) {

@@ -55,11 +55,12 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The {@code omai.io/ib-vf} device plugin, wired and running: VF counts and GUIDs reconciled before anything is
- * advertised, the VF monitor polling sysfs (VFs appearing, disappearing, changing health are pushed through
- * ListAndWatch; a PF that lost its VFs, e.g. to a driver reload, is reconciled again), its own plugin socket and
- * kubelet registration (the same server and registrar as the milli-GPU plugin), and the record of allocated VFs
- * kept in step with PodResources.
+ * The VF device plugins ({@code omai.io/ib-vf}, and e.g. {@code omai.io/roce-vf} when {@code ib.resources} names
+ * one), wired and running: VF counts and GUIDs reconciled before anything is advertised, the VF monitor polling
+ * sysfs (VFs appearing, disappearing, changing health are pushed through ListAndWatch; a PF that lost its VFs, e.g.
+ * to a driver reload, is reconciled again), one plugin socket and kubelet registration per resource (the same
+ * server and registrar as the milli-GPU plugin) offering the PFs its selector picks ({@link VfSelection}), and the
+ * record of allocated VFs kept in step with PodResources.
  */
 public final class VfDevicePlugin implements AutoCloseable {
     /** The GUID assignments file, under {@code directories.state}. */
@@ -73,10 +74,13 @@ public final class VfDevicePlugin implements AutoCloseable {
     private final IbVfManager manager;
     private final IbVfMonitor monitor;
     private final VfAllocations allocations;
-    private final DeviceListPublisher devices;
-    private final PluginSocketServer server;
-    private final KubeletRegistrar registrar;
+    private final VfSelection selection;
+    private final List<Offer> offers;
+    private final Sysfs sysfs;
     private final ExecutorService reconciling;
+    private final List<Runnable> changeListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+    // namespace/pod/container of each held VF, as PodResources said at the last reconcile
+    private volatile Map<PciAddress, String> owners = Map.of();
     private final Map<PciAddress, Integer> desiredVfs = new ConcurrentHashMap<>();
     private final AtomicBoolean reconcilePending = new AtomicBoolean();
     // written by the reconciling thread (and once before the plugin runs); read by the count check
@@ -84,23 +88,27 @@ public final class VfDevicePlugin implements AutoCloseable {
     private volatile Duration reconcileRetry;
     private final Closer started;
 
+    /** One resource's plugin: its ListAndWatch list, socket and kubelet registration. */
+    private record Offer(
+            String resourceName, DeviceListPublisher devices, PluginSocketServer server, KubeletRegistrar registrar) {}
+
     private VfDevicePlugin(
             AgentConfig config,
             IbVfManager manager,
             IbVfMonitor monitor,
             VfAllocations allocations,
-            DeviceListPublisher devices,
-            PluginSocketServer server,
-            KubeletRegistrar registrar,
+            VfSelection selection,
+            List<Offer> offers,
+            Sysfs sysfs,
             ExecutorService reconciling,
             Closer started) {
         this.config = config;
         this.manager = manager;
         this.monitor = monitor;
         this.allocations = allocations;
-        this.devices = devices;
-        this.server = server;
-        this.registrar = registrar;
+        this.selection = selection;
+        this.offers = List.copyOf(offers);
+        this.sysfs = sysfs;
         this.reconciling = reconciling;
         this.started = started;
     }
@@ -167,35 +175,58 @@ public final class VfDevicePlugin implements AutoCloseable {
                             "event=ib_pf_not_found pf={} detail=\"ib.desiredVfs names a PF that is not an SR-IOV "
                                     + "RDMA PF on this node\"",
                             pf));
-            DeviceListPublisher devices = new DeviceListPublisher(VfDeviceList.of(InventorySnapshot.EMPTY));
-            started.add("list-and-watch-streams", devices::terminate);
-            VfPluginService service = new VfPluginService(
-                    ib.resourceName(), manager, monitor::current, allocations, gpus.pairing(sysfs), devices);
-            Path socket = config.directories().devicePlugin().resolve(ib.socketName());
-            PluginSocketServer server = new PluginSocketServer(socket, List.of(intercepted(service, interceptors)));
-            KubeletRegistrar registrar = new KubeletRegistrar(
-                    config.directories().devicePlugin(),
-                    ib.resourceName(),
-                    server,
-                    devices::watchers,
-                    config.kubelet().registrationBackoffMax());
-            devices.onStreamEnded(registrar::streamEnded);
+            VfSelection selection = new VfSelection(ib.resources(), sysfs);
+            GpuPairing pairing = gpus.pairing(sysfs);
+            List<Offer> offers = new ArrayList<>();
+            for (AgentConfig.VfResource resource : ib.resources()) {
+                String name = resource.name();
+                DeviceListPublisher devices = new DeviceListPublisher(VfDeviceList.of(InventorySnapshot.EMPTY));
+                started.add("list-and-watch-streams " + name, devices::terminate);
+                VfPluginService service = new VfPluginService(
+                        name,
+                        manager,
+                        () -> selection.offeredBy(name, monitor.current()),
+                        allocations,
+                        pairing,
+                        devices);
+                Path socket = config.directories().devicePlugin().resolve(resource.socketName());
+                PluginSocketServer server = new PluginSocketServer(socket, List.of(intercepted(service, interceptors)));
+                KubeletRegistrar registrar = new KubeletRegistrar(
+                        config.directories().devicePlugin(),
+                        name,
+                        server,
+                        devices::watchers,
+                        config.kubelet().registrationBackoffMax());
+                devices.onStreamEnded(registrar::streamEnded);
+                offers.add(new Offer(name, devices, server, registrar));
+            }
 
             VfDevicePlugin plugin = new VfDevicePlugin(
-                    config, manager, monitor, allocations, devices, server, registrar, reconciling, started);
+                    config, manager, monitor, allocations, selection, offers, sysfs, reconciling, started);
+            allocations.onChange(plugin::changed);
             plugin.desiredVfs.putAll(desired);
             plugin.reconcileRetry = ib.pollInterval();
             plugin.recordReconcile(plugin.reconcileAll()); // before advertising: counts, GUIDs, link policy
-            monitor.poll();
+            List<VfSelection.Conflict> conflicts = selection.conflicts(monitor.poll());
+            if (!conflicts.isEmpty()) {
+                throw new AgentStartException(
+                        "ib.resources: "
+                                + conflicts.stream()
+                                        .map(VfSelection.Conflict::describe)
+                                        .collect(java.util.stream.Collectors.joining("; ")),
+                        null);
+            }
             // publishes the first list at once
             started.add("inventory-subscription", monitor.subscribe(plugin.new InventoryListener()));
             monitor.start(polling, ib.pollInterval());
             started.add("vf-monitor", monitor);
 
-            server.ensureListening();
-            started.add("plugin-server", server);
-            registrar.start();
-            started.add("kubelet-registrar", registrar);
+            for (Offer offer : offers) {
+                offer.server().ensureListening();
+                started.add("plugin-server " + offer.resourceName(), offer.server());
+                offer.registrar().start();
+                started.add("kubelet-registrar " + offer.resourceName(), offer.registrar());
+            }
             var _ = polling.scheduleWithFixedDelay(
                     plugin::reconcileAllocations,
                     0,
@@ -213,16 +244,29 @@ public final class VfDevicePlugin implements AutoCloseable {
                     ib.pollInterval().toMillis(),
                     ib.pollInterval().toMillis(),
                     TimeUnit.MILLISECONDS);
-            log.info(
-                    "event=ib_vf_plugin_started resource={} vfs={} socket={} sysfs={}",
-                    ib.resourceName(),
-                    VfDeviceList.managedVfs(monitor.current()).size(),
-                    socket,
-                    ib.sysfsRoot());
+            for (Map.Entry<String, InventorySnapshot> view :
+                    selection.split(monitor.current()).entrySet()) {
+                log.info(
+                        "event=ib_vf_plugin_started resource={} pfs={} vfs={} sysfs={}",
+                        view.getKey(),
+                        VfDeviceList.managedPfs(view.getValue()).stream()
+                                .map(pf -> pf.pf().address().value())
+                                .toList(),
+                        VfDeviceList.managedVfs(view.getValue()).size(),
+                        ib.sysfsRoot());
+            }
             return plugin;
+        } catch (AgentStartException e) {
+            started.close();
+            throw e;
         } catch (IOException | RuntimeException e) {
             started.close();
-            throw new AgentStartException("cannot start the " + ib.resourceName() + " plugin: " + e.getMessage(), e);
+            throw new AgentStartException(
+                    "cannot start the "
+                            + ib.resources().stream()
+                                    .map(AgentConfig.VfResource::name)
+                                    .toList() + " plugin: " + e.getMessage(),
+                    e);
         }
     }
 
@@ -307,8 +351,20 @@ public final class VfDevicePlugin implements AutoCloseable {
 
     private void reconcileAllocations() {
         try {
+            Map<String, String> held = heldVfIds();
+            Map<PciAddress, String> ownersNow = new TreeMap<>();
+            held.forEach((id, owner) -> {
+                if (PciAddress.isPciAddress(id)) {
+                    ownersNow.put(PciAddress.of(id), owner);
+                }
+            });
+            boolean ownersChanged = !ownersNow.equals(owners);
+            owners = Map.copyOf(ownersNow);
             List<PciAddress> released =
-                    allocations.reconcile(heldVfIds(), config.kubelet().releaseGracePeriod());
+                    allocations.reconcile(held.keySet(), config.kubelet().releaseGracePeriod());
+            if (ownersChanged && released.isEmpty()) {
+                changed();
+            }
             if (!released.isEmpty()) {
                 log.info("event=ib_vf_released vfs={} detail=\"no container holds them any more\"", released);
             }
@@ -322,19 +378,25 @@ public final class VfDevicePlugin implements AutoCloseable {
         }
     }
 
-    /** Every device ID of our resource some container holds, as kubelet's PodResources lists it. */
-    private List<String> heldVfIds() {
+    /**
+     * Every device ID of our resources some container holds, as kubelet's PodResources lists it, with the holder
+     * as namespace/pod/container.
+     */
+    private Map<String, String> heldVfIds() {
+        Set<String> ours = new java.util.HashSet<>();
+        offers.forEach(offer -> ours.add(offer.resourceName()));
         ManagedChannel channel = UnixSocketGrpc.channel(config.directories().podResourcesSocket());
         try {
-            List<String> held = new ArrayList<>();
+            Map<String, String> held = new HashMap<>();
             for (PodResources pod : PodResourcesListerGrpc.newBlockingStub(channel)
                     .withDeadlineAfter(5, TimeUnit.SECONDS)
                     .list(ListPodResourcesRequest.getDefaultInstance())
                     .getPodResourcesList()) {
                 for (ContainerResources container : pod.getContainersList()) {
                     for (ContainerDevices devices : container.getDevicesList()) {
-                        if (devices.getResourceName().equals(config.ib().resourceName())) {
-                            held.addAll(devices.getDeviceIdsList());
+                        if (ours.contains(devices.getResourceName())) {
+                            String owner = pod.getNamespace() + "/" + pod.getName() + "/" + container.getName();
+                            devices.getDeviceIdsList().forEach(id -> held.put(id, owner));
                         }
                     }
                 }
@@ -351,9 +413,24 @@ public final class VfDevicePlugin implements AutoCloseable {
         @GuardedBy("this")
         private Map<PciAddress, VfHealth> lastHealth = Map.of();
 
+        @GuardedBy("this")
+        private List<VfSelection.Conflict> lastConflicts = List.of();
+
         @Override
         public synchronized void onInventoryChanged(InventorySnapshot snapshot) {
-            devices.publish(VfDeviceList.of(snapshot));
+            Map<String, InventorySnapshot> views = selection.split(snapshot);
+            for (Offer offer : offers) {
+                offer.devices().publish(VfDeviceList.of(views.get(offer.resourceName())));
+            }
+            List<VfSelection.Conflict> conflicts = selection.conflicts(snapshot);
+            if (!conflicts.equals(lastConflicts)) {
+                conflicts.forEach(conflict -> log.error(
+                        "event=ib_pf_selected_twice pf={} resources={} detail=\"{}; its VFs are offered by neither\"",
+                        conflict.pf(),
+                        conflict.resources(),
+                        conflict.describe()));
+                lastConflicts = conflicts;
+            }
             Map<PciAddress, VfHealth> health = new HashMap<>();
             for (VfStatus vf : VfDeviceList.managedVfs(snapshot)) {
                 PciAddress address = vf.vf().address();
@@ -380,6 +457,7 @@ public final class VfDevicePlugin implements AutoCloseable {
             }
             lastHealth = health;
             reconcileIfCountsDiffer(snapshot);
+            changed();
         }
 
         @Override
@@ -402,18 +480,69 @@ public final class VfDevicePlugin implements AutoCloseable {
         return allocations.current();
     }
 
+    /** The first resource's plugin socket (the only one unless {@code ib.resources} names more). */
     public Path pluginSocket() {
-        return server.socket();
+        return offers.getFirst().server().socket();
     }
 
+    /** The plugin socket of {@code resourceName}. */
+    public Path pluginSocket(String resourceName) {
+        return offer(resourceName).server().socket();
+    }
+
+    /** How often the first resource registered with kubelet. */
     public int registrations() {
-        return registrar.registrations();
+        return offers.getFirst().registrar().registrations();
+    }
+
+    public int registrations(String resourceName) {
+        return offer(resourceName).registrar().registrations();
+    }
+
+    private Offer offer(String resourceName) {
+        return offers.stream()
+                .filter(offer -> offer.resourceName().equals(resourceName))
+                .findFirst()
+                .orElseThrow(() -> new IllegalArgumentException("no VF resource " + resourceName + "; configured: "
+                        + offers.stream().map(Offer::resourceName).toList()));
+    }
+
+    /** The resource offering {@code pf}'s VFs; empty when no selector, or more than one, picks it. */
+    public java.util.Optional<String> resourceOf(PhysicalFunction pf) {
+        return selection.resourceOf(pf);
+    }
+
+    /** The sysfs the plugin reads (the host's, or a fake one in tests). */
+    public Sysfs sysfs() {
+        return sysfs;
+    }
+
+    /** The holder (namespace/pod/container) of each VF PodResources lists, as of the last reconcile. */
+    public Map<PciAddress, String> vfOwners() {
+        return owners;
+    }
+
+    /** Runs {@code listener} after the inventory or the allocated VFs changed. */
+    public void onChange(Runnable listener) {
+        changeListeners.add(listener);
+    }
+
+    private void changed() {
+        for (Runnable listener : changeListeners) {
+            try {
+                listener.run();
+            } catch (RuntimeException e) {
+                log.warn("event=ib_vf_change_listener_failed", e);
+            }
+        }
     }
 
     @Override
     public void close() {
         started.close();
-        log.info("event=ib_vf_plugin_stopped resource={}", config.ib().resourceName());
+        log.info(
+                "event=ib_vf_plugin_stopped resources={}",
+                offers.stream().map(Offer::resourceName).toList());
     }
 
     private static BindableService intercepted(BindableService service, ServerInterceptor... interceptors) {

@@ -1,5 +1,7 @@
 package io.omai.agent.node;
 
+import io.fabric8.kubernetes.client.KubernetesClient;
+import io.fabric8.kubernetes.client.KubernetesClientBuilder;
 import io.grpc.BindableService;
 import io.grpc.ServerInterceptor;
 import io.grpc.ServerInterceptors;
@@ -184,8 +186,14 @@ public final class NodeAgent implements AutoCloseable {
             // one reservation book: the scheduler API fills it, the device plugin consumes it at Allocate
             SchedulerFacing scheduler = SchedulerFacing.start(config, ledger, health, withdrawals, pluginInterceptors);
             started.add("scheduler-facing", scheduler);
+            // one client: the tenancy services' (closed with them) also reviews the scheduler API's tokens
+            KubernetesClient kube =
+                    TenancyServices.kubernetesApi(config.tenancy()) ? new KubernetesClientBuilder().build() : null;
             TenancyServices tenancy =
-                    TenancyServices.start(config, gpus, ledger, scheduler.reservations(), withdrawals, nvml);
+                    TenancyServices.start(config, gpus, ledger, scheduler.reservations(), withdrawals, nvml, kube);
+            if (kube != null) {
+                scheduler.reviewTokensWith(kube, config);
+            }
             started.add("tenancy", tenancy);
             tenancy.loops().forEach(loops::add);
             quotas.reportTo(tenancy::report); // usage files found tampered: event + metric, as the NVML audit's
@@ -210,6 +218,7 @@ public final class NodeAgent implements AutoCloseable {
             VfDevicePlugin vfPlugin = null;
             if (config.ib().enabled()) {
                 vfPlugin = started.add("ib-vf-plugin", startVfPlugin(config, ledger, pluginInterceptors));
+                scheduler.showVfs(vfPlugin);
             }
 
             DraDriver draDriver = null;

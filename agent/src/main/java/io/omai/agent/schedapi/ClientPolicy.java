@@ -22,4 +22,24 @@ public sealed interface ClientPolicy {
             }
         }
     }
+
+    /**
+     * Clients presenting {@code authorization: Bearer <token>} whose token {@code review} finds valid for a user
+     * or group in {@code callers} (e.g. {@code system:serviceaccount:omai-system:omai-scheduler-extender}), or a
+     * TLS certificate naming one of {@code certificateIdentities} (empty without TLS).
+     *
+     * @param audience the audience the token must be issued for, named in refusals
+     */
+    record Tokens(CallerReview review, Set<String> callers, String audience, Set<String> certificateIdentities)
+            implements ClientPolicy {
+        public Tokens {
+            java.util.Objects.requireNonNull(review, "review");
+            callers = Set.copyOf(callers);
+            java.util.Objects.requireNonNull(audience, "audience");
+            certificateIdentities = Set.copyOf(certificateIdentities);
+            if (callers.isEmpty()) {
+                throw new IllegalArgumentException("an allow-list of scheduler callers must not be empty");
+            }
+        }
+    }
 }

@@ -15,11 +15,13 @@ import io.omai.placement.Plan;
 import io.omai.placement.Planner;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
+import java.util.TreeSet;
 import java.util.stream.Collectors;
 
 /**
@@ -34,31 +36,119 @@ final class FitPlanner {
 
     static FitResult plan(
             FitQuery query, NodeSnapshot snapshot, List<Reservation> reservations, AntiAffinityPolicy policy) {
-        NodeState node = nodeState(snapshot, NodeUsage.of(snapshot, reservations));
+        NodeSnapshot withoutVictims = withoutPods(snapshot, query.ignorePodUids());
+        NodeState node = nodeState(withoutVictims, NodeUsage.of(withoutVictims, reservations));
         Map<String, GpuSnapshot> gpusByUuid = new HashMap<>();
-        snapshot.gpus().forEach(gpu -> gpusByUuid.put(gpu.uuid(), gpu));
+        withoutVictims.gpus().forEach(gpu -> gpusByUuid.put(gpu.uuid(), gpu));
         IdentityHashMap<ContainerDemand, ContainerNeed> needs = new IdentityHashMap<>();
-        List<ContainerDemand> demands = new ArrayList<>(query.containers().size());
+        List<ContainerDemand> apps = new ArrayList<>();
+        List<ContainerDemand> inits = new ArrayList<>();
         for (ContainerNeed need : query.containers()) {
-            ContainerDemand demand = new ContainerDemand(need.name(), need.milli(), need.memoryBytes(), need.vfs());
+            ContainerDemand demand =
+                    new ContainerDemand(need.name(), need.milli(), need.memoryBytes(), need.vfs(), need.vfResource());
             needs.put(demand, need);
-            demands.add(demand);
+            (need.init() ? inits : apps).add(demand);
         }
         GpuCondition expression = (demand, gpu) -> whyNot(needs.get(demand), gpusByUuid.get(gpu.uuid()), gpu);
-        Plan plan = Planner.plan(node, query.tenant(), demands, policy, expression);
-        if (!plan.feasible()) {
-            return FitResult.infeasible(plan.refusals().stream()
-                    .map(r -> new FitResult.Reason(r.container(), r.gpuUuid(), r.message()))
-                    .toList());
+        // kube-scheduler's rule: the app containers run together, each init container alone before them, so the
+        // pod needs max(largest init container, sum of app containers), not the sum of all
+        Map<String, Plan.Placement> placed = new HashMap<>();
+        int score = -1;
+        List<List<ContainerDemand>> runs = new ArrayList<>();
+        if (!apps.isEmpty()) {
+            runs.add(apps);
+        }
+        inits.forEach(init -> runs.add(List.of(init)));
+        for (List<ContainerDemand> run : runs) {
+            Plan plan = Planner.plan(node, query.tenant(), run, policy, expression);
+            if (!plan.feasible()) {
+                return FitResult.infeasible(plan.refusals().stream()
+                        .map(r -> new FitResult.Reason(r.container(), r.gpuUuid(), r.message()))
+                        .toList());
+            }
+            plan.placements().forEach(p -> placed.put(p.container(), p));
+            if (score < 0) {
+                score = plan.score(); // the app containers' score; an init-only pod's first init container
+            }
         }
         return new FitResult(
                 true,
-                plan.score(),
-                plan.placements().stream()
+                score,
+                query.containers().stream()
+                        .map(need -> placed.get(need.name()))
                         .map(p -> new ContainerReservation(
                                 p.container(), p.gpuUuids(), p.milli(), p.memoryBytes(), p.vfIds()))
                         .toList(),
                 List.of());
+    }
+
+    /**
+     * The node as it would be without {@code victims}: their allocations' milli and memory free again, their VFs
+     * free, and a tenant gone from a GPU where none of its other pods remain there.
+     */
+    static NodeSnapshot withoutPods(NodeSnapshot snapshot, Set<String> victims) {
+        if (victims.isEmpty()) {
+            return snapshot;
+        }
+        Map<Boolean, List<ContainerHolding>> byVictim = snapshot.allocations().stream()
+                .collect(Collectors.partitioningBy(held -> victims.contains(held.podUid())));
+        List<ContainerHolding> gone = byVictim.get(true);
+        if (gone.isEmpty()) {
+            return snapshot;
+        }
+        List<ContainerHolding> staying = byVictim.get(false);
+        List<GpuSnapshot> gpus = new ArrayList<>(snapshot.gpus().size());
+        for (GpuSnapshot gpu : snapshot.gpus()) {
+            int milliFreed = 0;
+            long memoryFreed = 0;
+            Set<String> victimTenants = new TreeSet<>();
+            for (ContainerHolding held : gone) {
+                if (held.gpuUuid().equals(gpu.uuid())) {
+                    milliFreed += held.milli();
+                    memoryFreed += held.memoryBytes();
+                    victimTenants.add(held.tenant());
+                }
+            }
+            if (milliFreed == 0 && memoryFreed == 0 && victimTenants.isEmpty()) {
+                gpus.add(gpu);
+                continue;
+            }
+            Set<String> tenants = new TreeSet<>(gpu.tenants());
+            for (String tenant : victimTenants) {
+                boolean othersRemain = staying.stream()
+                        .anyMatch(held -> held.gpuUuid().equals(gpu.uuid())
+                                && held.tenant().equals(tenant));
+                if (!othersRemain) {
+                    tenants.remove(tenant);
+                }
+            }
+            gpus.add(gpu.withAllocation(
+                    Math.max(0, gpu.milliAllocated() - milliFreed),
+                    Math.max(0, gpu.memoryAllocatedBytes() - memoryFreed),
+                    tenants));
+        }
+        Set<String> freedVfs = new HashSet<>();
+        gone.forEach(held -> freedVfs.addAll(held.vfIds()));
+        List<HcaSnapshot> hcas = snapshot.hcas().stream()
+                .map(hca -> {
+                    if (hca.resourceName().isEmpty() || hca.vfIds().stream().noneMatch(freedVfs::contains)) {
+                        return hca;
+                    }
+                    Set<String> free = new HashSet<>(hca.freeVfIds());
+                    hca.vfIds().stream().filter(freedVfs::contains).forEach(free::add);
+                    return new HcaSnapshot(
+                            hca.name(),
+                            hca.pciAddress(),
+                            hca.numaNode(),
+                            hca.linkLayer(),
+                            hca.vfIds(),
+                            free,
+                            hca.qosCapabilities(),
+                            hca.pcieSwitch(),
+                            hca.resourceName());
+                })
+                .toList();
+        return snapshot.withGpus(gpus).withHcas(hcas).withAllocations(staying);
     }
 
     /**
@@ -87,7 +177,8 @@ final class FitPlanner {
                         hca.name(),
                         hca.numaNode(),
                         hca.vfIds(),
-                        hca.vfIds().stream().filter(freeVfs::contains).collect(Collectors.toSet())))
+                        hca.vfIds().stream().filter(freeVfs::contains).collect(Collectors.toSet()),
+                        hca.resourceName()))
                 .toList();
         return new NodeState(snapshot.nodeName(), gpus, hcas);
     }

@@ -14,6 +14,8 @@ import java.util.Set;
  * @param attributes free-form; the key {@code class} (e.g. train, infer) is what expressions see as
  *     {@code device.class}
  * @param tenants tenants of the allocated containers on this GPU
+ * @param pciAddress the GPU's PCI function, e.g. 0000:17:00.0; empty when unknown
+ * @param pcieSwitch the PCIe switch it sits under (see {@link PciePlace}); empty when unknown
  */
 public record GpuSnapshot(
         String uuid,
@@ -27,9 +29,42 @@ public record GpuSnapshot(
         int numaNode,
         Map<String, String> attributes,
         Set<String> tags,
-        Set<String> tenants)
+        Set<String> tenants,
+        String pciAddress,
+        String pcieSwitch)
         implements GpuCapacity {
     public static final String CLASS_ATTRIBUTE = "class";
+
+    /** A GPU whose PCIe place is unknown. */
+    public GpuSnapshot(
+            String uuid,
+            int index,
+            String model,
+            long memoryBytes,
+            int milliCapacity,
+            int milliAllocated,
+            long memoryAllocatedBytes,
+            DeviceHealth health,
+            int numaNode,
+            Map<String, String> attributes,
+            Set<String> tags,
+            Set<String> tenants) {
+        this(
+                uuid,
+                index,
+                model,
+                memoryBytes,
+                milliCapacity,
+                milliAllocated,
+                memoryAllocatedBytes,
+                health,
+                numaNode,
+                attributes,
+                tags,
+                tenants,
+                "",
+                "");
+    }
 
     public GpuSnapshot {
         Objects.requireNonNull(uuid, "uuid");
@@ -38,6 +73,8 @@ public record GpuSnapshot(
         attributes = Map.copyOf(attributes);
         tags = Set.copyOf(tags);
         tenants = Set.copyOf(tenants);
+        Objects.requireNonNull(pciAddress, "pciAddress");
+        Objects.requireNonNull(pcieSwitch, "pcieSwitch");
         if (memoryBytes < 0 || milliCapacity < 0 || milliAllocated < 0 || memoryAllocatedBytes < 0) {
             throw new IllegalArgumentException("GPU " + uuid + ": negative size or allocation");
         }
@@ -66,7 +103,9 @@ public record GpuSnapshot(
                 numaNode,
                 attributes,
                 tags,
-                tenantsNow);
+                tenantsNow,
+                pciAddress,
+                pcieSwitch);
     }
 
     public GpuSnapshot withHealth(DeviceHealth healthNow) {
@@ -82,7 +121,9 @@ public record GpuSnapshot(
                 numaNode,
                 attributes,
                 tags,
-                tenants);
+                tenants,
+                pciAddress,
+                pcieSwitch);
     }
 
     public GpuSnapshot withLabels(Map<String, String> attributesNow, Set<String> tagsNow) {
@@ -98,6 +139,26 @@ public record GpuSnapshot(
                 numaNode,
                 attributesNow,
                 tagsNow,
-                tenants);
+                tenants,
+                pciAddress,
+                pcieSwitch);
+    }
+
+    public GpuSnapshot withPcie(String pciAddressNow, String pcieSwitchNow) {
+        return new GpuSnapshot(
+                uuid,
+                index,
+                model,
+                memoryBytes,
+                milliCapacity,
+                milliAllocated,
+                memoryAllocatedBytes,
+                health,
+                numaNode,
+                attributes,
+                tags,
+                tenants,
+                pciAddressNow,
+                pcieSwitchNow);
     }
 }

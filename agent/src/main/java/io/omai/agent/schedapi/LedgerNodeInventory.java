@@ -8,6 +8,7 @@ import io.omai.agent.ledger.AllocationLedger;
 import io.omai.agent.tenancy.LedgerNodeCapacity;
 import io.omai.agent.tenancy.Subscription;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -31,6 +32,8 @@ public final class LedgerNodeInventory implements NodeInventory, AutoCloseable {
     private final DeviceAttributeOverlay overlay;
     private final Supplier<List<HcaSnapshot>> hcas;
     private final Function<Allocation, String> tenantOf;
+    private final Supplier<List<ContainerHolding>> vfHoldings;
+    private final Function<String, PciePlace> pcieOf;
     private final List<Runnable> listeners = new CopyOnWriteArrayList<>();
     private final AllocationLedger.Subscription ledgerSubscription;
 
@@ -51,7 +54,26 @@ public final class LedgerNodeInventory implements NodeInventory, AutoCloseable {
             DeviceAttributeOverlay overlay,
             Supplier<List<HcaSnapshot>> hcas,
             Function<Allocation, String> tenantOf) {
+        this(nodeName, ledger, health, overlay, hcas, tenantOf, List::of, uuid -> PciePlace.UNKNOWN);
+    }
+
+    /**
+     * @param vfHoldings the VFs containers hold, one entry per container with an empty GPU (the VF plugin's
+     *     record); merged into the container's GPU entries where it has any
+     * @param pcieOf each GPU's place in the PCIe tree by UUID
+     */
+    public LedgerNodeInventory(
+            String nodeName,
+            AllocationLedger ledger,
+            Supplier<Map<String, GpuHealth>> health,
+            DeviceAttributeOverlay overlay,
+            Supplier<List<HcaSnapshot>> hcas,
+            Function<Allocation, String> tenantOf,
+            Supplier<List<ContainerHolding>> vfHoldings,
+            Function<String, PciePlace> pcieOf) {
         this.nodeName = nodeName;
+        this.vfHoldings = vfHoldings;
+        this.pcieOf = pcieOf;
         this.ledger = ledger;
         this.health = health;
         this.overlay = overlay;
@@ -115,6 +137,7 @@ public final class LedgerNodeInventory implements NodeInventory, AutoCloseable {
                     ? DeviceHealth.HEALTHY
                     : DeviceHealth.unhealthy(h.reason().isBlank() ? "unhealthy" : h.reason());
             LedgerNodeCapacity.GpuLoad load = loads.get(gpu.uuid());
+            PciePlace place = pcieOf.apply(gpu.uuid());
             gpus.add(overlay.apply(new GpuSnapshot(
                     gpu.uuid(),
                     gpu.index(),
@@ -127,9 +150,88 @@ public final class LedgerNodeInventory implements NodeInventory, AutoCloseable {
                     gpu.hasNumaNode() ? gpu.numaNode() : -1,
                     Map.of(),
                     Set.of(),
-                    load == null ? Set.of() : load.tenants())));
+                    load == null ? Set.of() : load.tenants(),
+                    place.pciAddress(),
+                    place.pcieSwitch())));
         }
-        return new NodeSnapshot(nodeName, generationNow, gpus, hcas.get());
+        return new NodeSnapshot(nodeName, generationNow, gpus, hcas.get(), holdings(departed));
+    }
+
+    /**
+     * What each container holds, counted as {@link LedgerNodeCapacity#loads} counts it (same quotas, same
+     * departed allocations left out), so the entries of a GPU add up to its allocated totals.
+     */
+    private List<ContainerHolding> holdings(Set<String> departed) {
+        List<ContainerHolding> entries = new ArrayList<>();
+        for (LedgerNodeCapacity.GpuShare share : LedgerNodeCapacity.shares(ledger, departed)) {
+            Allocation allocation = share.allocation();
+            entries.add(new ContainerHolding(
+                    allocation.claim().podUid(),
+                    allocation.podNamespace(),
+                    allocation.podName(),
+                    containerOf(allocation),
+                    tenantOf.apply(allocation),
+                    share.gpuUuid(),
+                    share.milli(),
+                    share.memoryBytes(),
+                    List.of()));
+        }
+        for (ContainerHolding vfs : vfHoldings.get()) {
+            int first = -1;
+            for (int i = 0; i < entries.size() && first < 0; i++) {
+                ContainerHolding e = entries.get(i);
+                if (e.podNamespace().equals(vfs.podNamespace())
+                        && e.podName().equals(vfs.podName())
+                        && e.container().equals(vfs.container())) {
+                    first = i;
+                }
+            }
+            if (first < 0) {
+                String tenant = entries.stream()
+                        .filter(e -> e.podNamespace().equals(vfs.podNamespace())
+                                && e.podName().equals(vfs.podName()))
+                        .map(ContainerHolding::tenant)
+                        .findFirst()
+                        .orElse(vfs.tenant());
+                String podUid = vfs.podUid().isEmpty()
+                        ? entries.stream()
+                                .filter(e -> e.podNamespace().equals(vfs.podNamespace())
+                                        && e.podName().equals(vfs.podName()))
+                                .map(ContainerHolding::podUid)
+                                .findFirst()
+                                .orElse("")
+                        : vfs.podUid();
+                entries.add(new ContainerHolding(
+                        podUid, vfs.podNamespace(), vfs.podName(), vfs.container(), tenant, "", 0, 0, vfs.vfIds()));
+            } else {
+                ContainerHolding e = entries.get(first);
+                entries.set(
+                        first,
+                        new ContainerHolding(
+                                e.podUid(),
+                                e.podNamespace(),
+                                e.podName(),
+                                e.container(),
+                                e.tenant(),
+                                e.gpuUuid(),
+                                e.milli(),
+                                e.memoryBytes(),
+                                vfs.vfIds()));
+            }
+        }
+        entries.sort(Comparator.comparing(ContainerHolding::podNamespace)
+                .thenComparing(ContainerHolding::podName)
+                .thenComparing(ContainerHolding::container)
+                .thenComparing(ContainerHolding::gpuUuid));
+        return entries;
+    }
+
+    private static String containerOf(Allocation allocation) {
+        if (!allocation.claim().container().isEmpty()) {
+            return allocation.claim().container();
+        }
+        String[] parts = allocation.owner().split("/", 3);
+        return parts.length == 3 ? parts[2] : "";
     }
 
     @Override

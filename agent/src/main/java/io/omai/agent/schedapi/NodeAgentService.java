@@ -62,9 +62,7 @@ final class NodeAgentService extends NodeAgentGrpc.NodeAgentImplBase {
             FitQuery query = validator.fitQuery(request);
             long generation = publisher.current().getGeneration();
             List<Reservation> counted = book.outstanding().stream()
-                    .filter(reservation -> query.podUid()
-                            .map(pod -> !pod.equals(reservation.podUid()))
-                            .orElse(true))
+                    .filter(reservation -> !query.ignoresPod(reservation.podUid()))
                     .toList();
             FitResult result = FitPlanner.plan(query, inventory.snapshot(), counted, book.policy());
             return ProtoMapping.fitResponse(result, generation);

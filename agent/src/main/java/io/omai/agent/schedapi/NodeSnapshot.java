@@ -12,13 +12,26 @@ import java.util.TreeSet;
  * An immutable, consistent picture of the node's GPUs and HCAs with their allocations (not reservations).
  *
  * @param generation the inventory's own change counter; grows on every change
+ * @param allocations what running containers hold, per container per GPU; what the GPUs' allocated totals are
+ *     made of where the inventory knows (the static inventory of tests may list none)
  */
-public record NodeSnapshot(String nodeName, long generation, List<GpuSnapshot> gpus, List<HcaSnapshot> hcas)
+public record NodeSnapshot(
+        String nodeName,
+        long generation,
+        List<GpuSnapshot> gpus,
+        List<HcaSnapshot> hcas,
+        List<ContainerHolding> allocations)
         implements NodeCapacity {
+    /** A node whose allocations are known only as totals per GPU. */
+    public NodeSnapshot(String nodeName, long generation, List<GpuSnapshot> gpus, List<HcaSnapshot> hcas) {
+        this(nodeName, generation, gpus, hcas, List.of());
+    }
+
     public NodeSnapshot {
         Objects.requireNonNull(nodeName, "nodeName");
         gpus = List.copyOf(gpus);
         hcas = List.copyOf(hcas);
+        allocations = List.copyOf(allocations);
         var uuids = new HashSet<String>();
         for (GpuSnapshot gpu : gpus) {
             if (!uuids.add(gpu.uuid())) {
@@ -57,14 +70,18 @@ public record NodeSnapshot(String nodeName, long generation, List<GpuSnapshot> g
     }
 
     public NodeSnapshot withGpus(List<GpuSnapshot> gpusNow) {
-        return new NodeSnapshot(nodeName, generation, gpusNow, hcas);
+        return new NodeSnapshot(nodeName, generation, gpusNow, hcas, allocations);
     }
 
     public NodeSnapshot withHcas(List<HcaSnapshot> hcasNow) {
-        return new NodeSnapshot(nodeName, generation, gpus, hcasNow);
+        return new NodeSnapshot(nodeName, generation, gpus, hcasNow, allocations);
+    }
+
+    public NodeSnapshot withAllocations(List<ContainerHolding> allocationsNow) {
+        return new NodeSnapshot(nodeName, generation, gpus, hcas, allocationsNow);
     }
 
     NodeSnapshot withGeneration(long generationNow) {
-        return new NodeSnapshot(nodeName, generationNow, gpus, hcas);
+        return new NodeSnapshot(nodeName, generationNow, gpus, hcas, allocations);
     }
 }

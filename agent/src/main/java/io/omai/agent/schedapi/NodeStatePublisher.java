@@ -21,6 +21,7 @@ public final class NodeStatePublisher implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(NodeStatePublisher.class);
 
     private final NodeInventory inventory;
+    private final String tenantLabel;
     private final ReservationBook book;
     private final String incarnation = UUID.randomUUID().toString();
     private final Object lock = new Object();
@@ -31,8 +32,14 @@ public final class NodeStatePublisher implements AutoCloseable {
     private final List<Subscription> subscriptions;
 
     public NodeStatePublisher(NodeInventory inventory, ReservationBook book) {
+        this(inventory, book, "");
+    }
+
+    /** @param tenantLabel the pod label the agent reads tenants from; "" when the namespace is the tenant */
+    public NodeStatePublisher(NodeInventory inventory, ReservationBook book, String tenantLabel) {
         this.inventory = inventory;
         this.book = book;
+        this.tenantLabel = tenantLabel;
         synchronized (lock) {
             current = build(1);
         }
@@ -89,7 +96,8 @@ public final class NodeStatePublisher implements AutoCloseable {
     }
 
     private NodeState build(long generation) {
-        return ProtoMapping.nodeState(inventory.snapshot(), book.outstanding(), book.policy(), generation, incarnation);
+        return ProtoMapping.nodeState(
+                inventory.snapshot(), book.outstanding(), book.policy(), generation, incarnation, tenantLabel);
     }
 
     /** Stops following the sources and ends every observer (watch streams complete). */

@@ -1,6 +1,7 @@
 package io.omai.agent.schedapi;
 
 import com.google.protobuf.Timestamp;
+import io.omai.agent.schedapi.v1.Allocation;
 import io.omai.agent.schedapi.v1.AntiAffinity;
 import io.omai.agent.schedapi.v1.ContainerAssignment;
 import io.omai.agent.schedapi.v1.FitReason;
@@ -27,13 +28,15 @@ final class ProtoMapping {
             List<Reservation> reservations,
             AntiAffinityPolicy policy,
             long generation,
-            String incarnation) {
+            String incarnation,
+            String tenantLabel) {
         NodeUsage usage = NodeUsage.of(snapshot, reservations);
         var state = NodeState.newBuilder()
                 .setNodeName(snapshot.nodeName())
                 .setGeneration(generation)
                 .setIncarnation(incarnation)
-                .setAntiAffinity(antiAffinity(policy));
+                .setAntiAffinity(antiAffinity(policy))
+                .setTenantLabel(tenantLabel);
         for (GpuSnapshot gpu : snapshot.gpus()) {
             GpuUsage load = usage.gpu(gpu.uuid()).orElseThrow();
             state.addGpus(GpuState.newBuilder()
@@ -51,7 +54,9 @@ final class ProtoMapping {
                     .setNumaNode(gpu.numaNode())
                     .putAllAttributes(gpu.attributes())
                     .addAllTags(new TreeSet<>(gpu.tags()))
-                    .addAllTenants(new TreeSet<>(load.tenants())));
+                    .addAllTenants(new TreeSet<>(load.tenants()))
+                    .setPciAddress(gpu.pciAddress())
+                    .setPcieSwitch(gpu.pcieSwitch()));
         }
         for (HcaSnapshot hca : snapshot.hcas()) {
             List<String> free = hca.freeVfIdsInOrder().stream()
@@ -65,7 +70,21 @@ final class ProtoMapping {
                     .setVfsTotal(hca.vfIds().size())
                     .setVfsFree(free.size())
                     .addAllFreeVfIds(free)
-                    .addAllQosCapabilities(hca.qosCapabilities()));
+                    .addAllQosCapabilities(hca.qosCapabilities())
+                    .setPcieSwitch(hca.pcieSwitch())
+                    .setResourceName(hca.resourceName()));
+        }
+        for (ContainerHolding held : snapshot.allocations()) {
+            state.addAllocations(Allocation.newBuilder()
+                    .setPodUid(held.podUid())
+                    .setPodNamespace(held.podNamespace())
+                    .setPodName(held.podName())
+                    .setContainer(held.container())
+                    .setTenant(held.tenant())
+                    .setGpuUuid(held.gpuUuid())
+                    .setMilli(held.milli())
+                    .setMemoryBytes(held.memoryBytes())
+                    .addAllVfIds(held.vfIds()));
         }
         state.addAllTenants(usage.nodeTenants());
         reservations.forEach(reservation -> state.addReservations(reservation(reservation)));

@@ -28,6 +28,10 @@ public final class RequestValidator {
     public static final int MAX_LEASE_SECONDS = 3600;
     static final int MAX_CONTAINERS = 64;
     static final int MAX_VFS_PER_CONTAINER = 64;
+    // a node runs at most a few hundred pods; more victims than that is not a preemption plan
+    static final int MAX_VICTIMS = 256;
+    private static final Pattern RESOURCE_NAME =
+            Pattern.compile("[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?");
     // incarnations are UUIDs (36 characters); anything much longer is not one of ours
     private static final int MAX_INCARNATION_LENGTH = 64;
 
@@ -56,7 +60,15 @@ public final class RequestValidator {
         Optional<String> podUid = request.getPodUid().isEmpty()
                 ? Optional.empty()
                 : Optional.of(text(request.getPodUid(), "pod_uid", POD_UID, POD_UID_EXPECTED));
-        return new FitQuery(tenant, needs, podUid);
+        if (request.getIgnorePodUidsCount() > MAX_VICTIMS) {
+            throw new InvalidRequestException(
+                    "ignore_pod_uids", request.getIgnorePodUidsCount() + " pods; at most " + MAX_VICTIMS);
+        }
+        var victims = new HashSet<String>();
+        for (int i = 0; i < request.getIgnorePodUidsCount(); i++) {
+            victims.add(text(request.getIgnorePodUids(i), "ignore_pod_uids[" + i + "]", POD_UID, POD_UID_EXPECTED));
+        }
+        return new FitQuery(tenant, needs, podUid, victims);
     }
 
     private ContainerNeed containerNeed(ContainerRequirement c, String path, Set<String> names) {
@@ -86,7 +98,15 @@ public final class RequestValidator {
                 throw new InvalidRequestException(path + ".expression", at + e.getMessage());
             }
         }
-        return new ContainerNeed(name, milli, memory, c.getVfs(), selector);
+        String vfResource = c.getVfResource().isEmpty()
+                ? HcaSnapshot.DEFAULT_VF_RESOURCE
+                : text(
+                        c.getVfResource(),
+                        path + ".vf_resource",
+                        RESOURCE_NAME,
+                        "an extended resource name such as omai.io/roce-vf (empty: " + HcaSnapshot.DEFAULT_VF_RESOURCE
+                                + ")");
+        return new ContainerNeed(name, milli, memory, c.getVfs(), selector, vfResource, c.getInit());
     }
 
     public ReservationRequest reservationRequest(ReserveRequest request) {

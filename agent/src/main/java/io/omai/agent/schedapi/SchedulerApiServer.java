@@ -50,9 +50,19 @@ public final class SchedulerApiServer implements AutoCloseable {
 
     public SchedulerApiServer(
             ServerBuilder<?> serverBuilder, NodeInventory inventory, ReservationBook book, ClientPolicy clientPolicy) {
+        this(serverBuilder, inventory, book, clientPolicy, "");
+    }
+
+    /** @param tenantLabel the pod label tenants are read from, published in the node state ("" = namespace) */
+    public SchedulerApiServer(
+            ServerBuilder<?> serverBuilder,
+            NodeInventory inventory,
+            ReservationBook book,
+            ClientPolicy clientPolicy,
+            String tenantLabel) {
         this.book = book;
         this.clientPolicy = clientPolicy;
-        this.publisher = new NodeStatePublisher(inventory, book);
+        this.publisher = new NodeStatePublisher(inventory, book, tenantLabel);
         var service = new NodeAgentService(
                 inventory, book, publisher, new RequestValidator(new DeviceExpressions(EXPRESSION_CACHE_SIZE)));
         this.server = serverBuilder
@@ -79,7 +89,9 @@ public final class SchedulerApiServer implements AutoCloseable {
             throw new UncheckedIOException("scheduler API server could not start: " + e.getMessage(), e);
         }
         if (clientPolicy instanceof ClientPolicy.AnyClient) {
-            log.warn("scheduler API accepts Reserve/Release from any client (no TLS allow-list); development only");
+            log.warn("event=scheduler_api_reserve_open detail=\"scheduler API accepts Reserve/Release from any client "
+                    + "that reaches the port (schedulerApi.reserveAuth none); any pod could hold the node's whole "
+                    + "capacity: development only\"");
         }
         var _ = sweeper.scheduleWithFixedDelay(
                 this::sweep, SWEEP_PERIOD.toMillis(), SWEEP_PERIOD.toMillis(), TimeUnit.MILLISECONDS);

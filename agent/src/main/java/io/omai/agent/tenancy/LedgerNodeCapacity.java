@@ -110,6 +110,31 @@ public record LedgerNodeCapacity(String nodeName, List<Gpu> gpus) implements Nod
         return loads;
     }
 
+    /** What one allocation holds on one of its GPUs, as {@link #loads} counts it. */
+    public record GpuShare(Allocation allocation, String gpuUuid, int milli, long memoryBytes) {}
+
+    /**
+     * Every allocation's share of every GPU it uses, leaving out {@code departed} ones and those on GPUs the
+     * ledger no longer has: the entries {@link #loads} adds up, one per allocation per GPU.
+     */
+    public static List<GpuShare> shares(AllocationLedger ledger, Set<String> departed) {
+        List<GpuShare> shares = new ArrayList<>();
+        for (Allocation allocation : ledger.allocations()) {
+            if (departed.contains(allocation.id())
+                    || !allocation.gpuUuids().stream().allMatch(uuid -> ledger.gpu(uuid) != null)) {
+                continue;
+            }
+            for (DeviceQuota quota : ledger.spec(allocation).devices()) {
+                GpuDevice gpu = ledger.gpu(quota.uuid());
+                long bytes = quota.memoryUnlimited()
+                        ? MilliGpu.defaultMemory(quota.computeQuotaMilli(), gpu.memoryBytes())
+                        : quota.memoryLimitBytes();
+                shares.add(new GpuShare(allocation, quota.uuid(), quota.computeQuotaMilli(), bytes));
+            }
+        }
+        return shares;
+    }
+
     /**
      * The tenant an allocation counts as: the one recorded when it was made; else, once PodResources named its
      * container, the pod's namespace (the default identity; labels are learned when the pod informer sees the

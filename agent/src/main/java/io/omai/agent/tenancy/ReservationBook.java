@@ -30,8 +30,10 @@ import org.slf4j.LoggerFactory;
  * lock: they see an immutable copy of the reservations, filtered by the clock, so a lease is over the instant
  * it ends even if {@link #expireDue()} has not run yet.
  *
- * <p>Idempotent by key: the same key with an equal request returns the reservation made first; with a
- * different request it fails with {@link ReservationException.IdempotencyConflict}. One reservation per pod.
+ * <p>Idempotent by key: the same key with the same pod, tenant and containers returns the reservation made
+ * first, renewed: its lease ends at now + the request's lease when that is later (never earlier), so a scheduler
+ * still binding can keep it alive. The same key with another pod, tenant or containers fails with
+ * {@link ReservationException.IdempotencyConflict}. One reservation per pod.
  *
  * <p>Listeners run on the thread that made the change, after the lock is released.
  */
@@ -94,8 +96,8 @@ public final class ReservationBook {
                 dropExpired(now);
                 Reservation existing = byKey.get(request.idempotencyKey());
                 if (existing != null) {
-                    if (existing.request().equals(request)) {
-                        return existing;
+                    if (existing.request().sameAssignment(request)) {
+                        return renewed(existing, request, now);
                     }
                     throw new ReservationException.IdempotencyConflict("idempotency key '"
                             + request.idempotencyKey() + "' was used for a different reservation ("
@@ -115,6 +117,27 @@ public final class ReservationBook {
             // also after a refusal: leases that ended on the way in must still reach watchers
             notifyIfChangedSince(versionBefore);
         }
+    }
+
+    /** Caller holds the lock. The reservation with its lease extended to now + the request's, if that is later. */
+    @GuardedBy("lock")
+    private Reservation renewed(Reservation existing, ReservationRequest request, Instant now) {
+        Instant until = now.plus(request.lease());
+        if (!until.isAfter(existing.expiresAt())) {
+            return existing;
+        }
+        Reservation renewed = new Reservation(existing.request(), existing.containers(), existing.createdAt(), until);
+        var next = new LinkedHashMap<>(byKey);
+        next.put(existing.idempotencyKey(), renewed);
+        publish(next);
+        log.info(
+                "event=reservation_renewed key='{}' pod={} tenant={} expires_at={} was={}",
+                existing.idempotencyKey(),
+                existing.podUid(),
+                existing.tenant(),
+                until,
+                existing.expiresAt());
+        return renewed;
     }
 
     private void refuseSecondReservationForPod(ReservationRequest request) {
@@ -143,15 +166,16 @@ public final class ReservationBook {
                 long memory = container.memoryBytes() > 0
                         ? container.memoryBytes()
                         : MilliGpu.defaultMemory(container.milli(), gpu.gpu().memoryBytes());
-                String shortfall = gpu.capacityShortfall(container.milliPerGpu(), memory);
-                if (shortfall != null) {
-                    throw new ReservationException.InsufficientCapacity(where + ": GPU " + uuid + ": " + shortfall);
-                }
+                // the tenant refusal first: when both refuse, freeing capacity would not help, so say why not
                 String tenant = request.tenant();
                 policy.refusal(tenant, uuid, gpu.tenants(), usage.nodeName(), usage.nodeTenants())
                         .ifPresent(refusal -> {
                             throw new ReservationException.AntiAffinityViolation(where + ": " + refusal);
                         });
+                String shortfall = gpu.capacityShortfall(container.milliPerGpu(), memory);
+                if (shortfall != null) {
+                    throw new ReservationException.InsufficientCapacity(where + ": GPU " + uuid + ": " + shortfall);
+                }
                 usage.hold(tenant, uuid, container.milliPerGpu(), memory);
             }
             for (String vf : container.vfIds()) {

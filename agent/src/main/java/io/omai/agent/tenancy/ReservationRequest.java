@@ -44,6 +44,11 @@ public record ReservationRequest(
         }
     }
 
+    /** The same pod, tenant and containers (the lease may differ): a retry or a renewal of this request. */
+    boolean sameAssignment(ReservationRequest other) {
+        return podUid.equals(other.podUid) && tenant.equals(other.tenant) && containers.equals(other.containers);
+    }
+
     /** The first field in which {@code other} differs, for an idempotency conflict message; empty if equal. */
     String firstDifference(ReservationRequest other) {
         if (!podUid.equals(other.podUid)) {
@@ -52,11 +57,11 @@ public record ReservationRequest(
         if (!tenant.equals(other.tenant)) {
             return "tenant '" + tenant + "' vs '" + other.tenant + "'";
         }
-        if (!lease.equals(other.lease)) {
-            return "lease " + lease.toSeconds() + "s vs " + other.lease.toSeconds() + "s";
-        }
         if (!containers.equals(other.containers)) {
             return "containers " + containers + " vs " + other.containers;
+        }
+        if (!lease.equals(other.lease)) {
+            return "lease " + lease.toSeconds() + "s vs " + other.lease.toSeconds() + "s";
         }
         return "";
     }

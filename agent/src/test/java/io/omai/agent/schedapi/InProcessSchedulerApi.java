@@ -28,6 +28,10 @@ final class InProcessSchedulerApi implements AutoCloseable {
     }
 
     InProcessSchedulerApi(AntiAffinityPolicy policy, NodeSnapshot node) {
+        this(policy, node, "");
+    }
+
+    InProcessSchedulerApi(AntiAffinityPolicy policy, NodeSnapshot node, String tenantLabel) {
         inventory = new StaticNodeInventory(node);
         book = new ReservationBook(inventory::snapshot, policy, clock);
         String name = InProcessServerBuilder.generateName();
@@ -35,7 +39,8 @@ final class InProcessSchedulerApi implements AutoCloseable {
                         InProcessServerBuilder.forName(name).directExecutor(),
                         inventory,
                         book,
-                        new ClientPolicy.AnyClient())
+                        new ClientPolicy.AnyClient(),
+                        tenantLabel)
                 .start();
         channel = InProcessChannelBuilder.forName(name).directExecutor().build();
         blocking = NodeAgentGrpc.newBlockingStub(channel);

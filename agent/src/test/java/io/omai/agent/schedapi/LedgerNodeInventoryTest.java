@@ -89,6 +89,83 @@ class LedgerNodeInventoryTest {
     }
 
     @Test
+    void allocationsAreListedPerContainerPerGpuWithTheirVfsAndPcie() throws Exception {
+        try (AllocationLedger ledger = AllocationLedger.open(
+                        FakeNvml.gpus(3, MEMORY, 1), ConfigLoader.defaults().sharing(), state, Clock.systemUTC());
+                LedgerNodeInventory inventory = new LedgerNodeInventory(
+                        "node-7",
+                        ledger,
+                        Map::of,
+                        new DeviceAttributeOverlay(List.of()),
+                        List::of,
+                        io.omai.agent.tenancy.LedgerNodeCapacity::tenantOf,
+                        () -> List.of(
+                                new ContainerHolding(
+                                        "", "team-a", "infer", "main", "", "", 0, 0, List.of("0000:3b:00.2")),
+                                new ContainerHolding(
+                                        "", "team-c", "rdma", "main", "", "", 0, 0, List.of("0000:3b:00.3"))),
+                        uuid -> uuid.equals(FakeNvml.uuid(0))
+                                ? new PciePlace("0000:17:00.0", "0000:16:00.0")
+                                : PciePlace.UNKNOWN)) {
+            ledger.allocate(
+                    ids(0, 0, 250),
+                    new io.omai.agent.ledger.AllocationClaim("uid-1", "team-a", "infer", "main", "team-a", 0));
+            List<String> whole = new java.util.ArrayList<>(ids(1, 0, 1000));
+            whole.addAll(ids(2, 0, 1000));
+            ledger.allocate(
+                    whole, new io.omai.agent.ledger.AllocationClaim("uid-2", "team-b", "train", "main", "team-b", 0));
+            inventory.changed();
+
+            NodeSnapshot snapshot = inventory.snapshot();
+
+            assertThat(snapshot.allocations())
+                    .containsExactly(
+                            new ContainerHolding(
+                                    "uid-1",
+                                    "team-a",
+                                    "infer",
+                                    "main",
+                                    "team-a",
+                                    FakeNvml.uuid(0),
+                                    250,
+                                    MEMORY / 4,
+                                    List.of("0000:3b:00.2")),
+                            new ContainerHolding(
+                                    "uid-2",
+                                    "team-b",
+                                    "train",
+                                    "main",
+                                    "team-b",
+                                    FakeNvml.uuid(1),
+                                    1000,
+                                    MEMORY,
+                                    List.of()),
+                            new ContainerHolding(
+                                    "uid-2",
+                                    "team-b",
+                                    "train",
+                                    "main",
+                                    "team-b",
+                                    FakeNvml.uuid(2),
+                                    1000,
+                                    MEMORY,
+                                    List.of()),
+                            new ContainerHolding("", "team-c", "rdma", "main", "", "", 0, 0, List.of("0000:3b:00.3")));
+            // the entries add up to the GPUs' totals
+            for (GpuSnapshot gpu : snapshot.gpus()) {
+                assertThat(snapshot.allocations().stream()
+                                .filter(a -> a.gpuUuid().equals(gpu.uuid()))
+                                .mapToInt(ContainerHolding::milli)
+                                .sum())
+                        .isEqualTo(gpu.milliAllocated());
+            }
+            assertThat(snapshot.gpus().get(0).pciAddress()).isEqualTo("0000:17:00.0");
+            assertThat(snapshot.gpus().get(0).pcieSwitch()).isEqualTo("0000:16:00.0");
+            assertThat(snapshot.gpus().get(1).pcieSwitch()).isEmpty();
+        }
+    }
+
+    @Test
     void tenantIsTheOwnersNamespace() {
         assertThat(LedgerNodeInventory.namespaceOf(new io.omai.agent.ledger.Allocation(
                         "a-1", List.of(), java.time.Instant.EPOCH, "team-b/pod/ctr")))

@@ -281,7 +281,7 @@ class NodeAgentServiceTest {
                 fit("team-a", need("main", 0).toBuilder().setVfs(9).build()));
 
         assertThat(response.getFeasible()).isFalse();
-        assertThat(response.getReasons(0).getMessage()).isEqualTo("9 VF(s) needed, 8 free");
+        assertThat(response.getReasons(0).getMessage()).isEqualTo("9 VF(s) needed, 8 free as omai.io/ib-vf");
     }
 
     @Test
@@ -431,7 +431,11 @@ class NodeAgentServiceTest {
 
         ReserveResponse again = api.blocking.reserve(reserve("k1", "pod-1", "team-a", share("main", uuid(0), 700)));
 
-        assertThat(again).isEqualTo(first);
+        // a retry is a renewal: the same reservation, its lease counted from now
+        var renewed = first.getReservation().toBuilder();
+        renewed.getExpiresAtBuilder()
+                .setSeconds(first.getReservation().getExpiresAt().getSeconds() + 3);
+        assertThat(again.getReservation()).isEqualTo(renewed.build());
         assertThat(api.book.outstanding()).hasSize(1);
     }
 

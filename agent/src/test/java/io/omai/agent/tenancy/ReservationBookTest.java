@@ -82,17 +82,18 @@ class ReservationBookTest {
     }
 
     @Test
-    void reserve_sameKeySameContentReturnsTheSameReservation() {
+    void reserve_sameKeySameContentReturnsTheSameReservationRenewed() {
         ReservationBook book = book(AntiAffinityPolicy.GPU);
         Reservation first = book.reserve(share("k1", "pod-1", "team-a", "GPU-0", 500));
-        long version = book.version();
         clock.advance(Duration.ofSeconds(5));
 
         Reservation again = book.reserve(share("k1", "pod-1", "team-a", "GPU-0", 500));
 
-        assertThat(again).isEqualTo(first);
-        assertThat(book.version()).isEqualTo(version);
-        assertThat(book.outstanding()).hasSize(1);
+        assertThat(again.request()).isEqualTo(first.request());
+        assertThat(again.containers()).isEqualTo(first.containers());
+        assertThat(again.createdAt()).isEqualTo(first.createdAt());
+        assertThat(again.expiresAt()).isEqualTo(first.expiresAt().plusSeconds(5));
+        assertThat(book.outstanding()).containsExactly(again);
     }
 
     @Test

@@ -66,6 +66,15 @@ public final class AgentYaml {
         return set("schedulerApi.address", "127.0.0.1").set("schedulerApi.port", port);
     }
 
+    /**
+     * Who may Reserve and Release ({@code schedulerApi.reserveAuth}): {@code none} where the caller's
+     * authentication is not what is under test (the agent logs a warning), {@code tokenReview} (the default) or
+     * {@code mtls}.
+     */
+    public AgentYaml reserveAuth(String mode) {
+        return set("schedulerApi.reserveAuth", mode);
+    }
+
     /** No scheduler API (where it is not under test it only adds start time). */
     public AgentYaml schedulerApiOff() {
         sections.remove("schedulerApi");

@@ -160,6 +160,8 @@ final class SimulatedNode implements AutoCloseable {
                         .quickKubelet(Duration.ofSeconds(1), Duration.ofSeconds(5))
                         .metrics(metricsPort)
                         .schedulerApi(schedulerApiPort)
+                        // a development sandbox on the loopback: any local client may Reserve (logged as a warning)
+                        .reserveAuth("none")
                         .set(
                                 "schedulerApi.deviceLabels",
                                 "\n    - select: all\n      attributes: {class: train}\n      tags: [simulated]")

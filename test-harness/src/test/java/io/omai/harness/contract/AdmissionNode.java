@@ -51,6 +51,7 @@ final class AdmissionNode implements AutoCloseable {
                 .set("tenancy.audit", "\"off\"")
                 .metrics(SimulatedAgentNode.freePort())
                 .schedulerApi(schedulerApiPort)
+                .reserveAuth("none") // admission is under test here, not who may Reserve
                 .writeTo(root.resolve("agent.yaml"));
         this.kubelet = node.startKubelet();
         this.agent = node.boot(config, AgentJvm.QUICK_START);

@@ -83,7 +83,14 @@ class ManifestsTest {
 
     /** The ClusterRole, rule by rule: apiGroup / resource / verb. Nothing else, and no wildcards. */
     static final Set<String> RBAC = Set.of(
-            "/pods/get", "/pods/list", "/pods/watch", "/events/create", "/events/patch", "/nodes/get", "/nodes/patch");
+            "/pods/get",
+            "/pods/list",
+            "/pods/watch",
+            "/events/create",
+            "/events/patch",
+            "/nodes/get",
+            "/nodes/patch",
+            "authentication.k8s.io/tokenreviews/create");
 
     static final Path ROOT = repositoryRoot();
     static final Path DAEMONSET = ROOT.resolve("daemonset");
@@ -234,7 +241,15 @@ class ManifestsTest {
                         "auditInterval");
         // tls and allowedClients are documented, commented out: the default is plaintext (see the comment there).
         assertThat(fieldNames(tree.get("schedulerApi")))
-                .containsExactlyInAnyOrder("enabled", "address", "port", "deviceLabels");
+                .containsExactlyInAnyOrder(
+                        "enabled",
+                        "address",
+                        "port",
+                        "deviceLabels",
+                        "reserveAuth",
+                        "reserveCallers",
+                        "tokenAudience",
+                        "tokenCacheTtl");
         assertThat(fieldNames(tree.get("directories")))
                 .containsExactlyInAnyOrder("devicePlugin", "podResourcesSocket", "state", "devRoot");
         assertThat(fieldNames(tree.get("sharing")))
@@ -466,6 +481,43 @@ class ManifestsTest {
             assertThat(s.getName()).isEqualTo(saName);
             assertThat(s.getNamespace()).isEqualTo(sa.getMetadata().getNamespace());
         });
+    }
+
+    @Test
+    void theNetworkPolicyAdmitsTheSchedulerApiOnlyFromTheExtenderAndMetricsFromPrometheus() {
+        DaemonSet ds = daemonSet();
+        Map<String, String> podLabels = ds.getSpec().getTemplate().getMetadata().getLabels();
+        io.fabric8.kubernetes.api.model.networking.v1.NetworkPolicy policy =
+                one(io.fabric8.kubernetes.api.model.networking.v1.NetworkPolicy.class);
+
+        assertThat(policy.getMetadata().getNamespace())
+                .isEqualTo(ds.getMetadata().getNamespace());
+        assertThat(podLabels)
+                .as("the policy selects the agent pods")
+                .containsAllEntriesOf(policy.getSpec().getPodSelector().getMatchLabels());
+        assertThat(policy.getSpec().getPolicyTypes()).containsExactly("Ingress");
+        Map<String, List<io.fabric8.kubernetes.api.model.networking.v1.NetworkPolicyPeer>> peersByPort =
+                new LinkedHashMap<>();
+        for (var rule : policy.getSpec().getIngress()) {
+            assertThat(rule.getFrom()).as("no rule open to everyone").isNotEmpty();
+            for (var port : rule.getPorts()) {
+                peersByPort.put(port.getPort().getStrVal(), rule.getFrom());
+            }
+        }
+        assertThat(peersByPort).containsOnlyKeys("sched-api", "metrics");
+        assertThat(peersByPort.get("sched-api")).singleElement().satisfies(peer -> {
+            assertThat(peer.getPodSelector().getMatchLabels())
+                    .containsEntry("app.kubernetes.io/name", "omai-scheduler-extender");
+            assertThat(peer.getNamespaceSelector().getMatchLabels())
+                    .containsEntry(
+                            "kubernetes.io/metadata.name", ds.getMetadata().getNamespace());
+        });
+        // the named ports exist on the agent container
+        List<String> portNames = ds.getSpec().getTemplate().getSpec().getContainers().stream()
+                .flatMap(c -> c.getPorts().stream())
+                .map(io.fabric8.kubernetes.api.model.ContainerPort::getName)
+                .toList();
+        assertThat(portNames).contains("sched-api", "metrics");
     }
 
     @Test
