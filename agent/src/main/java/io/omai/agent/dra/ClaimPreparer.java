@@ -121,19 +121,21 @@ final class ClaimPreparer {
                     + "written by the scheduler before kubelet prepares it");
         }
         List<GpuResult> ours = new ArrayList<>();
+        Set<String> otherDrivers = new java.util.TreeSet<>();
         for (DeviceRequestAllocationResult result : allocation.getDevices().getResults()) {
             if (!config.dra().driverName().equals(result.getDriver())) {
-                continue; // another driver's device: that driver prepares it
+                // another driver's device in a multi-driver claim: that driver prepares it
+                otherDrivers.add(String.valueOf(result.getDriver()));
+                continue;
             }
             ours.add(gpuResult(ref, result));
         }
         if (ours.isEmpty()) {
-            log.info(
-                    "event=claim_prepared claim={} uid={} devices=0 detail=\"no result of driver {}\"",
-                    ref,
-                    uid,
-                    config.dra().driverName());
-            return List.of();
+            // kubelet sends a driver only claims with results for it: this one reached the wrong plugin
+            throw new ClaimException("ResourceClaim " + ref + " (uid " + uid + ") has no result for driver "
+                    + config.dra().driverName() + "; its results are for "
+                    + (otherDrivers.isEmpty() ? "no driver" : String.join(", ", otherDrivers))
+                    + "; expected kubelet to send it to that driver; nothing prepared");
         }
         ClaimAdmission.ClaimRequest request = request(claim, ours);
         // a repeat's allocation serves a running container: a failed spec write must not release it
