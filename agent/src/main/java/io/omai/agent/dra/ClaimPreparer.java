@@ -141,7 +141,12 @@ final class ClaimPreparer {
                 continue;
             }
             if (vfs.isPresent() && vfPool.equals(result.getPool())) {
-                ourVfs.add(vfResult(ref, result));
+                VfResult vf = vfResult(ref, result);
+                if (ourVfs.stream().anyMatch(r -> r.pciAddress().equals(vf.pciAddress()))) {
+                    throw new ClaimException("ResourceClaim " + ref + " holds device " + vf.device()
+                            + " twice; expected each VF once per claim");
+                }
+                ourVfs.add(vf);
             } else {
                 ours.add(gpuResult(ref, result));
             }
