@@ -462,6 +462,11 @@ class DraVfTest {
         DeviceRequestAllocationResult withCapacity = result("vf", VF_POOL, vfDevice(ib.vfAddress(0)));
         withCapacity.setConsumedCapacity(Map.of("milli", new Quantity("250")));
         Claim capacity = claim("vf-capacity", List.of(withCapacity));
+        Claim twice = claim(
+                "vf-twice",
+                List.of(
+                        result("a", VF_POOL, vfDevice(ib.vfAddress(0))),
+                        result("b", VF_POOL, vfDevice(ib.vfAddress(0)))));
         kernel.setPfPortState(ib, PortState.DOWN);
         await().atMost(WAIT).until(() -> vfPlugin.draClaims().vfs().stream().noneMatch(v -> v.healthy()));
         Claim unhealthy = claim("unhealthy-vf", List.of(result("vf", VF_POOL, vfDevice(ib.vfAddress(1)))));
@@ -471,6 +476,7 @@ class DraVfTest {
                 .contains("no such VF")
                 .contains(vfDevice(ib.vfAddress(0)));
         assertThat(prepare(capacity).getError()).contains("consumedCapacity [milli] on a VF; expected none");
+        assertThat(prepare(twice).getError()).contains("holds device " + vfDevice(ib.vfAddress(0)) + " twice");
         assertThat(prepare(unhealthy).getError())
                 .contains("VF " + ib.vfAddress(1) + " is Unhealthy")
                 .contains("nothing prepared");
