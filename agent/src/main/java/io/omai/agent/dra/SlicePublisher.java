@@ -46,7 +46,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The node's ResourceSlice: one pool named after the node, one slice, one device per GPU ({@code gpu-<index>})
+ * The node's ResourceSlices. With the VF plugin, a second pool {@code <node>-ib-vf} in its own slice holds one
+ * unshared device per VF ({@link #vfDevices}). The GPU pool is named after the node, one slice, one device per GPU
+ * ({@code gpu-<index>})
  * shared by several claims ({@code allowMultipleAllocations}) with consumable capacities {@code milli} (1000) and
  * {@code memory} (bytes), attributes for CEL selectors, and taints that steer the scheduler:
  * <ul>
