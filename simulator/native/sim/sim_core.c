@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -628,5 +631,7 @@ void sim_inject_event(sim_state *st, int gpu, uint64_t type, uint64_t data) {
     e->data = data;
     e->time_ns = sim_now_ns();
     g->events_written++;
+    __atomic_add_fetch(&st->events_seq, 1u, __ATOMIC_RELEASE);
     sim_unlock(st);
+    syscall(SYS_futex, &st->events_seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }

@@ -30,7 +30,7 @@
 #define SIM_PCI_LEN 32
 
 #define SIM_STATE_MAGIC 0x314554415453534fULL /* "OSSTATE1" little-endian */
-#define SIM_STATE_VERSION 3u
+#define SIM_STATE_VERSION 4u
 #define SIM_STATE_FILE "sim-state"
 
 #define SIM_UNSUPPORTED32 UINT32_MAX
@@ -126,6 +126,10 @@ typedef struct sim_state {
     uint32_t gpu_count;
     uint64_t reaped_procs; /* dead processes released */
     uint64_t reaped_bytes; /* device memory released with them */
+    /* Bumped after every injected event; nvmlEventSetWait sleeps on it (a futex shared between processes) so
+     * a waiting NVML client costs no CPU, as with the real driver, instead of polling the rings. */
+    uint32_t events_seq;
+    uint32_t reserved;
     pthread_mutex_t lock;
     sim_gpu_state gpus[SIM_MAX_GPUS];
     sim_proc procs[SIM_MAX_PROCS];

@@ -5,9 +5,13 @@
  * memory from the live processes' slots (dead ones are reaped first, so a
  * killed process never shows), utilisation from the ring of kernel runs.
  */
+#include <linux/futex.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "omai_nvml.h"
 #include "sim_core.h"
@@ -16,7 +20,6 @@
 
 #define UTIL_WINDOW_NS 1000000000ull /* nvmlDeviceGetUtilizationRates looks back 1 s */
 #define MAX_EVENT_SETS 64
-#define EVENT_POLL_NS 2000000ull
 
 typedef struct nvml_dev {
     int index;
@@ -506,6 +509,9 @@ EXPORT nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *dat
     if (data == NULL) return NVML_ERROR_INVALID_ARGUMENT;
     uint64_t deadline = sim_now_ns() + (uint64_t)timeoutms * 1000000ull;
     for (;;) {
+        /* Read before looking at the rings: an event injected after the look changes it, so the wait below
+         * returns at once instead of missing the event until the timeout. */
+        uint32_t seq = __atomic_load_n(&g_rt.st->events_seq, __ATOMIC_ACQUIRE);
         pthread_mutex_lock(&g_lock);
         nvml_event_set *s = set_get(set);
         int got = s != NULL && next_event(s, data);
@@ -514,8 +520,10 @@ EXPORT nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *dat
         if (got) return NVML_SUCCESS;
         uint64_t now = sim_now_ns();
         if (now >= deadline) return NVML_ERROR_TIMEOUT;
-        uint64_t step = deadline - now < EVENT_POLL_NS ? deadline - now : EVENT_POLL_NS;
-        sim_sleep_until(now + step);
+        /* Blocks like the real driver's wait (no polling): woken by sim_inject_event in whichever process. */
+        uint64_t left = deadline - now;
+        struct timespec rel = {.tv_sec = (time_t)(left / 1000000000ull), .tv_nsec = (long)(left % 1000000000ull)};
+        syscall(SYS_futex, &g_rt.st->events_seq, FUTEX_WAIT, seq, &rel, NULL, 0);
     }
 }
 

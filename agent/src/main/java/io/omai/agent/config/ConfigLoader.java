@@ -52,6 +52,8 @@ public final class ConfigLoader {
     private static final long MAX_XID = 0xFFFF_FFFFL;
 
     private final String source;
+    /** Each mapping read (dotted path, "" for the top) and the keys it accepts: the source of {@link #keys()}. */
+    private final Map<String, List<String>> sectionKeys = new java.util.LinkedHashMap<>();
 
     private ConfigLoader(String source) {
         this.source = source;
@@ -100,6 +102,30 @@ public final class ConfigLoader {
         } catch (ConfigException e) {
             throw new AssertionError(e);
         }
+    }
+
+    /**
+     * Every key the file may hold, dotted ({@code sharing.cdi.kind}), in the order the loader reads them; a mapping
+     * that only groups keys ({@code sharing.cdi}) is not listed, a list of rules ({@code schedulerApi.deviceLabels})
+     * is one key. docs/operations.md's configuration reference is checked against this list.
+     */
+    public static List<String> keys() {
+        ConfigLoader loader = new ConfigLoader("<keys>");
+        try {
+            loader.read(YAML.readTree("version: " + AgentConfig.VERSION));
+        } catch (ConfigException | JacksonException e) {
+            throw new AssertionError(e);
+        }
+        List<String> keys = new ArrayList<>();
+        loader.sectionKeys.forEach((path, allowed) -> {
+            for (String key : allowed) {
+                String dotted = path.isEmpty() ? key : path + "." + key;
+                if (!loader.sectionKeys.containsKey(dotted)) {
+                    keys.add(dotted);
+                }
+            }
+        });
+        return keys;
     }
 
     /** Replaces the main directories, as the {@code run} command's flags do; null keeps the configured one. */
@@ -846,7 +872,11 @@ public final class ConfigLoader {
                     "'" + other + "' is not another plugin's extended resource "
                             + "name; expected e.g. nvidia.com/gpu");
         }
-        AgentConfig.AuditAction audit = switch (tenancy.string("audit", "report")) {
+        // YAML 1.1 reads an unquoted off as false: `audit: off` means what it says
+        JsonNode auditNode = tenancy.node("audit");
+        String auditText =
+                auditNode.isBoolean() && !auditNode.booleanValue() ? "off" : tenancy.string("audit", "report");
+        AgentConfig.AuditAction audit = switch (auditText) {
             case "off" -> AgentConfig.AuditAction.OFF;
             case "report" -> AgentConfig.AuditAction.REPORT;
             case "kill" -> AgentConfig.AuditAction.KILL;
@@ -922,6 +952,9 @@ public final class ConfigLoader {
         Section(String path, JsonNode node, String... allowedKeys) throws ConfigException {
             this.path = path;
             this.node = node;
+            if (!path.contains("[")) { // a list element's keys belong to its list's key
+                sectionKeys.put(path, List.of(allowedKeys));
+            }
             if (node.isMissingNode() || node.isNull()) {
                 return;
             }

@@ -127,8 +127,12 @@ final class VfPluginService extends DevicePluginGrpc.DevicePluginImplBase {
     private List<PciAddress> preferred(InventorySnapshot now, ContainerPreferredAllocationRequest request)
             throws StatusException {
         int size = request.getAllocationSize();
-        List<PciAddress> available = addresses(request.getAvailableDeviceIDsList(), "available_deviceIDs");
-        List<PciAddress> mustInclude = addresses(request.getMustIncludeDeviceIDsList(), "must_include_deviceIDs");
+        List<PciAddress> advertised = VfDeviceList.managedVfs(now).stream()
+                .map(vf -> vf.vf().address())
+                .toList();
+        List<PciAddress> available = addresses(request.getAvailableDeviceIDsList(), "available_deviceIDs", advertised);
+        List<PciAddress> mustInclude =
+                addresses(request.getMustIncludeDeviceIDsList(), "must_include_deviceIDs", advertised);
         if (size < 1) {
             throw GrpcStatusMapper.invalidRequest("allocation_size " + size + " asks for no VF; expected at least 1");
         }
@@ -232,7 +236,7 @@ final class VfPluginService extends DevicePluginGrpc.DevicePluginImplBase {
         if (ids.isEmpty()) {
             throw GrpcStatusMapper.invalidRequest("devices_ids is empty; expected the VF PCI addresses to allocate");
         }
-        List<PciAddress> vfs = addresses(ids, "devices_ids");
+        List<PciAddress> vfs = addresses(ids, "devices_ids", known.keySet());
         for (PciAddress vf : vfs) {
             VfStatus status = known.get(vf);
             if (status == null) {
@@ -297,13 +301,22 @@ final class VfPluginService extends DevicePluginGrpc.DevicePluginImplBase {
         return edits.build();
     }
 
-    /** Parses device IDs: each must be a PCI address, each at most once. */
-    private static List<PciAddress> addresses(Collection<String> ids, String field) throws StatusException {
+    /**
+     * Parses device IDs: each must be a PCI address, each at most once. A refusal's example is a VF this node
+     * advertises (a fixed example would name an address the node may not have).
+     */
+    private static List<PciAddress> addresses(Collection<String> ids, String field, Collection<PciAddress> advertised)
+            throws StatusException {
         Set<PciAddress> parsed = new LinkedHashSet<>();
         for (String id : ids) {
             if (!PciAddress.isPciAddress(id)) {
                 throw GrpcStatusMapper.invalidRequest(field + " has '" + id + "', which is not a VF PCI address; "
-                        + "expected IDs this plugin advertised, such as 0000:3b:00.1");
+                        + "expected IDs this plugin advertised"
+                        + advertised.stream()
+                                .sorted()
+                                .findFirst()
+                                .map(vf -> ", such as " + vf)
+                                .orElse(" (none now)"));
             }
             if (!parsed.add(PciAddress.of(id))) {
                 throw GrpcStatusMapper.invalidRequest(field + " names " + id + " twice; expected each VF once");

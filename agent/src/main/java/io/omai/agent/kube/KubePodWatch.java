@@ -107,7 +107,8 @@ public final class KubePodWatch implements NodePods, AutoCloseable {
                 identity.tenantOf(meta.getLabels(), namespace),
                 phase == null || phase.isEmpty() || phase.equals("Pending"),
                 createdAt(meta.getCreationTimestamp()),
-                gpu);
+                gpu,
+                "Running".equals(phase) || "Succeeded".equals(phase));
     }
 
     private void addGpuContainers(List<Container> containers, List<PodInfo.GpuContainer> into) {

@@ -35,6 +35,7 @@ final class GrpcStatusMapper {
         return switch (e) {
             case ReservationException.InsufficientCapacity c -> Status.RESOURCE_EXHAUSTED;
             case ReservationException.AntiAffinityViolation v -> Status.FAILED_PRECONDITION;
+            case ReservationException.AdmissionWouldBeAmbiguous a -> Status.UNAVAILABLE;
             case ReservationException.UnhealthyDevice u -> Status.FAILED_PRECONDITION;
             case ReservationException.UnknownDevice u -> Status.NOT_FOUND;
             case ReservationException.NoSuchReservation n -> Status.NOT_FOUND;

@@ -101,7 +101,7 @@ public final class AdmissionGate {
             throws LedgerException, AdmissionRefusal {
         // the ledger validates the IDs and the size first, so a malformed request is INVALID_ARGUMENT as before
         ledger.preferredAllocation(available, mustInclude, size);
-        Admitted who = finder.find(size);
+        Admitted who = finder.find(size, Set.of());
         if (who.reservation().isPresent()) {
             return reservedIds(who, who.reservation().get(), available, mustInclude, size);
         }
@@ -276,7 +276,7 @@ public final class AdmissionGate {
             // for this size (kubelet gave it the devices of a pod the informer has not seen go)
             newcomer = pods.enabled()
                             && pods.byUid(podUid).filter(PodInfo::pending).isEmpty()
-                    ? finder.findNow(deviceIds.size())
+                    ? finder.findNow(deviceIds.size(), gpus)
                             .filter(who -> !who.podUid().equals(podUid))
                     : Optional.empty();
             if (newcomer.isEmpty()) {
@@ -294,7 +294,7 @@ public final class AdmissionGate {
                         "GPU " + uuid + " on node " + nodeName + " is withdrawn from sharing: " + withdrawn.get());
             }
         }
-        Admitted who = newcomer.isPresent() ? newcomer.get() : finder.find(deviceIds.size());
+        Admitted who = newcomer.isPresent() ? newcomer.get() : finder.find(deviceIds.size(), gpus);
         if (who.reservation().isEmpty()) {
             return new Plan(deviceIds, gpus, who, claim(who, who.container(), 0), Optional.empty(), takenOver);
         }
@@ -360,7 +360,10 @@ public final class AdmissionGate {
             }
             if (plan.reserved().isPresent()) {
                 try {
-                    admission.consume(plan.who().podUid(), plan.reserved().get());
+                    // the reservation's own pod: a pod of the same tenant may be admitted on a sibling's one
+                    admission.consume(
+                            plan.who().reservation().orElseThrow().podUid(),
+                            plan.reserved().get());
                 } catch (ReservationException e) {
                     // the lease ended or the scheduler released it since the pod was identified
                     throw new Refused(

@@ -12,6 +12,8 @@ import java.util.Objects;
  * @param createdAt the pod's creation timestamp; kubelet admits the pods of a node oldest first
  * @param gpuContainers the containers requesting milli-GPUs, in the order kubelet allocates them (init
  *     containers first, then the others, each in spec order)
+ * @param admitted kubelet certainly admitted the pod: its phase is {@code Running} or {@code Succeeded} (a
+ *     {@code Failed} pod may have been refused at admission, so it does not count)
  */
 public record PodInfo(
         String uid,
@@ -20,7 +22,20 @@ public record PodInfo(
         String tenant,
         boolean pending,
         Instant createdAt,
-        List<GpuContainer> gpuContainers) {
+        List<GpuContainer> gpuContainers,
+        boolean admitted) {
+    /** A pod whose phase is only known as pending or not: a pod no longer pending counts as admitted. */
+    public PodInfo(
+            String uid,
+            String namespace,
+            String name,
+            String tenant,
+            boolean pending,
+            Instant createdAt,
+            List<GpuContainer> gpuContainers) {
+        this(uid, namespace, name, tenant, pending, createdAt, gpuContainers, !pending);
+    }
+
     /** A container and the milli-GPUs it requests. */
     public record GpuContainer(String name, int milli) {
         public GpuContainer {
@@ -35,6 +50,9 @@ public record PodInfo(
         Objects.requireNonNull(tenant, "tenant");
         Objects.requireNonNull(createdAt, "createdAt");
         gpuContainers = List.copyOf(gpuContainers);
+        if (pending && admitted) {
+            throw new IllegalArgumentException("pod " + uid + " cannot be both pending and admitted (running)");
+        }
     }
 
     /** {@code namespace/name}. */

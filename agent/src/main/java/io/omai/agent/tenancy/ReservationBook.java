@@ -107,6 +107,7 @@ public final class ReservationBook {
                 refuseSecondReservationForPod(request);
                 NodeUsage usage = NodeUsage.of(capacity.read(Set.of()), byKey.values());
                 List<ContainerReservation> resolved = holdAll(request, usage);
+                refuseAmbiguousAdmission(request); // after tenancy and capacity, whose reasons say more
                 Reservation made = new Reservation(request, resolved, now, now.plus(request.lease()));
                 var next = new LinkedHashMap<>(byKey);
                 next.put(request.idempotencyKey(), made);
@@ -146,6 +147,36 @@ public final class ReservationBook {
                 throw new ReservationException.PodAlreadyReserved("pod " + request.podUid()
                         + " already holds reservation '" + other.idempotencyKey() + "' until " + other.expiresAt()
                         + "; release it before reserving again");
+            }
+        }
+    }
+
+    /**
+     * Refuses a reservation that would leave two tenants' pods pending with containers of one size on this node:
+     * kubelet's Allocate names no pod, so the agent could not tell at admission which of them kubelet is admitting
+     * and would have to refuse both. Refused here instead, retryably, before the scheduler binds the second pod;
+     * once the first reservation is consumed by its Allocate (or released) the second goes through.
+     */
+    @GuardedBy("lock")
+    private void refuseAmbiguousAdmission(ReservationRequest request) {
+        if (policy == AntiAffinityPolicy.NONE) {
+            return;
+        }
+        for (Reservation other : byKey.values()) {
+            if (other.tenant().equals(request.tenant())) {
+                continue;
+            }
+            for (ContainerReservation mine : request.containers()) {
+                for (ContainerReservation theirs : other.request().containers()) {
+                    if (mine.milli() > 0 && mine.milli() == theirs.milli()) {
+                        throw new ReservationException.AdmissionWouldBeAmbiguous("containers '" + mine.name()
+                                + "' (" + mine.milli() + " milli) of tenant " + request.tenant()
+                                + " cannot be told apart at admission from containers '" + theirs.name()
+                                + "' of tenant " + other.tenant() + " in reservation '" + other.idempotencyKey()
+                                + "' (pod " + other.podUid() + "), not yet admitted; retry after it is admitted or"
+                                + " expires at " + other.expiresAt());
+                    }
+                }
             }
         }
     }

@@ -23,6 +23,17 @@ public abstract sealed class ReservationException extends RuntimeException {
         }
     }
 
+    /**
+     * Another tenant holds an unconsumed reservation with a container of the same size on this node: kubelet's
+     * Allocate names no pod, so two such pods pending at once could not be told apart at admission (and would be
+     * refused). Retry once that reservation is consumed or released.
+     */
+    public static final class AdmissionWouldBeAmbiguous extends ReservationException {
+        public AdmissionWouldBeAmbiguous(String message) {
+            super(message);
+        }
+    }
+
     /** A GPU UUID or VF id the node does not have. */
     public static final class UnknownDevice extends ReservationException {
         public UnknownDevice(String message) {

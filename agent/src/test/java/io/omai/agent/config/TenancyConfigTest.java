@@ -48,6 +48,15 @@ class TenancyConfigTest {
         assertThat(tenancy.audit()).isEqualTo(AgentConfig.AuditAction.KILL);
     }
 
+    @Test
+    void anUnquotedOffSwitchesTheAuditOffAsTheReferenceSays() throws ConfigException {
+        // YAML 1.1 reads `off` as false; refusing it made the documented value unusable without quotes
+        assertThat(parse("audit: off").audit()).isEqualTo(AgentConfig.AuditAction.OFF);
+        assertThatThrownBy(() -> parse("audit: on"))
+                .isInstanceOf(ConfigException.class)
+                .hasMessageContaining("tenancy.audit: is 'true' (boolean); expected a string");
+    }
+
     @ParameterizedTest
     @CsvSource(
             delimiter = '|',

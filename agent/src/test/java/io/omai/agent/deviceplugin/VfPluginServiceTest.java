@@ -284,6 +284,26 @@ class VfPluginServiceTest {
     }
 
     @Test
+    void aMalformedIdIsRefusedSuggestingOnlyAnAddressThisNodeAdvertises() {
+        // the InfiniBand PF's VFs go away (0000:3b:00.x), so only the Ethernet PF's remain advertised
+        kernel.write("bus/pci/devices/" + ib.address() + "/sriov_numvfs", "0");
+        monitor.poll();
+        List<String> advertised = ethVfs();
+        java.util.regex.Pattern example = java.util.regex.Pattern.compile("such as (\\S+)");
+        assertThatThrownBy(() -> allocate("mlx5_3")).isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+            var m = example.matcher(e.getStatus().getDescription());
+            assertThat(m.find()).as(e.getStatus().getDescription()).isTrue();
+            assertThat(advertised).contains(m.group(1));
+        });
+        assertThatThrownBy(() -> preferred(List.of("mlx5_3"), List.of(), 1))
+                .isInstanceOfSatisfying(StatusRuntimeException.class, e -> {
+                    var m = example.matcher(e.getStatus().getDescription());
+                    assertThat(m.find()).as(e.getStatus().getDescription()).isTrue();
+                    assertThat(advertised).contains(m.group(1));
+                });
+    }
+
+    @Test
     void anUnhealthyVfIsRefusedWithItsReasonsAndNothingOfTheBatchIsRecorded() {
         kernel.setPfPortState(ib, PortState.DOWN);
         monitor.poll();

@@ -4,9 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import ch.qos.logback.classic.Logger;
 import ch.qos.logback.classic.LoggerContext;
-import ch.qos.logback.classic.joran.JoranConfigurator;
 import ch.qos.logback.classic.util.LogbackMDCAdapter;
-import ch.qos.logback.core.joran.spi.JoranException;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -16,7 +14,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
- * The agent's own logback.xml, fed hostile values: every event must come out as exactly one line, with the
+ * The agent's own logging set-up ({@link AgentLogConfigurator}), fed hostile values: every event must come out as exactly one line, with the
  * values visible (escaped), whatever they contain and however they reached the message.
  */
 class OneLineLogTest {
@@ -28,14 +26,16 @@ class OneLineLogTest {
     private Logger log;
 
     @BeforeEach
-    void configureTheAgentsLogback() throws JoranException {
+    void configureTheAgentsLogback() {
         originalErr = System.err;
         System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
         context = new LoggerContext();
         context.setMDCAdapter(new LogbackMDCAdapter()); // a context of our own, as the agent's JVM would have
-        JoranConfigurator configurator = new JoranConfigurator();
+        AgentLogConfigurator configurator = new AgentLogConfigurator();
         configurator.setContext(context);
-        configurator.doConfigure(OneLineLogTest.class.getResource("/logback.xml"));
+        assertThat(configurator.configure(context))
+                .as("no logback.configurationFile or logback-test.xml here: the agent's own set-up applies")
+                .isEqualTo(ch.qos.logback.classic.spi.Configurator.ExecutionStatus.DO_NOT_INVOKE_NEXT_IF_ANY);
         log = context.getLogger("io.omai.agent.deviceplugin.DevicePluginService");
     }
 

@@ -129,9 +129,27 @@ class AdmissionGateTest {
     }
 
     @Test
-    void theOldestPendingPodOfTheRequestedSizeIsTheOneBeingAdmitted() throws Exception {
+    void pendingPodsOfDifferentTenantsAreRefusedEvenWhenOneIsOlder() throws Exception {
+        // kubelet admits oldest first only within one batch: a younger pod delivered first is admitted first, so
+        // "the oldest" would put team-b's container on a GPU checked for team-a
         node(2, AntiAffinityPolicy.GPU);
         node.pendingPod("young", "ns-b", "team-b", 300, 5);
+        node.pendingPod("old", "ns-a", "team-a", 300, 50);
+        node.pendingPod("other-size", "ns-c", "team-c", 200, 500);
+
+        assertThatThrownBy(() ->
+                        node.gate.allocate(node.available().stream().limit(300).toList()))
+                .isInstanceOf(AdmissionRefusal.Ambiguous.class)
+                .hasMessageContaining("ns-a/pod-old")
+                .hasMessageContaining("ns-b/pod-young")
+                .hasMessageNotContaining("pod-other-size");
+        assertThat(node.ledger.allocations()).isEmpty();
+    }
+
+    @Test
+    void theOldestPendingPodOfOneTenantIsTheOneBeingAdmitted() throws Exception {
+        node(2, AntiAffinityPolicy.GPU);
+        node.pendingPod("young", "ns-a", "team-a", 300, 5);
         node.pendingPod("old", "ns-a", "team-a", 300, 50);
         node.pendingPod("other-size", "ns-c", "team-c", 200, 500);
 

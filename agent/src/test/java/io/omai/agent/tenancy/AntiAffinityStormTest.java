@@ -81,9 +81,11 @@ class AntiAffinityStormTest {
                 assertSeparated(node, policy, step);
             }
         }
+        // liveness only (separation is asserted at every step): different tenants' same-size pods pending together
+        // are refused, never guessed, so a storm of three tenants admits fewer than it asks
         assertThat(outcomes.getOrDefault("admitted", 0))
                 .as("storm outcomes %s", outcomes)
-                .isGreaterThan(40);
+                .isGreaterThan(25);
         assertThat(outcomes.getOrDefault("reserved", 0))
                 .as("storm outcomes %s", outcomes)
                 .isGreaterThan(10);

@@ -171,7 +171,39 @@ class ReservationBookTest {
         assertThatThrownBy(() -> book.reserve(share("k2", "pod-2", "team-b", "GPU-0", 300)))
                 .isInstanceOf(ReservationException.AntiAffinityViolation.class)
                 .hasMessageContaining("tenant 'team-b' may not share GPU GPU-0 with tenant 'team-a'");
-        assertThat(book.reserve(share("k3", "pod-3", "team-b", "GPU-1", 300)).tenant())
+        // another size: a same-size one would wait for k1's admission (next test)
+        assertThat(book.reserve(share("k3", "pod-3", "team-b", "GPU-1", 400)).tenant())
+                .isEqualTo("team-b");
+    }
+
+    @Test
+    void aSecondTenantsSameSizeReservationWaitsUntilTheFirstIsAdmittedOrReleased() {
+        ReservationBook book = book(AntiAffinityPolicy.GPU);
+        book.reserve(share("k1", "pod-1", "team-a", "GPU-0", 300));
+
+        // two tenants' 300s pending at once could not be told apart at Allocate (it names no pod)
+        assertThatThrownBy(() -> book.reserve(share("k2", "pod-2", "team-b", "GPU-1", 300)))
+                .isInstanceOf(ReservationException.AdmissionWouldBeAmbiguous.class)
+                .hasMessageContaining("tenant team-b")
+                .hasMessageContaining("reservation 'k1'")
+                .hasMessageContaining("retry after it is admitted");
+        assertThat(book.outstanding()).hasSize(1);
+        // one tenant's pods need no telling apart
+        assertThat(book.reserve(share("k3", "pod-3", "team-a", "GPU-0", 300)).tenant())
+                .isEqualTo("team-a");
+
+        book.releaseByKey("k1");
+        book.releaseByKey("k3");
+        assertThat(book.reserve(share("k2", "pod-2", "team-b", "GPU-1", 300)).tenant())
+                .isEqualTo("team-b");
+    }
+
+    @Test
+    void withoutTenantSeparationSameSizeReservationsOfTwoTenantsAreHeld() {
+        ReservationBook book = book(AntiAffinityPolicy.NONE);
+        book.reserve(share("k1", "pod-1", "team-a", "GPU-0", 300));
+
+        assertThat(book.reserve(share("k2", "pod-2", "team-b", "GPU-1", 300)).tenant())
                 .isEqualTo("team-b");
     }
 

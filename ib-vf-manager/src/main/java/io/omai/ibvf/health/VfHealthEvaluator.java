@@ -51,8 +51,19 @@ public final class VfHealthEvaluator {
     }
 
     private static void checkGuids(VirtualFunction vf, DesiredVfState desired, List<Problem> problems) {
-        Guid node = vf.nodeGuid().orElse(Guid.ZERO);
-        Guid port = vf.portGuid().orElse(Guid.ZERO);
+        // a GUID sysfs does not show is absent, never reported as if the VF showed all zeros
+        if (vf.nodeGuid().isEmpty() || vf.portGuid().isEmpty()) {
+            problems.add(new Problem(
+                    Reason.GUID_INVALID,
+                    "VF " + vf.address() + " node GUID "
+                            + vf.nodeGuid().map(Guid::toSysfsFormat).orElse("absent")
+                            + ", port GUID "
+                            + vf.portGuid().map(Guid::toSysfsFormat).orElse("absent")
+                            + " (absent: its RDMA device shows no node_guid or ports/1/gids/0)"));
+            return;
+        }
+        Guid node = vf.nodeGuid().orElseThrow();
+        Guid port = vf.portGuid().orElseThrow();
         if (!node.isAssignable() || !port.isAssignable()) {
             problems.add(new Problem(
                     Reason.GUID_INVALID,

@@ -15,6 +15,7 @@ import io.omai.ibvf.inventory.IbVfListener;
 import io.omai.ibvf.inventory.IbVfMonitor;
 import io.omai.ibvf.inventory.InventorySnapshot;
 import io.omai.ibvf.inventory.VfStatus;
+import io.omai.ibvf.kernel.SysfsLayout;
 import io.omai.ibvf.kernel.VfLinkState;
 import io.omai.ibvf.model.Guid;
 import io.omai.ibvf.model.PciAddress;
@@ -140,6 +141,21 @@ class VfHealthMonitorTest {
         assertThat(monitor.poll().vfs())
                 .hasSize(8)
                 .allSatisfy(vf -> assertThat(reasons(vf)).contains(Reason.GUID_INVALID, Reason.STATE_NOT_AS_DESIRED));
+    }
+
+    @Test
+    void vfWithoutGids0_isUnhealthyWithItsPortGuidAbsent_notAllZeros() {
+        VfStatus before = monitor.poll().vfs().stream()
+                .filter(status -> status.vf().address().equals(ib.vfAddress(2)))
+                .findFirst()
+                .orElseThrow();
+        String rdma = before.vf().rdmaDevice().orElseThrow();
+        tree.delete(SysfsLayout.rdmaPort(ib.vfAddress(2), rdma, 1) + "/gids/0");
+
+        VfHealth health = healthOf(monitor.poll(), ib.vfAddress(2));
+
+        assertThat(reasonsOf(health)).containsExactly(Reason.GUID_INVALID);
+        assertThat(health.toString()).contains("port GUID absent").doesNotContain("0000:0000:0000:0000");
     }
 
     @Test

@@ -94,6 +94,14 @@ public final class KubeletSimulator implements AutoCloseable {
         return podResources;
     }
 
+    /**
+     * {@link System#nanoTime()} when the current instance began listening ({@link Registration#nanosSinceKubeletStart}
+     * counts from here), so a caller can place a registration on its own clock.
+     */
+    public long startedNanos() {
+        return startedNanos;
+    }
+
     /** The current kubelet instance: 0 at start, +1 per restart. */
     public int generation() {
         return generation;

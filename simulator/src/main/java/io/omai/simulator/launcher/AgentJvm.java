@@ -28,6 +28,22 @@ public final class AgentJvm implements AutoCloseable {
     public static final List<String> QUICK_START = List.of("-Xmx256m", "-XX:TieredStopAtLevel=1");
 
     /**
+     * The agent's production JVM flags as one argument file, {@code @daemonset/jvm.options}: the file the image's
+     * launcher and {@code ./omai run} read, found from the working directory upwards (Maven runs a module's tests
+     * and benchmarks in the module's directory).
+     */
+    public static List<String> production() {
+        for (Path dir = Path.of("").toAbsolutePath(); dir != null; dir = dir.getParent()) {
+            Path options = dir.resolve("daemonset").resolve("jvm.options");
+            if (Files.isRegularFile(options)) {
+                return List.of("@" + options);
+            }
+        }
+        throw new IllegalStateException(
+                "no daemonset/jvm.options in " + Path.of("").toAbsolutePath() + " or above");
+    }
+
+    /**
      * Starts {@code omai-agent run --config config} in a new JVM with {@code env} added to this process's
      * environment (e.g. the simulator's variables).
      */

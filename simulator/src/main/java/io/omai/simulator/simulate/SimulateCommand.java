@@ -2,7 +2,6 @@ package io.omai.simulator.simulate;
 
 import io.omai.simulator.node.SimulatedAgentNode;
 import io.omai.simulator.util.ScratchDirectories;
-import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -28,7 +27,12 @@ import picocli.CommandLine.Option;
                     + "API and admits them through kubelet's path (the agent identifies each pod and its tenant through its "
                     + "informer; one pod also takes a VF through the agent's omai.io/ib-vf plugin), runs their workloads "
                     + "under the shim, serves the agent's /metrics, /healthz and /readyz and shows a live table. Ctrl-C "
-                    + "stops everything and removes what it created."
+                    + "stops everything and removes what it created.",
+            "With --nodes N (2 or more): a small simulated cluster instead: N agents as their own JVMs (2-4 "
+                    + "simulated GPUs and an HCA with 4 VFs each), the scheduler extender and a kube-scheduler "
+                    + "stand-in placing a stream of sample pods of three tenants through it; each bound pod is "
+                    + "admitted by its node's kubelet simulator. The table shows every node's GPUs and where each "
+                    + "pod went."
         })
 public final class SimulateCommand implements Callable<Integer> {
     @Option(
@@ -77,6 +81,28 @@ public final class SimulateCommand implements Callable<Integer> {
     @Option(names = "--verbose", description = "Print the agent's log on the console instead of <work-dir>/agent.log.")
     boolean verbose;
 
+    @Option(
+            names = "--nodes",
+            paramLabel = "N",
+            description = "Simulate a cluster of N nodes (2..16) with the scheduler extender; 1 (default): one node, "
+                    + "as described above. --metrics-port and --sched-api-port apply to one node only.",
+            defaultValue = "1")
+    int nodes;
+
+    @Option(
+            names = "--pods",
+            paramLabel = "N",
+            description = "With --nodes: how many sample pods to place (default: 6 per node).")
+    Integer pods;
+
+    @Option(
+            names = "--seed",
+            paramLabel = "N",
+            description =
+                    "With --nodes: the seed of the sample pod stream and of tie-breaking (default ${DEFAULT-VALUE}).",
+            defaultValue = "15")
+    long seed;
+
     @Override
     public Integer call() throws Exception {
         for (int[] port : new int[][] {{metricsPort}, {schedulerApiPort}}) {
@@ -87,6 +113,16 @@ public final class SimulateCommand implements Callable<Integer> {
         }
         if (refresh.isNegative() || refresh.isZero()) {
             throw new CommandLine.ParameterException(new CommandLine(this), "--refresh must be positive");
+        }
+        if (nodes < 1 || nodes > 16) {
+            throw new CommandLine.ParameterException(
+                    new CommandLine(this), "--nodes " + nodes + " is outside 1..16 (each node is an agent JVM)");
+        }
+        if (pods != null && (pods < 1 || pods > 1000)) {
+            throw new CommandLine.ParameterException(new CommandLine(this), "--pods " + pods + " is outside 1..1000");
+        }
+        if (nodes > 1) {
+            return simulateCluster();
         }
         Path root = workDir != null ? Files.createDirectories(workDir) : Files.createTempDirectory("omai-simulate-");
         int port = metricsPort == 0 ? SimulatedAgentNode.freePort() : metricsPort;
@@ -151,7 +187,56 @@ public final class SimulateCommand implements Callable<Integer> {
         return 0;
     }
 
-    private void shutdown(SimulatedNode[] holder, Path root, PrintStream out, CountDownLatch stopped) {
+    /** {@code --nodes N}: the cluster, the extender and the pod stream, with the cluster table. */
+    private int simulateCluster() throws Exception {
+        Path root = workDir != null ? Files.createDirectories(workDir) : Files.createTempDirectory("omai-simulate-");
+        PrintStream out = System.out;
+        boolean redraw = !plain
+                && java.util.Optional.ofNullable(System.console())
+                        .map(java.io.Console::isTerminal)
+                        .orElse(false);
+        CountDownLatch stopped = new CountDownLatch(1);
+        AutoCloseable[] holder = new AutoCloseable[1];
+        Thread cleanup = Thread.ofPlatform().unstarted(() -> shutdown(holder, root, out, stopped));
+        Runtime.getRuntime().addShutdownHook(cleanup);
+        long started = System.nanoTime();
+        try {
+            out.printf(Locale.ROOT, "simulate: starting a simulated cluster of %d nodes in %s%n", nodes, root);
+            if (!verbose) {
+                AgentLog.redirectTo(root.resolve("simulate.log"));
+                out.println("simulate: extender and scheduler log in " + root.resolve("simulate.log")
+                        + ", each agent's in " + root.resolve("node-N/agent-1.log"));
+            }
+            ClusterSimulation cluster = ClusterSimulation.start(root, nodes, pods != null ? pods : 6 * nodes, seed);
+            holder[0] = cluster;
+            out.printf(
+                    Locale.ROOT,
+                    "simulate: Kubernetes API (in-process, fabric8 mock server) on %s; scheduler extender on "
+                            + "http://127.0.0.1:%d (filter, prioritize, bind)%n",
+                    cluster.apiUrl(),
+                    cluster.extenderPort());
+            long placedAt = -1;
+            while (true) {
+                Thread.sleep(refresh.toMillis());
+                String frame = cluster.render((System.nanoTime() - started) / 1_000_000);
+                out.print(redraw ? "\033[H\033[2J" + frame : frame + "\n");
+                out.flush();
+                if (placedAt < 0 && cluster.done()) {
+                    placedAt = System.nanoTime();
+                }
+                if (duration != null && placedAt >= 0 && System.nanoTime() - placedAt >= duration.toNanos()) {
+                    break;
+                }
+            }
+            out.printf(Locale.ROOT, "simulate: ran for %.1f s%n", (System.nanoTime() - started) / 1e9);
+        } finally {
+            Runtime.getRuntime().removeShutdownHook(cleanup);
+            shutdown(holder, root, out, stopped);
+        }
+        return 0;
+    }
+
+    private void shutdown(AutoCloseable[] holder, Path root, PrintStream out, CountDownLatch stopped) {
         if (stopped.getCount() == 0) {
             return;
         }
@@ -169,7 +254,7 @@ public final class SimulateCommand implements Callable<Integer> {
                     ScratchDirectories.deleteTree(root);
                     out.println("simulate: stopped; removed " + root);
                 }
-            } catch (IOException | RuntimeException e) {
+            } catch (Exception e) {
                 out.println("simulate: cleanup of " + root + " failed: " + e);
             } finally {
                 stopped.countDown();

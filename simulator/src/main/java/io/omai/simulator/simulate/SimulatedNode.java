@@ -32,6 +32,7 @@ import io.omai.ibvf.kernel.VfLinkState;
 import io.omai.ibvf.testing.FakeKernel;
 import io.omai.ibvf.testing.FakePf;
 import io.omai.ibvf.testing.FakeSysfs;
+import io.omai.simulator.kubeapi.ClusterCrudDispatcher;
 import io.omai.simulator.kubelet.KubeletSimulator;
 import io.omai.simulator.launcher.ContainerLauncher;
 import io.omai.simulator.node.AgentYaml;
@@ -136,7 +137,7 @@ final class SimulatedNode implements AutoCloseable {
         // or service account of the machine it runs on).
         MOCK_SERVER_LOG.setLevel(Level.WARNING); // one INFO line per request would tear through the table
         this.kubeApi = new KubernetesMockServer(
-                new Context(), new MockWebServer(), new HashMap<>(), new SingleNodeCrudDispatcher(NODE), false);
+                new Context(), new MockWebServer(), new HashMap<>(), new ClusterCrudDispatcher(), false);
         kubeApi.init(InetAddress.getLoopbackAddress(), 0);
         System.setProperty("kubernetes.master", "http://127.0.0.1:" + kubeApi.getPort());
         System.setProperty("kubernetes.auth.tryKubeConfig", "false");

@@ -35,7 +35,7 @@ import java.util.function.IntConsumer;
  * <pre>
  * java --enable-native-access=ALL-UNNAMED -Domai.native.build=native/build \
  *     -cp test-harness/target/classes:$(cat test-harness/target/benchmark.classpath) \
- *     io.omai.harness.kubelet.DevicePluginBenchmark [iterations [warmup [paced-iterations]]]
+ *     io.omai.harness.kubelet.DevicePluginBenchmark [iterations [warmup [paced-iterations [production]]]]
  * </pre>
  */
 public final class DevicePluginBenchmark {
@@ -50,6 +50,9 @@ public final class DevicePluginBenchmark {
         int iterations = args.length > 0 ? Integer.parseInt(args[0]) : 5_000;
         int warmup = args.length > 1 ? Integer.parseInt(args[1]) : 2_000;
         int paced = args.length > 2 ? Integer.parseInt(args[2]) : 1_000;
+        // "production": the agent runs with daemonset/jvm.options (C1 only, small serial heap) instead of C2
+        List<String> jvmOptions =
+                args.length > 3 && args[3].equals("production") ? AgentJvm.production() : List.of("-Xmx512m");
         Path root = Files.createTempDirectory("omai-dp-bench");
         SimNode sim = SimNode.create(root.resolve("sim"), GPUS, 80L << 30);
         SimulatedNodePaths paths = SimulatedNodePaths.under(root, sim);
@@ -62,7 +65,7 @@ public final class DevicePluginBenchmark {
                 .schedulerApi(SimulatedAgentNode.freePort())
                 .writeTo(root.resolve("agent.yaml"));
         try (KubeletSimulator kubelet = KubeletSimulator.start(devicePlugins, podResources);
-                AgentJvm agent = AgentJvm.start(config, sim.env(), root.resolve("agent.log"), List.of("-Xmx512m"))) {
+                AgentJvm agent = AgentJvm.start(config, sim.env(), root.resolve("agent.log"), jvmOptions)) {
             agent.awaitLog("event=agent_started", Duration.ofSeconds(60));
             kubelet.awaitRegistration(RESOURCE, Duration.ofSeconds(30));
             List<Device> devices =

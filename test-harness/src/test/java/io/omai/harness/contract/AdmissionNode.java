@@ -54,7 +54,8 @@ final class AdmissionNode implements AutoCloseable {
                 .reserveAuth("none") // admission is under test here, not who may Reserve
                 .writeTo(root.resolve("agent.yaml"));
         this.kubelet = node.startKubelet();
-        this.agent = node.boot(config, AgentJvm.QUICK_START);
+        // the shipped JVM flags (daemonset/jvm.options): admission churn is where a too-small heap would show
+        this.agent = node.boot(config, AgentJvm.production());
     }
 
     PluginEndpoint plugin() {

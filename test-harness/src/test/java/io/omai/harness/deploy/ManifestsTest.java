@@ -404,8 +404,13 @@ class ManifestsTest {
         var update = ds.getSpec().getUpdateStrategy();
         assertThat(update.getType()).isEqualTo("RollingUpdate");
         assertThat(update.getRollingUpdate().getMaxUnavailable().getIntVal()).isEqualTo(1);
-        // Every hostPath the agent may write is one it needs; /sys and /dev are read-only in the base.
-        for (String readOnly : List.of("/sys", "/dev")) {
+        // No code reads the host's /dev (device specs name host paths for kubelet; the agent opens none): no mount.
+        assertThat(pod.getVolumes())
+                .as("a hostPath of the host's /dev")
+                .noneMatch(v ->
+                        v.getHostPath() != null && v.getHostPath().getPath().equals("/dev"));
+        // Every hostPath the agent may write is one it needs; /sys is read-only in the base.
+        for (String readOnly : List.of("/sys")) {
             Volume v = pod.getVolumes().stream()
                     .filter(x ->
                             x.getHostPath() != null && x.getHostPath().getPath().equals(readOnly))
@@ -665,6 +670,38 @@ class ManifestsTest {
                 .getFirst();
         assertThat(String.join("\n", init.getCommand()))
                 .contains("cp " + imagePaths.get("native/build/lib/libomai-shim.so") + " ");
+    }
+
+    @Test
+    void theJvmFlagsAreOneFileThatTheImageAndOmaiReadAndTheMemoryLimitCoversThem() {
+        String dockerfile = read(DAEMONSET.resolve("Dockerfile"));
+        assertThat(dockerfile)
+                .contains("cp daemonset/jvm.options /out/agent/")
+                .contains("exec java @/opt/omai/agent/jvm.options ");
+        assertThat(read(ROOT.resolve(".dockerignore")).lines()).contains("!daemonset/jvm.options");
+        assertThat(read(ROOT.resolve("omai"))).contains("@daemonset/jvm.options");
+        List<String> envFlags = List.of("JDK_JAVA_OPTIONS", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS");
+        for (Container c : allContainers(daemonSet().getSpec().getTemplate().getSpec())) {
+            assertThat(Objects.requireNonNullElse(c.getEnv(), List.<io.fabric8.kubernetes.api.model.EnvVar>of()))
+                    .as("%s: JVM flags belong in daemonset/jvm.options only", c.getName())
+                    .noneMatch(e -> envFlags.contains(e.getName()));
+        }
+        envFlags.forEach(flag -> assertThat(dockerfile).doesNotContain("ENV " + flag));
+
+        Map<String, Long> sizes = new LinkedHashMap<>();
+        Matcher size = Pattern.compile("(?m)^-(Xmx|XX:MaxMetaspaceSize=|XX:ReservedCodeCacheSize=)(\\d+)m$")
+                .matcher(read(DAEMONSET.resolve("jvm.options")));
+        while (size.find()) {
+            sizes.put(size.group(1), Long.parseLong(size.group(2)));
+        }
+        assertThat(sizes).as("sizes in daemonset/jvm.options").hasSize(3);
+        long bounded = sizes.values().stream().mapToLong(Long::longValue).sum();
+        String limit = agentContainer().getResources().getLimits().get("memory").toString();
+        assertThat(limit).as("the agent's memory limit").endsWith("Mi");
+        // heap, metaspace and code are bounded by the flags; threads, GC and native libraries need the rest
+        assertThat(Long.parseLong(limit.substring(0, limit.length() - 2)))
+                .as("memory limit (Mi) vs -Xmx + MaxMetaspaceSize + ReservedCodeCacheSize (%s) + 64 MiB", sizes)
+                .isGreaterThanOrEqualTo(bounded + 64);
     }
 
     @Test

@@ -20,6 +20,7 @@ import io.omai.simulator.dra.CdiRegistry;
 import io.omai.simulator.dra.ClaimAllocator;
 import io.omai.simulator.dra.DraKubeletSimulator;
 import io.omai.simulator.dra.DraPluginClient.ClaimResult;
+import io.omai.simulator.kubeapi.ClusterCrudDispatcher;
 import io.omai.simulator.kubelet.KubeletSimulator;
 import io.omai.simulator.launcher.AgentJvm;
 import io.omai.simulator.launcher.ContainerEdits;
@@ -27,7 +28,6 @@ import io.omai.simulator.launcher.ContainerLauncher;
 import io.omai.simulator.node.AgentYaml;
 import io.omai.simulator.node.SimulatedAgentNode;
 import io.omai.simulator.sim.SimNode;
-import io.omai.simulator.simulate.SingleNodeCrudDispatcher;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -82,7 +82,7 @@ final class DraNode implements AutoCloseable {
         this.node = SimulatedAgentNode.create(root, gpus, GPU_MEMORY);
         MOCK_SERVER_LOG.setLevel(Level.WARNING);
         this.api = new KubernetesMockServer(
-                new Context(), new MockWebServer(), new HashMap<>(), new SingleNodeCrudDispatcher(NODE), false);
+                new Context(), new MockWebServer(), new HashMap<>(), new ClusterCrudDispatcher(), false);
         api.init(InetAddress.getLoopbackAddress(), 0);
         this.kube = api.createClient();
         kube.nodes()

@@ -34,6 +34,19 @@ public final class ComputeControlLoop implements AutoCloseable {
     static final long STALE_MIN_NS = 2_000_000_000L;
 
     static final long STALE_PERIODS = 20;
+    /**
+     * A container that did nothing since its last full sample is still sampled in full (every slot of its usage
+     * file) at least this often, in ticks: the quick check trusts counters the container writes, so a container
+     * that forges them to look idle loses at most this many periods of its own grants.
+     */
+    static final int FULL_SAMPLE_EVERY = 10;
+    /**
+     * Once no container on the node did anything for {@link #FULL_SAMPLE_EVERY} steps in a row, the loop's own
+     * thread steps only every this many periods (heartbeats then every 500 ms, well inside the shim's 2 s): an
+     * idle node costs a fifth of the CPU, and a container that starts launching waits at most this many periods
+     * (beyond the period's grant it has banked) before the loop is back to every period.
+     */
+    static final int IDLE_STEP_EVERY = 5;
 
     private final long periodNs;
     private final Supplier<Map<String, List<ComputeTarget>>> targetsByGpu;
@@ -47,6 +60,17 @@ public final class ComputeControlLoop implements AutoCloseable {
     /** System.nanoTime of each GPU's previous step: the controller grants for the time that really passed. */
     @GuardedBy("this")
     private final Map<String, Long> lastStepAt = new HashMap<>();
+
+    /** What each container's last full sample found ({@code allocation#device} → it). */
+    @GuardedBy("this")
+    private final Map<String, LastSample> lastSamples = new HashMap<>();
+
+    /** Steps in a row in which no container did anything (see {@link #sample}). */
+    @GuardedBy("this")
+    private int idleSteps;
+    /** Periods skipped since the last step while the node is idle. */
+    @GuardedBy("this")
+    private int skippedPeriods;
 
     private final IsolatedFailures failures = new IsolatedFailures("compute-control");
     private final LoopSlot loop = new LoopSlot();
@@ -74,7 +98,7 @@ public final class ComputeControlLoop implements AutoCloseable {
     public synchronized SupervisedLoop start() {
         Duration period = Duration.ofNanos(periodNs);
         return loop.startIfIdle(() ->
-                SupervisedLoop.start("compute-control", period, period, Duration.ofSeconds(10), () -> step(true)));
+                SupervisedLoop.start("compute-control", period, period, Duration.ofSeconds(10), this::scheduledStep));
     }
 
     /**
@@ -86,7 +110,16 @@ public final class ComputeControlLoop implements AutoCloseable {
         step(false);
     }
 
+    /** What the loop's own thread runs each period; package-private so a test can count what it skips. */
+    synchronized void scheduledStep() {
+        step(true);
+    }
+
     private synchronized void step(boolean timed) {
+        if (timed && idleSteps >= FULL_SAMPLE_EVERY && ++skippedPeriods < IDLE_STEP_EVERY) {
+            return;
+        }
+        skippedPeriods = 0;
         long started = System.nanoTime();
         Map<String, List<ComputeTarget>> byGpu = targetsByGpu.get();
         controllers.keySet().retainAll(byGpu.keySet());
@@ -104,17 +137,21 @@ public final class ComputeControlLoop implements AutoCloseable {
                 }
             }
         }
+        boolean[] activity = {false};
         for (Map.Entry<String, List<ComputeTarget>> gpu : byGpu.entrySet()) {
-            tickGpu(gpu.getKey(), gpu.getValue(), timed);
+            tickGpu(gpu.getKey(), gpu.getValue(), timed, activity);
         }
         failures.retain(subjects);
+        lastSamples.keySet().retainAll(subjects);
+        idleSteps = activity[0] ? 0 : idleSteps + 1;
         lastTickNanos = System.nanoTime() - started;
         ticks++;
         tickDurationListener.accept(lastTickNanos);
     }
 
+    /** @param activity set to true when a container on this GPU did something, or could not be checked */
     @GuardedBy("this")
-    private void tickGpu(String uuid, List<ComputeTarget> targets, boolean timed) {
+    private void tickGpu(String uuid, List<ComputeTarget> targets, boolean timed, boolean[] activity) {
         Map<Integer, Long> busyByPid = null;
         try {
             busyByPid = gpuTime.busySinceLastSample(uuid);
@@ -130,12 +167,14 @@ public final class ComputeControlLoop implements AutoCloseable {
         List<ContainerSample> samples = new ArrayList<>(targets.size());
         List<ComputeTarget> sampled = new ArrayList<>(targets.size());
         Map<Integer, Long> busy = busyByPid;
+        Map<String, LastSample> last = lastSamples;
         for (ComputeTarget target : targets) {
             if (target.frozen()) {
                 continue; // no sample, no grant: the grant stays where it was frozen
             }
+            activity[0] |= !last.containsKey(subject(target)); // new, or its last sample failed
             failures.run(subject(target), () -> {
-                ContainerSample sample = sample(target, busy);
+                ContainerSample sample = sample(target, busy, last, activity);
                 if (sample != null) {
                     samples.add(sample);
                     sampled.add(target);
@@ -165,8 +204,63 @@ public final class ComputeControlLoop implements AutoCloseable {
         }
     }
 
-    /** This tick's sample of one container, or null when its compute is not enforced (nothing to grant). */
-    private ContainerSample sample(ComputeTarget target, Map<Integer, Long> busyByPid) {
+    /**
+     * What the last full sample of a container found: the control file's epoch it was read under, the sample
+     * (null: compute not enforced), the device's usage totals, the host pids of its slots (all of them known).
+     */
+    private record LastSample(
+            long controlEpoch,
+            ContainerSample sample,
+            UsageSnapshot.DeviceTotals totals,
+            List<Integer> hostPids,
+            boolean allPidsMapped,
+            int quietTicks) {
+        LastSample quieter() {
+            return new LastSample(controlEpoch, sample, totals, hostPids, allPidsMapped, quietTicks + 1);
+        }
+    }
+
+    /**
+     * This tick's sample of one container, or null when its compute is not enforced (nothing to grant).
+     *
+     * <p>Most containers are idle most of the time (no process, or none launching), and reading every slot of
+     * every usage file each period was most of the agent's idle CPU. So when the control file is unchanged since
+     * the last full sample (same epoch), the device's totals are too and NVML saw none of the container's known
+     * processes busy, the last sample is reused with the current grant: the same sample a full read would give,
+     * a slot attached or freed since then aside, which matters only for NVML attribution once it launches (and a
+     * launch changes the totals). Every {@link #FULL_SAMPLE_EVERY} ticks the full read is taken regardless.
+     */
+    private static ContainerSample sample(
+            ComputeTarget target,
+            Map<Integer, Long> busyByPid,
+            Map<String, LastSample> lastSamples,
+            boolean[] activity) {
+        String subject = subject(target);
+        long epoch = target.files().control().epoch();
+        LastSample last = lastSamples.get(subject);
+        if (last != null && last.controlEpoch() == epoch && (epoch & 1) == 0) {
+            if (last.sample() == null) {
+                return null; // not enforced then, and the control file has not changed since
+            }
+            if (last.quietTicks() < FULL_SAMPLE_EVERY
+                    && last.allPidsMapped()
+                    && noneBusy(last.hostPids(), busyByPid)
+                    && target.files().usage().deviceTotals(target.deviceIndex()).equals(last.totals())) {
+                lastSamples.put(subject, last.quieter());
+                ContainerSample s = last.sample();
+                return new ContainerSample(
+                        s.allocationId(),
+                        s.quotaMilli(),
+                        s.mode(),
+                        target.files().control().tokenGrant(target.deviceIndex()),
+                        s.consumedNs(),
+                        s.launches(),
+                        s.throttledNs(),
+                        busyByPid == null ? ContainerSample.UNMEASURED : 0);
+            }
+        }
+        lastSamples.remove(subject);
+        boolean sawItIdle = last != null && last.allPidsMapped() && noneBusy(last.hostPids(), busyByPid);
         ControlSnapshot control;
         try {
             control = target.files().control().read();
@@ -175,6 +269,8 @@ public final class ComputeControlLoop implements AutoCloseable {
         }
         if (!control.computeEnforced()
                 || target.deviceIndex() >= control.devices().size()) {
+            lastSamples.put(subject, new LastSample(control.epoch(), null, null, List.of(), false, 0));
+            activity[0] |= last == null || last.controlEpoch() != control.epoch();
             return null;
         }
         ControlSnapshot.Device device = control.devices().get(target.deviceIndex());
@@ -184,7 +280,7 @@ public final class ComputeControlLoop implements AutoCloseable {
                     + " more than " + target.deviceIndex());
         }
         UsageSnapshot.DeviceTotals totals = usage.devices().get(target.deviceIndex());
-        return new ContainerSample(
+        ContainerSample sample = new ContainerSample(
                 target.allocationId(),
                 device.computeQuotaMilli(),
                 device.mode(),
@@ -193,6 +289,30 @@ public final class ComputeControlLoop implements AutoCloseable {
                 totals.launches(),
                 totals.throttledNs(),
                 measured(usage, busyByPid));
+        List<Integer> hostPids = new ArrayList<>(usage.slots().size());
+        boolean allPidsMapped = true;
+        for (UsageSnapshot.Slot slot : usage.slots()) {
+            hostPids.add(slot.hostPid());
+            allPidsMapped &= slot.hostPid() != 0;
+        }
+        lastSamples.put(subject, new LastSample(control.epoch(), sample, totals, hostPids, allPidsMapped, 0));
+        activity[0] |= !(sawItIdle
+                && last.sample() != null
+                && last.controlEpoch() == control.epoch()
+                && totals.equals(last.totals()));
+        return sample;
+    }
+
+    private static boolean noneBusy(List<Integer> hostPids, Map<Integer, Long> busyByPid) {
+        if (busyByPid == null) {
+            return true;
+        }
+        for (int pid : hostPids) {
+            if (busyByPid.getOrDefault(pid, 0L) > 0) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static String subject(ComputeTarget target) {
@@ -211,6 +331,10 @@ public final class ComputeControlLoop implements AutoCloseable {
      * was gone.
      */
     private void grantWhatTheShimSpentAlone(ComputeTarget target, long now) {
+        long lastHeartbeat = target.files().control().heartbeatNs();
+        if (lastHeartbeat == 0 || now - lastHeartbeat <= STALE_MIN_NS) {
+            return; // fresh (the threshold is never below STALE_MIN_NS): the usual case, without reading the file
+        }
         ControlSnapshot control;
         try {
             control = target.files().control().read();

@@ -190,6 +190,19 @@ public final class ControlRegion implements AutoCloseable {
         heartbeat(MonotonicClock.nanos());
     }
 
+    /** The last published heartbeat (CLOCK_MONOTONIC ns, 0 before the first), one word without the seqlock. */
+    public long heartbeatNs() {
+        return (long) LONG.getAcquire(seg, HEARTBEAT);
+    }
+
+    /**
+     * The seqlock's epoch: it changes with every {@link #update} (odd while one is under way) and never otherwise,
+     * so a reader that saw the same even epoch before knows limits, quotas, mode and flags are as it read them.
+     */
+    public long epoch() {
+        return (long) LONG.getAcquire(seg, EPOCH);
+    }
+
     /** The cumulative GPU-time grant of device record {@code index}, in ns. */
     public long tokenGrant(int index) {
         checkIndex(index);

@@ -251,6 +251,30 @@ public final class UsageRegion implements AutoCloseable {
         return guarded(this::readMapping);
     }
 
+    /**
+     * The container-wide totals of one device only, without the slots: what the compute loop checks each period
+     * to see whether a container did anything at all.
+     *
+     * @throws DamagedRegionException when the file was truncated (before or during the read)
+     * @throws IndexOutOfBoundsException when {@code device} is not one of this file's devices
+     */
+    public UsageSnapshot.DeviceTotals deviceTotals(int device) {
+        if (device < 0 || device >= deviceCount) {
+            throw new IndexOutOfBoundsException(
+                    "device " + device + " of " + file.path() + "; expected 0.." + (deviceCount - 1));
+        }
+        return guarded(() -> {
+            long t = totalsAt(device);
+            return new UsageSnapshot.DeviceTotals(
+                    (long) LONG.getAcquire(seg, t + T_RESERVED),
+                    (long) LONG.getAcquire(seg, t + T_PEAK),
+                    (long) LONG.getAcquire(seg, t + T_TOKENS),
+                    (long) LONG.getAcquire(seg, t + T_LAUNCHES),
+                    (long) LONG.getAcquire(seg, t + T_DENIED),
+                    (long) LONG.getAcquire(seg, t + T_THROTTLED));
+        });
+    }
+
     private UsageSnapshot readMapping() {
         List<UsageSnapshot.DeviceTotals> totals = new ArrayList<>(deviceCount);
         for (int d = 0; d < deviceCount; d++) {

@@ -156,4 +156,120 @@ class ComputeControlLoopTest {
             assertThat(a.control().read().devices().getFirst().tokenGrantNs()).isEqualTo(25 * MS);
         }
     }
+
+    @Test
+    void anIdleContainerThatStartsLaunchingIsGrantedAndCalibratedAsIfEveryTickReadItInFull() throws Exception {
+        try (AllocationFiles a = allocation("a", 300, true);
+                ShimLikeWriter shim = new ShimLikeWriter(a.usage().path())) {
+            int slot = shim.claim(11, 1);
+            a.usage().setHostPid(slot, 11, 1011);
+            AtomicReference<Map<Integer, Long>> nvml = new AtomicReference<>(Map.of());
+            ComputeControlLoop loop = new ComputeControlLoop(
+                    100 * MS, () -> Map.of(GPU, List.of(new ComputeTarget("a", a, 0))), uuid -> nvml.get());
+            for (int i = 0; i < 5; i++) {
+                loop.tick(); // idle: after the first, the quick check only
+            }
+            assertThat(a.control().read().devices().getFirst().tokenGrantNs())
+                    .as("an idle container banks no more than one period")
+                    .isEqualTo(30 * MS);
+
+            shim.launched(slot, 0, 10, 30 * MS, 5 * MS);
+            nvml.set(Map.of(1011, 30 * MS));
+            loop.tick();
+
+            ControlSnapshot.Device device = a.control().read().devices().getFirst();
+            assertThat(device.tokenGrantNs()).isEqualTo(60 * MS);
+            assertThat(device.launchCostNs())
+                    .as("NVML's 30 ms over 10 launches")
+                    .isEqualTo(3 * MS);
+        }
+    }
+
+    @Test
+    void aProcessNvmlSeesBusyIsReadInFullEvenWhenItsCountersSayIdle() throws Exception {
+        try (AllocationFiles a = allocation("a", 300, true);
+                ShimLikeWriter shim = new ShimLikeWriter(a.usage().path())) {
+            int slot = shim.claim(11, 1);
+            a.usage().setHostPid(slot, 11, 1011);
+            AtomicReference<Map<Integer, Long>> nvml = new AtomicReference<>(Map.of());
+            ComputeControlLoop loop = new ComputeControlLoop(
+                    100 * MS, () -> Map.of(GPU, List.of(new ComputeTarget("a", a, 0))), uuid -> nvml.get());
+            loop.tick();
+            shim.launched(slot, 0, 10, 10 * MS, 0);
+            nvml.set(Map.of(1011, 10 * MS));
+            loop.tick();
+            assertThat(a.control().read().devices().getFirst().launchCostNs()).isEqualTo(1 * MS);
+
+            // Its counters stand still (a shim that stopped charging) while NVML sees its process busy for 40 ms.
+            nvml.set(Map.of(1011, 40 * MS));
+            loop.tick();
+
+            assertThat(a.control().read().devices().getFirst().launchCostNs())
+                    .as("NVML's time is attributed (only a full read does that) and raises the launch cost")
+                    .isGreaterThan(1 * MS);
+        }
+    }
+
+    @Test
+    void aQuotaOrEnforcementChangedWhileIdleTakesEffectOnTheNextTick() throws Exception {
+        try (AllocationFiles a = allocation("a", 300, true);
+                AllocationFiles m = allocation("m", 500, false)) {
+            ComputeControlLoop loop = new ComputeControlLoop(
+                    100 * MS,
+                    () -> Map.of(GPU, List.of(new ComputeTarget("a", a, 0), new ComputeTarget("m", m, 0))),
+                    uuid -> Map.of());
+            loop.tick();
+            loop.tick();
+            assertThat(m.control().read().devices().getFirst().tokenGrantNs()).isZero();
+
+            a.control().update(spec("a", 600, true));
+            m.control().update(spec("m", 500, true));
+            loop.tick();
+
+            assertThat(a.control().read().devices().getFirst().tokenGrantNs())
+                    .as("one period of the new 60 %%")
+                    .isEqualTo(60 * MS);
+            assertThat(m.control().read().devices().getFirst().tokenGrantNs())
+                    .as("enforced now: granted at once")
+                    .isEqualTo(50 * MS);
+        }
+    }
+
+    @Test
+    void onAnIdleNodeTheScheduleStepsEveryFifthPeriodUntilAContainerLaunches() throws Exception {
+        try (AllocationFiles a = allocation("a", 300, true);
+                ShimLikeWriter shim = new ShimLikeWriter(a.usage().path())) {
+            int slot = shim.claim(11, 1);
+            a.usage().setHostPid(slot, 11, 1011);
+            ComputeControlLoop loop = new ComputeControlLoop(
+                    100 * MS, () -> Map.of(GPU, List.of(new ComputeTarget("a", a, 0))), uuid -> Map.of());
+            for (int i = 0; i < 1 + ComputeControlLoop.FULL_SAMPLE_EVERY; i++) {
+                loop.scheduledStep(); // the first sees a new container, the next ten nothing
+            }
+            assertThat(loop.ticks()).isEqualTo(11);
+            for (int i = 0; i < ComputeControlLoop.IDLE_STEP_EVERY; i++) {
+                loop.scheduledStep();
+            }
+            assertThat(loop.ticks()).as("idle: one step in five periods").isEqualTo(12);
+
+            shim.launched(slot, 0, 3, 3 * MS, 0);
+            for (int i = 0; i < ComputeControlLoop.IDLE_STEP_EVERY; i++) {
+                loop.scheduledStep();
+            }
+            loop.scheduledStep();
+            assertThat(loop.ticks())
+                    .as("the step that sees the launches ends the idle schedule: the next period steps again")
+                    .isEqualTo(14);
+            loop.tick();
+            assertThat(loop.ticks()).as("an explicit tick is never skipped").isEqualTo(15);
+        }
+    }
+
+    private static AllocationSpec spec(String name, int quota, boolean compute) {
+        return new AllocationSpec(
+                "ns/" + name + "/main",
+                List.of(new DeviceQuota(GPU, 0, 1L << 30, quota, ComputeMode.HARD_CAP)),
+                compute,
+                100_000);
+    }
 }
