@@ -8,7 +8,9 @@ import io.omai.ibvf.inventory.InventorySnapshot;
 import io.omai.ibvf.inventory.PfStatus;
 import io.omai.ibvf.inventory.VfStatus;
 import io.omai.ibvf.model.LinkLayer;
+import io.omai.ibvf.model.PciAddress;
 import java.util.List;
+import java.util.Set;
 
 /**
  * The VF plugin's ListAndWatch list from one inventory: one device per VF, its ID the VF's PCI address, Healthy
@@ -19,6 +21,11 @@ final class VfDeviceList {
     private VfDeviceList() {}
 
     static ListAndWatchResponse of(InventorySnapshot inventory) {
+        return of(inventory, Set.of());
+    }
+
+    /** With the VFs DRA claims hold listed Unhealthy, so kubelet never hands them out too (one VF, one path). */
+    static ListAndWatchResponse of(InventorySnapshot inventory, Set<PciAddress> heldByClaims) {
         ListAndWatchResponse.Builder list = ListAndWatchResponse.newBuilder();
         for (PfStatus pf : managedPfs(inventory)) {
             Device.Builder template = Device.newBuilder();
@@ -29,7 +36,11 @@ final class VfDeviceList {
             for (VfStatus vf : pf.vfs()) {
                 list.addDevices(template.setID(vf.vf().address().value())
                         .setHealth(
-                                vf.health().isHealthy() ? DeviceListPublisher.HEALTHY : DeviceListPublisher.UNHEALTHY)
+                                vf.health().isHealthy()
+                                                && !heldByClaims.contains(
+                                                        vf.vf().address())
+                                        ? DeviceListPublisher.HEALTHY
+                                        : DeviceListPublisher.UNHEALTHY)
                         .build());
             }
         }

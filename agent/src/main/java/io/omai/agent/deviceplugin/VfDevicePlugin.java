@@ -63,6 +63,9 @@ import org.slf4j.LoggerFactory;
  * record of allocated VFs kept in step with PodResources.
  */
 public final class VfDevicePlugin implements AutoCloseable {
+    /** The VFs of prepared DRA claims, under {@code directories.state}. */
+    public static final String DRA_CLAIMS_FILE = "dra-vf-claims";
+
     /** The GUID assignments file, under {@code directories.state}. */
     public static final String GUID_FILE = "ib-vf-guids";
 
@@ -144,7 +147,8 @@ public final class VfDevicePlugin implements AutoCloseable {
                     new NodeRebindLock(ib.rebindLock()),
                     Sleeper.REAL);
             IbVfMonitor monitor = manager.newMonitor();
-            VfAllocations allocations = new VfAllocations(Clock.systemUTC());
+            VfAllocations allocations = new VfAllocations(
+                    Clock.systemUTC(), config.directories().state().resolve(DRA_CLAIMS_FILE));
             ScheduledExecutorService polling = Executors.newSingleThreadScheduledExecutor(
                     Thread.ofVirtual().name("ib-vf-monitor").factory());
             started.add("vf-polling", polling::shutdownNow);
@@ -204,6 +208,7 @@ public final class VfDevicePlugin implements AutoCloseable {
             VfDevicePlugin plugin = new VfDevicePlugin(
                     config, manager, monitor, allocations, selection, offers, sysfs, reconciling, started);
             allocations.onChange(plugin::changed);
+            allocations.onChange(plugin::publishListsIfClaimsChanged);
             plugin.desiredVfs.putAll(desired);
             plugin.reconcileRetry = ib.pollInterval();
             plugin.recordReconcile(plugin.reconcileAll()); // before advertising: counts, GUIDs, link policy
@@ -418,10 +423,7 @@ public final class VfDevicePlugin implements AutoCloseable {
 
         @Override
         public synchronized void onInventoryChanged(InventorySnapshot snapshot) {
-            Map<String, InventorySnapshot> views = selection.split(snapshot);
-            for (Offer offer : offers) {
-                offer.devices().publish(VfDeviceList.of(views.get(offer.resourceName())));
-            }
+            publishLists(snapshot);
             List<VfSelection.Conflict> conflicts = selection.conflicts(snapshot);
             if (!conflicts.equals(lastConflicts)) {
                 conflicts.forEach(conflict -> log.error(
@@ -465,6 +467,37 @@ public final class VfDevicePlugin implements AutoCloseable {
             log.warn(
                     "event=ib_vf_discovery_failed error=\"{}\" detail=\"keeping the last list\"", failure.getMessage());
         }
+    }
+
+    // the VF lists as last published: under the lock so an older inventory never overwrites a newer list
+    @GuardedBy("this")
+    private Set<PciAddress> listedAsClaimed = Set.of();
+
+    /** Each resource's ListAndWatch list from {@code snapshot}, VFs held by DRA claims Unhealthy. */
+    private synchronized void publishLists(InventorySnapshot snapshot) {
+        Set<PciAddress> claimed = allocations.claims().keySet();
+        Map<String, InventorySnapshot> views = selection.split(snapshot);
+        for (Offer offer : offers) {
+            offer.devices().publish(VfDeviceList.of(views.get(offer.resourceName()), claimed));
+        }
+        listedAsClaimed = Set.copyOf(claimed);
+    }
+
+    /** A claim took or released VFs: the lists follow at once (before the claim's prepare answers). */
+    private void publishListsIfClaimsChanged() {
+        synchronized (this) {
+            if (listedAsClaimed.equals(allocations.claims().keySet())) {
+                return;
+            }
+        }
+        publishLists(monitor.current());
+    }
+
+    /** The DRA driver's side of the bookkeeper: the VFs of the first resource ({@code ib.resources[0]}). */
+    public VfClaims draClaims() {
+        String resource = offers.getFirst().resourceName();
+        return new VfClaims(
+                resource, manager, () -> selection.offeredBy(resource, monitor.current()), allocations, this::onChange);
     }
 
     public IbVfMonitor monitor() {

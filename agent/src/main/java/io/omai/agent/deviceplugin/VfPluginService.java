@@ -203,11 +203,21 @@ final class VfPluginService extends DevicePluginGrpc.DevicePluginImplBase {
             for (ContainerAllocateRequest container : request.getContainerRequestsList()) {
                 requested.add(checkAllocatable(container.getDevicesIdsList(), known));
             }
-            AllocateResponse.Builder answer = AllocateResponse.newBuilder();
-            for (List<PciAddress> vfs : requested) {
-                answer.addContainerResponses(containerEdits(vfs));
+            // recorded before the edits, atomically with the check against DRA claims: one VF, one path
+            List<PciAddress> all = requested.stream().flatMap(List::stream).toList();
+            java.util.Optional<String> claimed = allocations.allocateUnlessClaimed(all);
+            if (claimed.isPresent()) {
+                throw GrpcStatusMapper.unusableDevice(claimed.get());
             }
-            requested.forEach(allocations::allocated);
+            AllocateResponse.Builder answer = AllocateResponse.newBuilder();
+            try {
+                for (List<PciAddress> vfs : requested) {
+                    answer.addContainerResponses(containerEdits(vfs));
+                }
+            } catch (StatusException e) {
+                allocations.undoAllocated(all);
+                throw e;
+            }
             response.onNext(answer.build());
             response.onCompleted();
         } catch (StatusException e) {
@@ -243,15 +253,23 @@ final class VfPluginService extends DevicePluginGrpc.DevicePluginImplBase {
 
     /** Device specs and env for the container, from sysfs now. */
     private ContainerAllocateResponse containerEdits(List<PciAddress> vfs) throws StatusException {
+        try {
+            return containerEdits(manager, resourceName, vfs);
+        } catch (IbVfException e) {
+            throw GrpcStatusMapper.toException(e);
+        }
+    }
+
+    /**
+     * Device specs ({@code uverbsN} and {@code rdma_cm} of each VF, from sysfs now) and env of {@code vfs}, as the
+     * plugin of {@code resourceName} answers them; also what a DRA claim holding them gets.
+     */
+    static ContainerAllocateResponse containerEdits(IbVfManager manager, String resourceName, List<PciAddress> vfs)
+            throws IbVfException {
         Map<String, DeviceNode> nodes = new LinkedHashMap<>();
         Map<String, List<String>> env = new LinkedHashMap<>();
         for (PciAddress vf : vfs) {
-            VfAllocation allocation;
-            try {
-                allocation = manager.allocationFor(vf);
-            } catch (IbVfException e) {
-                throw GrpcStatusMapper.toException(e);
-            }
+            VfAllocation allocation = manager.allocationFor(vf);
             allocation
                     .deviceNodes()
                     .forEach(node -> nodes.putIfAbsent(node.containerPath(), node)); // rdma_cm is shared

@@ -10,6 +10,7 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.omai.agent.config.AgentConfig;
 import io.omai.agent.deviceplugin.ContainerEdits;
+import io.omai.agent.deviceplugin.VfClaims;
 import io.omai.agent.deviceplugin.v1beta1.CDIDevice;
 import io.omai.agent.deviceplugin.v1beta1.ContainerAllocateResponse;
 import io.omai.agent.gpu.GpuDevice;
@@ -28,6 +29,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -54,6 +56,8 @@ final class ClaimPreparer {
     private final KubernetesClient client;
     private final TenantIdentity tenants;
     private final java.util.function.Supplier<Map<String, GpuHealth>> health;
+    private final Optional<VfClaims> vfs;
+    private final String vfPool;
 
     ClaimPreparer(
             AgentConfig config,
@@ -62,8 +66,12 @@ final class ClaimPreparer {
             ContainerEdits edits,
             KubernetesClient client,
             TenantIdentity tenants,
-            java.util.function.Supplier<Map<String, GpuHealth>> health) {
+            java.util.function.Supplier<Map<String, GpuHealth>> health,
+            Optional<VfClaims> vfs,
+            String vfPool) {
         this.health = health;
+        this.vfs = vfs;
+        this.vfPool = vfPool;
         this.config = config;
         this.ledger = ledger;
         this.admission = admission;
@@ -89,6 +97,9 @@ final class ClaimPreparer {
             return milli == MilliGpu.PER_GPU && (memory == 0 || memory == gpu.memoryBytes());
         }
     }
+
+    /** One of this driver's results naming a VF of the VF pool. */
+    private record VfResult(String request, String pool, String device, String pciAddress) {}
 
     List<PreparedDevice> prepare(String namespace, String uid, String name) throws ClaimException {
         if (namespace.isEmpty() || uid.isEmpty() || name.isEmpty()) {
@@ -121,58 +132,90 @@ final class ClaimPreparer {
                     + "written by the scheduler before kubelet prepares it");
         }
         List<GpuResult> ours = new ArrayList<>();
+        List<VfResult> ourVfs = new ArrayList<>();
+        Set<String> otherDrivers = new java.util.TreeSet<>();
         for (DeviceRequestAllocationResult result : allocation.getDevices().getResults()) {
             if (!config.dra().driverName().equals(result.getDriver())) {
-                continue; // another driver's device: that driver prepares it
+                // another driver's device in a multi-driver claim: that driver prepares it
+                otherDrivers.add(String.valueOf(result.getDriver()));
+                continue;
             }
-            ours.add(gpuResult(ref, result));
+            if (vfs.isPresent() && vfPool.equals(result.getPool())) {
+                VfResult vf = vfResult(ref, result);
+                if (ourVfs.stream().anyMatch(r -> r.pciAddress().equals(vf.pciAddress()))) {
+                    throw new ClaimException("ResourceClaim " + ref + " holds device " + vf.device()
+                            + " twice; expected each VF once per claim");
+                }
+                ourVfs.add(vf);
+            } else {
+                ours.add(gpuResult(ref, result));
+            }
         }
-        if (ours.isEmpty()) {
-            log.info(
-                    "event=claim_prepared claim={} uid={} devices=0 detail=\"no result of driver {}\"",
-                    ref,
-                    uid,
-                    config.dra().driverName());
-            return List.of();
+        if (ours.isEmpty() && ourVfs.isEmpty()) {
+            // kubelet sends a driver only claims with results for it: this one reached the wrong plugin
+            throw new ClaimException("ResourceClaim " + ref + " (uid " + uid + ") has no result for driver "
+                    + config.dra().driverName() + "; its results are for "
+                    + (otherDrivers.isEmpty() ? "no driver" : String.join(", ", otherDrivers))
+                    + "; expected kubelet to send it to that driver; nothing prepared");
         }
-        ClaimAdmission.ClaimRequest request = request(claim, ours);
-        // a repeat's allocation serves a running container: a failed spec write must not release it
-        boolean repeat = !ledger.draAllocations(uid).isEmpty();
-        if (!repeat) {
-            // as kubelet never allocates an unhealthy device: a claim allocated before its GPU failed waits
-            Map<String, GpuHealth> now = health.get();
-            for (GpuResult result : ours) {
-                GpuHealth gpuHealth = now.get(result.gpu().uuid());
-                if (gpuHealth != null && !gpuHealth.healthy()) {
-                    throw new ClaimException("ResourceClaim " + ref + ": device " + result.device() + " (GPU "
-                            + result.gpu().uuid() + ") is unhealthy: " + gpuHealth.reason()
-                            + "; expected a healthy device (the slice taints it "
-                            + config.dra().driverName()
-                            + "/unhealthy)");
+        // a repeat's allocation serves a running container: a failed step must not release it
+        boolean gpusRepeat = !ledger.draAllocations(uid).isEmpty();
+        boolean vfsRepeat = vfs.isPresent() && vfs.get().holds(uid);
+        ContainerAllocateResponse.Builder containerEdits = ContainerAllocateResponse.newBuilder();
+        Allocation made = null;
+        ClaimAdmission.ClaimRequest request = null;
+        if (!ours.isEmpty()) {
+            request = request(claim, ours);
+            if (!gpusRepeat) {
+                // as kubelet never allocates an unhealthy device: a claim allocated before its GPU failed waits
+                Map<String, GpuHealth> now = health.get();
+                for (GpuResult result : ours) {
+                    GpuHealth gpuHealth = now.get(result.gpu().uuid());
+                    if (gpuHealth != null && !gpuHealth.healthy()) {
+                        throw new ClaimException("ResourceClaim " + ref + ": device " + result.device() + " (GPU "
+                                + result.gpu().uuid() + ") is unhealthy: " + gpuHealth.reason()
+                                + "; expected a healthy device (the slice taints it "
+                                + config.dra().driverName()
+                                + "/unhealthy)");
+                    }
                 }
             }
+            try {
+                made = admission.admit(request);
+            } catch (LedgerException | AdmissionRefusal e) {
+                throw new ClaimException("ResourceClaim " + ref + ": " + e.getMessage());
+            }
+            if (!sameShape(made, request)) {
+                throw new ClaimException("ResourceClaim " + ref + " (uid " + uid + ") was prepared before as "
+                        + made.milliPerGpu() + " milli per GPU and now asks for " + request.milliPerGpu() + " on "
+                        + request.gpuUuids() + "; an allocation of a claim does not change");
+            }
+            containerEdits.mergeFrom(edits.forAllocation(made));
         }
-        Allocation made;
+        if (!ourVfs.isEmpty()) {
+            try {
+                containerEdits.mergeFrom(vfs.orElseThrow()
+                        .claim(uid, ourVfs.stream().map(VfResult::pciAddress).toList()));
+            } catch (VfClaims.RefusedException e) {
+                if (made != null && !gpusRepeat) {
+                    ledger.releaseDra(uid);
+                }
+                throw new ClaimException("ResourceClaim " + ref + ": " + e.getMessage()
+                        + (gpusRepeat || vfsRepeat ? "; the claim stays prepared as before" : "; nothing prepared"));
+            }
+        }
         try {
-            made = admission.admit(request);
-        } catch (LedgerException | AdmissionRefusal e) {
-            throw new ClaimException("ResourceClaim " + ref + ": " + e.getMessage());
-        }
-        if (!sameShape(made, request)) {
-            throw new ClaimException("ResourceClaim " + ref + " (uid " + uid + ") was prepared before as "
-                    + made.milliPerGpu() + " milli per GPU and now asks for " + request.milliPerGpu() + " on "
-                    + request.gpuUuids() + "; an allocation of a claim does not change");
-        }
-        ContainerAllocateResponse containerEdits = edits.forAllocation(made);
-        try {
-            cdi.write(uid, containerEdits);
+            cdi.write(uid, containerEdits.build());
         } catch (IOException | RuntimeException e) {
-            if (!repeat) {
+            if (!gpusRepeat && made != null) {
                 ledger.releaseDra(uid);
+            }
+            if (!vfsRepeat && !ourVfs.isEmpty()) {
+                releaseVfs(ref, uid);
             }
             throw new ClaimException("ResourceClaim " + ref + ": cannot write its CDI spec in "
                     + config.dra().cdiDir() + ": " + e.getMessage()
-                    + (repeat ? "; the claim stays prepared as before" : "; nothing prepared"));
+                    + (gpusRepeat || vfsRepeat ? "; the claim stays prepared as before" : "; nothing prepared"));
         }
         List<String> cdiIds = new ArrayList<>();
         cdiIds.add(cdi.deviceId(uid));
@@ -182,21 +225,62 @@ final class ClaimPreparer {
         for (GpuResult result : ours) {
             devices.add(new PreparedDevice(result.request(), result.pool(), result.device(), List.copyOf(cdiIds)));
         }
+        for (VfResult result : ourVfs) {
+            devices.add(new PreparedDevice(result.request(), result.pool(), result.device(), List.copyOf(cdiIds)));
+        }
         log.info(
-                "event=claim_prepared claim={} uid={} allocation={} tenant={} gpus={} memory_per_gpu={} cdi={}",
+                "event=claim_prepared claim={} uid={} allocation={} tenant={} gpus={} memory_per_gpu={} vfs={} cdi={}",
                 ref,
                 uid,
-                made.id(),
-                made.tenant(),
-                made.milliPerGpu(),
-                request.memoryBytesPerGpu(),
+                made == null ? "" : made.id(),
+                made == null ? "" : made.tenant(),
+                made == null ? Map.of() : made.milliPerGpu(),
+                request == null ? 0 : request.memoryBytesPerGpu(),
+                ourVfs.stream().map(VfResult::pciAddress).toList(),
                 cdi.deviceId(uid));
         return devices;
+    }
+
+    private void releaseVfs(String ref, String uid) {
+        try {
+            vfs.orElseThrow().release(uid);
+        } catch (IOException e) {
+            log.warn("event=claim_vfs_release_failed claim={} uid={} error=\"{}\"", ref, uid, e.getMessage());
+        }
+    }
+
+    /** A result in the VF pool: a VF of this node, consuming no capacity (a VF is not shared). */
+    private VfResult vfResult(String ref, DeviceRequestAllocationResult result) throws ClaimException {
+        String what = "ResourceClaim " + ref + ", request '" + result.getRequest() + "', device '" + result.getPool()
+                + "/" + result.getDevice() + "'";
+        List<VfClaims.Vf> known = vfs.orElseThrow().vfs();
+        VfClaims.Vf vf = known.stream()
+                .filter(v -> DeviceNames.ofVf(v.pciAddress()).equals(result.getDevice()))
+                .findFirst()
+                .orElseThrow(() -> new ClaimException(what + ": no such VF on node " + config.nodeName()
+                        + "; expected one of "
+                        + known.stream()
+                                .map(v -> DeviceNames.ofVf(v.pciAddress()))
+                                .toList()));
+        if (result.getConsumedCapacity() != null
+                && !result.getConsumedCapacity().isEmpty()) {
+            throw new ClaimException(
+                    what + ": consumedCapacity " + result.getConsumedCapacity().keySet()
+                            + " on a VF; expected none (a VF has no capacity and is not shared)");
+        }
+        return new VfResult(result.getRequest(), result.getPool(), result.getDevice(), vf.pciAddress());
     }
 
     /** Releases the claim's allocation and removes its spec; a claim never prepared is unprepared already. */
     void unprepare(String namespace, String uid, String name) throws ClaimException {
         List<Allocation> released = ledger.releaseDra(uid);
+        List<String> releasedVfs;
+        try {
+            releasedVfs = vfs.isPresent() ? vfs.get().release(uid) : List.of();
+        } catch (IOException e) {
+            throw new ClaimException(
+                    "ResourceClaim " + namespace + "/" + name + ": cannot release its VFs: " + e.getMessage());
+        }
         boolean specRemoved;
         try {
             specRemoved = cdi.delete(uid);
@@ -205,11 +289,12 @@ final class ClaimPreparer {
                     + cdi.file(uid) + ": " + e.getMessage());
         }
         log.info(
-                "event=claim_unprepared claim={}/{} uid={} allocations={} spec_removed={}",
+                "event=claim_unprepared claim={}/{} uid={} allocations={} vfs={} spec_removed={}",
                 namespace,
                 name,
                 uid,
                 released.stream().map(Allocation::id).toList(),
+                releasedVfs,
                 specRemoved);
     }
 

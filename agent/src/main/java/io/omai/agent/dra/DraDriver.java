@@ -4,6 +4,7 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.omai.agent.config.AgentConfig;
 import io.omai.agent.deviceplugin.ContainerEdits;
 import io.omai.agent.deviceplugin.PluginSocketServer;
+import io.omai.agent.deviceplugin.VfClaims;
 import io.omai.agent.gpu.GpuHealth;
 import io.omai.agent.ledger.Allocation;
 import io.omai.agent.ledger.AllocationLedger;
@@ -17,6 +18,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.TreeMap;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -50,18 +52,21 @@ public final class DraDriver implements AutoCloseable {
             Supplier<Map<String, GpuHealth>> health,
             GpuWithdrawals withdrawals,
             KubernetesClient client,
-            TenantIdentity tenants) {
+            TenantIdentity tenants,
+            DevicePlaces places,
+            Optional<VfClaims> vfs) {
         AgentConfig.Dra dra = config.dra();
         this.ledger = ledger;
         this.withdrawals = withdrawals;
-        ClaimPreparer preparer = new ClaimPreparer(config, ledger, admission, edits, client, tenants, health);
+        this.slices = new SlicePublisher(config, client, ledger, health, withdrawals, admission.policy(), places, vfs);
+        ClaimPreparer preparer =
+                new ClaimPreparer(config, ledger, admission, edits, client, tenants, health, vfs, slices.vfPoolName());
         DraService service = new DraService(preparer);
         this.serviceServer = new PluginSocketServer(
                 dra.serviceSocket(), List.of(new DraServiceV1(service), new DraServiceV1beta1(service)));
         this.registration = new RegistrationService(dra.driverName(), dra.serviceSocket());
         this.registrationServer = new PluginSocketServer(
                 dra.pluginsRegistryDir().resolve(dra.registrationSocketName()), List.of(registration));
-        this.slices = new SlicePublisher(config, client, ledger, health, withdrawals, admission.policy());
     }
 
     /**
@@ -79,8 +84,40 @@ public final class DraDriver implements AutoCloseable {
             KubernetesClient client,
             TenantIdentity tenants)
             throws IOException {
-        DraDriver driver = new DraDriver(config, ledger, admission, edits, health, withdrawals, client, tenants);
+        return start(
+                config,
+                ledger,
+                admission,
+                edits,
+                health,
+                withdrawals,
+                client,
+                tenants,
+                DevicePlaces.UNKNOWN,
+                Optional.empty());
+    }
+
+    /**
+     * Starts the driver with the GPUs' PCIe places and, when the VF plugin runs, its VFs as a pool of their own
+     * ({@code <node>-ib-vf}) handed out through the plugin's bookkeeper.
+     */
+    public static DraDriver start(
+            AgentConfig config,
+            AllocationLedger ledger,
+            ClaimAdmission admission,
+            ContainerEdits edits,
+            Supplier<Map<String, GpuHealth>> health,
+            GpuWithdrawals withdrawals,
+            KubernetesClient client,
+            TenantIdentity tenants,
+            DevicePlaces places,
+            Optional<VfClaims> vfs)
+            throws IOException {
+        DraDriver driver =
+                new DraDriver(config, ledger, admission, edits, health, withdrawals, client, tenants, places, vfs);
         try {
+            // VF health, the device plugin's VFs and claims' VFs show in the VF slice
+            vfs.ifPresent(claims -> claims.onChange(driver.slices::changed));
             driver.started.add("dra-slices", driver.slices);
             driver.withdrawDraGpus();
             AllocationLedger.Subscription ledgerChanges = ledger.onChange(() -> {

@@ -20,6 +20,7 @@ import io.fabric8.kubernetes.client.KubernetesClient;
 import io.fabric8.kubernetes.client.KubernetesClientException;
 import io.fabric8.kubernetes.client.dsl.NonDeletingOperation;
 import io.omai.agent.config.AgentConfig;
+import io.omai.agent.deviceplugin.VfClaims;
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.gpu.GpuHealth;
 import io.omai.agent.ledger.Allocation;
@@ -32,6 +33,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.Executors;
@@ -44,7 +46,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The node's ResourceSlice: one pool named after the node, one slice, one device per GPU ({@code gpu-<index>})
+ * The node's ResourceSlices. With the VF plugin, a second pool {@code <node>-ib-vf} in its own slice holds one
+ * unshared device per VF ({@link #vfDevices}). The GPU pool is named after the node, one slice, one device per GPU
+ * ({@code gpu-<index>})
  * shared by several claims ({@code allowMultipleAllocations}) with consumable capacities {@code milli} (1000) and
  * {@code memory} (bytes), attributes for CEL selectors, and taints that steer the scheduler:
  * <ul>
@@ -66,6 +70,9 @@ final class SlicePublisher implements AutoCloseable {
     static final String DEVICE_PLUGIN_TAINT = "omai.io/device-plugin";
     static final String WITHDRAWN_TAINT = "omai.io/withdrawn";
     static final String NO_SCHEDULE = "NoSchedule";
+    /** The standard attribute (KEP-5491): the device's PCIe root complex, {@code pci<domain>:<bus>}. */
+    static final String PCIE_ROOT = "resource.kubernetes.io/pcieRoot";
+
     private static final Duration RETRY = Duration.ofSeconds(5);
     // a taint value is a label value
     private static final Pattern LABEL_VALUE = Pattern.compile("([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?");
@@ -82,11 +89,20 @@ final class SlicePublisher implements AutoCloseable {
     @GuardedBy("this")
     private boolean scheduled;
 
-    @GuardedBy("this")
-    private List<Device> published;
+    private final DevicePlaces places;
+    private final Optional<VfClaims> vfs;
+
+    /** What was last written to one slice (each slice is its own pool, with its own generation). */
+    private static final class Written {
+        List<Device> devices;
+        long generation = -1;
+    }
 
     @GuardedBy("this")
-    private long generation = -1;
+    private final Written gpuSlice = new Written();
+
+    @GuardedBy("this")
+    private final Written vfSlice = new Written();
 
     SlicePublisher(
             AgentConfig config,
@@ -94,7 +110,11 @@ final class SlicePublisher implements AutoCloseable {
             AllocationLedger ledger,
             Supplier<Map<String, GpuHealth>> health,
             GpuWithdrawals withdrawals,
-            AntiAffinityPolicy policy) {
+            AntiAffinityPolicy policy,
+            DevicePlaces places,
+            Optional<VfClaims> vfs) {
+        this.places = places;
+        this.vfs = vfs;
         this.config = config;
         this.client = client;
         this.ledger = ledger;
@@ -103,9 +123,19 @@ final class SlicePublisher implements AutoCloseable {
         this.policy = policy;
     }
 
-    /** The slice's name: the node and the driver, one slice per node. */
+    /** The GPU slice's name: the node and the driver. */
     String sliceName() {
         return config.nodeName() + "-" + config.dra().driverName().replace('.', '-');
+    }
+
+    /** The VF slice's name: the GPU slice's and {@code -ib-vf}. */
+    String vfSliceName() {
+        return sliceName() + "-ib-vf";
+    }
+
+    /** The VF pool: a pool of its own, so VF health churn never bumps the GPU pool's generation. */
+    String vfPoolName() {
+        return config.nodeName() + "-ib-vf";
     }
 
     /** Something the slice shows changed: publish after the debounce (once for all changes meanwhile). */
@@ -148,35 +178,43 @@ final class SlicePublisher implements AutoCloseable {
     }
 
     /**
-     * Writes the slice now if its devices differ from what was last written (or nothing was yet), bumping the
-     * pool's generation; returns the generation the slice has.
+     * Writes the slices now whose devices differ from what was last written (or nothing was yet), bumping their
+     * pool's generation; returns the generation the GPU slice has.
      */
     synchronized long publishNow() {
-        List<Device> devices = devices();
-        if (devices.equals(published)) {
-            return generation;
+        long gpus = publish(gpuSlice, sliceName(), config.nodeName(), devices());
+        if (vfs.isPresent()) {
+            publish(vfSlice, vfSliceName(), vfPoolName(), vfDevices());
         }
-        if (generation < 0) {
+        return gpus;
+    }
+
+    @GuardedBy("this")
+    private long publish(Written written, String name, String pool, List<Device> devices) {
+        if (devices.equals(written.devices)) {
+            return written.generation;
+        }
+        if (written.generation < 0) {
             ResourceSlice existing =
-                    client.resources(ResourceSlice.class).withName(sliceName()).get();
-            generation = existing == null
+                    client.resources(ResourceSlice.class).withName(name).get();
+            written.generation = existing == null
                             || existing.getSpec() == null
                             || existing.getSpec().getPool() == null
                             || existing.getSpec().getPool().getGeneration() == null
                     ? 0
                     : existing.getSpec().getPool().getGeneration();
         }
-        long next = generation + 1;
+        long next = written.generation + 1;
         ResourceSlice slice = new ResourceSliceBuilder()
                 .withNewMetadata()
-                .withName(sliceName())
+                .withName(name)
                 .withOwnerReferences(nodeOwner())
                 .endMetadata()
                 .withNewSpec()
                 .withDriver(config.dra().driverName())
                 .withNodeName(config.nodeName())
                 .withNewPool()
-                .withName(config.nodeName())
+                .withName(pool)
                 .withGeneration(next)
                 .withResourceSliceCount(1L)
                 .endPool()
@@ -184,12 +222,12 @@ final class SlicePublisher implements AutoCloseable {
                 .endSpec()
                 .build();
         client.resources(ResourceSlice.class).resource(slice).createOr(NonDeletingOperation::update);
-        generation = next;
-        published = devices;
+        written.generation = next;
+        written.devices = devices;
         log.info(
                 "event=slice_published slice={} pool={} generation={} devices={} taints={}",
-                sliceName(),
-                config.nodeName(),
+                name,
+                pool,
                 next,
                 devices.size(),
                 devices.stream()
@@ -200,6 +238,52 @@ final class SlicePublisher implements AutoCloseable {
                                         .toList())
                         .toList());
         return next;
+    }
+
+    /**
+     * The VF pool's devices: one per VF of the resource, not shareable (a VF is one container's), tainted
+     * {@code <driver>/unhealthy} when unhealthy and {@code omai.io/device-plugin} while the device plugin hands it
+     * out.
+     */
+    List<Device> vfDevices() {
+        if (vfs.isEmpty()) {
+            return List.of();
+        }
+        List<Device> devices = new ArrayList<>();
+        for (VfClaims.Vf vf : vfs.get().vfs()) {
+            Map<String, DeviceAttribute> attributes = new LinkedHashMap<>();
+            attributes.put(
+                    "pciAddress",
+                    new DeviceAttributeBuilder().withString(vf.pciAddress()).build());
+            attributes.put(
+                    "pfName",
+                    new DeviceAttributeBuilder().withString(vf.pfName()).build());
+            vf.numaNode()
+                    .ifPresent(numa -> attributes.put(
+                            "numaNode",
+                            new DeviceAttributeBuilder().withInt((long) numa).build()));
+            attributes.put(
+                    "linkType",
+                    new DeviceAttributeBuilder().withString(vf.linkType()).build());
+            String root = places.pcieRoot(vf.pciAddress());
+            if (!root.isEmpty()) {
+                attributes.put(
+                        PCIE_ROOT, new DeviceAttributeBuilder().withString(root).build());
+            }
+            List<DeviceTaint> taints = new ArrayList<>();
+            if (!vf.healthy()) {
+                taints.add(taint(config.dra().driverName() + "/unhealthy", null));
+            }
+            if (vf.holder().equals(VfClaims.DEVICE_PLUGIN)) {
+                taints.add(taint(DEVICE_PLUGIN_TAINT, null));
+            }
+            devices.add(new DeviceBuilder()
+                    .withName(DeviceNames.ofVf(vf.pciAddress()))
+                    .withAttributes(attributes)
+                    .withTaints(taints.isEmpty() ? null : taints)
+                    .build());
+        }
+        return devices;
     }
 
     private List<OwnerReference> nodeOwner() {
@@ -279,6 +363,17 @@ final class SlicePublisher implements AutoCloseable {
         attributes.put(
                 "memory",
                 new DeviceAttributeBuilder().withInt(gpu.memoryBytes()).build());
+        String pciBusId = places.pciBusId(gpu.uuid());
+        if (!pciBusId.isEmpty()) {
+            attributes.put(
+                    "pciBusID",
+                    new DeviceAttributeBuilder().withString(pciBusId).build());
+            String root = places.pcieRoot(pciBusId);
+            if (!root.isEmpty()) {
+                attributes.put(
+                        PCIE_ROOT, new DeviceAttributeBuilder().withString(root).build());
+            }
+        }
         if (gpu.hasNumaNode()) {
             attributes.put(
                     "numaNode",

@@ -223,8 +223,8 @@ public final class NodeAgent implements AutoCloseable {
 
             DraDriver draDriver = null;
             if (config.dra().enabled()) {
-                draDriver =
-                        started.add("dra", startDra(config, ledger, edits, health, withdrawals, scheduler, tenancy));
+                draDriver = started.add(
+                        "dra", startDra(config, ledger, edits, health, withdrawals, scheduler, tenancy, vfPlugin));
                 loops.add(draDriver.loop());
             }
 
@@ -412,7 +412,8 @@ public final class NodeAgent implements AutoCloseable {
             GpuHealthMonitor health,
             GpuWithdrawals withdrawals,
             SchedulerFacing scheduler,
-            TenancyServices tenancy)
+            TenancyServices tenancy,
+            VfDevicePlugin vfPlugin)
             throws AgentStartException, IOException {
         if (tenancy.client() == null) {
             throw new AgentStartException(
@@ -430,7 +431,12 @@ public final class NodeAgent implements AutoCloseable {
                 health::current,
                 withdrawals,
                 tenancy.client(),
-                new TenantIdentity(config.tenancy().tenantLabel()));
+                new TenantIdentity(config.tenancy().tenantLabel()),
+                PcieLocations.forDra(
+                        ledger.gpus(),
+                        RecentGpuAllocation.NVIDIA_GPUS,
+                        new FileSysfs(config.ib().sysfsRoot())),
+                Optional.ofNullable(vfPlugin).map(VfDevicePlugin::draClaims));
         health.addListener(changed -> driver.healthChanged());
         return driver;
     }

@@ -1,6 +1,7 @@
 package io.omai.agent.node;
 
 import io.omai.agent.deviceplugin.RecentGpuAllocation;
+import io.omai.agent.dra.DevicePlaces;
 import io.omai.agent.gpu.GpuDevice;
 import io.omai.agent.schedapi.PciePlace;
 import io.omai.ibvf.alloc.PciTopology;
@@ -12,6 +13,8 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -23,6 +26,8 @@ import org.slf4j.LoggerFactory;
  */
 final class PcieLocations {
     private static final Logger log = LoggerFactory.getLogger(PcieLocations.class);
+
+    private static final Pattern PCIE_ROOT = Pattern.compile("pci[0-9a-f]{4}:[0-9a-f]{2}");
 
     private PcieLocations() {}
 
@@ -41,6 +46,59 @@ final class PcieLocations {
                     place.pcieSwitch());
         }
         return Map.copyOf(places);
+    }
+
+    /**
+     * The DRA slices' view: each GPU's PCI address (read once, as {@link #ofGpus} does, without its logs) and the
+     * PCIe root of any function, read from sysfs once per function (a function does not move while it exists).
+     */
+    static DevicePlaces forDra(List<GpuDevice> gpus, Path nvidiaGpus, Sysfs sysfs) {
+        Map<String, String> busIds = new HashMap<>();
+        for (GpuDevice gpu : gpus) {
+            RecentGpuAllocation.pciAddress(nvidiaGpus, gpu.uuid()).ifPresent(a -> busIds.put(gpu.uuid(), a.value()));
+        }
+        Map<String, String> roots = new ConcurrentHashMap<>();
+        return new DevicePlaces() {
+            @Override
+            public String pciBusId(String gpuUuid) {
+                return busIds.getOrDefault(gpuUuid, "");
+            }
+
+            @Override
+            public String pcieRoot(String pciAddress) {
+                if (!PciAddress.isPciAddress(pciAddress)) {
+                    return "";
+                }
+                String known = roots.get(pciAddress);
+                if (known != null) {
+                    return known;
+                }
+                String root = PcieLocations.pcieRoot(sysfs, PciAddress.of(pciAddress));
+                if (!root.isEmpty()) {
+                    roots.put(pciAddress, root);
+                }
+                return root;
+            }
+        };
+    }
+
+    /**
+     * The PCIe root complex {@code function} sits under, as the standard DRA attribute
+     * {@code resource.kubernetes.io/pcieRoot} names it: {@code pci<domain>:<bus>}, the host bridge's directory under
+     * {@code /sys/devices} (e.g. {@code pci0000:38} in {@code pci0000:38/0000:38:01.0/<function>}); empty when sysfs
+     * does not know the function.
+     */
+    static String pcieRoot(Sysfs sysfs, PciAddress function) {
+        try {
+            if (!sysfs.exists(SysfsLayout.pciDevice(function))) {
+                return "";
+            }
+            List<String> upstream = new PciTopology(sysfs).locate(function).upstream();
+            return !upstream.isEmpty() && PCIE_ROOT.matcher(upstream.getFirst()).matches() ? upstream.getFirst() : "";
+        } catch (RuntimeException e) {
+            log.warn("event=pcie_root_unknown pci_address={} error=\"{}\"", function, e.getMessage());
+            return "";
+        }
     }
 
     /**

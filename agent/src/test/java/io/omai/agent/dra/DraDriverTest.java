@@ -507,8 +507,11 @@ class DraDriverTest {
         assertThat(answers.get(twoShares.getUid()).getError()).contains("expected one share of one GPU or whole GPUs");
         assertThat(answers.get("uid-missing").getError()).contains("ResourceClaim team-a/missing does not exist");
         assertThat(answers.get("uid-recreated").getError()).contains("kubelet asked for uid uid-recreated");
-        // another driver's device is that driver's to prepare: nothing for us, and no error
-        assertThat(answers.get(otherDriver.getUid()).getError()).isEmpty();
+        // kubelet sends a driver only claims with results for it: another driver's claim here is a mismatch
+        assertThat(answers.get(otherDriver.getUid()).getError())
+                .contains("ResourceClaim team-a/other-driver")
+                .contains("no result for driver gpu.omai.io")
+                .contains("its results are for gpu.nvidia.com");
         assertThat(answers.get(otherDriver.getUid()).getDevicesCount()).isZero();
         assertThat(answers).hasSize(10);
 
@@ -517,6 +520,20 @@ class DraDriverTest {
         ledger.flush(WAIT);
         assertThat(leftInState()).isEmpty();
         assertThat(withdrawals.current()).isEmpty();
+    }
+
+    @Test
+    void aClaimWithResultsForUsAndAnotherDriverPreparesOnlyOurs() throws Exception {
+        DeviceRequestAllocationResult foreign = result("nic-0", null);
+        foreign.setDriver("sriovnetwork.k8snetworkplumbingwg.io");
+        foreign.setRequest("nic");
+        Claim both = claim("team-a", "both", List.of(result("gpu-0", share(250, "10Gi")), foreign));
+
+        NodePrepareResourceResponse answer = prepare(both).get(both.getUid());
+
+        assertThat(answer.getError()).isEmpty();
+        assertThat(answer.getDevicesList()).extracting(d -> d.getDeviceName()).containsExactly("gpu-0");
+        assertThat(ledger.draAllocations(both.getUid())).hasSize(1);
     }
 
     @Test

@@ -55,4 +55,37 @@ class PcieLocationsTest {
         assertThat(PcieLocations.pcieSwitch(tree.files(), PciAddress.of("0000:99:00.0")))
                 .isEmpty();
     }
+
+    @Test
+    void theDraPlacesNameAGpusBusIdAndThePcieRootItSharesWithTheHcasVfs() throws Exception {
+        FakeSysfs tree = FakeSysfs.create(dir.resolve("sys"));
+        FakePf hca = tree.connectX6Ib(0, 4);
+        new io.omai.ibvf.testing.FakeKernel(tree)
+                .write(io.omai.ibvf.kernel.SysfsLayout.pciAttribute(hca.address(), "sriov_numvfs"), "2");
+        PciAddress beside = tree.gpuBeside(hca);
+        PciAddress apart = tree.gpuOnOwnHostBridge(1);
+        nvidiaProc(beside, "GPU-a");
+        nvidiaProc(apart, "GPU-b");
+        List<GpuDevice> gpus = List.of(
+                new GpuDevice(0, "GPU-a", "H100", 0, 80L << 30, 0),
+                new GpuDevice(1, "GPU-b", "H100", 1, 80L << 30, 1),
+                new GpuDevice(2, "GPU-c", "H100", 2, 80L << 30, 1));
+
+        io.omai.agent.dra.DevicePlaces places = PcieLocations.forDra(gpus, dir.resolve("proc"), tree.files());
+
+        assertThat(places.pciBusId("GPU-a")).isEqualTo(beside.value());
+        assertThat(places.pciBusId("GPU-c")).as("not in the driver's list").isEmpty();
+        // pci<domain>:<bus>: the host bridge's directory, as the standard attribute spells it
+        String root = places.pcieRoot(beside.value());
+        assertThat(root).matches("pci0000:[0-9a-f]{2}");
+        assertThat(places.pcieRoot(hca.address().value())).isEqualTo(root);
+        assertThat(places.pcieRoot(hca.vfAddress(1).value()))
+                .as("a VF sits under its PF's root complex")
+                .isEqualTo(root);
+        assertThat(places.pcieRoot(apart.value()))
+                .matches("pci0000:[0-9a-f]{2}")
+                .isNotEqualTo(root);
+        assertThat(places.pcieRoot("0000:99:00.0")).as("not in sysfs").isEmpty();
+        assertThat(places.pcieRoot("not-an-address")).isEmpty();
+    }
 }

@@ -330,8 +330,9 @@ class DraEndToEndTest {
         assertThat(results.get("not-" + renamed.getMetadata().getUid()).error()).contains("uid");
         assertThat(results.get(unallocated.getMetadata().getUid()).error()).contains("not allocated");
         assertThat(results.get("no-such-uid").error()).contains("does not exist");
-        // kubelet sends a driver only claims with results of its own; a claim of another driver gets no devices
+        // kubelet sends a driver only claims with results of its own: another driver's claim here is a mismatch
         ClaimResult foreign = results.get(otherDriver.getMetadata().getUid());
+        assertThat(foreign.error()).contains("team-a/other-driver", DRIVER, "nic.example.com");
         assertThat(foreign.devices()).isEmpty();
         assertThat(node.cdiSpecs())
                 .as("only the good claim has a CDI spec")

@@ -56,6 +56,7 @@ final class DraNode implements AutoCloseable {
     static final String DRIVER = AgentYaml.DRA_DRIVER;
     static final String MILLI_GPU = SimulatedAgentNode.RESOURCE;
     static final long GPU_MEMORY = 80L << 30;
+    static final String VF_POOL = NODE + "-ib-vf";
     static final Path COMPONENT = repositoryRoot().resolve("daemonset/components/dra");
     /** Held here: java.util.logging keeps loggers weakly, and a collected one would forget its level. */
     private static final Logger MOCK_SERVER_LOG = Logger.getLogger("io.fabric8.mockwebserver");
@@ -72,6 +73,11 @@ final class DraNode implements AutoCloseable {
     AgentJvm agent;
 
     DraNode(Path root, int gpus) {
+        this(root, gpus, "");
+    }
+
+    /** With {@code extraYaml} appended to the agent's configuration (e.g. an {@code ib:} section). */
+    DraNode(Path root, int gpus, String extraYaml) {
         this.gpus = gpus;
         this.node = SimulatedAgentNode.create(root, gpus, GPU_MEMORY);
         MOCK_SERVER_LOG.setLevel(Level.WARNING);
@@ -98,6 +104,13 @@ final class DraNode implements AutoCloseable {
                 .set("tenancy.kubernetesApi", "on")
                 .set("tenancy.identifyWait", "2s")
                 .writeTo(root.resolve("agent.yaml"));
+        if (!extraYaml.isEmpty()) {
+            try {
+                Files.writeString(config, extraYaml, java.nio.file.StandardOpenOption.APPEND);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
         List<String> options = new ArrayList<>(AgentJvm.QUICK_START);
         // the agent builds its client from its usual sources, here system properties naming the mock server
         options.addAll(List.of(
@@ -119,14 +132,20 @@ final class DraNode implements AutoCloseable {
         return agent;
     }
 
-    /** The agent's slice of this node once it satisfies {@code condition}. */
+    /** The agent's GPU slice of this node once it satisfies {@code condition}. */
     ResourceSlice awaitSlice(Predicate<ResourceSlice> condition, Duration timeout) {
+        return awaitSlice(NODE, condition, timeout);
+    }
+
+    /** The agent's slice of pool {@code pool} ({@link #NODE} for GPUs, {@link #VF_POOL} for VFs). */
+    ResourceSlice awaitSlice(String pool, Predicate<ResourceSlice> condition, Duration timeout) {
         long deadline = System.nanoTime() + timeout.toNanos();
         List<ResourceSlice> slices = List.of();
         while (System.nanoTime() < deadline) {
             slices = kube.resources(ResourceSlice.class).list().getItems().stream()
                     .filter(s -> NODE.equals(s.getSpec().getNodeName())
-                            && DRIVER.equals(s.getSpec().getDriver()))
+                            && DRIVER.equals(s.getSpec().getDriver())
+                            && pool.equals(s.getSpec().getPool().getName()))
                     .toList();
             if (slices.size() == 1 && condition.test(slices.getFirst())) {
                 return slices.getFirst();
@@ -138,8 +157,9 @@ final class DraNode implements AutoCloseable {
                 throw new AssertionError(e);
             }
         }
-        throw new AssertionError("the node's ResourceSlice never reached the expected state within " + timeout
-                + "; slices now: " + slices + "\nagent log:\n" + (agent == null ? "" : agent.log()));
+        throw new AssertionError(
+                "the node's ResourceSlice of pool " + pool + " never reached the expected state within " + timeout
+                        + "; slices now: " + slices + "\nagent log:\n" + (agent == null ? "" : agent.log()));
     }
 
     /** A pod bound to this node, of {@code tenant} (its omai.io/tenant label). */
