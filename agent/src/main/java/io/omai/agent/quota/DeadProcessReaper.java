@@ -182,8 +182,12 @@ public final class DeadProcessReaper implements AutoCloseable {
                     List<UsageSnapshot.DeviceTotals> totalsBefore = totals(files.usage()); // before reap's slot read
                     FullPass found = new FullPass();
                     boolean unreadableBefore = lookup.unreadable;
-                    total[0] = total[0].plus(reap(files.usage(), lookup, seenHalfClaims, found));
-                    if (!found.unsettled
+                    Result reaped = reap(files.usage(), lookup, seenHalfClaims, found);
+                    total[0] = total[0].plus(reaped);
+                    // A pass that reclaimed changed the totals it read first: they could come back to those
+                    // values with a new slot behind them, so the next pass reads in full.
+                    if (reaped.equals(Result.NONE)
+                            && !found.unsettled
                             && !lookup.unreadable
                             && !unreadableBefore
                             && reported.getOrDefault(subject, Set.of()).isEmpty()) {

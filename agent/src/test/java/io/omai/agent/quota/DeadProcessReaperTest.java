@@ -206,6 +206,18 @@ class DeadProcessReaperTest {
     }
 
     @Test
+    void aPassThatReclaimedIsFollowedByAFullRead() {
+        int first = shim.claim(100, 5000);
+        shim.allocate(first, 0, 256);
+        assertThat(reaper.reapOnce().bytesReclaimed()).isEqualTo(256);
+        // The next process allocates what the dead one held: the totals are back to what the pass read first.
+        int next = shim.claim(200, 6000);
+        shim.allocate(next, 0, 256);
+
+        assertThat(reaper.reapOnce().bytesReclaimed()).as("killed too").isEqualTo(256);
+    }
+
+    @Test
     void aSlotHiddenBehindUnchangedTotalsIsReclaimedAtTheNextFullRead() {
         int slot = shim.claim(100, 5000);
         shim.allocate(slot, 0, 1000);
