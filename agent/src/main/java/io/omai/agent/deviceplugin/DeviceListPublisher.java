@@ -35,8 +35,13 @@ public final class DeviceListPublisher {
     private static final Logger log = LoggerFactory.getLogger(DeviceListPublisher.class);
 
     private final List<GpuDevice> gpus;
+    /**
+     * Each GPU's 1 000 IDs as Healthy devices, built once: the only copy kept (8 000 IDs on an 8-GPU node). The
+     * Unhealthy variant of a GPU is built when it is published (a health change is rare) and shares these ID
+     * strings; keeping both prebuilt doubled the agent's largest heap item.
+     */
     private final Map<String, List<Device>> healthyDevices = new LinkedHashMap<>();
-    private final Map<String, List<Device>> unhealthyDevices = new LinkedHashMap<>();
+
     private volatile Runnable onStreamEnded = () -> {};
 
     private final Object watchLock = new Object();
@@ -54,8 +59,7 @@ public final class DeviceListPublisher {
     public DeviceListPublisher(List<GpuDevice> gpus, Map<String, GpuHealth> initialHealth) {
         this.gpus = List.copyOf(gpus);
         for (GpuDevice gpu : gpus) {
-            healthyDevices.put(gpu.uuid(), devices(gpu, HEALTHY));
-            unhealthyDevices.put(gpu.uuid(), devices(gpu, UNHEALTHY));
+            healthyDevices.put(gpu.uuid(), devices(gpu));
         }
         this.current = build(initialHealth);
     }
@@ -66,9 +70,9 @@ public final class DeviceListPublisher {
         this.current = initial;
     }
 
-    private static List<Device> devices(GpuDevice gpu, String health) {
+    private static List<Device> devices(GpuDevice gpu) {
         List<Device> devices = new ArrayList<>(MilliGpu.PER_GPU);
-        Device.Builder template = Device.newBuilder().setHealth(health);
+        Device.Builder template = Device.newBuilder().setHealth(HEALTHY);
         if (gpu.hasNumaNode()) {
             template.setTopology(
                     TopologyInfo.newBuilder().addNodes(NUMANode.newBuilder().setID(gpu.numaNode())));
@@ -84,7 +88,14 @@ public final class DeviceListPublisher {
         for (GpuDevice gpu : gpus) {
             GpuHealth h = health.get(gpu.uuid());
             boolean healthy = h == null || h.healthy();
-            response.addAllDevices(healthy ? healthyDevices.get(gpu.uuid()) : unhealthyDevices.get(gpu.uuid()));
+            List<Device> devices = healthyDevices.get(gpu.uuid());
+            if (healthy) {
+                response.addAllDevices(devices);
+            } else {
+                for (Device device : devices) {
+                    response.addDevices(device.toBuilder().setHealth(UNHEALTHY)); // same ID string, topology
+                }
+            }
         }
         return response.build();
     }

@@ -50,6 +50,15 @@ import org.slf4j.LoggerFactory;
  * ({@link UsageRegion#reclaim}). One allocation's failure (a fault in a truncated mapping included) is isolated:
  * the others are reaped in the same pass.
  *
+ * <p>Most allocations are quiet most of the time, and reading every slot of all of them each pass was most of
+ * the agent's idle CPU. So after a full pass that found a file in order (no problem, no half-claim, every live
+ * slot's process read), the next passes only check its header, its device totals and whether each live process
+ * that pass found still runs (one {@code /proc/<pid>} read each): a process that died is still reclaimed on the
+ * next pass. The full read comes back as soon as a total changes, a known process is gone or cannot be read, and
+ * every {@link #FULL_READ_EVERY} passes regardless: the totals are the container's to write, so a container that
+ * forges them to look unchanged only delays, by at most that many passes, the reclaim of slots its own processes
+ * claimed since (a slot's bytes are in the totals, so a slot that holds memory changes them when it claims it).
+ *
  * <p>Not thread-safe: one reaper per agent, driven by {@link #start} or directly by tests through {@link #reapOnce}.
  */
 public final class DeadProcessReaper implements AutoCloseable {
@@ -81,6 +90,31 @@ public final class DeadProcessReaper implements AutoCloseable {
     /** Problems reported and still present, per usage file: each is told once while it lasts. */
     @GuardedBy("this")
     private final Map<String, Set<String>> reported = new HashMap<>();
+
+    /**
+     * A quiet file is still read in full at least every this many passes (5 s at the default period): what a
+     * container that forges unchanged totals can delay the reclaim of its own new slots by.
+     */
+    static final int FULL_READ_EVERY = 10;
+
+    /** What the last full pass over a quiet file found (usage path → it); absent while the file is not quiet. */
+    @GuardedBy("this")
+    private final Map<String, QuietFile> quietFiles = new HashMap<>();
+
+    private final java.util.concurrent.atomic.AtomicLong fullReads = new java.util.concurrent.atomic.AtomicLong();
+
+    /** A live slot's identity, as the full pass that found its process alive saw it. */
+    private record LiveSlot(int index, int pid, long pidNsInode, long startTimeTicks, int hostPid) {}
+
+    /**
+     * A quiet file's device totals (read before its slots) and live slots at its last full pass, and how many
+     * passes since then took the quick check.
+     */
+    private record QuietFile(List<UsageSnapshot.DeviceTotals> totals, List<LiveSlot> liveSlots, int quickPasses) {
+        QuietFile quieter() {
+            return new QuietFile(totals, liveSlots, quickPasses + 1);
+        }
+    }
 
     private final IsolatedFailures failures = new IsolatedFailures("dead-process-reaper");
     private volatile BiConsumer<AllocationFiles, UsageProblem> problemListener = (files, problem) -> {};
@@ -120,6 +154,11 @@ public final class DeadProcessReaper implements AutoCloseable {
         return bytesReclaimed.get();
     }
 
+    /** Full reads of a usage file's slots since start (package-private: what the quick check saves, for tests). */
+    long fullReadsTotal() {
+        return fullReads.get();
+    }
+
     /** One pass over every open allocation. */
     // GuardedBy: failures.run runs each allocation's pass at once, on this thread, inside this monitor
     @SuppressWarnings("GuardedBy")
@@ -133,12 +172,32 @@ public final class DeadProcessReaper implements AutoCloseable {
             subjects.add(subject);
             // One broken allocation must not stop the others from being reaped.
             failures.run(subject, () -> {
+                QuietFile quiet = quietFiles.remove(subject);
+                if (quiet != null && stillQuiet(files.usage(), quiet, lookup)) {
+                    quietFiles.put(subject, quiet.quieter());
+                    return;
+                }
+                fullReads.incrementAndGet();
                 if (usable(files)) {
-                    total[0] = total[0].plus(reap(files.usage(), lookup, seenHalfClaims));
+                    List<UsageSnapshot.DeviceTotals> totalsBefore = totals(files.usage()); // before reap's slot read
+                    FullPass found = new FullPass();
+                    boolean unreadableBefore = lookup.unreadable;
+                    Result reaped = reap(files.usage(), lookup, seenHalfClaims, found);
+                    total[0] = total[0].plus(reaped);
+                    // A pass that reclaimed changed the totals it read first: they could come back to those
+                    // values with a new slot behind them, so the next pass reads in full.
+                    if (reaped.equals(Result.NONE)
+                            && !found.unsettled
+                            && !lookup.unreadable
+                            && !unreadableBefore
+                            && reported.getOrDefault(subject, Set.of()).isEmpty()) {
+                        quietFiles.put(subject, new QuietFile(totalsBefore, List.copyOf(found.liveSlots), 0));
+                    }
                 }
             });
         }
         failures.retain(subjects);
+        quietFiles.keySet().retainAll(subjects);
         reported.keySet().retainAll(subjects);
         slotsReclaimed.addAndGet(total[0].slotsReclaimed());
         bytesReclaimed.addAndGet(total[0].bytesReclaimed());
@@ -173,6 +232,43 @@ public final class DeadProcessReaper implements AutoCloseable {
         before.retainAll(now);
         before.addAll(now);
         return problems.stream().noneMatch(p -> p.kind() == UsageProblem.Kind.TAMPERED);
+    }
+
+    /**
+     * The quick check of a file that was quiet at its last full pass: header in order, every device total as
+     * then, every process then alive still alive with the same identity, and the full read not due.
+     */
+    @GuardedBy("this")
+    private boolean stillQuiet(UsageRegion usage, QuietFile quiet, Lookup lookup) {
+        if (quiet.quickPasses() + 1 >= FULL_READ_EVERY) {
+            return false;
+        }
+        try {
+            usage.verify();
+        } catch (RegionFormatException e) {
+            return false; // the full pass reports it
+        }
+        if (!totals(usage).equals(quiet.totals())) {
+            return false;
+        }
+        for (LiveSlot slot : quiet.liveSlots()) {
+            try {
+                if (!lookup.stillLive(slot)) {
+                    return false;
+                }
+            } catch (ProcessUnreadableException e) {
+                return false; // the full pass decides what an unreadable process means
+            }
+        }
+        return true;
+    }
+
+    private static List<UsageSnapshot.DeviceTotals> totals(UsageRegion usage) {
+        List<UsageSnapshot.DeviceTotals> totals = new ArrayList<>(usage.deviceCount());
+        for (int d = 0; d < usage.deviceCount(); d++) {
+            totals.add(usage.deviceTotals(d));
+        }
+        return totals;
     }
 
     /** How many times a total below its slots is re-read before it counts, and how far apart. */
@@ -275,7 +371,7 @@ public final class DeadProcessReaper implements AutoCloseable {
     }
 
     @GuardedBy("this")
-    private Result reap(UsageRegion usage, Lookup lookup, Set<String> seenHalfClaims) {
+    private Result reap(UsageRegion usage, Lookup lookup, Set<String> seenHalfClaims, FullPass found) {
         UsageSnapshot snapshot = usage.read(); // slots first, processes second: see the class comment
         int slots = 0;
         long bytes = 0;
@@ -283,6 +379,7 @@ public final class DeadProcessReaper implements AutoCloseable {
         for (UsageSnapshot.Slot slot : snapshot.slots()) {
             occupied++;
             if (slot.state() == ShmLayout.SLOT_FREE || slot.state() == ShmLayout.SLOT_RECLAIM) {
+                found.unsettled = true;
                 continue; // being claimed (pid just written) or being released by its own process
             }
             boolean dead;
@@ -291,6 +388,7 @@ public final class DeadProcessReaper implements AutoCloseable {
             } else if (slot.startTimeTicks() == 0) {
                 // Claimed but identity not written yet: the shim writes it right after the claim, so a slot
                 // that stays like this died between the two stores.
+                found.unsettled = true;
                 String key = usage.path() + "#" + slot.index() + "#" + slot.pid();
                 seenHalfClaims.add(key);
                 long since = halfClaimedSince.computeIfAbsent(key, k -> nanoClock.getAsLong());
@@ -302,6 +400,10 @@ public final class DeadProcessReaper implements AutoCloseable {
                     if (!dead && slot.hostPid() == 0 && slot.state() == ShmLayout.SLOT_ACTIVE) {
                         // The compute controller matches NVML's host pids to slots through this.
                         usage.setHostPid(slot.index(), slot.pid(), owner.pid());
+                    }
+                    if (!dead) {
+                        found.liveSlots.add(new LiveSlot(
+                                slot.index(), slot.pid(), slot.pidNsInode(), slot.startTimeTicks(), owner.pid()));
                     }
                 } catch (ProcessUnreadableException e) {
                     lookup.unreadable = true;
@@ -336,6 +438,13 @@ public final class DeadProcessReaper implements AutoCloseable {
         return new Result(slots, bytes, leaked);
     }
 
+    /** What a full pass over one file found that decides whether the next passes may take the quick check. */
+    private static final class FullPass {
+        final List<LiveSlot> liveSlots = new ArrayList<>();
+        /** A slot was half-claimed, being claimed or being released: the next pass reads the file in full. */
+        boolean unsettled;
+    }
+
     /** Process lookups for one pass: direct by pid where the namespace allows, else one full listing. */
     private final class Lookup {
         private final long ownNs = processes.ownPidNamespaceInode();
@@ -363,6 +472,14 @@ public final class DeadProcessReaper implements AutoCloseable {
                 }
             }
             return null;
+        }
+
+        /** Whether the process a full pass found behind a slot still runs: one read of its host pid. */
+        boolean stillLive(LiveSlot slot) {
+            return processes
+                    .read(slot.hostPid())
+                    .filter(p -> p.isLive(slot.pidNsInode(), slot.pid(), slot.startTimeTicks()))
+                    .isPresent();
         }
 
         private ProcStat matching(Optional<ProcStat> p, UsageSnapshot.Slot slot) {

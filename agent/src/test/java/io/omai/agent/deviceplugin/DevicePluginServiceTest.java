@@ -141,6 +141,26 @@ class DevicePluginServiceTest {
         await().until(() -> devices.watchers() == 0 && streamsEnded.get() == 1);
     }
 
+    @Test
+    void anUnhealthyGpuIsAdvertisedWithTheIdStringsOfItsHealthyDevicesNotACopy() {
+        DeviceListPublisher publisher = new DeviceListPublisher(GPUS, Map.of());
+        ListAndWatchResponse healthy = publisher.current();
+
+        publisher.healthChanged(Map.of(FakeNvml.uuid(1), GpuHealth.unhealthy(FakeNvml.uuid(1), "XID 79")));
+        ListAndWatchResponse unhealthy = publisher.current();
+
+        // One ID string per milli-GPU on the node (8 000 on 8 GPUs), not one per health state.
+        for (int i = 1000; i < 2000; i++) {
+            assertThat(unhealthy.getDevices(i).getHealth()).isEqualTo("Unhealthy");
+            assertThat(unhealthy.getDevices(i).getID())
+                    .isSameAs(healthy.getDevices(i).getID());
+            assertThat(unhealthy.getDevices(i).getTopology())
+                    .isEqualTo(healthy.getDevices(i).getTopology());
+        }
+        assertThat(unhealthy.getDevicesList().subList(0, 1000))
+                .isEqualTo(healthy.getDevicesList().subList(0, 1000));
+    }
+
     private static List<String> slots(int gpu, int from, int count) {
         return IntStream.range(from, from + count)
                 .mapToObj(slot -> new MilliGpuId(FakeNvml.uuid(gpu), slot).id())

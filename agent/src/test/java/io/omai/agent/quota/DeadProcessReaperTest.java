@@ -166,6 +166,78 @@ class DeadProcessReaperTest {
     }
 
     @Test
+    void aQuietAllocationIsNotReadInFullYetItsDeadProcessIsReclaimedOnTheNextPass() {
+        int slot = shim.claim(100, 5000);
+        shim.allocate(slot, 0, 1000);
+        processes.add(new ProcStat(100, 100, NS, 5000, false));
+        reaper.reapOnce();
+        assertThat(reaper.fullReadsTotal()).isEqualTo(1);
+        int readsBefore = processes.reads;
+
+        for (int i = 0; i < 3; i++) {
+            assertThat(reaper.reapOnce()).isEqualTo(DeadProcessReaper.Result.NONE);
+        }
+        assertThat(reaper.fullReadsTotal())
+                .as("totals and the live process unchanged: only the quick check")
+                .isEqualTo(1);
+        assertThat(processes.reads - readsBefore)
+                .as("the live process is still checked every pass")
+                .isEqualTo(3);
+
+        processes.remove(100);
+        assertThat(reaper.reapOnce().bytesReclaimed())
+                .as("killed: back on the very next pass")
+                .isEqualTo(1000);
+    }
+
+    @Test
+    void aChangedTotalBringsBackTheFullRead() {
+        int slot = shim.claim(100, 5000);
+        shim.allocate(slot, 0, 1000);
+        processes.add(new ProcStat(100, 100, NS, 5000, false));
+        reaper.reapOnce();
+        reaper.reapOnce();
+
+        int other = shim.claim(200, 6000); // dies right after allocating
+        shim.allocate(other, 1, 64);
+
+        assertThat(reaper.reapOnce().bytesReclaimed()).isEqualTo(64);
+        assertThat(reaper.fullReadsTotal()).isEqualTo(2);
+    }
+
+    @Test
+    void aPassThatReclaimedIsFollowedByAFullRead() {
+        int first = shim.claim(100, 5000);
+        shim.allocate(first, 0, 256);
+        assertThat(reaper.reapOnce().bytesReclaimed()).isEqualTo(256);
+        // The next process allocates what the dead one held: the totals are back to what the pass read first.
+        int next = shim.claim(200, 6000);
+        shim.allocate(next, 0, 256);
+
+        assertThat(reaper.reapOnce().bytesReclaimed()).as("killed too").isEqualTo(256);
+    }
+
+    @Test
+    void aSlotHiddenBehindUnchangedTotalsIsReclaimedAtTheNextFullRead() {
+        int slot = shim.claim(100, 5000);
+        shim.allocate(slot, 0, 1000);
+        processes.add(new ProcStat(100, 100, NS, 5000, false));
+        reaper.reapOnce();
+        // A process that claims a slot and dies before allocating leaves the totals as they were (a container
+        // can also forge them back): the slot waits for the periodic full read, no longer.
+        int hidden = shim.claim(200, 6000);
+
+        int reclaimed = 0;
+        for (int pass = 0; pass < DeadProcessReaper.FULL_READ_EVERY; pass++) {
+            reclaimed += reaper.reapOnce().slotsReclaimed();
+        }
+
+        assertThat(reclaimed).isEqualTo(1);
+        assertThat(files.usage().read().slots()).noneMatch(s -> s.index() == hidden);
+        assertThat(reaper.fullReadsTotal()).isEqualTo(2);
+    }
+
+    @Test
     void procStatParsingCopesWithHostileCommandNames() {
         String stat = "4242 (evil) (name) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         String status = "Name:\tevil\nNSpid:\t4242\t17\nPPid:\t1\n";
@@ -215,13 +287,19 @@ class DeadProcessReaperTest {
     private static final class FakeProcesses implements ProcessTable {
         private final List<ProcStat> procs = new ArrayList<>();
         boolean unreadable;
+        int reads;
 
         void add(ProcStat p) {
             procs.add(p);
         }
 
+        void remove(int pid) {
+            procs.removeIf(p -> p.pid() == pid);
+        }
+
         @Override
         public Optional<ProcStat> read(int pid) {
+            reads++;
             return procs.stream().filter(p -> p.pid() == pid).findFirst();
         }
 
