@@ -61,9 +61,8 @@ public final class DraDriver implements AutoCloseable {
         this.slices = new SlicePublisher(config, client, ledger, health, withdrawals, admission.policy(), places, vfs);
         ClaimPreparer preparer =
                 new ClaimPreparer(config, ledger, admission, edits, client, tenants, health, vfs, slices.vfPoolName());
-        DraService service = new DraService(preparer);
-        this.serviceServer = new PluginSocketServer(
-                dra.serviceSocket(), List.of(new DraServiceV1(service), new DraServiceV1beta1(service)));
+        DraServiceV1 v1 = new DraServiceV1(new DraService(preparer));
+        this.serviceServer = new PluginSocketServer(dra.serviceSocket(), List.of(v1, new DraServiceV1beta1(v1)));
         this.registration = new RegistrationService(dra.driverName(), dra.serviceSocket());
         this.registrationServer = new PluginSocketServer(
                 dra.pluginsRegistryDir().resolve(dra.registrationSocketName()), List.of(registration));

@@ -1,5 +1,8 @@
 package io.omai.simulator.dra;
 
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.MessageLite;
+import com.google.protobuf.Parser;
 import io.grpc.ConnectivityState;
 import io.grpc.ManagedChannel;
 import io.omai.agent.deviceplugin.UnixSocketGrpc;
@@ -112,76 +115,76 @@ public final class DraPluginClient implements AutoCloseable {
 
     /** NodePrepareResources for {@code claims}; a result for every claim asked, keyed by uid. */
     public Map<String, ClaimResult> prepare(List<ClaimRef> claims) {
+        var request = io.omai.agent.dra.v1.NodePrepareResourcesRequest.newBuilder();
+        claims.forEach(claim -> request.addClaims(v1Claim(claim)));
+        io.omai.agent.dra.v1.NodePrepareResourcesResponse response = service.equals(V1)
+                ? v1Stub().nodePrepareResources(request.build())
+                : reread(
+                        v1beta1Stub()
+                                .nodePrepareResources(reread(
+                                        request.build(),
+                                        io.omai.agent.dra.v1beta1.NodePrepareResourcesRequest.parser())),
+                        io.omai.agent.dra.v1.NodePrepareResourcesResponse.parser());
         Map<String, ClaimResult> answered = new LinkedHashMap<>();
-        if (service.equals(V1)) {
-            var request = io.omai.agent.dra.v1.NodePrepareResourcesRequest.newBuilder();
-            claims.forEach(claim -> request.addClaims(io.omai.agent.dra.v1.Claim.newBuilder()
-                    .setNamespace(claim.namespace())
-                    .setUid(claim.uid())
-                    .setName(claim.name())));
-            var response = DRAPluginGrpc.newBlockingStub(channel)
-                    .withDeadlineAfter(callTimeout.toMillis(), TimeUnit.MILLISECONDS)
-                    .nodePrepareResources(request.build());
-            response.getClaimsMap().forEach((uid, result) -> {
-                List<PreparedDevice> devices = new ArrayList<>();
-                result.getDevicesList()
-                        .forEach(device -> devices.add(new PreparedDevice(
-                                List.copyOf(device.getRequestNamesList()),
-                                device.getPoolName(),
-                                device.getDeviceName(),
-                                List.copyOf(device.getCdiDeviceIdsList()))));
-                answered.put(uid, new ClaimResult(List.copyOf(devices), result.getError(), false));
-            });
-        } else {
-            var request = io.omai.agent.dra.v1beta1.NodePrepareResourcesRequest.newBuilder();
-            claims.forEach(claim -> request.addClaims(io.omai.agent.dra.v1beta1.Claim.newBuilder()
-                    .setNamespace(claim.namespace())
-                    .setUid(claim.uid())
-                    .setName(claim.name())));
-            var response = io.omai.agent.dra.v1beta1.DRAPluginGrpc.newBlockingStub(channel)
-                    .withDeadlineAfter(callTimeout.toMillis(), TimeUnit.MILLISECONDS)
-                    .nodePrepareResources(request.build());
-            response.getClaimsMap().forEach((uid, result) -> {
-                List<PreparedDevice> devices = new ArrayList<>();
-                result.getDevicesList()
-                        .forEach(device -> devices.add(new PreparedDevice(
-                                List.copyOf(device.getRequestNamesList()),
-                                device.getPoolName(),
-                                device.getDeviceName(),
-                                List.copyOf(device.getCdiDeviceIdsList()))));
-                answered.put(uid, new ClaimResult(List.copyOf(devices), result.getError(), false));
-            });
-        }
+        response.getClaimsMap().forEach((uid, result) -> {
+            List<PreparedDevice> devices = new ArrayList<>();
+            result.getDevicesList()
+                    .forEach(device -> devices.add(new PreparedDevice(
+                            List.copyOf(device.getRequestNamesList()),
+                            device.getPoolName(),
+                            device.getDeviceName(),
+                            List.copyOf(device.getCdiDeviceIdsList()))));
+            answered.put(uid, new ClaimResult(List.copyOf(devices), result.getError(), false));
+        });
         return inRequestOrder(claims, answered);
     }
 
     /** NodeUnprepareResources for {@code claims}; the error per claim uid (empty: unprepared). */
     public Map<String, ClaimResult> unprepare(List<ClaimRef> claims) {
+        var request = io.omai.agent.dra.v1.NodeUnprepareResourcesRequest.newBuilder();
+        claims.forEach(claim -> request.addClaims(v1Claim(claim)));
+        io.omai.agent.dra.v1.NodeUnprepareResourcesResponse response = service.equals(V1)
+                ? v1Stub().nodeUnprepareResources(request.build())
+                : reread(
+                        v1beta1Stub()
+                                .nodeUnprepareResources(reread(
+                                        request.build(),
+                                        io.omai.agent.dra.v1beta1.NodeUnprepareResourcesRequest.parser())),
+                        io.omai.agent.dra.v1.NodeUnprepareResourcesResponse.parser());
         Map<String, ClaimResult> answered = new LinkedHashMap<>();
-        if (service.equals(V1)) {
-            var request = io.omai.agent.dra.v1.NodeUnprepareResourcesRequest.newBuilder();
-            claims.forEach(claim -> request.addClaims(io.omai.agent.dra.v1.Claim.newBuilder()
-                    .setNamespace(claim.namespace())
-                    .setUid(claim.uid())
-                    .setName(claim.name())));
-            DRAPluginGrpc.newBlockingStub(channel)
-                    .withDeadlineAfter(callTimeout.toMillis(), TimeUnit.MILLISECONDS)
-                    .nodeUnprepareResources(request.build())
-                    .getClaimsMap()
-                    .forEach((uid, result) -> answered.put(uid, new ClaimResult(List.of(), result.getError(), false)));
-        } else {
-            var request = io.omai.agent.dra.v1beta1.NodeUnprepareResourcesRequest.newBuilder();
-            claims.forEach(claim -> request.addClaims(io.omai.agent.dra.v1beta1.Claim.newBuilder()
-                    .setNamespace(claim.namespace())
-                    .setUid(claim.uid())
-                    .setName(claim.name())));
-            io.omai.agent.dra.v1beta1.DRAPluginGrpc.newBlockingStub(channel)
-                    .withDeadlineAfter(callTimeout.toMillis(), TimeUnit.MILLISECONDS)
-                    .nodeUnprepareResources(request.build())
-                    .getClaimsMap()
-                    .forEach((uid, result) -> answered.put(uid, new ClaimResult(List.of(), result.getError(), false)));
-        }
+        response.getClaimsMap()
+                .forEach((uid, result) -> answered.put(uid, new ClaimResult(List.of(), result.getError(), false)));
         return inRequestOrder(claims, answered);
+    }
+
+    private static io.omai.agent.dra.v1.Claim v1Claim(ClaimRef claim) {
+        return io.omai.agent.dra.v1.Claim.newBuilder()
+                .setNamespace(claim.namespace())
+                .setUid(claim.uid())
+                .setName(claim.name())
+                .build();
+    }
+
+    private DRAPluginGrpc.DRAPluginBlockingStub v1Stub() {
+        return DRAPluginGrpc.newBlockingStub(channel).withDeadlineAfter(callTimeout.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    private io.omai.agent.dra.v1beta1.DRAPluginGrpc.DRAPluginBlockingStub v1beta1Stub() {
+        return io.omai.agent.dra.v1beta1.DRAPluginGrpc.newBlockingStub(channel)
+                .withDeadlineAfter(callTimeout.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    /**
+     * The v1beta1 messages are v1's field for field (the published protos differ only in their package): requests
+     * are built once, as v1, and sent in whichever service was negotiated, so the wire carries that service's
+     * method names exactly as kubelet's would.
+     */
+    private static <T> T reread(MessageLite message, Parser<T> as) {
+        try {
+            return as.parseFrom(message.toByteString());
+        } catch (InvalidProtocolBufferException e) {
+            throw new IllegalStateException("DRA v1 and v1beta1 messages no longer match: " + e.getMessage(), e);
+        }
     }
 
     /** Results in the order asked; a claim the driver left out is marked so (kubelet fails it). */
