@@ -266,8 +266,7 @@ final class AdmittedPodFinder {
         // Never "the oldest": kubelet admits oldest first only within one batch of pods it received together; a
         // younger pod bound and delivered first is admitted first, and a guess would put it on a GPU checked for
         // another tenant. Fail closed (the scheduler API's Reserve keeps extender-scheduled pods out of this case).
-        refuseIfTenantsDiffer(candidates.stream().map(Candidate::admitted).toList(), size);
-        throw new AssertionError("candidates of " + tenants + " tenants were not refused");
+        throw ambiguity(candidates.stream().map(Candidate::admitted).toList(), size);
     }
 
     /** The candidates whose reservation covers {@code gpus} with a container of this size, if any do. */
@@ -301,17 +300,22 @@ final class AdmittedPodFinder {
     private record Candidate(java.time.Instant createdAt, Admitted admitted) {}
 
     private void refuseIfTenantsDiffer(List<Admitted> candidates, int size) throws AdmissionRefusal.Ambiguous {
-        Set<String> tenants = candidates.stream().map(Admitted::tenant).collect(Collectors.toCollection(TreeSet::new));
-        if (tenants.size() > 1) {
-            String names = candidates.stream().map(Admitted::describe).collect(Collectors.joining(", "));
-            log.warn("event=admission_ambiguous node={} size={} candidates=\"{}\"", nodeName, size, names);
-            var refusal = new AdmissionRefusal.Ambiguous("cannot tell which pod kubelet is admitting for " + size
-                    + " milli-GPU on node " + nodeName + ": candidates of different tenants " + tenants + " are "
-                    + names + "; refusing rather than guessing (kubelet's GetPreferredAllocation and Allocate name no "
-                    + "pod, and reservations cannot tell them apart either: the IDs kubelet allocates are the ones "
-                    + "the agent preferred; create or bind these pods apart)");
-            events.get().onNode("GpuAdmissionAmbiguous", refusal.getMessage());
-            throw refusal;
+        if (candidates.stream().map(Admitted::tenant).distinct().count() > 1) {
+            throw ambiguity(candidates, size);
         }
+    }
+
+    /** The refusal for candidates of several tenants, logged and sent as a node event. */
+    private AdmissionRefusal.Ambiguous ambiguity(List<Admitted> candidates, int size) {
+        Set<String> tenants = candidates.stream().map(Admitted::tenant).collect(Collectors.toCollection(TreeSet::new));
+        String names = candidates.stream().map(Admitted::describe).collect(Collectors.joining(", "));
+        log.warn("event=admission_ambiguous node={} size={} candidates=\"{}\"", nodeName, size, names);
+        var refusal = new AdmissionRefusal.Ambiguous("cannot tell which pod kubelet is admitting for " + size
+                + " milli-GPU on node " + nodeName + ": candidates of different tenants " + tenants + " are "
+                + names + "; refusing rather than guessing (kubelet's GetPreferredAllocation and Allocate name no "
+                + "pod, and reservations cannot tell them apart either: the IDs kubelet allocates are the ones "
+                + "the agent preferred; create or bind these pods apart)");
+        events.get().onNode("GpuAdmissionAmbiguous", refusal.getMessage());
+        return refusal;
     }
 }
